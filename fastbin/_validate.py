@@ -1,0 +1,122 @@
+"""Checks the public API runs before any kernel: kernels trust their inputs.
+
+Each helper raises ``TypeError`` (wrong kind or dtype) or ``ValueError`` (wrong
+shape, size or value) with a message that names the argument and says what was
+expected. They return the array (possibly made C-contiguous) so callers can
+write ``x = check_matrix("x", x, FLOAT_DTYPES)``.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .packed import PackedSigns
+
+__all__ = [
+    "FLOAT_DTYPES",
+    "check_array",
+    "check_matrix",
+    "check_packed",
+    "check_finite",
+    "check_labels",
+    "check_positive_float",
+    "check_same_dtype",
+]
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _names(dtypes) -> str:
+    return ", ".join(str(np.dtype(d)) for d in dtypes)
+
+
+def check_array(name, value, dtypes=None, ndim=None, *, contiguous=True, allow_empty=False, writeable=False):
+    """``value`` must be an ndarray of one of ``dtypes`` with ``ndim`` dims.
+
+    Non-contiguous input is copied to C order unless ``writeable`` (an in-place
+    argument, which must already be C-contiguous and writeable)."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(value).__name__}")
+    if dtypes is not None and value.dtype not in tuple(np.dtype(d) for d in dtypes):
+        raise TypeError(f"{name} must have dtype {_names(dtypes)}, got {value.dtype}")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {value.shape}")
+    if not allow_empty and value.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {value.shape}")
+    if writeable:
+        if not value.flags.c_contiguous:
+            raise ValueError(f"{name} is updated in place and must be C-contiguous")
+        if not value.flags.writeable:
+            raise ValueError(f"{name} is updated in place and must be writeable")
+    elif contiguous and not value.flags.c_contiguous:
+        value = np.ascontiguousarray(value)
+    return value
+
+
+def check_matrix(name, value, dtypes=None, **kwargs):
+    """:func:`check_array` with ``ndim=2``."""
+    return check_array(name, value, dtypes, 2, **kwargs)
+
+
+def check_packed(name, value) -> PackedSigns:
+    """``value`` must be a :class:`~fastbin.packed.PackedSigns` with zero padding."""
+    if not isinstance(value, PackedSigns):
+        raise TypeError(
+            f"{name} must be fastbin.PackedSigns (from pack_signs / pack_weights), "
+            f"got {type(value).__name__}"
+        )
+    if value.rows == 0:
+        raise ValueError(f"{name} must have at least one row")
+    if not value.padding_is_zero():
+        raise ValueError(f"{name} has non-zero padding bits past n_bits={value.n_bits}")
+    return value
+
+
+def check_finite(name, value) -> None:
+    """No NaN or infinity in ``value`` (float arrays only)."""
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+
+
+def check_same_dtype(**arrays) -> None:
+    """All arrays share one dtype."""
+    dtypes = {name: a.dtype for name, a in arrays.items()}
+    if len(set(dtypes.values())) > 1:
+        listing = ", ".join(f"{n}={d}" for n, d in dtypes.items())
+        raise TypeError(f"dtypes must match, got {listing}")
+
+
+def check_labels(name, labels, m, c, dtype):
+    """Integer class indices (m,) in [0, c), or finite non-negative targets
+    (m, c) of ``dtype``. Returns them as ``intp`` (m,) or C-contiguous (m, c)."""
+    if not isinstance(labels, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(labels).__name__}")
+    if labels.ndim == 1:
+        if labels.dtype.kind not in "iu":
+            raise TypeError(f"{name} of shape (m,) must hold integer class indices, got {labels.dtype}")
+        if labels.shape[0] != m:
+            raise ValueError(f"{name} must have shape ({m},) to match {m} rows, got {labels.shape}")
+        if m and (labels.min() < 0 or labels.max() >= c):
+            raise ValueError(f"{name} must be class indices in [0, {c}), got min {labels.min()} max {labels.max()}")
+        return labels.astype(np.intp, copy=False)
+    if labels.ndim == 2:
+        if labels.shape != (m, c):
+            raise ValueError(f"{name} as targets must have shape ({m}, {c}), got {labels.shape}")
+        if labels.dtype != dtype:
+            raise TypeError(f"{name} as targets must have dtype {dtype} (as the logits), got {labels.dtype}")
+        if not np.isfinite(labels).all() or (labels < 0).any():
+            raise ValueError(f"{name} as targets must be finite and non-negative")
+        return np.ascontiguousarray(labels)
+    raise ValueError(f"{name} must be class indices (m,) or targets (m, c), got shape {labels.shape}")
+
+
+def check_positive_float(name, value, *, allow_zero=False) -> float:
+    """A real, finite number > 0 (or >= 0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
+    return value

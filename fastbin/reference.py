@@ -1,0 +1,299 @@
+"""The specification: plain NumPy, readable before fast.
+
+Two parts:
+
+1. The seed notebooks' functions, with their exact semantics (softmax
+   regression and BinaryConnect from notebook 000; the tanh MLP with a
+   log-softmax loss and autograd's Adam from notebook 004).
+2. One function for every function of fastbin's fast API, under the same name,
+   with the same arguments and results. Tests and benchmarks compare the fast
+   kernels with these; the trainer can run on either (``backend=``).
+
+No Numba here, and no trick that hides the formula.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .packed import PackedSigns, aligned_zeros, n_words_for
+
+__all__ = [
+    # notebook 000: softmax regression and BinaryConnect
+    "logistic_model",
+    "ce_loss",
+    "gradients",
+    "update_params",
+    "binarize",
+    "clip",
+    # notebook 004: MLP, log-softmax loss, autograd's Adam
+    "logsumexp",
+    "mlp_predict",
+    "mlp_loss",
+    "accuracy",
+    "adam_step",
+    # mirror of the fast API
+    "pack_signs",
+    "pack_weights",
+    "unpack_signs",
+    "binary_matmul",
+    "sign_matmul",
+    "binary_dense_sign",
+    "softmax_cross_entropy",
+    "linear_softmax_cross_entropy",
+    "sgd_update",
+    "adam_update",
+]
+
+
+# --------------------------------------------------------------------------
+# Notebook 000: softmax regression, cross-entropy, SGD, BinaryConnect
+# --------------------------------------------------------------------------
+def logistic_model(inputs, weights, bias):
+    """Softmax probabilities ``softmax(inputs @ weights + bias)``, row-wise,
+    with the row max subtracted first ("safe softmax")."""
+    z = np.dot(inputs, weights) + bias
+    z = z - np.max(z, axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / np.sum(e, axis=1, keepdims=True)
+
+
+def ce_loss(output, target):
+    """Mean cross-entropy ``-mean_i sum_j target[i, j] * log(output[i, j])`` of
+    probabilities ``output`` against one-hot ``target``."""
+    return -1.0 * np.mean(np.sum(target * np.log(output), axis=1))
+
+
+def gradients(logits, target, inputs):
+    """Gradients of :func:`ce_loss` of :func:`logistic_model` w.r.t. weights and
+    bias. ``logits`` are the probabilities (the notebook's name):
+    ``grad_z = (p - t) / m``, ``grad_w = inputs.T @ grad_z``,
+    ``grad_b = sum_i grad_z`` (shape (1, c))."""
+    if logits.shape != target.shape or inputs.shape[0] != logits.shape[0]:
+        raise ValueError("gradients: logits, target and inputs disagree in shape")
+    grad_z = (logits - target) / (1.0 * target.shape[0])
+    grad_w = np.dot(inputs.T, grad_z)
+    grad_b = np.sum(grad_z, axis=0, keepdims=True)
+    return grad_w, grad_b
+
+
+def update_params(params, grads, alpha=0.5):
+    """Plain SGD: ``(w - alpha * gw, b - alpha * gb)`` (new arrays)."""
+    (w, b), (eg_w, eg_b) = params, grads
+    if w.shape != eg_w.shape or b.shape != eg_b.shape:
+        raise ValueError("update_params: parameter and gradient shapes differ")
+    return (w - alpha * eg_w, b - alpha * eg_b)
+
+
+def binarize(m):
+    """Deterministic BinaryConnect binarisation: -1 where ``m < 0``, +1
+    elsewhere (so sign(0) = +1), same dtype as ``m``."""
+    bm = np.ones_like(m)
+    bm[m < 0] = -1
+    return bm
+
+
+def clip(m):
+    """Clip to [-1, 1] (BinaryConnect keeps the real weights there)."""
+    return np.clip(m, -1, 1)
+
+
+# --------------------------------------------------------------------------
+# Notebook 004: tanh MLP, log-softmax loss, autograd's Adam
+# --------------------------------------------------------------------------
+def logsumexp(a, axis=None, keepdims=False):
+    """``log(sum(exp(a)))`` computed with the max subtracted (as scipy's)."""
+    a_max = np.max(a, axis=axis, keepdims=True)
+    a_max = np.where(np.isfinite(a_max), a_max, 0.0)
+    out = np.log(np.sum(np.exp(a - a_max), axis=axis, keepdims=True)) + a_max
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def mlp_predict(parameters, X):
+    """Log-probabilities of the notebook's MLP: ``tanh`` between layers, no
+    activation on the last, then log-softmax. ``parameters`` is a list of
+    ``(W (m, n), b (n,))``."""
+    y_hat = X
+    for W, b in parameters:
+        y_hat = np.dot(X, W) + b
+        X = np.tanh(y_hat)
+    return y_hat - logsumexp(y_hat, axis=1, keepdims=True)
+
+
+def mlp_loss(parameters, X, y):
+    """The notebook's loss: ``-sum(y * log_softmax)`` (a sum, not a mean)."""
+    return -np.sum(y * mlp_predict(parameters, X))
+
+
+def accuracy(parameters, X, y):
+    """Fraction of rows whose arg-max prediction equals the one-hot label."""
+    return np.mean(np.argmax(mlp_predict(parameters, X), axis=1) == np.argmax(y, axis=1))
+
+
+def adam_step(x, g, m, v, i, step_size=0.001, b1=0.9, b2=0.999, eps=10**-8):
+    """One step of ``autograd.misc.optimizers.adam`` (``i`` counts from 0).
+    Returns new ``(x, m, v)``."""
+    m = (1 - b1) * g + b1 * m
+    v = (1 - b2) * (g**2) + b2 * v
+    mhat = m / (1 - b1 ** (i + 1))
+    vhat = v / (1 - b2 ** (i + 1))
+    x = x - step_size * mhat / (np.sqrt(vhat) + eps)
+    return x, m, v
+
+
+# --------------------------------------------------------------------------
+# Mirror of the fast API (same names, arguments and results)
+# --------------------------------------------------------------------------
+def pack_signs(x) -> PackedSigns:
+    """Pack the signs of each row of ``x`` (m, k) into ``PackedSigns`` (m, k):
+    bit 1 where ``x < 0`` (sign(0) = +1), least significant bit first, padding 0."""
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"pack_signs expects a 2-D array (m, k), got shape {x.shape}")
+    m, k = x.shape
+    n_words = n_words_for(k)
+    negative = np.zeros((m, n_words * 64), dtype=np.uint64)
+    negative[:, :k] = x < 0
+    weights = np.uint64(1) << np.arange(64, dtype=np.uint64)
+    words = (negative.reshape(m, n_words, 64) * weights).sum(axis=2, dtype=np.uint64)
+    bits = aligned_zeros((m, n_words), np.uint64)
+    bits[...] = words
+    return PackedSigns(bits, k)
+
+
+def pack_weights(w) -> PackedSigns:
+    """Pack a weight matrix ``w`` (k, n) for ``x @ sign(w)``: column ``j`` becomes
+    packed row ``j`` (along the contraction axis ``k``), i.e. ``pack_signs(w.T)``."""
+    w = np.asarray(w)
+    if w.ndim != 2:
+        raise ValueError(f"pack_weights expects a 2-D array (k, n), got shape {w.shape}")
+    return pack_signs(w.T)
+
+
+def unpack_signs(packed: PackedSigns, dtype=np.float32):
+    """The ±1 matrix (rows, n_bits) of ``dtype`` that ``packed`` stores."""
+    m, n_words, k = packed.rows, packed.n_words, packed.n_bits
+    shifts = np.arange(64, dtype=np.uint64)
+    bit = (packed.bits[:, :, None] >> shifts) & np.uint64(1)
+    bit = bit.reshape(m, n_words * 64)[:, :k]
+    return np.where(bit == 1, -1, 1).astype(dtype)
+
+
+def binary_matmul(a: PackedSigns, w: PackedSigns):
+    """``sign(A) @ sign(W)`` as int32 (m, n), from ``a = pack_signs(A)`` (m, k)
+    and ``w = pack_weights(W)`` (n, k)."""
+    if a.n_bits != w.n_bits:
+        raise ValueError(f"binary_matmul: a has k={a.n_bits} but w has k={w.n_bits}")
+    sa = unpack_signs(a, np.int64)
+    sw = unpack_signs(w, np.int64)
+    return (sa @ sw.T).astype(np.int32)
+
+
+def sign_matmul(x, w: PackedSigns):
+    """``x @ sign(W)`` for real ``x`` (m, k) and ``w = pack_weights(W)`` (n, k).
+
+    float32/float64 ``x`` gives the same dtype; uint8 ``x`` gives the exact
+    int32 result."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != w.n_bits:
+        raise ValueError(f"sign_matmul: x must be (m, {w.n_bits}), got {x.shape}")
+    if x.dtype == np.uint8:
+        return (x.astype(np.int64) @ unpack_signs(w, np.int64).T).astype(np.int32)
+    return x @ unpack_signs(w, x.dtype).T
+
+
+def binary_dense_sign(a: PackedSigns, w: PackedSigns, thresholds, flip) -> PackedSigns:
+    """A binary dense layer followed by a folded batch-norm and sign, on packed
+    activations: with ``dot = binary_matmul(a, w)`` (m, n), the output sign is
+    -1 (bit 1) where ``dot < thresholds[j]`` (``flip[j]`` False) or where
+    ``dot > thresholds[j]`` (``flip[j]`` True), +1 elsewhere. Returns
+    ``PackedSigns`` (m, n): the next layer's packed input."""
+    dot = binary_matmul(a, w).astype(np.int64)
+    thresholds = np.asarray(thresholds, dtype=np.int64)
+    flip = np.asarray(flip, dtype=bool)
+    negative = np.where(flip, dot > thresholds, dot < thresholds)
+    return pack_signs(np.where(negative, -1, 1))
+
+
+def _log_softmax(logits):
+    z = logits - np.max(logits, axis=1, keepdims=True)
+    return z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+
+
+def _targets(labels, m, c, dtype):
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        onehot = np.zeros((m, c), dtype=dtype)
+        onehot[np.arange(m), labels] = 1
+        return onehot
+    return labels.astype(dtype, copy=False)
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean softmax cross-entropy and its gradient w.r.t. the logits.
+
+    ``logits`` (m, c) float; ``labels`` either integer class indices (m,) or
+    targets (m, c) (one-hot or any non-negative weights). With
+    ``p = softmax(logits)`` and ``t`` the targets:
+
+        loss     = -(1/m) * sum_i sum_j t[i, j] * log_softmax(logits)[i, j]
+        dlogits  = (p * sum_j t[i, j] - t) / m        (= (p - onehot) / m)
+
+    Returns ``(loss: float, dlogits: ndarray like logits)``. The loss uses
+    log-softmax (max subtracted), so logits of +-1e4 give a finite loss.
+    """
+    logits = np.asarray(logits)
+    m, c = logits.shape
+    t = _targets(labels, m, c, logits.dtype)
+    logp = _log_softmax(logits)
+    loss = float(-np.sum(t * logp, dtype=np.float64) / m)
+    p = np.exp(logp)
+    dlogits = (p * np.sum(t, axis=1, keepdims=True) - t) / m
+    return loss, dlogits.astype(logits.dtype)
+
+
+def linear_softmax_cross_entropy(x, w, b, labels):
+    """One softmax-regression training step's loss and gradients.
+
+    ``z = x @ W + b`` with ``x`` (m, k), ``W`` (k, c) float or
+    ``w = pack_weights(W)`` (c rows of k bits, meaning ``sign(W)``), ``b`` (c,);
+    then :func:`softmax_cross_entropy`. Returns ``(loss, dw, db)`` with
+    ``dw = x.T @ dz`` (k, c) and ``db = sum_i dz`` (c,), in ``x``'s dtype.
+    For packed ``w`` the gradient is w.r.t. ``sign(W)``: BinaryConnect applies
+    it to the real ``W``.
+    """
+    x = np.asarray(x)
+    weights = unpack_signs(w, x.dtype).T if isinstance(w, PackedSigns) else w
+    z = x @ weights + b
+    loss, dz = softmax_cross_entropy(z, labels)
+    return loss, (x.T @ dz).astype(x.dtype), dz.sum(axis=0).astype(x.dtype)
+
+
+def sgd_update(param, grad, lr, clip=None):
+    """In place: ``param -= lr * grad``, then, if ``clip`` is given,
+    ``param = clip(param, -clip, clip)`` (BinaryConnect uses ``clip=1``).
+    Returns ``param``."""
+    param -= lr * grad
+    if clip is not None:
+        np.clip(param, -clip, clip, out=param)
+    return param
+
+
+def adam_update(param, grad, m, v, step, lr=0.001, b1=0.9, b2=0.999, eps=1e-8, clip=None):
+    """In place, autograd's Adam (``step`` counts from 0), then the optional
+    clip to [-clip, clip]:
+
+        m = (1 - b1) * g + b1 * m;     v = (1 - b2) * g**2 + b2 * v
+        mhat = m / (1 - b1**(step+1)); vhat = v / (1 - b2**(step+1))
+        param -= lr * mhat / (sqrt(vhat) + eps)
+
+    Returns ``param``."""
+    m *= b1
+    m += (1 - b1) * grad
+    v *= b2
+    v += (1 - b2) * grad**2
+    mhat = m / (1 - b1 ** (step + 1))
+    vhat = v / (1 - b2 ** (step + 1))
+    param -= lr * mhat / (np.sqrt(vhat) + eps)
+    if clip is not None:
+        np.clip(param, -clip, clip, out=param)
+    return param

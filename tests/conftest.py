@@ -1,0 +1,22 @@
+"""Shared test configuration: hypothesis profiles and the float tolerance table."""
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# Kernels compile on first call; a compile inside a hypothesis example must not
+# count against its deadline. Under NUMBA_DISABLE_JIT every kernel is plain
+# Python, so fewer examples.
+settings.register_profile(
+    "default", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "nojit", deadline=None, max_examples=10, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("nojit" if os.environ.get("NUMBA_DISABLE_JIT") == "1" else "default")
+
+@pytest.fixture
+def rng():
+    """A fresh seeded generator per test."""
+    return np.random.default_rng(20261123)
