@@ -13,6 +13,8 @@ help:
 	@echo "make demo        reproduce both notebooks with fastbin and the NumPy reference"
 	@echo "make bench       run the benchmark suite, write bench-results/report.md and chart"
 	@echo "make bench-quick every benchmark once with small sizes (CI)"
+	@echo "make bench-torch install torch (pinned CPU build, TORCH_SPEC) if missing, then make bench"
+	@echo "make bench-compare BASELINE=old.json [THRESHOLD=1.25] [FAIL=1] [NO_RUN=1]"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +34,34 @@ test: $(VENV)/.installed-test
 
 test-nojit: $(VENV)/.installed-test
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -m "not slow"
+
+# The demo: both seed notebooks and the binary MLPs, fastbin vs the NumPy
+# reference, results table at the end. DEMO_ARGS=--quick for a short run.
+demo: $(VENV)/.installed-test
+	$(PY) -m fastbin demo $(DEMO_ARGS)
+
+# Benchmarks (pytest-benchmark, benchmarks/): single-thread comparisons pin
+# BLAS to one thread; the values in force are recorded in the report.
+BENCH_ENV     = OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+BENCH         = $(BENCH_ENV) $(PY) -m fastbin.bench
+UPDATE_README ?= README.md
+THRESHOLD     ?= 1.25
+TORCH_SPEC    ?= torch==2.13.0
+.PHONY: bench-compare
+
+bench: $(VENV)/.installed-bench
+	$(BENCH) $(if $(UPDATE_README),--update-readme $(UPDATE_README))
+
+bench-quick: $(VENV)/.installed-bench
+	$(BENCH) --quick
+
+bench-torch: $(VENV)/.installed-bench
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install '$(TORCH_SPEC)'
+	$(MAKE) bench
+
+bench-compare: $(VENV)/.installed-bench
+	@test -n "$(BASELINE)" || { echo "usage: make bench-compare BASELINE=saved/bench.json [THRESHOLD=1.25] [FAIL=1] [NO_RUN=1]"; exit 2; }
+	$(BENCH) $(if $(NO_RUN),--no-run) --compare $(BASELINE) --threshold $(THRESHOLD) $(if $(FAIL),--fail)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis bench-results

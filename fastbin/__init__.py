@@ -14,7 +14,23 @@ Public API (validated; see README.md):
   code (no validation: they trust their inputs)
 """
 from .packed import PackedSigns
+from .binary import binary_dense_sign, binary_matmul, pack_signs, pack_weights, sign_matmul, unpack_signs
+from .loss import linear_softmax_cross_entropy, softmax_cross_entropy
+from .updates import adam_update, sgd_update
+
+from .datasets import BatchIterator, Dataset, load_fashion_mnist, load_mnist, one_hot
+from .modelfile import ModelFileError, load_arrays, save_arrays
 
 __version__ = "0.1.0"
 
-__all__ = ["PackedSigns", "__version__"]
+__all__ = [
+    "pack_signs",
+    "pack_weights",
+    "unpack_signs",
+    "binary_matmul",
+    "sign_matmul",
+    "binary_dense_sign",
+    "softmax_cross_entropy", "linear_softmax_cross_entropy", "sgd_update", "adam_update",
+    "BatchIterator", "Dataset", "load_fashion_mnist", "load_mnist", "one_hot",
+    "ModelFileError", "load_arrays", "save_arrays",
+    "PackedSigns", "__version__"]

@@ -57,9 +57,12 @@ JIT_OPTIONS: dict = dict(
 #: a threaded kernel is used instead of the serial one. An empty parallel region
 #: costs 1-2 us on the 2-core development machine, so small calls stay serial.
 PARALLEL_MIN_WORK: dict[str, int] = {
-    "binary_matmul": 1 << 22,  # m * n * n_words word operations
+    # H1: serial ~10 Gword/s, ~25 GMAC/s, ~8 Gelem/s on Zen 4, so each
+    # threshold is ~50-130 us of serial work (timings noisy on a shared box).
+    "binary_matmul": 1 << 19,  # m * n * n_words word operations
     "sign_matmul": 1 << 21,  # m * n * k multiply-adds
-    "pack_signs": 1 << 22,  # elements
+    "pack_signs": 1 << 20,  # elements
+    "linear_softmax_ce": 1 << 22,  # m * k * c multiply-adds (each done twice)
 }
 
 

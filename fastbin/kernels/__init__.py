@@ -5,5 +5,66 @@ shapes, zero padding bits) and write into preallocated outputs; the public
 functions in ``fastbin`` validate and allocate, then call these.
 """
 from ..bitops import WORD_BITS, popcount
+from .binary_matmul import (
+    binary_dense_sign_kernel,
+    binary_dense_sign_parallel,
+    binary_matmul_kernel,
+    binary_matmul_parallel,
+)
+from .pack import pack_columns, pack_rows, pack_rows_parallel, padding_is_zero, unpack_rows
+from .sign_matmul import sign_matmul_float, sign_matmul_float_parallel, sign_matmul_uint8
+from .softmax_ce import ce_block_labels, ce_block_targets, exp_nonpositive, softmax_ce_labels, softmax_ce_targets
+from .linear_ce import (
+    linear_softmax_ce_labels,
+    linear_softmax_ce_packed_labels,
+    linear_softmax_ce_packed_targets,
+    linear_softmax_ce_parallel,
+    linear_softmax_ce_targets,
+)
+from .updates import adam_update_flat, sgd_update_flat
 
-__all__ = ["WORD_BITS", "popcount"]
+__all__ = [
+    # packing (fastbin.kernels.pack): pack_rows(x (m,k), out uint64 (m,nw)) -> NaN count,
+    # pack_columns(w (k,n), out uint64 (n,nw)) -> NaN count, unpack_rows(bits, n_bits, out (m,k)),
+    # padding_is_zero(bits, n_bits) -> bool
+    "pack_rows",
+    "pack_rows_parallel",
+    "pack_columns",
+    "unpack_rows",
+    "padding_is_zero",
+    # binary products (fastbin.kernels.binary_matmul): binary_matmul_kernel(a_bits (m,nw),
+    # w_bits (n,nw), n_bits, out int32 (m,n)); binary_dense_sign_kernel(a_bits, w_bits, n_bits,
+    # thresholds int64 (n,), flip bool (n,), out_bits uint64 (m, ceil(n/64)))
+    "binary_matmul_kernel",
+    "binary_matmul_parallel",
+    "binary_dense_sign_kernel",
+    "binary_dense_sign_parallel",
+    # x @ sign(W) (fastbin.kernels.sign_matmul): sign_matmul_float(x float (m,k), w_bits (n,nw),
+    # out (m,n) x.dtype); sign_matmul_uint8(x uint8 (m,k), w_bits, out int32 (m,n))
+    # Kernels taking packed operands return False (writing nothing) on non-zero padding bits.
+    "sign_matmul_float",
+    "sign_matmul_float_parallel",
+    "sign_matmul_uint8",
+    # softmax cross-entropy (fastbin.kernels.softmax_ce): softmax_ce_labels(logits (m,c),
+    # labels intp (m,), dlogits out (m,c)) -> mean loss float64; softmax_ce_targets(logits,
+    # targets (m,c), dlogits) -> loss; ce_block_* the same on a block, returning the loss sum;
+    # exp_nonpositive(x) scalar exp for x <= 0
+    "softmax_ce_labels",
+    "softmax_ce_targets",
+    "ce_block_labels",
+    "ce_block_targets",
+    "exp_nonpositive",
+    # fused linear + softmax CE (fastbin.kernels.linear_ce): linear_softmax_ce_labels(x (m,k),
+    # w (k,c), b (c,), labels intp (m,), dw out (k,c), db out (c,)) -> mean loss; *_targets with
+    # targets (m,c); *_packed_* with w_bits uint64 (c, ceil(k/64)) instead of w
+    "linear_softmax_ce_labels",
+    "linear_softmax_ce_targets",
+    "linear_softmax_ce_packed_labels",
+    "linear_softmax_ce_packed_targets",
+    "linear_softmax_ce_parallel",
+    # in-place updates on flat arrays (fastbin.kernels.updates): sgd_update_flat(param (n,),
+    # grad (n,), lr, clip); adam_update_flat(param, grad, m, v, step, lr, b1, b2, eps, clip);
+    # clip = inf for none
+    "sgd_update_flat",
+    "adam_update_flat",
+    "WORD_BITS", "popcount"]

@@ -1,0 +1,442 @@
+"""Render pytest-benchmark JSON from ``pytest benchmarks`` as a Markdown report,
+a speed-up chart, the README's performance section, or a regression check.
+
+    python benchmarks/report.py bench-results/bench.json \\
+        --out bench-results/report.md --png bench-results/speedups.png \\
+        [--update-readme README.md]
+    python benchmarks/report.py bench-results/bench.json --compare baseline.json \\
+        [--threshold 1.25] [--fail]
+
+Only the standard library (matplotlib for ``--png``). Every number comes from
+the JSON: medians per implementation (``extra_info["impl"]``) in each group
+(``extra_info["group_id"]``), the work per call (``work``/``unit``) for rates
+and fractions of the machine's ceilings (group ``ceiling/*``), and
+``machine_info["fastbin"]`` written by ``benchmarks/conftest.py``.
+Ratios are speed-ups: ``median(baseline) / median(fastbin)``, > 1 is faster.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "BARS", "Bar", "load", "group_rows", "speedup", "ceiling_rates", "fraction_of_ceiling",
+    "bar_results", "render_report", "render_readme_section", "update_readme", "compare", "plot_speedups",
+    "main",
+]
+
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+FAST, FAST_THREADED = "fastbin", "fastbin-threaded"
+#: Column order of implementations in the tables.
+IMPL_ORDER = ("reference", "numpy", "autograd", "torch", FAST, FAST_THREADED)
+BASELINES = ("reference", "numpy", "torch", "autograd")
+#: Which ceiling a unit of work is measured against.
+CEILING_GROUPS = {"word-ops": "ceiling/xor_popcount", "flop": "ceiling/sgemm"}
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A speed bar from the issue: ``impl`` in ``group`` must be at least
+    ``minimum`` times faster than ``baseline`` (or, with ``baseline =
+    "ceiling"``, reach ``minimum`` of the machine's ceiling)."""
+
+    label: str
+    group: str
+    impl: str
+    baseline: str
+    minimum: float
+
+
+#: The issue's speed bars (data; the report prints measured value and pass/miss).
+BARS: tuple[Bar, ...] = (
+    Bar("binary matmul 4096^3 vs NumPy float32 matmul", "binary_matmul/large", FAST, "numpy", 15.0),
+    Bar("binary matmul 4096^3, fraction of xor+popcount ceiling", "binary_matmul/large", FAST, "ceiling", 0.80),
+    Bar("binary matmul 128x784->10 vs NumPy float32 matmul", "binary_matmul/128x784x10", FAST, "numpy", 15.0),
+    Bar("float32 x packed 128x784->10 vs NumPy x @ sign(w)", "sign_matmul_f32/128x784x10", FAST, "numpy", 1.7),
+    Bar("uint8 x packed 1x784->10 vs NumPy x @ sign(w)", "sign_matmul_u8/1x784x10", FAST, "numpy", 3.0),
+    Bar("softmax-CE 128x10 vs reference", "softmax_ce/128x10", FAST, "reference", 6.0),
+    Bar("fused linear+softmax-CE 128x784x10 vs reference", "linear_softmax_ce/128x784x10", FAST, "reference", 2.5),
+    Bar("fused linear+softmax-CE 128x784x10 vs torch", "linear_softmax_ce/128x784x10", FAST, "torch", 5.0),
+    Bar("MLP 784-200-100-10 Adam step vs autograd", "train_mlp_adam/784-200-100-10", FAST, "autograd", 3.0),
+    Bar("MLP 784-200-100-10 Adam step vs torch", "train_mlp_adam/784-200-100-10", FAST, "torch", 1.2),
+    Bar("BinaryConnect training step (batch 128) vs reference",
+        "train_softmax_regression_binaryconnect/batch128", FAST, "reference", 8.0),
+)
+
+
+# --------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------
+def load(path) -> dict:
+    """The pytest-benchmark JSON at ``path`` as a dict."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+#: Statistic used as "the" time of a benchmark (``--stat min`` on a noisy machine).
+STATS = ("median", "min", "mean")
+
+
+def group_rows(data, stat: str = "median") -> dict[str, dict[str, dict]]:
+    """``{group_id: {impl: row}}`` with row keys median (the ``stat`` chosen,
+    default the median), iqr, rounds, work, unit, threads, shape, note, name
+    (groups and impls in file order)."""
+    if stat not in STATS:
+        raise ValueError(f"stat must be one of {STATS}, got {stat!r}")
+    groups: dict[str, dict[str, dict]] = {}
+    for bench in data.get("benchmarks", []):
+        info, stats = bench.get("extra_info", {}), bench["stats"]
+        group = info.get("group_id") or bench.get("group") or bench["name"]
+        impl = info.get("impl") or bench.get("param") or bench["name"]
+        groups.setdefault(group, {})[impl] = {
+            "median": float(stats[stat]), "iqr": float(stats.get("iqr", 0.0)),
+            "rounds": int(stats.get("rounds", 0)), "work": info.get("work"), "unit": info.get("unit"),
+            "threads": int(info.get("threads") or 1), "shape": info.get("shape", ""),
+            "note": info.get("note", ""), "name": bench.get("fullname", bench["name"]),
+        }
+    return groups
+
+
+def speedup(groups, group, impl, baseline) -> float | None:
+    """``median(baseline) / median(impl)`` in ``group``, or None if either is missing."""
+    rows = groups.get(group, {})
+    if impl not in rows or baseline not in rows or rows[impl]["median"] <= 0:
+        return None
+    return rows[baseline]["median"] / rows[impl]["median"]
+
+
+def ceiling_rates(groups) -> dict[str, float]:
+    """Single-thread ceiling rate per unit of work (per second)."""
+    rates = {}
+    for unit, group in CEILING_GROUPS.items():
+        row = groups.get(group, {}).get("ceiling")
+        if row and row["work"] and row["median"] > 0:
+            rates[unit] = row["work"] / row["median"]
+    return rates
+
+
+def fraction_of_ceiling(row, rates) -> float | None:
+    """The row's work rate over (single-thread ceiling x its threads)."""
+    unit, work = row.get("unit"), row.get("work")
+    if not work or unit not in rates or row["median"] <= 0:
+        return None
+    return (work / row["median"]) / (rates[unit] * max(1, row["threads"]))
+
+
+def bar_results(groups) -> list[tuple[Bar, float | None, bool | None]]:
+    """``(bar, measured, passed)`` for every bar (None: not measured)."""
+    rates = ceiling_rates(groups)
+    out = []
+    for bar in BARS:
+        row = groups.get(bar.group, {}).get(bar.impl)
+        if bar.baseline == "ceiling":
+            value = fraction_of_ceiling(row, rates) if row else None
+        else:
+            value = speedup(groups, bar.group, bar.impl, bar.baseline)
+        out.append((bar, value, None if value is None else value >= bar.minimum))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}x"
+
+
+def fmt_rate(rate: float, unit: str) -> str:
+    return f"{rate / 1e9:.3g} {'Gword-ops/s' if unit == 'word-ops' else 'GFLOP/s'}"
+
+
+def _table(header, rows) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _impls(groups) -> list[str]:
+    seen = {impl for rows in groups.values() for impl in rows if impl != "ceiling"}
+    return [i for i in IMPL_ORDER if i in seen] + sorted(seen - set(IMPL_ORDER))
+
+
+def render_machine(data) -> list[str]:
+    info = data.get("machine_info", {})
+    fb = info.get("fastbin", {})
+    versions = fb.get("versions", {})
+    flags = fb.get("cpu_flags", {})
+    blas = fb.get("blas", {})
+    env = fb.get("blas_env", {})
+    cpu = fb.get("cpu_model") or info.get("cpu", {}).get("brand_raw", "unknown")
+    lines = [
+        f"- CPU: {cpu} (LLVM host CPU `{fb.get('llvm_host_cpu')}`), {fb.get('cores')} cores; flags: "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items()),
+        f"- Threads: Numba {fb.get('numba_threads')} ({fb.get('numba_threading_layer')} layer); "
+        "single-thread rows pin Numba, torch and BLAS to 1 ("
+        + ", ".join(f"{k}={v}" for k, v in env.items())
+        + ("" if fb.get("blas_env_before_numpy", True) else "; WARNING: NumPy was loaded before these were set")
+        + ")",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
+        f"- BLAS: {blas.get('name')} {blas.get('version')} ({blas.get('config')})",
+    ]
+    commit = data.get("commit_info", {})
+    if commit.get("id"):
+        lines.append(f"- Commit: {commit['id'][:12]}{' (dirty tree)' if commit.get('dirty') else ''}, "
+                     f"run {data.get('datetime', '')}")
+    return lines
+
+
+def render_bars(groups, quick: bool = False) -> list[str]:
+    """The issue's speed bars: target, measured value, PASS/MISS (no verdict
+    on quick-mode numbers)."""
+    rows = []
+    for bar, value, passed in bar_results(groups):
+        target = f">= {bar.minimum:.0%}" if bar.baseline == "ceiling" else f">= {bar.minimum:g}x"
+        measured = "" if value is None else (f"{value:.0%}" if bar.baseline == "ceiling" else fmt_ratio(value))
+        verdict = "not measured" if passed is None else ("PASS" if passed else "MISS")
+        if quick and passed is not None:
+            verdict = "n/a (quick mode)"
+        rows.append((bar.label, target, measured or "-", verdict))
+    return _table(("speed bar", "target", "measured", "result"), rows)
+
+
+def _time_cell(by_impl, impl) -> str:
+    if impl not in by_impl:
+        return ""
+    row = by_impl[impl]
+    return fmt_time(row["median"]) + (" (*)" if row["note"] else "")
+
+
+def render_summary(groups) -> list[str]:
+    """One row per workload: median per implementation, fastbin's speed-ups."""
+    impls = _impls(groups)
+    header = ["workload", "size", *impls, *(f"{FAST} vs {b}" for b in BASELINES if b in impls)]
+    rows = []
+    for group, by_impl in groups.items():
+        if group.startswith("ceiling/"):
+            continue
+        shape = next(iter(by_impl.values()))["shape"]
+        cells = [f"`{group}`", shape, *(_time_cell(by_impl, i) for i in impls)]
+        cells += [fmt_ratio(speedup(groups, group, FAST, b)) for b in BASELINES if b in impls]
+        rows.append(cells)
+    lines = _table(header, rows)
+    notes = sorted({f"{impl}: {row['note']}" for rows_ in groups.values() for impl, row in rows_.items()
+                    if row["note"]})
+    if notes:
+        lines += ["", "(*) " + "; ".join(notes)]
+    return lines
+
+
+def render_details(groups) -> list[str]:
+    rates = ceiling_rates(groups)
+    lines = []
+    for group, by_impl in groups.items():
+        if group.startswith("ceiling/"):
+            continue
+        shape = next(iter(by_impl.values()))["shape"]
+        lines += ["", f"### `{group}`: {shape}", ""]
+        rows = []
+        for impl in [i for i in IMPL_ORDER if i in by_impl] + [i for i in by_impl if i not in IMPL_ORDER]:
+            row = by_impl[impl]
+            frac = fraction_of_ceiling(row, rates)
+            rows.append((
+                impl, row["threads"], fmt_time(row["median"]), fmt_time(row["iqr"]), row["rounds"],
+                *(fmt_ratio(speedup(groups, group, impl, b)) for b in ("reference", "numpy", "torch")),
+                "" if frac is None else f"{frac:.0%} of {CEILING_GROUPS[row['unit']]}", row["note"],
+            ))
+        lines += _table(("implementation", "threads", "time", "IQR", "rounds", "vs reference",
+                         "vs numpy", "vs torch", "fraction of ceiling", "note"), rows)
+    return lines
+
+
+def _is_quick(data) -> bool:
+    return bool(data.get("machine_info", {}).get("fastbin", {}).get("quick"))
+
+
+def _quick_warning(data) -> list[str]:
+    if _is_quick(data):
+        return ["", "**Quick mode** (`FASTBIN_BENCH_QUICK=1`): reduced sizes and one round per benchmark; "
+                "these numbers are a smoke test, not measurements.", ""]
+    return []
+
+
+def _stat_line(stat) -> str:
+    return "Times are medians" if stat == "median" else f"Times are the {stat} over rounds (not medians)"
+
+
+def render_readme_section(data, stat: str = "median") -> str:
+    """The README's performance section: machine, speed bars, summary table."""
+    groups = group_rows(data, stat)
+    rates = ceiling_rates(groups)
+    lines = [
+        "Generated by `make bench` (`benchmarks/report.py --update-readme`); do not edit by hand.",
+        f"{_stat_line(stat)}; single thread unless the column says threaded. Ratios are speed-ups of `fastbin`",
+        "(> 1 means fastbin is faster).", *_quick_warning(data), "",
+        *render_machine(data),
+        "- Ceilings: " + (", ".join(f"{CEILING_GROUPS[u]} {fmt_rate(r, u)}" for u, r in rates.items()) or "not measured"),
+        "", *render_bars(groups, _is_quick(data)), "", *render_summary(groups),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_report(data, stat: str = "median") -> str:
+    """The full Markdown report (``bench-results/report.md``)."""
+    groups = group_rows(data, stat)
+    rates = ceiling_rates(groups)
+    lines = ["# fastbin benchmark report", *_quick_warning(data), "",
+             f"{_stat_line(stat)}. Ratios are speed-ups (baseline time / implementation time, > 1 = faster).",
+             "", "## Machine", "",
+             *render_machine(data), "", "## Ceilings (one thread)", ""]
+    for unit, group in CEILING_GROUPS.items():
+        row = groups.get(group, {}).get("ceiling")
+        lines.append(f"- `{group}`: " + (f"{fmt_rate(rates[unit], unit)} ({row['shape']})" if unit in rates
+                                          else "not measured"))
+    lines += ["", "## Speed bars", "", *render_bars(groups, _is_quick(data)), "", f"## Summary ({stat})", "",
+              *render_summary(groups), "", "## Per workload", *render_details(groups)]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(path, section: str) -> None:
+    """Replace the text between the bench markers in ``path`` with ``section``."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < 0 or end < start:
+        raise ValueError(f"{path}: needs the markers {README_START} ... {README_END} (in that order)")
+    head = text[: start + len(README_START)]
+    path.write_text(head + "\n" + section + text[end:], encoding="utf-8")
+
+
+# --------------------------------------------------------------------------
+# Regression check and chart
+# --------------------------------------------------------------------------
+def compare(baseline, current, threshold: float = 1.25):
+    """``(markdown, n_slower)``: ratio current/baseline median per benchmark
+    present in both; rows above ``threshold`` are flagged as slowdowns."""
+    def medians(data):
+        return {b.get("fullname", b["name"]): float(b["stats"]["median"]) for b in data.get("benchmarks", [])}
+
+    old, new = medians(baseline), medians(current)
+    rows, n_slower = [], 0
+    for name in sorted(set(old) & set(new), key=lambda n: -(new[n] / old[n])):
+        ratio = new[name] / old[name]
+        slower = ratio > threshold
+        n_slower += slower
+        rows.append((f"`{name}`", fmt_time(old[name]), fmt_time(new[name]), f"{ratio:.3f}",
+                     f"SLOWER (> {threshold:g})" if slower else ""))
+    lines = [f"# Benchmark comparison (current / baseline median; threshold {threshold:g})", "",
+             *_table(("benchmark", "baseline", "current", "ratio", "flag"), rows), ""]
+    only_old, only_new = sorted(set(old) - set(new)), sorted(set(new) - set(old))
+    if only_old:
+        lines.append("Only in the baseline: " + ", ".join(f"`{n}`" for n in only_old))
+    if only_new:
+        lines.append("Only in the current run: " + ", ".join(f"`{n}`" for n in only_new))
+    cpu = [d.get("machine_info", {}).get("fastbin", {}).get("cpu_model") for d in (baseline, current)]
+    if cpu[0] != cpu[1]:
+        lines.append(f"Warning: different machines ({cpu[0]} vs {cpu[1]}); ratios mean little.")
+    lines.append(f"{n_slower} of {len(rows)} benchmarks slower than {threshold:g}x the baseline.")
+    return "\n".join(lines) + "\n", n_slower
+
+
+def plot_speedups(data, png_path, stat: str = "median") -> None:
+    """Horizontal bars (log scale): fastbin's speed-up over each baseline per
+    workload; the issue's bars as black ticks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = group_rows(data, stat)
+    names = [g for g in groups if not g.startswith("ceiling/") and FAST in groups[g]]
+    colors = {"reference": "tab:gray", "numpy": "tab:blue", "torch": "tab:orange", "autograd": "tab:green"}
+    height = 0.8 / len(BASELINES)
+    fig, ax = plt.subplots(figsize=(10, 1.0 + 0.45 * max(1, len(names))))
+    for j, base in enumerate(BASELINES):
+        ys, xs = [], []
+        for i, g in enumerate(names):
+            value = speedup(groups, g, FAST, base)
+            if value is not None:
+                ys.append(i + (j - (len(BASELINES) - 1) / 2) * height)
+                xs.append(value)
+        if xs:
+            ax.barh(ys, xs, height=height, color=colors[base], label=f"vs {base}")
+    for bar in BARS:  # the target tick sits on the bar of its baseline
+        if bar.group in names and bar.baseline in BASELINES:
+            j = BASELINES.index(bar.baseline)
+            y = names.index(bar.group) + (j - (len(BASELINES) - 1) / 2) * height
+            ax.plot([bar.minimum], [y], marker="|", color="black", markersize=9, markeredgewidth=2)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"speed-up of fastbin ({stat} time ratio, log scale; | = target)")
+    title = "fastbin speed-ups (one thread)"
+    if not names:
+        ax.text(0.5, 0.5, "no fastbin results yet", transform=ax.transAxes, ha="center")
+    if data.get("machine_info", {}).get("fastbin", {}).get("quick"):
+        title += " - QUICK MODE, not measurements"
+    ax.set_title(title)
+    if names:
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    Path(png_path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("json", help="pytest-benchmark JSON (--benchmark-json)")
+    parser.add_argument("--out", help="write the Markdown report here (default: stdout)")
+    parser.add_argument("--png", help="write the speed-up chart here (needs matplotlib)")
+    parser.add_argument("--update-readme", metavar="README", help="replace the bench section of this file")
+    parser.add_argument("--compare", metavar="BASELINE", help="compare with a saved baseline JSON instead")
+    parser.add_argument("--threshold", type=float, default=1.25, help="slowdown ratio flagged (default 1.25)")
+    parser.add_argument("--fail", action="store_true", help="exit 1 when --compare finds a slowdown")
+    parser.add_argument("--stat", choices=STATS, default="median", help="statistic shown (default median)")
+    args = parser.parse_args(argv)
+    data = load(args.json)
+    if args.compare:
+        text, n_slower = compare(load(args.compare), data, args.threshold)
+        _emit(text, args.out)
+        return 1 if (args.fail and n_slower) else 0
+    if args.update_readme and data.get("machine_info", {}).get("fastbin", {}).get("quick"):
+        print("report.py: refusing --update-readme with quick-mode results (not measurements)", file=sys.stderr)
+        return 2
+    _emit(render_report(data, args.stat), args.out)
+    if args.png:
+        plot_speedups(data, args.png, args.stat)
+        print(f"wrote {args.png}", file=sys.stderr)
+    if args.update_readme:
+        try:
+            update_readme(args.update_readme, render_readme_section(data, args.stat))
+        except (OSError, ValueError) as exc:
+            print(f"report.py: cannot update the README: {exc}", file=sys.stderr)
+            return 2
+        print(f"updated {args.update_readme}", file=sys.stderr)
+    return 0
+
+
+def _emit(text, out) -> None:
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"wrote {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""Command line: ``fastbin {train,eval,predict,summary,demo,bench}`` (also
+``python -m fastbin ...``).
+
+Exit codes: 0 success, 2 bad command-line arguments (argparse), 1 runtime
+errors (unreadable or damaged model file, missing data, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = ["main", "build_parser"]
+
+EPILOG = """examples:
+  fastbin train --recipe bnn -o bnn.fbm           # fully binary MLP on Fashion-MNIST
+  fastbin train --model mlp --hidden 200,100 --optimizer adam --lr 1e-3 --epochs 5 -o mlp.fbm
+  fastbin eval bnn.fbm --folded                   # test accuracy, folded packed inference
+  fastbin predict bnn.fbm images.npy -o labels.npy
+  fastbin summary bnn.fbm
+  fastbin demo --quick
+"""
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text):
+    value = _positive_int(text) if text != "0" else 0
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def _sizes(text):
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes like 200,100, got {text!r}") from None
+    if any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"layer sizes must be >= 1, got {text!r}")
+    return sizes
+
+
+def _data_args(p):
+    p.add_argument("--dataset", choices=["fashion-mnist", "mnist"], default="fashion-mnist",
+                   help="dataset (default: fashion-mnist; Debian's copy is used when installed, "
+                        "otherwise it is downloaded into the user cache)")
+    p.add_argument("--data-dir", metavar="DIR", help="directory holding the four IDX files (.gz or raw)")
+
+
+def _backend_arg(p):
+    p.add_argument("--backend", choices=["fastbin", "reference"], default="fastbin",
+                   help="kernels: fastbin (Numba, default) or reference (plain NumPy)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .demo import RECIPES
+
+    parser = argparse.ArgumentParser(
+        prog="fastbin", description="Binarized neural networks on the CPU: train, evaluate and run "
+        "softmax regression and MLPs with float or 1-bit weights and activations.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"fastbin {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a model and save it", description="Train a model on "
+                       "(Fashion-)MNIST and save it. Either --recipe NAME, or build one with the options.")
+    t.add_argument("-o", "--output", required=True, metavar="PATH", help="model file to write")
+    t.add_argument("--recipe", choices=sorted(RECIPES), help="a predefined recipe (see the demo); other model "
+                   "and optimizer options are then ignored")
+    t.add_argument("--model", choices=["softmax", "mlp"], default="mlp", help="model kind (default: mlp)")
+    t.add_argument("--hidden", type=_sizes, default=[200, 100], metavar="N,N",
+                   help="hidden layer sizes for --model mlp (default: 200,100)")
+    t.add_argument("--activation", choices=["tanh", "hardtanh", "sign"], default="tanh",
+                   help="hidden activation (default: tanh; sign = binary activations)")
+    t.add_argument("--binary-weights", action="store_true", help="1-bit weights (BinaryConnect)")
+    t.add_argument("--binary-activations", action="store_true", help="1-bit hidden activations (sign + STE)")
+    t.add_argument("--scale", action="store_true", help="scale binary weights by alpha = mean|W| per output")
+    t.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="batch norm after hidden dense layers (default: with binary activations)")
+    t.add_argument("--optimizer", choices=["sgd", "adam"], default="adam", help="optimizer (default: adam)")
+    t.add_argument("--lr", type=_positive_float, help="learning rate (default: 0.5 sgd, 1e-3 adam)")
+    t.add_argument("--schedule", default="none",
+                   help="lr schedule: none, step:EVERY:FACTOR (x FACTOR every EVERY steps) or "
+                        "rise:FACTOR:MAX (x FACTOR when the test loss rises, stop after MAX rises)")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--epochs", type=_positive_int, help="passes over the training set (default: 5)")
+    g.add_argument("--steps", type=_positive_int, help="number of updates instead of --epochs")
+    t.add_argument("--batch-size", type=_positive_int, default=None, help="mini-batch size (default: 256, "
+                   "or the recipe's)")
+    t.add_argument("--eval-every", type=_non_negative_int, default=None,
+                   help="evaluate on the test split every N steps (0: only at the end)")
+    t.add_argument("--seed", type=int, default=0, help="seed for initialisation and batches (default: 0)")
+    t.add_argument("--latent", action="store_true", help="also store real-valued latent weights (resumable)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _data_args(t)
+    _backend_arg(t)
+
+    e = sub.add_parser("eval", help="test loss and accuracy of a saved model")
+    e.add_argument("model", help="model file")
+    e.add_argument("--folded", action="store_true", help="also evaluate the folded (packed) inference model")
+    _data_args(e)
+    _backend_arg(e)
+
+    p = sub.add_parser("predict", help="predict classes for images in a .npy file")
+    p.add_argument("model", help="model file")
+    p.add_argument("input", help=".npy array (m, 784): float in [0, 1] or raw uint8 pixels "
+                   "(also (m, 28, 28))")
+    p.add_argument("-o", "--output", metavar="PATH", help="write predictions (int64 .npy); default: print them")
+    p.add_argument("--unfolded", action="store_true", help="use the training-time model instead of the "
+                   "folded inference model")
+    _backend_arg(p)
+
+    s = sub.add_parser("summary", help="per-layer parameters, bits, bytes, MACs and binary ops")
+    s.add_argument("model", help="model file, or a recipe name")
+
+    d = sub.add_parser("demo", help="reproduce the seed notebooks and the binary MLPs, print a table")
+    d.add_argument("--quick", action="store_true", help="fewer recipes and shorter schedules (~2 minutes)")
+    d.add_argument("--out-dir", metavar="DIR", help="where to write the model files (default: a temp dir)")
+    d.add_argument("--recipes", type=lambda s: s.split(","), metavar="A,B",
+                   help=f"comma-separated subset of: {', '.join(RECIPES)}")
+    d.add_argument("--backends", type=lambda s: s.split(","), default=["fastbin", "reference"],
+                   metavar="A,B", help="backends to compare (default: fastbin,reference)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _data_args(d)
+
+    b = sub.add_parser("bench", help="run the benchmark suite (fastbin.bench)", add_help=False)
+    b.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the benchmark runner")
+    return parser
+
+
+def _load_model(path, backend="fastbin"):
+    from .models import load
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such model file: {path}")
+    return load(path, backend=backend)
+
+
+def _cmd_train(args, parser):
+    from .demo import RECIPES, load_data
+    from .models import mlp, softmax_regression
+    from .optim import SGD, Adam, parse_schedule
+    from .train import fit
+
+    fit_args = {}
+    data = load_data(args.dataset, args.data_dir)
+    if args.recipe:
+        recipe = RECIPES[args.recipe]
+        model = recipe.build(args.backend, args.seed, data)
+        opt = recipe.optimizer()
+        fit_args = recipe.fit_args()
+    else:
+        try:
+            schedule = parse_schedule(args.schedule)
+        except ValueError as exc:
+            parser.error(str(exc))
+        if args.model == "softmax":
+            model = softmax_regression(784, 10, binary_weights=args.binary_weights, scale=args.scale,
+                                       seed=args.seed, backend=args.backend)
+        else:
+            model = mlp([784, *args.hidden, 10], activation=args.activation, binary_weights=args.binary_weights,
+                        binary_activations=args.binary_activations, batch_norm=args.batch_norm,
+                        scale=args.scale, seed=args.seed, backend=args.backend)
+        if args.optimizer == "sgd":
+            opt = SGD(args.lr or 0.5, schedule=schedule)
+        else:
+            opt = Adam(args.lr or 1e-3, schedule=schedule)
+        fit_args = dict(epochs=5, batch_size=256, eval_every=0)
+    if args.epochs or args.steps:
+        fit_args.pop("epochs", None)
+        fit_args.pop("steps", None)
+        fit_args["epochs" if args.epochs else "steps"] = args.epochs or args.steps
+    if args.batch_size:
+        fit_args["batch_size"] = args.batch_size
+    if args.eval_every is not None:
+        fit_args["eval_every"] = args.eval_every
+    print(f"dataset: {data.name} ({data.source})")
+    print(model.summary())
+    history = fit(model, opt, data, seed=args.seed, progress=not args.no_progress, **fit_args)
+    for step, loss, acc, t in zip(history.step, history.loss, history.acc, history.time):
+        print(f"step {step:6d}  test loss {loss:.4f}  test acc {100 * acc:.2f}%  {t:7.2f} s")
+    model.save(args.output, latent=args.latent)
+    print(f"saved {args.output} ({os.path.getsize(args.output)} bytes); trained {history.step[-1]} steps in "
+          f"{history.train_time:.2f} s (stopped: {history.stopped})")
+    return 0
+
+
+def _cmd_eval(args, parser):
+    from .demo import load_data
+
+    model = _load_model(args.model, args.backend)
+    data = load_data(args.dataset, args.data_dir, dtype="float32")
+    loss, acc = model.evaluate(data.x_test, data.y_test)
+    print(f"{data.name} test: loss {loss:.4f}  accuracy {100 * acc:.2f}%  ({len(data.y_test)} images)")
+    if args.folded:
+        pred = model.to_inference().predict(data.x_test)
+        print(f"folded inference accuracy {100 * (pred == data.y_test).mean():.2f}%")
+    return 0
+
+
+def _cmd_predict(args, parser):
+    import numpy as np
+
+    model = _load_model(args.model, args.backend)
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read {args.input} as a .npy array: {exc}") from None
+    if x.ndim == 3:
+        x = x.reshape(x.shape[0], -1)
+    runner = model if args.unfolded else model.to_inference()
+    pred = runner.predict(x)
+    if args.output:
+        np.save(args.output, pred.astype(np.int64))
+        print(f"wrote {len(pred)} predictions to {args.output}")
+    else:
+        print("\n".join(str(int(p)) for p in pred))
+    return 0
+
+
+def _cmd_summary(args, parser):
+    from .demo import RECIPES
+
+    if args.model in RECIPES and not os.path.exists(args.model):
+        model = RECIPES[args.model].build("fastbin", 0, None)
+    else:
+        model = _load_model(args.model)
+    print(model.summary())
+    return 0
+
+
+def _cmd_demo(args, parser):
+    from .demo import RECIPES, main as demo_main
+
+    for name in args.recipes or []:
+        if name not in RECIPES:
+            parser.error(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
+    for name in args.backends:
+        if name not in ("fastbin", "reference"):
+            parser.error(f"unknown backend {name!r}; choose fastbin and/or reference")
+    return demo_main(quick=args.quick, out_dir=args.out_dir, dataset=args.dataset, data_dir=args.data_dir,
+                     backends=args.backends, recipes=args.recipes, seed=args.seed, progress=not args.no_progress)
+
+
+def _cmd_bench(args, parser):
+    try:
+        from . import bench
+    except ImportError:
+        bench = None
+    if bench is None or not hasattr(bench, "run"):
+        print("fastbin bench: the benchmark runner (fastbin.bench) is not available in this build; "
+              "run `make bench` from a source checkout", file=sys.stderr)
+        return 2
+    try:
+        return int(bench.run(args.args) or 0)
+    except SystemExit as exc:  # argparse inside the runner (--help, bad arguments)
+        return exc.code if isinstance(exc.code, int) else 1
+
+
+COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "predict": _cmd_predict, "summary": _cmd_summary,
+            "demo": _cmd_demo, "bench": _cmd_bench}
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit code (``sys.exit(main())``)."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":  # pass everything through, --help included
+        return _cmd_bench(argparse.Namespace(args=argv[1:]), parser)
+    args = parser.parse_args(argv)
+    from .modelfile import ModelFileError
+
+    try:
+        return COMMANDS[args.command](args, parser)
+    except (ModelFileError, FileNotFoundError, PermissionError, IsADirectoryError, ValueError, TypeError) as exc:
+        print(f"fastbin {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

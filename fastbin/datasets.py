@@ -1,0 +1,399 @@
+"""MNIST and Fashion-MNIST: find, verify, download and load; one-hot; batches.
+
+Where the files are looked for, first complete directory wins (each of the
+four files may be gzip ``name-ubyte.gz`` or raw ``name-ubyte``):
+
+1. ``path=`` if given (only there: missing files are downloaded into it,
+   or ``FileNotFoundError`` with ``download=False``);
+2. ``$FASTBIN_DATA/<name>/``;
+3. the user cache, ``platformdirs.user_cache_dir("fastbin")/<name>/``;
+4. Fashion-MNIST only: Debian's ``/usr/share/datasets/fashion-mnist/``
+   (``apt-get install dataset-fashion-mnist``);
+5. otherwise the missing files are downloaded into the user cache
+   (``download=True``).
+
+Every file is checked against published digests (``verify=True``): the
+SHA-256 of the stored ``.gz`` as served upstream, or the SHA-256 of the
+decompressed IDX bytes (so Debian's re-headered ``.gz`` files pass). See
+``DATASETS`` for the values and their provenance.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+
+from ._download import DownloadError, download_file
+from ._idx import read_idx
+
+__all__ = [
+    "DATASETS",
+    "BatchIterator",
+    "Dataset",
+    "DatasetFile",
+    "DatasetSpec",
+    "DownloadError",
+    "dataset_source",
+    "default_cache_dir",
+    "load_dataset",
+    "load_fashion_mnist",
+    "load_mnist",
+    "one_hot",
+]
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    """One IDX file: its name without ``.gz``, published digests, and shape."""
+
+    stem: str
+    gz_sha256: str  # of the .gz as served by the official location
+    content_sha256: str | None  # of the decompressed IDX bytes (None: not known)
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    mirrors: tuple[str, ...]
+    files: dict  # role ("x_train", ...) -> DatasetFile
+    system_dirs: tuple[str, ...] = ()
+
+
+# Fashion-MNIST gz digests: tensorflow/datasets url_checksums/fashion_mnist.txt.
+# Content digests: computed from Debian's dataset-fashion-mnist files, whose
+# deflate streams are upstream's byte for byte (restoring the original gzip
+# header reproduces upstream's size, SHA-256 and the README's MD5).
+_FASHION = DatasetSpec(
+    name="fashion-mnist",
+    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    files={
+        "x_train": DatasetFile(
+            "train-images-idx3-ubyte",
+            "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            (60000, 28, 28),
+        ),
+        "y_train": DatasetFile(
+            "train-labels-idx1-ubyte",
+            "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            (60000,),
+        ),
+        "x_test": DatasetFile(
+            "t10k-images-idx3-ubyte",
+            "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            (10000, 28, 28),
+        ),
+        "y_test": DatasetFile(
+            "t10k-labels-idx1-ubyte",
+            "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+            (10000,),
+        ),
+    },
+    system_dirs=("/usr/share/datasets/fashion-mnist",),
+)
+
+# MNIST gz digests: tensorflow/datasets url_checksums/mnist.txt. Digests of the
+# decompressed files were not found published: raw MNIST files need verify=False.
+_MNIST = DatasetSpec(
+    name="mnist",
+    mirrors=(
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    ),
+    files={
+        "x_train": DatasetFile(
+            "train-images-idx3-ubyte",
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            None,
+            (60000, 28, 28),
+        ),
+        "y_train": DatasetFile(
+            "train-labels-idx1-ubyte",
+            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            None,
+            (60000,),
+        ),
+        "x_test": DatasetFile(
+            "t10k-images-idx3-ubyte",
+            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            None,
+            (10000, 28, 28),
+        ),
+        "y_test": DatasetFile(
+            "t10k-labels-idx1-ubyte",
+            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            None,
+            (10000,),
+        ),
+    },
+)
+
+#: Known datasets by name.
+DATASETS = {spec.name: spec for spec in (_FASHION, _MNIST)}
+N_CLASSES = 10
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A loaded train/test split.
+
+    ``x_*``: (n, 784) float32 in [0, 1] (``pixel / 255``) or raw uint8;
+    ``y_*``: (n,) int64 class indices in [0, 10); ``source``: where it came from.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}, train={self.x_train.shape} {self.x_train.dtype}, "
+            f"test={self.x_test.shape}, source={self.source!r})"
+        )
+
+
+def default_cache_dir() -> Path:
+    """``platformdirs.user_cache_dir("fastbin")`` (honours ``$XDG_CACHE_HOME``)."""
+    return Path(platformdirs.user_cache_dir("fastbin"))
+
+
+def _spec(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+
+
+def _find_file(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _missing(spec: DatasetSpec, directory: Path) -> list[str]:
+    return [f.stem for f in spec.files.values() if _find_file(directory, f.stem) is None]
+
+
+def _candidates(spec: DatasetSpec):
+    """(kind, directory) in search order, after an explicit path."""
+    env = os.environ.get("FASTBIN_DATA")
+    if env:
+        yield "FASTBIN_DATA", Path(env) / spec.name
+    yield "cache", default_cache_dir() / spec.name
+    for d in spec.system_dirs:
+        yield "debian", Path(d)
+
+
+def _locate(spec: DatasetSpec, path):
+    if path is not None:
+        return "path", Path(path)
+    for kind, directory in _candidates(spec):
+        if directory.is_dir() and not _missing(spec, directory):
+            return kind, directory
+    return None
+
+
+def dataset_source(name: str = "fashion-mnist", path=None) -> str | None:
+    """Where :func:`load_dataset` would read ``name`` from, without loading or
+    downloading: ``"<kind>: <directory>"`` (kind ``path``, ``FASTBIN_DATA``,
+    ``cache`` or ``debian``), or None when it would have to download."""
+    spec = _spec(name)
+    found = _locate(spec, path)
+    if found is None or _missing(spec, found[1]):
+        return None
+    return f"{found[0]}: {found[1]}"
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _content_sha256(array: np.ndarray) -> str:
+    """SHA-256 of the uint8 IDX file ``array`` was read from (header + payload)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    h = hashlib.sha256(header)
+    h.update(np.ascontiguousarray(array).data)
+    return h.hexdigest()
+
+
+def _load_file(file: Path, info: DatasetFile, verify: bool) -> np.ndarray:
+    array = read_idx(file, expected_ndim=len(info.shape), expected_dtype=np.uint8)
+    if verify:
+        ok = _sha256_file(file) == info.gz_sha256 or (
+            info.content_sha256 is not None and _content_sha256(array) == info.content_sha256
+        )
+        if not ok:
+            known = "the published .gz digest" + (
+                " or the decompressed-content digest" if info.content_sha256 else ""
+            )
+            raise ValueError(
+                f"{file}: SHA-256 does not match {known} of {info.stem}; the file is "
+                f"corrupt or a different version (delete it to re-download, or pass "
+                f"verify=False to load it anyway)"
+            )
+        if array.shape != info.shape:  # pragma: no cover - implied by the digest
+            raise ValueError(f"{file}: expected shape {info.shape}, got {array.shape}")
+    elif array.shape[1:] != info.shape[1:]:
+        raise ValueError(f"{file}: expected shape (n, {', '.join(map(str, info.shape[1:]))}), got {array.shape}")
+    return array
+
+
+def load_dataset(
+    name: str,
+    path=None,
+    *,
+    dtype="float32",
+    download: bool = True,
+    verify: bool = True,
+    mirrors=None,
+    timeout: float = 60.0,
+) -> Dataset:
+    """Load ``name`` (``"fashion-mnist"`` or ``"mnist"``); see the module doc
+    for the search order. ``mirrors``: base URLs to download from (default:
+    the dataset's official locations), tried in order per file."""
+    spec = _spec(name)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.uint8)):
+        raise ValueError(f"dtype must be 'float32' (scaled to [0, 1]) or 'uint8' (raw pixels), got {dtype}")
+    found = _locate(spec, path)
+    if found is None:
+        kind, directory = "cache", default_cache_dir() / spec.name
+    else:
+        kind, directory = found
+    missing = _missing(spec, directory)
+    source = f"{kind}: {directory}"
+    if missing:
+        if not download:
+            searched = [str(directory)] if path is not None else [str(d) for _, d in _candidates(spec)]
+            raise FileNotFoundError(
+                f"{spec.name}: no complete copy (missing {', '.join(missing)}, .gz or raw) in "
+                f"{'; '.join(searched)}; pass download=True to fetch it"
+            )
+        urls = tuple(mirrors) if mirrors is not None else spec.mirrors
+        directory.mkdir(parents=True, exist_ok=True)
+        used = set()
+        for info in spec.files.values():
+            if info.stem in missing:
+                used.add(
+                    download_file(
+                        [u.rstrip("/") + f"/{info.stem}.gz" for u in urls],
+                        directory / f"{info.stem}.gz",
+                        info.gz_sha256,
+                        timeout=timeout,
+                    ).rsplit("/", 1)[0]
+                )
+        source = f"downloaded from {', '.join(sorted(used))} into {kind}: {directory}"
+    arrays = {role: _load_file(_find_file(directory, info.stem), info, verify) for role, info in spec.files.items()}
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"{spec.name} {split}: {x.shape[0]} images but {y.shape[0]} labels in {directory}")
+        if y.size and y.max() >= N_CLASSES:
+            raise ValueError(f"{spec.name} {split}: label {int(y.max())} out of range [0, {N_CLASSES})")
+        x = x.reshape(x.shape[0], -1)
+        if dtype == np.float32:
+            x = x.astype(np.float32)
+            x /= np.float32(255)
+        arrays[f"x_{split}"] = x
+        arrays[f"y_{split}"] = y.astype(np.int64)
+    return Dataset(spec.name, source=source, **arrays)
+
+
+def load_fashion_mnist(path=None, *, dtype="float32", download: bool = True, **kwargs) -> Dataset:
+    """Fashion-MNIST (Xiao et al. 2017): 60000 train + 10000 test 28x28 images,
+    10 classes. See :func:`load_dataset` for the arguments."""
+    return load_dataset("fashion-mnist", path, dtype=dtype, download=download, **kwargs)
+
+
+def load_mnist(path=None, *, dtype="float32", download: bool = True, **kwargs) -> Dataset:
+    """MNIST digits: 60000 train + 10000 test 28x28 images, 10 classes. See
+    :func:`load_dataset` for the arguments."""
+    return load_dataset("mnist", path, dtype=dtype, download=download, **kwargs)
+
+
+def one_hot(labels, n_classes: int = N_CLASSES, dtype=np.float32) -> np.ndarray:
+    """(m,) integer class indices in [0, n_classes) -> (m, n_classes) of ``dtype``
+    with 1 at ``[i, labels[i]]`` and 0 elsewhere."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must be 1-D integer class indices, got {labels.dtype} shape {labels.shape}")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+        raise ValueError(f"n_classes must be an int >= 1, got {n_classes!r}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must be in [0, {n_classes}), got min {labels.min()} max {labels.max()}")
+    out = np.zeros((labels.shape[0], int(n_classes)), dtype=dtype)
+    out[np.arange(labels.shape[0]), labels] = 1
+    return out
+
+
+class BatchIterator:
+    """Seeded shuffling mini-batches over ``(x, y)`` (same first-axis length).
+
+    ``next_batch()`` follows TensorFlow's ``DataSet.next_batch``: the data is
+    shuffled before the first batch; a batch that crosses the end of an epoch
+    takes the rest of the old epoch plus the start of a newly shuffled one.
+    ``epoch()`` yields one whole freshly shuffled epoch (the last batch may be
+    short unless ``drop_last``). Both draw permutations from one
+    ``numpy.random.default_rng(seed)``, so a seed gives bit-identical batches.
+    Batches are copies (fancy indexing).
+    """
+
+    def __init__(self, x, y, batch_size: int, seed=None):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
+            raise ValueError(f"x and y must share their first axis, got {x.shape} and {y.shape}")
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError("cannot iterate over an empty dataset")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= n:
+            raise ValueError(f"batch_size must be an int in [1, {n}], got {batch_size!r}")
+        self.x, self.y, self.batch_size, self.n = x, y, int(batch_size), n
+        self._rng = np.random.default_rng(seed)
+        self._perm = None
+        self._index = 0
+        self.epochs_completed = 0
+
+    def next_batch(self):
+        """The next ``(x_batch, y_batch)`` of ``batch_size`` rows."""
+        if self._perm is None:
+            self._perm = self._rng.permutation(self.n)
+        start, size = self._index, self.batch_size
+        if start + size > self.n:
+            rest = self._perm[start:]
+            self.epochs_completed += 1
+            self._perm = self._rng.permutation(self.n)
+            self._index = size - rest.shape[0]
+            idx = np.concatenate([rest, self._perm[: self._index]])
+        else:
+            self._index = start + size
+            idx = self._perm[start : self._index]
+        return self.x[idx], self.y[idx]
+
+    def epoch(self, drop_last: bool = False):
+        """Yield ``(x_batch, y_batch)`` over one freshly shuffled epoch."""
+        perm = self._rng.permutation(self.n)
+        stop = self.n - self.n % self.batch_size if drop_last else self.n
+        for start in range(0, stop, self.batch_size):
+            idx = perm[start : start + self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+    def __len__(self) -> int:
+        """Batches per :meth:`epoch` (the last one may be short)."""
+        return -(-self.n // self.batch_size)

@@ -1,0 +1,381 @@
+"""Layers for the thin trainer: dense (float or BinaryConnect weights),
+activations with straight-through estimators, batch normalisation.
+
+Every layer keeps its trainable arrays in ``params`` and their gradients in
+``grads`` (same keys, same shapes); :class:`fastbin.models.Model` moves them
+into one flat buffer per clipping group so that an optimizer updates all of a
+model's parameters with one fused call. Layers therefore always read
+``self.params[...]`` and write gradients *in place* into ``self.grads[...]``.
+
+Float matrix products use NumPy's BLAS (``@``); the backend (``fastbin`` or
+``fastbin.reference``) supplies the packed products used at evaluation and
+the loss and update kernels used by the model and the optimizers.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "Backend",
+    "get_backend",
+    "Layer",
+    "Dense",
+    "Tanh",
+    "HardTanh",
+    "Sign",
+    "BatchNorm",
+    "ACTIVATIONS",
+    "dense_affine",
+    "bn_affine",
+]
+
+#: Functions a model takes from its backend (fast API names).
+BACKEND_FUNCTIONS = (
+    "pack_signs",
+    "pack_weights",
+    "unpack_signs",
+    "binary_matmul",
+    "sign_matmul",
+    "binary_dense_sign",
+    "softmax_cross_entropy",
+    "linear_softmax_cross_entropy",
+    "sgd_update",
+    "adam_update",
+)
+
+
+class Backend:
+    """The kernels a model calls: ``"fastbin"`` (Numba, ``import fastbin``) or
+    ``"reference"`` (plain NumPy, ``fastbin.reference``); same names and results.
+
+    ``missing`` lists fast functions not available in this build; those are
+    taken from the reference (shown by ``repr`` and ``Model.summary``)."""
+
+    def __init__(self, name: str = "fastbin"):
+        if name not in ("fastbin", "reference"):
+            raise ValueError(f"backend must be 'fastbin' or 'reference', got {name!r}")
+        import fastbin
+        from fastbin import reference
+
+        self.name = name
+        self.missing = []
+        for fn in BACKEND_FUNCTIONS:
+            if name == "fastbin" and hasattr(fastbin, fn):
+                setattr(self, fn, getattr(fastbin, fn))
+            else:
+                if name == "fastbin":
+                    self.missing.append(fn)
+                setattr(self, fn, getattr(reference, fn))
+
+    def __repr__(self) -> str:
+        extra = f", reference for {', '.join(self.missing)}" if self.missing else ""
+        return f"Backend({self.name!r}{extra})"
+
+
+_BACKENDS: dict = {}
+
+
+def get_backend(backend) -> Backend:
+    """A :class:`Backend` from a name (cached) or an existing instance."""
+    if isinstance(backend, Backend):
+        return backend
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be 'fastbin' or 'reference', got {type(backend).__name__}")
+    if backend not in _BACKENDS:
+        _BACKENDS[backend] = Backend(backend)
+    return _BACKENDS[backend]
+
+
+def dense_affine(dot, scale, bias):
+    """``dot * scale + bias`` in ``scale``'s dtype, the one formula for the
+    evaluation path of a dense layer (the folded thresholds in
+    ``fastbin.inference`` evaluate exactly this, so they agree bit for bit).
+    ``scale`` (n,) or None (no multiply), ``bias`` (n,) or None."""
+    if scale is not None:
+        z = np.multiply(dot, scale, dtype=scale.dtype)
+    else:
+        z = np.array(dot, copy=True)
+    if bias is not None:
+        z += bias
+    return z
+
+
+def bn_affine(z, mean, k, beta):
+    """Batch norm at evaluation time: ``(z - mean) * k + beta`` with
+    ``k = gamma / sqrt(running_var + eps)``; the one formula (see
+    :func:`dense_affine`)."""
+    y = z - mean
+    y *= k
+    y += beta
+    return y
+
+
+class Layer:
+    """Base class: ``forward(x, training)`` and ``backward(dy, need_dx)``."""
+
+    kind = "layer"
+
+    def __init__(self):
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.clip: dict = {}  # param name -> clip bound or None
+        self.buffers: dict = {}  # saved, not trained (running statistics)
+
+    def forward(self, x, training: bool = False):
+        raise NotImplementedError
+
+    def backward(self, dy, need_dx: bool = True):
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        return {"kind": self.kind}
+
+    def _add_param(self, name, value, clip=None):
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+        self.clip[name] = clip
+
+
+class Dense(Layer):
+    """``z = x @ W_eff + b`` with ``x`` (m, n_in) and ``W`` (n_in, n_out).
+
+    Float weights: ``W_eff = W``. Binary weights (BinaryConnect):
+    ``W_eff = sign(W) * alpha`` with sign(0) = +1, ``alpha`` (n_out,) =
+    ``mean |W|`` over the input axis when ``scale`` else 1. The gradient
+    w.r.t. ``W_eff`` is applied to the real ``W`` (straight through), which
+    the optimizer clips to [-1, 1].
+
+    Training uses BLAS on the float ``W_eff``. Evaluation of a binary layer
+    uses the backend's packed product ``sign_matmul(x, pack_weights(W))``
+    then :func:`dense_affine`; uint8 input means ``x / 255`` and is computed
+    exactly in integers (the 1/255 goes into the scale). ``input_offset``
+    (scalar or (n_in,), e.g. the training-set mean pixel) is subtracted from
+    the input first (centring helps BinaryConnect on [0, 1] pixels); the
+    evaluation path folds it into the bias.
+    """
+
+    kind = "dense"
+
+    def __init__(self, n_in, n_out, *, binary=False, scale=False, bias=True, init="normal",
+                 sigma=0.1, rng=None, dtype=np.float32, backend="fastbin", input_offset=None):
+        super().__init__()
+        rng = np.random.default_rng(rng)
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.binary, self.scale, self.use_bias = bool(binary), bool(scale), bool(bias)
+        self.dtype = np.dtype(dtype)
+        self.backend = get_backend(backend)
+        self.init = init
+        shape = (self.n_in, self.n_out)
+        if init == "uniform":  # notebook 1: w ~ rand[0, 1), b = 1
+            w, b = rng.random(shape), np.ones(self.n_out)
+        elif init == "normal":  # notebook 2: sigma * randn for W and b
+            w, b = sigma * rng.standard_normal(shape), sigma * rng.standard_normal(self.n_out)
+        elif init == "glorot":
+            limit = np.sqrt(6.0 / (self.n_in + self.n_out))
+            w, b = rng.uniform(-limit, limit, shape), np.zeros(self.n_out)
+        elif init == "zeros":
+            w, b = np.zeros(shape), np.zeros(self.n_out)
+        else:
+            raise ValueError(f"init must be 'uniform', 'normal', 'glorot' or 'zeros', got {init!r}")
+        self._add_param("W", w.astype(self.dtype), clip=1.0 if self.binary else None)
+        if self.use_bias:
+            self._add_param("b", b.astype(self.dtype))
+        if input_offset is not None and np.any(input_offset):
+            offset = np.broadcast_to(np.asarray(input_offset, dtype=self.dtype), (self.n_in,))
+            self.buffers["input_offset"] = np.array(offset)
+        self.alpha_override = None  # alpha stored in a packed model file
+        self._x = None
+        self._w_eff = None
+
+    # -- effective weights ------------------------------------------------
+    def alpha(self):
+        """Per-output scale (n_out,) of a binary layer, or None (no scale)."""
+        if not (self.binary and self.scale):
+            return None
+        if self.alpha_override is not None:
+            return self.alpha_override
+        return np.mean(np.abs(self.params["W"]), axis=0, dtype=self.dtype)
+
+    def effective_weights(self):
+        """``W_eff`` as a float matrix (n_in, n_out)."""
+        w = self.params["W"]
+        if not self.binary:
+            return w
+        w_eff = np.ones_like(w)
+        np.copyto(w_eff, -1, where=w < 0)  # sign(0) = sign(-0.0) = +1
+        alpha = self.alpha()
+        if alpha is not None:
+            w_eff *= alpha
+        return w_eff
+
+    def packed_weights(self):
+        """``pack_weights(W)``: n_out rows of n_in sign bits (binary layers)."""
+        return self.backend.pack_weights(self.params["W"])
+
+    def eval_bias(self):
+        """The ``bias`` of :func:`dense_affine` for the evaluation path:
+        ``b - input_offset * colsum(W_eff)`` (the input offset folded in)."""
+        bias = self.params["b"] if self.use_bias else None
+        if "input_offset" not in self.buffers:
+            return bias
+        shift = (self.buffers["input_offset"] @ self.effective_weights()).astype(self.dtype)
+        return -shift if bias is None else bias - shift
+
+    def eval_scale(self, uint8_input: bool):
+        """The ``scale`` of :func:`dense_affine` for the evaluation path."""
+        alpha = self.alpha()
+        if not uint8_input:
+            return alpha
+        inv = np.full(self.n_out, 1.0 / 255.0, dtype=self.dtype)
+        return inv if alpha is None else (alpha * inv).astype(self.dtype)
+
+    # -- forward / backward -------------------------------------------------
+    def forward(self, x, training=False):
+        bias = self.params["b"] if self.use_bias else None
+        if training or not self.binary:
+            if x.dtype == np.uint8:
+                x = x.astype(self.dtype) / self.dtype.type(255)
+            if "input_offset" in self.buffers:
+                x = x - self.buffers["input_offset"]
+            self._w_eff = self.effective_weights()
+            z = x @ self._w_eff
+            if bias is not None:
+                z += bias
+            if training:
+                self._x = x
+            return z
+        uint8_input = x.dtype == np.uint8
+        if not uint8_input and x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        dot = self.backend.sign_matmul(np.ascontiguousarray(x), self.packed_weights())
+        if uint8_input or dot.dtype != self.dtype:
+            dot = dot.astype(self.dtype)  # exact: |dot| <= 255 * n_in < 2**24
+        return dense_affine(dot, self.eval_scale(uint8_input), self.eval_bias())
+
+    def backward(self, dz, need_dx=True):
+        x, w_eff = self._x, self._w_eff
+        np.matmul(x.T, dz, out=self.grads["W"])
+        if self.use_bias:
+            np.sum(dz, axis=0, out=self.grads["b"])
+        self.alpha_override = None  # training resumes from the latent weights
+        return dz @ w_eff.T if need_dx else None
+
+    def config(self):
+        return {"kind": self.kind, "n_in": self.n_in, "n_out": self.n_out, "binary": self.binary,
+                "scale": self.scale, "bias": self.use_bias, "input_offset": "input_offset" in self.buffers}
+
+
+class _Activation(Layer):
+    def config(self):
+        return {"kind": self.kind}
+
+
+class Tanh(_Activation):
+    """``tanh(x)``; backward ``dy * (1 - tanh(x)**2)``."""
+
+    kind = "tanh"
+
+    def forward(self, x, training=False):
+        a = np.tanh(x)
+        if training:
+            self._a = a
+        return a
+
+    def backward(self, dy, need_dx=True):
+        a = self._a
+        return dy * (1 - a * a)
+
+
+class HardTanh(_Activation):
+    """``clip(x, -1, 1)``; backward ``dy * 1{|x| <= 1}``."""
+
+    kind = "hardtanh"
+
+    def forward(self, x, training=False):
+        if training:
+            self._mask = np.abs(x) <= 1
+        return np.clip(x, -1, 1)
+
+    def backward(self, dy, need_dx=True):
+        return dy * self._mask
+
+
+class Sign(_Activation):
+    """``sign(x)`` in {-1, +1} (sign(0) = +1); backward is the straight-through
+    estimator ``dy * 1{|x| <= 1}`` (the gradient of hard-tanh)."""
+
+    kind = "sign"
+
+    def forward(self, x, training=False):
+        if training:
+            self._mask = np.abs(x) <= 1
+        s = np.ones_like(x)
+        np.copyto(s, -1, where=x < 0)
+        return s
+
+    def backward(self, dy, need_dx=True):
+        return dy * self._mask
+
+
+ACTIVATIONS = {"tanh": Tanh, "hardtanh": HardTanh, "sign": Sign}
+
+
+class BatchNorm(Layer):
+    """Batch normalisation over the batch axis of (m, n).
+
+    Training: ``y = gamma * (x - mu_B) / sqrt(var_B + eps) + beta`` with the
+    batch mean and (biased) variance; the running averages follow
+    ``r = momentum * r + (1 - momentum) * batch`` (unbiased variance, as
+    PyTorch). Evaluation: :func:`bn_affine` with the running statistics.
+    """
+
+    kind = "batchnorm"
+
+    def __init__(self, n, *, momentum=0.9, eps=1e-5, dtype=np.float32):
+        super().__init__()
+        self.n, self.momentum, self.eps = int(n), float(momentum), float(eps)
+        self.dtype = np.dtype(dtype)
+        self._add_param("gamma", np.ones(self.n, self.dtype))
+        self._add_param("beta", np.zeros(self.n, self.dtype))
+        self.buffers["running_mean"] = np.zeros(self.n, self.dtype)
+        self.buffers["running_var"] = np.ones(self.n, self.dtype)
+
+    def eval_k(self):
+        """``gamma / sqrt(running_var + eps)`` (n,) in the layer's dtype."""
+        var = self.buffers["running_var"]
+        return (self.params["gamma"] / np.sqrt(var + self.dtype.type(self.eps))).astype(self.dtype)
+
+    def forward(self, x, training=False):
+        if not training:
+            return bn_affine(x, self.buffers["running_mean"], self.eval_k(), self.params["beta"])
+        m = x.shape[0]
+        mu = x.mean(axis=0)
+        xc = x - mu
+        var = np.mean(xc * xc, axis=0)
+        inv_std = 1.0 / np.sqrt(var + self.dtype.type(self.eps))
+        xhat = xc * inv_std
+        self._xhat, self._inv_std = xhat, inv_std
+        mom = self.dtype.type(self.momentum)
+        unbiased = var * self.dtype.type(m / (m - 1)) if m > 1 else var
+        rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+        rm *= mom
+        rm += (1 - mom) * mu
+        rv *= mom
+        rv += (1 - mom) * unbiased
+        return xhat * self.params["gamma"] + self.params["beta"]
+
+    def backward(self, dy, need_dx=True):
+        xhat, inv_std = self._xhat, self._inv_std
+        m = dy.shape[0]
+        np.sum(dy * xhat, axis=0, out=self.grads["gamma"])
+        np.sum(dy, axis=0, out=self.grads["beta"])
+        if not need_dx:
+            return None
+        dxhat = dy * self.params["gamma"]
+        # dx = (1/m) inv_std (m dxhat - sum dxhat - xhat sum(dxhat xhat))
+        dx = dxhat - dxhat.mean(axis=0) - xhat * np.mean(dxhat * xhat, axis=0)
+        dx *= inv_std
+        return dx
+
+    def config(self):
+        return {"kind": self.kind, "n": self.n, "momentum": self.momentum, "eps": self.eps}

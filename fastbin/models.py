@@ -1,0 +1,327 @@
+"""Models: softmax regression and MLPs with float or binary weights and
+activations, trained through a backend (``"fastbin"`` or ``"reference"``).
+
+>>> from fastbin.models import softmax_regression, mlp, load
+>>> from fastbin.optim import Adam
+>>> model = mlp([784, 200, 100, 10], activation="tanh", seed=0)
+>>> loss = model.train_step(x, labels, Adam(1e-3))     # x float32 (m, 784)
+>>> loss, acc = model.evaluate(x_test, y_test)
+>>> model.save("mlp.fbm"); model = load("mlp.fbm")
+
+The loss is the mean softmax cross-entropy (``backend.softmax_cross_entropy``;
+softmax regression without a scale uses the fused
+``backend.linear_softmax_cross_entropy``). Notebook 2 minimised the *sum*
+over the batch; Adam is invariant to that constant factor (up to ``eps``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validate import check_labels
+from .layers import ACTIVATIONS, BatchNorm, Dense, Layer, get_backend
+
+__all__ = ["Model", "softmax_regression", "mlp", "load", "FORMAT"]
+
+#: ``meta["format"]`` of fastbin model files.
+FORMAT = "fastbin.model"
+FORMAT_VERSION = 1
+_EVAL_CHUNK = 8192  # rows per forward pass in evaluate / predict (bounds memory)
+
+
+def _as_input(x, dtype):
+    """Validate a batch (m, k): float (cast to the model dtype) or raw uint8."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"x must be 2-D (m, n_features), got shape {x.shape}")
+    if x.dtype == np.uint8:
+        return x
+    if x.dtype.kind != "f":
+        raise TypeError(f"x must be float (scaled to [0, 1]) or raw uint8 pixels, got {x.dtype}")
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+class Model:
+    """A stack of layers with a softmax cross-entropy head.
+
+    Parameters that share a clip bound live in one flat buffer (``groups``),
+    so an optimizer step is one fused update per group."""
+
+    def __init__(self, layers, *, kind, config, backend="fastbin", dtype=np.float32):
+        self.layers: list[Layer] = list(layers)
+        self.kind = kind
+        self.config = dict(config)
+        self.backend = get_backend(backend)
+        self.dtype = np.dtype(dtype)
+        self.n_in = self.layers[0].n_in
+        self.n_classes = [l for l in self.layers if isinstance(l, Dense)][-1].n_out
+        self._flatten()
+
+    def _flatten(self):
+        by_clip: dict = {}
+        for layer in self.layers:
+            for name, value in layer.params.items():
+                by_clip.setdefault(layer.clip[name], []).append((layer, name, value))
+        self.groups = []
+        for clip, entries in sorted(by_clip.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0)):
+            size = sum(v.size for _, _, v in entries)
+            flat, grad = np.empty(size, self.dtype), np.zeros(size, self.dtype)
+            offset = 0
+            for layer, name, value in entries:
+                view = flat[offset : offset + value.size].reshape(value.shape)
+                view[...] = value
+                layer.params[name] = view
+                layer.grads[name] = grad[offset : offset + value.size].reshape(value.shape)
+                offset += value.size
+            key = "clip" if clip is not None else "free"
+            self.groups.append((key, flat, grad, clip))
+
+    # -- inference -----------------------------------------------------------
+    def forward(self, x, training=False):
+        """Logits (m, n_classes) for ``x`` (m, n_in): float in [0, 1] or raw
+        uint8 pixels (meaning ``x / 255``)."""
+        x = _as_input(x, self.dtype)
+        if x.shape[1] != self.n_in:
+            raise ValueError(f"x must have {self.n_in} features, got {x.shape[1]}")
+        if training or x.shape[0] <= _EVAL_CHUNK:
+            return self._forward(x, training)
+        return np.concatenate([self._forward(x[i : i + _EVAL_CHUNK], False)
+                               for i in range(0, x.shape[0], _EVAL_CHUNK)])
+
+    def _forward(self, h, training):
+        for layer in self.layers:
+            h = layer.forward(h, training)
+        return h
+
+    def predict(self, x):
+        """Class indices (m,) int64: ``argmax(forward(x))``."""
+        return np.argmax(self.forward(x), axis=1)
+
+    def evaluate(self, x, labels):
+        """``(mean cross-entropy, accuracy)`` on ``x`` (m, n_in) and labels (m,)."""
+        logits = self.forward(x)
+        labels = check_labels("labels", labels, logits.shape[0], self.n_classes, self.dtype)
+        loss, _ = self.backend.softmax_cross_entropy(logits, labels)
+        return float(loss), float(np.mean(np.argmax(logits, axis=1) == labels))
+
+    # -- training ------------------------------------------------------------
+    def train_step(self, x, labels, opt) -> float:
+        """One optimizer step on the batch; returns the batch's mean loss
+        (before the update)."""
+        loss = self.compute_gradients(x, labels)
+        opt.step(self.backend, self.groups)
+        return loss
+
+    def compute_gradients(self, x, labels) -> float:
+        """Forward in training mode, loss, backward: fills every layer's
+        ``grads`` (the flat ``groups`` buffers) and returns the mean loss."""
+        x = _as_input(x, self.dtype)
+        if x.shape[1] != self.n_in:
+            raise ValueError(f"x must have {self.n_in} features, got {x.shape[1]}")
+        labels = check_labels("labels", labels, x.shape[0], self.n_classes, self.dtype)
+        if x.dtype == np.uint8:  # raw pixels: the same float32(u) / 255 as the float datasets, one pass
+            x = np.divide(x, self.dtype.type(255), dtype=self.dtype)
+        first = self.layers[0]
+        if len(self.layers) == 1 and not first.scale:
+            return float(self._fused_step(first, x, labels))
+        logits = self._forward(x, True)
+        loss, d = self.backend.softmax_cross_entropy(logits, labels)
+        for i in range(len(self.layers) - 1, -1, -1):
+            d = self.layers[i].backward(d, need_dx=i > 0)
+        return float(loss)
+
+    def _fused_step(self, layer, x, labels):
+        """Softmax regression: loss and gradients from one fused call
+        (``linear_softmax_cross_entropy``; packed sign(W) when binary). An
+        input offset mu goes into the bias, ``(x - mu) @ W + b = x @ W +
+        (b - mu @ W)``, and out of the weight gradient, ``(x - mu).T @ dz =
+        x.T @ dz - outer(mu, sum_i dz)``."""
+        w = layer.packed_weights() if layer.binary else layer.params["W"]
+        bias = layer.params["b"] if layer.use_bias else np.zeros(layer.n_out, self.dtype)
+        offset = layer.buffers.get("input_offset")
+        if offset is not None:
+            bias = bias - (offset @ layer.effective_weights()).astype(self.dtype)
+        loss, dw, db = self.backend.linear_softmax_cross_entropy(x, w, bias, labels)
+        if offset is not None:
+            dw = dw - np.outer(offset, db).astype(self.dtype)
+        layer.grads["W"][...] = dw
+        if layer.use_bias:
+            layer.grads["b"][...] = db
+        layer.alpha_override = None
+        return loss
+
+    # -- conversion, files, report -------------------------------------------
+    def to_inference(self):
+        """The folded inference model (see :mod:`fastbin.inference`)."""
+        from .inference import fold
+
+        return fold(self)
+
+    def save(self, path, *, latent=False):
+        """Write the model with :func:`fastbin.modelfile.save_arrays`. Binary
+        weights are stored as packed signs (1 bit each, plus ``alpha``) unless
+        ``latent`` (also keep the real-valued weights, to resume training)."""
+        from .modelfile import save_arrays
+
+        meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, "config": self.config,
+                "dtype": self.dtype.name, "layers": [l.config() for l in self.layers], "latent": bool(latent)}
+        arrays = {}
+        for i, layer in enumerate(self.layers):
+            for name, value in list(layer.params.items()) + list(layer.buffers.items()):
+                if name == "W" and layer.binary and not latent:
+                    arrays[f"{i}.W_bits"] = layer.backend.pack_weights(value)
+                    if layer.scale:
+                        arrays[f"{i}.alpha"] = np.ascontiguousarray(layer.alpha())
+                else:
+                    arrays[f"{i}.{name}"] = np.ascontiguousarray(value)
+        save_arrays(path, meta, arrays)
+
+    def summary(self) -> str:
+        """Per-layer table: parameters, bits, bytes, MACs, binary ops, saving."""
+        from .inference import summary_table
+
+        return summary_table(self)
+
+    def parameter_count(self) -> int:
+        return int(sum(flat.size for _, flat, _, _ in self.groups))
+
+    def __repr__(self):
+        return f"Model({self.kind}, {self.config}, backend={self.backend.name})"
+
+
+# ---------------------------------------------------------------------------
+# Constructors
+# ---------------------------------------------------------------------------
+def softmax_regression(n_in=784, n_classes=10, *, binary_weights=False, scale=False, init="uniform",
+                       input_offset=None, seed=0, backend="fastbin", dtype="float32"):
+    """``softmax(x @ W + b)``. ``init="uniform"`` is notebook 1's
+    (``W ~ rand[0, 1)``, ``b = 1``); ``binary_weights`` is BinaryConnect
+    (forward with sign(W), W clipped to [-1, 1]); ``scale`` multiplies each
+    output by ``alpha = mean|W|``."""
+    config = dict(n_in=int(n_in), n_classes=int(n_classes), binary_weights=bool(binary_weights),
+                  scale=bool(scale), init=init, input_offset=_offset_config(input_offset), seed=seed)
+    _check_sizes([n_in, n_classes])
+    layer = Dense(n_in, n_classes, binary=binary_weights, scale=scale, init=init, rng=seed,
+                  dtype=dtype, backend=backend, input_offset=input_offset)
+    return Model([layer], kind="softmax_regression", config=config, backend=backend, dtype=dtype)
+
+
+def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=False, batch_norm=None,
+        output_bn=None, scale=False, init="normal", sigma=0.1, input_offset=None, seed=0, backend="fastbin",
+        dtype="float32"):
+    """Multi-layer perceptron ``sizes = [n_in, hidden..., n_classes]``.
+
+    Hidden layer: Dense -> [BatchNorm] -> activation (``"tanh"``,
+    ``"hardtanh"`` or ``"sign"``; ``binary_activations=True`` means
+    ``"sign"`` with the straight-through estimator). ``batch_norm`` defaults
+    to ``binary_activations``; Dense layers followed by batch norm have no
+    bias. ``output_bn`` (default: ``binary_activations``) adds a batch norm
+    on the logits. ``binary_weights``: every Dense layer uses sign(W)
+    (BinaryConnect), optionally times ``alpha = mean|W|`` (``scale``).
+    ``init="normal"`` is notebook 2's (``sigma * randn`` for W and b);
+    ``"glorot"`` is uniform Glorot with zero biases. ``input_offset`` is
+    subtracted from the input: a number (e.g. 0.5) or a vector (n_in,) such as the
+    training-set mean image (stored in the model file).
+    """
+    sizes = [int(s) for s in _check_sizes(sizes)]
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least [n_in, n_classes], got {sizes}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if binary_activations:
+        activation = "sign"
+    binary_activations = activation == "sign"
+    batch_norm = binary_activations if batch_norm is None else bool(batch_norm)
+    output_bn = binary_activations if output_bn is None else bool(output_bn)
+    config = dict(sizes=sizes, activation=activation, binary_weights=bool(binary_weights),
+                  binary_activations=binary_activations, batch_norm=batch_norm, output_bn=output_bn,
+                  scale=bool(scale), init=init, sigma=float(sigma), input_offset=_offset_config(input_offset),
+                  seed=seed)
+    rng = np.random.default_rng(seed)
+    layers = []
+    n_layers = len(sizes) - 1
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == n_layers - 1
+        bn = output_bn if last else batch_norm
+        layers.append(Dense(n_in, n_out, binary=binary_weights, scale=scale, bias=not bn, init=init,
+                            sigma=sigma, rng=rng, dtype=dtype, backend=backend,
+                            input_offset=input_offset if i == 0 else None))
+        if bn:
+            layers.append(BatchNorm(n_out, dtype=dtype))
+        if not last:
+            layers.append(ACTIVATIONS[activation]())
+    return Model(layers, kind="mlp", config=config, backend=backend, dtype=dtype)
+
+
+def _offset_config(offset):
+    """How the config records an input offset: None, a number, or
+    "per-feature" (the vector itself is saved with the arrays)."""
+    if offset is None:
+        return None
+    if np.ndim(offset) == 0:
+        return float(offset)
+    return "per-feature"
+
+
+def _check_sizes(sizes):
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
+            raise ValueError(f"layer sizes must be ints >= 1, got {sizes!r}")
+    return sizes
+
+
+def _build(meta, backend):
+    kind, config = meta.get("kind"), dict(meta.get("config", {}))
+    dtype = meta.get("dtype", "float32")
+    if config.get("input_offset") == "per-feature":
+        config["input_offset"] = 1.0  # placeholder; the saved vector is restored next
+    if kind == "softmax_regression":
+        return softmax_regression(**config, backend=backend, dtype=dtype)
+    if kind == "mlp":
+        return mlp(config.pop("sizes"), **config, backend=backend, dtype=dtype)
+    raise ValueError(f"unknown model kind {kind!r}")
+
+
+def load(path, *, backend="fastbin") -> Model:
+    """Read a model written by :meth:`Model.save` (``fastbin.modelfile``
+    raises ``ModelFileError`` for damaged or foreign files)."""
+    from .modelfile import ModelFileError, load_arrays
+
+    meta, arrays = load_arrays(path)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a fastbin model file (format {meta.get('format')!r})")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: model format version {meta.get('version')!r} is not supported")
+    try:
+        model = _build(meta, backend)
+        _restore(model, meta, arrays)
+        model.config = dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: inconsistent model file: {exc}") from exc
+    return model
+
+
+def _restore(model, meta, arrays):
+    from .packed import PackedSigns
+
+    if [l.config() for l in model.layers] != meta["layers"]:
+        raise ValueError("layer list does not match the configuration")
+    unpack = model.backend.unpack_signs
+    for i, layer in enumerate(model.layers):
+        for store in (layer.params, layer.buffers):
+            for name, target in store.items():
+                key = f"{i}.{name}"
+                if name == "W" and f"{i}.W_bits" in arrays:
+                    bits = arrays[f"{i}.W_bits"]
+                    if not isinstance(bits, PackedSigns) or bits.shape != (layer.n_out, layer.n_in):
+                        raise ValueError(f"{i}.W_bits must be packed signs of shape {(layer.n_out, layer.n_in)}")
+                    value = unpack(bits, model.dtype).T
+                    if layer.scale:
+                        alpha = np.asarray(arrays[f"{i}.alpha"], dtype=model.dtype)
+                        value = value * alpha
+                        layer.alpha_override = alpha.copy()
+                else:
+                    value = arrays[key]
+                if not isinstance(value, np.ndarray) or value.shape != target.shape:
+                    raise ValueError(f"{key}: expected shape {target.shape}")
+                target[...] = value

@@ -1,0 +1,217 @@
+"""The benchmark report (benchmarks/report.py) and ``fastbin bench`` on a small
+fixture JSON shaped like pytest-benchmark's output: ratios, ceiling fractions,
+pass/miss of the speed bars, README splicing, regression comparison."""
+import copy
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT_PY = ROOT / "benchmarks" / "report.py"
+
+pytestmark = pytest.mark.skipif(not REPORT_PY.is_file(), reason="benchmarks/report.py not in this checkout")
+
+
+@pytest.fixture(scope="module")
+def report():
+    spec = importlib.util.spec_from_file_location("fastbin_bench_report", REPORT_PY)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+LARGE_WORDS = 4096 * 4096 * 64  # m * n * n_words of the 4096^3 binary matmul
+
+
+def _bench(group, impl, median, *, work=None, unit=None, threads=1, shape="s", note="", best=None):
+    return {
+        "group": group,
+        "name": f"test_x[{group}-{impl}]",
+        "fullname": f"benchmarks/test_x.py::test_x[{group}-{impl}]",
+        "extra_info": {"group_id": group, "impl": impl, "shape": shape, "threads": threads,
+                       "work": work, "unit": unit, "note": note},
+        "stats": {"median": median, "iqr": median / 10, "rounds": 5, "min": best or median, "mean": median},
+    }
+
+
+def _data(quick=False):
+    benchmarks = [
+        # ceilings: 1e10 word-ops/s and 1e11 flop/s on one thread
+        _bench("ceiling/xor_popcount", "ceiling", 0.1, work=1e9, unit="word-ops"),
+        _bench("ceiling/sgemm", "ceiling", 0.02, work=2e9, unit="flop"),
+        # 4096^3: fastbin 20x faster than NumPy, 0.86 of the xor+popcount ceiling
+        _bench("binary_matmul/large", "numpy", 2.5, work=2.0 * 4096**3, unit="flop"),
+        _bench("binary_matmul/large", "fastbin", 0.125, work=LARGE_WORDS, unit="word-ops"),
+        _bench("binary_matmul/large", "fastbin-threaded", 0.0625, work=LARGE_WORDS, unit="word-ops", threads=2),
+        # 128x784x10: only 10x faster than NumPy -> MISS (bar is 15x)
+        _bench("binary_matmul/128x784x10", "reference", 1e-3),
+        _bench("binary_matmul/128x784x10", "numpy", 100e-6),
+        _bench("binary_matmul/128x784x10", "fastbin", 10e-6),
+        # softmax-CE: 8x the reference -> PASS (bar 6x); torch 2x slower than reference
+        _bench("softmax_ce/128x10", "reference", 40e-6),
+        _bench("softmax_ce/128x10", "torch", 80e-6),
+        _bench("softmax_ce/128x10", "fastbin", 5e-6, best=2e-6),
+        _bench("train_mlp_adam/784-200-100-10", "fastbin", 1e-3, note="reference kernels used for: adam_update"),
+    ]
+    machine = {"fastbin": {"cpu_model": "Test CPU 9000", "cores": 2, "numba_threads": 2, "quick": quick,
+                           "cpu_flags": {"avx2": True, "avx512_vpopcntdq": False},
+                           "blas_env": {"OPENBLAS_NUM_THREADS": "1"},
+                           "versions": {"python": "3.11.0", "numpy": "2.0"},
+                           "blas": {"name": "openblas", "version": "0.3", "config": "cfg"}}}
+    return {"machine_info": machine, "commit_info": {}, "benchmarks": benchmarks, "datetime": "now"}
+
+
+def _write(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_speedup_and_ceiling_fraction(report):
+    groups = report.group_rows(_data())
+    assert report.speedup(groups, "binary_matmul/large", "fastbin", "numpy") == pytest.approx(20.0)
+    assert report.speedup(groups, "softmax_ce/128x10", "fastbin", "torch") == pytest.approx(16.0)
+    assert report.speedup(groups, "softmax_ce/128x10", "fastbin", "numpy") is None
+    rates = report.ceiling_rates(groups)
+    assert rates == {"word-ops": pytest.approx(1e10), "flop": pytest.approx(1e11)}
+    fast = groups["binary_matmul/large"]["fastbin"]
+    assert report.fraction_of_ceiling(fast, rates) == pytest.approx(LARGE_WORDS / 0.125 / 1e10)
+    # a 2-thread row is measured against twice the one-thread ceiling
+    threaded = groups["binary_matmul/large"]["fastbin-threaded"]
+    assert report.fraction_of_ceiling(threaded, rates) == pytest.approx(LARGE_WORDS / 0.0625 / 2e10)
+    numpy_row = groups["binary_matmul/large"]["numpy"]
+    assert report.fraction_of_ceiling(numpy_row, rates) == pytest.approx(2.0 * 4096**3 / 2.5 / 1e11)
+
+
+def test_bars_pass_miss_and_not_measured(report):
+    results = {(bar.group, bar.baseline): (value, passed)
+               for bar, value, passed in report.bar_results(report.group_rows(_data()))}
+    assert results[("binary_matmul/large", "numpy")] == (pytest.approx(20.0), True)
+    value, passed = results[("binary_matmul/large", "ceiling")]
+    assert value == pytest.approx(0.859, abs=1e-3) and passed is True
+    assert results[("binary_matmul/128x784x10", "numpy")] == (pytest.approx(10.0), False)
+    assert results[("softmax_ce/128x10", "reference")] == (pytest.approx(8.0), True)
+    assert results[("train_mlp_adam/784-200-100-10", "torch")] == (None, None)
+
+
+def test_rendered_report(report):
+    text = report.render_report(_data())
+    assert "| binary matmul 4096^3 vs NumPy float32 matmul | >= 15x | 20x | PASS |" in text
+    assert "| binary matmul 4096^3, fraction of xor+popcount ceiling | >= 80% | 86% | PASS |" in text
+    assert "| binary matmul 128x784->10 vs NumPy float32 matmul | >= 15x | 10x | MISS |" in text
+    assert "| MLP 784-200-100-10 Adam step vs torch | >= 1.2x | - | not measured |" in text
+    assert "10 Gword-ops/s" in text and "100 GFLOP/s" in text
+    assert "Test CPU 9000" in text and "avx512_vpopcntdq no" in text
+    # summary row of softmax-CE: medians and fastbin's speed-ups vs reference and torch
+    row = next(line for line in text.splitlines() if line.startswith("| `softmax_ce/128x10`"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert "40 µs" in cells and "80 µs" in cells and "5 µs" in cells
+    assert "8x" in cells and "16x" in cells
+    assert "Quick mode" not in text
+    quick = report.render_report(_data(quick=True))
+    assert "Quick mode" in quick and "PASS" not in quick and "MISS" not in quick
+    assert "| binary matmul 128x784->10 vs NumPy float32 matmul | >= 15x | 10x | n/a (quick mode) |" in quick
+
+
+def test_stat_min_and_notes(report):
+    groups = report.group_rows(_data(), stat="min")
+    assert report.speedup(groups, "softmax_ce/128x10", "fastbin", "reference") == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="stat"):
+        report.group_rows(_data(), stat="p99")
+    text = report.render_report(_data())
+    assert "| 1 ms (*) |" in text
+    assert "(*) fastbin: reference kernels used for: adam_update" in text
+    assert "Times are the min" in report.render_report(_data(), stat="min")
+
+
+def test_format_helpers(report):
+    assert report.fmt_time(2.5) == "2.5 s"
+    assert report.fmt_time(0.0125) == "12.5 ms"
+    assert report.fmt_time(3e-6) == "3 µs"
+    assert report.fmt_time(4e-8) == "40 ns"
+    assert report.fmt_ratio(None) == "" and report.fmt_ratio(1.234) == "1.23x"
+
+
+def test_update_readme_replaces_only_between_markers(report, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\n## Performance\n<!-- bench:start -->\nold table\n<!-- bench:end -->\n"
+                      "\n## After\nkeep me\n", encoding="utf-8")
+    section = report.render_readme_section(_data())
+    report.update_readme(readme, section)
+    once = readme.read_text(encoding="utf-8")
+    assert "old table" not in once and "| binary matmul 128x784->10" in once
+    assert once.startswith("# Title\n\n## Performance\n<!-- bench:start -->\n")
+    assert once.endswith("<!-- bench:end -->\n\n## After\nkeep me\n")
+    report.update_readme(readme, section)  # idempotent
+    assert readme.read_text(encoding="utf-8") == once
+
+
+def test_update_readme_without_markers_is_an_error(report, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bench:start"):
+        report.update_readme(readme, "x")
+    assert readme.read_text(encoding="utf-8") == "# no markers\n"
+
+
+def test_main_reports_missing_markers(report, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n", encoding="utf-8")
+    path = _write(tmp_path, "full.json", _data())
+    assert report.main([str(path), "--out", str(tmp_path / "r.md"), "--update-readme", str(readme)]) == 2
+    assert "bench:start" in capsys.readouterr().err
+    assert (tmp_path / "r.md").read_text(encoding="utf-8").startswith("# fastbin benchmark report")
+
+
+def test_main_refuses_quick_results_in_readme(report, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench:start -->\n<!-- bench:end -->\n", encoding="utf-8")
+    path = _write(tmp_path, "quick.json", _data(quick=True))
+    assert report.main([str(path), "--out", str(tmp_path / "r.md"), "--update-readme", str(readme)]) == 2
+    assert readme.read_text(encoding="utf-8") == "<!-- bench:start -->\n<!-- bench:end -->\n"
+
+
+def test_compare_flags_slowdowns_and_exit_code(report, tmp_path):
+    baseline = _data()
+    current = copy.deepcopy(baseline)
+    slow = next(b for b in current["benchmarks"] if b["extra_info"]["group_id"] == "softmax_ce/128x10"
+                and b["extra_info"]["impl"] == "fastbin")
+    slow["stats"]["median"] *= 2.0  # a 2x regression
+    text, n_slower = report.compare(baseline, current, threshold=1.25)
+    assert n_slower == 1
+    flagged = [line for line in text.splitlines() if "SLOWER" in line]
+    assert len(flagged) == 1 and "softmax_ce/128x10-fastbin" in flagged[0] and "| 2.000 |" in flagged[0]
+    base_path, cur_path = _write(tmp_path, "base.json", baseline), _write(tmp_path, "cur.json", current)
+    out = str(tmp_path / "compare.md")
+    assert report.main([str(cur_path), "--compare", str(base_path), "--out", out]) == 0
+    assert report.main([str(cur_path), "--compare", str(base_path), "--out", out, "--fail"]) == 1
+    assert report.main([str(cur_path), "--compare", str(base_path), "--out", out, "--fail",
+                        "--threshold", "2.5"]) == 0
+    assert report.main([str(base_path), "--compare", str(base_path), "--out", out, "--fail"]) == 0
+
+
+def test_png_written(report, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "speedups.png"
+    report.plot_speedups(_data(), png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_entry_without_results(tmp_path, capsys):
+    from fastbin import bench
+
+    assert bench.run(["--no-run", "--out", str(tmp_path)]) == 1
+    assert "was not written" in capsys.readouterr().err
+
+
+def test_bench_entry_without_benchmarks_dir(monkeypatch, capsys):
+    from fastbin import bench
+
+    monkeypatch.setattr(bench, "find_benchmarks", lambda: None)
+    assert bench.run([]) == 2
+    assert "no benchmarks/ directory" in capsys.readouterr().err

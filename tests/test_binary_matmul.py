@@ -1,0 +1,215 @@
+"""binary_matmul and binary_dense_sign against fastbin.reference (exact)."""
+import numba
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fastbin
+from fastbin import reference as ref
+from fastbin.packed import ALIGNMENT, PackedSigns
+
+def _skip_big_without_jit(work):
+    """The largest grid points take seconds as plain Python; the JIT run covers them."""
+    if numba.config.DISABLE_JIT and work > 200_000:
+        pytest.skip("large grid point: run with the JIT")
+
+
+KS = [1, 63, 64, 65, 127, 128, 784, 1000]
+MS = [1, 3, 17, 128]
+NS = [1, 2, 10, 33]
+
+
+def _operands(rng, m, k, n):
+    a = rng.standard_normal((m, k))
+    w = rng.standard_normal((k, n))
+    a[rng.random(a.shape) < 0.05] = -0.0
+    return fastbin.pack_signs(a), fastbin.pack_weights(w)
+
+
+@pytest.mark.parametrize("n", NS)
+@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("m", MS)
+def test_binary_matmul_matches_reference(rng, m, k, n):
+    _skip_big_without_jit(m * k * n)
+    a, w = _operands(rng, m, k, n)
+    out = fastbin.binary_matmul(a, w)
+    assert out.dtype == np.int32 and out.shape == (m, n)
+    np.testing.assert_array_equal(out, ref.binary_matmul(a, w))
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (5, 65, 3), (17, 784, 10), (130, 200, 33), (9, 4100, 2)])
+def test_threaded_equals_serial(rng, m, k, n):
+    a, w = _operands(rng, m, k, n)
+    serial = fastbin.binary_matmul(a, w, threads=False)
+    threaded = fastbin.binary_matmul(a, w, threads=True)
+    np.testing.assert_array_equal(threaded, serial)
+    np.testing.assert_array_equal(serial, ref.binary_matmul(a, w))
+
+
+def test_all_agree_and_all_differ():
+    k = 130
+    a = fastbin.pack_signs(np.ones((2, k)))
+    w = fastbin.pack_weights(np.stack([np.ones(k), -np.ones(k)], axis=1))
+    np.testing.assert_array_equal(fastbin.binary_matmul(a, w), [[k, -k], [k, -k]])
+
+
+@given(m=st.integers(1, 12), k=st.integers(1, 300), n=st.integers(1, 12), seed=st.integers(0, 2**32 - 1))
+def test_binary_matmul_property(m, k, n, seed):
+    a, w = _operands(np.random.default_rng(seed), m, k, n)
+    np.testing.assert_array_equal(fastbin.binary_matmul(a, w), ref.binary_matmul(a, w))
+
+
+@pytest.mark.slow
+def test_binary_matmul_large(rng):
+    a, w = _operands(rng, 300, 4096, 257)
+    np.testing.assert_array_equal(fastbin.binary_matmul(a, w), ref.binary_matmul(a, w))
+    np.testing.assert_array_equal(fastbin.binary_matmul(a, w, threads=True), ref.binary_matmul(a, w))
+
+
+# ------------------------------------------------------- binary_dense_sign
+def _layer(rng, k, n, dtype=np.int64):
+    thresholds = rng.integers(-k // 4 - 1, k // 4 + 2, n).astype(dtype)
+    flip = rng.random(n) < 0.5
+    return thresholds, flip
+
+
+@pytest.mark.parametrize("n", [1, 2, 10, 33, 64, 65, 130])
+@pytest.mark.parametrize("k", [1, 64, 65, 784])
+@pytest.mark.parametrize("m", [1, 3, 17])
+def test_binary_dense_sign_matches_reference(rng, m, k, n):
+    a, w = _operands(rng, m, k, n)
+    thresholds, flip = _layer(rng, k, n)
+    fast = fastbin.binary_dense_sign(a, w, thresholds, flip)
+    slow = ref.binary_dense_sign(a, w, thresholds, flip)
+    assert isinstance(fast, PackedSigns) and fast.shape == (m, n)
+    assert fast.bits.ctypes.data % ALIGNMENT == 0 and fast.padding_is_zero()
+    np.testing.assert_array_equal(fast.bits, slow.bits)
+
+
+def test_dense_sign_ties_and_int32_thresholds(rng):
+    a, w = _operands(rng, 7, 65, 9)
+    dot = ref.binary_matmul(a, w)
+    thresholds = dot[3].astype(np.int32)  # row 3 lands exactly on each threshold
+    for flip in (np.zeros(9, bool), np.ones(9, bool)):
+        fast = fastbin.binary_dense_sign(a, w, thresholds, flip)
+        np.testing.assert_array_equal(fast.bits, ref.binary_dense_sign(a, w, thresholds, flip).bits)
+        assert fast.bits[3, 0] == 0  # ties are +1 either way
+
+
+def test_dense_sign_threaded_equals_serial(rng):
+    a, w = _operands(rng, 37, 300, 70)
+    thresholds, flip = _layer(rng, 300, 70)
+    serial = fastbin.binary_dense_sign(a, w, thresholds, flip, threads=False)
+    threaded = fastbin.binary_dense_sign(a, w, thresholds, flip, threads=True)
+    np.testing.assert_array_equal(serial.bits, threaded.bits)
+
+
+def test_dense_sign_chains_into_next_layer(rng):
+    x = rng.standard_normal((5, 100))
+    w1, w2 = rng.standard_normal((100, 70)), rng.standard_normal((70, 10))
+    t1, f1 = _layer(rng, 100, 70)
+    hidden = fastbin.binary_dense_sign(fastbin.pack_signs(x), fastbin.pack_weights(w1), t1, f1)
+    out = fastbin.binary_matmul(hidden, fastbin.pack_weights(w2))
+    dot1 = np.where(x < 0, -1, 1) @ np.where(w1 < 0, -1, 1)
+    h = np.where(np.where(f1, dot1 > t1, dot1 < t1), -1, 1)
+    np.testing.assert_array_equal(out, h @ np.where(w2 < 0, -1, 1))
+
+
+@given(m=st.integers(1, 9), k=st.integers(1, 200), n=st.integers(1, 80), seed=st.integers(0, 2**32 - 1))
+def test_dense_sign_property(m, k, n, seed):
+    rng = np.random.default_rng(seed)
+    a, w = _operands(rng, m, k, n)
+    thresholds, flip = _layer(rng, k, n)
+    fast = fastbin.binary_dense_sign(a, w, thresholds, flip)
+    np.testing.assert_array_equal(fast.bits, ref.binary_dense_sign(a, w, thresholds, flip).bits)
+
+
+# ---------------------------------------------------------------- bad input
+def _garbage_padding(p: PackedSigns) -> PackedSigns:
+    bits = p.bits.copy()
+    bits[-1, -1] |= np.uint64(1) << np.uint64(63)
+    return PackedSigns(bits, p.n_bits)
+
+
+def test_binary_matmul_rejects_bad_input(rng):
+    a, w = _operands(rng, 3, 70, 4)
+    with pytest.raises(TypeError, match="PackedSigns"):
+        fastbin.binary_matmul(a.bits, w)
+    with pytest.raises(TypeError, match="PackedSigns"):
+        fastbin.binary_matmul(a, np.ones((70, 4)))
+    _, w_other = _operands(rng, 3, 71, 4)
+    with pytest.raises(ValueError, match="k=70"):
+        fastbin.binary_matmul(a, w_other)
+    with pytest.raises(ValueError, match="padding"):
+        fastbin.binary_matmul(_garbage_padding(a), w)
+    with pytest.raises(ValueError, match="padding"):
+        fastbin.binary_matmul(a, _garbage_padding(w))
+    with pytest.raises(ValueError, match="at least one row"):
+        fastbin.binary_matmul(PackedSigns(np.zeros((0, 2), np.uint64), 70), w)
+
+
+def test_garbage_padding_would_change_the_result(rng):
+    """Why the padding is checked: the XOR loop counts padding bits, so the raw
+    kernel refuses (returns False, writes nothing) and the API raises."""
+    from fastbin.kernels import binary_matmul as module
+
+    a, w = _operands(rng, 2, 70, 3)
+    bad = _garbage_padding(a)
+    out = np.full((2, 3), 7, np.int32)
+    assert not fastbin.kernels.binary_matmul_kernel(bad.bits, w.bits, 70, out)
+    assert not fastbin.kernels.binary_matmul_parallel(bad.bits, w.bits, 70, out)
+    assert (out == 7).all()
+    module._dots(bad.bits, w.bits, 70, 0, 2, out, 0)  # the unchecked inner loop
+    assert not np.array_equal(out, ref.binary_matmul(a, w))
+    assert fastbin.kernels.binary_matmul_kernel(a.bits, w.bits, 70, out)
+    np.testing.assert_array_equal(out, ref.binary_matmul(a, w))
+
+
+def test_binary_dense_sign_rejects_bad_input(rng):
+    a, w = _operands(rng, 3, 70, 4)
+    thresholds, flip = _layer(rng, 70, 4)
+    with pytest.raises(TypeError, match="PackedSigns"):
+        fastbin.binary_dense_sign(a.bits, w, thresholds, flip)
+    with pytest.raises(ValueError, match="padding"):
+        fastbin.binary_dense_sign(a, _garbage_padding(w), thresholds, flip)
+    with pytest.raises(TypeError, match="thresholds"):
+        fastbin.binary_dense_sign(a, w, thresholds.astype(np.float64), flip)
+    with pytest.raises(TypeError, match="thresholds"):
+        fastbin.binary_dense_sign(a, w, list(thresholds), flip)
+    with pytest.raises(ValueError, match=r"thresholds must have shape \(4,\)"):
+        fastbin.binary_dense_sign(a, w, thresholds[:3], flip)
+    with pytest.raises(ValueError, match="thresholds must have shape"):
+        fastbin.binary_dense_sign(a, w, thresholds[None, :], flip)
+    with pytest.raises(TypeError, match="flip"):
+        fastbin.binary_dense_sign(a, w, thresholds, flip.astype(np.int8))
+    with pytest.raises(ValueError, match=r"flip must have shape \(4,\)"):
+        fastbin.binary_dense_sign(a, w, thresholds, flip[:2])
+
+
+# ------------------------------------------- raw kernels from user @njit code
+def test_user_njit_function_calls_the_raw_kernels(rng):
+    """The documented kernel signatures work inside a user's own @njit code."""
+    import numba
+
+    from fastbin import kernels
+
+    @numba.njit
+    def two_layer_scores(x, w1_bits, thresholds, flip, w2_bits):
+        m, k = x.shape
+        a_bits = np.empty((m, (k + 63) // 64), np.uint64)
+        if kernels.pack_rows(x, a_bits):
+            raise ValueError("NaN")
+        n1 = w1_bits.shape[0]
+        hidden = np.empty((m, (n1 + 63) // 64), np.uint64)
+        kernels.binary_dense_sign_kernel(a_bits, w1_bits, k, thresholds, flip, hidden)
+        out = np.empty((m, w2_bits.shape[0]), np.int32)
+        kernels.binary_matmul_kernel(hidden, w2_bits, n1, out)
+        return out
+
+    x = rng.standard_normal((6, 100))
+    w1, w2 = fastbin.pack_weights(rng.standard_normal((100, 70))), fastbin.pack_weights(rng.standard_normal((70, 10)))
+    thresholds, flip = _layer(rng, 100, 70)
+    got = two_layer_scores(x, w1.bits, thresholds, flip, w2.bits)
+    hidden = ref.binary_dense_sign(ref.pack_signs(x), w1, thresholds, flip)
+    np.testing.assert_array_equal(got, ref.binary_matmul(hidden, w2))

@@ -1,0 +1,144 @@
+"""Folded inference equals the unfolded model bit for bit (ties included)."""
+import numpy as np
+import pytest
+
+from fastbin.inference import InferenceModel, float_thresholds, int_thresholds, _Affine
+from fastbin.layers import BatchNorm, Dense
+from fastbin.models import mlp, softmax_regression
+from fastbin.optim import Adam
+from fastbin.packed import PackedSigns
+
+BACKENDS = ["reference", "fastbin"]
+
+
+def _randomise(model, rng, ties_from=None):
+    """Random weights and batch-norm statistics, negative gammas included; with
+    ``ties_from`` (uint8 input) the running means sit exactly on attained
+    pre-activations so that some outputs are exactly 0 (a tie)."""
+    for layer in model.layers:
+        for name, value in layer.params.items():
+            value[...] = rng.normal(0, 1, value.shape)
+        if isinstance(layer, BatchNorm):
+            layer.params["gamma"][...] *= rng.choice([-1, 1], layer.n)
+            layer.params["gamma"][0] = 0.0  # constant output
+            layer.buffers["running_var"][...] = rng.uniform(0.5, 4, layer.n)
+            layer.params["beta"][...] = 0.0
+            # integer means: hidden dots are integers, so f(dot) == 0 happens
+            layer.buffers["running_mean"][...] = 2 * rng.integers(-3, 4, layer.n)
+    if ties_from is not None:
+        dense, bn = model.layers[0], model.layers[1]
+        z = dense.forward(ties_from, training=False)
+        bn.buffers["running_mean"][...] = z[np.arange(bn.n) % z.shape[0], np.arange(bn.n)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("sizes", [[20, 16, 12, 3], [70, 65, 64, 10], [9, 7, 2]])
+@pytest.mark.parametrize("scale", [False, True])
+def test_folded_equals_unfolded_random_nets(backend, sizes, scale, rng):
+    model = mlp(sizes, binary_weights=True, binary_activations=True, scale=scale, seed=0, backend=backend,
+                input_offset=0.25 if scale else None)
+    x_u8 = rng.integers(0, 256, (33, sizes[0]), dtype=np.uint8)
+    _randomise(model, rng, ties_from=x_u8)
+    folded = model.to_inference()
+    assert isinstance(folded, InferenceModel)
+    x_float = (x_u8 / 255).astype(np.float32)
+    x_float[:3] = np.round(x_float[:3])  # plenty of exact zeros and ones
+    for x in (x_u8, x_float, np.zeros_like(x_float)):
+        np.testing.assert_array_equal(folded.forward(x), model.forward(x))
+        np.testing.assert_array_equal(folded.predict(x), model.predict(x))
+    # the fixture really produced ties in the first layer (uint8 path)
+    z = model.layers[1].forward(model.layers[0].forward(x_u8, False), False)
+    assert (z == 0).any()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hidden_activations_stay_packed(backend, rng):
+    model = mlp([30, 20, 10, 4], binary_weights=True, binary_activations=True, seed=1, backend=backend)
+    folded = model.to_inference()
+    x = rng.random((5, 30)).astype(np.float32)
+    a = folded.stages[0](x)
+    assert isinstance(a, PackedSigns) and a.shape == (5, 20)
+    assert isinstance(folded.stages[1](a), PackedSigns)
+    assert repr(folded) == "InferenceModel(stages=['sign', 'sign', 'float'])"
+
+
+def test_thresholds_exact_on_integer_domain(rng):
+    dense = Dense(8, 5, binary=True, scale=True, dtype=np.float32)
+    dense.params["W"][...] = rng.uniform(-1, 1, (8, 5))
+    bn = BatchNorm(5, dtype=np.float32)
+    bn.params["gamma"][...] = [1.5, -2.0, 0.0, 0.3, -0.7]
+    bn.params["beta"][...] = rng.normal(0, 1, 5)
+    bn.buffers["running_mean"][...] = rng.normal(0, 1, 5)
+    affine = _Affine(dense, bn, uint8_input=True)
+    bound = 255 * 8
+    t, flip = int_thresholds(affine, bound)
+    d = np.arange(-bound, bound + 1)
+    neg = affine(d[:, None].astype(np.float32) * np.ones(5, np.float32)) < 0
+    expected = np.where(flip, d[:, None] > t, d[:, None] < t)
+    np.testing.assert_array_equal(neg, expected)
+    assert flip.tolist() == [False, True, False, False, True]
+
+
+def test_float_thresholds_exact_near_the_change(rng):
+    dense = Dense(8, 4, binary=True, scale=True, dtype=np.float32)
+    dense.params["W"][...] = rng.uniform(-1, 1, (8, 4))
+    bn = BatchNorm(4, dtype=np.float32)
+    bn.params["gamma"][...] = [1.0, -1.0, 3.0, -0.01]
+    bn.buffers["running_mean"][...] = [0.1, -0.2, 0.0, 1e-30]
+    affine = _Affine(dense, bn, uint8_input=False)
+    t, flip = float_thresholds(affine, 4)
+    for j in range(4):
+        around = [t[j]]
+        for direction in (np.float32(-np.inf), np.float32(np.inf)):
+            v = t[j]
+            for _ in range(8):
+                v = np.nextafter(v, direction)
+                around.append(v)
+        values = np.concatenate([around, np.float32(np.linspace(-5, 5, 101))]).astype(np.float32)
+        grid = np.zeros((values.size, 4), np.float32)
+        grid[:, j] = values
+        neg = affine(grid)[:, j] < 0
+        expected = values > t[j] if flip[j] else values < t[j]
+        np.testing.assert_array_equal(neg, expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_folded_equals_unfolded_after_training(backend, rng):
+    n, k = 400, 64
+    centers = rng.normal(0, 1, (4, k))
+    labels = rng.integers(0, 4, n)
+    x = np.clip(0.5 + 0.25 * (centers[labels] + rng.normal(0, 1, (n, k))), 0, 1).astype(np.float32)
+    model = mlp([k, 32, 16, 4], binary_weights=True, binary_activations=True, seed=0, backend=backend)
+    opt = Adam(1e-2)
+    for i in range(60):
+        idx = rng.integers(0, n, 64)
+        model.train_step(x[idx], labels[idx], opt)
+    folded = model.to_inference()
+    assert model.evaluate(x, labels)[1] > 0.6
+    np.testing.assert_array_equal(folded.forward(x), model.forward(x))
+    x_u8 = np.round(x * 255).astype(np.uint8)
+    np.testing.assert_array_equal(folded.predict(x_u8), model.predict(x_u8))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["softmax", "binary_softmax", "tanh", "binary_tanh", "centred_binary_softmax"])
+def test_non_folded_models_infer_like_the_model(backend, kind, rng):
+    if kind == "centred_binary_softmax":
+        model = mlp([30, 5], binary_weights=True, output_bn=True, input_offset=rng.random(30), backend=backend)
+    elif kind.endswith("softmax"):
+        model = softmax_regression(30, 5, binary_weights=kind.startswith("binary"), backend=backend)
+    else:
+        model = mlp([30, 12, 5], binary_weights=kind.startswith("binary"), backend=backend)
+    x = rng.random((7, 30)).astype(np.float32)
+    folded = model.to_inference()
+    np.testing.assert_array_equal(folded.forward(x), model.forward(x))
+    x_u8 = rng.integers(0, 256, (7, 30), dtype=np.uint8)
+    np.testing.assert_array_equal(folded.forward(x_u8), model.forward(x_u8))
+
+
+def test_inference_rejects_bad_input():
+    folded = mlp([6, 4, 2], binary_weights=True, binary_activations=True).to_inference()
+    with pytest.raises(ValueError):
+        folded.predict(np.zeros((3, 5), np.float32))
+    with pytest.raises(TypeError):
+        folded.predict(np.zeros((3, 6), np.int32))

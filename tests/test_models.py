@@ -1,0 +1,142 @@
+"""Model construction, forward/predict/evaluate, save/load round trips."""
+import numpy as np
+import pytest
+
+from fastbin.modelfile import ModelFileError, load_arrays, save_arrays
+from fastbin.models import load, mlp, softmax_regression
+from fastbin.optim import SGD, Adam
+
+BACKENDS = ["reference", "fastbin"]
+
+CONFIGS = {
+    "softmax": lambda b: softmax_regression(40, 5, seed=1, backend=b),
+    "binary_softmax": lambda b: softmax_regression(40, 5, binary_weights=True, seed=1, backend=b),
+    "binary_softmax_scaled": lambda b: softmax_regression(40, 5, binary_weights=True, scale=True, backend=b),
+    "tanh": lambda b: mlp([40, 16, 8, 5], seed=1, backend=b),
+    "binary_weights": lambda b: mlp([40, 16, 5], binary_weights=True, batch_norm=True, output_bn=True,
+                                    scale=True, backend=b),
+    "fully_binary": lambda b: mlp([40, 16, 8, 5], binary_weights=True, binary_activations=True, backend=b),
+    "hardtanh": lambda b: mlp([40, 16, 5], activation="hardtanh", backend=b),
+    "centred_binary_softmax": lambda b: mlp([40, 5], binary_weights=True, output_bn=True, backend=b,
+                                            input_offset=np.linspace(0.1, 0.9, 40)),
+    "centred_softmax": lambda b: softmax_regression(40, 5, input_offset=0.5, backend=b),
+}
+
+
+def _data(rng, m=50, k=40, c=5):
+    return rng.random((m, k)).astype(np.float32), rng.integers(0, c, m)
+
+
+def _train(model, x, y, steps=5):
+    opt = Adam(1e-2) if model.kind == "mlp" else SGD(0.5)
+    for _ in range(steps):
+        model.train_step(x, y, opt)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("latent", [False, True])
+def test_save_load_round_trip_is_bit_exact(backend, name, latent, rng, tmp_path):
+    model = CONFIGS[name](backend)
+    x, y = _data(rng)
+    _train(model, x, y)
+    path = tmp_path / "m.fbm"
+    model.save(path, latent=latent)
+    again = load(path, backend=backend)
+    x_u8 = rng.integers(0, 256, x.shape, dtype=np.uint8)
+    for inputs in (x, x_u8):
+        np.testing.assert_array_equal(again.forward(inputs), model.forward(inputs))
+        np.testing.assert_array_equal(again.to_inference().predict(inputs), model.predict(inputs))
+    assert again.config == model.config
+    if latent:  # training resumes exactly where it was
+        _train(model, x, y, 2)
+        _train(again, x, y, 2)
+        np.testing.assert_array_equal(again.forward(x), model.forward(x))
+
+
+def test_packed_file_is_small(tmp_path):
+    model = mlp([784, 200, 100, 10], binary_weights=True, binary_activations=True)
+    model.save(tmp_path / "bin.fbm")
+    float_model = mlp([784, 200, 100, 10])
+    float_model.save(tmp_path / "float.fbm")
+    small, big = (tmp_path / "bin.fbm").stat().st_size, (tmp_path / "float.fbm").stat().st_size
+    assert small * 20 < big
+
+
+def test_load_rejects_foreign_and_damaged_files(tmp_path):
+    path = tmp_path / "other.fbm"
+    save_arrays(path, {"format": "something else"}, {"a": np.zeros(3, np.float32)})
+    with pytest.raises(ModelFileError, match="not a fastbin model"):
+        load(path)
+    model = mlp([10, 4, 3])
+    good = tmp_path / "good.fbm"
+    model.save(good)
+    meta, arrays = load_arrays(good)
+    arrays["0.W"] = np.zeros((3, 3), np.float32)
+    save_arrays(tmp_path / "bad.fbm", meta, arrays)
+    with pytest.raises(ModelFileError, match="inconsistent"):
+        load(tmp_path / "bad.fbm")
+    data = bytearray(good.read_bytes())
+    data[100] ^= 0xFF
+    (tmp_path / "corrupt.fbm").write_bytes(bytes(data))
+    with pytest.raises(ModelFileError):
+        load(tmp_path / "corrupt.fbm")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_forward_predict_evaluate(backend, rng):
+    model = mlp([40, 16, 5], seed=3, backend=backend)
+    x, y = _data(rng)
+    logits = model.forward(x)
+    assert logits.shape == (50, 5) and logits.dtype == np.float32
+    np.testing.assert_array_equal(model.predict(x), np.argmax(logits, 1))
+    loss, acc = model.evaluate(x, y)
+    assert acc == np.mean(model.predict(x) == y)
+    assert loss == pytest.approx(model.backend.softmax_cross_entropy(logits, y)[0])
+    # uint8 input means x / 255
+    x_u8 = rng.integers(0, 256, (4, 40), dtype=np.uint8)
+    np.testing.assert_allclose(model.forward(x_u8), model.forward(x_u8 / np.float32(255)), rtol=1e-5, atol=1e-6)
+
+
+def test_backends_train_alike(rng):
+    x, y = _data(rng)
+    models = [mlp([40, 16, 5], seed=3, backend=b) for b in BACKENDS]
+    losses = []
+    for model in models:
+        opt = Adam(1e-2)
+        losses.append([model.train_step(x, y, opt) for _ in range(5)])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+
+
+def test_softmax_regression_notebook_init():
+    model = softmax_regression(784, 10, seed=0)
+    w, b = model.layers[0].params["W"], model.layers[0].params["b"]
+    assert w.min() >= 0 and w.max() < 1 and np.all(b == 1)
+
+
+def test_mlp_layout():
+    model = mlp([784, 200, 100, 10], binary_weights=True, binary_activations=True)
+    kinds = [l.kind for l in model.layers]
+    assert kinds == ["dense", "batchnorm", "sign", "dense", "batchnorm", "sign", "dense", "batchnorm"]
+    assert model.parameter_count() == 784 * 200 + 200 * 100 + 100 * 10 + 2 * (200 + 100 + 10)
+    text = model.summary()
+    assert "binary" in text and "smaller" in text
+    assert mlp([4, 3, 2], activation="sign").config["binary_activations"]
+
+
+def test_bad_arguments(rng):
+    with pytest.raises(ValueError):
+        mlp([784])
+    with pytest.raises(ValueError):
+        mlp([784, 0, 10])
+    with pytest.raises(ValueError):
+        mlp([4, 3, 2], activation="relu")
+    model = mlp([4, 3, 2])
+    with pytest.raises(ValueError):
+        model.forward(np.zeros((2, 5), np.float32))
+    with pytest.raises(TypeError):
+        model.forward([[0.0] * 4])
+    with pytest.raises(TypeError):
+        model.forward(np.zeros((2, 4), np.int64))
+    with pytest.raises(ValueError):
+        model.train_step(np.zeros((2, 4), np.float32), np.array([0, 5]), SGD(0.1))

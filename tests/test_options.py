@@ -1,0 +1,100 @@
+"""Numba options: the cache is keyed by the CPU, and importing compiles nothing."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import llvmlite.binding as ll
+import numba
+import numpy as np
+import pytest
+from numba.core.registry import cpu_target
+
+from fastbin import _options, kernels
+
+needs_jit = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no compiler (or cache) under NUMBA_DISABLE_JIT=1")
+
+
+def _run(code, cwd, **env):
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+
+
+@needs_jit
+def test_jit_options_cache_on():
+    assert _options.JIT_OPTIONS["cache"] is _options.CACHE
+    assert kernels.binary_matmul_kernel.targetoptions.get("cache", True)
+
+
+@needs_jit
+def test_cache_index_key_contains_cpu_name_and_features():
+    codegen = cpu_target.target_context.codegen()
+    magic = codegen.magic_tuple()
+    triple, cpu_name, features = magic
+    assert cpu_name == (numba.config.CPU_NAME or ll.get_host_cpu_name())
+    assert features == (numba.config.CPU_FEATURES or codegen._get_host_cpu_features())
+    d = kernels.binary_matmul_kernel
+    u64 = numba.types.Array(numba.types.uint64, 2, "C")
+    sig = (u64, u64, numba.types.int64, numba.types.Array(numba.types.int32, 2, "C"))
+    key = d._cache._index_key(sig, codegen)
+    assert magic in key
+
+
+@needs_jit
+def test_cache_written_for_one_cpu_is_not_served_to_another(tmp_path):
+    """Same source, same signature: a cache entry saved under another CPU's
+    magic tuple is a miss; the host's own entry is then a hit."""
+    (tmp_path / "cached_mod.py").write_text(
+        "from fastbin._options import jit\n\n@jit\ndef plus_one(x):\n    return x + 1\n"
+    )
+    probe = """
+        import sys
+        from numba.core import codegen
+        if sys.argv[1] != "host":
+            real = codegen.CPUCodegen.magic_tuple
+            codegen.CPUCodegen.magic_tuple = lambda self: (real(self)[0], "other-cpu", "+sse2")
+        import cached_mod
+        assert cached_mod.plus_one(1) == 2
+        s = cached_mod.plus_one.stats
+        print("hit" if s.cache_hits else "miss")
+    """
+    cmd = lambda who: _run(probe.replace("sys.argv[1]", repr(who)), tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "c"))
+    assert cmd("other").strip() == "miss"  # written for "other-cpu"
+    assert cmd("host").strip() == "miss"  # not served to the host
+    assert cmd("host").strip() == "hit"  # the host's own entry is
+    assert cmd("other").strip() == "hit"
+
+
+def test_import_fastbin_compiles_nothing(tmp_path):
+    code = """
+        import sys
+        from numba.core.registry import CPUDispatcher
+        import fastbin, fastbin.kernels
+        found = 0
+        for name, module in list(sys.modules.items()):
+            if not name.startswith("fastbin"):
+                continue
+            for attr in vars(module).values():
+                if isinstance(attr, CPUDispatcher):
+                    found += 1
+                    assert len(attr.signatures) == 0, (name, attr)
+        print(found)
+    """
+    n = int(_run(code, tmp_path).strip())
+    if not numba.config.DISABLE_JIT:
+        assert n >= 10  # the kernels were found (and none was compiled)
+
+
+@needs_jit
+@pytest.mark.parametrize("name", ["binary_matmul", "sign_matmul", "pack_signs"])
+def test_parallel_thresholds_are_registered(name):
+    assert _options.PARALLEL_MIN_WORK[name] > 0
+    assert _options.use_threads(name, 1, True) and not _options.use_threads(name, 1 << 62, False)
+    assert not _options.use_threads(name, 1, None)

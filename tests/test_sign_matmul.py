@@ -1,0 +1,121 @@
+"""sign_matmul against fastbin.reference: float within tolerance.py, uint8 exact."""
+import numba
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from tolerance import assert_close
+
+import fastbin
+from fastbin import reference as ref
+from fastbin.packed import PackedSigns
+
+def _skip_big_without_jit(work):
+    """The largest grid points take seconds as plain Python; the JIT run covers them."""
+    if numba.config.DISABLE_JIT and work > 200_000:
+        pytest.skip("large grid point: run with the JIT")
+
+
+KS = [1, 63, 64, 65, 127, 128, 784, 1000]
+MS = [1, 3, 17, 128]
+NS = [1, 2, 10, 33]
+
+
+def _x(rng, m, k, dtype):
+    if dtype == np.uint8:
+        x = rng.integers(0, 256, (m, k), dtype=np.uint8)
+        x[rng.random(x.shape) < 0.1] = 255
+        return x
+    x = rng.standard_normal((m, k)).astype(dtype)
+    x[rng.random(x.shape) < 0.1] = 0
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+@pytest.mark.parametrize("n", NS)
+@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("m", MS)
+def test_sign_matmul_matches_reference(rng, m, k, n, dtype):
+    _skip_big_without_jit(m * k * n)
+    x = _x(rng, m, k, dtype)
+    w = fastbin.pack_weights(rng.standard_normal((k, n)))
+    out = fastbin.sign_matmul(x, w)
+    expected = ref.sign_matmul(x, w)
+    assert out.shape == (m, n)
+    if dtype == np.uint8:
+        assert out.dtype == np.int32
+        np.testing.assert_array_equal(out, expected)
+    else:
+        assert out.dtype == np.dtype(dtype)
+        assert_close(out, expected, scale=float(np.abs(x).sum(axis=1).max()))
+
+
+def test_uint8_extremes_exact():
+    k = 1000
+    x = np.full((2, k), 255, np.uint8)
+    x[1] = 0
+    w = fastbin.pack_weights(-np.ones((k, 3)))
+    np.testing.assert_array_equal(fastbin.sign_matmul(x, w), [[-255 * k] * 3, [0] * 3])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threaded_equals_serial(rng, dtype):
+    x = _x(rng, 37, 300, dtype)
+    w = fastbin.pack_weights(rng.standard_normal((300, 11)))
+    serial = fastbin.sign_matmul(x, w, threads=False)
+    threaded = fastbin.sign_matmul(x, w, threads=True)
+    np.testing.assert_array_equal(threaded, serial)  # same kernel per row: bit-identical
+
+
+def test_non_contiguous_x(rng):
+    base = _x(rng, 10, 200, np.float64)
+    x = base[::2, :130]
+    w = fastbin.pack_weights(rng.standard_normal((130, 4)))
+    assert_close(fastbin.sign_matmul(x, w), ref.sign_matmul(x, w), scale=float(np.abs(x).sum(1).max()))
+
+
+@given(
+    m=st.integers(1, 10),
+    k=st.integers(1, 300),
+    n=st.integers(1, 12),
+    dtype=st.sampled_from([np.float32, np.float64, np.uint8]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_sign_matmul_property(m, k, n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = _x(rng, m, k, dtype)
+    w = fastbin.pack_weights(rng.standard_normal((k, n)))
+    out, expected = fastbin.sign_matmul(x, w), ref.sign_matmul(x, w)
+    if dtype == np.uint8:
+        np.testing.assert_array_equal(out, expected)
+    else:
+        assert_close(out, expected, scale=float(np.abs(x).sum(axis=1).max()))
+
+
+@pytest.mark.slow
+def test_sign_matmul_large(rng):
+    x = _x(rng, 300, 3000, np.float32)
+    w = fastbin.pack_weights(rng.standard_normal((3000, 70)))
+    assert_close(fastbin.sign_matmul(x, w, threads=True), ref.sign_matmul(x, w), scale=float(np.abs(x).sum(1).max()))
+
+
+def test_sign_matmul_rejects_bad_input(rng):
+    w = fastbin.pack_weights(rng.standard_normal((70, 4)))
+    x = _x(rng, 3, 70, np.float32)
+    with pytest.raises(TypeError, match="PackedSigns"):
+        fastbin.sign_matmul(x, np.ones((70, 4)))
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        fastbin.sign_matmul(x.tolist(), w)
+    for dtype in (np.int32, np.int8, np.float16, np.uint16):
+        with pytest.raises(TypeError, match="dtype"):
+            fastbin.sign_matmul(x.astype(dtype), w)
+    with pytest.raises(ValueError, match=r"\(m >= 1, 70\)"):
+        fastbin.sign_matmul(x[:, :69], w)
+    with pytest.raises(ValueError, match="shape"):
+        fastbin.sign_matmul(x[0], w)
+    with pytest.raises(ValueError, match="shape"):
+        fastbin.sign_matmul(x[:0], w)
+    bits = w.bits.copy()
+    bits[0, -1] |= np.uint64(1) << np.uint64(6)
+    with pytest.raises(ValueError, match="padding"):
+        fastbin.sign_matmul(x, PackedSigns(bits, 70))
