@@ -37,8 +37,12 @@ test-nojit: $(VENV)/.installed-test
 
 # The demo: both seed notebooks and the binary MLPs, fastbin vs the NumPy
 # reference, results table at the end. DEMO_ARGS=--quick for a short run.
+# One BLAS thread by default: on the 2-core development machine, shared with
+# other work, OpenBLAS's two threads made the small matrix products of these
+# models up to 10x slower (DEMO_BLAS_THREADS= to use OpenBLAS's default).
+DEMO_BLAS_THREADS ?= 1
 demo: $(VENV)/.installed-test
-	$(PY) -m fastbin demo $(DEMO_ARGS)
+	$(if $(DEMO_BLAS_THREADS),OPENBLAS_NUM_THREADS=$(DEMO_BLAS_THREADS) OMP_NUM_THREADS=$(DEMO_BLAS_THREADS)) $(PY) -m fastbin demo $(DEMO_ARGS)
 
 # Benchmarks (pytest-benchmark, benchmarks/): single-thread comparisons pin
 # BLAS to one thread; the values in force are recorded in the report.

@@ -20,6 +20,9 @@ from .updates import adam_update, sgd_update
 
 from .datasets import BatchIterator, Dataset, load_fashion_mnist, load_mnist, one_hot
 from .modelfile import ModelFileError, load_arrays, save_arrays
+from .models import load as load_model, mlp, softmax_regression
+from .optim import SGD, Adam
+from .train import fit
 
 __version__ = "0.1.0"
 
@@ -33,4 +36,5 @@ __all__ = [
     "softmax_cross_entropy", "linear_softmax_cross_entropy", "sgd_update", "adam_update",
     "BatchIterator", "Dataset", "load_fashion_mnist", "load_mnist", "one_hot",
     "ModelFileError", "load_arrays", "save_arrays",
+    "softmax_regression", "mlp", "load_model", "SGD", "Adam", "fit",
     "PackedSigns", "__version__"]

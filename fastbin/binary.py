@@ -2,12 +2,14 @@
 
 Each function mirrors the function of the same name in ``fastbin.reference``
 (same arguments, same results); the bit layout is ``fastbin.bitops``'. The
-functions check their arguments, allocate 64-byte aligned outputs, pick the
-serial or threaded kernel (``threads=None``: automatic, ``True``/``False``:
-forced) and call the kernels in ``fastbin.kernels``.
+functions check their arguments, allocate outputs (packed ones 64-byte
+aligned), pick the serial or threaded kernel (``threads=None``: automatic,
+``True``/``False``: forced) and call the kernels in ``fastbin.kernels``.
 
 Validation is a handful of attribute checks: at 1 x 784 the call overhead is
-most of the run time.
+most of the run time. For the same reason the padding bits of packed operands
+are checked by the product kernels themselves (they return False, writing
+nothing, and the error is raised here) rather than by a separate dispatch.
 """
 from __future__ import annotations
 
@@ -63,8 +65,15 @@ def _check_signable(name, x):
     if x.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {x.shape}")
     if x.dtype.kind == "f" and x.dtype not in FLOAT_DTYPES:
-        # float16 (Numba has no half floats) or a byte-swapped float
-        x = x.astype(np.float64 if x.dtype.itemsize == 8 else np.float32)
+        if x.dtype.itemsize <= 8:
+            # float16 (Numba has no half floats) or a byte-swapped float: the
+            # native float32/float64 copy keeps every value, so every sign.
+            x = x.astype(np.float64 if x.dtype.itemsize == 8 else np.float32)
+        else:
+            # long double: a float64 copy could round -1e-400 to -0.0 (+1).
+            if np.isnan(x).any():
+                raise ValueError(f"{name} contains NaN: the sign of NaN is undefined")
+            x = np.negative((x < 0).view(np.int8))
     elif not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))  # Numba needs native byte order
     return x
@@ -169,12 +178,7 @@ def binary_matmul(a, w, *, threads=None) -> np.ndarray:
         _check_pair(a, w)  # raises: no rows
     out = np.empty((m, n), np.int32)
     work = m * n * n_words
-    if (threads is None and work < PARALLEL_MIN_WORK["binary_matmul"]) or not _threaded(
-        "binary_matmul", work, threads
-    ):
-        kernel = binary_matmul_kernel
-    else:
-        kernel = binary_matmul_parallel
+    kernel = binary_matmul_parallel if _threaded("binary_matmul", work, threads) else binary_matmul_kernel
     if not kernel(a_bits, w_bits, k, out):  # False: non-zero padding bits
         _check_pair(a, w)  # raises the padding error
     return out

@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="model file, or a recipe name")
 
     d = sub.add_parser("demo", help="reproduce the seed notebooks and the binary MLPs, print a table")
-    d.add_argument("--quick", action="store_true", help="fewer recipes and shorter schedules (~2 minutes)")
+    d.add_argument("--quick", action="store_true", help="fewer recipes and shorter schedules (~20 s here)")
     d.add_argument("--out-dir", metavar="DIR", help="where to write the model files (default: a temp dir)")
     d.add_argument("--recipes", type=lambda s: s.split(","), metavar="A,B",
                    help=f"comma-separated subset of: {', '.join(RECIPES)}")

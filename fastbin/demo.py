@@ -78,8 +78,9 @@ RECIPES = {
         lambda: SGD(1.0, schedule=StepDecay(1407, 0.5)),
         dict(epochs=20, batch_size=128, eval_every=938), dict(epochs=5)),
     "binary-softmax": Recipe(
-        "BinaryConnect softmax regression, mean-centred input, batch norm on the logits, Adam", "1-bit", "-",
-        lambda be, seed, data=None: mlp([784, 10], binary_weights=True, output_bn=True,
+        "BinaryConnect softmax regression, alpha scale, mean-centred input, batch norm on the logits, Adam",
+        "1-bit", "-",
+        lambda be, seed, data=None: mlp([784, 10], binary_weights=True, scale=True, output_bn=True,
                                         input_offset=_mean_image(data), seed=seed, backend=be),
         lambda: Adam(3e-3, schedule=StepDecay(938, 0.5)),
         dict(epochs=10, batch_size=128, eval_every=469), dict(epochs=3)),
@@ -178,6 +179,8 @@ def main(quick=False, out_dir=None, dataset="fashion-mnist", data_dir=None, back
     data = data if data is not None else load_data(dataset, data_dir)
     print(f"dataset: {data.name} ({data.x_train.shape[0]} train / {data.x_test.shape[0]} test), "
           f"source: {data.source}", file=stream)
+    print(f"BLAS threads: OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset: all cores)')}; "
+          f"float matrix products use NumPy's BLAS on both backends", file=stream)
     if out_dir is None:
         out_dir = tempfile.mkdtemp(prefix="fastbin-demo-")
     os.makedirs(out_dir, exist_ok=True)

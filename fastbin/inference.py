@@ -57,7 +57,7 @@ class _Affine:
     evaluates it; ``negative(d)`` is ``f(d) < 0`` elementwise for d (n,)."""
 
     def __init__(self, dense, bn, uint8_input):
-        self.dtype = dense.dtype
+        self.dtype, self.n = dense.dtype, dense.n_out
         self.scale = dense.eval_scale(uint8_input)
         bias = dense.eval_bias()
         self.bias = None if bias is None else bias.copy()
@@ -111,13 +111,14 @@ def _search(negative, lo, hi, to_value):
 
 def int_thresholds(affine, bound):
     """Integer thresholds for integer ``dot`` in [-bound, bound]."""
-    n = affine.scale.shape[0] if affine.scale is not None else len(affine(np.zeros(1, affine.dtype)))
+    n = affine.n
     t, flip = _search(affine.negative, [-bound] * n, [bound] * n, lambda keys: np.array(keys, np.float64))
     return np.array(t, dtype=np.int64), flip
 
 
-def float_thresholds(affine, n):
-    """Float thresholds for float ``dot`` (any finite value)."""
+def float_thresholds(affine):
+    """Float thresholds for float ``dot`` (any value up to FLOAT_RANGE)."""
+    n = affine.n
     _, top = _float_keys(affine.dtype)
     to_value = lambda keys: _keys_to_floats(keys, affine.dtype)  # noqa: E731
     t, flip = _search(affine.negative, [-top] * n, [top] * n, to_value)
@@ -134,7 +135,7 @@ class _SignStage:
         self.first = first
         if first:
             self.t_u8, self.flip_u8 = int_thresholds(_Affine(dense, bn, True), 255 * dense.n_in)
-            self.t_float, self.flip_float = float_thresholds(_Affine(dense, bn, False), dense.n_out)
+            self.t_float, self.flip_float = float_thresholds(_Affine(dense, bn, False))
 
     def __call__(self, a):
         be = self.backend

@@ -27,6 +27,7 @@ from .kernels.linear_ce import (
     linear_softmax_ce_parallel,
     linear_softmax_ce_targets,
 )
+from .kernels.updates import partial_overlap
 from .kernels.softmax_ce import count_labels_out_of_range, softmax_ce_labels, softmax_ce_targets
 from .packed import PackedSigns
 
@@ -69,8 +70,16 @@ def softmax_cross_entropy(logits, labels, *, out=None):
             and out.flags.writeable
         ):
             out = _check_out("out", out, logits.shape, logits.dtype)
-        if labels.ndim == 2 and np.may_share_memory(out, labels):
-            raise ValueError("out must not overlap the targets (labels)")
+        # distinct arrays that own their memory (base None) cannot overlap
+        if (
+            out.base is not None
+            or logits.base is not None
+            or (labels.ndim == 2 and (labels.base is not None or out is labels))
+        ):
+            if labels.ndim == 2 and np.may_share_memory(out, labels):
+                raise ValueError("out must not overlap the targets (labels)")
+            if partial_overlap(out.reshape(-1), logits.reshape(-1)):
+                raise ValueError("out must be logits itself or not overlap it")
     if labels.ndim == 1:
         loss = softmax_ce_labels(logits, labels, out)
     else:

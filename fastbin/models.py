@@ -102,7 +102,8 @@ class Model:
         logits = self.forward(x)
         labels = check_labels("labels", labels, logits.shape[0], self.n_classes, self.dtype)
         loss, _ = self.backend.softmax_cross_entropy(logits, labels)
-        return float(loss), float(np.mean(np.argmax(logits, axis=1) == labels))
+        classes = labels if labels.ndim == 1 else np.argmax(labels, axis=1)  # targets (m, c): arg-max class
+        return float(loss), float(np.mean(np.argmax(logits, axis=1) == classes))
 
     # -- training ------------------------------------------------------------
     def train_step(self, x, labels, opt) -> float:

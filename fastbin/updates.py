@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 from ._validate import FLOAT_DTYPES, check_array, check_positive_float, check_same_dtype
-from .kernels.updates import adam_overlap, adam_update_flat, sgd_update_flat
+from .kernels.updates import adam_overlap, adam_update_flat, partial_overlap, sgd_update_flat
 
 __all__ = ["sgd_update", "adam_update"]
 
@@ -24,7 +24,8 @@ def sgd_update(param, grad, lr, clip=None):
     ``param = clip(param, -clip, clip)`` (BinaryConnect uses ``clip=1``).
 
     param : float32/float64 ndarray, any shape, C-contiguous, writeable.
-    grad : ndarray of param's shape and dtype (may be ``param``).
+    grad : ndarray of param's shape and dtype (may be ``param``; if it
+        overlaps ``param`` otherwise, it is copied first, as NumPy would).
     lr : real >= 0. clip : real > 0 or None.
     Returns ``param``.
     """
@@ -32,7 +33,10 @@ def sgd_update(param, grad, lr, clip=None):
         param = _param("param", param)
         grad = _like("grad", grad, param)
     lr = _nonnegative("lr", lr)
-    sgd_update_flat(param.reshape(-1), grad.reshape(-1), lr, _clip(clip))
+    flat_param, flat_grad = param.reshape(-1), grad.reshape(-1)
+    if partial_overlap(flat_param, flat_grad):
+        flat_grad = flat_grad.copy()  # as NumPy's lr * grad temporary
+    sgd_update_flat(flat_param, flat_grad, lr, _clip(clip))
     return param
 
 
@@ -46,7 +50,8 @@ def adam_update(param, grad, m, v, step, lr=0.001, b1=0.9, b2=0.999, eps=1e-8, c
 
     param, m, v : float32/float64 ndarrays of one shape and dtype, C-contiguous,
         writeable, not overlapping each other (``m`` and ``v`` start as zeros).
-    grad : ndarray of the same shape and dtype (may be ``param``, not m or v).
+    grad : ndarray of the same shape and dtype (may be ``param``, or overlap
+        it, then it is copied first; not m or v).
     step : int >= 0. lr, eps : real >= 0. b1, b2 : real in [0, 1).
     clip : real > 0 or None. Returns ``param``.
     """
@@ -64,7 +69,9 @@ def adam_update(param, grad, m, v, step, lr=0.001, b1=0.9, b2=0.999, eps=1e-8, c
         v = _like("v", v, param, writeable=True)
     flat = param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1)
     overlap = adam_overlap(*flat)
-    if overlap:
+    if overlap == 6:  # grad partially overlaps param: read it from a copy
+        flat = flat[0], flat[1].copy(), flat[2], flat[3]
+    elif overlap:
         name_a, name_b = _OVERLAP_NAMES[overlap]
         raise ValueError(f"{name_a} and {name_b} must not overlap in memory")
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):

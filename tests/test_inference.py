@@ -86,7 +86,7 @@ def test_float_thresholds_exact_near_the_change(rng):
     bn.params["gamma"][...] = [1.0, -1.0, 3.0, -0.01]
     bn.buffers["running_mean"][...] = [0.1, -0.2, 0.0, 1e-30]
     affine = _Affine(dense, bn, uint8_input=False)
-    t, flip = float_thresholds(affine, 4)
+    t, flip = float_thresholds(affine)
     for j in range(4):
         around = [t[j]]
         for direction in (np.float32(-np.inf), np.float32(np.inf)):
@@ -142,3 +142,17 @@ def test_inference_rejects_bad_input():
         folded.predict(np.zeros((3, 5), np.float32))
     with pytest.raises(TypeError):
         folded.predict(np.zeros((3, 6), np.int32))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fold_without_batch_norm(backend, rng):
+    """Binary dense (with bias) straight into sign: thresholds from the bias alone."""
+    model = mlp([20, 16, 12, 3], binary_weights=True, activation="sign", batch_norm=False, output_bn=False,
+                seed=4, backend=backend)
+    for layer in model.layers:
+        if "b" in layer.params:  # integer biases: hidden dots hit -b exactly (ties)
+            layer.params["b"][...] = 2 * rng.integers(-3, 4, layer.params["b"].shape)
+    folded = model.to_inference()
+    assert repr(folded) == "InferenceModel(stages=['sign', 'sign', 'float'])"
+    for x in (rng.integers(0, 256, (40, 20), dtype=np.uint8), rng.random((40, 20)).astype(np.float32)):
+        np.testing.assert_array_equal(folded.forward(x), model.forward(x))

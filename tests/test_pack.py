@@ -163,3 +163,14 @@ def test_read_only_input(rng):
     x = _matrix(rng, (4, 130), np.float32)
     x.setflags(write=False)
     _same(fastbin.pack_signs(x), ref.pack_signs(x))
+
+
+def test_long_double_keeps_tiny_signs():
+    if np.finfo(np.longdouble).tiny >= np.finfo(np.float64).tiny:
+        pytest.skip("long double is float64 on this platform")
+    x = np.array([[np.longdouble("-1e-400"), np.longdouble("1e-400"), 0, -1]], dtype=np.longdouble)
+    _same(fastbin.pack_signs(x), ref.pack_signs(x))
+    assert fastbin.pack_signs(x).bits[0, 0] == 0b1001
+    x[0, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fastbin.pack_signs(x)

@@ -82,6 +82,15 @@ def test_huge_logits_finite(rng, dtype, pattern, kind):
     assert np.isfinite(loss) and np.isfinite(d).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_all_zero_target_row_contributes_nothing(rng, dtype):
+    logits = rng.standard_normal((4, 3)).astype(dtype)
+    t = rng.random((4, 3)).astype(dtype)
+    t[1] = 0
+    loss, d = check_against_reference(logits, t)
+    assert not d[1].any()
+
+
 def test_loss_of_confident_correct_prediction_is_zero():
     logits = np.array([[1e4, -1e4, 0.0]])
     loss, d = fastbin.softmax_cross_entropy(logits, np.array([0]))
@@ -289,3 +298,6 @@ def test_read_only_out_and_overlapping_targets():
     targets = np.ones((3, 4))
     with pytest.raises(ValueError, match="overlap"):
         fastbin.softmax_cross_entropy(GOOD.copy(), targets, out=targets)
+    base = np.zeros(16)
+    with pytest.raises(ValueError, match="out must be logits itself or not overlap it"):
+        fastbin.softmax_cross_entropy(base[:12].reshape(3, 4), GOOD_LABELS, out=base[4:].reshape(3, 4))

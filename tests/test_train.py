@@ -83,3 +83,20 @@ def test_softmax_regression_on_fashion_mnist_reaches_80_percent():
     h = fit(model, SGD(0.5, schedule=StepDecay(100, 0.6)), ds, steps=600, batch_size=128, eval_every=200,
             progress=False)
     assert h.acc[-1] >= 0.80
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_uint8_dataset_trains_exactly_like_float(binary, rng):
+    """Raw pixels are converted per batch to float32(u) / 255, the same values
+    as the float dataset, so training is bit-identical."""
+    x_u8 = rng.integers(0, 256, (200, 20), dtype=np.uint8)
+    y = rng.integers(0, 3, 200)
+    x_f = x_u8.astype(np.float32) / np.float32(255)
+    weights = []
+    for x in (x_u8, x_f):
+        model = mlp([20, 8, 3], binary_weights=binary, binary_activations=binary, seed=2, backend="reference")
+        h = fit(model, Adam(1e-2), (x[:150], y[:150], x[150:], y[150:]), steps=12, batch_size=16,
+                eval_every=6, progress=False)
+        weights.append((np.concatenate([flat for _, flat, _, _ in model.groups]), h.loss))
+    np.testing.assert_array_equal(weights[0][0], weights[1][0])
+    assert weights[0][1] == weights[1][1]

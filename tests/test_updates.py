@@ -47,6 +47,26 @@ def test_sgd_grad_may_be_param_and_lr_zero(rng, dtype):
     np.testing.assert_array_equal(param, before)
 
 
+@pytest.mark.parametrize("shift", [1, -1])
+def test_grad_partially_overlapping_param_acts_like_numpy(shift):
+    """grad a shifted view of param's memory: same result as NumPy, which
+    reads all of grad before writing param."""
+    for update in ("sgd", "adam"):
+        base = np.arange(12, dtype=np.float64)
+        expected_base = base.copy()
+        param, grad = (base[1:], base[:-1]) if shift == 1 else (base[:-1], base[1:])
+        e_param, e_grad = (
+            (expected_base[1:], expected_base[:-1]) if shift == 1 else (expected_base[:-1], expected_base[1:])
+        )
+        if update == "sgd":
+            fastbin.sgd_update(param, grad, 0.5)
+            reference.sgd_update(e_param, e_grad.copy(), 0.5)
+        else:
+            fastbin.adam_update(param, grad, np.zeros(11), np.zeros(11), 0, lr=0.5)
+            reference.adam_update(e_param, e_grad.copy(), np.zeros(11), np.zeros(11), 0, lr=0.5)
+        assert_close(base, expected_base)
+
+
 def test_sgd_clip_keeps_nan():
     param = np.array([np.nan, 5.0, -5.0, 0.5])
     fastbin.sgd_update(param, np.zeros(4), 0.1, clip=1)

@@ -5,16 +5,19 @@ All kernels trust their inputs and write into preallocated outputs:
 
 * ``pack_rows(x, out) -> int``: ``x`` (m, k) C-contiguous, float or signed
   integer dtype; ``out`` uint64 (m, ceil(k/64)). Packs each row along ``k``.
-  Returns the number of 64-element chunks holding a NaN (0: none; always 0
-  for integers); where a NaN was, ``out`` is meaningless (the sign of NaN is
+  Returns a positive number if ``x`` holds a NaN, else 0 (always 0 for
+  integers); where a NaN was, ``out`` is meaningless (the sign of NaN is
   undefined).
 * ``pack_rows_parallel(x, out) -> int``: the same with rows split over threads.
 * ``pack_columns(w, out) -> int``: ``w`` (k, n) C-contiguous; ``out`` uint64
   (n, ceil(k/64)). Packs each *column* along ``k`` (``out`` holds the rows of
-  ``w.T``) without making a transposed copy. Returns the NaN count.
+  ``w.T``) without making a transposed copy. Returns the NaN count (as
+  ``pack_rows``).
 * ``unpack_rows(bits, n_bits, out)``: ``bits`` uint64 (m, n_words); ``out``
   (m, n_bits) of any real dtype receives -1 for bit 1 and +1 for bit 0.
 * ``padding_is_zero(bits, n_bits) -> bool``: the padding bits are all 0.
+* ``aligned_words(rows, n_words)``: a new uninitialised 64-byte aligned
+  uint64 (rows, n_words) array (for packed outputs).
 """
 from __future__ import annotations
 
@@ -25,7 +28,14 @@ from numba.extending import intrinsic
 
 from .._options import jit, jit_disabled, jit_parallel
 
-__all__ = ["pack_rows", "pack_rows_parallel", "pack_columns", "unpack_rows", "padding_is_zero"]
+__all__ = [
+    "pack_rows",
+    "pack_rows_parallel",
+    "pack_columns",
+    "unpack_rows",
+    "padding_is_zero",
+    "aligned_words",
+]
 
 
 def _mask_word_python(kind):
@@ -85,9 +95,10 @@ _nan_word = _make_mask_word("nan")
 def _pack_row(x, i, out):
     """Pack row ``i`` of C-contiguous ``x`` into ``out[i]``; return its NaN
     count. Whole words by 64-element vector compares (2x faster than a shifted
-    OR loop for float32, 5-9x for int8), the tail word bit by bit, leaving
-    its padding bits 0."""
-    k = x.shape[1]
+    OR loop for float32, 5-9x for int8). The tail word too, where 64 elements
+    from its start still lie inside ``x`` (the elements past the row end are
+    masked off, leaving the padding bits 0); bit by bit otherwise."""
+    m, k = x.shape
     full = k // 64
     row = i * k
     nans = 0
@@ -96,12 +107,17 @@ def _pack_row(x, i, out):
         nans += _nan_word(x, row + t * 64) != 0
     if full < out.shape[1]:
         base = full * 64
-        word = np.uint64(0)
-        for b in range(k - base):
-            value = x[i, base + b]
-            word |= np.uint64(value < 0) << np.uint64(b)
-            nans += value != value
-        out[i, full] = word
+        if row + base + 64 <= m * k:
+            keep = (np.uint64(1) << np.uint64(k - base)) - np.uint64(1)
+            out[i, full] = _negative_word(x, row + base) & keep
+            nans += (_nan_word(x, row + base) & keep) != 0
+        else:
+            word = np.uint64(0)
+            for b in range(k - base):
+                value = x[i, base + b]
+                word |= np.uint64(value < 0) << np.uint64(b)
+                nans += value != value
+            out[i, full] = word
     return nans
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic, overload
 
-from .._options import jit, jit_disabled
+from .._options import FASTMATH_EXACT, jit, jit_disabled
 
 __all__ = [
     "exp_nonpositive",
@@ -143,11 +143,8 @@ def _exp_nonpositive_f32(x):
 
 
 if not jit_disabled():
-    # The one place with its own Numba option: fastbin's "reassoc" would let
-    # LLVM fold (x - n*LN2_HI) - n*LN2_LO into x - n*(LN2_HI + LN2_LO) and undo
-    # the Cody-Waite split (measured: up to 213 ulp instead of 1). "contract"
-    # alone keeps the FMAs, which only make the reduction more exact.
-    @overload(exp_nonpositive, jit_options={"fastmath": {"contract"}})
+    # Compiled without "reassoc": see FASTMATH_EXACT in fastbin/_options.py.
+    @overload(exp_nonpositive, jit_options={"fastmath": set(FASTMATH_EXACT)})
     def _exp_nonpositive_overload(x):
         if x == types.float64:
             return _exp_nonpositive_f64

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._options import jit
 
-__all__ = ["sgd_update_flat", "adam_update_flat", "adam_overlap"]
+__all__ = ["sgd_update_flat", "adam_update_flat", "adam_overlap", "partial_overlap"]
 
 
 @jit
@@ -88,10 +88,20 @@ def _overlaps(a, b):
 
 
 @jit
+def partial_overlap(a, b):
+    """True when ``a`` and ``b`` share memory without being the same elements
+    (same start, same size): then an elementwise in-place loop would read
+    values it already wrote, so the public layer copies ``b`` first."""
+    same = a.ctypes.data == b.ctypes.data and a.nbytes == b.nbytes
+    return _overlaps(a, b) and not same
+
+
+@jit
 def adam_overlap(param, grad, m, v):
     """Which forbidden pair of Adam's arrays shares memory (byte ranges
-    intersect): 0 none, 1 param/m, 2 param/v, 3 m/v, 4 grad/m, 5 grad/v.
-    One jitted call instead of five ``np.may_share_memory``."""
+    intersect): 0 none, 1 param/m, 2 param/v, 3 m/v, 4 grad/m, 5 grad/v;
+    6 when only ``grad`` partially overlaps ``param`` (the caller copies
+    ``grad``). One jitted call instead of six ``np.may_share_memory``."""
     if _overlaps(param, m):
         return 1
     if _overlaps(param, v):
@@ -102,4 +112,6 @@ def adam_overlap(param, grad, m, v):
         return 4
     if _overlaps(grad, v):
         return 5
+    if partial_overlap(param, grad):
+        return 6
     return 0
