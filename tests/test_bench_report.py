@@ -203,6 +203,7 @@ def test_png_written(report, tmp_path):
 
 
 def test_bench_entry_without_results(tmp_path, capsys):
+    pytest.importorskip("pytest_benchmark")
     from fastbin import bench
 
     assert bench.run(["--no-run", "--out", str(tmp_path)]) == 1
