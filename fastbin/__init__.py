@@ -13,6 +13,7 @@ Public API (validated; see README.md):
 * ``fastbin.kernels``: the raw jitted kernels, callable from your own ``@njit``
   code (no validation: they trust their inputs)
 """
+from . import reference
 from .packed import PackedSigns
 from .binary import binary_dense_sign, binary_matmul, pack_signs, pack_weights, sign_matmul, unpack_signs
 from .loss import linear_softmax_cross_entropy, softmax_cross_entropy
@@ -37,4 +38,4 @@ __all__ = [
     "BatchIterator", "Dataset", "load_fashion_mnist", "load_mnist", "one_hot",
     "ModelFileError", "load_arrays", "save_arrays",
     "softmax_regression", "mlp", "load_model", "SGD", "Adam", "fit",
-    "PackedSigns", "__version__"]
+    "PackedSigns", "reference", "__version__"]

@@ -16,18 +16,38 @@ for bit, ties included.
 
 Hidden activations then stay packed from layer to layer
 (``backend.binary_dense_sign``); the last layer gives float logits.
+
+Speed: everything constant is computed by :func:`fold` (packed and ±1
+weights, scales, biases, batch-norm factors, thresholds). On the fastbin
+backend a sign stage is one product plus one fused threshold + pack kernel
+(``fastbin.kernels.model_kernels``), the stages pass raw uint64 words (no
+``PackedSigns`` objects, no re-validation), and batches under 16 rows use
+unblocked kernels without scratch buffers. The first layer's float product
+is :meth:`fastbin.layers.Dense.eval_dot`, the very function the unfolded
+model calls, so the products (and the predictions) are bit-identical.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .layers import BatchNorm, Dense, Sign, bn_affine, dense_affine
-from .packed import PackedSigns
+from ._options import use_threads
+from .kernels.model_kernels import binary_dot_rows, dense_sign_rows
+from .kernels.pack import aligned_words
+from .layers import BatchNorm, Dense, Sign, _signs, bn_affine, dense_affine, signs_rows_int8
+from .models import _EVAL_CHUNK
+from .packed import PackedSigns, n_words_for
+from ._summary import layer_costs, summary_table  # noqa: F401  (re-exported)
 
-__all__ = ["InferenceModel", "fold", "summary_table", "layer_costs"]
+__all__ = ["InferenceModel", "fold", "summary_table", "layer_costs"]  # the last two: fastbin._summary
 
-_CHUNK = 8192
+_CHUNK = _EVAL_CHUNK  # the unfolded model's chunks: the same products, the same bits
 
+
+_UINT8, _UINT64 = np.dtype(np.uint8), np.dtype(np.uint64)  # (comparing with np.uint8 costs ~0.3 us)
+
+#: Below this many rows the packed products use the unblocked kernels of
+#: ``fastbin.kernels.model_kernels`` (no per-call scratch buffers).
+_FEW_ROWS = 16
 
 #: Float thresholds are searched over [-FLOAT_RANGE, FLOAT_RANGE] (beyond it the
 #: sign cannot change any more for sane constants, and nothing overflows).
@@ -125,51 +145,177 @@ def float_thresholds(affine):
     return _keys_to_floats(t, affine.dtype), flip
 
 
+def _affine_inplace(dot, scale, bias):
+    """:func:`fastbin.layers.dense_affine` on a fresh ``dot`` of ``scale``'s
+    (or the model's) dtype, in place: the same operations, so the same bits."""
+    if scale is not None:
+        np.multiply(dot, scale, out=dot)
+    if bias is not None:
+        dot += bias
+    return dot
+
+
 class _SignStage:
-    """Binary dense (+ batch norm) + sign: float/uint8/packed in, packed out."""
+    """Binary dense (+ batch norm) + sign: float/uint8/packed in, packed out.
+
+    Everything is computed at fold time: packed weights, the ±1 float weights
+    of :meth:`Dense.eval_dot` (first layer, fastbin backend), the thresholds;
+    a call is one product and one fused threshold + pack kernel."""
 
     def __init__(self, dense, bn, first):
         self.backend, self.dtype, self.n_out = dense.backend, dense.dtype, dense.n_out
+        self.fast = dense.backend.name == "fastbin"
         self.w = dense.packed_weights()
         self.t_int, self.flip_int = int_thresholds(_Affine(dense, bn, False), dense.n_in)
         self.first = first
         if first:
+            self.dense = _FrozenDense(dense, self.w)
             self.t_u8, self.flip_u8 = int_thresholds(_Affine(dense, bn, True), 255 * dense.n_in)
             self.t_float, self.flip_float = float_thresholds(_Affine(dense, bn, False))
+        if self.fast:
+            from .kernels.binary_matmul import binary_dense_sign_kernel, binary_dense_sign_parallel
+            from .kernels.model_kernels import threshold_pack
+
+            self._dense_sign, self._dense_sign_parallel = binary_dense_sign_kernel, binary_dense_sign_parallel
+            self._threshold_pack = threshold_pack
+            self.n_words = n_words_for(self.n_out)
+            if not self.w.padding_is_zero():
+                raise ValueError("packed weights with non-zero padding bits")
 
     def __call__(self, a):
+        """``a``: float/uint8 (m, n_in) or PackedSigns; returns PackedSigns."""
         be = self.backend
+        if self.fast:
+            return PackedSigns(self.bits(a.bits if isinstance(a, PackedSigns) else a), self.n_out)
         if isinstance(a, PackedSigns):
             return be.binary_dense_sign(a, self.w, self.t_int, self.flip_int)
-        dot = be.sign_matmul(a, self.w)
-        if a.dtype == np.uint8:
-            t, flip = self.t_u8, self.flip_u8
-        else:
-            t, flip = self.t_float, self.flip_float
-            dot = dot.astype(self.dtype, copy=False)
+        dot, t, flip = self._dot(a)
         negative = np.where(flip, dot > t, dot < t)
         return be.pack_signs(np.where(negative, self.dtype.type(-1), self.dtype.type(1)))
 
+    def _dot(self, a):
+        dot = self.dense.eval_dot(a)
+        if a.dtype == _UINT8:
+            return dot, self.t_u8, self.flip_u8
+        return dot.astype(self.dtype, copy=False), self.t_float, self.flip_float
+
+    def bits(self, a):
+        """fastbin backend, no wrapper objects: ``a`` float/uint8 (m, n_in) or
+        the uint64 words of packed input (from the previous stage, so valid
+        by construction); returns the output's uint64 words (m, n_words)."""
+        m = a.shape[0]
+        out = _words(m, self.n_words)
+        if a.dtype == _UINT64:
+            if m < _FEW_ROWS:
+                kernel = dense_sign_rows
+            elif use_threads("binary_matmul", m * self.w.rows * a.shape[1], None):
+                kernel = self._dense_sign_parallel
+            else:
+                kernel = self._dense_sign
+            kernel(a, self.w.bits, self.w.n_bits, self.t_int, self.flip_int, out)
+            return out
+        dot, t, flip = self._dot(a)
+        self._threshold_pack(dot, t, flip, out)
+        return out
+
+
+def _words(rows, n_words):
+    """Output words: 64-byte aligned for large outputs (``aligned_words``);
+    small ones skip its ``ctypes`` call (a microsecond)."""
+    if rows * n_words < 4096:
+        return np.empty((rows, n_words), np.uint64)
+    return aligned_words(rows, n_words)
+
+
+class _FrozenDense:
+    """A dense layer's evaluation path with everything precomputed (packed
+    and ±1 float weights, scales, bias); the same operations as
+    ``Dense.forward(x, False)``, so the same bits."""
+
+    def __init__(self, dense, packed=None):
+        self.layer, self.dtype, self.binary = dense, dense.dtype, dense.binary
+        if dense.binary:
+            self.packed = dense.packed_weights() if packed is None else packed
+            self.signs = self.signs_t = None
+            if dense.backend.name == "fastbin":
+                self.signs = _signs(dense.params["W"])
+                self.signs_t = signs_rows_int8(dense.params["W"])
+            self.scale_float, self.scale_u8 = dense.eval_scale(False), dense.eval_scale(True)
+            bias = dense.eval_bias()
+            self.bias = None if bias is None else bias.copy()
+
+    def eval_dot(self, x):
+        return self.layer.eval_dot(x, self.packed, self.signs, self.signs_t)
+
+    def __call__(self, x):
+        if not self.binary:
+            return self.layer.forward(x, False)
+        dot = self.eval_dot(x)
+        uint8_input = x.dtype == _UINT8
+        if uint8_input or dot.dtype != self.dtype:
+            dot = dot.astype(self.dtype)
+        return _affine_inplace(dot, self.scale_u8 if uint8_input else self.scale_float, self.bias)
+
+    def packed_input(self, a):
+        """On packed ±1 input (PackedSigns, or its uint64 words on the fastbin
+        backend): the exact integer ``binary_matmul``."""
+        if isinstance(a, PackedSigns):
+            dot = self.layer.backend.binary_matmul(a, self.packed)
+        else:
+            m, n = a.shape[0], self.packed.rows
+            if m < _FEW_ROWS:  # exact integers written as floats: the same as astype
+                dot = np.empty((m, n), self.dtype)
+                binary_dot_rows(a, self.packed.bits, self.packed.n_bits, dot)
+                return _affine_inplace(dot, self.scale_float, self.bias)
+            from .kernels.binary_matmul import binary_matmul_kernel, binary_matmul_parallel
+
+            dot = np.empty((m, n), np.int32)
+            # few outputs (the logits): the threaded kernel measured 36x slower
+            # at 8192 x 512 -> 10 on 2 cores (0.22 ms serial vs 8 ms)
+            threaded = n >= 64 and use_threads("binary_matmul", m * n * a.shape[1], None)
+            (binary_matmul_parallel if threaded else binary_matmul_kernel)(a, self.packed.bits, self.packed.n_bits, dot)
+        return _affine_inplace(dot.astype(self.dtype), self.scale_float, self.bias)
+
+
+class _FrozenBatchNorm:
+    def __init__(self, bn):
+        self.mean, self.k, self.beta = bn.buffers["running_mean"].copy(), bn.eval_k(), bn.params["beta"].copy()
+
+    def __call__(self, x):
+        return bn_affine(x, self.mean, self.k, self.beta)
+
+
+def _freeze(layer):
+    if isinstance(layer, Dense):
+        return _FrozenDense(layer)
+    if isinstance(layer, BatchNorm):
+        return _FrozenBatchNorm(layer)
+    return lambda x: layer.forward(x, False)  # activations: nothing to precompute
+
 
 class _FloatStage:
-    """Layers evaluated as in the unfolded model; a binary dense layer on
-    packed input uses ``binary_matmul`` (exact integer dot)."""
+    """Layers evaluated as in the unfolded model (precomputed); a binary
+    dense layer on packed input uses ``binary_matmul`` (exact integer dot)."""
+
+    fast = False  # no packed output: ``_run`` calls it directly
 
     def __init__(self, layers):
         self.layers = layers
+        self.ops = [_freeze(layer) for layer in layers]
 
     def __call__(self, a):
-        layers = self.layers
-        if isinstance(a, PackedSigns):
-            dense = layers[0]
-            if isinstance(dense, Dense) and dense.binary:
-                dot = dense.backend.binary_matmul(a, dense.packed_weights()).astype(dense.dtype)
-                a = dense_affine(dot, dense.eval_scale(False), dense.eval_bias())
-                layers = layers[1:]
+        ops = self.ops
+        if isinstance(a, PackedSigns) or a.dtype == _UINT64:
+            first = ops[0]
+            if isinstance(first, _FrozenDense) and first.binary:
+                a = first.packed_input(a)
+                ops = ops[1:]
             else:
-                a = dense.backend.unpack_signs(a, dense.dtype)
-        for layer in layers:
-            a = layer.forward(a, False)
+                if not isinstance(a, PackedSigns):
+                    a = PackedSigns(a, self.layers[0].n_in)
+                a = self.layers[0].backend.unpack_signs(a, self.layers[0].dtype)
+        for op in ops:
+            a = op(a)
         return a
 
 
@@ -181,23 +327,26 @@ class InferenceModel:
         self.stages, self.n_in, self.dtype = stages, n_in, np.dtype(dtype)
 
     def forward(self, x):
-        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.n_in:
-            raise ValueError(f"x must be a numpy array (m, {self.n_in}), got {getattr(x, 'shape', type(x))}")
-        if x.dtype != np.uint8:
+        if type(x) is not np.ndarray or x.ndim != 2 or x.shape[1] != self.n_in:
+            if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.n_in:
+                raise ValueError(f"x must be a numpy array (m, {self.n_in}), got {getattr(x, 'shape', type(x))}")
+        if x.dtype != self.dtype and x.dtype != _UINT8:
             if x.dtype.kind != "f":
                 raise TypeError(f"x must be float or raw uint8, got {x.dtype}")
-            x = x.astype(self.dtype, copy=False)
-        x = np.ascontiguousarray(x)
-        out = [self._run(x[i : i + _CHUNK]) for i in range(0, x.shape[0], _CHUNK)]
-        return out[0] if len(out) == 1 else np.concatenate(out)
+            x = x.astype(self.dtype)
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        if x.shape[0] <= _CHUNK:
+            return self._run(x)
+        return np.concatenate([self._run(x[i : i + _CHUNK]) for i in range(0, x.shape[0], _CHUNK)])
 
     def _run(self, a):
         for stage in self.stages:
-            a = stage(a)
+            a = stage.bits(a) if stage.fast else stage(a)
         return a
 
     def predict(self, x):
-        return np.argmax(self.forward(x), axis=1)
+        return self.forward(x).argmax(axis=1)
 
     def __repr__(self):
         kinds = ["sign" if isinstance(s, _SignStage) else "float" for s in self.stages]
@@ -223,56 +372,3 @@ def fold(model) -> InferenceModel:
     if rest:
         stages.append(_FloatStage(rest))
     return InferenceModel(stages, model.n_in, model.dtype)
-
-
-# ---------------------------------------------------------------------------
-# Summary (larq-style)
-# ---------------------------------------------------------------------------
-def layer_costs(model):
-    """Per layer: dict(name, shape, params, bits, bytes, float32_bytes, macs, binary_ops)."""
-    rows, sign_input = [], False
-    for i, layer in enumerate(model.layers):
-        row = dict(name=f"{i}:{layer.kind}", shape="", params=0, bits=0, bytes=0.0, float32_bytes=0,
-                   macs=0, binary_ops=0)
-        if isinstance(layer, Dense):
-            row["shape"] = f"{layer.n_in}x{layer.n_out}" + (" bin" if layer.binary else "")
-            n_w = layer.n_in * layer.n_out
-            n_other = layer.n_out * (layer.use_bias + (layer.binary and layer.scale))
-            row["params"] = n_w + n_other
-            row["bits"] = n_w * (1 if layer.binary else 32) + 32 * n_other
-            row["float32_bytes"] = 4 * row["params"]
-            row["binary_ops" if layer.binary and sign_input else "macs"] = n_w
-            sign_input = False
-        elif isinstance(layer, BatchNorm):
-            row["shape"] = f"{layer.n}"
-            row["params"] = 2 * layer.n
-            row["bits"] = 32 * 4 * layer.n  # gamma, beta, running mean and variance
-            row["float32_bytes"] = 4 * 4 * layer.n
-        else:  # activation: the next dense layer sees +-1 after a sign
-            sign_input = isinstance(layer, Sign)
-        row["bytes"] = row["bits"] / 8
-        rows.append(row)
-    return rows
-
-
-def summary_table(model) -> str:
-    rows = layer_costs(model)
-    head = (f"{'layer':<14}{'shape':>14}{'params':>10}{'bits':>11}{'bytes':>11}{'MACs':>10}{'bin ops':>10}"
-            f"{'vs f32':>8}")
-    lines = [f"Model: {model.kind} {model.config.get('sizes', '')} backend={model.backend.name}".rstrip(),
-             head, "-" * len(head)]
-    for r in rows:
-        saving = f"{r['float32_bytes'] / r['bytes']:.1f}x" if r["bytes"] else ""
-        lines.append(f"{r['name']:<14}{r['shape']:>14}{r['params']:>10}{r['bits']:>11}{r['bytes']:>11.0f}"
-                     f"{r['macs']:>10}{r['binary_ops']:>10}{saving:>8}")
-    total = {k: sum(r[k] for r in rows) for k in ("params", "bits", "bytes", "float32_bytes", "macs", "binary_ops")}
-    lines.append("-" * len(head))
-    saving = total["float32_bytes"] / total["bytes"] if total["bytes"] else 1.0
-    lines.append(f"{'total':<14}{'':>14}{total['params']:>10}{total['bits']:>11}{total['bytes']:>11.0f}"
-                 f"{total['macs']:>10}{total['binary_ops']:>10}{saving:>7.1f}x")
-    lines.append(f"memory: {total['bytes'] / 1024:.1f} KiB vs {total['float32_bytes'] / 1024:.1f} KiB "
-                 f"as float32 ({saving:.1f}x smaller); per sample: {total['macs']} float MACs, "
-                 f"{total['binary_ops']} binary (XNOR-popcount) ops")
-    if model.backend.missing:
-        lines.append(f"note: backend uses the NumPy reference for {', '.join(model.backend.missing)}")
-    return "\n".join(lines)

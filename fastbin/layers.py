@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._backend import BACKEND_FUNCTIONS, Backend, _signs, float_dot_kernel, get_backend, signs_rows_int8
+from .kernels.model_kernels import sign_dot_rows
+
 __all__ = [
     "Backend",
     "get_backend",
@@ -27,63 +30,12 @@ __all__ = [
     "ACTIVATIONS",
     "dense_affine",
     "bn_affine",
+    "float_dot_kernel",
+    "signs_rows_int8",
+    "BACKEND_FUNCTIONS",
 ]
 
-#: Functions a model takes from its backend (fast API names).
-BACKEND_FUNCTIONS = (
-    "pack_signs",
-    "pack_weights",
-    "unpack_signs",
-    "binary_matmul",
-    "sign_matmul",
-    "binary_dense_sign",
-    "softmax_cross_entropy",
-    "linear_softmax_cross_entropy",
-    "sgd_update",
-    "adam_update",
-)
-
-
-class Backend:
-    """The kernels a model calls: ``"fastbin"`` (Numba, ``import fastbin``) or
-    ``"reference"`` (plain NumPy, ``fastbin.reference``); same names and results.
-
-    ``missing`` lists fast functions not available in this build; those are
-    taken from the reference (shown by ``repr`` and ``Model.summary``)."""
-
-    def __init__(self, name: str = "fastbin"):
-        if name not in ("fastbin", "reference"):
-            raise ValueError(f"backend must be 'fastbin' or 'reference', got {name!r}")
-        import fastbin
-        from fastbin import reference
-
-        self.name = name
-        self.missing = []
-        for fn in BACKEND_FUNCTIONS:
-            if name == "fastbin" and hasattr(fastbin, fn):
-                setattr(self, fn, getattr(fastbin, fn))
-            else:
-                if name == "fastbin":
-                    self.missing.append(fn)
-                setattr(self, fn, getattr(reference, fn))
-
-    def __repr__(self) -> str:
-        extra = f", reference for {', '.join(self.missing)}" if self.missing else ""
-        return f"Backend({self.name!r}{extra})"
-
-
-_BACKENDS: dict = {}
-
-
-def get_backend(backend) -> Backend:
-    """A :class:`Backend` from a name (cached) or an existing instance."""
-    if isinstance(backend, Backend):
-        return backend
-    if not isinstance(backend, str):
-        raise TypeError(f"backend must be 'fastbin' or 'reference', got {type(backend).__name__}")
-    if backend not in _BACKENDS:
-        _BACKENDS[backend] = Backend(backend)
-    return _BACKENDS[backend]
+_UINT8 = np.dtype(np.uint8)
 
 
 def dense_affine(dot, scale, bias):
@@ -108,15 +60,6 @@ def bn_affine(z, mean, k, beta):
     y *= k
     y += beta
     return y
-
-
-def _signs(x):
-    """``sign(x)`` as +-1 in ``x``'s dtype, sign(0) = sign(-0.0) = +1: three
-    in-place passes (10x faster than ``ones_like`` + masked ``copyto``)."""
-    s = np.less(x, 0, out=np.empty_like(x))  # 1.0 where negative, else 0.0
-    s *= -2
-    s += 1
-    return s
 
 
 class Layer:
@@ -193,6 +136,10 @@ class Dense(Layer):
             offset = np.broadcast_to(np.asarray(input_offset, dtype=self.dtype), (self.n_in,))
             self.buffers["input_offset"] = np.array(offset)
         self.alpha_override = None  # alpha stored in a packed model file
+        #: True when the input is known to be ±1 (``Model`` sets it for a dense
+        #: layer right after a ``Sign``): the training forward may then use
+        #: the exact packed product
+        self.sign_input = False
         self._x = None
         self._w_eff = None
 
@@ -220,6 +167,28 @@ class Dense(Layer):
         """``pack_weights(W)``: n_out rows of n_in sign bits (binary layers)."""
         return self.backend.pack_weights(self.params["W"])
 
+    def eval_dot(self, x, packed=None, signs=None, signs_t=None):
+        """``x @ sign(W)`` of a binary layer's evaluation path; ``x`` (m, n_in)
+        C-contiguous, uint8 (exact int32 result) or float of the layer's dtype.
+
+        The folded model (:mod:`fastbin.inference`) calls this same function
+        with its cached ``packed = pack_weights(W)``, ``signs`` (the ±1
+        float matrix (n_in, n_out)) and ``signs_t`` (its C-contiguous
+        transpose), so both get bit-identical products. Float ``x`` on the
+        fastbin backend goes to the kernel :func:`float_dot_kernel` picks
+        from the shapes alone (so both paths pick the same one)."""
+        if x.dtype != _UINT8 and self.backend.name == "fastbin":
+            how = float_dot_kernel(x.shape[0], self.n_out, self.n_in)
+            if how == "rows":
+                if signs_t is None:
+                    signs_t = signs_rows_int8(self.params["W"])
+                out = np.empty((x.shape[0], self.n_out), x.dtype)
+                sign_dot_rows(x, signs_t, out)
+                return out
+            if how == "blas":
+                return x @ (_signs(self.params["W"]) if signs is None else signs)
+        return self.backend.sign_matmul(x, self.packed_weights() if packed is None else packed)
+
     def eval_bias(self):
         """The ``bias`` of :func:`dense_affine` for the evaluation path:
         ``b - input_offset * colsum(W_eff)`` (the input offset folded in)."""
@@ -245,8 +214,16 @@ class Dense(Layer):
                 x = x.astype(self.dtype) / self.dtype.type(255)
             if "input_offset" in self.buffers:
                 x = x - self.buffers["input_offset"]
-            self._w_eff = self.effective_weights()
-            z = x @ self._w_eff
+            if training and self.sign_input and self.binary and not self.scale and self.backend.name == "fastbin":
+                # ±1 input times ±1 weights: BLAS's float sums are exact integers
+                # (|dot| <= n_in < 2**24), so the packed XNOR-popcount product
+                # gives the same bits, ~10x faster at 256 x 512 -> 512
+                be = self.backend
+                z = be.binary_matmul(be.pack_signs(x), self.packed_weights()).astype(self.dtype)
+                self._w_eff = None  # backward computes sign(W) if it needs it
+            else:
+                self._w_eff = self.effective_weights()
+                z = x @ self._w_eff
             if bias is not None:
                 z += bias
             if training:
@@ -255,7 +232,7 @@ class Dense(Layer):
         uint8_input = x.dtype == np.uint8
         if not uint8_input and x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        dot = self.backend.sign_matmul(np.ascontiguousarray(x), self.packed_weights())
+        dot = self.eval_dot(np.ascontiguousarray(x))
         if uint8_input or dot.dtype != self.dtype:
             dot = dot.astype(self.dtype)  # exact: |dot| <= 255 * n_in < 2**24
         return dense_affine(dot, self.eval_scale(uint8_input), self.eval_bias())
@@ -266,7 +243,11 @@ class Dense(Layer):
         if self.use_bias:
             np.sum(dz, axis=0, out=self.grads["b"])
         self.alpha_override = None  # training resumes from the latent weights
-        return dz @ w_eff.T if need_dx else None
+        if not need_dx:
+            return None
+        if w_eff is None:  # W has not changed since forward: the same sign(W)
+            w_eff = self.effective_weights()
+        return dz @ w_eff.T
 
     def config(self):
         return {"kind": self.kind, "n_in": self.n_in, "n_out": self.n_out, "binary": self.binary,
@@ -372,7 +353,6 @@ class BatchNorm(Layer):
 
     def backward(self, dy, need_dx=True):
         xhat, inv_std = self._xhat, self._inv_std
-        m = dy.shape[0]
         np.sum(dy * xhat, axis=0, out=self.grads["gamma"])
         np.sum(dy, axis=0, out=self.grads["beta"])
         if not need_dx:

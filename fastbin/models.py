@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import check_labels
-from .layers import ACTIVATIONS, BatchNorm, Dense, Layer, get_backend
+from ._options import jit_disabled
+from .layers import ACTIVATIONS, BatchNorm, Dense, Layer, Sign, _signs, get_backend
 
 __all__ = ["Model", "softmax_regression", "mlp", "load", "FORMAT"]
 
@@ -41,6 +42,37 @@ def _as_input(x, dtype):
     return np.ascontiguousarray(x, dtype=dtype)
 
 
+def unit_from_uint8(x, dtype):
+    """``dtype(x) / 255`` for uint8 ``x`` (m, k): float32 through the jitted
+    ``fastbin.kernels.model_kernels.uint8_to_unit_f32`` (the same values as
+    the division, verified on all 256 at first use, else NumPy is used; one
+    pass instead of NumPy's cast + divide), otherwise ``np.divide``."""
+    if dtype == np.float32 and _uint8_kernel_ok():
+        from .kernels.model_kernels import uint8_to_unit_f32
+
+        out = np.empty(x.shape, np.float32)
+        uint8_to_unit_f32(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+        return out
+    return np.divide(x, dtype.type(255), dtype=dtype)
+
+
+_UINT8_KERNEL_OK: list = []
+
+
+def _uint8_kernel_ok() -> bool:
+    if not _UINT8_KERNEL_OK:
+        ok = not jit_disabled()  # as plain Python the loop is slow
+        if ok:
+            from .kernels.model_kernels import uint8_to_unit_f32
+
+            u = np.arange(256, dtype=np.uint8)
+            out = np.empty(256, np.float32)
+            uint8_to_unit_f32(u, out)
+            ok = bool(np.array_equal(out, np.divide(u, np.float32(255), dtype=np.float32)))
+        _UINT8_KERNEL_OK.append(ok)
+    return _UINT8_KERNEL_OK[0]
+
+
 class Model:
     """A stack of layers with a softmax cross-entropy head.
 
@@ -55,6 +87,9 @@ class Model:
         self.dtype = np.dtype(dtype)
         self.n_in = self.layers[0].n_in
         self.n_classes = [l for l in self.layers if isinstance(l, Dense)][-1].n_out
+        for before, layer in zip(self.layers, self.layers[1:]):
+            if isinstance(layer, Dense):
+                layer.sign_input = isinstance(before, Sign)
         self._flatten()
 
     def _flatten(self):
@@ -121,7 +156,7 @@ class Model:
             raise ValueError(f"x must have {self.n_in} features, got {x.shape[1]}")
         labels = check_labels("labels", labels, x.shape[0], self.n_classes, self.dtype)
         if x.dtype == np.uint8:  # raw pixels: the same float32(u) / 255 as the float datasets, one pass
-            x = np.divide(x, self.dtype.type(255), dtype=self.dtype)
+            x = unit_from_uint8(x, self.dtype)
         first = self.layers[0]
         if len(self.layers) == 1 and not first.scale:
             return float(self._fused_step(first, x, labels))
@@ -137,7 +172,14 @@ class Model:
         input offset mu goes into the bias, ``(x - mu) @ W + b = x @ W +
         (b - mu @ W)``, and out of the weight gradient, ``(x - mu).T @ dz =
         x.T @ dz - outer(mu, sum_i dz)``."""
-        w = layer.packed_weights() if layer.binary else layer.params["W"]
+        if not layer.binary:
+            w = layer.params["W"]
+        elif self.backend.name == "fastbin":
+            # the fused kernel unpacks packed signs to +-1 floats anyway: give it
+            # those directly (same values, same results; skips pack + checks)
+            w = _signs(layer.params["W"])
+        else:
+            w = layer.packed_weights()
         bias = layer.params["b"] if layer.use_bias else np.zeros(layer.n_out, self.dtype)
         offset = layer.buffers.get("input_offset")
         if offset is not None:

@@ -4,20 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from shapes import KS, MS, NS, skip_big_without_jit
 
 import fastbin
 from fastbin import reference as ref
 from fastbin.packed import ALIGNMENT, PackedSigns
-
-def _skip_big_without_jit(work):
-    """The largest grid points take seconds as plain Python; the JIT run covers them."""
-    if numba.config.DISABLE_JIT and work > 200_000:
-        pytest.skip("large grid point: run with the JIT")
-
-
-KS = [1, 63, 64, 65, 127, 128, 784, 1000]
-MS = [1, 3, 17, 128]
-NS = [1, 2, 10, 33]
 
 
 def _operands(rng, m, k, n):
@@ -31,7 +22,7 @@ def _operands(rng, m, k, n):
 @pytest.mark.parametrize("k", KS)
 @pytest.mark.parametrize("m", MS)
 def test_binary_matmul_matches_reference(rng, m, k, n):
-    _skip_big_without_jit(m * k * n)
+    skip_big_without_jit(m * k * n)
     a, w = _operands(rng, m, k, n)
     out = fastbin.binary_matmul(a, w)
     assert out.dtype == np.int32 and out.shape == (m, n)
@@ -45,6 +36,19 @@ def test_threaded_equals_serial(rng, m, k, n):
     threaded = fastbin.binary_matmul(a, w, threads=True)
     np.testing.assert_array_equal(threaded, serial)
     np.testing.assert_array_equal(serial, ref.binary_matmul(a, w))
+
+
+@pytest.mark.parametrize("k", [1, 70, 512, 579, 4101])
+@pytest.mark.parametrize("m", [8, 9, 15, 16, 23])
+def test_lane_kernel_remainders(rng, m, k):
+    """At least 8 rows of a and of w take the lane kernel: every count of
+    leftover columns (n % 8), partial row panels (m % 8), rows shorter than 8
+    words and the overlapping last 8-word transpose (n_words % 8 != 0)."""
+    for n in range(8, 17):
+        skip_big_without_jit(m * k * n)
+        a, w = _operands(rng, m, k, n)
+        np.testing.assert_array_equal(fastbin.binary_matmul(a, w), ref.binary_matmul(a, w))
+        np.testing.assert_array_equal(fastbin.binary_matmul(a, w, threads=True), ref.binary_matmul(a, w))
 
 
 def test_all_agree_and_all_differ():
@@ -190,7 +194,6 @@ def test_binary_dense_sign_rejects_bad_input(rng):
 # ------------------------------------------- raw kernels from user @njit code
 def test_user_njit_function_calls_the_raw_kernels(rng):
     """The documented kernel signatures work inside a user's own @njit code."""
-    import numba
 
     from fastbin import kernels
 

@@ -156,3 +156,73 @@ def test_fold_without_batch_norm(backend, rng):
     assert repr(folded) == "InferenceModel(stages=['sign', 'sign', 'float'])"
     for x in (rng.integers(0, 256, (40, 20), dtype=np.uint8), rng.random((40, 20)).astype(np.float32)):
         np.testing.assert_array_equal(folded.forward(x), model.forward(x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("m", [1, 2, 15, 16, 17])
+def test_folded_equals_unfolded_few_rows(backend, m, rng):
+    """Batch 1 and small batches take other kernels (BLAS first layer, the
+    unblocked packed kernels): still bit-identical to the unfolded model."""
+    model = mlp([70, 65, 64, 10], binary_weights=True, binary_activations=True, scale=True, seed=2,
+                backend=backend)
+    x_u8 = rng.integers(0, 256, (40, 70), dtype=np.uint8)
+    _randomise(model, rng, ties_from=x_u8)
+    folded = model.to_inference()
+    for x in (x_u8[:m], (x_u8[:m] / 255).astype(np.float32)):
+        np.testing.assert_array_equal(folded.forward(x), model.forward(x))
+        np.testing.assert_array_equal(folded.predict(x), model.predict(x))
+        for i in range(m):  # row by row (m = 1 each)
+            np.testing.assert_array_equal(folded.forward(x[i : i + 1]), model.forward(x[i : i + 1]))
+
+
+@pytest.mark.parametrize("n", [1, 10, 63, 64, 65, 130])
+def test_model_kernels_match_numpy(n, rng):
+    from fastbin import pack_signs, pack_weights
+    from fastbin.kernels.model_kernels import binary_dot_rows, dense_sign_rows, threshold_pack
+    from fastbin.reference import binary_dense_sign, binary_matmul
+
+    k, m = 70, 5
+    a = pack_signs(rng.normal(size=(m, k)))
+    w = pack_weights(rng.normal(size=(k, n)))
+    t = rng.integers(-8, 9, n).astype(np.int64)
+    flip = rng.random(n) < 0.5
+    out = np.full((m, -(-n // 64)), 12345, np.uint64)
+    dense_sign_rows(a.bits, w.bits, k, t, flip, out)
+    np.testing.assert_array_equal(out, binary_dense_sign(a, w, t, flip).bits)
+    dot = np.empty((m, n), np.float32)
+    binary_dot_rows(a.bits, w.bits, k, dot)
+    np.testing.assert_array_equal(dot, binary_matmul(a, w).astype(np.float32))
+    for values in (binary_matmul(a, w), binary_matmul(a, w).astype(np.float32) + 0.5):
+        thr = t.astype(values.dtype) if values.dtype.kind == "f" else t
+        out[...] = 7
+        threshold_pack(values, thr, flip, out)
+        expected = np.where(np.where(flip, values > thr, values < thr), -1, 1)
+        np.testing.assert_array_equal(out, pack_signs(expected).bits)
+
+
+def test_float_dot_kernel_choices():
+    from fastbin.layers import float_dot_kernel
+
+    assert float_dot_kernel(1, 512, 784) == "rows"
+    assert float_dot_kernel(4, 10, 784) == "rows"
+    assert float_dot_kernel(8, 512, 784) == "blas"
+
+
+@pytest.mark.parametrize("threshold", [0, 1 << 60])
+def test_folded_equals_unfolded_threaded_first_layer(threshold, rng, monkeypatch):
+    """Large first layers go to threaded sign_matmul when Numba has threads:
+    the folded model takes the same path (threshold 0 forces it here)."""
+    import numba
+
+    from fastbin import _options
+
+    monkeypatch.setitem(_options.PARALLEL_MIN_WORK, "sign_matmul", threshold)
+    model = mlp([70, 80, 10], binary_weights=True, binary_activations=True, seed=3, backend="fastbin")
+    _randomise(model, rng)
+    folded = model.to_inference()
+    x = rng.random((40, 70)).astype(np.float32)
+    np.testing.assert_array_equal(folded.forward(x), model.forward(x))
+    if numba.get_num_threads() > 1:
+        from fastbin.layers import float_dot_kernel
+
+        assert float_dot_kernel(40, 80, 70) == ("packed" if threshold == 0 else "blas")

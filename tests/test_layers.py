@@ -124,3 +124,19 @@ def test_backend_selection():
         get_backend("torch")
     with pytest.raises(TypeError):
         get_backend(3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_signs_helper_kernel_and_numpy_paths(dtype):
+    """sign(0) = sign(-0.0) = +1, NaN -> +1, on the jitted (C-contiguous) and
+    the NumPy (other layouts) paths; int8 rows for eval_dot's small kernel."""
+    from fastbin.layers import _signs, signs_rows_int8
+
+    x = np.array([[-0.0, 0.0, -1.0], [2.0, np.nan, -np.inf]], dtype=dtype)
+    expected = np.array([[1, 1, -1], [1, 1, -1]], dtype=dtype)
+    for a in (x, np.asfortranarray(x)):
+        s = _signs(a)
+        assert s.dtype == dtype
+        np.testing.assert_array_equal(s, expected)
+    np.testing.assert_array_equal(signs_rows_int8(x), expected.T.astype(np.int8))
+    assert signs_rows_int8(x).flags.c_contiguous

@@ -140,3 +140,54 @@ def test_bad_arguments(rng):
         model.forward(np.zeros((2, 4), np.int64))
     with pytest.raises(ValueError):
         model.train_step(np.zeros((2, 4), np.float32), np.array([0, 5]), SGD(0.1))
+
+
+def test_uint8_conversion_equals_division():
+    """The jitted float32(u) / 255 equals NumPy's division for all 256 values."""
+    from fastbin.kernels.model_kernels import uint8_to_unit_f32
+    from fastbin.models import unit_from_uint8
+
+    u = np.arange(256, dtype=np.uint8).reshape(2, 128)
+    out = np.empty(u.shape, np.float32)
+    uint8_to_unit_f32(u.reshape(-1), out.reshape(-1))
+    expected = np.divide(u, np.float32(255), dtype=np.float32)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(unit_from_uint8(u, np.dtype(np.float32)), expected)
+    np.testing.assert_array_equal(unit_from_uint8(u, np.dtype(np.float64)), u / 255.0)
+
+
+def test_binaryconnect_fused_step_same_on_float_signs_and_packed(rng):
+    """The fastbin backend feeds +-1 floats to the fused loss instead of
+    packed signs: the same loss and gradients bit for bit."""
+    import fastbin
+    from fastbin.layers import _signs
+
+    model = softmax_regression(50, 7, binary_weights=True, init="normal", seed=3)
+    x = rng.random((33, 50), dtype=np.float32)
+    labels = rng.integers(0, 7, 33)
+    loss = model.compute_gradients(x, labels)
+    w = model.layers[0].params["W"]
+    b = model.layers[0].params["b"]
+    ref_loss, dw, db = fastbin.linear_softmax_cross_entropy(x, fastbin.pack_weights(w), b, labels)
+    assert loss == ref_loss
+    np.testing.assert_array_equal(model.layers[0].grads["W"], dw)
+    np.testing.assert_array_equal(model.layers[0].grads["b"], db)
+    assert (_signs(w) == fastbin.unpack_signs(fastbin.pack_weights(w)).T).all()
+
+
+def test_packed_training_forward_is_bit_identical(rng):
+    """Dense layers after a Sign use the packed product in the training
+    forward (fastbin backend): the same weights as the float BLAS path."""
+    x = rng.random((40, 30), dtype=np.float32)
+    labels = rng.integers(0, 4, 40)
+    models = [mlp([30, 70, 65, 4], binary_weights=True, binary_activations=True, seed=5) for _ in range(2)]
+    assert [getattr(l, "sign_input", False) for l in models[0].layers] == [
+        False, False, False, True, False, False, True, False]
+    for layer in models[1].layers:
+        layer.sign_input = False  # force the float path
+    opts = [Adam(1e-2), Adam(1e-2)]
+    for _ in range(5):
+        losses = [m.train_step(x, labels, o) for m, o in zip(models, opts)]
+        assert losses[0] == losses[1]
+    for (_, a, _, _), (_, b, _, _) in zip(models[0].groups, models[1].groups):
+        np.testing.assert_array_equal(a, b)

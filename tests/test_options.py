@@ -6,7 +6,6 @@ import textwrap
 
 import llvmlite.binding as ll
 import numba
-import numpy as np
 import pytest
 from numba.core.registry import cpu_target
 

@@ -1,24 +1,14 @@
 """sign_matmul against fastbin.reference: float within tolerance.py, uint8 exact."""
-import numba
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from shapes import KS, MS, NS, skip_big_without_jit
 from tolerance import assert_close
 
 import fastbin
 from fastbin import reference as ref
 from fastbin.packed import PackedSigns
-
-def _skip_big_without_jit(work):
-    """The largest grid points take seconds as plain Python; the JIT run covers them."""
-    if numba.config.DISABLE_JIT and work > 200_000:
-        pytest.skip("large grid point: run with the JIT")
-
-
-KS = [1, 63, 64, 65, 127, 128, 784, 1000]
-MS = [1, 3, 17, 128]
-NS = [1, 2, 10, 33]
 
 
 def _x(rng, m, k, dtype):
@@ -36,7 +26,7 @@ def _x(rng, m, k, dtype):
 @pytest.mark.parametrize("k", KS)
 @pytest.mark.parametrize("m", MS)
 def test_sign_matmul_matches_reference(rng, m, k, n, dtype):
-    _skip_big_without_jit(m * k * n)
+    skip_big_without_jit(m * k * n)
     x = _x(rng, m, k, dtype)
     w = fastbin.pack_weights(rng.standard_normal((k, n)))
     out = fastbin.sign_matmul(x, w)
@@ -72,6 +62,44 @@ def test_non_contiguous_x(rng):
     x = base[::2, :130]
     w = fastbin.pack_weights(rng.standard_normal((130, 4)))
     assert_close(fastbin.sign_matmul(x, w), ref.sign_matmul(x, w), scale=float(np.abs(x).sum(1).max()))
+
+
+@pytest.mark.parametrize("k", [1, 64, 65, 200])
+def test_non_contiguous_uint8_x(rng, k):
+    """The uint8 kernel reads C-ordered rows in place (masked 64-byte loads at
+    the row end) and copies a strided x once: both give the exact product,
+    also through the raw kernel."""
+    base = _x(rng, 9, 2 * k, np.uint8)
+    w = fastbin.pack_weights(rng.standard_normal((k, 11)))
+    for x in (base[::2, :k], base[:, ::2], np.asfortranarray(base[:, :k]), base[3:4, k:]):
+        expected = ref.sign_matmul(x, w)
+        np.testing.assert_array_equal(fastbin.sign_matmul(x, w), expected)
+        out = np.zeros(expected.shape, np.int32)
+        assert fastbin.kernels.sign_matmul_uint8(x, w.bits, out)
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_uint8_bad_input_is_rejected(rng):
+    """The uint8 fast path hands anything unusual to the full checks."""
+    w = fastbin.pack_weights(rng.standard_normal((70, 4)))
+    x = _x(rng, 3, 70, np.uint8)
+    with pytest.raises(ValueError, match=r"\(m >= 1, 70\)"):
+        fastbin.sign_matmul(x[:, :69], w)
+    with pytest.raises(ValueError, match="shape"):
+        fastbin.sign_matmul(x[:0], w)
+    with pytest.raises(ValueError, match="shape"):
+        fastbin.sign_matmul(x[0], w)
+    with pytest.raises(ValueError, match="at least one row"):
+        fastbin.sign_matmul(x, PackedSigns(np.zeros((0, 2), np.uint64), 70))
+    with pytest.raises(TypeError, match="PackedSigns"):
+        fastbin.sign_matmul(x, w.bits)
+    bits = w.bits.copy()
+    bits[1, -1] |= np.uint64(1) << np.uint64(63)
+    with pytest.raises(ValueError, match="padding"):
+        fastbin.sign_matmul(x, PackedSigns(bits, 70))
+    out = np.full((3, 4), 7, np.int32)
+    assert not fastbin.kernels.sign_matmul_uint8(x, bits, out)
+    assert (out == 7).all()  # nothing written
 
 
 @given(
