@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import shlex
 import subprocess
@@ -27,6 +28,19 @@ __all__ = ["find_benchmarks", "run", "SINGLE_THREAD_ENV"]
 
 #: Pins BLAS to one thread for the single-thread comparisons (unless set).
 SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def drop_raw_timings(json_path: Path) -> None:
+    """Remove pytest-benchmark's per-round timings (``stats.data``) from a
+    results file: the report uses the summary statistics only, and the raw
+    rounds of microsecond benchmarks made the file tens of megabytes, too big
+    to keep as a baseline. Written atomically (temp file + rename)."""
+    data = json.loads(json_path.read_text(encoding="utf-8"))
+    for bench in data.get("benchmarks", []):
+        bench.get("stats", {}).pop("data", None)
+    tmp = json_path.with_name(json_path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, json_path)
 
 
 def find_benchmarks() -> Path | None:
@@ -104,6 +118,8 @@ def run(argv=None) -> int:
     if not json_path.exists():
         print(f"fastbin bench: {json_path} was not written (pytest exit code {rc})", file=sys.stderr)
         return rc or 1
+    if not args.no_run:
+        drop_raw_timings(json_path)
 
     report = [sys.executable, bench_dir / "report.py", json_path, "--stat", args.stat]
     extra = []

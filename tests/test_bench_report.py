@@ -216,3 +216,16 @@ def test_bench_entry_without_benchmarks_dir(monkeypatch, capsys):
     monkeypatch.setattr(bench, "find_benchmarks", lambda: None)
     assert bench.run([]) == 2
     assert "no benchmarks/ directory" in capsys.readouterr().err
+
+
+def test_drop_raw_timings_keeps_summary_statistics(tmp_path):
+    from fastbin import bench
+
+    path = tmp_path / "bench.json"
+    stats = {"median": 1e-6, "min": 9e-7, "rounds": 3, "data": [1e-6, 9e-7, 1.1e-6]}
+    path.write_text(json.dumps({"machine_info": {"cpu": "x"}, "benchmarks": [{"name": "a", "stats": stats}]}))
+    bench.drop_raw_timings(path)
+    data = json.loads(path.read_text())
+    assert data["benchmarks"][0]["stats"] == {"median": 1e-6, "min": 9e-7, "rounds": 3}
+    assert data["machine_info"] == {"cpu": "x"}
+    assert not list(tmp_path.glob("*.tmp"))
