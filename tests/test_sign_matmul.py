@@ -8,6 +8,7 @@ from tolerance import assert_close
 
 import fastbin
 from fastbin import reference as ref
+from fastbin._options import SIGN_MATMUL_UNPACK_MIN_ROWS_F32, SIGN_MATMUL_UNPACK_MIN_ROWS_F64
 from fastbin.packed import PackedSigns
 
 
@@ -147,3 +148,76 @@ def test_sign_matmul_rejects_bad_input(rng):
     bits[0, -1] |= np.uint64(1) << np.uint64(6)
     with pytest.raises(ValueError, match="padding"):
         fastbin.sign_matmul(x, PackedSigns(bits, 70))
+
+
+_ROW_THRESHOLDS = {
+    np.float32: SIGN_MATMUL_UNPACK_MIN_ROWS_F32,
+    np.float64: SIGN_MATMUL_UNPACK_MIN_ROWS_F64,
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 63, 64, 65, 784, 1000])
+@pytest.mark.parametrize("delta", [-2, -1, 0, 1])
+def test_float_rows_around_unpack_threshold(rng, dtype, k, delta):
+    """Below the threshold the float kernels sum straight from the bits (no
+    unpacked W), from it on they unpack: both sides, serial and threaded,
+    against the reference, and through the raw kernel."""
+    m = max(1, _ROW_THRESHOLDS[dtype] + delta)
+    x = _x(rng, m, k, dtype)
+    w = fastbin.pack_weights(rng.standard_normal((k, 7)))
+    expected = ref.sign_matmul(x, w)
+    scale = float(np.abs(x).sum(axis=1).max())
+    serial = fastbin.sign_matmul(x, w, threads=False)
+    assert serial.dtype == np.dtype(dtype)
+    assert_close(serial, expected, scale=scale)
+    np.testing.assert_array_equal(fastbin.sign_matmul(x, w, threads=True), serial)
+    out = np.full(expected.shape, np.nan, dtype)
+    assert fastbin.kernels.sign_matmul_float(x, w.bits, out)
+    np.testing.assert_array_equal(out, serial)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_few_rows_signed_sum_accuracy(dtype):
+    """The bits path sums ``x`` signed (no ``sum(x) - 2 * sum(x where -1)``):
+    large values that cancel leave the small ones exact."""
+    k = 1000
+    x = np.ones((1, k), dtype)
+    x[0, :500] = 1e6
+    signs = np.ones(k)
+    signs[250:500] = -1  # the large values cancel exactly
+    w = fastbin.pack_weights(signs[:, None])
+    np.testing.assert_array_equal(fastbin.sign_matmul(x, w), [[500.0]])
+
+
+def test_few_rows_padding_is_rejected(rng):
+    """The bits path checks the padding too, writing nothing on failure."""
+    x = _x(rng, 1, 70, np.float32)
+    w = fastbin.pack_weights(rng.standard_normal((70, 3)))
+    bits = w.bits.copy()
+    bits[2, -1] |= np.uint64(1) << np.uint64(40)
+    with pytest.raises(ValueError, match="padding"):
+        fastbin.sign_matmul(x, PackedSigns(bits, 70))
+    out = np.full((1, 3), 7, np.float32)
+    assert not fastbin.kernels.sign_matmul_float(x, bits, out)
+    assert (out == 7).all()
+
+
+def test_float_kernel_from_user_njit(rng):
+    """The raw float kernel (both of its paths) is callable from a user's
+    own @njit function."""
+    import numba
+
+    @numba.njit
+    def user(x, w_bits):
+        out = np.empty((x.shape[0], w_bits.shape[0]), x.dtype)
+        ok = fastbin.kernels.sign_matmul_float(x, w_bits, out)
+        return ok, out
+
+    w = fastbin.pack_weights(rng.standard_normal((130, 5)))
+    for dtype in (np.float32, np.float64):
+        for m in (1, 16):
+            x = _x(rng, m, 130, dtype)
+            ok, out = user(x, w.bits)
+            assert ok
+            assert_close(out, ref.sign_matmul(x, w), scale=float(np.abs(x).sum(axis=1).max()))

@@ -16,7 +16,11 @@ separate check dispatch (a third of a 1 x 784 call).
 
 Float path: unpacking ``W``'s signs once per call costs ``n * k`` stores,
 which the ``m`` rows then reuse; the dot products run as 4 x 5 register
-blocks over contiguous rows (vectorised, reassociated sums).
+blocks over contiguous rows (vectorised, reassociated sums). For fewer rows
+than ``SIGN_MATMUL_UNPACK_MIN_ROWS_F32``/``_F64`` (``fastbin._options``)
+the unpacking would dominate (1 x 784 -> 10), so each output is instead a
+signed sum straight from the bits: per 64-bit word, the word as a 64-lane
+mask selects ``-x`` or ``x`` (``_signed_dot``).
 
 uint8 path: each 64-byte chunk of a row is loaded once (masked at the row's
 end, so rows are read in place) and split into its 8 bit-plane words; the 8
@@ -27,14 +31,13 @@ planes of a word then form one vector, ANDed with the broadcast word of
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
 from numba import prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
-from .._options import jit, jit_disabled, jit_parallel
-from ..bitops import popcount
-from ._llvm import intp_args as _intp_args
+from .._options import SIGN_MATMUL_UNPACK_MIN_ROWS_F32, SIGN_MATMUL_UNPACK_MIN_ROWS_F64, jit, jit_parallel
+from ._sign_lanes import plane_dot as _plane_dot
+from ._sign_lanes import plane_words as _plane_words
+from ._sign_lanes import signed_dot as _signed_dot
 from .pack import padding_is_zero, unpack_rows
 
 __all__ = [
@@ -162,9 +165,31 @@ def _signs_of(w_bits, k, dtype_of):
 
 
 @jit
+def _dot_bits(x, w_bits, out):
+    """``out = x @ sign(W)`` straight from the bits (``_signed_dot`` per
+    output), for few rows of ``x``: ``W`` is never unpacked, which at
+    1 x 784 -> 10 cost more than the product itself."""
+    for i in range(x.shape[0]):
+        for j in range(w_bits.shape[0]):
+            out[i, j] = _signed_dot(x, i, w_bits, j)
+
+
+@jit
+def _few_rows(x):
+    """Whether ``x`` has too few rows to repay unpacking ``W`` (thresholds
+    in ``fastbin._options``, per dtype)."""
+    if x.itemsize == 4:
+        return x.shape[0] < SIGN_MATMUL_UNPACK_MIN_ROWS_F32
+    return x.shape[0] < SIGN_MATMUL_UNPACK_MIN_ROWS_F64
+
+
+@jit
 def sign_matmul_float(x, w_bits, out):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
+    if _few_rows(x):
+        _dot_bits(x, w_bits, out)
+        return True
     signs = _signs_of(w_bits, x.shape[1], x)
     _dot_rows(x, signs, 0, x.shape[0], out)
     return True
@@ -174,6 +199,11 @@ def sign_matmul_float(x, w_bits, out):
 def sign_matmul_float_parallel(x, w_bits, out):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
+    if _few_rows(x):  # columns over threads (the same sums as serial)
+        for j in prange(w_bits.shape[0]):
+            for i in range(x.shape[0]):
+                out[i, j] = _signed_dot(x, i, w_bits, j)
+        return True
     signs = _signs_of(w_bits, x.shape[1], x)
     m = x.shape[0]
     n_blocks = (m + ROW_BLOCK - 1) // ROW_BLOCK
@@ -181,125 +211,6 @@ def sign_matmul_float_parallel(x, w_bits, out):
         i0 = blk * ROW_BLOCK
         _dot_rows(x, signs, i0, min(m, i0 + ROW_BLOCK), out)
     return True
-
-
-def _plane_words_python(row, start, count, planes, t):
-    """Plain-Python ``_plane_words`` for ``NUMBA_DISABLE_JIT=1``."""
-    for p in range(8):
-        word = 0
-        for b in range(count):
-            word |= ((int(row[start + b]) >> p) & 1) << b
-        planes[t, p] = np.uint64(word)
-    return sum(int(v) for v in row[start : start + count])
-
-
-@intrinsic
-def _plane_words_llvm(typingctx, row, start, count, planes, t):
-    """``planes[t, p]`` for ``p < 8``: bit ``b`` is bit ``p`` of
-    ``row[start + b]`` for ``b < count`` (<= 64), 0 above. Returns the sum
-    of those ``count`` bytes (int64: ``sum_p 2**p * popcount(plane p)``).
-
-    ``row``: 1-D C-contiguous uint8; ``planes``: 2-D C-contiguous uint64
-    (n_words, 8). One 64-byte load, masked when ``count < 64`` (nothing past
-    the row is read), then per plane: shift the plane's bit into each byte's
-    sign bit, compare with 0, bitcast the 64 x i1 mask to i64
-    (``vpsllw``/``vpmovb2m`` on AVX-512BW; LLVM's generic lowering on other
-    targets)."""
-    row_ok = isinstance(row, types.Array) and row.ndim == 1 and row.layout == "C" and row.dtype == types.uint8
-    planes_ok = (
-        isinstance(planes, types.Array) and planes.ndim == 2 and planes.layout == "C" and planes.dtype == types.uint64
-    )
-    if not (row_ok and planes_ok):
-        return None
-
-    def codegen(context, builder, signature, args):
-        row_value, start_value, count_value, planes_value, t_value = _intp_args(context, builder, signature, args)
-        row_type, _, _, planes_type, _ = signature.args
-        row_array = context.make_array(row_type)(context, builder, row_value)
-        planes_array = context.make_array(planes_type)(context, builder, planes_value)
-        i32, i64 = ir.IntType(32), ir.IntType(64)
-        intp = context.get_value_type(types.intp)
-        vec_type = ir.VectorType(ir.IntType(8), 64)
-        mask_type = ir.VectorType(ir.IntType(1), 64)
-        masked_load = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(vec_type, [vec_type.as_pointer(), i32, mask_type, vec_type]),
-            "llvm.masked.load.v64i8.p0",
-        )
-        ptr = builder.bitcast(builder.gep(row_array.data, [start_value]), vec_type.as_pointer())
-        index_type = ir.VectorType(intp, 64)
-        counts = builder.insert_element(ir.Constant(index_type, ir.Undefined), count_value, ir.Constant(i32, 0))
-        counts = builder.shuffle_vector(
-            counts, ir.Constant(index_type, ir.Undefined), ir.Constant(ir.VectorType(i32, 64), [0] * 64)
-        )
-        in_row = builder.icmp_signed("<", ir.Constant(index_type, list(range(64))), counts)
-        data = builder.call(masked_load, [ptr, ir.Constant(i32, 1), in_row, ir.Constant(vec_type, None)])
-        total = ir.Constant(i64, 0)
-        for p in range(8):
-            negative = builder.icmp_signed(
-                "<", builder.shl(data, ir.Constant(vec_type, [7 - p] * 64)), ir.Constant(vec_type, None)
-            )
-            word = builder.bitcast(negative, i64)
-            out_ptr = cgutils.get_item_pointer(context, builder, planes_type, planes_array, [t_value, ir.Constant(intp, p)])
-            builder.store(word, out_ptr)
-            total = builder.add(total, builder.shl(builder.ctpop(word), ir.Constant(i64, p)))
-        return total
-
-    return types.int64(row, start, count, planes, t), codegen
-
-
-def _plane_dot_python(planes, w, j):
-    """Plain-Python ``_plane_dot`` for ``NUMBA_DISABLE_JIT=1``."""
-    return sum(
-        popcount(planes[t, p] & w[j, t]) << p for t in range(w.shape[1]) for p in range(8)
-    )
-
-
-@intrinsic
-def _plane_dot_llvm(typingctx, planes, w, j):
-    """``sum_t sum_p 2**p * popcount(planes[t, p] & w[j, t])`` (int64): the
-    sum of the pixels where row ``j`` of ``w`` is -1.
-
-    ``planes``: uint64 (n_words, 8), ``w``: uint64 (n, n_words), both 2-D
-    C-contiguous. The 8 planes of a word are the lanes of one vector: per
-    word one load, an AND with the broadcast word of ``w``, ``vpopcntq`` and
-    an add; the weights 2**p are applied once at the end (lane shift, sum).
-    LLVM's own vectorisation of the plane-major loop left a 5-word scalar
-    tail of 8 popcounts each at 13 words (half the kernel's time)."""
-    arrays_ok = all(
-        isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" and a.dtype == types.uint64 for a in (planes, w)
-    )
-    if not arrays_ok:
-        return None
-
-    def codegen(context, builder, signature, args):
-        planes_value, w_value, j_value = _intp_args(context, builder, signature, args)
-        planes_type, w_type, _ = signature.args
-        planes_array = context.make_array(planes_type)(context, builder, planes_value)
-        w_array = context.make_array(w_type)(context, builder, w_value)
-        i32, i64 = ir.IntType(32), ir.IntType(64)
-        intp = context.get_value_type(types.intp)
-        vec = ir.VectorType(i64, 8)
-        ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec]), "llvm.ctpop.v8i64")
-        reduce_add = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [vec]), "llvm.vector.reduce.add.v8i64")
-        n_words = cgutils.unpack_tuple(builder, w_array.shape, 2)[1]
-        acc = cgutils.alloca_once_value(builder, ir.Constant(vec, None))
-        with cgutils.for_range(builder, n_words) as loop:
-            t = loop.index
-            ptr = cgutils.get_item_pointer(context, builder, planes_type, planes_array, [t, ir.Constant(intp, 0)])
-            lanes = builder.load(builder.bitcast(ptr, vec.as_pointer()), align=8)
-            y = builder.load(cgutils.get_item_pointer(context, builder, w_type, w_array, [j_value, t]))
-            ys = builder.insert_element(ir.Constant(vec, ir.Undefined), y, ir.Constant(i32, 0))
-            ys = builder.shuffle_vector(ys, ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, 8), [0] * 8))
-            builder.store(builder.add(builder.load(acc), builder.call(ctpop, [builder.and_(lanes, ys)])), acc)
-        weighted = builder.shl(builder.load(acc), ir.Constant(vec, list(range(8))))
-        return builder.call(reduce_add, [weighted])
-
-    return types.int64(planes, w, j), codegen
-
-
-_plane_words = _plane_words_python if jit_disabled() else _plane_words_llvm
-_plane_dot = _plane_dot_python if jit_disabled() else _plane_dot_llvm
 
 
 @jit
