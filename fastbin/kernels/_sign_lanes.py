@@ -21,6 +21,7 @@ from numba.extending import intrinsic
 from .._options import jit_disabled
 from ..bitops import popcount
 from ._llvm import intp_args as _intp_args
+from ._llvm import is_words as _is_words
 
 __all__ = ["signed_dot", "plane_words", "plane_dot"]
 
@@ -55,10 +56,7 @@ def _signed_dot_llvm(typingctx, x, i, w_bits, j):
         and x.ndim == 2
         and x.layout == "C"
         and x.dtype in (types.float32, types.float64)
-        and isinstance(w_bits, types.Array)
-        and w_bits.ndim == 2
-        and w_bits.layout == "C"
-        and w_bits.dtype == types.uint64
+        and _is_words(w_bits)
     )
     if not arrays_ok:
         return None
@@ -142,10 +140,7 @@ def _plane_words_llvm(typingctx, row, start, count, planes, t):
     (``vpsllw``/``vpmovb2m`` on AVX-512BW; LLVM's generic lowering on other
     targets)."""
     row_ok = isinstance(row, types.Array) and row.ndim == 1 and row.layout == "C" and row.dtype == types.uint8
-    planes_ok = (
-        isinstance(planes, types.Array) and planes.ndim == 2 and planes.layout == "C" and planes.dtype == types.uint64
-    )
-    if not (row_ok and planes_ok):
+    if not (row_ok and _is_words(planes)):
         return None
 
     def codegen(context, builder, signature, args):
@@ -202,10 +197,7 @@ def _plane_dot_llvm(typingctx, planes, w, j):
     an add; the weights 2**p are applied once at the end (lane shift, sum).
     LLVM's own vectorisation of the plane-major loop left a 5-word scalar
     tail of 8 popcounts each at 13 words (half the kernel's time)."""
-    arrays_ok = all(
-        isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" and a.dtype == types.uint64 for a in (planes, w)
-    )
-    if not arrays_ok:
+    if not _is_words(planes, w):
         return None
 
     def codegen(context, builder, signature, args):
