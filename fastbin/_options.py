@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 
 import numba
+from numba.core.registry import cpu_target
 
 __all__ = [
     "CACHE",
@@ -37,6 +38,12 @@ __all__ = [
     "PARALLEL_MIN_WORK",
     "SIGN_MATMUL_UNPACK_MIN_ROWS_F32",
     "SIGN_MATMUL_UNPACK_MIN_ROWS_F64",
+    "VECTOR_REGISTERS",
+    "vector_popcount",
+    "vector_registers",
+    "SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS",
+    "SIGN_MATMUL_UINT8_FLOAT_PATH",
+    "SIGN_MATMUL_UINT8_FLOAT_HALF_COLS",
     "jit",
     "jit_parallel",
     "jit_disabled",
@@ -82,6 +89,74 @@ PARALLEL_MIN_WORK: dict[str, int] = {
 #: to m = 4, about equal or slower from m = 5 (64 doubles per word: 8 zmm).
 SIGN_MATMUL_UNPACK_MIN_ROWS_F32: int = 8
 SIGN_MATMUL_UNPACK_MIN_ROWS_F64: int = 5
+
+
+def vector_registers(magic_tuple: tuple[str, str, str]) -> int:
+    """How many SIMD registers the target of Numba's ``codegen.magic_tuple()``
+    ``(triple, cpu name, features)`` has: 32 on AArch64 (NEON v0-v31) and on
+    x86 with AVX-512 (zmm0-31), else 16 (x86 SSE/AVX/AVX2: xmm/ymm0-15; also
+    the guess for any other target, where a small block costs little and a
+    too-large one spills)."""
+    triple, _cpu, features = magic_tuple
+    arch = triple.split("-", 1)[0]
+    if arch in ("aarch64", "arm64"):
+        return 32
+    if arch in ("x86_64", "i386", "i686") and "+avx512f" in features.split(","):
+        return 32
+    return 16
+
+
+#: The vector register count of the CPU Numba compiles for, which picks the
+#: register-block shape of ``sign_matmul``'s float dot products
+#: (``fastbin.kernels._dot_blocks``): 4 x 5 blocks (20 accumulators) with 32
+#: registers, as measured on Zen 4 (AVX-512); 4 x 3 blocks (12 accumulators +
+#: 3 loaded rows, no spills) with 16. Measured on Zen 2 (AVX2, 16 ymm;
+#: unpack + dot kernels alone, medians of interleaved runs, NumPy ``x @ signs``
+#: single-threaded in the same run): float32 128 x 784 -> 10: 4x5 45.6 us,
+#: 4x3 33.0, 6x2 32.7, 5x2 33.3, 3x3 36.7, 2x4 42, 3x4 61 (NumPy 57.6);
+#: -> 100: 4x5 435, 4x3 277, 6x2 285 (NumPy 302); float64 128 x 784 -> 10:
+#: 4x5 95.3, 4x3 72.5, 6x2 82.9 (NumPy 131); -> 100: 4x5 959, 4x3 698,
+#: 6x2 754 (NumPy 731). The 4x5 loop spilled ~70 ymm values per iteration.
+#: Decided at import from ``magic_tuple()``: safe with ``cache=True`` because
+#: Numba keys every cache entry by that same tuple (see above), so machine
+#: code compiled with one block shape is only loaded on a CPU that picks the
+#: same shape (also under ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``, which
+#: both the tuple and this choice follow).
+_MAGIC_TUPLE = cpu_target.target_context.codegen().magic_tuple()
+VECTOR_REGISTERS: int = vector_registers(_MAGIC_TUPLE)
+
+
+def vector_popcount(magic_tuple: tuple[str, str, str]) -> bool:
+    """Whether the target of ``codegen.magic_tuple()`` has a native popcount
+    of 64-bit vector lanes (x86 AVX-512 VPOPCNTDQ: ``vpopcntq``). Elsewhere
+    LLVM builds vector popcounts from byte table lookups (AVX2 ``vpshufb``)
+    or byte counts and widening adds (AArch64 ``cnt``)."""
+    triple, _cpu, features = magic_tuple
+    return triple.split("-", 1)[0] == "x86_64" and "+avx512vpopcntdq" in features.split(",")
+
+
+#: Whether ``sign_matmul`` on uint8 rows may take the exact float32 path
+#: (below). Only without a native vector popcount: with VPOPCNTDQ (Zen 4) the
+#: bit-plane kernel measured 24.6 us at 128 x 784 -> 10 (2.2x NumPy) and the
+#: float path was not measured there, so that CPU keeps the bit-planes.
+#: Chosen at import from the same tuple as the cache key (see above).
+SIGN_MATMUL_UINT8_FLOAT_PATH: bool = not vector_popcount(_MAGIC_TUPLE)
+
+#: ``sign_matmul`` on uint8 rows: the kernel converts ``x`` to float32 and
+#: multiplies with ``W`` unpacked to ±1 (exact, see ``fastbin.kernels.
+#: sign_matmul``) instead of splitting rows into bit-planes from
+#: ``m >= MIN_ROWS * n / (n + HALF_COLS)`` rows on: unpacking costs ~n, the
+#: saving per row is a row's plane split plus a little per output (the float
+#: block product beat the plane popcounts per output), so few rows repay a
+#: narrow W and at most ``MIN_ROWS`` a wide one. Measured on Zen 2 (AVX2, no
+#: VPOPCNTDQ; 4 x 3 dot blocks; k = 784, kernels alone, float/bits time
+#: ratios interleaved in one run): n = 10: 1.09 at m = 3, 0.82 at m = 4,
+#: 0.39 at m = 128; n = 30: 0.90 at m = 8; n = 50: 1.08 at 8, 0.77 at 16;
+#: n = 100: 1.33 at 8, 0.96 at 16, 1.04 at 32, 0.62 at 128; n = 256: 1.19 at
+#: 16, 0.94 at 32, 0.68 at 128. Thresholds: m = 4 (n = 10), 21 (n = 100),
+#: 30 (n = 256). With AVX-512 VPOPCNTDQ the bit-planes are faster: re-measure.
+SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS: int = 40
+SIGN_MATMUL_UINT8_FLOAT_HALF_COLS: int = 92
 
 
 def jit(*args, **overrides):

@@ -262,3 +262,22 @@ def _bad_padding():
 def test_bad_input(x, w, b, labels, error, match):
     with pytest.raises(error, match=match):
         fastbin.linear_softmax_cross_entropy(x, w, b, labels)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("block", ["_logits_8x2", "_logits_4x3"])
+def test_both_forward_blocks_match_numpy(rng, block, dtype):
+    """The forward block of each vector register count (only one runs in the
+    kernels on a given CPU): a block of ROWS rows against W.T, every c."""
+    from fastbin.kernels import linear_ce
+
+    kernel = getattr(linear_ce, block)
+    for k in (1, 63, 64, 65, 784):
+        x = rng.standard_normal((linear_ce.ROWS, k)).astype(dtype)
+        for c in (1, 2, 3, 4, 5, 10, 11):
+            w_t = rng.standard_normal((c, k)).astype(dtype)
+            z = np.full((linear_ce.ROWS, c), np.nan, dtype)
+            kernel(x, w_t, dtype(0), z)
+            expected = x.astype(np.float64) @ w_t.T.astype(np.float64)
+            scale = float((np.abs(x) @ np.abs(w_t).T).max())
+            assert_close(z, expected, dtype=dtype, scale=scale, err_msg=f"{block} k={k} c={c}")

@@ -33,6 +33,7 @@ def test_jit_options_cache_on():
 
 
 @needs_jit
+@pytest.mark.skipif(not _options.CACHE, reason="FASTBIN_NO_CACHE is set: the kernels have no on-disk cache index")
 def test_cache_index_key_contains_cpu_name_and_features():
     codegen = cpu_target.target_context.codegen()
     magic = codegen.magic_tuple()
@@ -64,7 +65,9 @@ def test_cache_written_for_one_cpu_is_not_served_to_another(tmp_path):
         s = cached_mod.plus_one.stats
         print("hit" if s.cache_hits else "miss")
     """
-    cmd = lambda who: _run(probe.replace("sys.argv[1]", repr(who)), tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "c"))
+    cmd = lambda who: _run(
+        probe.replace("sys.argv[1]", repr(who)), tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "c"), FASTBIN_NO_CACHE="0"
+    )
     assert cmd("other").strip() == "miss"  # written for "other-cpu"
     assert cmd("host").strip() == "miss"  # not served to the host
     assert cmd("host").strip() == "hit"  # the host's own entry is
@@ -97,3 +100,44 @@ def test_parallel_thresholds_are_registered(name):
     assert _options.PARALLEL_MIN_WORK[name] > 0
     assert _options.use_threads(name, 1, True) and not _options.use_threads(name, 1 << 62, False)
     assert not _options.use_threads(name, 1, None)
+
+
+@pytest.mark.parametrize(
+    "magic, registers",
+    [
+        (("x86_64-unknown-linux-gnu", "znver4", "+avx,+avx2,+avx512f,+avx512vl,+fma"), 32),
+        (("x86_64-unknown-linux-gnu", "znver2", "+avx,+avx2,-avx512f,+fma,+sse4.2"), 16),
+        (("x86_64-unknown-linux-gnu", "nehalem", "+sse2,+sse4.2,-avx"), 16),
+        (("x86_64-apple-darwin", "skylake", "+avx2,+avx512fp16,-avx512f"), 16),  # not +avx512f
+        (("aarch64-unknown-linux-gnu", "neoverse-n1", "+neon"), 32),
+        (("arm64-apple-darwin22.1.0", "apple-m1", "+neon"), 32),
+        (("powerpc64le-unknown-linux-gnu", "pwr9", "+vsx"), 16),
+    ],
+)
+def test_vector_registers_from_magic_tuple(magic, registers):
+    assert _options.vector_registers(magic) == registers
+
+
+def test_vector_registers_is_the_hosts():
+    """The import-time choice follows the same tuple the cache is keyed by."""
+    magic = cpu_target.target_context.codegen().magic_tuple()
+    assert _options.VECTOR_REGISTERS == _options.vector_registers(magic) in (16, 32)
+
+
+@pytest.mark.parametrize(
+    "magic, native",
+    [
+        (("x86_64-unknown-linux-gnu", "znver4", "+avx2,+avx512f,+avx512vpopcntdq,+popcnt"), True),
+        (("x86_64-unknown-linux-gnu", "znver2", "+avx2,+popcnt,-avx512vpopcntdq"), False),
+        (("x86_64-unknown-linux-gnu", "skylake-avx512", "+avx512f,-avx512vpopcntdq"), False),
+        (("aarch64-unknown-linux-gnu", "cortex-a72", "+neon"), False),
+    ],
+)
+def test_vector_popcount_from_magic_tuple(magic, native):
+    assert _options.vector_popcount(magic) is native
+
+
+def test_uint8_float_path_is_the_hosts():
+    """The uint8 float path is on exactly where the host lacks vpopcntq."""
+    magic = cpu_target.target_context.codegen().magic_tuple()
+    assert _options.SIGN_MATMUL_UINT8_FLOAT_PATH is (not _options.vector_popcount(magic))

@@ -221,3 +221,105 @@ def test_float_kernel_from_user_njit(rng):
             ok, out = user(x, w.bits)
             assert ok
             assert_close(out, ref.sign_matmul(x, w), scale=float(np.abs(x).sum(axis=1).max()))
+
+
+def _uint8_float_min_rows(n):
+    """The fewest rows that take the uint8 kernel's float32 path (k <= bound)."""
+    from fastbin._options import SIGN_MATMUL_UINT8_FLOAT_HALF_COLS as half_cols
+    from fastbin._options import SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS as min_rows
+
+    return -(-min_rows * n // (n + half_cols))
+
+
+def test_uint8_float_exactness_bound():
+    """float32 holds the integers up to 2**24: the uint8 float path's bound on
+    k is the largest with 255 * k < 2**24, and the kernel leaves it above."""
+    from fastbin._options import SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS
+    from fastbin.kernels.sign_matmul import UINT8_F32_EXACT_MAX_K as bound
+    from fastbin.kernels.sign_matmul import _uint8_float_pays
+
+    assert 255 * bound < 2**24 <= 255 * (bound + 1)
+    assert np.float32(255 * bound) == 255 * bound
+    assert _uint8_float_pays(1000, 10, bound)
+    assert not _uint8_float_pays(1000, 10, bound + 1)
+    for n in (1, 2, 10, 50, 100, 10**6):
+        m = _uint8_float_min_rows(n)
+        assert 1 <= m <= SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS
+        assert _uint8_float_pays(m, n, 784)
+        assert m == 1 or not _uint8_float_pays(m - 1, n, 784)
+
+
+@pytest.mark.parametrize("n", [1, 2, 10])
+@pytest.mark.parametrize("k", [1, 63, 64, 65, 784])
+@pytest.mark.parametrize("fill", ["random", "full", "zeros", "strided"])
+def test_uint8_rows_around_float_threshold(rng, n, k, fill):
+    """Around the rows where the uint8 kernel switches from bit-planes to
+    exact float32 sums (and at an odd row count past a row block): both
+    inner paths, the raw kernel and the public function equal the reference
+    exactly, also for the largest sums (x = 255) and a strided x."""
+    from fastbin.kernels.sign_matmul import _uint8_float_rows, _uint8_rows
+
+    signs = rng.standard_normal((k, n))
+    if fill == "full":
+        signs[:, 0] = -1  # the largest sum: -255 * k
+    w = fastbin.pack_weights(signs)
+    t = _uint8_float_min_rows(n)
+    for m in sorted({t - 1, t, t + 1, 2 * t + 5} - {0}):
+        if fill == "full":
+            x = np.full((m, k), 255, np.uint8)
+        elif fill == "zeros":
+            x = np.zeros((m, k), np.uint8)
+        elif fill == "strided":
+            x = _x(rng, 2 * m, 2 * k, np.uint8)[::2, 1::2]
+        else:
+            x = _x(rng, m, k, np.uint8)
+        expected = ref.sign_matmul(x, w)
+        np.testing.assert_array_equal(fastbin.sign_matmul(x, w), expected)
+        out = np.full(expected.shape, 7, np.int32)
+        assert fastbin.kernels.sign_matmul_uint8(x, w.bits, out)
+        np.testing.assert_array_equal(out, expected)
+        xc = np.ascontiguousarray(x)
+        for inner in (_uint8_float_rows, _uint8_rows):
+            out = np.full(expected.shape, 7, np.int32)
+            inner(xc, w.bits, out)
+            np.testing.assert_array_equal(out, expected)
+
+
+# Both register-block kernels against NumPy, whichever one this CPU selected
+# (fastbin._options.VECTOR_REGISTERS): the other one is what a CPU with the
+# other register count runs.
+_DOT_MS = range(1, 10)  # 0-2 full blocks of 4 rows plus every leftover count
+_DOT_NS = [1, 2, 3, 4, 5, 6, 10, 11]  # below, at and past both column blocks
+
+
+@pytest.mark.parametrize("k", [1, 63, 64, 65, 784])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("block", ["dot_rows_4x5", "dot_rows_4x3"])
+def test_dot_block_kernels_match_numpy(rng, block, dtype, k):
+    from fastbin.kernels import _dot_blocks
+
+    kernel = getattr(_dot_blocks, block)
+    for m in _DOT_MS:
+        x = _x(rng, m, k, dtype)
+        scale = float(np.abs(x).sum(axis=1).max())
+        for n in _DOT_NS:
+            s = np.where(rng.random((n, k)) < 0.5, -1.0, 1.0).astype(dtype)
+            expected = x.astype(np.float64) @ s.T.astype(np.float64)
+            out = np.full((m, n), np.nan, dtype)
+            kernel(x, s, 0, m, out)
+            assert_close(out, expected, dtype=dtype, scale=scale, err_msg=f"{block} m={m} n={n}")
+            # A row range (the threaded kernel's unit) leaves the other rows alone.
+            part = np.full((m, n), np.nan, dtype)
+            kernel(x, s, m // 2, m, part)
+            assert np.isnan(part[: m // 2]).all()
+            assert_close(part[m // 2 :], expected[m // 2 :], dtype=dtype, scale=scale)
+
+
+def test_dot_block_is_chosen_by_vector_registers():
+    from fastbin._options import VECTOR_REGISTERS
+    from fastbin.kernels import _dot_blocks, sign_matmul
+
+    wide = VECTOR_REGISTERS >= 32
+    assert _dot_blocks.dot_rows is (_dot_blocks.dot_rows_4x5 if wide else _dot_blocks.dot_rows_4x3)
+    assert sign_matmul._dot_rows is _dot_blocks.dot_rows
+    assert _dot_blocks.COL_BLOCK == (5 if wide else 3) and sign_matmul.ROW_BLOCK == _dot_blocks.ROW_BLOCK == 4

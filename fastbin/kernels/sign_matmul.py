@@ -10,13 +10,15 @@ separate check dispatch (a third of a 1 x 784 call).
   ``x``'s dtype receives ``x @ sign(W)``.
 * ``sign_matmul_float_parallel(...)``: the same, rows of ``x`` over threads.
 * ``sign_matmul_uint8(x, w_bits, out) -> bool``: ``x`` uint8 (m, k), any
-  strides; ``out`` int32 (m, n) receives the exact ``x @ sign(W)`` via
-  bit-planes (``fastbin.bitops``):
-  ``dot(x, w) = sum_p 2**p * (popcount(b_p) - 2 * popcount(b_p & w_bits))``.
+  strides; ``out`` int32 (m, n) receives the exact ``x @ sign(W)``, for few
+  rows via bit-planes (``fastbin.bitops``):
+  ``dot(x, w) = sum_p 2**p * (popcount(b_p) - 2 * popcount(b_p & w_bits))``,
+  for many rows through exact float32 sums.
 
 Float path: unpacking ``W``'s signs once per call costs ``n * k`` stores,
-which the ``m`` rows then reuse; the dot products run as 4 x 5 register
-blocks over contiguous rows (vectorised, reassociated sums). For fewer rows
+which the ``m`` rows then reuse; the dot products run as register blocks
+over contiguous rows (vectorised, reassociated sums; 4 x 5 or 4 x 3 by the
+CPU's vector register count, ``_dot_blocks``). For fewer rows
 than ``SIGN_MATMUL_UNPACK_MIN_ROWS_F32``/``_F64`` (``fastbin._options``)
 the unpacking would dominate (1 x 784 -> 10), so each output is instead a
 signed sum straight from the bits: per 64-bit word, the word as a 64-lane
@@ -26,7 +28,12 @@ uint8 path: each 64-byte chunk of a row is loaded once (masked at the row's
 end, so rows are read in place) and split into its 8 bit-plane words; the 8
 planes of a word then form one vector, ANDed with the broadcast word of
 ``w`` and popcounted, so each output is one short vector loop (a strided
-``x`` is copied once to C order first).
+``x`` is copied once to C order first). Without a native vector popcount
+(``SIGN_MATMUL_UINT8_FLOAT_PATH``: measured on AVX2, assumed alike on
+AArch64) that loses to a float product once ``W``'s unpacking is shared by enough
+rows (``SIGN_MATMUL_UINT8_FLOAT_*`` in ``fastbin._options``): blocks of rows
+are converted to float32 and go through ``_dot_rows``, exact while
+``255 * k < 2**24`` (``UINT8_F32_EXACT_MAX_K``; the bit-planes above).
 """
 from __future__ import annotations
 
@@ -34,10 +41,20 @@ import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
-from .._options import SIGN_MATMUL_UNPACK_MIN_ROWS_F32, SIGN_MATMUL_UNPACK_MIN_ROWS_F64, jit, jit_parallel
+from .._options import (
+    SIGN_MATMUL_UINT8_FLOAT_HALF_COLS,
+    SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS,
+    SIGN_MATMUL_UINT8_FLOAT_PATH,
+    SIGN_MATMUL_UNPACK_MIN_ROWS_F32,
+    SIGN_MATMUL_UNPACK_MIN_ROWS_F64,
+    jit,
+    jit_parallel,
+)
 from ._sign_lanes import plane_dot as _plane_dot
 from ._sign_lanes import plane_words as _plane_words
 from ._sign_lanes import signed_dot as _signed_dot
+from ._dot_blocks import ROW_BLOCK
+from ._dot_blocks import dot_rows as _dot_rows
 from .pack import padding_is_zero, unpack_rows
 
 __all__ = [
@@ -45,115 +62,6 @@ __all__ = [
     "sign_matmul_float_parallel",
     "sign_matmul_uint8",
 ]
-
-ROW_BLOCK = 4
-COL_BLOCK = 5
-
-
-@jit
-def _dot_rows(x, s, i0, i1, out):
-    """``out[i, j] = dot(x_i, s_j)`` for rows ``i0:i1`` and every ``j``.
-
-    4 x 5 register blocks (20 vector accumulators, 9 loads per 20 FMAs; a
-    4 x 2 block measured 1.2x (float32) to 1.5x (float64) slower at
-    128 x 784 -> 10), then 4 x 1 for leftover columns and 1 x 5 / 1 x 1 for
-    leftover rows."""
-    k = x.shape[1]
-    n = s.shape[0]
-    # A zero of x's dtype (s holds finite ±1): sums start at 0 and keep the
-    # dtype; starting from the t = 0 products instead left an odd trip count
-    # and measured 1.5x slower.
-    zero = s[0, 0] - s[0, 0]
-    n5 = n // COL_BLOCK * COL_BLOCK
-    i4 = i0 + (i1 - i0) // ROW_BLOCK * ROW_BLOCK
-    for i in range(i0, i4, ROW_BLOCK):
-        for j in range(0, n5, COL_BLOCK):
-            a0 = a1 = a2 = a3 = a4 = zero
-            b0 = b1 = b2 = b3 = b4 = zero
-            c0 = c1 = c2 = c3 = c4 = zero
-            d0 = d1 = d2 = d3 = d4 = zero
-            for t in range(k):
-                y0 = s[j, t]
-                y1 = s[j + 1, t]
-                y2 = s[j + 2, t]
-                y3 = s[j + 3, t]
-                y4 = s[j + 4, t]
-                x0 = x[i, t]
-                x1 = x[i + 1, t]
-                x2 = x[i + 2, t]
-                x3 = x[i + 3, t]
-                a0 += x0 * y0
-                a1 += x0 * y1
-                a2 += x0 * y2
-                a3 += x0 * y3
-                a4 += x0 * y4
-                b0 += x1 * y0
-                b1 += x1 * y1
-                b2 += x1 * y2
-                b3 += x1 * y3
-                b4 += x1 * y4
-                c0 += x2 * y0
-                c1 += x2 * y1
-                c2 += x2 * y2
-                c3 += x2 * y3
-                c4 += x2 * y4
-                d0 += x3 * y0
-                d1 += x3 * y1
-                d2 += x3 * y2
-                d3 += x3 * y3
-                d4 += x3 * y4
-            out[i, j] = a0
-            out[i, j + 1] = a1
-            out[i, j + 2] = a2
-            out[i, j + 3] = a3
-            out[i, j + 4] = a4
-            out[i + 1, j] = b0
-            out[i + 1, j + 1] = b1
-            out[i + 1, j + 2] = b2
-            out[i + 1, j + 3] = b3
-            out[i + 1, j + 4] = b4
-            out[i + 2, j] = c0
-            out[i + 2, j + 1] = c1
-            out[i + 2, j + 2] = c2
-            out[i + 2, j + 3] = c3
-            out[i + 2, j + 4] = c4
-            out[i + 3, j] = d0
-            out[i + 3, j + 1] = d1
-            out[i + 3, j + 2] = d2
-            out[i + 3, j + 3] = d3
-            out[i + 3, j + 4] = d4
-        for j in range(n5, n):
-            a0 = b0 = c0 = d0 = zero
-            for t in range(k):
-                y = s[j, t]
-                a0 += x[i, t] * y
-                b0 += x[i + 1, t] * y
-                c0 += x[i + 2, t] * y
-                d0 += x[i + 3, t] * y
-            out[i, j] = a0
-            out[i + 1, j] = b0
-            out[i + 2, j] = c0
-            out[i + 3, j] = d0
-    for i in range(i4, i1):
-        for j in range(0, n5, COL_BLOCK):
-            a0 = a1 = a2 = a3 = a4 = zero
-            for t in range(k):
-                v = x[i, t]
-                a0 += v * s[j, t]
-                a1 += v * s[j + 1, t]
-                a2 += v * s[j + 2, t]
-                a3 += v * s[j + 3, t]
-                a4 += v * s[j + 4, t]
-            out[i, j] = a0
-            out[i, j + 1] = a1
-            out[i, j + 2] = a2
-            out[i, j + 3] = a3
-            out[i, j + 4] = a4
-        for j in range(n5, n):
-            a0 = zero
-            for t in range(k):
-                a0 += x[i, t] * s[j, t]
-            out[i, j] = a0
 
 
 @jit
@@ -230,6 +138,47 @@ def _uint8_rows(x, w_bits, out):
             out[i, j] = total - 2 * _plane_dot(planes, w_bits, j)
 
 
+#: The largest ``k`` for which ``_uint8_float_rows`` is exact. Every partial
+#: sum of ``x[i, t] * (±1)``, in whatever order the reassociated vector sums
+#: of ``_dot_rows`` take them, is an integer of magnitude <= 255 * k, and the
+#: products are exact (±x); float32 holds every integer of magnitude <= 2**24
+#: exactly, so no product or sum is ever rounded while 255 * k < 2**24, i.e.
+#: k <= 65793 (255 * 65793 = 2**24 - 1). Above it the bit-planes are used.
+UINT8_F32_EXACT_MAX_K = 65793
+
+
+@jit
+def _uint8_float_pays(m, n, k):
+    """Whether ``_uint8_float_rows`` is exact (``k``) and faster than the
+    bit-planes (``m``, ``n``: cost model in ``fastbin._options``)."""
+    return k <= UINT8_F32_EXACT_MAX_K and m * (n + SIGN_MATMUL_UINT8_FLOAT_HALF_COLS) >= (
+        SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS * n
+    )
+
+
+@jit
+def _uint8_float_rows(x, w_bits, out):
+    """``sign_matmul_uint8`` for a C-contiguous ``x`` through float32, exact
+    for ``k <= UINT8_F32_EXACT_MAX_K``: ``ROW_BLOCK`` rows at a time are
+    converted into a scratch block (in L1) and multiplied by the ±1 rows of
+    ``W`` (unpacked once) with ``_dot_rows`` into a float32 block, which is
+    stored to ``out`` as the integers it holds."""
+    m, k = x.shape
+    n = w_bits.shape[0]
+    block = np.empty((ROW_BLOCK, k), dtype=np.float32)
+    sums = np.empty((ROW_BLOCK, n), dtype=np.float32)
+    signs = _signs_of(w_bits, k, block)
+    for i0 in range(0, m, ROW_BLOCK):
+        rows = min(ROW_BLOCK, m - i0)
+        for r in range(rows):
+            for t in range(k):
+                block[r, t] = x[i0 + r, t]
+        _dot_rows(block, signs, 0, rows, sums)
+        for r in range(rows):
+            for j in range(n):
+                out[i0 + r, j] = np.int32(sums[r, j])
+
+
 def _c_order(x):
     """``x`` as a C-contiguous array (a copy only when it is not)."""
     return np.ascontiguousarray(x)
@@ -248,5 +197,9 @@ def _c_order_typed(x):
 def sign_matmul_uint8(x, w_bits, out):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
-    _uint8_rows(_c_order(x), w_bits, out)
+    m, k = x.shape
+    if SIGN_MATMUL_UINT8_FLOAT_PATH and _uint8_float_pays(m, w_bits.shape[0], k):
+        _uint8_float_rows(_c_order(x), w_bits, out)
+    else:
+        _uint8_rows(_c_order(x), w_bits, out)
     return True
