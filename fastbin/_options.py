@@ -39,6 +39,7 @@ __all__ = [
     "SIGN_MATMUL_UNPACK_MIN_ROWS_F32",
     "SIGN_MATMUL_UNPACK_MIN_ROWS_F64",
     "VECTOR_REGISTERS",
+    "VECTOR_POPCOUNT",
     "vector_popcount",
     "vector_registers",
     "SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS",
@@ -135,12 +136,18 @@ def vector_popcount(magic_tuple: tuple[str, str, str]) -> bool:
     return triple.split("-", 1)[0] == "x86_64" and "+avx512vpopcntdq" in features.split(",")
 
 
+#: Whether the CPU Numba compiles for has a native vector popcount; without
+#: one, ``binary_matmul``'s lane kernel sums byte popcounts instead
+#: (``fastbin.kernels._lanes_bytes``). Chosen at import from the same tuple
+#: as the cache key (see above).
+VECTOR_POPCOUNT: bool = vector_popcount(_MAGIC_TUPLE)
+
 #: Whether ``sign_matmul`` on uint8 rows may take the exact float32 path
 #: (below). Only without a native vector popcount: with VPOPCNTDQ (Zen 4) the
 #: bit-plane kernel measured 24.6 us at 128 x 784 -> 10 (2.2x NumPy) and the
 #: float path was not measured there, so that CPU keeps the bit-planes.
 #: Chosen at import from the same tuple as the cache key (see above).
-SIGN_MATMUL_UINT8_FLOAT_PATH: bool = not vector_popcount(_MAGIC_TUPLE)
+SIGN_MATMUL_UINT8_FLOAT_PATH: bool = not VECTOR_POPCOUNT
 
 #: ``sign_matmul`` on uint8 rows: the kernel converts ``x`` to float32 and
 #: multiplies with ``W`` unpacked to ±1 (exact, see ``fastbin.kernels.

@@ -216,3 +216,61 @@ def test_user_njit_function_calls_the_raw_kernels(rng):
     got = two_layer_scores(x, w1.bits, thresholds, flip, w2.bits)
     hidden = ref.binary_dense_sign(ref.pack_signs(x), w1, thresholds, flip)
     np.testing.assert_array_equal(got, ref.binary_matmul(hidden, w2))
+
+
+# ------------------------------------------- both word loops of the lane block
+from fastbin.kernels import _lanes, _lanes_bytes  # noqa: E402
+
+#: Across the byte-sum / Harley-Seal switch (32 words, also the i8 limit),
+#: Harley-Seal tails (n_words % 4) and its widening every 124 words.
+LANE_KS = [1, 63, 64, 65, 784, 31 * 64, 31 * 64 + 1, 32 * 64, 62 * 64 + 5, 4096, 124 * 64, 125 * 64 + 3]
+
+
+def _block_runner(block):
+    @numba.njit
+    def run(panels, p, w, j, k, out, row, valid):
+        block(panels, p, w, j, k, out, row, valid)
+
+    return run
+
+
+_RUNNERS = {
+    name: [_block_runner(block) for block in blocks]
+    for name, blocks in (("native", _lanes.lane_blocks), ("bytes", _lanes_bytes.byte_lane_blocks))
+}
+
+
+@pytest.mark.parametrize("variant", sorted(_RUNNERS))
+@pytest.mark.parametrize("k", LANE_KS)
+def test_lane_block_word_loops(rng, variant, k):
+    """The native (``vpopcntq``) and the byte-sum / Harley-Seal word loops,
+    called directly whatever this CPU picks: 5 of 8 lanes, every column
+    count, a panel at a row offset, int32 and int64 outputs."""
+    valid, n, p, row = 5, 9, 3, 2
+    a, w = _operands(rng, valid, k, n)
+    expected = ref.binary_matmul(a, w)
+    n_words = a.bits.shape[1]
+    panels = np.full((p + n_words, _lanes.LANES), np.uint64(2**64 - 1), np.uint64)
+    panels[p:, :valid] = a.bits.T
+    for cols, run in enumerate(_RUNNERS[variant], start=1):
+        j = n - cols
+        for dtype in (np.int32, np.int64):
+            out = np.full((row + _lanes.LANES, n), 7, dtype)
+            run(panels, p, w.bits, j, k, out, row, valid)
+            np.testing.assert_array_equal(out[row : row + valid, j:], expected[:, j:])
+            assert (out[:row] == 7).all() and (out[row + valid :] == 7).all() and (out[:, :j] == 7).all()
+
+
+@pytest.mark.parametrize("variant", sorted(_RUNNERS))
+@pytest.mark.parametrize("k", [31 * 64, 31 * 64 + 1, 125 * 64 + 3, 300 * 64])
+def test_lane_block_byte_sums_do_not_overflow(variant, k):
+    """Every bit differs: the largest counts the i8 sums can meet (dot = -k)."""
+    n_words = (k + 63) // 64
+    bits = np.full((1, n_words), np.uint64(2**64 - 1), np.uint64)
+    bits[0, -1] = np.uint64((1 << (k - 64 * (n_words - 1))) - 1)
+    panels = np.repeat(bits.T, _lanes.LANES, axis=1)
+    w = np.zeros((8, n_words), np.uint64)
+    for cols, run in enumerate(_RUNNERS[variant], start=1):
+        out = np.zeros((_lanes.LANES, 8), np.int32)
+        run(panels, 0, w, 8 - cols, k, out, 0, _lanes.LANES)
+        assert (out[:, 8 - cols :] == -k).all()

@@ -1,7 +1,9 @@
 """The 8-lane building blocks of the binary product (``_dots_lanes`` in
 ``fastbin.kernels.binary_matmul``): an 8 x 8 uint64 transpose and the
 ``cols`` x 8 xor/popcount block, as LLVM intrinsics, each with a plain-Python
-twin for ``NUMBA_DISABLE_JIT=1``.
+twin for ``NUMBA_DISABLE_JIT=1``. The block's word loop is pluggable
+(``lane_block_llvm(cols, accumulate)``): ``native_counts`` here (``vpopcntq``),
+``fastbin.kernels._lanes_bytes`` for CPUs without a vector popcount.
 """
 from __future__ import annotations
 
@@ -15,12 +17,14 @@ from ..bitops import popcount
 from ._llvm import intp_args as _intp_args
 from ._llvm import is_words as _is_words
 
-__all__ = ["LANES", "transpose_8x8", "lane_blocks"]
+__all__ = ["LANES", "transpose_8x8", "lane_blocks", "lane_block_llvm", "native_counts"]
 
 #: Rows of ``a`` per vector of the lane kernel (8 x uint64: one zmm).
 LANES = 8
 
 
+#: The 8 x 8 transpose as shuffles: swap 1 x 1, then 2 x 2, then 4 x 4
+#: sub-blocks across row pairs (distance, (low half mask, high half mask)).
 _TRANSPOSE_NETWORK = (
     (1, ([0, 8, 2, 10, 4, 12, 6, 14], [1, 9, 3, 11, 5, 13, 7, 15])),
     (2, ([0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15])),
@@ -99,7 +103,54 @@ def _lane_block_python(cols):
     return lane_block
 
 
-def _lane_block_llvm(cols):
+class _BlockIR:
+    """What a word loop of the lane block needs (``accumulate`` below)."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+    def const(self, value):
+        return ir.Constant(self.intp, value)
+
+    def splat(self, value, vec_type):
+        i32 = ir.IntType(32)
+        one = self.builder.insert_element(ir.Constant(vec_type, ir.Undefined), value, ir.Constant(i32, 0))
+        zeros = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
+        return self.builder.shuffle_vector(one, ir.Constant(vec_type, ir.Undefined), zeros)
+
+    def lanes(self, t):
+        """Word ``t`` of the panel: one <8 x i64> load."""
+        row = self.builder.add(self.p, t)
+        ptr = cgutils.get_item_pointer(
+            self.context, self.builder, self.panels_type, self.panels_array, [row, self.const(0)]
+        )
+        return self.builder.load(self.builder.bitcast(ptr, self.vec.as_pointer()), align=8)
+
+    def w_word(self, t, c):
+        """Word ``t`` of row ``j + c`` of ``w``, broadcast to every lane."""
+        ptr = cgutils.get_item_pointer(
+            self.context, self.builder, self.w_type, self.w_array, [self.builder.add(self.j, self.const(c)), t]
+        )
+        return self.splat(self.builder.load(ptr), self.vec)
+
+
+def native_counts(b):
+    """One <8 x i64> accumulator per column stays in a register over the
+    whole word loop: xor with a broadcast word of ``w``, ``vpopcntq``, add
+    (three vector ops per 8 word pairs, no other loads or stores). Returns
+    the accumulators (allocas)."""
+    builder = b.builder
+    accs = [cgutils.alloca_once_value(builder, ir.Constant(b.vec, None)) for _ in range(b.cols)]
+    with cgutils.for_range(builder, b.n_words) as loop:
+        t = loop.index
+        lanes = b.lanes(t)
+        for c in range(b.cols):
+            count = builder.call(b.ctpop, [builder.xor(lanes, b.w_word(t, c))])
+            builder.store(builder.add(builder.load(accs[c]), count), accs[c])
+    return accs
+
+
+def lane_block_llvm(cols, accumulate=native_counts):
     @intrinsic
     def lane_block(typingctx, panels, p, w, j, k, out, row, valid):
         """``out[row + r, j + c] = k - 2 * sum_t popcount(panels[p + t, r] ^
@@ -107,10 +158,9 @@ def _lane_block_llvm(cols):
 
         ``panels``: uint64 (., LANES), a panel of LANES rows of ``a``
         word-major from row ``p``; ``w``: uint64 (n, n_words); ``out``:
-        int32 or int64; all 2-D C-contiguous. One <8 x i64> accumulator per
-        column stays in a register over the whole word loop: xor with a
-        broadcast word of ``w``, ``vpopcntq``, add (three vector ops per 8
-        word pairs, no other loads or stores). The cols x 8 result is then
+        int32 or int64; all 2-D C-contiguous. ``accumulate`` emits the word
+        loop into one <8 x i64> popcount sum per column (``native_counts``,
+        or ``fastbin.kernels._lanes_bytes``). The cols x 8 result is then
         transposed with shuffles and each output row written by one masked
         store (8 * cols scalar stores took a third of the time)."""
         out_ok = isinstance(out, types.Array) and out.ndim == 2 and out.layout == "C"
@@ -137,30 +187,15 @@ def _lane_block_llvm(cols):
                 ir.FunctionType(ir.VoidType(), [out_vec, out_vec.as_pointer(), i32, mask_type]),
                 f"llvm.masked.store.v{LANES}i{out_elem.width}.p0",
             )
-
-            def const(value):
-                return ir.Constant(intp, value)
-
-            def splat(value, vec_type):
-                one = builder.insert_element(ir.Constant(vec_type, ir.Undefined), value, ir.Constant(i32, 0))
-                zeros = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
-                return builder.shuffle_vector(one, ir.Constant(vec_type, ir.Undefined), zeros)
-
-            n_words = cgutils.unpack_tuple(builder, w_array.shape, 2)[1]
-            accs = [cgutils.alloca_once_value(builder, ir.Constant(vec, None)) for _ in range(cols)]
-            with cgutils.for_range(builder, n_words) as loop:
-                t = loop.index
-                ptr = cgutils.get_item_pointer(
-                    context, builder, panels_type, panels_array, [builder.add(p_value, t), const(0)]
-                )
-                lanes = builder.load(builder.bitcast(ptr, vec.as_pointer()), align=8)
-                for c in range(cols):
-                    w_ptr = cgutils.get_item_pointer(
-                        context, builder, w_type, w_array, [builder.add(j_value, const(c)), t]
-                    )
-                    count = builder.call(ctpop, [builder.xor(lanes, splat(builder.load(w_ptr), vec))])
-                    builder.store(builder.add(builder.load(accs[c]), count), accs[c])
-            k_lanes = splat(builder.trunc(k_value, out_elem) if out_elem.width < 64 else k_value, out_vec)
+            b = _BlockIR(
+                context=context, builder=builder, intp=intp, vec=vec, ctpop=ctpop, cols=cols,
+                panels_type=panels_type, panels_array=panels_array, p=p_value,
+                w_type=w_type, w_array=w_array, j=j_value,
+                n_words=cgutils.unpack_tuple(builder, w_array.shape, 2)[1],
+            )
+            const = b.const
+            accs = accumulate(b)
+            k_lanes = b.splat(builder.trunc(k_value, out_elem) if out_elem.width < 64 else k_value, out_vec)
             columns = []  # columns[c][r] = k - 2 * acc
             for c in range(LANES):
                 if c < cols:
@@ -186,6 +221,6 @@ def _lane_block_llvm(cols):
     return lane_block
 
 
-_make_lane_block = _lane_block_python if jit_disabled() else _lane_block_llvm
+_make_lane_block = _lane_block_python if jit_disabled() else lane_block_llvm
 #: ``lane_blocks[cols - 1]`` handles ``cols`` (1..8) rows of ``w`` at once.
 lane_blocks = tuple(_make_lane_block(cols) for cols in range(1, 9))

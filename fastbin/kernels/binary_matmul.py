@@ -22,10 +22,12 @@ Speed: with at least 8 rows in both operands (``_dots_lanes``) the rows of
 ``a`` are transposed into panels of 8 (word-major) so that one 512-bit vector
 holds a word of 8 rows; each panel meets 8 rows of ``w`` at a time with one
 register accumulator per row of ``w`` (xor with a broadcast word, popcount,
-add: no horizontal sums, no loop tails), written by an LLVM intrinsic that
-also stores the 8 x 8 result block with masked stores. It measured 1.4x to
-6x faster than the row kernel below from 1 to 64 words per row (about 14-15
-Gwords/s at 4096^3, above a plain streaming xor+popcount of two arrays).
+add: no horizontal sums, no loop tails; without a native vector popcount,
+byte-popcount sums or Harley-Seal adders, ``_lanes_bytes``), written by an
+LLVM intrinsic that also stores the 8 x 8 result block with masked stores.
+It measured 1.4x to 6x faster than the row kernel below from 1 to 64 words
+per row (about 14-15 Gwords/s at 4096^3 on Zen 4, above a plain streaming
+xor+popcount of two arrays).
 Otherwise (fewer than 8 rows, e.g. batch 1) a 4 x 2 register block
 (``_dots_rows``: 4 rows of ``a`` times 2 rows of ``w``, eight accumulators)
 lets LLVM vectorise the word loop (``vpopcntq`` on AVX-512 VPOPCNTDQ). Rows
@@ -39,9 +41,10 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._options import jit, jit_parallel
+from .._options import VECTOR_POPCOUNT, jit, jit_parallel
 from ..bitops import popcount
 from ._lanes import LANES, lane_blocks, transpose_8x8
+from ._lanes_bytes import byte_lane_blocks
 from .pack import aligned_words, padding_is_zero
 
 __all__ = [
@@ -171,10 +174,11 @@ def _dots_rows(a, w, k, i0, i1, out, o0):
                 out[r, j2] = k - 2 * _pc_1x1(a, i, w, j2)
 
 
-#: The 8 x 8 transpose as shuffles: swap 1 x 1, then 2 x 2, then 4 x 4
-#: sub-blocks across row pairs (distance, (low half mask, high half mask)).
+#: Without a native vector popcount the blocks sum byte popcounts
+#: (``_lanes_bytes``; Zen 2, AVX2, kernel alone: 1.17x at 1024^3, 1.5x at
+#: 4096^3, 1.05x at 128 x 784 -> 10).
 _lane_block1, _lane_block2, _lane_block3, _lane_block4, _lane_block5, _lane_block6, _lane_block7, _lane_block8 = (
-    lane_blocks
+    lane_blocks if VECTOR_POPCOUNT else byte_lane_blocks
 )
 
 
