@@ -94,12 +94,18 @@ def test_uint8_bad_input_is_rejected(rng):
         fastbin.sign_matmul(x, PackedSigns(np.zeros((0, 2), np.uint64), 70))
     with pytest.raises(TypeError, match="PackedSigns"):
         fastbin.sign_matmul(x, w.bits)
+    _assert_padding_rejected(x, w, 1, 63, fastbin.kernels.sign_matmul_uint8, np.int32)
+
+
+def _assert_padding_rejected(x, w, row, bit, kernel, out_dtype):
+    """A padding bit set in row ``row`` of ``w``: the public function raises
+    and the kernel returns False without writing to ``out``."""
     bits = w.bits.copy()
-    bits[1, -1] |= np.uint64(1) << np.uint64(63)
+    bits[row, -1] |= np.uint64(1) << np.uint64(bit)
     with pytest.raises(ValueError, match="padding"):
-        fastbin.sign_matmul(x, PackedSigns(bits, 70))
-    out = np.full((3, 4), 7, np.int32)
-    assert not fastbin.kernels.sign_matmul_uint8(x, bits, out)
+        fastbin.sign_matmul(x, PackedSigns(bits, w.n_bits))
+    out = np.full((x.shape[0], bits.shape[0]), 7, out_dtype)
+    assert not kernel(x, bits, out)
     assert (out == 7).all()  # nothing written
 
 
@@ -194,13 +200,7 @@ def test_few_rows_padding_is_rejected(rng):
     """The bits path checks the padding too, writing nothing on failure."""
     x = _x(rng, 1, 70, np.float32)
     w = fastbin.pack_weights(rng.standard_normal((70, 3)))
-    bits = w.bits.copy()
-    bits[2, -1] |= np.uint64(1) << np.uint64(40)
-    with pytest.raises(ValueError, match="padding"):
-        fastbin.sign_matmul(x, PackedSigns(bits, 70))
-    out = np.full((1, 3), 7, np.float32)
-    assert not fastbin.kernels.sign_matmul_float(x, bits, out)
-    assert (out == 7).all()
+    _assert_padding_rejected(x, w, 2, 40, fastbin.kernels.sign_matmul_float, np.float32)
 
 
 def test_float_kernel_from_user_njit(rng):
