@@ -30,10 +30,11 @@ planes of a word then form one vector, ANDed with the broadcast word of
 ``w`` and popcounted, so each output is one short vector loop (a strided
 ``x`` is copied once to C order first). Without a native vector popcount
 (``SIGN_MATMUL_UINT8_FLOAT_PATH``: measured on AVX2, assumed alike on
-AArch64) that loses to a float product once ``W``'s unpacking is shared by enough
-rows (``SIGN_MATMUL_UINT8_FLOAT_*`` in ``fastbin._options``): blocks of rows
-are converted to float32 and go through ``_dot_rows``, exact while
-``255 * k < 2**24`` (``UINT8_F32_EXACT_MAX_K``; the bit-planes above).
+AArch64) that loses to a float product once ``W``'s unpacking is shared by
+enough rows (``SIGN_MATMUL_UINT8_FLOAT_*`` in ``fastbin._options``): blocks
+of rows are converted to float32 (read in place, any strides) and go through
+``_dot_rows``, exact while ``255 * k < 2**24`` (``UINT8_F32_EXACT_MAX_K``;
+the bit-planes above).
 """
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ def _uint8_float_pays(m, n, k):
 
 @jit
 def _uint8_float_rows(x, w_bits, out):
-    """``sign_matmul_uint8`` for a C-contiguous ``x`` through float32, exact
+    """``sign_matmul_uint8`` (``x`` of any strides) through float32, exact
     for ``k <= UINT8_F32_EXACT_MAX_K``: ``ROW_BLOCK`` rows at a time are
     converted into a scratch block (in L1) and multiplied by the ±1 rows of
     ``W`` (unpacked once) with ``_dot_rows`` into a float32 block, which is
@@ -199,7 +200,7 @@ def sign_matmul_uint8(x, w_bits, out):
         return False
     m, k = x.shape
     if SIGN_MATMUL_UINT8_FLOAT_PATH and _uint8_float_pays(m, w_bits.shape[0], k):
-        _uint8_float_rows(_c_order(x), w_bits, out)
+        _uint8_float_rows(x, w_bits, out)  # reads x element-wise: any strides
     else:
         _uint8_rows(_c_order(x), w_bits, out)
     return True
