@@ -47,8 +47,9 @@ demo: $(VENV)/.installed-test
 # Benchmarks (pytest-benchmark, benchmarks/): single-thread comparisons pin
 # BLAS to one thread; the values in force are recorded in the report.
 BENCH_ENV     = OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-BENCH         = $(BENCH_ENV) $(PY) -m fastbin.bench
-UPDATE_README ?= README.md
+BENCH         = $(BENCH_ENV) $(PY) -m fastbin.tools.bench
+# UPDATE_README=README.md also rewrites the README's generated performance section
+UPDATE_README ?=
 THRESHOLD     ?= 1.25
 TORCH_SPEC    ?= torch==2.13.0
 .PHONY: bench-compare

@@ -56,8 +56,8 @@ def need_fastbin(*names: str):
 def need_models():
     """``(fastbin.models, fastbin.optim)``, or skip while they are missing."""
     try:
-        import fastbin.models as models
-        import fastbin.optim as optim
+        import fastbin.nn.model as models
+        import fastbin.nn.optim as optim
     except ImportError as exc:  # ModuleNotFoundError included
         pytest.skip(f"fastbin.models / fastbin.optim not available yet: {exc}")
     return models, optim

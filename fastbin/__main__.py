@@ -1,6 +1,6 @@
 """``python -m fastbin ...``: the command line (see :mod:`fastbin.cli`)."""
 import sys
 
-from .cli import main
+from .tools.cli import main
 
 sys.exit(main())

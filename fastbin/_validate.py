@@ -21,6 +21,8 @@ __all__ = [
     "check_finite",
     "check_labels",
     "check_positive_float",
+    "check_int",
+    "check_model_input",
     "check_same_dtype",
 ]
 
@@ -120,3 +122,37 @@ def check_positive_float(name, value, *, allow_zero=False) -> float:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value}")
     return value
+
+
+def check_int(name, value, minimum: int = 1, maximum: int | None = None) -> int:
+    """An integer (Python or NumPy, not bool) in ``[minimum, maximum]``;
+    ``ValueError`` otherwise. Returns it as a Python int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be an int {bound}, got {value!r}")
+    return int(value)
+
+
+_UINT8 = np.dtype(np.uint8)
+
+
+def check_model_input(x, n_in: int, dtype) -> np.ndarray:
+    """A model's input batch ``x`` (m, n_in): raw uint8 pixels (meaning
+    ``x / 255``) or float (scaled to [0, 1]; cast to the model's ``dtype``).
+    ``TypeError`` for a non-array or another dtype kind, ``ValueError`` for
+    the shape. Returns it C-contiguous."""
+    if type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == n_in and x.flags.c_contiguous and (
+        x.dtype == dtype or x.dtype == _UINT8
+    ):
+        return x  # the common case, in a few attribute tests
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[1] != n_in:
+        raise ValueError(f"x must have shape (m, {n_in}), got {x.shape}")
+    if x.dtype == _UINT8:
+        return np.ascontiguousarray(x)
+    if x.dtype.kind != "f":
+        raise TypeError(f"x must be float (scaled to [0, 1]) or raw uint8 pixels, got {x.dtype}")
+    return np.ascontiguousarray(x, dtype=dtype)

@@ -1,43 +1,17 @@
-"""``PackedSigns``: a matrix of signs stored one bit each (see ``fastbin.bitops``
-for the bit convention), and 64-byte aligned allocation.
+"""``PackedSigns``: a matrix of signs stored one bit each (see ``fastbin.bits``
+for the bit convention).
 
 Plain NumPy: both the fast API and ``fastbin.reference`` return this type.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ALIGNMENT", "PackedSigns", "aligned_empty", "aligned_zeros", "n_words_for"]
+from .bits import WORD_BITS, n_words_for
 
-#: Byte alignment of every packed buffer fastbin allocates (one cache line, one
-#: AVX-512 register): unaligned packed operands measured about 27% slower.
-ALIGNMENT = 64
-
-
-def n_words_for(n_bits: int) -> int:
-    """``ceil(n_bits / 64)``: uint64 words that hold ``n_bits`` bits."""
-    return -(-int(n_bits) // 64)
-
-
-def aligned_empty(shape, dtype, alignment: int = ALIGNMENT) -> np.ndarray:
-    """Uninitialised C-contiguous array whose data starts on an ``alignment``-byte
-    boundary."""
-    dtype = np.dtype(dtype)
-    shape = tuple(int(s) for s in np.atleast_1d(shape)) if not isinstance(shape, tuple) else shape
-    n_bytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(n_bytes + alignment, dtype=np.uint8)
-    offset = (-raw.ctypes.data) % alignment
-    return raw[offset : offset + n_bytes].view(dtype).reshape(shape)
-
-
-def aligned_zeros(shape, dtype, alignment: int = ALIGNMENT) -> np.ndarray:
-    """Like :func:`aligned_empty`, filled with zeros."""
-    out = aligned_empty(shape, dtype, alignment)
-    out.fill(0)
-    return out
+__all__ = ["PackedSigns"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,10 +79,10 @@ class PackedSigns:
 
     def padding_is_zero(self) -> bool:
         """True when every padding bit is 0, as the bit convention requires."""
-        tail = self.n_bits % 64
+        tail = self.n_bits % WORD_BITS
         if tail == 0:
             return True
-        mask = np.uint64((1 << 64) - (1 << tail))
+        mask = np.uint64((1 << WORD_BITS) - (1 << tail))
         return not np.any(self.bits[:, -1] & mask)
 
     def __repr__(self) -> str:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .packed import PackedSigns, aligned_zeros, n_words_for
+from .bits import aligned_zeros, n_words_for
+from .packed import PackedSigns
 
 __all__ = [
     # notebook 000: softmax regression and BinaryConnect
@@ -38,10 +39,17 @@ __all__ = [
     "binary_matmul",
     "sign_matmul",
     "binary_dense_sign",
+    "dense_sign_matmul",
+    "signs",
+    "unit_from_uint8",
     "softmax_cross_entropy",
     "linear_softmax_cross_entropy",
     "sgd_update",
     "adam_update",
+    # evaluation-time formulas of a dense layer and a batch norm, shared by the
+    # trainable model and the folded runtime (the same operations, the same bits)
+    "dense_affine",
+    "bn_affine",
 ]
 
 
@@ -212,6 +220,49 @@ def binary_dense_sign(a: PackedSigns, w: PackedSigns, thresholds, flip) -> Packe
     flip = np.asarray(flip, dtype=bool)
     negative = np.where(flip, dot > thresholds, dot < thresholds)
     return pack_signs(np.where(negative, -1, 1))
+
+
+def dense_sign_matmul(x, w, *, signs=None, rows=None):
+    """``x @ sign(W)`` of a dense layer's evaluation path: ``w`` the real
+    weights ``W`` (k, n) or ``pack_weights(W)``; ``signs`` / ``rows`` are the
+    fast version's optional caches of ``sign(W)`` and are not needed here.
+    Same results as :func:`sign_matmul`."""
+    return sign_matmul(x, w if isinstance(w, PackedSigns) else pack_weights(w))
+
+
+def signs(x):
+    """``sign(x)`` as ±1 of ``x``'s dtype and shape: -1 where ``x < 0``, else
+    +1 (so sign(0) = sign(-0.0) = +1, and NaN gives +1)."""
+    return binarize(np.asarray(x))
+
+
+def unit_from_uint8(x, dtype=np.float32):
+    """Raw pixels to ``dtype(x) / 255`` (correctly rounded)."""
+    dtype = np.dtype(dtype)
+    return np.divide(x, dtype.type(255), dtype=dtype)
+
+
+def dense_affine(dot, scale, bias, *, out=None):
+    """``dot * scale + bias`` in ``scale``'s (else ``dot``'s) dtype: the
+    evaluation formula of a dense layer after its product ``dot``. ``scale``
+    (n,) or None (no multiply), ``bias`` (n,) or None. ``out``: write into
+    this array (``dot`` itself for an in-place update of a fresh product)."""
+    if scale is not None:
+        z = np.multiply(dot, scale, dtype=scale.dtype) if out is None else np.multiply(dot, scale, out=out)
+    else:
+        z = np.array(dot, copy=True) if out is None else out
+    if bias is not None:
+        z += bias
+    return z
+
+
+def bn_affine(z, mean, k, beta):
+    """Batch norm at evaluation time: ``(z - mean) * k + beta`` with
+    ``k = gamma / sqrt(running_var + eps)`` (a new array)."""
+    y = z - mean
+    y *= k
+    y += beta
+    return y
 
 
 def _log_softmax(logits):

@@ -204,14 +204,14 @@ def test_png_written(report, tmp_path):
 
 def test_bench_entry_without_results(tmp_path, capsys):
     pytest.importorskip("pytest_benchmark")
-    from fastbin import bench
+    from fastbin.tools import bench
 
     assert bench.run(["--no-run", "--out", str(tmp_path)]) == 1
     assert "was not written" in capsys.readouterr().err
 
 
 def test_bench_entry_without_benchmarks_dir(monkeypatch, capsys):
-    from fastbin import bench
+    from fastbin.tools import bench
 
     monkeypatch.setattr(bench, "find_benchmarks", lambda: None)
     assert bench.run([]) == 2
@@ -219,7 +219,7 @@ def test_bench_entry_without_benchmarks_dir(monkeypatch, capsys):
 
 
 def test_drop_raw_timings_keeps_summary_statistics(tmp_path):
-    from fastbin import bench
+    from fastbin.tools import bench
 
     path = tmp_path / "bench.json"
     stats = {"median": 1e-6, "min": 9e-7, "rounds": 3, "data": [1e-6, 9e-7, 1.1e-6]}

@@ -8,7 +8,8 @@ from shapes import KS, MS, NS, skip_big_without_jit
 
 import fastbin
 from fastbin import reference as ref
-from fastbin.packed import ALIGNMENT, PackedSigns
+from fastbin.bits import ALIGNMENT
+from fastbin.packed import PackedSigns
 
 
 def _operands(rng, m, k, n):

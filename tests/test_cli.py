@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from fastbin.cli import main
-from fastbin.models import mlp
+from fastbin.tools.cli import main
+from fastbin.nn.model import mlp
 
 
 def _run(*args):
@@ -79,7 +79,7 @@ def test_bench_command():
 
 
 def test_train_eval_round_trip_on_fashion_mnist(tmp_path):
-    from fastbin.datasets import dataset_source
+    from fastbin.io.datasets import dataset_source
 
     if dataset_source("fashion-mnist") is None:
         pytest.skip("Fashion-MNIST not installed")

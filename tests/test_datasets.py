@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastbin import datasets as ds
-from fastbin._idx import write_idx
-from fastbin.datasets import BatchIterator, dataset_source, load_dataset, load_fashion_mnist, load_mnist, one_hot
+from fastbin.io import datasets as ds
+from fastbin.io.idx import write_idx
+from fastbin.io.datasets import BatchIterator, dataset_source, load_dataset, load_fashion_mnist, load_mnist, one_hot
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 needs_debian = pytest.mark.skipif(

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from fastbin import demo
-from fastbin.datasets import Dataset
+from fastbin.tools import demo
+from fastbin.io.datasets import Dataset
 
 
 def _toy_dataset(rng, n=300, n_test=60):
@@ -50,7 +50,7 @@ def test_speedup_column():
 
 @pytest.mark.slow
 def test_demo_quick_command_on_fashion_mnist(tmp_path):
-    from fastbin.datasets import dataset_source
+    from fastbin.io.datasets import dataset_source
 
     if dataset_source("fashion-mnist") is None:
         pytest.skip("Fashion-MNIST not installed")

@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from fastbin._idx import is_gzip, read_idx, write_idx
+from fastbin.io.idx import is_gzip, read_idx, write_idx
 
 
 @pytest.mark.parametrize("compress", [False, True])

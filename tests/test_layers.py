@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from fastbin.layers import BatchNorm, Dense, HardTanh, Sign, Tanh, get_backend
-from fastbin.models import mlp, softmax_regression
+from fastbin.nn.layers import BatchNorm, Dense, HardTanh, Sign, Tanh
+from fastbin.ops.backend import get_backend
+from fastbin.nn.model import mlp, softmax_regression
 
 BACKENDS = ["reference", "fastbin"]
 
@@ -129,14 +130,16 @@ def test_backend_selection():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_signs_helper_kernel_and_numpy_paths(dtype):
     """sign(0) = sign(-0.0) = +1, NaN -> +1, on the jitted (C-contiguous) and
-    the NumPy (other layouts) paths; int8 rows for eval_dot's small kernel."""
-    from fastbin.layers import _signs, signs_rows_int8
+    the NumPy (other layouts) paths, and the reference's."""
+    import fastbin
+    from fastbin import reference
 
     x = np.array([[-0.0, 0.0, -1.0], [2.0, np.nan, -np.inf]], dtype=dtype)
     expected = np.array([[1, 1, -1], [1, 1, -1]], dtype=dtype)
     for a in (x, np.asfortranarray(x)):
-        s = _signs(a)
-        assert s.dtype == dtype
-        np.testing.assert_array_equal(s, expected)
-    np.testing.assert_array_equal(signs_rows_int8(x), expected.T.astype(np.int8))
-    assert signs_rows_int8(x).flags.c_contiguous
+        for signs in (fastbin.signs, reference.signs):
+            s = signs(a)
+            assert s.dtype == dtype
+            np.testing.assert_array_equal(s, expected)
+    with pytest.raises(TypeError, match="dtype"):
+        fastbin.signs(np.array([[1, -2]], np.int64))

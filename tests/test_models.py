@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from fastbin.modelfile import ModelFileError, load_arrays, save_arrays
-from fastbin.models import load, mlp, softmax_regression
-from fastbin.optim import SGD, Adam
+from fastbin.io.modelfile import ModelFileError, load_arrays, save_arrays
+from fastbin.nn.model import load, mlp, softmax_regression
+from fastbin.nn.optim import SGD, Adam
 
 BACKENDS = ["reference", "fastbin"]
 
@@ -144,8 +144,8 @@ def test_bad_arguments(rng):
 
 def test_uint8_conversion_equals_division():
     """The jitted float32(u) / 255 equals NumPy's division for all 256 values."""
-    from fastbin.kernels.model_kernels import uint8_to_unit_f32
-    from fastbin.models import unit_from_uint8
+    from fastbin.kernels.convert import uint8_to_unit_f32
+    from fastbin.ops import unit_from_uint8
 
     u = np.arange(256, dtype=np.uint8).reshape(2, 128)
     out = np.empty(u.shape, np.float32)
@@ -154,13 +154,15 @@ def test_uint8_conversion_equals_division():
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(unit_from_uint8(u, np.dtype(np.float32)), expected)
     np.testing.assert_array_equal(unit_from_uint8(u, np.dtype(np.float64)), u / 255.0)
+    from fastbin import reference
+
+    np.testing.assert_array_equal(reference.unit_from_uint8(u), expected)
 
 
 def test_binaryconnect_fused_step_same_on_float_signs_and_packed(rng):
     """The fastbin backend feeds +-1 floats to the fused loss instead of
     packed signs: the same loss and gradients bit for bit."""
     import fastbin
-    from fastbin.layers import _signs
 
     model = softmax_regression(50, 7, binary_weights=True, init="normal", seed=3)
     x = rng.random((33, 50), dtype=np.float32)
@@ -172,7 +174,7 @@ def test_binaryconnect_fused_step_same_on_float_signs_and_packed(rng):
     assert loss == ref_loss
     np.testing.assert_array_equal(model.layers[0].grads["W"], dw)
     np.testing.assert_array_equal(model.layers[0].grads["b"], db)
-    assert (_signs(w) == fastbin.unpack_signs(fastbin.pack_weights(w)).T).all()
+    assert (fastbin.signs(w) == fastbin.unpack_signs(fastbin.pack_weights(w)).T).all()
 
 
 def test_packed_training_forward_is_bit_identical(rng):

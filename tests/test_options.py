@@ -9,7 +9,7 @@ import numba
 import pytest
 from numba.core.registry import cpu_target
 
-from fastbin import _options, kernels
+from fastbin import _config, kernels
 
 needs_jit = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no compiler (or cache) under NUMBA_DISABLE_JIT=1")
 
@@ -27,13 +27,13 @@ def _run(code, cwd, **env):
 
 
 @needs_jit
-def test_jit_options_cache_on():
-    assert _options.JIT_OPTIONS["cache"] is _options.CACHE
+def test_jit_config_cache_on():
+    assert _config.JIT_OPTIONS["cache"] is _config.CACHE
     assert kernels.binary_matmul_kernel.targetoptions.get("cache", True)
 
 
 @needs_jit
-@pytest.mark.skipif(not _options.CACHE, reason="FASTBIN_NO_CACHE is set: the kernels have no on-disk cache index")
+@pytest.mark.skipif(not _config.CACHE, reason="FASTBIN_NO_CACHE is set: the kernels have no on-disk cache index")
 def test_cache_index_key_contains_cpu_name_and_features():
     codegen = cpu_target.target_context.codegen()
     magic = codegen.magic_tuple()
@@ -52,7 +52,7 @@ def test_cache_written_for_one_cpu_is_not_served_to_another(tmp_path):
     """Same source, same signature: a cache entry saved under another CPU's
     magic tuple is a miss; the host's own entry is then a hit."""
     (tmp_path / "cached_mod.py").write_text(
-        "from fastbin._options import jit\n\n@jit\ndef plus_one(x):\n    return x + 1\n"
+        "from fastbin._config import jit\n\n@jit\ndef plus_one(x):\n    return x + 1\n"
     )
     probe = """
         import sys
@@ -97,9 +97,9 @@ def test_import_fastbin_compiles_nothing(tmp_path):
 @needs_jit
 @pytest.mark.parametrize("name", ["binary_matmul", "sign_matmul", "pack_signs"])
 def test_parallel_thresholds_are_registered(name):
-    assert _options.PARALLEL_MIN_WORK[name] > 0
-    assert _options.use_threads(name, 1, True) and not _options.use_threads(name, 1 << 62, False)
-    assert not _options.use_threads(name, 1, None)
+    assert _config.PARALLEL_MIN_WORK[name] > 0
+    assert _config.use_threads(name, 1, True) and not _config.use_threads(name, 1 << 62, False)
+    assert not _config.use_threads(name, 1, None)
 
 
 @pytest.mark.parametrize(
@@ -115,13 +115,13 @@ def test_parallel_thresholds_are_registered(name):
     ],
 )
 def test_vector_registers_from_magic_tuple(magic, registers):
-    assert _options.vector_registers(magic) == registers
+    assert _config.vector_registers(magic) == registers
 
 
 def test_vector_registers_is_the_hosts():
     """The import-time choice follows the same tuple the cache is keyed by."""
     magic = cpu_target.target_context.codegen().magic_tuple()
-    assert _options.VECTOR_REGISTERS == _options.vector_registers(magic) in (16, 32)
+    assert _config.VECTOR_REGISTERS == _config.vector_registers(magic) in (16, 32)
 
 
 @pytest.mark.parametrize(
@@ -134,10 +134,10 @@ def test_vector_registers_is_the_hosts():
     ],
 )
 def test_vector_popcount_from_magic_tuple(magic, native):
-    assert _options.vector_popcount(magic) is native
+    assert _config.vector_popcount(magic) is native
 
 
 def test_uint8_float_path_is_the_hosts():
     """The uint8 float path is on exactly where the host lacks vpopcntq."""
     magic = cpu_target.target_context.codegen().magic_tuple()
-    assert _options.SIGN_MATMUL_UINT8_FLOAT_PATH is (not _options.vector_popcount(magic))
+    assert _config.SIGN_MATMUL_UINT8_FLOAT_PATH is (not _config.vector_popcount(magic))

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 import fastbin
 from fastbin import reference as ref
-from fastbin.packed import ALIGNMENT, PackedSigns
+from fastbin.bits import ALIGNMENT
+from fastbin.packed import PackedSigns
 
 KS = [1, 63, 64, 65, 127, 128, 784, 1000]
 MS = [1, 3, 17, 128]
@@ -72,7 +73,7 @@ def test_zeros_and_negative_zero_are_positive():
 @pytest.mark.parametrize("threads", [True, False])
 def test_threaded_pack_equals_serial(rng, threads, monkeypatch):
     x = _matrix(rng, (33, 200), np.float32)
-    monkeypatch.setitem(fastbin._options.PARALLEL_MIN_WORK, "pack_signs", 1 if threads else 1 << 62)
+    monkeypatch.setitem(fastbin._config.PARALLEL_MIN_WORK, "pack_signs", 1 if threads else 1 << 62)
     _same(fastbin.pack_signs(x), ref.pack_signs(x))
 
 

@@ -8,7 +8,7 @@ from tolerance import assert_close
 
 import fastbin
 from fastbin import reference as ref
-from fastbin._options import SIGN_MATMUL_UNPACK_MIN_ROWS_F32, SIGN_MATMUL_UNPACK_MIN_ROWS_F64
+from fastbin._config import SIGN_MATMUL_UNPACK_MIN_ROWS_F32, SIGN_MATMUL_UNPACK_MIN_ROWS_F64
 from fastbin.packed import PackedSigns
 
 
@@ -225,8 +225,8 @@ def test_float_kernel_from_user_njit(rng):
 
 def _uint8_float_min_rows(n):
     """The fewest rows that take the uint8 kernel's float32 path (k <= bound)."""
-    from fastbin._options import SIGN_MATMUL_UINT8_FLOAT_HALF_COLS as half_cols
-    from fastbin._options import SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS as min_rows
+    from fastbin._config import SIGN_MATMUL_UINT8_FLOAT_HALF_COLS as half_cols
+    from fastbin._config import SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS as min_rows
 
     return -(-min_rows * n // (n + half_cols))
 
@@ -234,7 +234,7 @@ def _uint8_float_min_rows(n):
 def test_uint8_float_exactness_bound():
     """float32 holds the integers up to 2**24: the uint8 float path's bound on
     k is the largest with 255 * k < 2**24, and the kernel leaves it above."""
-    from fastbin._options import SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS
+    from fastbin._config import SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS
     from fastbin.kernels.sign_matmul import UINT8_F32_EXACT_MAX_K as bound
     from fastbin.kernels.sign_matmul import _uint8_float_pays
 
@@ -286,7 +286,7 @@ def test_uint8_rows_around_float_threshold(rng, n, k, fill):
 
 
 # Both register-block kernels against NumPy, whichever one this CPU selected
-# (fastbin._options.VECTOR_REGISTERS): the other one is what a CPU with the
+# (fastbin._config.VECTOR_REGISTERS): the other one is what a CPU with the
 # other register count runs.
 _DOT_MS = range(1, 10)  # 0-2 full blocks of 4 rows plus every leftover count
 _DOT_NS = [1, 2, 3, 4, 5, 6, 10, 11]  # below, at and past both column blocks
@@ -316,7 +316,7 @@ def test_dot_block_kernels_match_numpy(rng, block, dtype, k):
 
 
 def test_dot_block_is_chosen_by_vector_registers():
-    from fastbin._options import VECTOR_REGISTERS
+    from fastbin._config import VECTOR_REGISTERS
     from fastbin.kernels import _dot_blocks, sign_matmul
 
     wide = VECTOR_REGISTERS >= 32

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from fastbin.models import mlp, softmax_regression
-from fastbin.optim import SGD, Adam, DecayOnRise, StepDecay
-from fastbin.train import EarlyStopping, History, fit
+from fastbin.nn.model import mlp, softmax_regression
+from fastbin.nn.optim import SGD, Adam, DecayOnRise, StepDecay
+from fastbin.nn.train import EarlyStopping, History, fit
 
 
 def _toy(rng, n=300, k=20, c=3):
@@ -73,7 +73,7 @@ def test_fit_progress_bar_and_arguments(rng, capsys):
 
 @pytest.mark.slow
 def test_softmax_regression_on_fashion_mnist_reaches_80_percent():
-    from fastbin.datasets import load_fashion_mnist
+    from fastbin.io.datasets import load_fashion_mnist
 
     try:
         ds = load_fashion_mnist(download=False)

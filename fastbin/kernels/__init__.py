@@ -4,7 +4,8 @@ They trust their inputs (C-contiguous arrays of the documented dtypes and
 shapes, zero padding bits) and write into preallocated outputs; the public
 functions in ``fastbin`` validate and allocate, then call these.
 """
-from ..bitops import WORD_BITS, popcount
+from ..bits import WORD_BITS
+from ._popcount import popcount
 from .binary_matmul import (
     binary_dense_sign_kernel,
     binary_dense_sign_parallel,

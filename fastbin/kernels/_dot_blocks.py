@@ -5,10 +5,10 @@
   both C-contiguous; ``out`` (m, n) of that dtype receives
   ``out[i, j] = sum_t x[i, t] * s[j, t]`` for rows ``i0 <= i < i1`` and every
   ``j`` (other rows untouched). Sums are vectorised along ``t`` and
-  reassociated (``fastbin._options.FASTMATH``).
+  reassociated (``fastbin._config.FASTMATH``).
 
 ``dot_rows`` is one of two kernels with the same contract, picked at import
-by ``fastbin._options.VECTOR_REGISTERS`` (each register-block's accumulators
+by ``fastbin._config.VECTOR_REGISTERS`` (each register-block's accumulators
 must stay in vector registers, see the measurements there):
 
 * ``dot_rows_4x5``: 4 rows x 5 columns, 20 vector accumulators, for 32
@@ -21,7 +21,7 @@ use ``ROW_BLOCK`` = 4 rows, which the threaded kernel uses as its unit of work.
 """
 from __future__ import annotations
 
-from .._options import VECTOR_REGISTERS, jit
+from .._config import VECTOR_REGISTERS, jit
 
 __all__ = [
     "COL_BLOCK",
@@ -160,7 +160,7 @@ def dot_rows_4x3(x, s, i0, i1, out):
     accumulators + 3 rows of ``s`` in registers (the rows of ``x`` are FMA
     memory operands) + 1 temporary fill 16 ymm without spills. On Zen 2 it
     beat 2x4, 3x4, 2x5, 4x2, 3x3, 5x2, 6x2, 5x3 and 4x4 (times in
-    ``fastbin._options``). Then 4 x 1 for leftover columns (LLVM interleaves
+    ``fastbin._config``). Then 4 x 1 for leftover columns (LLVM interleaves
     it to 8 accumulators) and 1 x 3 / 1 x 1 for leftover rows."""
     k = x.shape[1]
     n = s.shape[0]
@@ -224,7 +224,7 @@ def dot_rows_4x3(x, s, i0, i1, out):
 
 # The block for this CPU. Choosing at import is safe with Numba's on-disk
 # cache: callers' cache entries are keyed by the CPU name + features that
-# VECTOR_REGISTERS is derived from (fastbin._options).
+# VECTOR_REGISTERS is derived from (fastbin._config).
 if VECTOR_REGISTERS >= 32:
     dot_rows = dot_rows_4x5
     COL_BLOCK = COL_BLOCK_4X5

@@ -1,5 +1,5 @@
 """The word loop of the lane block (``fastbin.kernels._lanes``) for CPUs
-without a native vector popcount (``fastbin._options.VECTOR_POPCOUNT``
+without a native vector popcount (``fastbin._config.VECTOR_POPCOUNT``
 False: AVX2, NEON, ...). There LLVM lowers ``ctpop.v8i64`` per 256-bit
 vector to two ``vpshufb`` nibble lookups + add + ``vpsadbw`` (byte sums to
 64-bit lanes) + a 64-bit add, about ten vector ops per 4 word pairs, and the
@@ -27,7 +27,7 @@ from __future__ import annotations
 from llvmlite import ir
 from numba.core import cgutils
 
-from .._options import jit_disabled
+from .._config import jit_disabled
 from ._lanes import LANES, lane_block_llvm, lane_blocks
 
 __all__ = ["HARLEY_SEAL_MIN_WORDS", "byte_lane_blocks"]

@@ -18,8 +18,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._options import jit_disabled
-from ..bitops import popcount
+from .._config import jit_disabled
+from ._popcount import popcount
 from ._llvm import intp_args as _intp_args
 from ._llvm import is_words as _is_words
 

@@ -1,7 +1,7 @@
 """XOR/popcount products of two packed sign matrices.
 
 Every dot product is ``k - 2 * popcount(a_bits XOR w_bits)`` (the
-back-transform in ``fastbin.bitops``). Kernels trust their inputs' shapes and
+back-transform in ``fastbin.bits``). Kernels trust their inputs' shapes and
 dtypes and write into preallocated outputs. Each first checks that the padding
 bits of both packed operands are zero and returns False, writing nothing, if
 not (True on success): a few loads here, where a separate check would cost a
@@ -41,11 +41,12 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._options import VECTOR_POPCOUNT, jit, jit_parallel
-from ..bitops import popcount
+from .._config import VECTOR_POPCOUNT, jit, jit_parallel
+from ._popcount import popcount
 from ._lanes import LANES, lane_blocks, transpose_8x8
 from ._lanes_bytes import byte_lane_blocks
 from .pack import aligned_words, padding_is_zero
+from .threshold import below_word, signed_thresholds
 
 __all__ = [
     "binary_matmul_kernel",
@@ -294,33 +295,15 @@ def binary_matmul_parallel(a_bits, w_bits, n_bits, out):
 
 
 @jit
-def _threshold_rows(a, w, k, signed_thr, sign, i0, i1, dots, out_bits):
+def _threshold_rows(a, w, k, sign, signed_thr, i0, i1, dots, out_bits):
     """Dots of rows ``i0:i1`` into the scratch ``dots`` (CHUNK, n), then
-    their packed threshold signs into ``out_bits[i0:i1]``."""
+    their packed threshold signs into ``out_bits[i0:i1]`` (``threshold``)."""
     n = w.shape[0]
     _dots(a, w, k, i0, i1, dots, i0)
     for i in range(i0, i1):
-        r = i - i0
         for t in range(out_bits.shape[1]):
-            base = t * 64
-            word = np.uint64(0)
-            for b in range(min(64, n - base)):
-                j = base + b
-                # flip: dot > thr  <=>  -dot < -thr, so one compare serves both.
-                negative = sign[j] * dots[r, j] < signed_thr[j]
-                word |= np.uint64(negative) << np.uint64(b)
-            out_bits[i, t] = word
-
-
-@jit
-def _signed_thresholds(thresholds, flip):
-    n = thresholds.shape[0]
-    sign = np.empty(n, dtype=np.int64)
-    signed_thr = np.empty(n, dtype=np.int64)
-    for j in range(n):
-        sign[j] = -1 if flip[j] else 1
-        signed_thr[j] = sign[j] * thresholds[j]
-    return sign, signed_thr
+            j0 = t * 64
+            out_bits[i, t] = below_word(dots, i - i0, j0, min(n, j0 + 64), sign, signed_thr)
 
 
 @jit
@@ -328,11 +311,11 @@ def binary_dense_sign_kernel(a_bits, w_bits, n_bits, thresholds, flip, out_bits)
     if not (padding_is_zero(a_bits, n_bits) and padding_is_zero(w_bits, n_bits)):
         return False
     m = a_bits.shape[0]
-    sign, signed_thr = _signed_thresholds(thresholds, flip)
+    sign, signed_thr = signed_thresholds(thresholds, flip)
     dots = np.empty((CHUNK, w_bits.shape[0]), dtype=np.int64)
     for i0 in range(0, m, CHUNK):
         i1 = min(m, i0 + CHUNK)
-        _threshold_rows(a_bits, w_bits, n_bits, signed_thr, sign, i0, i1, dots, out_bits)
+        _threshold_rows(a_bits, w_bits, n_bits, sign, signed_thr, i0, i1, dots, out_bits)
     return True
 
 
@@ -341,10 +324,10 @@ def binary_dense_sign_parallel(a_bits, w_bits, n_bits, thresholds, flip, out_bit
     if not (padding_is_zero(a_bits, n_bits) and padding_is_zero(w_bits, n_bits)):
         return False
     m = a_bits.shape[0]
-    sign, signed_thr = _signed_thresholds(thresholds, flip)
+    sign, signed_thr = signed_thresholds(thresholds, flip)
     n_chunks = (m + CHUNK - 1) // CHUNK
     for c in prange(n_chunks):
         dots = np.empty((CHUNK, w_bits.shape[0]), dtype=np.int64)
         i0 = c * CHUNK
-        _threshold_rows(a_bits, w_bits, n_bits, signed_thr, sign, i0, min(m, i0 + CHUNK), dots, out_bits)
+        _threshold_rows(a_bits, w_bits, n_bits, sign, signed_thr, i0, min(m, i0 + CHUNK), dots, out_bits)
     return True

@@ -24,7 +24,7 @@ float32 128 x 784 x 10 on Zen 4); splitting ``k`` into cache-sized chunks was
 measured slower.
 
 A packed ``w`` (``PackedSigns`` bits, c rows of k bits meaning ``sign(W)``;
-convention in ``fastbin.bitops``) is unpacked once per call into the same
+convention in ``fastbin.bits``) is unpacked once per call into the same
 (c, k) buffer of +-1, so both variants share the core.
 
 Kernels trust their inputs: shapes, dtypes, C-contiguity, label range and
@@ -35,7 +35,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .._options import VECTOR_REGISTERS, jit, jit_parallel
+from .._config import VECTOR_REGISTERS, jit, jit_parallel
 from ._dot_blocks import dot_rows_4x3
 from .softmax_ce import ce_block_labels, ce_block_targets
 
@@ -174,7 +174,7 @@ def _logits_4x3(xb, w_t, zero, z):
     dot_rows_4x3(xb, w_t, 0, ROWS, z)
 
 
-# Picked by the CPU's vector register count (fastbin._options; per-CPU at
+# Picked by the CPU's vector register count (fastbin._config; per-CPU at
 # import is safe with the cache, keyed by CPU + features).
 _block_logits = _logits_8x2 if VECTOR_REGISTERS >= 32 else _logits_4x3
 

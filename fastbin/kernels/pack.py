@@ -1,6 +1,6 @@
 """Packing kernels: signs of real or integer matrices to bits, and back.
 
-The layout of the packed words is the bit convention of ``fastbin.bitops``.
+The layout of the packed words is the bit convention of ``fastbin.bits``.
 All kernels trust their inputs and write into preallocated outputs:
 
 * ``pack_rows(x, out) -> int``: ``x`` (m, k) C-contiguous, float or signed
@@ -26,7 +26,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-from .._options import jit, jit_disabled, jit_parallel
+from .._config import jit, jit_disabled, jit_parallel
 
 __all__ = [
     "pack_rows",
@@ -174,7 +174,7 @@ def unpack_rows(bits, n_bits, out):
 @jit
 def padding_is_zero(bits, n_bits):
     """True when every padding bit (past ``n_bits`` in the last word of each
-    row of ``bits`` (rows, n_words)) is 0, as ``fastbin.bitops`` requires.
+    row of ``bits`` (rows, n_words)) is 0, as ``fastbin.bits`` requires.
     A kernel rather than NumPy: at 1 x 784 a NumPy reduction would cost more
     than the product it guards."""
     tail = n_bits % 64

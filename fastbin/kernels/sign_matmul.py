@@ -11,7 +11,7 @@ separate check dispatch (a third of a 1 x 784 call).
 * ``sign_matmul_float_parallel(...)``: the same, rows of ``x`` over threads.
 * ``sign_matmul_uint8(x, w_bits, out) -> bool``: ``x`` uint8 (m, k), any
   strides; ``out`` int32 (m, n) receives the exact ``x @ sign(W)``, for few
-  rows via bit-planes (``fastbin.bitops``):
+  rows via bit-planes (``fastbin.bits``):
   ``dot(x, w) = sum_p 2**p * (popcount(b_p) - 2 * popcount(b_p & w_bits))``,
   for many rows through exact float32 sums.
 
@@ -19,7 +19,7 @@ Float path: unpacking ``W``'s signs once per call costs ``n * k`` stores,
 which the ``m`` rows then reuse; the dot products run as register blocks
 over contiguous rows (vectorised, reassociated sums; 4 x 5 or 4 x 3 by the
 CPU's vector register count, ``_dot_blocks``). For fewer rows
-than ``SIGN_MATMUL_UNPACK_MIN_ROWS_F32``/``_F64`` (``fastbin._options``)
+than ``SIGN_MATMUL_UNPACK_MIN_ROWS_F32``/``_F64`` (``fastbin._config``)
 the unpacking would dominate (1 x 784 -> 10), so each output is instead a
 signed sum straight from the bits: per 64-bit word, the word as a 64-lane
 mask selects ``-x`` or ``x`` (``_signed_dot``).
@@ -31,7 +31,7 @@ planes of a word then form one vector, ANDed with the broadcast word of
 ``x`` is copied once to C order first). Without a native vector popcount
 (``SIGN_MATMUL_UINT8_FLOAT_PATH``: measured on AVX2, assumed alike on
 AArch64) that loses to a float product once ``W``'s unpacking is shared by
-enough rows (``SIGN_MATMUL_UINT8_FLOAT_*`` in ``fastbin._options``): blocks
+enough rows (``SIGN_MATMUL_UINT8_FLOAT_*`` in ``fastbin._config``): blocks
 of rows are converted to float32 (read in place, any strides) and go through
 ``_dot_rows``, exact while ``255 * k < 2**24`` (``UINT8_F32_EXACT_MAX_K``;
 the bit-planes above).
@@ -42,7 +42,7 @@ import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
-from .._options import (
+from .._config import (
     SIGN_MATMUL_UINT8_FLOAT_HALF_COLS,
     SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS,
     SIGN_MATMUL_UINT8_FLOAT_PATH,
@@ -86,7 +86,7 @@ def _dot_bits(x, w_bits, out):
 @jit
 def _few_rows(x):
     """Whether ``x`` has too few rows to repay unpacking ``W`` (thresholds
-    in ``fastbin._options``, per dtype)."""
+    in ``fastbin._config``, per dtype)."""
     if x.itemsize == 4:
         return x.shape[0] < SIGN_MATMUL_UNPACK_MIN_ROWS_F32
     return x.shape[0] < SIGN_MATMUL_UNPACK_MIN_ROWS_F64
@@ -151,7 +151,7 @@ UINT8_F32_EXACT_MAX_K = 65793
 @jit
 def _uint8_float_pays(m, n, k):
     """Whether ``_uint8_float_rows`` is exact (``k``) and faster than the
-    bit-planes (``m``, ``n``: cost model in ``fastbin._options``)."""
+    bit-planes (``m``, ``n``: cost model in ``fastbin._config``)."""
     return k <= UINT8_F32_EXACT_MAX_K and m * (n + SIGN_MATMUL_UINT8_FLOAT_HALF_COLS) >= (
         SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS * n
     )

@@ -38,7 +38,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic, overload
 
-from .._options import FASTMATH_EXACT, jit, jit_disabled
+from .._config import FASTMATH_EXACT, jit, jit_disabled
 
 __all__ = [
     "exp_nonpositive",
@@ -143,8 +143,8 @@ def _exp_nonpositive_f32(x):
 
 
 if not jit_disabled():
-    # Compiled without "reassoc": see FASTMATH_EXACT in fastbin/_options.py.
-    @overload(exp_nonpositive, jit_options={"fastmath": set(FASTMATH_EXACT)})
+    # Compiled without "reassoc": see FASTMATH_EXACT in fastbin/_config.py.
+    @overload(exp_nonpositive, jit_config={"fastmath": set(FASTMATH_EXACT)})
     def _exp_nonpositive_overload(x):
         if x == types.float64:
             return _exp_nonpositive_f64

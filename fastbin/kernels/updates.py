@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._options import jit
+from .._config import jit
 
 __all__ = ["sgd_update_flat", "adam_update_flat", "adam_overlap", "partial_overlap"]
 

@@ -39,7 +39,8 @@ import tempfile
 
 import numpy as np
 
-from .packed import PackedSigns, aligned_empty, n_words_for
+from ..bits import aligned_empty, n_words_for
+from ..packed import PackedSigns
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "ModelFileError", "load_arrays", "save_arrays"]
 

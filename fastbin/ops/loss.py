@@ -18,18 +18,18 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._options import PARALLEL_MIN_WORK, use_threads
-from ._validate import FLOAT_DTYPES, check_array, check_labels, check_matrix, check_packed, check_same_dtype
-from .kernels.linear_ce import (
+from .._config import use_threads
+from .._validate import FLOAT_DTYPES, check_array, check_labels, check_matrix, check_packed, check_same_dtype
+from ..kernels.linear_ce import (
     linear_softmax_ce_labels,
     linear_softmax_ce_packed_labels,
     linear_softmax_ce_packed_targets,
     linear_softmax_ce_parallel,
     linear_softmax_ce_targets,
 )
-from .kernels.updates import partial_overlap
-from .kernels.softmax_ce import count_labels_out_of_range, softmax_ce_labels, softmax_ce_targets
-from .packed import PackedSigns
+from ..kernels.updates import partial_overlap
+from ..kernels.softmax_ce import count_labels_out_of_range, softmax_ce_labels, softmax_ce_targets
+from ..packed import PackedSigns
 
 __all__ = ["softmax_cross_entropy", "linear_softmax_cross_entropy"]
 
@@ -137,13 +137,7 @@ def linear_softmax_cross_entropy(x, w, b, labels, *, threads=None):
     labels = _labels("labels", labels, m, c, x.dtype)
     dw = np.empty((k, c), dtype=x.dtype)
     db = np.empty(c, dtype=x.dtype)
-    # The work threshold first: use_threads asks numba.get_num_threads(),
-    # which alone measured 0.85 us (1.5% of a 128 x 784 x 10 call).
-    if threads is None and m * k * c < PARALLEL_MIN_WORK["linear_softmax_ce"]:
-        threaded = False
-    else:
-        threaded = threads is not False and use_threads("linear_softmax_ce", m * k * c, threads)
-    if threaded:
+    if use_threads("linear_softmax_ce", m * k * c, threads):
         use_targets = labels.ndim == 2
         loss = linear_softmax_ce_parallel(
             x,

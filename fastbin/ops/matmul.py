@@ -1,7 +1,7 @@
-"""Packing and binary products: the validated public API.
+"""Binary products: the validated public API.
 
 Each function mirrors the function of the same name in ``fastbin.reference``
-(same arguments, same results); the bit layout is ``fastbin.bitops``'. The
+(same arguments, same results); the bit layout is ``fastbin.bits``'. The
 functions check their arguments, allocate outputs (packed ones 64-byte
 aligned), pick the serial or threaded kernel (``threads=None``: automatic,
 ``True``/``False``: forced) and call the kernels in ``fastbin.kernels``.
@@ -15,33 +15,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._options import PARALLEL_MIN_WORK, use_threads
-from ._validate import FLOAT_DTYPES, check_packed
-from .kernels.binary_matmul import (
+from .._config import use_threads
+from .._validate import FLOAT_DTYPES, check_packed
+from ..bits import n_words_for
+from ..kernels.binary_matmul import (
     binary_dense_sign_kernel,
     binary_dense_sign_parallel,
     binary_matmul_kernel,
     binary_matmul_parallel,
 )
-from .kernels.pack import (
-    aligned_words,
-    pack_columns,
-    pack_rows,
-    pack_rows_parallel,
-    padding_is_zero,
-    unpack_rows,
-)
-from .kernels.sign_matmul import sign_matmul_float, sign_matmul_float_parallel, sign_matmul_uint8
-from .packed import PackedSigns, aligned_empty, n_words_for
+from ..kernels.pack import aligned_words
+from ..kernels.sign_matmul import sign_matmul_float, sign_matmul_float_parallel, sign_matmul_uint8
+from ..packed import PackedSigns
+from .pack import check_packed_lean
 
-__all__ = [
-    "pack_signs",
-    "pack_weights",
-    "unpack_signs",
-    "binary_matmul",
-    "sign_matmul",
-    "binary_dense_sign",
-]
+__all__ = ["binary_matmul", "sign_matmul", "binary_dense_sign"]
 
 _UINT8 = np.dtype(np.uint8)
 _INT32 = np.dtype(np.int32)
@@ -49,99 +37,6 @@ _NDARRAY = np.ndarray
 #: ``np.empty`` with a dtype object: measured 0.15 us against 0.22 us with
 #: ``np.int32`` (a third of the Python cost of a 128 x 784 -> 10 product).
 _empty = np.empty
-
-
-def _threaded(kernel, work, threads) -> bool:
-    """``use_threads`` with the cheap test first: ``numba.get_num_threads()``
-    costs about a microsecond, as much as a whole 1 x 784 product."""
-    if threads is None and work < PARALLEL_MIN_WORK[kernel]:
-        return False
-    return use_threads(kernel, work, threads)
-
-
-def _check_signable(name, x):
-    """A non-empty 2-D array of float or signed-integer dtype (any strides)."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype.kind not in "fi":
-        raise TypeError(f"{name} must have a float or signed integer dtype, got {x.dtype}")
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {x.shape}")
-    if x.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {x.shape}")
-    if x.dtype.kind == "f" and x.dtype not in FLOAT_DTYPES:
-        if x.dtype.itemsize <= 8:
-            # float16 (Numba has no half floats) or a byte-swapped float: the
-            # native float32/float64 copy keeps every value, so every sign.
-            x = x.astype(np.float64 if x.dtype.itemsize == 8 else np.float32)
-        else:
-            # long double: a float64 copy could round -1e-400 to -0.0 (+1).
-            if np.isnan(x).any():
-                raise ValueError(f"{name} contains NaN: the sign of NaN is undefined")
-            x = np.negative((x < 0).view(np.int8))
-    elif not x.dtype.isnative:
-        x = x.astype(x.dtype.newbyteorder("="))  # Numba needs native byte order
-    return x
-
-
-def _pack(name, x, along_rows: bool) -> PackedSigns:
-    """Pack ``x`` (rows along the packed axis when ``along_rows``) without a
-    transposed copy: an F-ordered matrix is packed as its C-ordered transpose."""
-    if along_rows:
-        rows, n_bits = x.shape
-    else:
-        n_bits, rows = x.shape
-    bits = aligned_words(rows, n_words_for(n_bits))
-    source = x if along_rows else x.T  # source: (rows, n_bits) view
-    if source.flags.c_contiguous:
-        if _threaded("pack_signs", source.size, None):
-            nans = pack_rows_parallel(source, bits)
-        else:
-            nans = pack_rows(source, bits)
-    else:
-        # (rows, n_bits) is F-ordered, i.e. its transpose (n_bits, rows) is
-        # C-ordered: pack that along columns; anything else gets one copy.
-        transposed = source.T if source.T.flags.c_contiguous else np.ascontiguousarray(source.T)
-        nans = pack_columns(transposed, bits)
-    if nans:
-        raise ValueError(f"{name} contains NaN: the sign of NaN is undefined")
-    return PackedSigns(bits, n_bits)
-
-
-def pack_signs(x) -> PackedSigns:
-    """Pack the signs of each row of ``x`` (m, k) into ``PackedSigns`` (m, k).
-
-    ``x``: float32/float64 or signed integer, any strides. NaN raises
-    ``ValueError``. Bits follow ``fastbin.bitops``."""
-    return _pack("x", _check_signable("x", x), along_rows=True)
-
-
-def pack_weights(w) -> PackedSigns:
-    """Pack ``w`` (k, n) for ``x @ sign(w)``: column ``j`` becomes packed row
-    ``j`` along ``k`` (``pack_signs(w.T)`` without the transposed copy)."""
-    return _pack("w", _check_signable("w", w), along_rows=False)
-
-
-def unpack_signs(packed, dtype=np.float32) -> np.ndarray:
-    """The ±1 matrix (rows, n_bits) of ``dtype`` stored in ``packed``."""
-    _check_packed("packed", packed)
-    dtype = np.dtype(dtype)
-    if dtype.kind not in "fi":
-        raise TypeError(f"dtype must be a float or signed integer dtype, got {dtype}")
-    out = aligned_empty(packed.shape, dtype)
-    unpack_rows(packed.bits, packed.n_bits, out)
-    return out
-
-
-def _check_packed(name, p) -> None:
-    """``p`` is a PackedSigns with at least one row and zero padding (the lean
-    version of ``_validate.check_packed`` for the hot path)."""
-    if type(p) is not PackedSigns:
-        check_packed(name, p)  # raises TypeError unless a subclass
-    if p.bits.shape[0] == 0:
-        raise ValueError(f"{name} must have at least one row")
-    if not padding_is_zero(p.bits, p.n_bits):
-        raise ValueError(f"{name} has non-zero padding bits past n_bits={p.n_bits}")
 
 
 def _check_pair_lean(a, w) -> None:
@@ -158,8 +53,8 @@ def _check_pair_lean(a, w) -> None:
 
 
 def _check_pair(a, w) -> None:
-    _check_packed("a", a)
-    _check_packed("w", w)
+    check_packed_lean("a", a)
+    check_packed_lean("w", w)
     if a.n_bits != w.n_bits:
         raise ValueError(f"a has k={a.n_bits} bits per row but w has k={w.n_bits}")
 
@@ -167,7 +62,7 @@ def _check_pair(a, w) -> None:
 def binary_matmul(a, w, *, threads=None) -> np.ndarray:
     """``sign(A) @ sign(W)`` as int32 (m, n) from ``a = pack_signs(A)`` (m, k)
     and ``w = pack_weights(W)`` (n, k): ``k - 2 * popcount(a ^ w)`` per entry
-    (``fastbin.bitops``)."""
+    (``fastbin.bits``)."""
     # Written flat (no helper calls, one test per rare case) because at
     # 128 x 784 -> 10 the Python here is a quarter of the run time.
     if type(a) is not PackedSigns or type(w) is not PackedSigns:
@@ -180,12 +75,7 @@ def binary_matmul(a, w, *, threads=None) -> np.ndarray:
     if k != w.n_bits or m == 0 or n == 0:
         _check_pair(a, w)  # raises: mismatched k or no rows
     out = _empty((m, n), _INT32)
-    if threads is False or (threads is None and m * n * n_words < PARALLEL_MIN_WORK["binary_matmul"]):
-        kernel = binary_matmul_kernel
-    elif use_threads("binary_matmul", m * n * n_words, threads):
-        kernel = binary_matmul_parallel
-    else:
-        kernel = binary_matmul_kernel
+    kernel = binary_matmul_parallel if use_threads("binary_matmul", m * n * n_words, threads) else binary_matmul_kernel
     if not kernel(a_bits, w_bits, k, out):  # False: non-zero padding bits
         _check_pair(a, w)  # raises the padding error
     return out
@@ -222,23 +112,23 @@ def _sign_matmul_checked(x, w, threads) -> np.ndarray:
     m = shape[0]
     n = w.bits.shape[0]
     if n == 0:
-        _check_packed("w", w)  # raises: no rows
+        check_packed_lean("w", w)  # raises: no rows
     dtype = x.dtype
     if dtype is _UINT8 or dtype == _UINT8:
         # Any strides: the bit-plane kernel copies a strided x once.
         out = _empty((m, n), _INT32)
         if not sign_matmul_uint8(x, w.bits, out):  # False: non-zero padding bits
-            _check_packed("w", w)  # raises the padding error
+            check_packed_lean("w", w)  # raises the padding error
         return out
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"x must have dtype uint8, float32 or float64, got {dtype}")
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
     out = np.empty((m, n), dtype)
-    threaded = _threaded("sign_matmul", m * n * w.n_bits, threads)
+    threaded = use_threads("sign_matmul", m * n * w.n_bits, threads)
     kernel = sign_matmul_float_parallel if threaded else sign_matmul_float
     if not kernel(x, w.bits, out):  # False: non-zero padding bits
-        _check_packed("w", w)  # raises the padding error
+        check_packed_lean("w", w)  # raises the padding error
     return out
 
 
@@ -268,7 +158,7 @@ def binary_dense_sign(a, w, thresholds, flip, *, threads=None) -> PackedSigns:
     flip = np.ascontiguousarray(flip)
     m = a.rows
     out_bits = aligned_words(m, n_words_for(n))
-    threaded = _threaded("binary_matmul", m * n * a.n_words, threads)
+    threaded = use_threads("binary_matmul", m * n * a.n_words, threads)
     kernel = binary_dense_sign_parallel if threaded else binary_dense_sign_kernel
     if not kernel(a.bits, w.bits, a.n_bits, thresholds, flip, out_bits):
         _check_pair(a, w)  # raises the padding error

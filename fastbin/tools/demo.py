@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .models import mlp, softmax_regression
-from .optim import SGD, Adam, DecayOnRise, StepDecay
+from ..nn.model import mlp, softmax_regression
+from ..nn.optim import SGD, Adam, DecayOnRise, StepDecay
 
 __all__ = ["Recipe", "RECIPES", "DEMO_RECIPES", "load_data", "run_recipe", "main"]
 
@@ -114,7 +114,7 @@ def load_data(name="fashion-mnist", data_dir=None, dtype="uint8"):
     """Fashion-MNIST (default; Debian's copy when installed) or MNIST
     (downloaded into the user cache when missing), as raw uint8 pixels by
     default (the trainer converts each batch to float32 / 255)."""
-    from .datasets import load_fashion_mnist, load_mnist
+    from ..io.datasets import load_fashion_mnist, load_mnist
 
     loader = {"fashion-mnist": load_fashion_mnist, "mnist": load_mnist}[name]
     return loader(data_dir, dtype=dtype)
@@ -156,7 +156,7 @@ def _warm_up(recipe, backend, seed, dataset):
 
 
 def fit_model(model, opt, dataset, **kwargs):
-    from .train import fit
+    from ..nn.train import fit
 
     return fit(model, opt, dataset, **kwargs)
 

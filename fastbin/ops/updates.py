@@ -13,8 +13,8 @@ import numbers
 
 import numpy as np
 
-from ._validate import FLOAT_DTYPES, check_array, check_positive_float, check_same_dtype
-from .kernels.updates import adam_overlap, adam_update_flat, partial_overlap, sgd_update_flat
+from .._validate import FLOAT_DTYPES, check_array, check_positive_float, check_same_dtype
+from ..kernels.updates import adam_overlap, adam_update_flat, partial_overlap, sgd_update_flat
 
 __all__ = ["sgd_update", "adam_update"]
 

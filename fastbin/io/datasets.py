@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from ._download import DownloadError, download_file
-from ._idx import read_idx
+from .download import DownloadError, download_file
+from .idx import read_idx
 
 __all__ = [
     "DATASETS",

@@ -1,8 +1,8 @@
 """Models: softmax regression and MLPs with float or binary weights and
 activations, trained through a backend (``"fastbin"`` or ``"reference"``).
 
->>> from fastbin.models import softmax_regression, mlp, load
->>> from fastbin.optim import Adam
+>>> from fastbin.nn import softmax_regression, mlp, load
+>>> from fastbin.nn import Adam
 >>> model = mlp([784, 200, 100, 10], activation="tanh", seed=0)
 >>> loss = model.train_step(x, labels, Adam(1e-3))     # x float32 (m, 784)
 >>> loss, acc = model.evaluate(x_test, y_test)
@@ -17,60 +17,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_labels
-from ._options import jit_disabled
-from .layers import ACTIVATIONS, BatchNorm, Dense, Layer, Sign, _signs, get_backend
+from .._config import EVAL_CHUNK
+from .._validate import check_int, check_labels, check_model_input
+from ..io.modelfile import ModelFileError, load_arrays, save_arrays
+from ..ops.backend import get_backend
+from ..packed import PackedSigns
+from .fold import fold
+from .layers import ACTIVATIONS, BatchNorm, Dense, Layer, Sign
+from .summary import summary_table
 
 __all__ = ["Model", "softmax_regression", "mlp", "load", "FORMAT"]
 
 #: ``meta["format"]`` of fastbin model files.
 FORMAT = "fastbin.model"
 FORMAT_VERSION = 1
-_EVAL_CHUNK = 8192  # rows per forward pass in evaluate / predict (bounds memory)
-
-
-def _as_input(x, dtype):
-    """Validate a batch (m, k): float (cast to the model dtype) or raw uint8."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
-    if x.ndim != 2:
-        raise ValueError(f"x must be 2-D (m, n_features), got shape {x.shape}")
-    if x.dtype == np.uint8:
-        return x
-    if x.dtype.kind != "f":
-        raise TypeError(f"x must be float (scaled to [0, 1]) or raw uint8 pixels, got {x.dtype}")
-    return np.ascontiguousarray(x, dtype=dtype)
-
-
-def unit_from_uint8(x, dtype):
-    """``dtype(x) / 255`` for uint8 ``x`` (m, k): float32 through the jitted
-    ``fastbin.kernels.model_kernels.uint8_to_unit_f32`` (the same values as
-    the division, verified on all 256 at first use, else NumPy is used; one
-    pass instead of NumPy's cast + divide), otherwise ``np.divide``."""
-    if dtype == np.float32 and _uint8_kernel_ok():
-        from .kernels.model_kernels import uint8_to_unit_f32
-
-        out = np.empty(x.shape, np.float32)
-        uint8_to_unit_f32(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
-        return out
-    return np.divide(x, dtype.type(255), dtype=dtype)
-
-
-_UINT8_KERNEL_OK: list = []
-
-
-def _uint8_kernel_ok() -> bool:
-    if not _UINT8_KERNEL_OK:
-        ok = not jit_disabled()  # as plain Python the loop is slow
-        if ok:
-            from .kernels.model_kernels import uint8_to_unit_f32
-
-            u = np.arange(256, dtype=np.uint8)
-            out = np.empty(256, np.float32)
-            uint8_to_unit_f32(u, out)
-            ok = bool(np.array_equal(out, np.divide(u, np.float32(255), dtype=np.float32)))
-        _UINT8_KERNEL_OK.append(ok)
-    return _UINT8_KERNEL_OK[0]
 
 
 class Model:
@@ -87,6 +47,8 @@ class Model:
         self.dtype = np.dtype(dtype)
         self.n_in = self.layers[0].n_in
         self.n_classes = [l for l in self.layers if isinstance(l, Dense)][-1].n_out
+        for layer in self.layers:
+            layer.backend = self.backend
         for before, layer in zip(self.layers, self.layers[1:]):
             if isinstance(layer, Dense):
                 layer.sign_input = isinstance(before, Sign)
@@ -115,13 +77,11 @@ class Model:
     def forward(self, x, training=False):
         """Logits (m, n_classes) for ``x`` (m, n_in): float in [0, 1] or raw
         uint8 pixels (meaning ``x / 255``)."""
-        x = _as_input(x, self.dtype)
-        if x.shape[1] != self.n_in:
-            raise ValueError(f"x must have {self.n_in} features, got {x.shape[1]}")
-        if training or x.shape[0] <= _EVAL_CHUNK:
+        x = check_model_input(x, self.n_in, self.dtype)
+        if training or x.shape[0] <= EVAL_CHUNK:
             return self._forward(x, training)
-        return np.concatenate([self._forward(x[i : i + _EVAL_CHUNK], False)
-                               for i in range(0, x.shape[0], _EVAL_CHUNK)])
+        return np.concatenate([self._forward(x[i : i + EVAL_CHUNK], False)
+                               for i in range(0, x.shape[0], EVAL_CHUNK)])
 
     def _forward(self, h, training):
         for layer in self.layers:
@@ -151,12 +111,10 @@ class Model:
     def compute_gradients(self, x, labels) -> float:
         """Forward in training mode, loss, backward: fills every layer's
         ``grads`` (the flat ``groups`` buffers) and returns the mean loss."""
-        x = _as_input(x, self.dtype)
-        if x.shape[1] != self.n_in:
-            raise ValueError(f"x must have {self.n_in} features, got {x.shape[1]}")
+        x = check_model_input(x, self.n_in, self.dtype)
         labels = check_labels("labels", labels, x.shape[0], self.n_classes, self.dtype)
         if x.dtype == np.uint8:  # raw pixels: the same float32(u) / 255 as the float datasets, one pass
-            x = unit_from_uint8(x, self.dtype)
+            x = self.backend.unit_from_uint8(x, self.dtype)
         first = self.layers[0]
         if len(self.layers) == 1 and not first.scale:
             return float(self._fused_step(first, x, labels))
@@ -177,7 +135,7 @@ class Model:
         elif self.backend.name == "fastbin":
             # the fused kernel unpacks packed signs to +-1 floats anyway: give it
             # those directly (same values, same results; skips pack + checks)
-            w = _signs(layer.params["W"])
+            w = self.backend.signs(layer.params["W"])
         else:
             w = layer.packed_weights()
         bias = layer.params["b"] if layer.use_bias else np.zeros(layer.n_out, self.dtype)
@@ -195,17 +153,14 @@ class Model:
 
     # -- conversion, files, report -------------------------------------------
     def to_inference(self):
-        """The folded inference model (see :mod:`fastbin.inference`)."""
-        from .inference import fold
-
+        """The folded model, a ``fastbin.runtime.InferenceModel`` (see
+        :mod:`fastbin.nn.fold`)."""
         return fold(self)
 
     def save(self, path, *, latent=False):
-        """Write the model with :func:`fastbin.modelfile.save_arrays`. Binary
+        """Write the model with :func:`fastbin.io.modelfile.save_arrays`. Binary
         weights are stored as packed signs (1 bit each, plus ``alpha``) unless
         ``latent`` (also keep the real-valued weights, to resume training)."""
-        from .modelfile import save_arrays
-
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, "config": self.config,
                 "dtype": self.dtype.name, "layers": [l.config() for l in self.layers], "latent": bool(latent)}
         arrays = {}
@@ -221,8 +176,6 @@ class Model:
 
     def summary(self) -> str:
         """Per-layer table: parameters, bits, bytes, MACs, binary ops, saving."""
-        from .inference import summary_table
-
         return summary_table(self)
 
     def parameter_count(self) -> int:
@@ -308,8 +261,7 @@ def _offset_config(offset):
 
 def _check_sizes(sizes):
     for s in sizes:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
-            raise ValueError(f"layer sizes must be ints >= 1, got {sizes!r}")
+        check_int("layer sizes", s)
     return sizes
 
 
@@ -326,10 +278,8 @@ def _build(meta, backend):
 
 
 def load(path, *, backend="fastbin") -> Model:
-    """Read a model written by :meth:`Model.save` (``fastbin.modelfile``
+    """Read a model written by :meth:`Model.save` (``fastbin.io.modelfile``
     raises ``ModelFileError`` for damaged or foreign files)."""
-    from .modelfile import ModelFileError, load_arrays
-
     meta, arrays = load_arrays(path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a fastbin model file (format {meta.get('format')!r})")
@@ -345,8 +295,6 @@ def load(path, *, backend="fastbin") -> Model:
 
 
 def _restore(model, meta, arrays):
-    from .packed import PackedSigns
-
     if [l.config() for l in model.layers] != meta["layers"]:
         raise ValueError("layer list does not match the configuration")
     unpack = model.backend.unpack_signs

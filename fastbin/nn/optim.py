@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ._validate import check_positive_float
+from .._validate import check_int, check_positive_float
 
 __all__ = ["Schedule", "StepDecay", "DecayOnRise", "parse_schedule", "Optimizer", "SGD", "Adam"]
 
@@ -45,9 +45,7 @@ class StepDecay(Schedule):
     """``lr *= factor`` after every ``every`` steps."""
 
     def __init__(self, every: int = 20, factor: float = 0.8):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be an int >= 1, got {every!r}")
-        self.every = every
+        self.every = check_int("every", every)
         self.factor = check_positive_float("factor", factor)
 
     def after_step(self, opt, step):
@@ -63,9 +61,7 @@ class DecayOnRise(Schedule):
 
     def __init__(self, factor: float = 0.9, max_rises: int = 5, first_counts: bool = True):
         self.factor = check_positive_float("factor", factor)
-        if isinstance(max_rises, bool) or not isinstance(max_rises, int) or max_rises < 1:
-            raise ValueError(f"max_rises must be an int >= 1, got {max_rises!r}")
-        self.max_rises = max_rises
+        self.max_rises = check_int("max_rises", max_rises)
         self.prev = 0.0 if first_counts else math.inf
         self.rises = 0
 

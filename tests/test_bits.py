@@ -1,11 +1,11 @@
-"""The bit convention of fastbin.bitops, checked on the public packing API, and
+"""The bit convention of fastbin.bits, checked on the public packing API, and
 popcount in jitted and plain-Python form."""
 import numba
 import numpy as np
 import pytest
 
 import fastbin
-from fastbin import bitops
+from fastbin.kernels import _popcount as popcount_module
 from fastbin.packed import PackedSigns
 
 EDGE_WORDS = [0, 1, (1 << 64) - 1, 1 << 63, (1 << 63) - 1, 0x5555555555555555, 0xF0F0F0F0F0F0F0F0]
@@ -71,16 +71,16 @@ def test_garbage_padding_is_rejected(api):
 
 @numba.njit
 def _popcount_jit(value):
-    return bitops.popcount(value)
+    return popcount_module.popcount(value)
 
 
 @pytest.mark.parametrize("word", EDGE_WORDS)
 def test_popcount_edge_values(word):
     expected = word.bit_count()
-    assert bitops._popcount_python(np.uint64(word)) == expected
+    assert popcount_module._popcount_python(np.uint64(word)) == expected
     assert _popcount_jit(np.uint64(word)) == expected  # plain Python under NUMBA_DISABLE_JIT
     if numba.config.DISABLE_JIT:  # then the public name is the Python fallback
-        assert bitops.popcount(np.uint64(word)) == expected
+        assert popcount_module.popcount(np.uint64(word)) == expected
 
 
 def test_popcount_returns_signed_intp():

@@ -2,25 +2,25 @@
 activations with straight-through estimators, batch normalisation.
 
 Every layer keeps its trainable arrays in ``params`` and their gradients in
-``grads`` (same keys, same shapes); :class:`fastbin.models.Model` moves them
+``grads`` (same keys, same shapes); :class:`fastbin.nn.model.Model` moves them
 into one flat buffer per clipping group so that an optimizer updates all of a
 model's parameters with one fused call. Layers therefore always read
 ``self.params[...]`` and write gradients *in place* into ``self.grads[...]``.
 
-Float matrix products use NumPy's BLAS (``@``); the backend (``fastbin`` or
-``fastbin.reference``) supplies the packed products used at evaluation and
-the loss and update kernels used by the model and the optimizers.
+Float matrix products use NumPy's BLAS (``@``); the backend (``fastbin.ops``
+or ``fastbin.reference``, see ``fastbin.ops.backend``) supplies everything
+else: signs, the packed products, and the loss and update functions used by
+the model and the optimizers. With ``backend="reference"`` nothing here
+calls a jitted kernel.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._backend import BACKEND_FUNCTIONS, Backend, _signs, float_dot_kernel, get_backend, signs_rows_int8
-from .kernels.model_kernels import sign_dot_rows
+from ..ops.backend import get_backend
+from ..reference import bn_affine, dense_affine
 
 __all__ = [
-    "Backend",
-    "get_backend",
     "Layer",
     "Dense",
     "Tanh",
@@ -28,38 +28,9 @@ __all__ = [
     "Sign",
     "BatchNorm",
     "ACTIVATIONS",
-    "dense_affine",
-    "bn_affine",
-    "float_dot_kernel",
-    "signs_rows_int8",
-    "BACKEND_FUNCTIONS",
 ]
 
 _UINT8 = np.dtype(np.uint8)
-
-
-def dense_affine(dot, scale, bias):
-    """``dot * scale + bias`` in ``scale``'s dtype, the one formula for the
-    evaluation path of a dense layer (the folded thresholds in
-    ``fastbin.inference`` evaluate exactly this, so they agree bit for bit).
-    ``scale`` (n,) or None (no multiply), ``bias`` (n,) or None."""
-    if scale is not None:
-        z = np.multiply(dot, scale, dtype=scale.dtype)
-    else:
-        z = np.array(dot, copy=True)
-    if bias is not None:
-        z += bias
-    return z
-
-
-def bn_affine(z, mean, k, beta):
-    """Batch norm at evaluation time: ``(z - mean) * k + beta`` with
-    ``k = gamma / sqrt(running_var + eps)``; the one formula (see
-    :func:`dense_affine`)."""
-    y = z - mean
-    y *= k
-    y += beta
-    return y
 
 
 class Layer:
@@ -67,7 +38,10 @@ class Layer:
 
     kind = "layer"
 
-    def __init__(self):
+    def __init__(self, backend="fastbin"):
+        #: the functions the layer calls (``fastbin.ops.backend``); ``Model``
+        #: gives every layer its own
+        self.backend = get_backend(backend)
         self.params: dict = {}
         self.grads: dict = {}
         self.clip: dict = {}  # param name -> clip bound or None
@@ -98,8 +72,8 @@ class Dense(Layer):
     the optimizer clips to [-1, 1].
 
     Training uses BLAS on the float ``W_eff``. Evaluation of a binary layer
-    uses the backend's packed product ``sign_matmul(x, pack_weights(W))``
-    then :func:`dense_affine`; uint8 input means ``x / 255`` and is computed
+    uses the backend's ``dense_sign_matmul(x, W)`` (``x @ sign(W)``) then
+    ``fastbin.reference.dense_affine``; uint8 input means ``x / 255`` and is computed
     exactly in integers (the 1/255 goes into the scale). ``input_offset``
     (scalar or (n_in,), e.g. the training-set mean pixel) is subtracted from
     the input first (centring helps BinaryConnect on [0, 1] pixels); the
@@ -110,12 +84,11 @@ class Dense(Layer):
 
     def __init__(self, n_in, n_out, *, binary=False, scale=False, bias=True, init="normal",
                  sigma=0.1, rng=None, dtype=np.float32, backend="fastbin", input_offset=None):
-        super().__init__()
+        super().__init__(backend)
         rng = np.random.default_rng(rng)
         self.n_in, self.n_out = int(n_in), int(n_out)
         self.binary, self.scale, self.use_bias = bool(binary), bool(scale), bool(bias)
         self.dtype = np.dtype(dtype)
-        self.backend = get_backend(backend)
         self.init = init
         shape = (self.n_in, self.n_out)
         if init == "uniform":  # notebook 1: w ~ rand[0, 1), b = 1
@@ -157,7 +130,7 @@ class Dense(Layer):
         w = self.params["W"]
         if not self.binary:
             return w
-        w_eff = _signs(w)
+        w_eff = self.backend.signs(w)
         alpha = self.alpha()
         if alpha is not None:
             w_eff *= alpha
@@ -167,27 +140,14 @@ class Dense(Layer):
         """``pack_weights(W)``: n_out rows of n_in sign bits (binary layers)."""
         return self.backend.pack_weights(self.params["W"])
 
-    def eval_dot(self, x, packed=None, signs=None, signs_t=None):
+    def eval_dot(self, x, packed=None, signs=None, rows=None):
         """``x @ sign(W)`` of a binary layer's evaluation path; ``x`` (m, n_in)
-        C-contiguous, uint8 (exact int32 result) or float of the layer's dtype.
-
-        The folded model (:mod:`fastbin.inference`) calls this same function
-        with its cached ``packed = pack_weights(W)``, ``signs`` (the ±1
-        float matrix (n_in, n_out)) and ``signs_t`` (its C-contiguous
-        transpose), so both get bit-identical products. Float ``x`` on the
-        fastbin backend goes to the kernel :func:`float_dot_kernel` picks
-        from the shapes alone (so both paths pick the same one)."""
-        if x.dtype != _UINT8 and self.backend.name == "fastbin":
-            how = float_dot_kernel(x.shape[0], self.n_out, self.n_in)
-            if how == "rows":
-                if signs_t is None:
-                    signs_t = signs_rows_int8(self.params["W"])
-                out = np.empty((x.shape[0], self.n_out), x.dtype)
-                sign_dot_rows(x, signs_t, out)
-                return out
-            if how == "blas":
-                return x @ (_signs(self.params["W"]) if signs is None else signs)
-        return self.backend.sign_matmul(x, self.packed_weights() if packed is None else packed)
+        C-contiguous, uint8 (exact int32 result) or float of the layer's dtype:
+        the backend's ``dense_sign_matmul``, the same function (and so the same
+        bits) as the folded runtime, which passes its cached ``packed``,
+        ``signs`` and ``rows`` forms of ``sign(W)``."""
+        w = self.params["W"] if packed is None else packed
+        return self.backend.dense_sign_matmul(x, w, signs=signs, rows=rows)
 
     def eval_bias(self):
         """The ``bias`` of :func:`dense_affine` for the evaluation path:
@@ -298,7 +258,7 @@ class Sign(_Activation):
     def forward(self, x, training=False):
         if training:
             self._mask = np.abs(x) <= 1
-        return _signs(x)
+        return self.backend.signs(x)
 
     def backward(self, dy, need_dx=True):
         return dy * self._mask

@@ -11,7 +11,7 @@ Why these options:
   every cache entry by ``codegen.magic_tuple()`` = (target triple, host CPU
   name, CPU feature string), so a cache written on a Zen 4 with AVX-512 is never
   served to an ARM64 board or an older x86: they compile their own.
-  ``tests/test_options.py`` checks that this key still contains the CPU.
+  ``tests/test_config.py`` checks that this key still contains the CPU.
 * ``fastmath``: only flags that keep infinities and NaNs meaningful. ``nnan``
   and ``ninf`` are left out on purpose: a stable softmax subtracts the row max
   and relies on ``exp(-inf) == 0``. ``reassoc`` lets LLVM vectorise float
@@ -45,6 +45,13 @@ __all__ = [
     "SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS",
     "SIGN_MATMUL_UINT8_FLOAT_PATH",
     "SIGN_MATMUL_UINT8_FLOAT_HALF_COLS",
+    "DENSE_ROWS_MAX_PRODUCT",
+    "DENSE_BLAS_MAX_ROWS",
+    "DENSE_BLAS_MIN_COLS",
+    "FEW_ROWS",
+    "THREADED_MIN_COLS",
+    "ALIGNED_MIN_WORDS",
+    "EVAL_CHUNK",
     "jit",
     "jit_parallel",
     "jit_disabled",
@@ -90,6 +97,35 @@ PARALLEL_MIN_WORK: dict[str, int] = {
 #: to m = 4, about equal or slower from m = 5 (64 doubles per word: 8 zmm).
 SIGN_MATMUL_UNPACK_MIN_ROWS_F32: int = 8
 SIGN_MATMUL_UNPACK_MIN_ROWS_F64: int = 5
+
+
+#: ``dense_sign_matmul`` on float rows (``fastbin.ops.dense``), on m rows
+#: of x times an (k, n) sign(W): the few-row kernel on int8 signs when
+#: ``m == 1`` or ``m * n <= DENSE_ROWS_MAX_PRODUCT``; BLAS on ±1 floats when
+#: ``m < DENSE_BLAS_MAX_ROWS``; from there on ``sign_matmul`` unless
+#: ``n >= DENSE_BLAS_MIN_COLS`` (BLAS again) or the threaded ``sign_matmul``
+#: is due. Measurements: ``benchmarks/results/``, the first layer of the models.
+DENSE_ROWS_MAX_PRODUCT: int = 64
+DENSE_BLAS_MAX_ROWS: int = 16
+DENSE_BLAS_MIN_COLS: int = 64
+
+#: Folded binary layers (``fastbin.runtime``): below this many rows the packed
+#: products use the unblocked kernels of ``fastbin.kernels.few_rows`` (no
+#: per-call scratch buffers).
+FEW_ROWS: int = 16
+
+#: The threaded ``binary_matmul`` of a folded model's float tail only from this
+#: many outputs on (the logits: the threaded kernel measured 36x slower at
+#: 8192 x 512 -> 10 on 2 cores).
+THREADED_MIN_COLS: int = 64
+
+#: Packed outputs of fewer words than this are allocated with ``np.empty``
+#: (``aligned_words``' ``ctypes`` call costs about a microsecond).
+ALIGNED_MIN_WORDS: int = 4096
+
+#: Rows per forward pass of ``Model.forward`` / the runtime (bounds memory;
+#: the folded and unfolded models chunk alike, so their products match).
+EVAL_CHUNK: int = 8192
 
 
 def vector_registers(magic_tuple: tuple[str, str, str]) -> int:
@@ -187,9 +223,12 @@ def jit_disabled() -> bool:
 def use_threads(kernel: str, work: int, threads: bool | None) -> bool:
     """Whether a public function should call the threaded kernel.
 
-    ``threads=None`` means automatic (threshold above and more than one Numba
-    thread available); ``True``/``False`` force the choice.
+    ``threads=None`` means automatic: ``work`` (in the unit of
+    ``PARALLEL_MIN_WORK[kernel]``) at least the threshold and more than one
+    Numba thread. The cheap test comes first: ``numba.get_num_threads()``
+    costs about a microsecond, as much as a whole 1 x 784 product.
+    ``True``/``False`` force the choice.
     """
     if threads is not None:
         return bool(threads)
-    return numba.get_num_threads() > 1 and work >= PARALLEL_MIN_WORK[kernel]
+    return work >= PARALLEL_MIN_WORK[kernel] and numba.get_num_threads() > 1

@@ -2,11 +2,12 @@
 import numpy as np
 import pytest
 
-from fastbin.inference import InferenceModel, float_thresholds, int_thresholds, _Affine
-from fastbin.layers import BatchNorm, Dense
-from fastbin.models import mlp, softmax_regression
-from fastbin.optim import Adam
-from fastbin.packed import PackedSigns
+from fastbin.nn.fold import Affine, float_thresholds, int_thresholds
+from fastbin.runtime import InferenceModel
+from fastbin.nn.layers import BatchNorm, Dense
+from fastbin.nn.model import mlp, softmax_regression
+from fastbin.nn.optim import Adam
+import fastbin
 
 BACKENDS = ["reference", "fastbin"]
 
@@ -56,9 +57,12 @@ def test_hidden_activations_stay_packed(backend, rng):
     model = mlp([30, 20, 10, 4], binary_weights=True, binary_activations=True, seed=1, backend=backend)
     folded = model.to_inference()
     x = rng.random((5, 30)).astype(np.float32)
-    a = folded.stages[0](x)
-    assert isinstance(a, PackedSigns) and a.shape == (5, 20)
-    assert isinstance(folded.stages[1](a), PackedSigns)
+    a = folded.stages[0](x)  # raw packed words from stage to stage
+    assert a.dtype == np.uint64 and a.shape == (5, 1)
+    np.testing.assert_array_equal(a, fastbin.pack_signs(model.layers[2].forward(
+        model.layers[1].forward(model.layers[0].forward(x)))).bits)
+    b = folded.stages[1](a)
+    assert b.dtype == np.uint64 and b.shape == (5, 1)
     assert repr(folded) == "InferenceModel(stages=['sign', 'sign', 'float'])"
 
 
@@ -69,7 +73,7 @@ def test_thresholds_exact_on_integer_domain(rng):
     bn.params["gamma"][...] = [1.5, -2.0, 0.0, 0.3, -0.7]
     bn.params["beta"][...] = rng.normal(0, 1, 5)
     bn.buffers["running_mean"][...] = rng.normal(0, 1, 5)
-    affine = _Affine(dense, bn, uint8_input=True)
+    affine = Affine(dense, bn, uint8_input=True)
     bound = 255 * 8
     t, flip = int_thresholds(affine, bound)
     d = np.arange(-bound, bound + 1)
@@ -85,7 +89,7 @@ def test_float_thresholds_exact_near_the_change(rng):
     bn = BatchNorm(4, dtype=np.float32)
     bn.params["gamma"][...] = [1.0, -1.0, 3.0, -0.01]
     bn.buffers["running_mean"][...] = [0.1, -0.2, 0.0, 1e-30]
-    affine = _Affine(dense, bn, uint8_input=False)
+    affine = Affine(dense, bn, uint8_input=False)
     t, flip = float_thresholds(affine)
     for j in range(4):
         around = [t[j]]
@@ -176,9 +180,10 @@ def test_folded_equals_unfolded_few_rows(backend, m, rng):
 
 
 @pytest.mark.parametrize("n", [1, 10, 63, 64, 65, 130])
-def test_model_kernels_match_numpy(n, rng):
+def test_few_row_and_threshold_kernels_match_numpy(n, rng):
     from fastbin import pack_signs, pack_weights
-    from fastbin.kernels.model_kernels import binary_dot_rows, dense_sign_rows, threshold_pack
+    from fastbin.kernels.few_rows import binary_dot_rows, dense_sign_rows
+    from fastbin.kernels.threshold import threshold_pack
     from fastbin.reference import binary_dense_sign, binary_matmul
 
     k, m = 70, 5
@@ -200,8 +205,8 @@ def test_model_kernels_match_numpy(n, rng):
         np.testing.assert_array_equal(out, pack_signs(expected).bits)
 
 
-def test_float_dot_kernel_choices():
-    from fastbin.layers import float_dot_kernel
+def test_dense_product_kind_choices():
+    from fastbin.ops.dense import dense_product_kind as float_dot_kernel
 
     assert float_dot_kernel(1, 512, 784) == "rows"
     assert float_dot_kernel(4, 10, 784) == "rows"
@@ -214,15 +219,15 @@ def test_folded_equals_unfolded_threaded_first_layer(threshold, rng, monkeypatch
     the folded model takes the same path (threshold 0 forces it here)."""
     import numba
 
-    from fastbin import _options
+    from fastbin import _config
 
-    monkeypatch.setitem(_options.PARALLEL_MIN_WORK, "sign_matmul", threshold)
+    monkeypatch.setitem(_config.PARALLEL_MIN_WORK, "sign_matmul", threshold)
     model = mlp([70, 80, 10], binary_weights=True, binary_activations=True, seed=3, backend="fastbin")
     _randomise(model, rng)
     folded = model.to_inference()
     x = rng.random((40, 70)).astype(np.float32)
     np.testing.assert_array_equal(folded.forward(x), model.forward(x))
     if numba.get_num_threads() > 1:
-        from fastbin.layers import float_dot_kernel
+        from fastbin.ops.dense import dense_product_kind as float_dot_kernel
 
         assert float_dot_kernel(40, 80, 70) == ("packed" if threshold == 0 else "blas")

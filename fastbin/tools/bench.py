@@ -9,7 +9,7 @@ not with the installed package, so this runs it from a checkout::
     fastbin bench --compare baseline.json --threshold 1.25 --fail
     fastbin bench -- -k binary_matmul        # extra pytest arguments after --
 
-It is also ``python -m fastbin.bench`` and what ``make bench`` calls. The
+It is also ``python -m fastbin.tools.bench`` and what ``make bench`` calls. The
 suite runs in a subprocess so that the BLAS thread variables below are set
 before NumPy loads.
 """
@@ -46,7 +46,7 @@ def drop_raw_timings(json_path: Path) -> None:
 def find_benchmarks() -> Path | None:
     """The ``benchmarks/`` directory of a source checkout (next to the
     ``fastbin`` package, or in the current directory), or None."""
-    for candidate in (Path(__file__).resolve().parent.parent / "benchmarks", Path.cwd() / "benchmarks"):
+    for candidate in (Path(__file__).resolve().parents[2] / "benchmarks", Path.cwd() / "benchmarks"):
         if (candidate / "report.py").is_file() and (candidate / "conftest.py").is_file():
             return candidate
     return None

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastbin", description="Binarized neural networks on the CPU: train, evaluate and run "
         "softmax regression and MLPs with float or 1-bit weights and activations.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from . import __version__
+    from .._version import __version__
 
     parser.add_argument("--version", action="version", version=f"fastbin {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_model(path, backend="fastbin"):
-    from .models import load
+    from ..nn.model import load
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path}")
@@ -159,9 +159,9 @@ def _load_model(path, backend="fastbin"):
 
 def _cmd_train(args, parser):
     from .demo import RECIPES, load_data
-    from .models import mlp, softmax_regression
-    from .optim import SGD, Adam, parse_schedule
-    from .train import fit
+    from ..nn.model import mlp, softmax_regression
+    from ..nn.optim import SGD, Adam, parse_schedule
+    from ..nn.train import fit
 
     fit_args = {}
     data = load_data(args.dataset, args.data_dir)
@@ -264,14 +264,8 @@ def _cmd_demo(args, parser):
 
 
 def _cmd_bench(args, parser):
-    try:
-        from . import bench
-    except ImportError:
-        bench = None
-    if bench is None or not hasattr(bench, "run"):
-        print("fastbin bench: the benchmark runner (fastbin.bench) is not available in this build; "
-              "run `make bench` from a source checkout", file=sys.stderr)
-        return 2
+    from . import bench
+
     try:
         return int(bench.run(args.args) or 0)
     except SystemExit as exc:  # argparse inside the runner (--help, bad arguments)
@@ -289,7 +283,7 @@ def main(argv=None) -> int:
     if argv and argv[0] == "bench":  # pass everything through, --help included
         return _cmd_bench(argparse.Namespace(args=argv[1:]), parser)
     args = parser.parse_args(argv)
-    from .modelfile import ModelFileError
+    from ..io.modelfile import ModelFileError
 
     try:
         return COMMANDS[args.command](args, parser)

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._validate import check_int
+from ..io.datasets import BatchIterator
+
 __all__ = ["History", "EarlyStopping", "fit"]
 
 
@@ -51,9 +54,7 @@ class EarlyStopping:
     ``patience`` evaluations in a row."""
 
     def __init__(self, patience: int = 5, min_delta: float = 0.0):
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be an int >= 1, got {patience!r}")
-        self.patience, self.min_delta = patience, float(min_delta)
+        self.patience, self.min_delta = check_int("patience", patience), float(min_delta)
         self.best, self.bad = math.inf, 0
 
     def __call__(self, loss: float) -> bool:
@@ -95,15 +96,12 @@ def fit(model, opt, dataset, epochs=None, steps=None, batch_size=128, eval_every
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs= or steps=")
     for name, value in (("epochs", epochs), ("steps", steps), ("batch_size", batch_size)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    if eval_every is not None and (isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer))
-                                   or eval_every < 0):
-        raise ValueError(f"eval_every must be an int >= 0 or None, got {eval_every!r}")
+        if value is not None:
+            check_int(name, value)
+    if eval_every is not None:
+        check_int("eval_every", eval_every, minimum=0)
     if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
         early_stopping = EarlyStopping(early_stopping)
-    from .datasets import BatchIterator
-
     batches = BatchIterator(x_train, y_train, int(batch_size), seed)
     total = int(steps) if steps is not None else int(epochs) * math.ceil(len(x_train) / batch_size)
     history = History()

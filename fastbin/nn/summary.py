@@ -1,5 +1,5 @@
 """The model summary table (larq-style): parameters, bits, bytes, MACs and
-binary ops per layer (re-exported by :mod:`fastbin.inference`)."""
+binary ops per layer."""
 from __future__ import annotations
 
 from .layers import BatchNorm, Dense, Sign
@@ -52,6 +52,4 @@ def summary_table(model) -> str:
     lines.append(f"memory: {total['bytes'] / 1024:.1f} KiB vs {total['float32_bytes'] / 1024:.1f} KiB "
                  f"as float32 ({saving:.1f}x smaller); per sample: {total['macs']} float MACs, "
                  f"{total['binary_ops']} binary (XNOR-popcount) ops")
-    if model.backend.missing:
-        lines.append(f"note: backend uses the NumPy reference for {', '.join(model.backend.missing)}")
     return "\n".join(lines)

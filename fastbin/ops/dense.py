@@ -1,0 +1,93 @@
+"""``x @ sign(W)`` for a dense layer's evaluation path (validated public API).
+
+:func:`dense_sign_matmul` is the product both the trainable model
+(``fastbin.nn.layers.Dense``) and the folded runtime (``fastbin.runtime``) call
+for a binary layer on real-valued input, so that the two give bit-identical
+results: the same function makes the same choice from the shapes alone.
+
+For float ``x`` (m rows) it picks, with the thresholds in ``fastbin._config``
+(``DENSE_*``), the fastest of three exact-to-rounding ways:
+
+* ``"rows"``: the few-row kernel ``sign_dot_rows`` on int8 signs (one row,
+  or tiny products, where a BLAS call costs more than the product);
+* ``"blas"``: NumPy's BLAS on the ±1 float matrix (a few rows, or wide W);
+* ``"packed"``: :func:`fastbin.sign_matmul` on the packed bits (many rows and
+  narrow W, or whenever its threaded kernel is due).
+
+Mirrors ``fastbin.reference.dense_sign_matmul`` (there: always the packed
+product of the specification).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._config import DENSE_BLAS_MAX_ROWS, DENSE_BLAS_MIN_COLS, DENSE_ROWS_MAX_PRODUCT, use_threads
+from .._validate import FLOAT_DTYPES, check_array
+from ..kernels.few_rows import sign_dot_rows
+from ..packed import PackedSigns
+from .convert import signs as _signs
+from .matmul import sign_matmul
+from .pack import pack_weights, unpack_signs
+
+__all__ = ["dense_sign_matmul", "dense_product_kind"]
+
+_UINT8 = np.dtype(np.uint8)
+_INT8 = np.dtype(np.int8)
+
+
+def dense_product_kind(m: int, n: int, k: int) -> str:
+    """How :func:`dense_sign_matmul` computes a float (m, k) @ sign(W) (k, n):
+    ``"rows"``, ``"blas"`` or ``"packed"`` (see the module docstring). Depends
+    only on the shapes and the Numba thread count."""
+    if m == 1 or m * n <= DENSE_ROWS_MAX_PRODUCT:
+        return "rows"
+    if m < DENSE_BLAS_MAX_ROWS:
+        return "blas"
+    if use_threads("sign_matmul", m * n * k, None):
+        return "packed"
+    return "blas" if n >= DENSE_BLAS_MIN_COLS else "packed"
+
+
+def dense_sign_matmul(x, w, *, signs=None, rows=None) -> np.ndarray:
+    """``x @ sign(W)``: ``x`` (m, k) float32/float64 (result of its dtype) or
+    uint8 (exact int32, as :func:`fastbin.sign_matmul`).
+
+    ``w``: the real weights ``W`` (k, n) of ``x``'s dtype, or
+    ``pack_weights(W)``. ``signs`` ((k, n) ±1 of ``x``'s dtype, C-contiguous)
+    and ``rows`` ((n, k) ±1 int8, C-contiguous) are optional caches of
+    ``sign(W)`` and ``sign(W).T`` (a folded model keeps them); what is missing
+    is derived from ``w``."""
+    if type(x) is not np.ndarray or x.ndim != 2:
+        x = check_array("x", x, None, 2)
+    packed = type(w) is PackedSigns
+    if packed:
+        k, n = w.n_bits, w.rows
+    else:
+        w = check_array("w", w, FLOAT_DTYPES, 2)
+        k, n = w.shape
+    if x.shape[1] != k:
+        raise ValueError(f"x must have shape (m, {k}) to match w, got {x.shape}")
+    if x.dtype == _UINT8:
+        return sign_matmul(x, w if packed else pack_weights(w))
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"x must have dtype uint8, float32 or float64, got {x.dtype}")
+    if not packed and w.dtype != x.dtype:
+        raise TypeError(f"w must have x's dtype {x.dtype}, got {w.dtype}")
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
+    kind = dense_product_kind(x.shape[0], n, k)
+    if kind == "rows":
+        if rows is None:
+            rows = unpack_signs(w, _INT8) if packed else np.ascontiguousarray(_signs(w).T).astype(_INT8)
+        elif type(rows) is not np.ndarray or rows.dtype != _INT8 or rows.shape != (n, k) or not rows.flags.c_contiguous:
+            raise ValueError(f"rows must be a C-contiguous int8 array of shape ({n}, {k})")
+        out = np.empty((x.shape[0], n), x.dtype)
+        sign_dot_rows(x, rows, out)
+        return out
+    if kind == "blas":
+        if signs is None:
+            signs = np.ascontiguousarray(unpack_signs(w, x.dtype).T) if packed else _signs(w)
+        elif type(signs) is not np.ndarray or signs.dtype != x.dtype or signs.shape != (k, n):
+            raise ValueError(f"signs must be a {x.dtype} array of shape ({k}, {n})")
+        return x @ signs
+    return sign_matmul(x, w if packed else pack_weights(w))

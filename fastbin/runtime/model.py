@@ -1,0 +1,191 @@
+"""A folded model: stages of precomputed arrays that run a forward pass.
+
+What folding means (done by ``fastbin.nn.fold``, which builds these objects
+from a trained model): a binary dense layer followed by an optional batch norm
+and ``sign`` computes, per output ``j``, ``sign(f_j(dot_j))`` with
+``dot = x @ sign(W)`` and ``f_j`` the evaluation-time affine maps. ``f_j`` is
+monotone in ``dot``, so ``f_j(dot) < 0`` exactly where ``dot < t_j`` (or
+``dot > t_j`` where ``flip_j``): a :class:`SignStage` is one product and one
+threshold test, and its output stays packed. The layers after the last sign
+stage form a :class:`FloatStage` (float logits).
+
+One protocol for every stage: ``stage(a) -> array``, ``a`` float/uint8 rows
+(the model input) or the raw uint64 words (m, n_words) of the previous stage;
+the result is raw words (sign stages) or floats (the float stage). The
+packed-word operations are the engine's (:mod:`fastbin.runtime.engines`), the
+real-valued first-layer product is the backend's ``dense_sign_matmul``: the
+same function the trainable model calls, so folded and unfolded predictions
+are bit-identical. Nothing here imports the trainer.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._config import EVAL_CHUNK
+from .._validate import check_model_input
+from ..ops.backend import get_backend
+from ..reference import bn_affine, dense_affine
+
+__all__ = ["InferenceModel", "SignStage", "FloatStage", "SignWeights", "BinaryDense", "FloatDense",
+           "BatchNormOp", "Activation"]
+
+_UINT8, _UINT64 = np.dtype(np.uint8), np.dtype(np.uint64)
+
+
+class SignWeights:
+    """``sign(W)`` of a binary dense layer in the forms its products use:
+    ``packed`` (``pack_weights(W)``, (n_out, n_in) bits), ``signs`` (±1
+    (n_in, n_out) of the model dtype, for BLAS) and ``rows`` (±1 int8
+    (n_out, n_in), for the few-row kernel); ``dot(x)`` is the backend's
+    ``dense_sign_matmul`` with them."""
+
+    def __init__(self, backend, packed, signs, rows):
+        self.backend, self.packed, self.signs, self.rows = get_backend(backend), packed, signs, rows
+
+    def dot(self, x):
+        return self.backend.dense_sign_matmul(x, self.packed, signs=self.signs, rows=self.rows)
+
+
+class SignStage:
+    """Binary dense (+ batch norm) + sign: float/uint8 rows (first stage only)
+    or packed words in, packed words (m, ceil(n_out/64)) out.
+
+    ``thresholds``: dict input kind -> ``(t, flip)``: ``"packed"`` (int64
+    thresholds on the integer dot of ±1 input), and for the first stage
+    ``"uint8"`` (int64, raw pixels: the 1/255 sits in the scale) and
+    ``"float"`` (thresholds of the model dtype)."""
+
+    kind = "sign"
+
+    def __init__(self, engine, weights: SignWeights, thresholds: dict, dtype):
+        self.engine, self.weights, self.thresholds, self.dtype = engine, weights, thresholds, np.dtype(dtype)
+        self.n_out = weights.packed.rows
+
+    def __call__(self, a):
+        if a.dtype == _UINT64:
+            t, flip = self.thresholds["packed"]
+            return self.engine.dense_sign(a, self.weights.packed, t, flip)
+        dot = self.weights.dot(a)
+        if a.dtype == _UINT8:
+            t, flip = self.thresholds["uint8"]
+        else:
+            dot = dot.astype(self.dtype, copy=False)
+            t, flip = self.thresholds["float"]
+        return self.engine.threshold(dot, t, flip)
+
+
+class BinaryDense:
+    """A binary dense layer's evaluation path, everything precomputed:
+    ``dot * scale + bias`` (``fastbin.reference.dense_affine``) with
+    ``dot = x @ sign(W)``; ``scale_uint8`` holds the 1/255 of raw pixels."""
+
+    def __init__(self, engine, weights: SignWeights, scale_float, scale_uint8, bias, dtype):
+        self.engine, self.weights, self.dtype = engine, weights, np.dtype(dtype)
+        self.scale_float, self.scale_uint8, self.bias = scale_float, scale_uint8, bias
+
+    def __call__(self, x):
+        dot = self.weights.dot(x)
+        uint8_input = x.dtype == _UINT8
+        if uint8_input or dot.dtype != self.dtype:
+            dot = dot.astype(self.dtype)
+        return dense_affine(dot, self.scale_uint8 if uint8_input else self.scale_float, self.bias, out=dot)
+
+    def packed_input(self, a):
+        """On packed ±1 input (raw words): the exact integer product."""
+        dot = self.engine.binary_dot(a, self.weights.packed, self.dtype)
+        return dense_affine(dot, self.scale_float, self.bias, out=dot)
+
+
+class FloatDense:
+    """A float dense layer: ``(x - input_offset) @ W + b``, uint8 input
+    meaning ``x / 255``."""
+
+    def __init__(self, w, bias, input_offset, dtype):
+        self.w, self.bias, self.input_offset, self.dtype = w, bias, input_offset, np.dtype(dtype)
+
+    def __call__(self, x):
+        if x.dtype == _UINT8:
+            x = x.astype(self.dtype) / self.dtype.type(255)
+        if self.input_offset is not None:
+            x = x - self.input_offset
+        z = x @ self.w
+        if self.bias is not None:
+            z += self.bias
+        return z
+
+
+class BatchNormOp:
+    """Batch norm at evaluation time (``fastbin.reference.bn_affine``)."""
+
+    def __init__(self, mean, k, beta):
+        self.mean, self.k, self.beta = mean, k, beta
+
+    def __call__(self, x):
+        return bn_affine(x, self.mean, self.k, self.beta)
+
+
+class Activation:
+    """``tanh``, ``hardtanh`` (``clip(x, -1, 1)``) or ``sign`` (±1,
+    sign(0) = +1, the backend's ``signs``)."""
+
+    def __init__(self, kind, backend):
+        if kind not in ("tanh", "hardtanh", "sign"):
+            raise ValueError(f"unknown activation {kind!r}")
+        self.kind, self.backend = kind, get_backend(backend)
+
+    def __call__(self, x):
+        if self.kind == "tanh":
+            return np.tanh(x)
+        if self.kind == "hardtanh":
+            return np.clip(x, -1, 1)
+        return self.backend.signs(x)
+
+
+class FloatStage:
+    """The layers after the last sign stage, evaluated in floats. On packed
+    input a binary first layer takes the exact integer product; any other
+    first layer sees the ±1 floats."""
+
+    kind = "float"
+
+    def __init__(self, engine, ops, n_in, dtype):
+        self.engine, self.ops, self.n_in, self.dtype = engine, list(ops), int(n_in), np.dtype(dtype)
+
+    def __call__(self, a):
+        ops = self.ops
+        if a.dtype == _UINT64:
+            if isinstance(ops[0], BinaryDense):
+                a = ops[0].packed_input(a)
+                ops = ops[1:]
+            else:
+                a = self.engine.unpack(a, self.n_in, self.dtype)
+        for op in ops:
+            a = op(a)
+        return a
+
+
+class InferenceModel:
+    """Frozen, folded model: ``forward(x)`` logits (m, n_classes),
+    ``predict(x)`` classes (m,). ``x`` (m, n_in) float in [0, 1] or raw uint8
+    pixels. ``backend`` names the engine and functions it runs on."""
+
+    def __init__(self, stages, n_in, dtype, backend="fastbin"):
+        self.stages, self.n_in, self.dtype = list(stages), int(n_in), np.dtype(dtype)
+        self.backend = get_backend(backend)
+
+    def forward(self, x):
+        x = check_model_input(x, self.n_in, self.dtype)
+        if x.shape[0] <= EVAL_CHUNK:
+            return self._run(x)
+        return np.concatenate([self._run(x[i : i + EVAL_CHUNK]) for i in range(0, x.shape[0], EVAL_CHUNK)])
+
+    def _run(self, a):
+        for stage in self.stages:
+            a = stage(a)
+        return a
+
+    def predict(self, x):
+        return self.forward(x).argmax(axis=1)
+
+    def __repr__(self):
+        return f"InferenceModel(stages={[s.kind for s in self.stages]})"
