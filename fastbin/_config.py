@@ -81,8 +81,7 @@ JIT_OPTIONS: dict = dict(
 #: a threaded kernel is used instead of the serial one. An empty parallel region
 #: costs 1-2 us on the 2-core development machine, so small calls stay serial.
 PARALLEL_MIN_WORK: dict[str, int] = {
-    # H1: serial ~10 Gword/s, ~25 GMAC/s, ~8 Gelem/s on Zen 4, so each
-    # threshold is ~50-130 us of serial work (timings noisy on a shared box).
+    # each about 50-130 us of serial work (benchmarks/results/tuning-notes.md)
     "binary_matmul": 1 << 19,  # m * n * n_words word operations
     "sign_matmul": 1 << 21,  # m * n * k multiply-adds
     "pack_signs": 1 << 20,  # elements
@@ -91,10 +90,8 @@ PARALLEL_MIN_WORK: dict[str, int] = {
 
 #: ``sign_matmul`` on float rows: below this many rows of ``x`` the kernels
 #: sum ``x`` signed straight from ``W``'s bits; from it on they unpack ``W``
-#: to a ±1 buffer once and reuse it for every row. Measured crossover on
-#: Zen 4 (k = 784, n = 10 and 100, kernels alone): float32 bits faster up to
-#: m = 7 (1.58 vs 2.23 us at m = 4), about equal at m = 8; float64 faster up
-#: to m = 4, about equal or slower from m = 5 (64 doubles per word: 8 zmm).
+#: to a ±1 buffer once and reuse it for every row (crossover measured on
+#: Zen 4: benchmarks/results/tuning-notes.md).
 SIGN_MATMUL_UNPACK_MIN_ROWS_F32: int = 8
 SIGN_MATMUL_UNPACK_MIN_ROWS_F64: int = 5
 
@@ -147,13 +144,8 @@ def vector_registers(magic_tuple: tuple[str, str, str]) -> int:
 #: register-block shape of ``sign_matmul``'s float dot products
 #: (``fastbin.kernels._dot_blocks``): 4 x 5 blocks (20 accumulators) with 32
 #: registers, as measured on Zen 4 (AVX-512); 4 x 3 blocks (12 accumulators +
-#: 3 loaded rows, no spills) with 16. Measured on Zen 2 (AVX2, 16 ymm;
-#: unpack + dot kernels alone, medians of interleaved runs, NumPy ``x @ signs``
-#: single-threaded in the same run): float32 128 x 784 -> 10: 4x5 45.6 us,
-#: 4x3 33.0, 6x2 32.7, 5x2 33.3, 3x3 36.7, 2x4 42, 3x4 61 (NumPy 57.6);
-#: -> 100: 4x5 435, 4x3 277, 6x2 285 (NumPy 302); float64 128 x 784 -> 10:
-#: 4x5 95.3, 4x3 72.5, 6x2 82.9 (NumPy 131); -> 100: 4x5 959, 4x3 698,
-#: 6x2 754 (NumPy 731). The 4x5 loop spilled ~70 ymm values per iteration.
+#: 3 loaded rows, no spills) with 16 (the 4 x 5 loop spilled on AVX2;
+#: measurements: benchmarks/results/tuning-notes.md).
 #: Decided at import from ``magic_tuple()``: safe with ``cache=True`` because
 #: Numba keys every cache entry by that same tuple (see above), so machine
 #: code compiled with one block shape is only loaded on a CPU that picks the
@@ -179,9 +171,8 @@ def vector_popcount(magic_tuple: tuple[str, str, str]) -> bool:
 VECTOR_POPCOUNT: bool = vector_popcount(_MAGIC_TUPLE)
 
 #: Whether ``sign_matmul`` on uint8 rows may take the exact float32 path
-#: (below). Only without a native vector popcount: with VPOPCNTDQ (Zen 4) the
-#: bit-plane kernel measured 24.6 us at 128 x 784 -> 10 (2.2x NumPy) and the
-#: float path was not measured there, so that CPU keeps the bit-planes.
+#: (below). Only without a native vector popcount: with VPOPCNTDQ the
+#: bit-plane kernel is fast and the float path was not measured there.
 #: Chosen at import from the same tuple as the cache key (see above).
 SIGN_MATMUL_UINT8_FLOAT_PATH: bool = not VECTOR_POPCOUNT
 
@@ -191,13 +182,8 @@ SIGN_MATMUL_UINT8_FLOAT_PATH: bool = not VECTOR_POPCOUNT
 #: ``m >= MIN_ROWS * n / (n + HALF_COLS)`` rows on: unpacking costs ~n, the
 #: saving per row is a row's plane split plus a little per output (the float
 #: block product beat the plane popcounts per output), so few rows repay a
-#: narrow W and at most ``MIN_ROWS`` a wide one. Measured on Zen 2 (AVX2, no
-#: VPOPCNTDQ; 4 x 3 dot blocks; k = 784, kernels alone, float/bits time
-#: ratios interleaved in one run): n = 10: 1.09 at m = 3, 0.82 at m = 4,
-#: 0.39 at m = 128; n = 30: 0.90 at m = 8; n = 50: 1.08 at 8, 0.77 at 16;
-#: n = 100: 1.33 at 8, 0.96 at 16, 1.04 at 32, 0.62 at 128; n = 256: 1.19 at
-#: 16, 0.94 at 32, 0.68 at 128. Thresholds: m = 4 (n = 10), 21 (n = 100),
-#: 30 (n = 256). With AVX-512 VPOPCNTDQ the bit-planes are faster: re-measure.
+#: narrow W and at most ``MIN_ROWS`` a wide one (fitted on Zen 2:
+#: benchmarks/results/tuning-notes.md).
 SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS: int = 40
 SIGN_MATMUL_UINT8_FLOAT_HALF_COLS: int = 92
 
