@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
+import fastbin
 from fastbin.nn.fold import Affine, float_thresholds, int_thresholds
-from fastbin.runtime import InferenceModel
 from fastbin.nn.layers import BatchNorm, Dense
 from fastbin.nn.model import mlp, softmax_regression
 from fastbin.nn.optim import Adam
-import fastbin
+from fastbin.runtime import InferenceModel
 
 BACKENDS = ["reference", "fastbin"]
 
@@ -17,7 +17,7 @@ def _randomise(model, rng, ties_from=None):
     ``ties_from`` (uint8 input) the running means sit exactly on attained
     pre-activations so that some outputs are exactly 0 (a tie)."""
     for layer in model.layers:
-        for name, value in layer.params.items():
+        for value in layer.params.values():
             value[...] = rng.normal(0, 1, value.shape)
         if isinstance(layer, BatchNorm):
             layer.params["gamma"][...] *= rng.choice([-1, 1], layer.n)
@@ -114,7 +114,7 @@ def test_folded_equals_unfolded_after_training(backend, rng):
     x = np.clip(0.5 + 0.25 * (centers[labels] + rng.normal(0, 1, (n, k))), 0, 1).astype(np.float32)
     model = mlp([k, 32, 16, 4], binary_weights=True, binary_activations=True, seed=0, backend=backend)
     opt = Adam(1e-2)
-    for i in range(60):
+    for _ in range(60):
         idx = rng.integers(0, n, 64)
         model.train_step(x[idx], labels[idx], opt)
     folded = model.to_inference()

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from fastbin.nn.layers import BatchNorm, Dense, HardTanh, Sign, Tanh
-from fastbin.ops.backend import get_backend
 from fastbin.nn.model import mlp, softmax_regression
+from fastbin.ops.backend import get_backend
 
 BACKENDS = ["reference", "fastbin"]
 
@@ -60,13 +60,13 @@ def test_binary_dense_gradient_is_the_effective_weights_gradient(backend, scale,
     kw = dict(activation="tanh", init="normal", sigma=0.5, seed=3, backend=backend, dtype="float64")
     binary = mlp([8, 5, 3], binary_weights=True, scale=scale, **kw)
     twin = mlp([8, 5, 3], **kw)
-    for lb, lt in zip(binary.layers, twin.layers):
+    for lb, lt in zip(binary.layers, twin.layers, strict=True):
         if isinstance(lb, Dense):
             lt.params["W"][...] = lb.effective_weights()
             lt.params["b"][...] = lb.params["b"]
     x, labels = rng.random((10, 8)), rng.integers(0, 3, 10)
     assert binary.compute_gradients(x, labels) == pytest.approx(twin.compute_gradients(x, labels), rel=1e-12)
-    for lb, lt in zip(binary.layers, twin.layers):
+    for lb, lt in zip(binary.layers, twin.layers, strict=True):
         for name in lb.grads:
             np.testing.assert_allclose(lb.grads[name], lt.grads[name], rtol=1e-12, atol=1e-14)
     _check_gradients(twin, x, labels)

@@ -116,7 +116,7 @@ def test_softmax_regression_notebook_init():
 
 def test_mlp_layout():
     model = mlp([784, 200, 100, 10], binary_weights=True, binary_activations=True)
-    kinds = [l.kind for l in model.layers]
+    kinds = [layer.kind for layer in model.layers]
     assert kinds == ["dense", "batchnorm", "sign", "dense", "batchnorm", "sign", "dense", "batchnorm"]
     assert model.parameter_count() == 784 * 200 + 200 * 100 + 100 * 10 + 2 * (200 + 100 + 10)
     text = model.summary()
@@ -183,13 +183,13 @@ def test_packed_training_forward_is_bit_identical(rng):
     x = rng.random((40, 30), dtype=np.float32)
     labels = rng.integers(0, 4, 40)
     models = [mlp([30, 70, 65, 4], binary_weights=True, binary_activations=True, seed=5) for _ in range(2)]
-    assert [getattr(l, "sign_input", False) for l in models[0].layers] == [
+    assert [getattr(layer, "sign_input", False) for layer in models[0].layers] == [
         False, False, False, True, False, False, True, False]
     for layer in models[1].layers:
         layer.sign_input = False  # force the float path
     opts = [Adam(1e-2), Adam(1e-2)]
     for _ in range(5):
-        losses = [m.train_step(x, labels, o) for m, o in zip(models, opts)]
+        losses = [m.train_step(x, labels, o) for m, o in zip(models, opts, strict=True)]
         assert losses[0] == losses[1]
-    for (_, a, _, _), (_, b, _, _) in zip(models[0].groups, models[1].groups):
+    for (_, a, _, _), (_, b, _, _) in zip(models[0].groups, models[1].groups, strict=True):
         np.testing.assert_array_equal(a, b)

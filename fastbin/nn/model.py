@@ -46,10 +46,10 @@ class Model:
         self.backend = get_backend(backend)
         self.dtype = np.dtype(dtype)
         self.n_in = self.layers[0].n_in
-        self.n_classes = [l for l in self.layers if isinstance(l, Dense)][-1].n_out
+        self.n_classes = [layer for layer in self.layers if isinstance(layer, Dense)][-1].n_out
         for layer in self.layers:
             layer.backend = self.backend
-        for before, layer in zip(self.layers, self.layers[1:]):
+        for before, layer in zip(self.layers, self.layers[1:], strict=False):
             if isinstance(layer, Dense):
                 layer.sign_input = isinstance(before, Sign)
         self._flatten()
@@ -162,7 +162,7 @@ class Model:
         weights are stored as packed signs (1 bit each, plus ``alpha``) unless
         ``latent`` (also keep the real-valued weights, to resume training)."""
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, "config": self.config,
-                "dtype": self.dtype.name, "layers": [l.config() for l in self.layers], "latent": bool(latent)}
+                "dtype": self.dtype.name, "layers": [layer.config() for layer in self.layers], "latent": bool(latent)}
         arrays = {}
         for i, layer in enumerate(self.layers):
             for name, value in list(layer.params.items()) + list(layer.buffers.items()):
@@ -236,7 +236,7 @@ def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=Fa
     rng = np.random.default_rng(seed)
     layers = []
     n_layers = len(sizes) - 1
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         last = i == n_layers - 1
         bn = output_bn if last else batch_norm
         layers.append(Dense(n_in, n_out, binary=binary_weights, scale=scale, bias=not bn, init=init,
@@ -295,7 +295,7 @@ def load(path, *, backend="fastbin") -> Model:
 
 
 def _restore(model, meta, arrays):
-    if [l.config() for l in model.layers] != meta["layers"]:
+    if [layer.config() for layer in model.layers] != meta["layers"]:
         raise ValueError("layer list does not match the configuration")
     unpack = model.backend.unpack_signs
     for i, layer in enumerate(model.layers):

@@ -27,8 +27,8 @@ from ..kernels.linear_ce import (
     linear_softmax_ce_parallel,
     linear_softmax_ce_targets,
 )
-from ..kernels.updates import partial_overlap
 from ..kernels.softmax_ce import count_labels_out_of_range, softmax_ce_labels, softmax_ce_targets
+from ..kernels.updates import partial_overlap
 from ..packed import PackedSigns
 
 __all__ = ["softmax_cross_entropy", "linear_softmax_cross_entropy"]
