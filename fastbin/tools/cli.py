@@ -164,6 +164,12 @@ def _cmd_train(args, parser):
     from ..nn.train import fit
 
     fit_args = {}
+    schedule = None
+    if not args.recipe:  # arguments are checked before any data is loaded
+        try:
+            schedule = parse_schedule(args.schedule)
+        except ValueError as exc:
+            parser.error(str(exc))
     data = load_data(args.dataset, args.data_dir)
     if args.recipe:
         recipe = RECIPES[args.recipe]
@@ -171,10 +177,6 @@ def _cmd_train(args, parser):
         opt = recipe.optimizer()
         fit_args = recipe.fit_args()
     else:
-        try:
-            schedule = parse_schedule(args.schedule)
-        except ValueError as exc:
-            parser.error(str(exc))
         if args.model == "softmax":
             model = softmax_regression(784, 10, binary_weights=args.binary_weights, scale=args.scale,
                                        seed=args.seed, backend=args.backend)
