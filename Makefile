@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip --disable-pip-version-check -q
 STAMP   = $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: help venv test test-nojit test-fast demo bench bench-quick bench-torch clean
+.PHONY: help venv test test-nojit test-fast lint demo bench bench-quick bench-torch clean clean-cache
 
 help:
 	@echo "make test        create .venv, install .[test], run the test suite"
@@ -15,6 +15,8 @@ help:
 	@echo "make bench-quick every benchmark once with small sizes (CI)"
 	@echo "make bench-torch install torch (pinned CPU build, TORCH_SPEC) if missing, then make bench"
 	@echo "make bench-compare BASELINE=old.json [THRESHOLD=1.25] [FAIL=1] [NO_RUN=1]"
+	@echo "make lint        ruff: pyflakes, pycodestyle, import order, bugbear, pyupgrade"
+	@echo "make clean-cache delete Numba's on-disk kernel cache"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,9 @@ venv: $(VENV)/.installed-test
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
+
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff check fastbin tests benchmarks
 
 test-nojit: $(VENV)/.installed-test
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -m "not slow"
@@ -68,6 +73,10 @@ bench-compare: $(VENV)/.installed-bench
 	@test -n "$(BASELINE)" || { echo "usage: make bench-compare BASELINE=saved/bench.json [THRESHOLD=1.25] [FAIL=1] [NO_RUN=1]"; exit 2; }
 	$(BENCH) $(if $(NO_RUN),--no-run) --compare $(BASELINE) --threshold $(THRESHOLD) $(if $(FAIL),--fail)
 
-clean:
+clean-cache:
+	find fastbin -name '*.nbi' -delete -o -name '*.nbc' -delete
+	$(if $(NUMBA_CACHE_DIR),rm -rf $(NUMBA_CACHE_DIR))
+
+clean: clean-cache
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis bench-results
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

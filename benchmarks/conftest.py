@@ -20,7 +20,6 @@ for _name in _BLAS_ENV:
 import platform  # noqa: E402
 
 import pytest  # noqa: E402
-
 from benchutil import QUICK  # noqa: E402
 
 _CPU_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vpopcntdq", "avx512_bitalg", "popcnt")

@@ -8,8 +8,8 @@
   GFLOP/s (2 flops per multiply-add). Float rows are divided by this.
 """
 import numpy as np
-
 from benchutil import measure, size
+
 from fastbin._config import jit
 from fastbin.kernels._popcount import popcount
 

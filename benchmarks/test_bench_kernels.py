@@ -6,10 +6,10 @@ Inputs are built before timing, every implementation is checked once against
 """
 import numpy as np
 import pytest
-
-import fastbin.reference as ref
 from baselines import numpy_pack_signs, torch_linear_ce_grads, torch_softmax_ce, with_threads
 from benchutil import QUICK, assert_same, measure, need_fastbin, pm_one, size
+
+import fastbin.reference as ref
 
 # --------------------------------------------------------------------------
 # Sizes: stable group ids; only "large" shrinks in quick mode

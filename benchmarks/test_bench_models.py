@@ -8,7 +8,6 @@ its note (``Backend.missing``).
 """
 import numpy as np
 import pytest
-
 from baselines import (
     autograd_mlp_step,
     numpy_binary_forward,

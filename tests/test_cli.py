@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from fastbin.tools.cli import main
 from fastbin.nn.model import mlp
+from fastbin.tools.cli import main
 
 
 def _run(*args):

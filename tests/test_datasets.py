@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from fastbin.io import datasets as ds
-from fastbin.io.idx import write_idx
 from fastbin.io.datasets import BatchIterator, dataset_source, load_dataset, load_fashion_mnist, load_mnist, one_hot
+from fastbin.io.idx import write_idx
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 needs_debian = pytest.mark.skipif(

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from fastbin.tools import demo
 from fastbin.io.datasets import Dataset
+from fastbin.tools import demo
 
 
 def _toy_dataset(rng, n=300, n_test=60):

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_datasets import isolated, make_dataset, needs_debian, upstream_bytes  # noqa: F401 (fixture)
 
 from fastbin.io import datasets as ds
-from fastbin.io.download import DownloadError, download_file
 from fastbin.io.datasets import load_fashion_mnist, load_mnist
-
-from test_datasets import isolated, make_dataset, needs_debian, upstream_bytes  # noqa: F401 (fixture)
+from fastbin.io.download import DownloadError, download_file
 
 pytestmark = pytest.mark.network
 

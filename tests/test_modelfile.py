@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from fastbin.bits import n_words_for
 from fastbin.io import modelfile
 from fastbin.io.modelfile import MAGIC, ModelFileError, load_arrays, save_arrays
-from fastbin.bits import n_words_for
 from fastbin.packed import PackedSigns
 
 

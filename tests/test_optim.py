@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from fastbin import reference
-from fastbin.ops.backend import get_backend
 from fastbin.nn.optim import SGD, Adam, DecayOnRise, StepDecay, parse_schedule
+from fastbin.ops.backend import get_backend
 
 BACKENDS = ["reference", "fastbin"]
 

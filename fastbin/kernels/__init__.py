@@ -12,9 +12,6 @@ from .binary_matmul import (
     binary_matmul_kernel,
     binary_matmul_parallel,
 )
-from .pack import pack_columns, pack_rows, pack_rows_parallel, padding_is_zero, unpack_rows
-from .sign_matmul import sign_matmul_float, sign_matmul_float_parallel, sign_matmul_uint8
-from .softmax_ce import ce_block_labels, ce_block_targets, exp_nonpositive, softmax_ce_labels, softmax_ce_targets
 from .linear_ce import (
     linear_softmax_ce_labels,
     linear_softmax_ce_packed_labels,
@@ -22,6 +19,9 @@ from .linear_ce import (
     linear_softmax_ce_parallel,
     linear_softmax_ce_targets,
 )
+from .pack import pack_columns, pack_rows, pack_rows_parallel, padding_is_zero, unpack_rows
+from .sign_matmul import sign_matmul_float, sign_matmul_float_parallel, sign_matmul_uint8
+from .softmax_ce import ce_block_labels, ce_block_targets, exp_nonpositive, softmax_ce_labels, softmax_ce_targets
 from .updates import adam_update_flat, sgd_update_flat
 
 __all__ = [

@@ -13,9 +13,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._config import jit_disabled
-from ._popcount import popcount
 from ._llvm import intp_args as _intp_args
 from ._llvm import is_words as _is_words
+from ._popcount import popcount
 
 __all__ = ["LANES", "transpose_8x8", "lane_blocks", "lane_block_llvm", "native_counts"]
 

@@ -19,9 +19,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._config import jit_disabled
-from ._popcount import popcount
 from ._llvm import intp_args as _intp_args
 from ._llvm import is_words as _is_words
+from ._popcount import popcount
 
 __all__ = ["signed_dot", "plane_words", "plane_dot"]
 
@@ -66,7 +66,7 @@ def _signed_dot_llvm(typingctx, x, i, w_bits, j):
         x_type, _, w_type, _ = signature.args
         x_array = context.make_array(x_type)(context, builder, x_value)
         w_array = context.make_array(w_type)(context, builder, w_value)
-        i32, i64 = ir.IntType(32), ir.IntType(64)
+        i32 = ir.IntType(32)
         intp = context.get_value_type(types.intp)
         elem = context.get_value_type(x_type.dtype)
         align = context.get_abi_sizeof(elem)

@@ -42,9 +42,9 @@ import numpy as np
 from numba import prange
 
 from .._config import VECTOR_POPCOUNT, jit, jit_parallel
-from ._popcount import popcount
 from ._lanes import LANES, lane_blocks, transpose_8x8
 from ._lanes_bytes import byte_lane_blocks
+from ._popcount import popcount
 from .pack import aligned_words, padding_is_zero
 from .threshold import below_word, signed_thresholds
 

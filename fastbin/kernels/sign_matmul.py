@@ -51,11 +51,11 @@ from .._config import (
     jit,
     jit_parallel,
 )
+from ._dot_blocks import ROW_BLOCK
+from ._dot_blocks import dot_rows as _dot_rows
 from ._sign_lanes import plane_dot as _plane_dot
 from ._sign_lanes import plane_words as _plane_words
 from ._sign_lanes import signed_dot as _signed_dot
-from ._dot_blocks import ROW_BLOCK
-from ._dot_blocks import dot_rows as _dot_rows
 from .pack import padding_is_zero, unpack_rows
 
 __all__ = [

@@ -158,10 +158,10 @@ def _load_model(path, backend="fastbin"):
 
 
 def _cmd_train(args, parser):
-    from .demo import RECIPES, load_data
     from ..nn.model import mlp, softmax_regression
     from ..nn.optim import SGD, Adam, parse_schedule
     from ..nn.train import fit
+    from .demo import RECIPES, load_data
 
     fit_args = {}
     schedule = None
@@ -253,7 +253,8 @@ def _cmd_summary(args, parser):
 
 
 def _cmd_demo(args, parser):
-    from .demo import RECIPES, main as demo_main
+    from .demo import RECIPES
+    from .demo import main as demo_main
 
     for name in args.recipes or []:
         if name not in RECIPES:
