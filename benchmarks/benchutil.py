@@ -18,13 +18,10 @@ import contextlib
 import os
 
 import numpy as np
-import pytest
 
 __all__ = [
     "QUICK",
     "measure",
-    "need_fastbin",
-    "need_models",
     "numba_threads",
     "size",
     "pm_one",
@@ -41,26 +38,6 @@ SINGLE_THREAD_IMPLS = frozenset({"reference", "numpy", "fastbin", "torch", "auto
 def size(full, quick):
     """``full`` normally, ``quick`` under ``FASTBIN_BENCH_QUICK=1``."""
     return quick if QUICK else full
-
-
-def need_fastbin(*names: str):
-    """The ``fastbin`` module, or skip when one of ``names`` is not public yet."""
-    import fastbin
-
-    missing = [name for name in names if not hasattr(fastbin, name)]
-    if missing:
-        pytest.skip(f"fastbin.{', fastbin.'.join(missing)} does not exist yet (fast API not landed)")
-    return fastbin
-
-
-def need_models():
-    """``(fastbin.models, fastbin.optim)``, or skip while they are missing."""
-    try:
-        import fastbin.nn.model as models
-        import fastbin.nn.optim as optim
-    except ImportError as exc:  # ModuleNotFoundError included
-        pytest.skip(f"fastbin.models / fastbin.optim not available yet: {exc}")
-    return models, optim
 
 
 @contextlib.contextmanager

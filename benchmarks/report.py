@@ -60,7 +60,8 @@ BARS: tuple[Bar, ...] = (
     Bar("softmax-CE 128x10 vs reference", "softmax_ce/128x10", FAST, "reference", 6.0),
     Bar("fused linear+softmax-CE 128x784x10 vs reference", "linear_softmax_ce/128x784x10", FAST, "reference", 2.5),
     Bar("fused linear+softmax-CE 128x784x10 vs torch", "linear_softmax_ce/128x784x10", FAST, "torch", 5.0),
-    Bar("MLP 784-200-100-10 Adam step vs autograd (notebook 004: float64)", "train_mlp_adam/784-200-100-10", FAST, "autograd", 3.0),
+    Bar("MLP 784-200-100-10 Adam step vs autograd (notebook 004: float64)", "train_mlp_adam/784-200-100-10", FAST,
+        "autograd", 3.0),
     Bar("MLP 784-200-100-10 Adam step vs torch", "train_mlp_adam/784-200-100-10", FAST, "torch", 1.2),
     Bar("BinaryConnect training step (batch 128) vs reference",
         "train_softmax_regression_binaryconnect/batch128", FAST, "reference", 8.0),
@@ -284,7 +285,8 @@ def render_readme_section(data, stat: str = "median") -> str:
         f"{_stat_line(stat)}; single thread unless the column says threaded. Ratios are speed-ups of `fastbin`",
         "(> 1 means fastbin is faster).", *_quick_warning(data), "",
         *render_machine(data),
-        "- Ceilings: " + (", ".join(f"{CEILING_GROUPS[u]} {fmt_rate(r, u)}" for u, r in rates.items()) or "not measured"),
+        "- Ceilings: "
+        + (", ".join(f"{CEILING_GROUPS[u]} {fmt_rate(r, u)}" for u, r in rates.items()) or "not measured"),
         "", *render_bars(groups, _is_quick(data)), "", *render_summary(groups),
     ]
     return "\n".join(lines) + "\n"

@@ -7,8 +7,9 @@ Inputs are built before timing, every implementation is checked once against
 import numpy as np
 import pytest
 from baselines import numpy_pack_signs, torch_linear_ce_grads, torch_softmax_ce, with_threads
-from benchutil import QUICK, assert_same, measure, need_fastbin, pm_one, size
+from benchutil import QUICK, assert_same, measure, pm_one, size
 
+import fastbin
 import fastbin.reference as ref
 
 # --------------------------------------------------------------------------
@@ -52,7 +53,7 @@ def test_pack_signs(benchmark, rng, size_id, impl):
     elif impl == "numpy":
         fn = lambda: numpy_pack_signs(x)  # noqa: E731
     else:
-        fast = _fast(impl, need_fastbin("pack_signs").pack_signs)
+        fast = _fast(impl, fastbin.pack_signs)
         fn = lambda: fast(x)  # noqa: E731
     out = measure(
         benchmark, fn, group=f"pack_signs/{size_id}", impl=impl, shape=f"{m}x{k} float32",
@@ -96,7 +97,7 @@ def test_binary_matmul(benchmark, request, rng, size_id, impl):
         fn = lambda: (ta @ tw).numpy()  # noqa: E731
         work, unit = 2.0 * m * n * k, "flop"
     else:
-        fast = _fast(impl, need_fastbin("binary_matmul").binary_matmul)
+        fast = _fast(impl, fastbin.binary_matmul)
         fn = lambda: fast(a, w)  # noqa: E731
     out = measure(
         benchmark, fn, group=f"binary_matmul/{size_id}", impl=impl, shape=f"{m}x{k}x{n}",
@@ -139,7 +140,7 @@ def test_sign_matmul(benchmark, request, rng, dtype, size_id, impl):
         else:
             fn = lambda: (tx @ tw).numpy()  # noqa: E731
     else:
-        fast = _fast(impl, need_fastbin("sign_matmul").sign_matmul)
+        fast = _fast(impl, fastbin.sign_matmul)
         fn = lambda: fast(x, w)  # noqa: E731
     out = measure(
         benchmark, fn, group=f"sign_matmul_{dtype}/{size_id}", impl=impl,
@@ -163,7 +164,7 @@ def test_softmax_cross_entropy(benchmark, request, rng, impl):
     elif impl == "torch":
         fn = torch_softmax_ce(request.getfixturevalue("torch"), logits, labels)
     else:
-        fast = need_fastbin("softmax_cross_entropy").softmax_cross_entropy
+        fast = fastbin.softmax_cross_entropy
         fn = lambda: fast(logits, labels)  # noqa: E731
     loss, grad = measure(benchmark, fn, group="softmax_ce/128x10", impl=impl, shape="128x10 float32")
     want_loss, want_grad = ref.softmax_cross_entropy(logits, labels)
@@ -186,7 +187,7 @@ def test_linear_softmax_cross_entropy(benchmark, request, rng, weights, impl):
     elif impl == "torch":
         fn = torch_linear_ce_grads(request.getfixturevalue("torch"), x, w_dense, b, labels)
     else:
-        fast = need_fastbin("linear_softmax_cross_entropy").linear_softmax_cross_entropy
+        fast = fastbin.linear_softmax_cross_entropy
         fn = lambda: fast(x, w, b, labels)  # noqa: E731
     group = "linear_softmax_ce" if weights == "float" else "linear_softmax_ce_packed"
     loss, dw, db = measure(
@@ -228,7 +229,7 @@ def test_sgd_clip_update(benchmark, request, rng, size_id, impl):
                 for p, g in zip(tp, tg):
                     p.add_(g, alpha=-lr).clamp_(-1.0, 1.0)
     else:
-        update = ref.sgd_update if impl == "reference" else need_fastbin("sgd_update").sgd_update
+        update = ref.sgd_update if impl == "reference" else fastbin.sgd_update
 
         def fn():
             for p, g in zip(params, grads):
@@ -254,7 +255,7 @@ def test_adam_update(benchmark, request, rng, size_id, impl):
         opt = torch.optim.Adam(tp, lr=lr)
         fn = opt.step
     else:
-        update = ref.adam_update if impl == "reference" else need_fastbin("adam_update").adam_update
+        update = ref.adam_update if impl == "reference" else fastbin.adam_update
         moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
 
         def fn():

@@ -1,10 +1,8 @@
-"""Whole training steps and whole inference calls, through ``fastbin.models``.
+"""Whole training steps and whole inference calls, through ``fastbin.nn.model``.
 
 ``reference`` rows run the same model on ``backend="reference"`` (plain
 NumPy); ``fastbin`` rows on ``backend="fastbin"`` with Numba pinned to one
-thread; ``fastbin-threaded`` with Numba's default thread count. A fastbin row
-whose backend still falls back to the reference for some kernels says so in
-its note (``Backend.missing``).
+thread; ``fastbin-threaded`` with Numba's default thread count.
 """
 import numpy as np
 import pytest
@@ -15,12 +13,10 @@ from baselines import (
     torch_mlp_step,
     torch_softmax_regression_step,
 )
-from benchutil import measure, need_models, size
+from benchutil import measure, size
 
-
-def _note(model) -> str:
-    missing = getattr(model.backend, "missing", [])
-    return f"reference kernels used for: {', '.join(missing)}" if missing else ""
+import fastbin.nn.model as models
+import fastbin.nn.optim as optim
 
 
 def _backend(impl):
@@ -45,19 +41,16 @@ def test_train_softmax_regression(benchmark, request, rng, variant, impl):
     m = 128
     x, labels = _batch(rng, m)
     binary = variant == "binaryconnect"
-    note = ""
     if impl == "torch":
         fn = torch_softmax_regression_step(request.getfixturevalue("torch"), x, labels, binary=binary, lr=SR_LR)
     else:
-        models, optim = need_models()
         model = models.softmax_regression(784, 10, binary_weights=binary, seed=0, backend=_backend(impl))
         opt = optim.SGD(lr=SR_LR)
-        note = _note(model)
         fn = lambda: model.train_step(x, labels, opt)  # noqa: E731
     loss = measure(
         benchmark, fn, group=f"train_softmax_regression_{variant}/batch128", impl=impl,
         shape="784->10, batch 128, SGD" + (" + clip" if binary else ""),
-        work=4.0 * m * 784 * 10, unit="flop", note=note,
+        work=4.0 * m * 784 * 10, unit="flop",
     )
     assert np.isfinite(loss)
 
@@ -79,10 +72,8 @@ def test_train_mlp_adam(benchmark, request, rng, impl):
         fn = autograd_mlp_step(MLP_SIZES, x.astype(np.float64), labels)
         note = "float64, as notebook 004 ran"
     else:
-        models, optim = need_models()
         model = models.mlp(MLP_SIZES, activation="tanh", seed=0, backend=_backend(impl))
         opt = optim.Adam(lr=1e-3)
-        note = _note(model)
         fn = lambda: model.train_step(x, labels, opt)  # noqa: E731
     macs = sum(a * b for a, b in zip(MLP_SIZES[:-1], MLP_SIZES[1:]))
     measure(
@@ -98,14 +89,12 @@ BINARY_MLP_SIZES = [784, 512, 512, 10]
 def test_train_binary_mlp(benchmark, rng, impl):
     m = size(256, 64)
     x, labels = _batch(rng, m)
-    models, optim = need_models()
     model = models.mlp(BINARY_MLP_SIZES, binary_weights=True, binary_activations=True, seed=0,
                        backend=_backend(impl))
     opt = optim.Adam(lr=1e-3)
     measure(
         benchmark, lambda: model.train_step(x, labels, opt), group="train_binary_mlp/784-512-512-10",
         impl=impl, shape=f"binary weights+activations 784-512-512-10, batch {m}, Adam",
-        note=_note(model),
     )
 
 
@@ -126,16 +115,13 @@ INFER_CASES = [
 ]
 
 
-def _inference_model(models, model_id, backend):
+def _inference_model(model_id, backend):
     sizes = INFER_MODELS[model_id]
     if len(sizes) == 2:
         model = models.softmax_regression(sizes[0], sizes[1], binary_weights=True, seed=0, backend=backend)
     else:
         model = models.mlp(sizes, binary_weights=True, binary_activations=True, seed=0, backend=backend)
-    try:
-        return model, model.to_inference()
-    except (ImportError, NotImplementedError) as exc:
-        pytest.skip(f"to_inference() not available yet: {exc}")
+    return model.to_inference()
 
 
 @pytest.mark.parametrize(("model_id", "batch_id", "impl"), INFER_CASES)
@@ -143,19 +129,16 @@ def test_inference(benchmark, request, rng, model_id, batch_id, impl):
     m = INFER_BATCHES[batch_id]
     sizes = INFER_MODELS[model_id]
     x = rng.random((m, sizes[0]), dtype=np.float32)
-    note = ""
     if impl == "numpy":
         fn = numpy_binary_forward(sizes, x)
     elif impl == "torch":
         fn = torch_binary_forward(request.getfixturevalue("torch"), sizes, x)
     else:
-        models, _ = need_models()
-        model, infer = _inference_model(models, model_id, _backend(impl))
-        note = _note(model)
+        infer = _inference_model(model_id, _backend(impl))
         fn = lambda: infer.predict(x)  # noqa: E731
     pred = measure(
         benchmark, fn, group=f"inference_{model_id}/{batch_id}", impl=impl,
-        shape=f"{'-'.join(map(str, sizes))}, batch {m}, float32 x", note=note,
+        shape=f"{'-'.join(map(str, sizes))}, batch {m}, float32 x",
         slow=impl == "reference" and m > 1000,
     )
     pred = np.asarray(pred)

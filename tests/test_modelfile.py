@@ -150,7 +150,8 @@ def craft(header, data=b"", *, version=1, magic=MAGIC, header_len=None, checksum
 
 
 def entry(name="a", kind="array", dtype="float32", shape=(2,), offset=0, nbytes=8, **extra):
-    return {"name": name, "kind": kind, "dtype": dtype, "shape": list(shape), "offset": offset, "nbytes": nbytes, **extra}
+    return {"name": name, "kind": kind, "dtype": dtype, "shape": list(shape), "offset": offset, "nbytes": nbytes,
+            **extra}
 
 
 def load_bytes(tmp_path, data, match):
@@ -263,7 +264,8 @@ def test_absurd_shapes_rejected_before_allocation(tmp_path, monkeypatch):
     huge = [2**40, 2**40, 2**40]
     load_bytes(tmp_path, craft({"meta": {}, "arrays": [entry(shape=huge, nbytes=2**122)]}, bytes(64)), "larger than")
     load_bytes(tmp_path, craft({"meta": {}, "arrays": [entry(shape=[0, 2**62], nbytes=0)]}, bytes(64)), "larger than")
-    load_bytes(tmp_path, craft({"meta": {}, "arrays": [entry(shape=[100, 100], nbytes=40000)]}, bytes(64)), "spans bytes")
+    load_bytes(tmp_path, craft({"meta": {}, "arrays": [entry(shape=[100, 100], nbytes=40000)]}, bytes(64)),
+               "spans bytes")
     packed = entry(kind="packed_signs", dtype="uint64", shape=[2**30, 2**20], nbytes=2**53, n_bits=2**26)
     load_bytes(tmp_path, craft({"meta": {}, "arrays": [packed]}, bytes(64)), "larger than|spans")
     assert calls == []
@@ -271,7 +273,8 @@ def test_absurd_shapes_rejected_before_allocation(tmp_path, monkeypatch):
 
 def test_bad_payload_values(tmp_path):
     data = bytes([0, 1, 2, 0]) + bytes(60)
-    load_bytes(tmp_path, craft({"meta": {}, "arrays": [entry(dtype="bool", shape=(4,), nbytes=4)]}, data), "bool payload")
+    load_bytes(tmp_path, craft({"meta": {}, "arrays": [entry(dtype="bool", shape=(4,), nbytes=4)]}, data),
+               "bool payload")
     padded = np.array([[2**63]], np.uint64).tobytes() + bytes(56)  # bit 63 set, n_bits=10
     bad = entry(kind="packed_signs", dtype="uint64", shape=(1, 1), nbytes=8, n_bits=10)
     load_bytes(tmp_path, craft({"meta": {}, "arrays": [bad]}, padded), "padding")

@@ -65,7 +65,7 @@ def test_cache_written_for_one_cpu_is_not_served_to_another(tmp_path):
         s = cached_mod.plus_one.stats
         print("hit" if s.cache_hits else "miss")
     """
-    cmd = lambda who: _run(
+    cmd = lambda who: _run(  # noqa: E731 (a two-line helper over probe and tmp_path)
         probe.replace("sys.argv[1]", repr(who)), tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "c"), FASTBIN_NO_CACHE="0"
     )
     assert cmd("other").strip() == "miss"  # written for "other-cpu"

@@ -215,7 +215,8 @@ def _check_entry(path, i: int, entry, data_size: int, file_size: int) -> None:
         _fail(path, f"{where} spans bytes [{offset}, {offset + nbytes}) of the data region, which holds {data_size}")
     expected = math.prod(shape) * _DTYPES[dtype_name].itemsize
     if expected != nbytes:
-        _fail(path, f"{where}: shape {shape} x {_DTYPES[dtype_name].itemsize} bytes = {expected}, but nbytes = {nbytes}")
+        _fail(path,
+              f"{where}: shape {shape} x {_DTYPES[dtype_name].itemsize} bytes = {expected}, but nbytes = {nbytes}")
     if kind == "packed_signs":
         n_bits = entry["n_bits"]
         if not _is_int(n_bits) or n_bits < 1 or len(shape) != 2 or shape[1] != n_words_for(n_bits):
@@ -245,14 +246,16 @@ def load_arrays(path):
             _fail(path, f"not a fastbin model file: magic {head[:8]!r}, expected {MAGIC!r}")
         _, version, header_len = _PREFIX.unpack(head)
         if version > FORMAT_VERSION:
-            _fail(path, f"format version {version} was written by a newer fastbin; this one reads version {FORMAT_VERSION}")
+            _fail(path,
+                  f"format version {version} was written by a newer fastbin; this one reads version {FORMAT_VERSION}")
         if version < 1:
             _fail(path, f"invalid format version {version}")
         if header_len > MAX_HEADER_BYTES:
             _fail(path, f"header length {header_len} exceeds the {MAX_HEADER_BYTES}-byte limit")
         data_start = _round_up(_PREFIX.size + header_len)
         if data_start + _DIGEST > file_size:
-            _fail(path, f"truncated: header of {header_len} bytes needs at least {data_start + _DIGEST} bytes, file has {file_size}")
+            _fail(path, f"truncated: header of {header_len} bytes needs at least {data_start + _DIGEST} bytes, "
+                        f"file has {file_size}")
         body = head + f.read(file_size - _PREFIX.size)  # file_size is the real size: bounded
     if len(body) != file_size:
         _fail(path, "file changed size while being read")

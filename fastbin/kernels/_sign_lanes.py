@@ -96,12 +96,16 @@ def _signed_dot_llvm(typingctx, x, i, w_bits, j):
         with cgutils.for_range(builder, n_full) as loop:
             add_word(loop.index, builder.load(row_pointer(loop.index), align=align))
         with builder.if_then(builder.icmp_unsigned("!=", tail, ir.Constant(intp, 0))):
-            tails = builder.insert_element(ir.Constant(ir.VectorType(intp, 64), ir.Undefined), tail, ir.Constant(i32, 0))
+            tails = builder.insert_element(
+                ir.Constant(ir.VectorType(intp, 64), ir.Undefined), tail, ir.Constant(i32, 0)
+            )
             tails = builder.shuffle_vector(
                 tails, ir.Constant(ir.VectorType(intp, 64), ir.Undefined), ir.Constant(ir.VectorType(i32, 64), [0] * 64)
             )
             in_row = builder.icmp_signed("<", ir.Constant(ir.VectorType(intp, 64), list(range(64))), tails)
-            values = builder.call(masked_load, [row_pointer(n_full), ir.Constant(i32, align), in_row, ir.Constant(vec, None)])
+            values = builder.call(
+                masked_load, [row_pointer(n_full), ir.Constant(i32, align), in_row, ir.Constant(vec, None)]
+            )
             add_word(n_full, values)
         total = builder.load(acc)
         width = 64
@@ -171,7 +175,9 @@ def _plane_words_llvm(typingctx, row, start, count, planes, t):
                 "<", builder.shl(data, ir.Constant(vec_type, [7 - p] * 64)), ir.Constant(vec_type, None)
             )
             word = builder.bitcast(negative, i64)
-            out_ptr = cgutils.get_item_pointer(context, builder, planes_type, planes_array, [t_value, ir.Constant(intp, p)])
+            out_ptr = cgutils.get_item_pointer(
+                context, builder, planes_type, planes_array, [t_value, ir.Constant(intp, p)]
+            )
             builder.store(word, out_ptr)
             total = builder.add(total, builder.shl(builder.ctpop(word), ir.Constant(i64, p)))
         return total
@@ -209,7 +215,9 @@ def _plane_dot_llvm(typingctx, planes, w, j):
         intp = context.get_value_type(types.intp)
         vec = ir.VectorType(i64, 8)
         ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec]), "llvm.ctpop.v8i64")
-        reduce_add = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [vec]), "llvm.vector.reduce.add.v8i64")
+        reduce_add = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(i64, [vec]), "llvm.vector.reduce.add.v8i64"
+        )
         n_words = cgutils.unpack_tuple(builder, w_array.shape, 2)[1]
         acc = cgutils.alloca_once_value(builder, ir.Constant(vec, None))
         with cgutils.for_range(builder, n_words) as loop:
