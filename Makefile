@@ -15,6 +15,7 @@ help:
 	@echo "make bench-quick every benchmark once with small sizes (CI)"
 	@echo "make bench-torch install torch (pinned CPU build, TORCH_SPEC) if missing, then make bench"
 	@echo "make bench-compare BASELINE=old.json [THRESHOLD=1.25] [FAIL=1] [NO_RUN=1]"
+	@echo "make fuzz [N=2000] [SEED=0] hostile model/IDX files, each batch in a memory-capped subprocess"
 	@echo "make lint        ruff: pyflakes, pycodestyle, import order, bugbear, pyupgrade"
 	@echo "make clean-cache delete Numba's on-disk kernel cache"
 
@@ -46,7 +47,11 @@ test-nojit: $(VENV)/.installed-test
 # other work, OpenBLAS's two threads made the small matrix products of these
 # models up to 10x slower (DEMO_BLAS_THREADS= to use OpenBLAS's default).
 DEMO_BLAS_THREADS ?= 1
+# Without Fashion-MNIST, scripts/ensure-dataset.sh installs Debian's
+# dataset-fashion-mnist when run as root with apt-get (FASTBIN_NO_APT=1: never);
+# otherwise the demo downloads it, or says what to do and exits 1.
 demo: $(VENV)/.installed-test
+	PY=$(PY) sh scripts/ensure-dataset.sh
 	$(if $(DEMO_BLAS_THREADS),OPENBLAS_NUM_THREADS=$(DEMO_BLAS_THREADS) OMP_NUM_THREADS=$(DEMO_BLAS_THREADS)) $(PY) -m fastbin demo $(DEMO_ARGS)
 
 # Benchmarks (pytest-benchmark, benchmarks/): single-thread comparisons pin
@@ -72,6 +77,15 @@ bench-torch: $(VENV)/.installed-bench
 bench-compare: $(VENV)/.installed-bench
 	@test -n "$(BASELINE)" || { echo "usage: make bench-compare BASELINE=saved/bench.json [THRESHOLD=1.25] [FAIL=1] [NO_RUN=1]"; exit 2; }
 	$(BENCH) $(if $(NO_RUN),--no-run) --compare $(BASELINE) --threshold $(THRESHOLD) $(if $(FAIL),--fail)
+
+# Fuzz the model-file loader and the IDX reader (fastbin/tools/fuzz.py): N seeded cases, run in
+# worker subprocesses under RLIMIT_AS with a timeout per case; prints the count per outcome and the
+# workers' peak RSS, exits 1 on any disallowed outcome (each listed with its reproduce command).
+N    ?= 2000
+SEED ?= 0
+.PHONY: fuzz
+fuzz: $(VENV)/.installed-test
+	$(PY) -m fastbin.tools.fuzz -n $(N) --seed $(SEED)
 
 clean-cache:
 	find fastbin -name '*.nbi' -delete -o -name '*.nbc' -delete

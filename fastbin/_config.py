@@ -22,13 +22,34 @@ Why these options:
   a Python exception check in every inner loop.
 * ``boundscheck=False``: kernels trust their inputs; the public layer
   (``fastbin._validate``) checks shapes before any kernel runs.
+* No usable cache directory (a read-only install without a writable
+  ``NUMBA_CACHE_DIR`` or user cache: Numba's "no locator available" at
+  decoration time): :func:`jit` compiles in memory instead and says so once on
+  stderr (``FASTBIN_NO_CACHE=1`` asks for that up front, silently).
+
+Threading layer (Numba docs, "The Threading Layers"): ``tbb`` is safe for
+concurrent calls of threaded kernels from several Python threads and for
+``fork()`` after them; ``workqueue`` is fork-safe but aborts the process on
+concurrent launches; GNU OpenMP (``omp`` on Linux) is thread-safe but a
+``fork()`` after it hangs or kills the child. fastbin sets Numba's priority to
+``THREADING_LAYER_PRIORITY`` (tbb, then workqueue; omp last) at import unless
+the user chose (``NUMBA_THREADING_LAYER[_PRIORITY]``) or the layer is already
+running, and preloads a pip-installed ``libtbb`` from ``sys.prefix/lib``
+(Numba looks for it by name only, which misses a virtualenv's ``lib``). On a
+layer that is not thread-safe, :func:`use_threads` gives the threaded kernels
+to the main thread only; other threads get the serial kernels (same results).
+Tested in ``tests/test_concurrency.py``.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
+import threading
 
 import numba
 from numba.core.registry import cpu_target
+from numba.np.ufunc import parallel as _numba_parallel
 
 __all__ = [
     "CACHE",
@@ -52,6 +73,12 @@ __all__ = [
     "THREADED_MIN_COLS",
     "ALIGNED_MIN_WORDS",
     "EVAL_CHUNK",
+    "INT32_MAX",
+    "BINARY_MATMUL_MAX_K",
+    "SIGN_MATMUL_UINT8_MAX_K",
+    "THREADING_LAYER_PRIORITY",
+    "THREAD_SAFE_LAYERS",
+    "threads_allowed_here",
     "jit",
     "jit_parallel",
     "jit_disabled",
@@ -68,6 +95,10 @@ FASTMATH: frozenset[str] = frozenset({"nsz", "arcp", "contract", "reassoc"})
 #: ``(x - n*LN2_HI) - n*LN2_LO`` back into ``x - n*LN2`` (measured: 213 ulp
 #: instead of 1); ``contract`` alone keeps the FMAs, which only add accuracy.
 FASTMATH_EXACT: frozenset[str] = frozenset({"contract"})
+
+#: Set to False (with one line on stderr) when Numba finds no writable cache
+#: directory for a kernel; every later kernel then compiles in memory too.
+_CACHE_USABLE: list[bool] = [CACHE]
 
 JIT_OPTIONS: dict = dict(
     nogil=True,
@@ -123,6 +154,80 @@ ALIGNED_MIN_WORDS: int = 4096
 #: Rows per forward pass of ``Model.forward`` / the runtime (bounds memory;
 #: the folded and unfolded models chunk alike, so their products match).
 EVAL_CHUNK: int = 8192
+
+#: int32 outputs (``binary_matmul``, ``sign_matmul`` on uint8) hold every
+#: result exactly while ``max|result| <= INT32_MAX``: the public functions
+#: raise ``ValueError`` before any kernel runs for a longer ``k``.
+INT32_MAX: int = 2**31 - 1
+#: ``binary_matmul``: ``|k - 2 * popcount| <= k``.
+BINARY_MATMUL_MAX_K: int = INT32_MAX
+#: ``sign_matmul`` on uint8 rows: ``|x @ sign(W)| <= 255 * k`` (8,421,504).
+SIGN_MATMUL_UINT8_MAX_K: int = INT32_MAX // 255
+
+#: Numba's threading layer search order, set at import (see the module
+#: docstring): tbb (thread- and fork-safe), else workqueue (fork-safe; threaded
+#: kernels then only from the main thread), omp last (GNU OpenMP: not fork-safe).
+THREADING_LAYER_PRIORITY: tuple[str, ...] = ("tbb", "workqueue", "omp")
+#: Layers that allow concurrent threaded-kernel calls from several threads.
+THREAD_SAFE_LAYERS: frozenset[str] = frozenset({"tbb", "omp"})
+
+
+def _preload_tbb() -> None:
+    """Load a pip-installed ``libtbb`` (``sys.prefix/lib``) globally, so that
+    Numba's lookup by name finds it (ignored when absent or unloadable)."""
+    if not sys.platform.startswith("linux"):
+        return
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        path = os.path.join(prefix, "lib", "libtbb.so.12")
+        if os.path.exists(path):
+            try:
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                continue
+            return
+
+
+def _choose_threading_layer() -> None:
+    if _numba_parallel._is_initialized:
+        return  # already running: too late to choose
+    _preload_tbb()  # also for a user's NUMBA_THREADING_LAYER=tbb
+    if "NUMBA_THREADING_LAYER" in os.environ or "NUMBA_THREADING_LAYER_PRIORITY" in os.environ:
+        return  # the user's choice
+    numba.config.THREADING_LAYER_PRIORITY = list(THREADING_LAYER_PRIORITY)
+
+
+_choose_threading_layer()
+
+#: [whether the running layer is thread-safe], filled on the first threaded call.
+_LAYER_THREAD_SAFE: list[bool] = []
+_LAYER_LOCK = threading.Lock()
+_REFUSED_NOTE: list[bool] = []
+
+
+def _layer_thread_safe() -> bool:
+    if not _LAYER_THREAD_SAFE:
+        with _LAYER_LOCK:
+            if not _LAYER_THREAD_SAFE:
+                numba.get_num_threads()  # launches Numba's threading layer
+                _LAYER_THREAD_SAFE.append(_numba_parallel.threading_layer() in THREAD_SAFE_LAYERS)
+    return _LAYER_THREAD_SAFE[0]
+
+
+def threads_allowed_here() -> bool:
+    """Whether this thread may call a threaded kernel now: always on a
+    thread-safe layer (``THREAD_SAFE_LAYERS``), else only from the main thread
+    (concurrent launches would abort the process). The first refusal says so
+    on stderr, once."""
+    if _layer_thread_safe() or threading.current_thread() is threading.main_thread():
+        return True
+    if not _REFUSED_NOTE:
+        _REFUSED_NOTE.append(True)
+        sys.stderr.write(
+            f"fastbin: Numba's threading layer {_numba_parallel.threading_layer()!r} is not thread-safe: "
+            "threaded kernels run from the main thread only, other threads use the serial ones "
+            "(pip install tbb for concurrent threaded calls)\n"
+        )
+    return False
 
 
 def vector_registers(magic_tuple: tuple[str, str, str]) -> int:
@@ -189,11 +294,39 @@ SIGN_MATMUL_UINT8_FLOAT_HALF_COLS: int = 92
 
 
 def jit(*args, **overrides):
-    """``numba.njit`` with fastbin's options; usable bare or with overrides."""
-    options = {**JIT_OPTIONS, **overrides}
+    """``numba.njit`` with fastbin's options; usable bare or with overrides.
+
+    When Numba finds no writable cache directory for the function ("no
+    locator available"), it is compiled in memory instead, and so is every
+    later one (one line on stderr, the first time)."""
     if args and callable(args[0]):
-        return numba.njit(**options)(args[0])
-    return numba.njit(*args, **options)
+        return _decorate(args[0], (), overrides)
+    return lambda func: _decorate(func, args, overrides)
+
+
+def _decorate(func, args, overrides):
+    options = {**JIT_OPTIONS, **overrides}
+    if not _CACHE_USABLE[0]:
+        options["cache"] = False
+    try:
+        return numba.njit(*args, **options)(func)
+    except RuntimeError as exc:
+        if not options.get("cache") or "no locator available" not in str(exc):
+            raise
+    _disable_disk_cache()
+    return numba.njit(*args, **{**options, "cache": False})(func)
+
+
+def _disable_disk_cache() -> None:
+    global CACHE
+    if _CACHE_USABLE[0]:
+        _CACHE_USABLE[0] = False
+        CACHE = False
+        JIT_OPTIONS["cache"] = False
+        sys.stderr.write(
+            "fastbin: no writable Numba cache directory (read-only install; set NUMBA_CACHE_DIR to a writable "
+            "directory to cache): kernels compile in memory on each run (FASTBIN_NO_CACHE=1 silences this)\n"
+        )
 
 
 def jit_parallel(*args, **overrides):
@@ -213,8 +346,13 @@ def use_threads(kernel: str, work: int, threads: bool | None) -> bool:
     ``PARALLEL_MIN_WORK[kernel]``) at least the threshold and more than one
     Numba thread. The cheap test comes first: ``numba.get_num_threads()``
     costs about a microsecond, as much as a whole 1 x 784 product.
-    ``True``/``False`` force the choice.
+    ``True``/``False`` force the choice, except that on a threading layer
+    that is not thread-safe only the main thread gets the threaded kernel
+    (:func:`threads_allowed_here`).
     """
-    if threads is not None:
-        return bool(threads)
-    return work >= PARALLEL_MIN_WORK[kernel] and numba.get_num_threads() > 1
+    if threads is None:
+        if work < PARALLEL_MIN_WORK[kernel] or numba.get_num_threads() <= 1:
+            return False
+    elif not threads:
+        return False
+    return threads_allowed_here()

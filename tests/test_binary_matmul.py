@@ -275,3 +275,40 @@ def test_lane_block_byte_sums_do_not_overflow(variant, k):
         out = np.zeros((_lanes.LANES, 8), np.int32)
         run(panels, 0, w, 8 - cols, k, out, 0, _lanes.LANES)
         assert (out[:, 8 - cols :] == -k).all()
+
+
+# ------------------------------------------------ int32 overflow (issue 12)
+def test_binary_matmul_k_limit(monkeypatch):
+    """|dot| <= k: int32 holds it up to k = 2**31 - 1; above, ValueError before
+    the kernel (the boundary tested with the limit lowered to 100: a real
+    k = 2**31 + 64 needs 256 MiB per row)."""
+    from fastbin import _config
+    from fastbin.ops import matmul
+
+    assert _config.BINARY_MATMUL_MAX_K == 2**31 - 1
+    monkeypatch.setattr(matmul, "BINARY_MATMUL_MAX_K", 100)
+    ones = lambda k: PackedSigns(np.zeros((2, -(-k // 64)), np.uint64), k)  # noqa: E731 (all +1)
+    np.testing.assert_array_equal(fastbin.binary_matmul(ones(100), ones(100)), 100)
+    monkeypatch.setattr(matmul, "binary_matmul_kernel", _must_not_run)
+    monkeypatch.setattr(matmul, "binary_matmul_parallel", _must_not_run)
+    for threads in (None, True, False):
+        with pytest.raises(ValueError, match=r"k=101 is too long for the int32 result.*at most 100"):
+            fastbin.binary_matmul(ones(101), ones(101), threads=threads)
+
+
+def _must_not_run(*args):
+    raise AssertionError("the kernel ran")
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_dense_sign_extreme_thresholds_match_reference(rng, threads):
+    """int64 extremes as thresholds: the kernel's negation for flip used to
+    wrap -2**63 to itself (a flipped output of 'dot > -2**63' came out +1)."""
+    a, w = _operands(rng, 5, 70, 4)
+    lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    thresholds = np.array([lo, hi, lo, hi], np.int64)
+    flip = np.array([True, True, False, False])
+    fast = fastbin.binary_dense_sign(a, w, thresholds, flip, threads=threads)
+    expected = ref.binary_dense_sign(a, w, thresholds, flip)
+    np.testing.assert_array_equal(fast.bits, expected.bits)
+    np.testing.assert_array_equal(fastbin.unpack_signs(fast, np.int8), [[-1, 1, 1, -1]] * 5)

@@ -1,11 +1,22 @@
-"""Command line: help, exit codes, train -> eval -> predict -> summary."""
+"""Command line: help, exit codes, one-line errors, --debug, train -> eval -> predict -> summary.
+
+No test here talks to the internet: dataset downloads go to a dead port on
+127.0.0.1 (``FASTBIN_MIRRORS``), and the ``offline`` fixture fails a test that
+would download from anywhere else.
+"""
+import dataclasses
+import errno
+import os
+import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from fastbin.io.datasets import Dataset
 from fastbin.nn.model import mlp
+from fastbin.tools import cli, demo
 from fastbin.tools.cli import main
 
 
@@ -42,19 +53,287 @@ def test_bad_arguments_exit_2(argv, capsys):
     assert "usage" in capsys.readouterr().err
 
 
+def _one_error_line(capsys, *fragments):
+    """stderr is exactly one ``fastbin: error: ...`` line holding ``fragments``."""
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastbin: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
 def test_runtime_errors_exit_1(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "missing.fbm")]) == 1
-    assert "no such model file" in capsys.readouterr().err
+    _one_error_line(capsys, "no such model file")
     junk = tmp_path / "junk.fbm"
     junk.write_bytes(b"not a model at all" * 10)
     assert main(["summary", str(junk)]) == 1
-    assert "error" in capsys.readouterr().err
+    _one_error_line(capsys, str(junk))
+    assert main(["summary", str(tmp_path)]) == 1
+    _one_error_line(capsys, "is a directory")
     model_path = tmp_path / "m.fbm"
     mlp([784, 8, 10]).save(model_path)
     bad_input = tmp_path / "x.npy"
     np.save(bad_input, np.zeros((3, 5), np.float32))
     assert main(["predict", str(model_path), str(bad_input)]) == 1
+    _one_error_line(capsys, "expected images of shape (m, 784) or (m, 28, 28)", "(3, 5)")
     assert main(["predict", str(model_path), str(tmp_path / "nothing.npy")]) == 1
+    _one_error_line(capsys, "nothing.npy", "No such file")
+
+
+def test_debug_flag_shows_the_traceback(tmp_path, capsys):
+    missing = str(tmp_path / "missing.fbm")
+    assert main(["eval", missing]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    for argv in (["--debug", "eval", missing], ["eval", missing, "--debug"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in err and "FileNotFoundError" in err, argv
+        assert err.splitlines()[-1].startswith("fastbin: error: no such model file"), argv
+    assert main(["--debug", "summary", "bnn"]) == 0  # harmless when nothing fails
+
+
+def test_memory_error_is_one_line(tmp_path, capsys, monkeypatch):
+    import fastbin.nn.model
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError("Unable to allocate 7.3 GiB")
+
+    monkeypatch.setattr(fastbin.nn.model, "load", exhausted)
+    (tmp_path / "m.fbm").write_bytes(b"x")
+    assert main(["summary", str(tmp_path / "m.fbm")]) == 1
+    _one_error_line(capsys, "out of memory", "7.3 GiB")
+
+
+# -- datasets: none anywhere, a bad --data-dir ---------------------------------
+
+
+@pytest.fixture
+def dead_url():
+    """A loopback URL nobody listens on."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch, dead_url):
+    """No dataset anywhere (no $FASTBIN_DATA, an empty user cache, no Debian
+    directory) and downloads only from a dead loopback port."""
+    from fastbin.io import datasets as ds
+
+    monkeypatch.delenv("FASTBIN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("FASTBIN_MIRRORS", dead_url)
+    for name, spec in list(ds.DATASETS.items()):
+        monkeypatch.setitem(ds.DATASETS, name, dataclasses.replace(spec, system_dirs=(str(tmp_path / "nodeb"),)))
+    real = ds.download_file
+
+    def loopback_only(urls, *args, **kwargs):
+        urls = list(urls)
+        assert urls and all(u.startswith(dead_url + "/") for u in urls), f"download outside the test: {urls}"
+        return real(urls, *args, **kwargs)
+
+    monkeypatch.setattr(ds, "download_file", loopback_only)
+    return tmp_path
+
+
+def _command(name, tmp_path):
+    """argv of ``name`` that needs the dataset (without --data-dir)."""
+    model = tmp_path / "m.fbm"
+    if not model.exists():
+        mlp([784, 8, 10]).save(model)
+    return {"train": ["train", "--model", "softmax", "--steps", "2", "--no-progress", "-o", str(tmp_path / "o.fbm")],
+            "eval": ["eval", str(model)],
+            "demo": ["demo", "--quick", "--no-progress", "--out-dir", str(tmp_path / "demo")]}[name]
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "demo"])
+@pytest.mark.parametrize("where", ["data-dir", "default"])
+def test_no_dataset_anywhere_is_one_line(command, where, offline, capsys):
+    empty = offline / "empty"
+    empty.mkdir()
+    argv = _command(command, offline) + (["--data-dir", str(empty)] if where == "data-dir" else [])
+    assert main(argv) == 1
+    line = _one_error_line(capsys, "fashion-mnist not found", "the download failed", "Connection refused",
+                           "apt-get install dataset-fashion-mnist", "--data-dir")
+    assert str(empty if where == "data-dir" else offline / "xdg" / "fastbin" / "fashion-mnist") in line
+    assert list(empty.iterdir()) == []  # no partial downloads left behind
+    assert not (offline / "o.fbm").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "demo"])
+def test_data_dir_must_be_an_existing_directory(command, offline, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "load_data", _no_data)
+    regular = offline / "file.txt"
+    regular.write_text("not a directory")
+    assert main(_command(command, offline) + ["--data-dir", str(regular)]) == 1
+    _one_error_line(capsys, f"data directory {regular} is not a directory")
+    typo = offline / "datsets"
+    assert main(_command(command, offline) + ["--data-dir", str(typo)]) == 1
+    _one_error_line(capsys, f"data directory {typo} does not exist")
+    assert not typo.exists()  # a mistyped data directory is not created
+
+
+def test_demo_out_dir_must_not_be_a_file(offline, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "load_data", _no_data)
+    (offline / "out").write_text("x")
+    assert main(["demo", "--out-dir", str(offline / "out")]) == 1
+    _one_error_line(capsys, "is not a directory")
+
+
+# -- train: arguments before data, output, a full disk -------------------------
+
+
+def _no_data(*args, **kwargs):
+    raise AssertionError("the dataset was loaded before the arguments were checked")
+
+
+def _toy_data(*args, **kwargs):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 784), dtype=np.uint8)
+    y = rng.integers(0, 10, 40)
+    return Dataset("fashion-mnist", x[:32], y[:32], x[32:], y[32:], source="generated in the test")
+
+
+@pytest.mark.parametrize("hidden, message", [
+    ("1000000000", f"layer sizes must be in [1, {cli.MAX_LAYER_SIZE}]"),
+    ("60000,60000", "parameters, more than the 50,000,000 limit"),
+])
+def test_huge_layers_are_refused_before_anything_is_allocated(hidden, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "load_data", _no_data)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "-o", str(tmp_path / "m.fbm"), "--hidden", hidden])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage" in err and message in err
+
+
+def test_train_output_is_checked_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "load_data", _no_data)
+    assert main(["train", "--steps", "1", "-o", str(tmp_path / "no" / "such" / "m.fbm")]) == 1
+    _one_error_line(capsys, "cannot write the model to", "does not exist")
+    assert main(["train", "--steps", "1", "-o", str(tmp_path)]) == 1
+    _one_error_line(capsys, "is a directory")
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_out_of_space_while_saving_the_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "load_data", _toy_data)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["train", "--model", "softmax", "--optimizer", "sgd", "--steps", "2", "--batch-size", "8",
+            "--backend", "reference", "--no-progress", "-o", str(out / "m.fbm")]
+    monkeypatch.setattr(os, "fsync", _enospc)  # the model writer fsyncs before its rename
+    assert main(argv) == 1
+    _one_error_line(capsys, f"cannot save the model to {out / 'm.fbm'}", "No space left on device")
+    assert list(out.iterdir()) == []
+    monkeypatch.undo()
+    monkeypatch.setattr(demo, "load_data", _toy_data)
+    assert main(argv) == 0 and (out / "m.fbm").exists()
+
+
+# -- predict: hostile inputs, the output file, a closed pipe ---------------------
+
+
+def _npy_header(shape, descr="|u1"):
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def _bad_inputs(path):
+    np.savez(path / "a.npz", x=np.zeros((2, 784), np.uint8))
+    np.save(path / "objects.npy", np.array([[None] * 784], dtype=object), allow_pickle=True)
+    np.save(path / "ints.npy", np.zeros((2, 784), np.int64))
+    np.save(path / "flat.npy", np.zeros(784, np.uint8))
+    np.save(path / "cols.npy", np.zeros((2, 783), np.uint8))
+    full = np.zeros((4, 784), np.uint8)
+    np.save(path / "short.npy", full)
+    (path / "short.npy").write_bytes((path / "short.npy").read_bytes()[:-100])
+    return {
+        "empty.npy": (b"", "is empty"),
+        "text.npy": (b"hello, world\n", "not a readable .npy array"),
+        "huge.npy": (_npy_header((10**12, 784)) + bytes(784), "declares shape (1000000000000, 784) uint8"),
+        "a.npz": (None, "is a .npz (zip) archive"),
+        "objects.npy": (None, "holds Python objects"),
+        "ints.npy": (None, "got dtype int64"),
+        "flat.npy": (None, "got (784,)"),
+        "cols.npy": (None, "got (2, 783)"),
+        "short.npy": (None, "truncated or damaged"),
+    }
+
+
+def test_predict_refuses_bad_inputs_in_one_line(tmp_path, capsys):
+    model_path = tmp_path / "m.fbm"
+    mlp([784, 8, 10]).save(model_path)
+    for name, (content, message) in _bad_inputs(tmp_path).items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+        assert main(["predict", str(model_path), str(tmp_path / name)]) == 1, name
+        _one_error_line(capsys, str(tmp_path / name), message)
+
+
+def test_predict_writes_exactly_the_output_path(tmp_path, capsys, rng):
+    model = mlp([784, 8, 10], seed=2)
+    model.save(tmp_path / "m.fbm")
+    x = rng.integers(0, 256, (5, 784), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "preds_out"
+    assert main(["predict", str(tmp_path / "m.fbm"), str(tmp_path / "x.npy"), "-o", str(out)]) == 0
+    assert f"to {out}\n" in capsys.readouterr().out
+    assert out.exists() and not (tmp_path / "preds_out.npy").exists()
+    np.testing.assert_array_equal(np.load(out), model.to_inference().predict(x))
+    assert np.load(out).dtype == np.int64
+
+
+def test_predict_output_checked_first_and_full_disk(tmp_path, capsys, monkeypatch, rng):
+    mlp([784, 8, 10]).save(tmp_path / "m.fbm")
+    np.save(tmp_path / "x.npy", rng.integers(0, 256, (5, 784), dtype=np.uint8))
+    argv = ["predict", str(tmp_path / "m.fbm"), str(tmp_path / "x.npy"), "-o"]
+    assert main([*argv, str(tmp_path / "nodir" / "p.npy")]) == 1
+    _one_error_line(capsys, "cannot write predictions to", "does not exist")
+    assert main([*argv, str(tmp_path)]) == 1
+    _one_error_line(capsys, "is a directory")
+
+    def half_then_full(file, array, *args, **kwargs):
+        file.write(b"\x93NUMPY")
+        _enospc()
+
+    monkeypatch.setattr(np, "save", half_then_full)
+    assert main([*argv, str(tmp_path / "p.npy")]) == 1
+    _one_error_line(capsys, "cannot write predictions to", "No space left on device")
+    assert not (tmp_path / "p.npy").exists()  # no partial file
+
+
+def test_predict_into_a_closed_pipe_is_quiet(tmp_path):
+    """``fastbin predict ... | head -1``: the reader leaves while the output is
+    still being written (more than a pipe buffer of it)."""
+    path = tmp_path / "m.fbm"
+    mlp([4, 8, 10], seed=0).save(path)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (600_000, 4), dtype=np.uint8))
+    proc = subprocess.Popen([sys.executable, "-m", "fastbin", "predict", str(path), str(tmp_path / "x.npy"),
+                             "--backend", "reference"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read()
+        code = proc.wait(timeout=300)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    assert first.strip().isdigit()
+    assert err == ""
+    assert code == 1
 
 
 def test_predict_and_summary(tmp_path, capsys, rng):

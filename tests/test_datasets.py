@@ -124,6 +124,22 @@ def test_missing_everywhere(isolated):
         load_mnist(isolated / "nowhere", download=False)
 
 
+def test_explicit_path_must_be_an_existing_directory(tmp_path):
+    typo = tmp_path / "datsets"
+    with pytest.raises(FileNotFoundError, match=f"data directory {typo} does not exist"):
+        load_mnist(typo, mirrors=[])  # download=True: still nothing is created
+    assert not typo.exists()
+    regular = tmp_path / "file"
+    regular.write_text("x")
+    with pytest.raises(NotADirectoryError, match=f"data directory {regular} is not a directory"):
+        load_mnist(regular, mirrors=[])
+    with pytest.raises(NotADirectoryError):
+        dataset_source("mnist", regular)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert dataset_source("mnist", empty) is None  # an existing, incomplete directory: would download into it
+
+
 def test_mixed_raw_and_gz(tmp_path, rng):
     arrays = make_dataset(tmp_path, rng, compress=True)
     os.remove(tmp_path / "t10k-images-idx3-ubyte.gz")

@@ -198,6 +198,39 @@ def test_loader_bad_checksum_and_offline(server, dead_url, isolated, rng):  # no
     assert _leftovers(cache) == []
 
 
+def test_mirrors_from_the_environment(server, dead_url, isolated, rng, monkeypatch):  # noqa: F811
+    base, files, hits = server
+    arrays = make_dataset(isolated / "upstream", rng)
+    digests = _serve_dataset(isolated / "upstream", files)
+    monkeypatch.setitem(ds.DATASETS, "mnist", _spec_with_digests(ds.DATASETS["mnist"], digests))
+    real = ds.download_file
+
+    def loopback_only(urls, *args, **kwargs):
+        urls = list(urls)
+        assert all(u.startswith("http://127.0.0.1:") for u in urls), urls
+        return real(urls, *args, **kwargs)
+
+    monkeypatch.setattr(ds, "download_file", loopback_only)
+    monkeypatch.setenv("FASTBIN_MIRRORS", f"{dead_url}/ok, {base}/ok")  # commas and/or spaces; in order
+    d = load_mnist(timeout=10)
+    assert d.source.startswith(f"downloaded from {base}/ok into cache: ")
+    np.testing.assert_array_equal(d.y_test, arrays["t10k-labels-idx1-ubyte"])
+    assert len(hits) == 4
+
+
+def test_failed_download_says_where_it_looked_and_what_to_do(dead_url, isolated):  # noqa: F811
+    with pytest.raises(DownloadError) as info:
+        load_fashion_mnist(mirrors=[dead_url], timeout=5)
+    first = str(info.value).splitlines()[0]
+    assert first.startswith("fashion-mnist not found (no complete copy in ")
+    assert str(isolated / "debian") in first and str(isolated / "xdg" / "fastbin" / "fashion-mnist") in first
+    assert "Connection refused" in first and "sudo apt-get install dataset-fashion-mnist" in first
+    assert "$FASTBIN_DATA/fashion-mnist/" in first and "--data-dir" in first
+    assert info.value.reasons and all(r.startswith(dead_url) and "Connection refused" in r for r in info.value.reasons)
+    assert isinstance(info.value, OSError)
+    assert _leftovers(isolated / "xdg" / "fastbin" / "fashion-mnist") == []
+
+
 @needs_debian
 @pytest.mark.slow
 def test_download_real_fashion_mnist(server, isolated):  # noqa: F811

@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from fastbin.io.idx import is_gzip, read_idx, write_idx
+from fastbin.io.idx import MAX_NDIM, IdxError, is_gzip, read_idx, write_idx
 
 
 @pytest.mark.parametrize("compress", [False, True])
@@ -57,7 +57,7 @@ def _header(code, dims):
 )
 def test_malformed(tmp_path, compress, data, match):
     f = _write(tmp_path / "bad", data, compress)
-    with pytest.raises(ValueError, match=match) as info:
+    with pytest.raises(IdxError, match=match) as info:
         read_idx(f)
     assert str(f) in str(info.value)
 
@@ -143,3 +143,97 @@ def test_write_idx_rejects_unsupported(tmp_path):
         write_idx(tmp_path / "x", np.zeros(3, np.complex64))
     with pytest.raises(ValueError, match="cannot write"):
         write_idx(tmp_path / "x", np.uint8(3))
+
+
+# Errors name the file and are IdxError; bounds from the caller; digests before decompression ---------
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("ndim", [MAX_NDIM + 1, 40, 255])
+def test_absurd_ndim(tmp_path, compress, ndim):
+    # 255 dims of 1: NumPy's own "maximum supported dimension" error before, without the file name
+    f = _write(tmp_path / "nd", _header(0x08, (1,) * ndim) + b"\x07", compress)
+    with pytest.raises(IdxError, match=f"{ndim} dimensions, more than the {MAX_NDIM}") as info:
+        read_idx(f)
+    assert str(f) in str(info.value)
+
+
+def test_all_errors_are_idx_errors(tmp_path):
+    f = _write(tmp_path / "t", _header(0x08, (10,)) + b"\x00" * 3, False)
+    with pytest.raises(IdxError, match="more than the file"):
+        read_idx(f)
+    f = _write(tmp_path / "z.gz", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\x07" * 30, False)
+    with pytest.raises(IdxError, match="gzip"):
+        read_idx(f)
+    assert issubclass(IdxError, ValueError)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_empty_split_rejected_when_asked(tmp_path, compress):
+    f = tmp_path / "e.idx"
+    write_idx(f, np.zeros((0, 28, 28), np.uint8), compress=compress)
+    assert read_idx(f).shape == (0, 28, 28)  # a valid IDX file
+    with pytest.raises(IdxError, match=r"holds no items \(dims \(0, 28, 28\)\)") as info:
+        read_idx(f, allow_empty=False)
+    assert str(f) in str(info.value)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_expected_shape_checked_before_allocation(tmp_path, compress, monkeypatch):
+    f = tmp_path / "s.idx"
+    write_idx(f, np.zeros((3, 28, 27), np.uint8), compress=compress)
+    assert read_idx(f, expected_shape=(None, 28, 27)).shape == (3, 28, 27)
+    monkeypatch.setattr(np, "empty", lambda *a, **k: pytest.fail("allocated"))
+    for shape in [(None, 28, 28), (3, 28), (4, 28, 27)]:
+        with pytest.raises(IdxError, match=r"expected an IDX array of shape \(.*\), header declares \(3, 28, 27\)"):
+            read_idx(f, expected_shape=shape)
+
+
+def test_file_digest_checked_before_decompressing(tmp_path, monkeypatch):
+    import hashlib
+
+    from fastbin.io import idx
+
+    data = gzip.compress(_header(0x08, (1000,)) + bytes(1000))
+    f = _write(tmp_path / "d.gz", data, False)
+    good = hashlib.sha256(data).hexdigest()
+    assert read_idx(f, sha256=good).shape == (1000,)
+
+    def no_gzip(*args, **kwargs):
+        raise AssertionError("decompressed before the digest check")
+
+    monkeypatch.setattr(idx.gzip, "GzipFile", no_gzip)
+    with pytest.raises(IdxError, match="SHA-256 of the file does not match"):
+        read_idx(f, sha256="0" * 64)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_content_digest(tmp_path, compress):
+    import hashlib
+
+    raw = _header(0x08, (4, 3)) + bytes(range(12))
+    f = _write(tmp_path / "c", raw, compress)
+    content = hashlib.sha256(raw).hexdigest()
+    assert read_idx(f, sha256="0" * 64, content_sha256=content).shape == (4, 3)
+    with pytest.raises(IdxError, match="SHA-256 does not match"):
+        read_idx(f, sha256="0" * 64, content_sha256="1" * 64)
+
+
+def test_gzip_read_stops_after_the_declared_payload(tmp_path, monkeypatch):
+    """A small header followed by 20 MB of zeros in one gzip: rejected after reading the declared
+    10 bytes and one more, not the whole stream."""
+    from fastbin.io import idx
+
+    f = _write(tmp_path / "long.gz", _header(0x08, (10,)) + bytes(20_000_000), True)
+    counted = []
+
+    class Counting(gzip.GzipFile):
+        def read(self, size=-1):
+            out = super().read(size)
+            counted.append(len(out))
+            return out  # (GzipFile.readinto reads through read)
+
+    monkeypatch.setattr(idx.gzip, "GzipFile", Counting)
+    with pytest.raises(IdxError, match="too long"):
+        read_idx(f)
+    assert sum(counted) <= 4 + 4 + 10 + 1, counted

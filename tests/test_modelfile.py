@@ -338,3 +338,67 @@ def test_overwrite(tmp_path):
     save_arrays(str(f), {"v": 2}, {})
     assert load_arrays(f) == ({"v": 2}, {})
     assert oct(f.stat().st_mode & 0o777) == "0o644"
+
+
+# Temporary files of interrupted saves ---------------------------------------------------------------
+
+
+def _age(path, seconds):
+    t = os.path.getmtime(path) - seconds
+    os.utime(path, (t, t))
+
+
+def test_stale_temp_files_of_the_same_target_are_removed(tmp_path):
+    f = tmp_path / "m.fbm"
+    stale = tmp_path / ".m.fbm.0123456789abcdef.tmp"  # what a killed save leaves behind
+    fresh = tmp_path / ".m.fbm.fedcba9876543210.tmp"  # another process's save, still running
+    other = tmp_path / ".n.fbm.0123456789abcdef.tmp"  # another target's
+    mine = tmp_path / ".m.fbm.notes.tmp"  # not the pattern: never touched
+    for p in (stale, fresh, other, mine):
+        p.write_bytes(b"partial")
+    for p in (stale, other, mine):
+        _age(p, modelfile.STALE_TEMP_SECONDS + 60)
+    save_arrays(f, {}, {"b": np.ones(3, np.float32)})
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in (f, fresh, other, mine))
+
+
+def test_killed_save_leftover_is_removed_by_the_next_save(tmp_path):
+    """SIGKILL mid-write: nothing can clean up then; the next save of the same target does."""
+    import signal
+    import subprocess
+    import sys
+
+    f = tmp_path / "m.fbm"
+    script = (
+        "import os, signal, numpy as np\n"
+        "from fastbin.io import modelfile\n"
+        "real = modelfile._write_payload\n"
+        "def dying(fh, hasher, data):\n"
+        "    real(fh, hasher, data); fh.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+        "modelfile._write_payload = dying\n"
+        f"modelfile.save_arrays({str(f)!r}, {{}}, {{'b': np.ones(1000, np.float32)}})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    left = os.listdir(tmp_path)
+    assert len(left) == 1 and left[0].startswith(".m.fbm.") and left[0].endswith(".tmp"), left
+    save_arrays(f, {"v": 1}, {})  # too recent to be stale: it might be another live save
+    assert sorted(os.listdir(tmp_path)) == sorted([left[0], "m.fbm"])
+    _age(tmp_path / left[0], modelfile.STALE_TEMP_SECONDS + 1)
+    save_arrays(f, {"v": 2}, {})
+    assert os.listdir(tmp_path) == ["m.fbm"] and load_arrays(f)[0] == {"v": 2}
+
+
+def test_check_hook_runs_before_payloads_are_copied(tmp_path, monkeypatch):
+    f = tmp_path / "m.fbm"
+    save_arrays(f, {"k": 1}, {"b": np.ones(3, np.float32)})
+    seen = []
+
+    def check(meta, table):
+        seen.append((meta, [(e["name"], e["dtype"], e["shape"]) for e in table]))
+        raise ModelFileError("no")
+
+    monkeypatch.setattr(modelfile, "aligned_empty", lambda *a, **k: pytest.fail("allocated before the check"))
+    with pytest.raises(ModelFileError, match="no"):
+        load_arrays(f, check=check)
+    assert seen == [({"k": 1}, [("b", "float32", [3])])]

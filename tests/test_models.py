@@ -74,7 +74,7 @@ def test_load_rejects_foreign_and_damaged_files(tmp_path):
     meta, arrays = load_arrays(good)
     arrays["0.W"] = np.zeros((3, 3), np.float32)
     save_arrays(tmp_path / "bad.fbm", meta, arrays)
-    with pytest.raises(ModelFileError, match="inconsistent"):
+    with pytest.raises(ModelFileError, match=r"array '0.W' must be float32 array of shape \[10, 4\]"):
         load(tmp_path / "bad.fbm")
     data = bytearray(good.read_bytes())
     data[100] ^= 0xFF
@@ -193,3 +193,162 @@ def test_packed_training_forward_is_bit_identical(rng):
         assert losses[0] == losses[1]
     for (_, a, _, _), (_, b, _, _) in zip(models[0].groups, models[1].groups, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# Hostile model files: the schema (fastbin.io.modelschema) is checked before anything is built -----------
+
+
+def _saved(tmp_path, model, name="m.fbm", latent=False):
+    path = tmp_path / name
+    model.save(path, latent=latent)
+    return path, *load_arrays(path)
+
+
+def _resave(tmp_path, meta, arrays, name="hostile.fbm"):
+    path = tmp_path / name
+    save_arrays(path, meta, arrays)
+    return path
+
+
+def _declare_sizes(meta, big):
+    """The issue's file: every size in meta says ``big``, the stored arrays are the small ones."""
+    meta["config"]["sizes"] = [big, big, meta["config"]["sizes"][-1]]
+    for layer in meta["layers"]:
+        for key in ("n_in", "n_out", "n"):
+            if key in layer and layer is not meta["layers"][-1]:
+                layer[key] = big
+    meta["layers"][-1]["n_in"] = big
+
+
+@pytest.mark.parametrize("big", [600_000, 10**12])
+def test_huge_declared_sizes_rejected_before_allocation(tmp_path, big):
+    import tracemalloc
+
+    path, meta, arrays = _saved(tmp_path, mlp([40, 16, 5], binary_weights=True))
+    _declare_sizes(meta, big)
+    path = _resave(tmp_path, meta, arrays)
+    assert path.stat().st_size < 2000  # a 1.7 KB file
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=f"{path}.*(must be|implies)"):
+            load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak  # before: 7.3 GB for 600,000, MemoryError for 10**12
+
+
+@pytest.mark.parametrize("dtype", ["int8", "bool", "uint8", "int32", "int64"])
+def test_weight_dtype_checked(tmp_path, dtype):
+    path, meta, arrays = _saved(tmp_path, mlp([40, 16, 5]))
+    arrays["0.W"] = (arrays["0.W"] > 0).astype(dtype)  # before: loaded, predicted class 0 for every input
+    with pytest.raises(ModelFileError, match=rf"array '0.W' must be float32 array of shape \[40, 16\], got {dtype}"):
+        load(_resave(tmp_path, meta, arrays))
+
+
+def test_model_dtype_and_meta_checked(tmp_path):
+    path, meta, arrays = _saved(tmp_path, softmax_regression(40, 5))
+    cases = [
+        ({"dtype": "float16"}, "meta.dtype must be one of"),  # before: a Numba error during load
+        ({"latent": "no"}, "meta.latent must be true or false"),
+        ({"kind": "cnn"}, "meta.kind must be one of"),
+        ({"version": 2}, "model format version 2 is not supported"),
+        ({"format": "other"}, "not a fastbin model file"),
+        ({"extra": 1}, r"meta has the wrong keys \(missing \[\], unexpected \['extra'\]\)"),
+        ({"config": dict(meta["config"], n_in=40.0)}, "config.n_in must be an int >= 1, got 40.0"),
+        ({"config": dict(meta["config"], n_in=[40])}, "config.n_in must be an int >= 1"),
+        ({"config": dict(meta["config"], init="ones")}, "config.init must be one of"),
+        ({"config": dict(meta["config"], scale=1)}, "config.scale must be true or false"),
+        ({"config": dict(meta["config"], n_in=41)}, r"meta.layers\[0\] is .* but the configuration implies"),
+        ({"config": {**meta["config"], "junk": {"a": [1]}}}, "config has the wrong keys"),
+    ]
+    for change, match in cases:
+        with pytest.raises(ModelFileError, match=match):
+            load(_resave(tmp_path, {**meta, **change}, arrays))
+
+
+@pytest.mark.parametrize(
+    "model,name,value,match",
+    [
+        (lambda: softmax_regression(40, 5, binary_weights=True, scale=True), "0.alpha", -0.5, "must be >= 0"),
+        (lambda: softmax_regression(40, 5, binary_weights=True, scale=True), "0.alpha", np.nan, "NaN or infinite"),
+        (lambda: mlp([40, 16, 5]), "0.W", np.nan, "'0.W' holds NaN or infinite"),
+        (lambda: mlp([40, 16, 5]), "2.b", np.inf, "'2.b' holds NaN or infinite"),
+        (lambda: mlp([40, 16, 5], binary_activations=True), "1.running_var", -1.0, "'1.running_var' must be >= 0"),
+        (lambda: mlp([40, 16, 5], binary_activations=True), "4.gamma", 1e36, "activations of magnitude"),
+        (lambda: mlp([40, 16, 5]), "2.W", 3e38, "layer 2 .* can reach activations"),
+    ],
+)
+def test_bad_parameter_values_rejected(tmp_path, model, name, value, match):
+    path, meta, arrays = _saved(tmp_path, model())
+    arrays[name] = arrays[name].copy()
+    arrays[name].reshape(-1)[0] = value
+    with pytest.raises(ModelFileError, match=f"{_resave(tmp_path, meta, arrays)}: .*{match}"):
+        load(tmp_path / "hostile.fbm")
+
+
+def test_negative_alpha_would_flip_predictions(rng, tmp_path):
+    """Why alpha must be >= 0: a negative alpha flips the signs a save/load round trip stores."""
+    path, meta, arrays = _saved(tmp_path, softmax_regression(40, 5, binary_weights=True, scale=True, init="normal"))
+    arrays["0.alpha"] = -np.abs(arrays["0.alpha"])
+    with pytest.raises(ModelFileError, match="'0.alpha' must be >= 0"):
+        load(_resave(tmp_path, meta, arrays))
+
+
+def test_missing_extra_and_reshaped_arrays(tmp_path):
+    path, meta, arrays = _saved(tmp_path, mlp([40, 16, 5], binary_weights=True, scale=True))
+    for change, match in [
+        (lambda a: a.pop("0.alpha"), r"missing \['0.alpha'\], unexpected \[\]"),
+        (lambda a: a.update(extra=np.ones(2, np.float32)), r"missing \[\], unexpected \['extra'\]"),
+        (lambda a: a.update({"0.b": np.ones(17, np.float32)}), r"'0.b' must be float32 array of shape \[16\]"),
+        (lambda a: a.update({"0.W_bits": np.zeros((16, 1), np.int64)}),
+         "'0.W_bits' must be uint64 packed_signs.*got int64 array"),
+    ]:
+        a = dict(arrays)
+        change(a)
+        with pytest.raises(ModelFileError, match=match):
+            load(_resave(tmp_path, meta, a))
+
+
+def test_all_zero_per_feature_offset_round_trip(rng, tmp_path):
+    """A per-feature offset of zeros stores no vector; loading used to rebuild one and reject the file."""
+    model = mlp([40, 5], binary_weights=True, output_bn=True, input_offset=np.zeros(40))
+    path = tmp_path / "m.fbm"
+    model.save(path)
+    x = rng.random((7, 40)).astype(np.float32)
+    np.testing.assert_array_equal(load(path).forward(x), model.forward(x))
+
+
+def test_schema_check_on_a_table(tmp_path):
+    """The check another loader (the runtime) can call: the header alone, or loaded arrays."""
+    from fastbin.io.modelschema import check_header, check_values, table_of
+
+    path, meta, arrays = _saved(tmp_path, mlp([40, 16, 5], binary_activations=True))
+    schema = check_header(meta, table_of(arrays), path=path)
+    assert list(schema.arrays) == list(arrays)
+    check_values(schema, arrays, path=path)
+    with pytest.raises(ModelFileError, match="'0.W' must be"):
+        check_header(meta, table_of({**arrays, "0.W": arrays["0.W"].T}), path=path)
+
+
+@pytest.mark.parametrize("name,binary", [("float", False), ("binary", True)])
+def test_load_peak_memory_bounded_by_file_size(tmp_path, name, binary):
+    """Peak memory of load(): at most a small multiple of what the model holds, which the schema
+    ties to the stored arrays. Per weight the trainable model keeps float32 weights and gradients
+    (plus the flat buffers and one float64 zero-init temporary while it is built): a 4-byte
+    float32 weight costs at most 8x its file bytes, a 1-bit packed weight (32x smaller on disk)
+    at most 32 * 8 = 256x."""
+    import tracemalloc
+
+    model = mlp([784, 300, 200, 10], binary_weights=binary, binary_activations=binary)
+    path = tmp_path / f"{name}.fbm"
+    model.save(path)
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        load(path, backend="reference")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    factor = 256 if binary else 8
+    assert peak <= factor * size + (1 << 20), (peak, size, peak / size)

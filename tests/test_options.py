@@ -141,3 +141,89 @@ def test_uint8_float_path_is_the_hosts():
     """The uint8 float path is on exactly where the host lacks vpopcntq."""
     magic = cpu_target.target_context.codegen().magic_tuple()
     assert _config.SIGN_MATMUL_UINT8_FLOAT_PATH is (not _config.vector_popcount(magic))
+
+
+# ------------------------------------------- no writable cache (issue 12)
+NO_CACHE_NOTE = "no writable Numba cache directory"
+
+CALL_KERNELS = """
+    import numpy as np
+    import fastbin
+    print(fastbin.__file__)
+    p = fastbin.pack_signs(np.array([[1.0, -2.0, 3.0]]))
+    print(p.bits[0, 0], fastbin.unpack_signs(p, np.int8)[0, 1])
+"""
+
+
+@needs_jit
+def test_no_cache_locator_compiles_in_memory_and_says_so_once(tmp_path):
+    """Numba's own failure, simulated: no cache locator for any file (as in a
+    read-only install) used to raise "no locator available" at import."""
+    code = "from numba.core import caching\ncaching.CacheImpl._locator_classes = []\n" + textwrap.dedent(CALL_KERNELS)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "FASTBIN_NO_CACHE": "0"},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[1:] == ["2", "-1"]
+    assert done.stderr.count(NO_CACHE_NOTE) == 1, done.stderr[-3000:]
+
+
+def _read_only_run(root, code, env):
+    """Run ``code`` with ``root`` read-only: chmod for a normal user; for root
+    (which ignores permissions) a read-only bind mount in a new mount namespace."""
+    argv = [sys.executable, "-c", code]
+    if os.geteuid() != 0:
+        subprocess.run(["chmod", "-R", "a-w", str(root)], check=True)
+        try:
+            return subprocess.run(argv, env=env, cwd=root, capture_output=True, text=True, timeout=300)
+        finally:
+            subprocess.run(["chmod", "-R", "u+w", str(root)], check=True)
+    remount = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", remount, "sh", str(root), "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("running as root without unshare -m / mount: cannot make a read-only directory")
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", remount, "sh", str(root), *argv],
+        env=env, cwd=root, capture_output=True, text=True, timeout=300,
+    )
+
+
+@needs_jit
+@pytest.mark.parametrize("cache_dir", ["unset", "read-only"])
+def test_read_only_install_imports_and_runs(tmp_path, cache_dir):
+    """The package copied into a read-only tree, HOME and the user cache there
+    too, NUMBA_CACHE_DIR unset or read-only: import and kernels work, compiled
+    in memory, with one line on stderr."""
+    import shutil
+
+    import fastbin
+
+    root = tmp_path / "ro"
+    shutil.copytree(os.path.dirname(fastbin.__file__), root / "site" / "fastbin",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "home").mkdir()
+    (root / "cache").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(root / "site"), "HOME": str(root / "home"),
+           "XDG_CACHE_HOME": str(root / "cache"), "FASTBIN_NO_CACHE": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("NUMBA_CACHE_DIR", None)
+    if cache_dir == "read-only":
+        env["NUMBA_CACHE_DIR"] = str(root / "cache" / "numba")
+    done = _read_only_run(root, textwrap.dedent(CALL_KERNELS), env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.split()
+    assert lines[0].startswith(str(root / "site" / "fastbin"))  # the read-only copy ran
+    assert lines[1:] == ["2", "-1"]
+    assert done.stderr.count(NO_CACHE_NOTE) == 1, done.stderr[-3000:]
+    assert not list(root.rglob("*.nbi"))  # nothing was cached
+
+
+@needs_jit
+def test_writable_cache_says_nothing(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(CALL_KERNELS)], cwd=tmp_path,
+        env={**os.environ, "FASTBIN_NO_CACHE": "0"},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert NO_CACHE_NOTE not in done.stderr

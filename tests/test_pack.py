@@ -175,3 +175,24 @@ def test_long_double_keeps_tiny_signs():
     x[0, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         fastbin.pack_signs(x)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ">f4", ">f8", ">i4", "<i2", np.longdouble])
+def test_unpack_dtypes_numba_has_no_type_for(rng, dtype):
+    """float16, long double and non-native byte orders go through int8 (issue 12:
+    float16 used to end in a Numba typing error); ±1 is exact in each."""
+    packed = fastbin.pack_signs(_matrix(rng, (3, 130), np.float32))
+    out = fastbin.unpack_signs(packed, dtype)
+    assert out.dtype == np.dtype(dtype) and out.shape == (3, 130)
+    assert out.ctypes.data % ALIGNMENT == 0
+    np.testing.assert_array_equal(out, ref.unpack_signs(packed, dtype))
+    assert set(np.unique(out).tolist()) == {-1, 1}
+
+
+def test_unpack_rejects_bad_dtype_names(rng):
+    packed = fastbin.pack_signs(rng.standard_normal((2, 5)))
+    for bad in (np.complex64, bool, object, "U3"):
+        with pytest.raises(TypeError, match="dtype must be a float or signed integer"):
+            fastbin.unpack_signs(packed, bad)
+    with pytest.raises(TypeError, match="dtype must be a float or signed integer"):
+        fastbin.unpack_signs(packed, "not-a-dtype")

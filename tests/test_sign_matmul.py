@@ -323,3 +323,52 @@ def test_dot_block_is_chosen_by_vector_registers():
     assert _dot_blocks.dot_rows is (_dot_blocks.dot_rows_4x5 if wide else _dot_blocks.dot_rows_4x3)
     assert sign_matmul._dot_rows is _dot_blocks.dot_rows
     assert _dot_blocks.COL_BLOCK == (5 if wide else 3) and sign_matmul.ROW_BLOCK == _dot_blocks.ROW_BLOCK == 4
+
+
+# ------------------------------------------------ int32 overflow (issue 12)
+def test_uint8_k_limit_is_where_int32_ends():
+    from fastbin import _config
+
+    assert _config.SIGN_MATMUL_UINT8_MAX_K == 8421504
+    assert 255 * _config.SIGN_MATMUL_UINT8_MAX_K <= 2**31 - 1 < 255 * (_config.SIGN_MATMUL_UINT8_MAX_K + 1)
+
+
+@pytest.mark.parametrize("strided", [False, True])
+def test_uint8_k_over_the_limit_raises_before_the_kernel(monkeypatch, strided):
+    """The boundary with small arrays: the limit lowered to 100."""
+    from fastbin.ops import matmul
+
+    monkeypatch.setattr(matmul, "SIGN_MATMUL_UINT8_MAX_K", 100)
+    monkeypatch.setattr(matmul, "sign_matmul_uint8", _must_not_run)
+    x = np.full((2, 202 if strided else 101), 255, np.uint8)[:, ::2 if strided else 1]
+    w = PackedSigns(np.zeros((3, 2), np.uint64), 101)
+    with pytest.raises(ValueError, match=r"k=101 is too long for the int32 result.*at most 100"):
+        fastbin.sign_matmul(x, w)
+    with pytest.raises(ValueError, match="too long for the int32 result"):
+        fastbin.dense_sign_matmul(x, w)
+
+
+def _must_not_run(*args):
+    raise AssertionError("the kernel ran")
+
+
+def test_uint8_k_at_the_limit_still_runs(monkeypatch):
+    from fastbin.ops import matmul
+
+    monkeypatch.setattr(matmul, "SIGN_MATMUL_UINT8_MAX_K", 100)
+    x = np.full((2, 100), 255, np.uint8)
+    np.testing.assert_array_equal(fastbin.sign_matmul(x, PackedSigns(np.zeros((3, 2), np.uint64), 100)), 25500)
+
+
+@pytest.mark.skipif(fastbin._config.jit_disabled(), reason="9e6-element rows take minutes as plain Python")
+def test_uint8_real_overflow_is_refused_and_the_limit_is_exact():
+    """Issue 12: k = 9e6 (255 * k = 2295000000) used to wrap to -1999967296.
+    About 20 MB: x is one 255-row, W all +1."""
+    k = 9_000_000
+    x = np.full((1, k), 255, np.uint8)
+    w = PackedSigns(np.zeros((1, -(-k // 64)), np.uint64), k)
+    with pytest.raises(ValueError, match="too long for the int32 result"):
+        fastbin.sign_matmul(x, w)
+    k = fastbin._config.SIGN_MATMUL_UINT8_MAX_K
+    w = PackedSigns(np.zeros((1, -(-k // 64)), np.uint64), k)
+    assert fastbin.sign_matmul(x[:, :k], w)[0, 0] == 255 * k == 2147483520

@@ -237,6 +237,14 @@ SHARED = np.zeros(4)
         (dict(step=-1), ValueError, "step must be >= 0"),
         (dict(step=1.0), TypeError, "step must be an int"),
         (dict(step=True), TypeError, "step must be an int"),
+        (dict(step=1e30), TypeError, "step must be an int"),
+        (dict(step=10**30), ValueError, r"step must be < 2\*\*63 - 1"),
+        (dict(step=2**63 - 1), ValueError, r"step must be < 2\*\*63 - 1"),
+        (dict(step=np.uint64(2**64 - 1)), ValueError, r"step must be < 2\*\*63 - 1"),
+        (dict(lr=math.inf), ValueError, "lr must be a finite number >= 0"),
+        (dict(eps=math.nan), ValueError, "eps must be a finite number >= 0"),
+        (dict(b1=math.nan), ValueError, "b1 must be a finite number"),
+        (dict(clip=math.inf), ValueError, "clip must be a finite number > 0"),
         (dict(lr=-1e-3), ValueError, "lr must be a finite number >= 0"),
         (dict(eps=-1e-8), ValueError, "eps must be a finite number >= 0"),
         (dict(b1=1.0), ValueError, r"b1 must be in \[0, 1\)"),
@@ -259,3 +267,11 @@ def test_adam_accepts_numpy_scalars(rng):
     expected = reference.adam_update(param.copy(), grad, np.zeros(5), np.zeros(5), 2, lr=lr, clip=3.0)
     fastbin.adam_update(param, grad, np.zeros(5), np.zeros(5), np.int64(2), lr=np.float32(0.01), clip=np.float64(3))
     assert_close(param, expected, scale=1.0)
+
+
+def test_adam_largest_step_matches_reference(rng):
+    """The largest accepted step (bias corrections 1) still runs in the kernel."""
+    param, grad = rng.standard_normal(5), rng.standard_normal(5)
+    expected = reference.adam_update(param.copy(), grad, np.zeros(5), np.zeros(5), 2**63 - 2)
+    fastbin.adam_update(param, grad, np.zeros(5), np.zeros(5), 2**63 - 2)
+    assert_close(param, expected)

@@ -3,14 +3,19 @@
 Where the files are looked for, first complete directory wins (each of the
 four files may be gzip ``name-ubyte.gz`` or raw ``name-ubyte``):
 
-1. ``path=`` if given (only there: missing files are downloaded into it,
-   or ``FileNotFoundError`` with ``download=False``);
+1. ``path=`` if given, only there: it must be an existing directory (it is
+   never created, so a mistyped path is an error, ``FileNotFoundError`` or
+   ``NotADirectoryError``); missing files are downloaded into it, or
+   ``FileNotFoundError`` with ``download=False``;
 2. ``$FASTBIN_DATA/<name>/``;
 3. the user cache, ``platformdirs.user_cache_dir("fastbin")/<name>/``;
 4. Fashion-MNIST only: Debian's ``/usr/share/datasets/fashion-mnist/``
    (``apt-get install dataset-fashion-mnist``);
 5. otherwise the missing files are downloaded into the user cache
-   (``download=True``).
+   (``download=True``) from ``mirrors=``, else ``$FASTBIN_MIRRORS`` (base
+   URLs separated by commas or spaces), else the dataset's official
+   locations. When every location fails, ``DownloadError`` (an ``OSError``)
+   says where it looked and what to do.
 
 Every file is checked against published digests (``verify=True``): the
 SHA-256 of the stored ``.gz`` as served upstream, or the SHA-256 of the
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +33,7 @@ import numpy as np
 import platformdirs
 
 from .download import DownloadError, download_file
-from .idx import read_idx
+from .idx import IdxError, read_idx
 
 __all__ = [
     "DATASETS",
@@ -197,9 +201,20 @@ def _candidates(spec: DatasetSpec):
         yield "debian", Path(d)
 
 
+def _check_path(path) -> Path:
+    """An explicit data directory: it must exist and be a directory."""
+    directory = Path(path)
+    if not directory.exists():
+        raise FileNotFoundError(f"data directory {directory} does not exist (it is not created: make it, "
+                                "or fix the path)")
+    if not directory.is_dir():
+        raise NotADirectoryError(f"data directory {directory} is not a directory")
+    return directory
+
+
 def _locate(spec: DatasetSpec, path):
     if path is not None:
-        return "path", Path(path)
+        return "path", _check_path(path)
     for kind, directory in _candidates(spec):
         if directory.is_dir() and not _missing(spec, directory):
             return kind, directory
@@ -217,6 +232,24 @@ def dataset_source(name: str = "fashion-mnist", path=None) -> str | None:
     return f"{found[0]}: {found[1]}"
 
 
+def _mirrors(spec: DatasetSpec, mirrors) -> tuple[str, ...]:
+    if mirrors is not None:
+        return tuple(mirrors)
+    env = os.environ.get("FASTBIN_MIRRORS", "").replace(",", " ").split()
+    return tuple(env) if env else spec.mirrors
+
+
+def _advice(spec: DatasetSpec) -> str:
+    """What a user can do when the dataset is nowhere and cannot be downloaded."""
+    steps = []
+    if spec.system_dirs:
+        steps.append(f"install Debian's copy (sudo apt-get install dataset-{spec.name})")
+    steps.append(f"put its four IDX files (train-images-idx3-ubyte.gz etc., .gz or raw) in $FASTBIN_DATA/{spec.name}/ "
+                 "or in a directory given as path= (fastbin --data-dir DIR)")
+    steps.append("or set $FASTBIN_MIRRORS to a reachable mirror")
+    return "; ".join(steps)
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -225,34 +258,26 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _content_sha256(array: np.ndarray) -> str:
-    """SHA-256 of the uint8 IDX file ``array`` was read from (header + payload)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    h = hashlib.sha256(header)
-    h.update(np.ascontiguousarray(array).data)
-    return h.hexdigest()
-
-
 def _load_file(file: Path, info: DatasetFile, verify: bool) -> np.ndarray:
-    array = read_idx(file, expected_ndim=len(info.shape), expected_dtype=np.uint8)
-    if verify:
-        ok = _sha256_file(file) == info.gz_sha256 or (
-            info.content_sha256 is not None and _content_sha256(array) == info.content_sha256
+    """Read one split file with :func:`~fastbin.io.idx.read_idx`: its shape is
+    checked before anything is allocated (the exact published shape when
+    ``verify``, else any number of items of the published item shape, at
+    least one), and with ``verify`` the digest of the stored file (streamed
+    before any decompression) or of its decompressed IDX bytes must match."""
+    shape = info.shape if verify else (None, *info.shape[1:])
+    try:
+        return read_idx(
+            file, expected_dtype=np.uint8, expected_shape=shape, allow_empty=False,
+            sha256=info.gz_sha256 if verify else None,
+            content_sha256=info.content_sha256 if verify else None,
         )
-        if not ok:
-            known = "the published .gz digest" + (
-                " or the decompressed-content digest" if info.content_sha256 else ""
-            )
-            raise ValueError(
-                f"{file}: SHA-256 does not match {known} of {info.stem}; the file is "
-                f"corrupt or a different version (delete it to re-download, or pass "
-                f"verify=False to load it anyway)"
-            )
-        if array.shape != info.shape:  # pragma: no cover - implied by the digest
-            raise ValueError(f"{file}: expected shape {info.shape}, got {array.shape}")
-    elif array.shape[1:] != info.shape[1:]:
-        raise ValueError(f"{file}: expected shape (n, {', '.join(map(str, info.shape[1:]))}), got {array.shape}")
-    return array
+    except IdxError as exc:
+        if "SHA-256" not in str(exc) and "digest" not in str(exc):
+            raise
+        raise IdxError(
+            f"{exc}; the file is corrupt or a different version of {info.stem} (delete it to re-download, "
+            f"or pass verify=False to load it anyway)"
+        ) from None
 
 
 def load_dataset(
@@ -286,19 +311,29 @@ def load_dataset(
                 f"{spec.name}: no complete copy (missing {', '.join(missing)}, .gz or raw) in "
                 f"{'; '.join(searched)}; pass download=True to fetch it"
             )
-        urls = tuple(mirrors) if mirrors is not None else spec.mirrors
-        directory.mkdir(parents=True, exist_ok=True)
+        urls = _mirrors(spec, mirrors)
+        if path is None:  # the cache is ours to create; an explicit path was checked to exist
+            directory.mkdir(parents=True, exist_ok=True)
         used = set()
         for info in spec.files.values():
             if info.stem in missing:
-                used.add(
-                    download_file(
+                try:
+                    url = download_file(
                         [u.rstrip("/") + f"/{info.stem}.gz" for u in urls],
                         directory / f"{info.stem}.gz",
                         info.gz_sha256,
                         timeout=timeout,
-                    ).rsplit("/", 1)[0]
-                )
+                    )
+                except DownloadError as exc:
+                    searched = [str(directory)] if path is not None else [str(d) for _, d in _candidates(spec)]
+                    why = exc.reasons[-1] if exc.reasons else "no download location"
+                    error = DownloadError(
+                        f"{spec.name} not found (no complete copy in {'; '.join(searched)}) and the download "
+                        f"failed ({why}); to fix: {_advice(spec)}\n{exc}"
+                    )
+                    error.reasons = exc.reasons
+                    raise error from exc
+                used.add(url.rsplit("/", 1)[0])
         source = f"downloaded from {', '.join(sorted(used))} into {kind}: {directory}"
     arrays = {role: _load_file(_find_file(directory, info.stem), info, verify) for role, info in spec.files.items()}
     for split in ("train", "test"):

@@ -19,7 +19,11 @@ MAX_DOWNLOAD_BYTES = 64 << 20  # the largest known dataset file is ~26 MB
 
 
 class DownloadError(OSError):
-    """No location gave a complete file with the expected SHA-256."""
+    """No location gave a complete file with the expected SHA-256.
+
+    ``reasons``: one ``"url: why"`` string per location tried, in order."""
+
+    reasons: tuple = ()
 
 
 def _fetch(url: str, tmp, sha256: str, timeout: float, max_bytes: int) -> None:
@@ -74,11 +78,13 @@ def download_file(urls, target, sha256: str, *, timeout: float = 60.0, max_bytes
             return url
         except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError, HTTPError, timeouts are OSErrors
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            errors.append(f"  {url}: {type(exc).__name__}: {reason}")
+            errors.append(f"{url}: {type(exc).__name__}: {reason}")
         finally:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
-    raise DownloadError(
-        f"could not download {target.name} (are you offline?); tried:\n" + "\n".join(errors)
+    error = DownloadError(
+        f"could not download {target.name} (are you offline?); tried:\n" + "\n".join(f"  {e}" for e in errors)
         + "\nPut the files in $FASTBIN_DATA/<dataset>/ or pass path= to use a local copy."
     )
+    error.reasons = tuple(errors)
+    raise error

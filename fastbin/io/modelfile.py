@@ -27,6 +27,14 @@ anything is allocated; the checksum, bounds, overlaps and ``prod(shape) *
 itemsize == nbytes`` are all verified. Any problem raises ``ModelFileError``
 (a ``ValueError``). Writes are atomic: a temporary file in the same directory,
 fsynced, then ``os.replace``; a failure leaves any previous file untouched.
+
+Temporary files are named ``.<target name>.<16 hex digits>.tmp`` and removed on
+every error Python sees (exceptions, ``KeyboardInterrupt``). A process killed
+outright (SIGKILL, the default SIGTERM action, power loss) cannot clean up, so
+each ``save_arrays`` also deletes the temporary files of *the same target*
+(exactly that pattern, owned by this user) older than ``STALE_TEMP_SECONDS``:
+old enough that no save still writes them. A library installing signal
+handlers would be worse: they belong to the application.
 """
 from __future__ import annotations
 
@@ -34,15 +42,17 @@ import hashlib
 import json
 import math
 import os
+import re
+import secrets
 import struct
-import tempfile
+import time
 
 import numpy as np
 
 from ..bits import aligned_empty, n_words_for
 from ..packed import PackedSigns
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "ModelFileError", "load_arrays", "save_arrays"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "STALE_TEMP_SECONDS", "ModelFileError", "load_arrays", "save_arrays"]
 
 MAGIC = b"FBIN\x00MDL"
 FORMAT_VERSION = 1
@@ -51,6 +61,9 @@ _PREFIX = struct.Struct("<8sII")  # magic, version, header length
 _DIGEST = 32
 _ALIGN = 64
 _MAX_NDIM = 32
+#: A temporary file of an interrupted save older than this (seconds) is deleted by the
+#: next save of the same target.
+STALE_TEMP_SECONDS = 3600
 
 #: Stored dtype name -> little-endian numpy dtype.
 _DTYPES = {
@@ -102,6 +115,41 @@ def _write_payload(f, hasher, data: bytes | memoryview) -> None:
     f.write(data)
 
 
+def _temp_pattern(base: str):
+    return re.compile(rf"\.{re.escape(base)}\.[0-9a-f]{{16}}\.tmp")
+
+
+def _remove_stale_temps(directory: str, base: str) -> None:
+    """Delete ``.<base>.<16 hex>.tmp`` files in ``directory`` older than STALE_TEMP_SECONDS."""
+    pattern, cutoff = _temp_pattern(base), time.time() - STALE_TEMP_SECONDS
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not pattern.fullmatch(name):
+            continue
+        full = os.path.join(directory, name)
+        try:
+            st = os.lstat(full)
+            if st.st_mtime < cutoff and os.path.isfile(full) and not os.path.islink(full) and (
+                    not hasattr(os, "getuid") or st.st_uid == os.getuid()):
+                os.unlink(full)
+        except OSError:  # gone already, or not ours to remove
+            pass
+
+
+def _open_temp(directory: str, base: str):
+    """(fd, name) of a new ``.<base>.<16 hex>.tmp`` in ``directory``, created exclusively."""
+    for _ in range(100):
+        name = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file in {directory}")
+
+
 def save_arrays(path, meta: dict, arrays: dict) -> None:
     """Write ``meta`` (a JSON-serialisable dict) and ``arrays`` (name ->
     ndarray or ``PackedSigns``) to ``path`` atomically.
@@ -134,8 +182,8 @@ def save_arrays(path, meta: dict, arrays: dict) -> None:
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header))
     data_start = _round_up(len(prefix) + len(header))
 
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    directory, base = os.path.split(os.path.abspath(path))
+    fd, tmp_name = _open_temp(directory, base)
     try:
         with os.fdopen(fd, "wb") as f:
             hasher = hashlib.sha256()
@@ -155,6 +203,7 @@ def save_arrays(path, meta: dict, arrays: dict) -> None:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         raise
+    _remove_stale_temps(directory, base)
     try:  # make the rename itself durable; not possible everywhere
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
@@ -223,10 +272,14 @@ def _check_entry(path, i: int, entry, data_size: int, file_size: int) -> None:
             _fail(path, f"{where}: packed signs need shape [rows, ceil(n_bits/64)], got {shape} with n_bits={n_bits!r}")
 
 
-def load_arrays(path):
+def load_arrays(path, *, check=None):
     """Read a file written by :func:`save_arrays`: returns ``(meta, arrays)``
     with ``arrays`` in the saved order, each a new writeable 64-byte aligned
     array (or ``PackedSigns``) in native byte order.
+
+    ``check(meta, table)``, if given, runs after the container checks and
+    before any payload is copied (``table``: the header's list of entries);
+    it may raise ``ModelFileError`` (e.g. ``fastbin.io.modelschema.check_header``).
 
     Raises ``ModelFileError`` for anything but a valid, intact file of this
     format (see the module docstring for the checks), ``OSError`` when the file
@@ -284,6 +337,8 @@ def load_arrays(path):
     for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
         if start < end:
             _fail(path, f"arrays {first!r} and {second!r} overlap")
+    if check is not None:
+        check(meta, table)
     # All checks passed: every allocation below is bounded by the file size.
     arrays = {}
     for e in table:

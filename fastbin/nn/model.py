@@ -19,7 +19,8 @@ import numpy as np
 
 from .._config import EVAL_CHUNK
 from .._validate import check_int, check_labels, check_model_input
-from ..io.modelfile import ModelFileError, load_arrays, save_arrays
+from ..io.modelfile import ModelFileError, save_arrays
+from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays
 from ..ops.backend import get_backend
 from ..packed import PackedSigns
 from .fold import fold
@@ -28,9 +29,8 @@ from .summary import summary_table
 
 __all__ = ["Model", "softmax_regression", "mlp", "load", "FORMAT"]
 
-#: ``meta["format"]`` of fastbin model files.
-FORMAT = "fastbin.model"
-FORMAT_VERSION = 1
+# ``FORMAT`` (``meta["format"]`` of fastbin model files) and ``FORMAT_VERSION`` live with
+# the schema, in fastbin.io.modelschema.
 
 
 class Model:
@@ -265,31 +265,34 @@ def _check_sizes(sizes):
     return sizes
 
 
-def _build(meta, backend):
-    kind, config = meta.get("kind"), dict(meta.get("config", {}))
-    dtype = meta.get("dtype", "float32")
-    if config.get("input_offset") == "per-feature":
-        config["input_offset"] = 1.0  # placeholder; the saved vector is restored next
-    if kind == "softmax_regression":
-        return softmax_regression(**config, backend=backend, dtype=dtype)
-    if kind == "mlp":
-        return mlp(config.pop("sizes"), **config, backend=backend, dtype=dtype)
-    raise ValueError(f"unknown model kind {kind!r}")
+def _build(schema, backend):
+    """The model ``schema`` (checked by :func:`fastbin.io.modelschema.check_header`) describes,
+    with zero parameters (no random initialisation: ``_restore`` writes every one)."""
+    config = dict(schema.config, init="zeros", seed=0)
+    first = schema.layers[0]
+    if config.get("input_offset") == "per-feature":  # placeholder; the saved vector is restored next
+        config["input_offset"] = 1.0 if first["input_offset"] else None
+    if schema.kind == "softmax_regression":
+        model = softmax_regression(**config, backend=backend, dtype=schema.dtype)
+    else:
+        model = mlp(config.pop("sizes"), **config, backend=backend, dtype=schema.dtype)
+    for layer in model.layers:
+        if isinstance(layer, Dense):
+            layer.init = schema.config["init"]
+    return model
 
 
 def load(path, *, backend="fastbin") -> Model:
-    """Read a model written by :meth:`Model.save` (``fastbin.io.modelfile``
-    raises ``ModelFileError`` for damaged or foreign files)."""
-    meta, arrays = load_arrays(path)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a fastbin model file (format {meta.get('format')!r})")
-    if meta.get("version") != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: model format version {meta.get('version')!r} is not supported")
+    """Read a model written by :meth:`Model.save`. The file's meta and array table are
+    checked against the schema (:mod:`fastbin.io.modelschema`: every size, dtype and shape,
+    finite parameters, ``alpha >= 0``) before the model is built, so memory use is bounded by
+    the stored arrays; anything else raises ``ModelFileError``."""
+    schema, meta, arrays = load_model_arrays(path)
     try:
-        model = _build(meta, backend)
+        model = _build(schema, backend)
         _restore(model, meta, arrays)
         model.config = dict(meta["config"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:  # the schema should have caught it: still a file error
         raise ModelFileError(f"{path}: inconsistent model file: {exc}") from exc
     return model
 
@@ -309,7 +312,7 @@ def _restore(model, meta, arrays):
                     value = unpack(bits, model.dtype).T
                     if layer.scale:
                         alpha = np.asarray(arrays[f"{i}.alpha"], dtype=model.dtype)
-                        value = value * alpha
+                        value *= alpha
                         layer.alpha_override = alpha.copy()
                 else:
                     value = arrays[key]

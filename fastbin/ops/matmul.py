@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._config import use_threads
+from .._config import BINARY_MATMUL_MAX_K, SIGN_MATMUL_UINT8_MAX_K, use_threads
 from .._validate import FLOAT_DTYPES, check_packed
 from ..bits import n_words_for
 from ..kernels.binary_matmul import (
@@ -59,10 +59,19 @@ def _check_pair(a, w) -> None:
         raise ValueError(f"a has k={a.n_bits} bits per row but w has k={w.n_bits}")
 
 
+def _too_long(what, k, bound, limit):
+    """The ValueError for a ``k`` whose int32 results could overflow."""
+    return ValueError(
+        f"{what}: k={k} is too long for the int32 result (|result| can reach {bound}, more than 2**31 - 1): "
+        f"k must be at most {limit}"
+    )
+
+
 def binary_matmul(a, w, *, threads=None) -> np.ndarray:
     """``sign(A) @ sign(W)`` as int32 (m, n) from ``a = pack_signs(A)`` (m, k)
     and ``w = pack_weights(W)`` (n, k): ``k - 2 * popcount(a ^ w)`` per entry
-    (``fastbin.bits``)."""
+    (``fastbin.bits``), exact for ``k <= BINARY_MATMUL_MAX_K`` (``2**31 - 1``,
+    ``fastbin._config``); a longer ``k`` raises ``ValueError``."""
     # Written flat (no helper calls, one test per rare case) because at
     # 128 x 784 -> 10 the Python here is a quarter of the run time.
     if type(a) is not PackedSigns or type(w) is not PackedSigns:
@@ -74,6 +83,8 @@ def binary_matmul(a, w, *, threads=None) -> np.ndarray:
     k = a.n_bits
     if k != w.n_bits or m == 0 or n == 0:
         _check_pair(a, w)  # raises: mismatched k or no rows
+    if k > BINARY_MATMUL_MAX_K:
+        raise _too_long("binary_matmul", k, f"k = {k}", BINARY_MATMUL_MAX_K)
     out = _empty((m, n), _INT32)
     kernel = binary_matmul_parallel if use_threads("binary_matmul", m * n * n_words, threads) else binary_matmul_kernel
     if not kernel(a_bits, w_bits, k, out):  # False: non-zero padding bits
@@ -85,7 +96,10 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
     """``x @ sign(W)`` with ``w = pack_weights(W)`` (n rows of k bits).
 
     ``x`` (m, k) float32/float64 gives the same dtype; ``x`` uint8 (raw
-    pixels) gives the exact int32 product via bit-planes."""
+    pixels) gives the exact int32 product via bit-planes, for
+    ``k <= SIGN_MATMUL_UINT8_MAX_K`` (``(2**31 - 1) // 255 = 8421504``,
+    ``fastbin._config``: ``|x @ sign(W)| <= 255 * k``); a longer ``k``
+    raises ``ValueError``."""
     # A uint8 pixel row (1 x 784) takes ~1 us in all, most of it Python and
     # dispatch, so its common case is tested first in a few cheap lines.
     # Anything else (or a failed test) takes the full checks below.
@@ -93,7 +107,7 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
         m, k = x.shape
         w_bits = w.bits
         n = w_bits.shape[0]
-        if k == w.n_bits and m and n:
+        if k == w.n_bits and m and n and k <= SIGN_MATMUL_UINT8_MAX_K:
             out = _empty((m, n), _INT32)
             if sign_matmul_uint8(x, w_bits, out):  # False: non-zero padding bits
                 return out
@@ -115,6 +129,8 @@ def _sign_matmul_checked(x, w, threads) -> np.ndarray:
         check_packed_lean("w", w)  # raises: no rows
     dtype = x.dtype
     if dtype is _UINT8 or dtype == _UINT8:
+        if shape[1] > SIGN_MATMUL_UINT8_MAX_K:
+            raise _too_long("sign_matmul on uint8 x", shape[1], f"255 * k = {255 * shape[1]}", SIGN_MATMUL_UINT8_MAX_K)
         # Any strides: the bit-plane kernel copies a strided x once.
         out = _empty((m, n), _INT32)
         if not sign_matmul_uint8(x, w.bits, out):  # False: non-zero padding bits
@@ -154,7 +170,11 @@ def binary_dense_sign(a, w, thresholds, flip, *, threads=None) -> PackedSigns:
         )
     if flip.shape != (n,):
         raise ValueError(f"flip must have shape ({n},) (one per output), got {flip.shape}")
-    thresholds = np.ascontiguousarray(thresholds, dtype=np.int64)
+    # Every dot is in [-k, k]: clipping to [-k - 1, k + 1] keeps every
+    # comparison and keeps the kernel's negation (flip) from wrapping at
+    # the int64 minimum.
+    k = a.n_bits
+    thresholds = np.clip(thresholds.astype(np.int64, copy=False), -k - 1, k + 1)
     flip = np.ascontiguousarray(flip)
     m = a.rows
     out_bits = aligned_words(m, n_words_for(n))

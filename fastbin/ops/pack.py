@@ -81,14 +81,31 @@ def pack_weights(w) -> PackedSigns:
     return _pack("w", _check_signable("w", w), along_rows=False)
 
 
+#: The dtypes the unpacking kernel writes directly (native byte order).
+_KERNEL_DTYPES = frozenset(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.float32, np.float64))
+_INT8 = np.dtype(np.int8)
+
+
 def unpack_signs(packed, dtype=np.float32) -> np.ndarray:
-    """The ±1 matrix (rows, n_bits) of ``dtype`` stored in ``packed``."""
+    """The ±1 matrix (rows, n_bits) of ``dtype`` stored in ``packed``.
+
+    ``dtype``: any float or signed integer dtype (±1 is exact in each); the
+    ones Numba has no type for (float16, long double, non-native byte order)
+    are unpacked to int8 first and converted."""
     check_packed_lean("packed", packed)
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be a float or signed integer dtype, got {dtype!r}") from exc
     if dtype.kind not in "fi":
         raise TypeError(f"dtype must be a float or signed integer dtype, got {dtype}")
     out = aligned_empty(packed.shape, dtype)
-    unpack_rows(packed.bits, packed.n_bits, out)
+    if dtype in _KERNEL_DTYPES:
+        unpack_rows(packed.bits, packed.n_bits, out)
+    else:
+        signs = np.empty(packed.shape, _INT8)
+        unpack_rows(packed.bits, packed.n_bits, signs)
+        out[...] = signs
     return out
 
 

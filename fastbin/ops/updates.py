@@ -52,7 +52,7 @@ def adam_update(param, grad, m, v, step, lr=0.001, b1=0.9, b2=0.999, eps=1e-8, c
         writeable, not overlapping each other (``m`` and ``v`` start as zeros).
     grad : ndarray of the same shape and dtype (may be ``param``, or overlap
         it, then it is copied first; not m or v).
-    step : int >= 0. lr, eps : real >= 0. b1, b2 : real in [0, 1).
+    step : int, 0 <= step < 2**63 - 1. lr, eps : real >= 0. b1, b2 : real in [0, 1).
     clip : real > 0 or None. Returns ``param``.
     """
     if not (
@@ -78,6 +78,8 @@ def adam_update(param, grad, m, v, step, lr=0.001, b1=0.9, b2=0.999, eps=1e-8, c
         raise TypeError(f"step must be an int, got {type(step).__name__}")
     if step < 0:
         raise ValueError(f"step must be >= 0 (it counts from 0), got {step}")
+    if step >= _MAX_STEP:
+        raise ValueError(f"step must be < 2**63 - 1 (the kernel's int64 step + 1), got {step}")
     lr = _nonnegative("lr", lr)
     eps = _nonnegative("eps", eps)
     b1 = _decay("b1", b1)
@@ -106,6 +108,9 @@ def _nonnegative(name, value) -> float:
         return value
     return check_positive_float(name, value, allow_zero=True)
 
+
+#: ``step + 1`` must fit the kernel's int64.
+_MAX_STEP = 2**63 - 1
 
 _OVERLAP_NAMES = {1: ("param", "m"), 2: ("param", "v"), 3: ("m", "v"), 4: ("grad", "m"), 5: ("grad", "v")}
 

@@ -1,16 +1,39 @@
 """Command line: ``fastbin {train,eval,predict,summary,demo,bench}`` (also
 ``python -m fastbin ...``).
 
-Exit codes: 0 success, 2 bad command-line arguments (argparse), 1 runtime
-errors (unreadable or damaged model file, missing data, ...).
+Exit codes: 0 success; 2 bad command-line arguments (argparse's usage
+message, also for values out of range such as a layer size over
+``MAX_LAYER_SIZE``); 1 an expected runtime failure (a missing, unreadable or
+damaged model or input file, no dataset and no download, a full disk, an
+output path that cannot be written, ...), reported as one line
+``fastbin: error: ...`` on stderr, without a traceback. ``--debug`` (before
+or after the command) prints the traceback as well. A closed stdout (``fastbin
+predict ... | head -1``) ends the command quietly. Anything else is a bug and
+keeps its traceback.
+
+Arguments are checked before any data is loaded or any model is built.
 """
 from __future__ import annotations
 
 import argparse
+import errno
+import math
 import os
 import sys
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "CommandError", "MAX_LAYER_SIZE", "MAX_PARAMETERS"]
+
+#: Limits on a model built from the command line (``--hidden``), checked
+#: before anything is allocated: units per layer, and trainable parameters
+#: (weights + biases; training holds about 4 float32 copies of them: the
+#: weights, their gradient and Adam's two moments).
+MAX_LAYER_SIZE = 65536
+MAX_PARAMETERS = 50_000_000
+
+
+class CommandError(Exception):
+    """An expected failure of a command: ``main`` prints it as one line and
+    returns 1."""
 
 EPILOG = """examples:
   fastbin train --recipe bnn -o bnn.fbm           # fully binary MLP on Fashion-MNIST
@@ -52,16 +75,21 @@ def _sizes(text):
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes like 200,100, got {text!r}") from None
-    if any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"layer sizes must be >= 1, got {text!r}")
+    if any(not 1 <= s <= MAX_LAYER_SIZE for s in sizes):
+        raise argparse.ArgumentTypeError(f"layer sizes must be in [1, {MAX_LAYER_SIZE}], got {text!r}")
     return sizes
+
+
+def _parameter_count(sizes):
+    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 def _data_args(p):
     p.add_argument("--dataset", choices=["fashion-mnist", "mnist"], default="fashion-mnist",
                    help="dataset (default: fashion-mnist; Debian's copy is used when installed, "
                         "otherwise it is downloaded into the user cache)")
-    p.add_argument("--data-dir", metavar="DIR", help="directory holding the four IDX files (.gz or raw)")
+    p.add_argument("--data-dir", metavar="DIR", help="an existing directory holding the four IDX files (.gz or "
+                   "raw); missing files are downloaded into it")
 
 
 def _backend_arg(p):
@@ -79,10 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .._version import __version__
 
     parser.add_argument("--version", action="version", version=f"fastbin {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also accepted "
+                        "after the command)")
+    common = argparse.ArgumentParser(add_help=False)  # --debug after the command; SUPPRESS keeps the global one
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of "
+                        "an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    t = sub.add_parser("train", help="train a model and save it", description="Train a model on "
+    t = sub.add_parser("train", parents=[common], help="train a model and save it", description="Train a model on "
                        "(Fashion-)MNIST and save it. Either --recipe NAME, or build one with the options.")
     t.add_argument("-o", "--output", required=True, metavar="PATH", help="model file to write")
     t.add_argument("--recipe", choices=sorted(RECIPES), help="a predefined recipe (see the demo); other model "
@@ -115,13 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(t)
     _backend_arg(t)
 
-    e = sub.add_parser("eval", help="test loss and accuracy of a saved model")
+    e = sub.add_parser("eval", parents=[common], help="test loss and accuracy of a saved model")
     e.add_argument("model", help="model file")
     e.add_argument("--folded", action="store_true", help="also evaluate the folded (packed) inference model")
     _data_args(e)
     _backend_arg(e)
 
-    p = sub.add_parser("predict", help="predict classes for images in a .npy file")
+    p = sub.add_parser("predict", parents=[common], help="predict classes for images in a .npy file")
     p.add_argument("model", help="model file")
     p.add_argument("input", help=".npy array (m, 784): float in [0, 1] or raw uint8 pixels "
                    "(also (m, 28, 28))")
@@ -130,10 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "folded inference model")
     _backend_arg(p)
 
-    s = sub.add_parser("summary", help="per-layer parameters, bits, bytes, MACs and binary ops")
+    s = sub.add_parser("summary", parents=[common], help="per-layer parameters, bits, bytes, MACs and binary ops")
     s.add_argument("model", help="model file, or a recipe name")
 
-    d = sub.add_parser("demo", help="reproduce the seed notebooks and the binary MLPs, print a table")
+    d = sub.add_parser("demo", parents=[common], help="reproduce the seed notebooks and the binary MLPs, print a table")
     d.add_argument("--quick", action="store_true", help="fewer recipes and shorter schedules (~20 s here)")
     d.add_argument("--out-dir", metavar="DIR", help="where to write the model files (default: a temp dir)")
     d.add_argument("--recipes", type=lambda s: s.split(","), metavar="A,B",
@@ -149,28 +182,75 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _strerror(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _check_output(path, what):
+    """``path`` can be written: not a directory, in an existing writable
+    directory (checked before any work is done)."""
+    if os.path.isdir(path):
+        raise CommandError(f"cannot write {what} to {path}: it is a directory")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CommandError(f"cannot write {what} to {path}: directory {directory} does not exist")
+    target = path if os.path.exists(path) else directory
+    if not os.access(target, os.W_OK):
+        raise CommandError(f"cannot write {what} to {path}: permission denied")
+
+
+def _check_data_dir(args):
+    """``--data-dir`` names an existing directory (it is never created)."""
+    if args.data_dir is not None:
+        from ..io.datasets import dataset_source
+
+        dataset_source(args.dataset, args.data_dir)  # FileNotFoundError / NotADirectoryError
+
+
+def _load_data(args, dtype="uint8"):
+    from .demo import load_data
+
+    return load_data(args.dataset, args.data_dir, dtype=dtype)
+
+
 def _load_model(path, backend="fastbin"):
     from ..nn.model import load
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, not a model file")
     return load(path, backend=backend)
+
+
+def _save_model(model, path, latent):
+    try:
+        model.save(path, latent=latent)
+    except OSError as exc:
+        raise CommandError(f"cannot save the model to {path}: {_strerror(exc)}") from exc
 
 
 def _cmd_train(args, parser):
     from ..nn.model import mlp, softmax_regression
     from ..nn.optim import SGD, Adam, parse_schedule
     from ..nn.train import fit
-    from .demo import RECIPES, load_data
+    from .demo import RECIPES
 
+    # Everything that can be checked is checked before any data is loaded.
     fit_args = {}
     schedule = None
-    if not args.recipe:  # arguments are checked before any data is loaded
+    if not args.recipe:
         try:
             schedule = parse_schedule(args.schedule)
         except ValueError as exc:
             parser.error(str(exc))
-    data = load_data(args.dataset, args.data_dir)
+        sizes = [784, 10] if args.model == "softmax" else [784, *args.hidden, 10]
+        if _parameter_count(sizes) > MAX_PARAMETERS:
+            parser.error(f"a {'-'.join(map(str, sizes))} model has {_parameter_count(sizes):,} parameters, "
+                         f"more than the {MAX_PARAMETERS:,} limit; use smaller --hidden sizes")
+    _check_output(args.output, "the model")
+    _check_data_dir(args)
+    data = _load_data(args)
     if args.recipe:
         recipe = RECIPES[args.recipe]
         model = recipe.build(args.backend, args.seed, data)
@@ -181,7 +261,7 @@ def _cmd_train(args, parser):
             model = softmax_regression(784, 10, binary_weights=args.binary_weights, scale=args.scale,
                                        seed=args.seed, backend=args.backend)
         else:
-            model = mlp([784, *args.hidden, 10], activation=args.activation, binary_weights=args.binary_weights,
+            model = mlp(sizes, activation=args.activation, binary_weights=args.binary_weights,
                         binary_activations=args.binary_activations, batch_norm=args.batch_norm,
                         scale=args.scale, seed=args.seed, backend=args.backend)
         if args.optimizer == "sgd":
@@ -202,17 +282,16 @@ def _cmd_train(args, parser):
     history = fit(model, opt, data, seed=args.seed, progress=not args.no_progress, **fit_args)
     for step, loss, acc, t in zip(history.step, history.loss, history.acc, history.time):
         print(f"step {step:6d}  test loss {loss:.4f}  test acc {100 * acc:.2f}%  {t:7.2f} s")
-    model.save(args.output, latent=args.latent)
+    _save_model(model, args.output, args.latent)
     print(f"saved {args.output} ({os.path.getsize(args.output)} bytes); trained {history.step[-1]} steps in "
           f"{history.train_time:.2f} s (stopped: {history.stopped})")
     return 0
 
 
 def _cmd_eval(args, parser):
-    from .demo import load_data
-
+    _check_data_dir(args)
     model = _load_model(args.model, args.backend)
-    data = load_data(args.dataset, args.data_dir, dtype="float32")
+    data = _load_data(args, dtype="float32")
     loss, acc = model.evaluate(data.x_test, data.y_test)
     print(f"{data.name} test: loss {loss:.4f}  accuracy {100 * acc:.2f}%  ({len(data.y_test)} images)")
     if args.folded:
@@ -221,23 +300,87 @@ def _cmd_eval(args, parser):
     return 0
 
 
-def _cmd_predict(args, parser):
+_ZIP_MAGIC = b"PK\x03\x04"
+_PRINT_ROWS = 4096  # predictions per write to stdout
+
+
+def _read_images(path, n_in):
+    """The images of a ``.npy`` file, (m, n_in) or (m, a, b) with ``a * b ==
+    n_in``, uint8 or float. The header is read and checked against the file
+    size, the shape and the dtype before the array is (so a header that
+    claims 10^12 rows is refused without allocating anything)."""
     import numpy as np
 
-    model = _load_model(args.model, args.backend)
+    fmt = np.lib.format
     try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read {args.input} as a .npy array: {exc}") from None
-    if x.ndim == 3:
-        x = x.reshape(x.shape[0], -1)
+        f = open(path, "rb")
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {_strerror(exc)}") from exc
+    with f:
+        start = f.read(len(_ZIP_MAGIC))
+        f.seek(0)
+        if not start:
+            raise CommandError(f"{path} is empty, not a .npy array")
+        if start == _ZIP_MAGIC:
+            raise CommandError(f"{path} is a .npz (zip) archive, not a .npy array: save one array with numpy.save")
+        try:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = fmt.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+        except ValueError as exc:
+            raise CommandError(f"{path} is not a readable .npy array: {exc}") from exc
+        data_start = f.tell()
+        size = os.fstat(f.fileno()).st_size
+    if dtype.hasobject:
+        raise CommandError(f"{path} holds Python objects (a pickled array); refusing to load it")
+    if not (dtype == np.uint8 or dtype.kind == "f"):
+        raise CommandError(f"{path}: expected float pixels in [0, 1] or raw uint8 pixels, got dtype {dtype}")
+    square = " or (m, 28, 28)" if n_in == 784 else ""
+    if not (len(shape) == 2 and shape[1] == n_in or len(shape) == 3 and shape[1] * shape[2] == n_in):
+        raise CommandError(f"{path}: expected images of shape (m, {n_in}){square} for this model, got "
+                           f"{tuple(shape)}")
+    expected = math.prod(shape) * dtype.itemsize
+    if size - data_start != expected:
+        raise CommandError(f"{path}: the header declares shape {tuple(shape)} {dtype} ({expected:,} bytes of data) "
+                           f"but the file holds {size - data_start:,} bytes after it (truncated or damaged)")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise CommandError(f"cannot read {path} as a .npy array: {exc}") from exc
+    return x.reshape(x.shape[0], -1)
+
+
+def _write_predictions(path, pred):
+    """Write ``pred`` as int64 ``.npy`` to exactly ``path`` (no ``.npy`` is
+    appended); a failed write removes the partial file."""
+    import numpy as np
+
+    try:
+        with open(path, "wb") as f:
+            np.save(f, pred.astype(np.int64))
+    except OSError as exc:
+        if os.path.isfile(path):
+            os.unlink(path)
+        raise CommandError(f"cannot write predictions to {path}: {_strerror(exc)}") from exc
+
+
+def _cmd_predict(args, parser):
+    if args.output:
+        _check_output(args.output, "predictions")
+    model = _load_model(args.model, args.backend)
+    x = _read_images(args.input, model.n_in)
     runner = model if args.unfolded else model.to_inference()
     pred = runner.predict(x)
     if args.output:
-        np.save(args.output, pred.astype(np.int64))
-        print(f"wrote {len(pred)} predictions to {args.output}")
+        _write_predictions(args.output, pred)
+        print(f"wrote {len(pred)} predictions (int64 .npy) to {args.output}")
     else:
-        print("\n".join(str(int(p)) for p in pred))
+        for start in range(0, len(pred), _PRINT_ROWS):  # bounded memory; a closed pipe stops it early
+            sys.stdout.write("".join(f"{int(p)}\n" for p in pred[start:start + _PRINT_ROWS]))
     return 0
 
 
@@ -262,6 +405,9 @@ def _cmd_demo(args, parser):
     for name in args.backends:
         if name not in ("fastbin", "reference"):
             parser.error(f"unknown backend {name!r}; choose fastbin and/or reference")
+    if args.out_dir is not None and os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        raise CommandError(f"--out-dir {args.out_dir} exists and is not a directory")
+    _check_data_dir(args)
     return demo_main(quick=args.quick, out_dir=args.out_dir, dataset=args.dataset, data_dir=args.data_dir,
                      backends=args.backends, recipes=args.recipes, seed=args.seed, progress=not args.no_progress)
 
@@ -279,23 +425,61 @@ COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "predict": _cmd_predict, "su
             "demo": _cmd_demo, "bench": _cmd_bench}
 
 
+def _message(exc: BaseException) -> str:
+    """One line for an expected failure."""
+    if isinstance(exc, MemoryError):
+        return f"out of memory{': ' + str(exc) if str(exc) else ''}"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        text = f"no space left on device{': ' + exc.filename if exc.filename else ''}"
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()] or [type(exc).__name__]
+    return lines[0] + (" (more with --debug)" if len(lines) > 1 else "")
+
+
+def _quiet_stdout():
+    """After a broken pipe: point stdout at /dev/null so that the interpreter's
+    final flush does not fail again (the recipe of Python's signal docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests)
+        pass
+
+
 def main(argv=None) -> int:
     """Entry point; returns the exit code (``sys.exit(main())``)."""
+    import traceback
+
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = False
+    while argv and argv[0] == "--debug":
+        debug, argv = True, argv[1:]
     if argv and argv[0] == "bench":  # pass everything through, --help included
         return _cmd_bench(argparse.Namespace(args=argv[1:]), parser)
     args = parser.parse_args(argv)
+    debug = debug or args.debug
     from ..io.modelfile import ModelFileError
 
     try:
-        return COMMANDS[args.command](args, parser)
-    except (ModelFileError, FileNotFoundError, PermissionError, IsADirectoryError, ValueError, TypeError) as exc:
-        print(f"fastbin {args.command}: error: {exc}", file=sys.stderr)
+        code = COMMANDS[args.command](args, parser)
+        sys.stdout.flush()  # a closed pipe shows up here, not at exit
+        return code
+    except BrokenPipeError:  # the reader went away (`fastbin predict ... | head -1`): stop quietly
+        _quiet_stdout()
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (CommandError, ModelFileError, OSError, ValueError, TypeError, MemoryError) as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"fastbin: error: {_message(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,354 @@
+"""The schema of a fastbin model file: what ``meta`` may say and which arrays it implies.
+
+A model file (:mod:`fastbin.io.modelfile`) holds ``meta`` (JSON) and named arrays. The trainer
+(``fastbin.nn.model``) writes, for format ``"fastbin.model"`` version 1::
+
+    meta = {"format": "fastbin.model", "version": 1, "kind": "softmax_regression" | "mlp",
+            "config": {...the constructor's arguments...}, "dtype": "float32" | "float64",
+            "layers": [layer.config(), ...], "latent": bool}
+
+and one array per parameter and buffer, named ``"<layer index>.<name>"``. Everything in
+``meta`` determines the name, kind, dtype and shape of every stored array, so a loader checks,
+in this order and before it builds or allocates anything of the model's size:
+
+1. :func:`check_header` (``meta`` and the array *table*, no payload needed): the exact keys
+   and types of ``meta`` and ``config``, every size a positive int, the layer list equal to
+   the one the configuration implies, and the table equal to the arrays the layers imply
+   (no missing, no extra, each with the expected kind, dtype and shape). Declared sizes are
+   therefore bounded by the stored arrays, which :func:`~fastbin.io.modelfile.load_arrays`
+   bounds by the file size.
+2. :func:`check_values` (the loaded arrays): every float finite; ``alpha`` and batch-norm
+   ``running_var`` ``>= 0``; and an interval bound on every activation for inputs in
+   ``[0, 1]`` (raw uint8 pixels mean ``x / 255``) at most :data:`MAX_ACTIVATION`, so a model
+   that loads always predicts finite logits.
+
+Any violation is a :class:`~fastbin.io.modelfile.ModelFileError` naming the file and the
+field or array. :func:`load_model_arrays` does both around ``load_arrays``; the trainer's
+``fastbin.nn.load`` calls it (and so can any other loader, e.g. the runtime's).
+
+This module is part of ``io`` (a leaf): it knows the file's layout, not the layer classes.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..bits import n_words_for
+from ..packed import PackedSigns
+from .modelfile import ModelFileError, load_arrays
+
+__all__ = [
+    "ACTIVATIONS",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "INITS",
+    "MAX_ACTIVATION",
+    "ArraySpec",
+    "ModelSchema",
+    "check_header",
+    "check_values",
+    "load_model_arrays",
+    "table_of",
+]
+
+#: ``meta["format"]`` of fastbin model files, and the version this schema reads.
+FORMAT = "fastbin.model"
+FORMAT_VERSION = 1
+KINDS = ("softmax_regression", "mlp")
+ACTIVATIONS = ("tanh", "hardtanh", "sign")
+INITS = ("uniform", "normal", "glorot", "zeros")
+MODEL_DTYPES = ("float32", "float64")
+#: Largest activation magnitude (interval bound, inputs in [0, 1]) a loadable model may
+#: reach: far beyond any trained model, far below float32 overflow (3.4e38).
+MAX_ACTIVATION = 1e20
+
+_META_KEYS = {"format", "version", "kind", "config", "dtype", "layers", "latent"}
+_CONFIG_KEYS = {
+    "softmax_regression": {"n_in", "n_classes", "binary_weights", "scale", "init", "input_offset", "seed"},
+    "mlp": {"sizes", "activation", "binary_weights", "binary_activations", "batch_norm", "output_bn", "scale",
+            "init", "sigma", "input_offset", "seed"},
+}
+_DENSE_KEYS = {"kind", "n_in", "n_out", "binary", "scale", "bias", "input_offset"}
+_BN_KEYS = {"kind", "n", "momentum", "eps"}
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """What one stored array must be: ``kind`` (``"array"`` or ``"packed_signs"``), stored
+    ``dtype`` name, ``shape`` (for packed signs ``(rows, n_words)``), ``n_bits`` (packed signs
+    only) and the value rule: ``"finite"``, ``"nonnegative"`` (finite and >= 0) or None."""
+
+    kind: str
+    dtype: str
+    shape: tuple
+    n_bits: int | None = None
+    values: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSchema:
+    """The checked header: ``kind``, ``config``, ``dtype``, ``latent``, ``layers`` (the layer
+    configs, in order) and ``arrays`` (name -> :class:`ArraySpec`, in the order saved)."""
+
+    kind: str
+    config: dict
+    dtype: str
+    latent: bool
+    layers: list
+    arrays: dict
+
+
+def _fail(path, message):
+    raise ModelFileError(f"{path}: {message}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _require(path, where, value, ok, expected):
+    if not ok(value):
+        _fail(path, f"{where} must be {expected}, got {_short(value)}")
+    return value
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _size(path, where, v):
+    return _require(path, where, v, lambda x: _is_int(x) and x >= 1, "an int >= 1")
+
+
+def _bool(path, where, v):
+    return _require(path, where, v, lambda x: isinstance(x, bool), "true or false")
+
+
+def _keys(path, where, d, keys):
+    if not isinstance(d, dict):
+        _fail(path, f"{where} must be an object, got {_short(d)}")
+    if set(d) != keys:
+        missing, extra = sorted(keys - set(d)), sorted(set(d) - keys)
+        _fail(path, f"{where} has the wrong keys (missing {missing}, unexpected {extra})")
+
+
+def _input_offset(path, v):
+    ok = v is None or v == "per-feature" or _is_number(v)
+    return _require(path, "config.input_offset", v, lambda _: ok, "null, a finite number or 'per-feature'")
+
+
+def _check_config(path, kind, config):
+    """Types and ranges of ``config``; returns the dense layer sizes ``[n_in, ..., n_classes]``."""
+    _keys(path, "config", config, _CONFIG_KEYS[kind])
+    for key in ("binary_weights", "scale") + (("binary_activations", "batch_norm", "output_bn") if kind == "mlp"
+                                              else ()):
+        _bool(path, f"config.{key}", config[key])
+    _require(path, "config.init", config["init"], lambda x: x in INITS, f"one of {list(INITS)}")
+    _require(path, "config.seed", config["seed"], lambda x: x is None or (_is_int(x) and 0 <= x < 2**128),
+             "null or an int in [0, 2**128)")
+    _input_offset(path, config["input_offset"])
+    if kind == "softmax_regression":
+        return [_size(path, "config.n_in", config["n_in"]), _size(path, "config.n_classes", config["n_classes"])]
+    _require(path, "config.activation", config["activation"], lambda x: x in ACTIVATIONS, f"one of {list(ACTIVATIONS)}")
+    if config["binary_activations"] != (config["activation"] == "sign"):
+        _fail(path, f"config.binary_activations is {config['binary_activations']} but activation is "
+                    f"{config['activation']!r} (binary activations are exactly activation 'sign')")
+    _require(path, "config.sigma", config["sigma"], _is_number, "a finite number")
+    sizes = _require(path, "config.sizes", config["sizes"], lambda x: isinstance(x, list) and len(x) >= 2,
+                     "a list [n_in, ..., n_classes] of at least 2 sizes")
+    return [_size(path, f"config.sizes[{i}]", s) for i, s in enumerate(sizes)]
+
+
+def _expected_layers(path, kind, config, saved_layers):
+    """The layer configs the trainer builds from ``config``. Taken from the saved list, and
+    checked, where the configuration leaves them open (batch-norm momentum and eps, and whether
+    a per-feature input offset was all zeros, which stores no vector)."""
+    sizes = _check_config(path, kind, config)
+    if not isinstance(saved_layers, list):
+        _fail(path, f"meta.layers must be a list, got {_short(saved_layers)}")
+    offset = config["input_offset"]
+    if offset == "per-feature":
+        first = saved_layers[0] if saved_layers and isinstance(saved_layers[0], dict) else {}
+        has_offset = _bool(path, "meta.layers[0].input_offset", first.get("input_offset"))
+    else:
+        has_offset = offset is not None and offset != 0
+    binary, scale = config["binary_weights"], config["scale"]
+    if kind == "softmax_regression":
+        return [{"kind": "dense", "n_in": sizes[0], "n_out": sizes[1], "binary": binary, "scale": scale,
+                 "bias": True, "input_offset": has_offset}]
+    layers, n = [], len(sizes) - 1
+    for i in range(n):
+        last = i == n - 1
+        bn = config["output_bn"] if last else config["batch_norm"]
+        layers.append({"kind": "dense", "n_in": sizes[i], "n_out": sizes[i + 1], "binary": binary, "scale": scale,
+                       "bias": not bn, "input_offset": has_offset and i == 0})
+        if bn:
+            j = len(layers)
+            saved = saved_layers[j] if j < len(saved_layers) and isinstance(saved_layers[j], dict) else {}
+            momentum, eps = saved.get("momentum"), saved.get("eps")
+            _require(path, f"meta.layers[{j}].momentum", momentum, lambda x: _is_number(x) and 0 <= x <= 1,
+                     "a number in [0, 1]")
+            _require(path, f"meta.layers[{j}].eps", eps, lambda x: _is_number(x) and 0 < x <= 1, "a number in (0, 1]")
+            layers.append({"kind": "batchnorm", "n": sizes[i + 1], "momentum": momentum, "eps": eps})
+        if not last:
+            layers.append({"kind": config["activation"]})
+    return layers
+
+
+def _expected_arrays(layers, latent):
+    arrays = {}
+    for i, layer in enumerate(layers):
+        if layer["kind"] == "dense":
+            n_in, n_out = layer["n_in"], layer["n_out"]
+            if layer["binary"] and not latent:
+                arrays[f"{i}.W_bits"] = ArraySpec("packed_signs", "uint64", (n_out, n_words_for(n_in)), n_bits=n_in)
+            else:
+                arrays[f"{i}.W"] = ArraySpec("array", "float32", (n_in, n_out), values="finite")
+            if layer["bias"]:
+                arrays[f"{i}.b"] = ArraySpec("array", "float32", (n_out,), values="finite")
+            if layer["input_offset"]:
+                arrays[f"{i}.input_offset"] = ArraySpec("array", "float32", (n_in,), values="finite")
+            if layer["binary"] and layer["scale"] and not latent:
+                arrays[f"{i}.alpha"] = ArraySpec("array", "float32", (n_out,), values="nonnegative")
+        elif layer["kind"] == "batchnorm":
+            n = layer["n"]
+            for name, rule in (("gamma", "finite"), ("beta", "finite"), ("running_mean", "finite"),
+                               ("running_var", "nonnegative")):
+                arrays[f"{i}.{name}"] = ArraySpec("array", "float32", (n,), values=rule)
+    return arrays
+
+
+def table_of(arrays: dict) -> list:
+    """The array table (``[{"name", "kind", "dtype", "shape"[, "n_bits"]}, ...]``) describing
+    loaded ``arrays`` (name -> ndarray or ``PackedSigns``), for :func:`check_header`."""
+    table = []
+    for name, value in arrays.items():
+        if isinstance(value, PackedSigns):
+            table.append({"name": name, "kind": "packed_signs", "dtype": str(value.bits.dtype),
+                          "shape": list(value.bits.shape), "n_bits": value.n_bits})
+        else:
+            value = np.asarray(value)
+            table.append({"name": name, "kind": "array", "dtype": value.dtype.name, "shape": list(value.shape)})
+    return table
+
+
+def check_header(meta, table, *, path="model file") -> ModelSchema:
+    """Check ``meta`` and the array ``table`` (entries with ``name``, ``kind``, ``dtype``,
+    ``shape`` and, for packed signs, ``n_bits``; the table of ``load_arrays`` or
+    :func:`table_of`) against the schema; returns the :class:`ModelSchema`. Needs no payload.
+    Raises ``ModelFileError`` naming ``path`` and the first problem."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        _fail(path, f"not a fastbin model file (format {_short(fmt)}, expected {FORMAT!r})")
+    if meta.get("version") != FORMAT_VERSION or not _is_int(meta.get("version")):
+        _fail(path, f"model format version {_short(meta.get('version'))} is not supported "
+                    f"(this fastbin reads version {FORMAT_VERSION})")
+    _keys(path, "meta", meta, _META_KEYS)
+    kind = _require(path, "meta.kind", meta["kind"], lambda x: x in KINDS, f"one of {list(KINDS)}")
+    dtype = _require(path, "meta.dtype", meta["dtype"], lambda x: x in MODEL_DTYPES, f"one of {list(MODEL_DTYPES)}")
+    latent = _bool(path, "meta.latent", meta["latent"])
+    layers = _expected_layers(path, kind, meta["config"], meta["layers"])
+    if meta["layers"] != layers:
+        saved = meta["layers"]
+        for j, layer in enumerate(layers):
+            if j >= len(saved) or saved[j] != layer:
+                got = saved[j] if j < len(saved) else "nothing"
+                _fail(path, f"meta.layers[{j}] is {_short(got)}, but the configuration implies {layer}")
+        _fail(path, f"meta.layers has {len(saved)} layers, the configuration implies {len(layers)}")
+    expected = _expected_arrays(layers, latent)
+    if not isinstance(table, list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in table):
+        _fail(path, "the array table must be a list of named entries")
+    by_name = {e["name"]: e for e in table}
+    missing = [name for name in expected if name not in by_name]
+    extra = [name for name in by_name if name not in expected]
+    if missing or extra:
+        _fail(path, f"arrays do not match the model: missing {missing}, unexpected {extra}")
+    for name, spec in expected.items():
+        e = by_name[name]
+        got = (e.get("kind"), e.get("dtype"), tuple(e.get("shape", ())), e.get("n_bits"))
+        want = (spec.kind, spec.dtype, spec.shape, spec.n_bits)
+        if got != want:
+            what = f"{spec.dtype} {spec.kind} of shape {list(spec.shape)}"
+            if spec.n_bits is not None:
+                what += f" with n_bits={spec.n_bits}"
+            _fail(path, f"array {name!r} must be {what}, got {e.get('dtype')} {e.get('kind')} of shape "
+                        f"{e.get('shape')}" + (f" with n_bits={e.get('n_bits')}" if e.get("n_bits") is not None
+                                               else ""))
+    return ModelSchema(kind, dict(meta["config"]), dtype, latent, layers, expected)
+
+
+def _activation_bounds(schema: ModelSchema, arrays) -> None:
+    """Raise ValueError when an interval bound of some activation exceeds MAX_ACTIVATION."""
+    h = None
+    for i, layer in enumerate(schema.layers):
+        kind = layer["kind"]
+        if kind == "dense":
+            n_in = layer["n_in"]
+            offset = arrays.get(f"{i}.input_offset")
+            # |x - offset| <= 1 + |offset| for x in [0, 1] (also covers the offset folded into the bias)
+            if h is None:
+                h = np.ones(n_in) if offset is None else 1.0 + np.abs(offset.astype(np.float64))
+            if f"{i}.W" in arrays:
+                w = np.abs(arrays[f"{i}.W"].astype(np.float64))
+                if layer["binary"]:
+                    total = h.sum()
+                    z = total * (w.mean(axis=0) if layer["scale"] else np.ones(layer["n_out"]))
+                else:
+                    z = h @ w
+            else:
+                alpha = arrays.get(f"{i}.alpha")
+                z = h.sum() * (np.ones(layer["n_out"]) if alpha is None else alpha.astype(np.float64))
+            if f"{i}.b" in arrays:
+                z = z + np.abs(arrays[f"{i}.b"].astype(np.float64))
+            h = z
+        elif kind == "batchnorm":
+            var = arrays[f"{i}.running_var"].astype(np.float64)
+            k = np.abs(arrays[f"{i}.gamma"].astype(np.float64)) / np.sqrt(var + layer["eps"])
+            h = (h + np.abs(arrays[f"{i}.running_mean"].astype(np.float64))) * k + np.abs(
+                arrays[f"{i}.beta"].astype(np.float64))
+        else:  # tanh, hardtanh, sign: |y| <= 1
+            h = np.minimum(h, 1.0)
+        worst = float(np.max(h)) if h.size else 0.0
+        if not worst <= MAX_ACTIVATION:
+            raise ValueError(f"layer {i} ({kind}) can reach activations of magnitude {worst:.3g} for inputs in "
+                             f"[0, 1], more than {MAX_ACTIVATION:g}: the parameters are corrupt")
+
+
+def check_values(schema: ModelSchema, arrays, *, path="model file") -> None:
+    """Check the loaded ``arrays`` against ``schema`` (from :func:`check_header`): floats
+    finite, ``alpha`` and ``running_var`` >= 0, activations bounded (see the module doc).
+    Raises ``ModelFileError`` naming ``path`` and the array."""
+    for name, spec in schema.arrays.items():
+        if spec.values is None:
+            continue
+        a = arrays[name]
+        with np.errstate(invalid="ignore"):
+            if not np.all(np.isfinite(a)):
+                _fail(path, f"array {name!r} holds NaN or infinite values")
+            if spec.values == "nonnegative" and a.size and a.min() < 0:
+                _fail(path, f"array {name!r} must be >= 0, holds {a.min()}")
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            _activation_bounds(schema, arrays)
+    except ValueError as exc:
+        _fail(path, str(exc))
+
+
+def load_model_arrays(path):
+    """``load_arrays(path)`` with the whole schema checked: the header before any payload
+    is copied, the values after. Returns ``(schema, meta, arrays)``; ``ModelFileError`` for
+    anything that is not a valid fastbin model file, ``OSError`` when it cannot be read."""
+    path = os.fspath(path)
+    holder = []
+    meta, arrays = load_arrays(path, check=lambda meta, table: holder.append(check_header(meta, table, path=path)))
+    schema = holder[0]
+    check_values(schema, arrays, path=path)
+    return schema, meta, arrays
