@@ -260,14 +260,14 @@ def _sha256_file(path: Path) -> str:
 
 def _load_file(file: Path, info: DatasetFile, verify: bool) -> np.ndarray:
     """Read one split file with :func:`~fastbin.io.idx.read_idx`: its shape is
-    checked before anything is allocated (the exact published shape when
-    ``verify``, else any number of items of the published item shape, at
-    least one), and with ``verify`` the digest of the stored file (streamed
-    before any decompression) or of its decompressed IDX bytes must match."""
-    shape = info.shape if verify else (None, *info.shape[1:])
+    checked before anything is allocated (at least one item of the published
+    item shape), and with ``verify`` the digest of the stored file (streamed
+    before any decompression) or of its decompressed IDX bytes must match
+    (which also fixes the number of items)."""
     try:
         return read_idx(
-            file, expected_dtype=np.uint8, expected_shape=shape, allow_empty=False,
+            file, expected_ndim=len(info.shape), expected_dtype=np.uint8, expected_shape=(None, *info.shape[1:]),
+            allow_empty=False,
             sha256=info.gz_sha256 if verify else None,
             content_sha256=info.content_sha256 if verify else None,
         )
