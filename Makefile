@@ -17,6 +17,7 @@ help:
 	@echo "make bench-compare BASELINE=old.json [THRESHOLD=1.25] [FAIL=1] [NO_RUN=1]"
 	@echo "make fuzz [N=2000] [SEED=0] hostile model/IDX files, each batch in a memory-capped subprocess"
 	@echo "make lint        ruff: pyflakes, pycodestyle, import order, bugbear, pyupgrade"
+	@echo "make test-c      the C export: host gcc, AArch64/armhf under QEMU, Cortex-M4 size (missing tools skip)"
 	@echo "make clean-cache delete Numba's on-disk kernel cache"
 
 $(VENV)/bin/python:
@@ -40,6 +41,14 @@ lint: $(VENV)/.installed-test
 
 test-nojit: $(VENV)/.installed-test
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -m "not slow"
+
+# The C export (fastbin export-c, tests/test_export_c.py), slow Fashion-MNIST tests included: host gcc;
+# aarch64-linux-gnu-gcc / arm-linux-gnueabihf-gcc run under qemu-*-static; arm-none-eabi-gcc for the
+# Cortex-M4 flash/RAM targets. A missing tool or dataset skips its tests with the reason (Debian packages:
+# gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static gcc-arm-none-eabi libnewlib-arm-none-eabi).
+.PHONY: test-c
+test-c: $(VENV)/.installed-test
+	$(PY) -m pytest tests/test_export_c.py
 
 # The demo: both seed notebooks and the binary MLPs, fastbin vs the NumPy
 # reference, results table at the end. DEMO_ARGS=--quick for a short run.

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastbin
-from fastbin.nn.fold import Affine, float_thresholds, int_thresholds
+from fastbin.nn.fold import affine, float_thresholds, int_thresholds
 from fastbin.nn.layers import BatchNorm, Dense
 from fastbin.nn.model import mlp, softmax_regression
 from fastbin.nn.optim import Adam
@@ -73,11 +73,11 @@ def test_thresholds_exact_on_integer_domain(rng):
     bn.params["gamma"][...] = [1.5, -2.0, 0.0, 0.3, -0.7]
     bn.params["beta"][...] = rng.normal(0, 1, 5)
     bn.buffers["running_mean"][...] = rng.normal(0, 1, 5)
-    affine = Affine(dense, bn, uint8_input=True)
+    aff = affine(dense, bn, uint8_input=True)
     bound = 255 * 8
-    t, flip = int_thresholds(affine, bound)
+    t, flip = int_thresholds(aff, bound)
     d = np.arange(-bound, bound + 1)
-    neg = affine(d[:, None].astype(np.float32) * np.ones(5, np.float32)) < 0
+    neg = aff(d[:, None].astype(np.float32) * np.ones(5, np.float32)) < 0
     expected = np.where(flip, d[:, None] > t, d[:, None] < t)
     np.testing.assert_array_equal(neg, expected)
     assert flip.tolist() == [False, True, False, False, True]
@@ -89,8 +89,8 @@ def test_float_thresholds_exact_near_the_change(rng):
     bn = BatchNorm(4, dtype=np.float32)
     bn.params["gamma"][...] = [1.0, -1.0, 3.0, -0.01]
     bn.buffers["running_mean"][...] = [0.1, -0.2, 0.0, 1e-30]
-    affine = Affine(dense, bn, uint8_input=False)
-    t, flip = float_thresholds(affine)
+    aff = affine(dense, bn, uint8_input=False)
+    t, flip = float_thresholds(aff)
     for j in range(4):
         around = [t[j]]
         for direction in (np.float32(-np.inf), np.float32(np.inf)):
@@ -101,7 +101,7 @@ def test_float_thresholds_exact_near_the_change(rng):
         values = np.concatenate([around, np.float32(np.linspace(-5, 5, 101))]).astype(np.float32)
         grid = np.zeros((values.size, 4), np.float32)
         grid[:, j] = values
-        neg = affine(grid)[:, j] < 0
+        neg = aff(grid)[:, j] < 0
         expected = values > t[j] if flip[j] else values < t[j]
         np.testing.assert_array_equal(neg, expected)
 

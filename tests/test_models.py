@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from fastbin import runtime
 from fastbin.io.modelfile import ModelFileError, load_arrays, save_arrays
 from fastbin.nn.model import load, mlp, softmax_regression
 from fastbin.nn.optim import SGD, Adam
@@ -67,7 +68,7 @@ def test_load_rejects_foreign_and_damaged_files(tmp_path):
     path = tmp_path / "other.fbm"
     save_arrays(path, {"format": "something else"}, {"a": np.zeros(3, np.float32)})
     with pytest.raises(ModelFileError, match="not a fastbin model"):
-        load(path)
+        _load_both(path)
     model = mlp([10, 4, 3])
     good = tmp_path / "good.fbm"
     model.save(good)
@@ -75,12 +76,12 @@ def test_load_rejects_foreign_and_damaged_files(tmp_path):
     arrays["0.W"] = np.zeros((3, 3), np.float32)
     save_arrays(tmp_path / "bad.fbm", meta, arrays)
     with pytest.raises(ModelFileError, match=r"array '0.W' must be float32 array of shape \[10, 4\]"):
-        load(tmp_path / "bad.fbm")
+        _load_both(tmp_path / "bad.fbm")
     data = bytearray(good.read_bytes())
     data[100] ^= 0xFF
     (tmp_path / "corrupt.fbm").write_bytes(bytes(data))
     with pytest.raises(ModelFileError):
-        load(tmp_path / "corrupt.fbm")
+        _load_both(tmp_path / "corrupt.fbm")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -198,6 +199,20 @@ def test_packed_training_forward_is_bit_identical(rng):
 # Hostile model files: the schema (fastbin.io.modelschema) is checked before anything is built -----------
 
 
+def _load_both(path):
+    """``load(path)``, and the inference runtime's loader on the same file: it rejects
+    exactly the files ``load`` rejects, with the same message, and loads the others."""
+    try:
+        model = load(path)
+    except ModelFileError as exc:
+        with pytest.raises(ModelFileError) as info:
+            runtime.load(path, engine="numpy")
+        assert str(info.value) == str(exc)
+        raise
+    runtime.load(path, engine="numpy")
+    return model
+
+
 def _saved(tmp_path, model, name="m.fbm", latent=False):
     path = tmp_path / name
     model.save(path, latent=latent)
@@ -231,7 +246,7 @@ def test_huge_declared_sizes_rejected_before_allocation(tmp_path, big):
     tracemalloc.start()
     try:
         with pytest.raises(ModelFileError, match=f"{path}.*(must be|implies)"):
-            load(path)
+            _load_both(path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -243,7 +258,7 @@ def test_weight_dtype_checked(tmp_path, dtype):
     path, meta, arrays = _saved(tmp_path, mlp([40, 16, 5]))
     arrays["0.W"] = (arrays["0.W"] > 0).astype(dtype)  # before: loaded, predicted class 0 for every input
     with pytest.raises(ModelFileError, match=rf"array '0.W' must be float32 array of shape \[40, 16\], got {dtype}"):
-        load(_resave(tmp_path, meta, arrays))
+        _load_both(_resave(tmp_path, meta, arrays))
 
 
 def test_model_dtype_and_meta_checked(tmp_path):
@@ -252,7 +267,7 @@ def test_model_dtype_and_meta_checked(tmp_path):
         ({"dtype": "float16"}, "meta.dtype must be one of"),  # before: a Numba error during load
         ({"latent": "no"}, "meta.latent must be true or false"),
         ({"kind": "cnn"}, "meta.kind must be one of"),
-        ({"version": 2}, "model format version 2 is not supported"),
+        ({"version": 3}, "model format version 3 is not supported"),
         ({"format": "other"}, "not a fastbin model file"),
         ({"extra": 1}, r"meta has the wrong keys \(missing \[\], unexpected \['extra'\]\)"),
         ({"config": dict(meta["config"], n_in=40.0)}, "config.n_in must be an int >= 1, got 40.0"),
@@ -264,7 +279,7 @@ def test_model_dtype_and_meta_checked(tmp_path):
     ]
     for change, match in cases:
         with pytest.raises(ModelFileError, match=match):
-            load(_resave(tmp_path, {**meta, **change}, arrays))
+            _load_both(_resave(tmp_path, {**meta, **change}, arrays))
 
 
 @pytest.mark.parametrize(
@@ -284,7 +299,7 @@ def test_bad_parameter_values_rejected(tmp_path, model, name, value, match):
     arrays[name] = arrays[name].copy()
     arrays[name].reshape(-1)[0] = value
     with pytest.raises(ModelFileError, match=f"{_resave(tmp_path, meta, arrays)}: .*{match}"):
-        load(tmp_path / "hostile.fbm")
+        _load_both(tmp_path / "hostile.fbm")
 
 
 def test_negative_alpha_would_flip_predictions(rng, tmp_path):
@@ -292,7 +307,7 @@ def test_negative_alpha_would_flip_predictions(rng, tmp_path):
     path, meta, arrays = _saved(tmp_path, softmax_regression(40, 5, binary_weights=True, scale=True, init="normal"))
     arrays["0.alpha"] = -np.abs(arrays["0.alpha"])
     with pytest.raises(ModelFileError, match="'0.alpha' must be >= 0"):
-        load(_resave(tmp_path, meta, arrays))
+        _load_both(_resave(tmp_path, meta, arrays))
 
 
 def test_missing_extra_and_reshaped_arrays(tmp_path):
@@ -307,7 +322,7 @@ def test_missing_extra_and_reshaped_arrays(tmp_path):
         a = dict(arrays)
         change(a)
         with pytest.raises(ModelFileError, match=match):
-            load(_resave(tmp_path, meta, a))
+            _load_both(_resave(tmp_path, meta, a))
 
 
 def test_all_zero_per_feature_offset_round_trip(rng, tmp_path):

@@ -7,7 +7,15 @@ A model file (:mod:`fastbin.io.modelfile`) holds ``meta`` (JSON) and named array
             "config": {...the constructor's arguments...}, "dtype": "float32" | "float64",
             "layers": [layer.config(), ...], "latent": bool}
 
-and one array per parameter and buffer, named ``"<layer index>.<name>"``. Everything in
+and one array per parameter and buffer, named ``"<layer index>.<name>"``. Version 2 adds
+``"folded": bool`` to ``meta``; when true the file also holds the folded form's thresholds
+(:func:`fold_plan`: for each sign stage, first dense layer ``i``, thresholds ``t`` and flips
+(bool) of shape (n_out,): ``"folded.<i>.packed_t"`` and ``"folded.<i>.packed_flip"`` for a
+stage on packed signs; for the first stage, which sees the model input, ``uint8_t``/``_flip``
+and ``float_t``/``_flip`` instead. Integer thresholds are int32 (int64 past 2**31,
+:func:`threshold_dtype`), float ones stored bit-exact as their int32 (float32 models) or
+int64 (float64 models) bit patterns). Every other array of the folded form is derived from
+the layer arrays without a search. Version 1 files still load (folded at load). Everything in
 ``meta`` determines the name, kind, dtype and shape of every stored array, so a loader checks,
 in this order and before it builds or allocates anything of the model's size:
 
@@ -44,19 +52,27 @@ __all__ = [
     "ACTIVATIONS",
     "FORMAT",
     "FORMAT_VERSION",
+    "FOLDED_FLOAT_RANGE",
+    "READ_VERSIONS",
     "INITS",
     "MAX_ACTIVATION",
     "ArraySpec",
     "ModelSchema",
     "check_header",
     "check_values",
+    "fold_plan",
+    "threshold_dtype",
     "load_model_arrays",
     "table_of",
 ]
 
-#: ``meta["format"]`` of fastbin model files, and the version this schema reads.
+#: ``meta["format"]`` of fastbin model files, the version written, and the versions read.
 FORMAT = "fastbin.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
+#: Folded float thresholds lie in [-FOLDED_FLOAT_RANGE, FOLDED_FLOAT_RANGE] (the search domain
+#: of ``fastbin.runtime.fold``).
+FOLDED_FLOAT_RANGE = 1e30
 KINDS = ("softmax_regression", "mlp")
 ACTIVATIONS = ("tanh", "hardtanh", "sign")
 INITS = ("uniform", "normal", "glorot", "zeros")
@@ -91,7 +107,8 @@ class ArraySpec:
 @dataclass(frozen=True)
 class ModelSchema:
     """The checked header: ``kind``, ``config``, ``dtype``, ``latent``, ``layers`` (the layer
-    configs, in order) and ``arrays`` (name -> :class:`ArraySpec`, in the order saved)."""
+    configs, in order), ``arrays`` (name -> :class:`ArraySpec`, in the order saved) and
+    ``folded`` (whether the file holds the folded thresholds)."""
 
     kind: str
     config: dict
@@ -99,6 +116,7 @@ class ModelSchema:
     latent: bool
     layers: list
     arrays: dict
+    folded: bool = False
 
 
 def _fail(path, message):
@@ -203,6 +221,47 @@ def _expected_layers(path, kind, config, saved_layers):
     return layers
 
 
+def fold_plan(layers):
+    """How a layer list (configs) folds: ``(stages, tail)`` with ``stages`` the sign stages
+    ``(dense index, batch-norm index or None)``, a prefix of the model (binary dense ->
+    [batch norm] -> sign, from layer 0 on), and ``tail`` the index of the first layer of the
+    float tail (``len(layers)`` when there is none)."""
+    stages, i = [], 0
+    while i < len(layers):
+        dense, j = layers[i], i + 1
+        bn = j if j < len(layers) and layers[j]["kind"] == "batchnorm" else None
+        j += bn is not None
+        if dense["kind"] == "dense" and dense["binary"] and j < len(layers) and layers[j]["kind"] == "sign":
+            stages.append((i, bn))
+            i = j + 1
+        else:
+            break
+    return stages, i
+
+
+def threshold_dtype(bound: int) -> str:
+    """Stored dtype of integer thresholds of magnitude up to ``bound``: int32 when it fits."""
+    return "int32" if bound < 2**31 else "int64"
+
+
+def _folded_arrays(layers, dtype):
+    """The arrays of the folded section (see the module doc), name -> ArraySpec."""
+    arrays = {}
+    stages, _ = fold_plan(layers)
+    float_bits = "int32" if dtype == "float32" else "int64"
+    for s, (i, _) in enumerate(stages):
+        n, n_in = layers[i]["n_out"], layers[i]["n_in"]
+        if s == 0:  # the first stage sees the model input, the others packed signs
+            kinds = [("uint8", threshold_dtype(255 * n_in + 1), 255 * n_in), ("float", float_bits, None)]
+        else:
+            kinds = [("packed", threshold_dtype(n_in + 1), n_in)]
+        for kind, t_dtype, bound in kinds:
+            arrays[f"folded.{i}.{kind}_t"] = ArraySpec("array", t_dtype, (n,),
+                                                       values=f"threshold:{bound}" if bound else "float_threshold")
+            arrays[f"folded.{i}.{kind}_flip"] = ArraySpec("array", "bool", (n,))
+    return arrays
+
+
 def _expected_arrays(layers, latent):
     arrays = {}
     for i, layer in enumerate(layers):
@@ -248,10 +307,12 @@ def check_header(meta, table, *, path="model file") -> ModelSchema:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         fmt = meta.get("format") if isinstance(meta, dict) else None
         _fail(path, f"not a fastbin model file (format {_short(fmt)}, expected {FORMAT!r})")
-    if meta.get("version") != FORMAT_VERSION or not _is_int(meta.get("version")):
-        _fail(path, f"model format version {_short(meta.get('version'))} is not supported "
-                    f"(this fastbin reads version {FORMAT_VERSION})")
-    _keys(path, "meta", meta, _META_KEYS)
+    version = meta.get("version")
+    if not _is_int(version) or version not in READ_VERSIONS:
+        _fail(path, f"model format version {_short(version)} is not supported "
+                    f"(this fastbin reads versions {', '.join(map(str, READ_VERSIONS))})")
+    _keys(path, "meta", meta, _META_KEYS | ({"folded"} if version >= 2 else set()))
+    folded = version >= 2 and _bool(path, "meta.folded", meta["folded"])
     kind = _require(path, "meta.kind", meta["kind"], lambda x: x in KINDS, f"one of {list(KINDS)}")
     dtype = _require(path, "meta.dtype", meta["dtype"], lambda x: x in MODEL_DTYPES, f"one of {list(MODEL_DTYPES)}")
     latent = _bool(path, "meta.latent", meta["latent"])
@@ -264,6 +325,8 @@ def check_header(meta, table, *, path="model file") -> ModelSchema:
                 _fail(path, f"meta.layers[{j}] is {_short(got)}, but the configuration implies {layer}")
         _fail(path, f"meta.layers has {len(saved)} layers, the configuration implies {len(layers)}")
     expected = _expected_arrays(layers, latent)
+    if folded:
+        expected.update(_folded_arrays(layers, dtype))
     if not isinstance(table, list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in table):
         _fail(path, "the array table must be a list of named entries")
     by_name = {e["name"]: e for e in table}
@@ -282,7 +345,7 @@ def check_header(meta, table, *, path="model file") -> ModelSchema:
             _fail(path, f"array {name!r} must be {what}, got {e.get('dtype')} {e.get('kind')} of shape "
                         f"{e.get('shape')}" + (f" with n_bits={e.get('n_bits')}" if e.get("n_bits") is not None
                                                else ""))
-    return ModelSchema(kind, dict(meta["config"]), dtype, latent, layers, expected)
+    return ModelSchema(kind, dict(meta["config"]), dtype, latent, layers, expected, bool(folded))
 
 
 def _activation_bounds(schema: ModelSchema, arrays) -> None:
@@ -330,6 +393,19 @@ def check_values(schema: ModelSchema, arrays, *, path="model file") -> None:
         if spec.values is None:
             continue
         a = arrays[name]
+        if spec.values.startswith("threshold:"):  # integer thresholds: inside the search domain
+            bound = int(spec.values.split(":")[1])
+            if a.size and (a.min() < -bound or a.max() > bound + 1):
+                _fail(path, f"array {name!r} holds thresholds outside [{-bound}, {bound + 1}]")
+            continue
+        if spec.values == "float_threshold":
+            a = a.view(np.float32 if a.dtype == np.int32 else np.float64)
+            top = np.nextafter(a.dtype.type(FOLDED_FLOAT_RANGE), a.dtype.type(np.inf))  # the search's hi + 1
+            with np.errstate(invalid="ignore"):
+                if not np.all(np.abs(a) <= top):
+                    _fail(path, f"array {name!r} holds thresholds that are not finite numbers in "
+                                f"[-{FOLDED_FLOAT_RANGE:g}, {FOLDED_FLOAT_RANGE:g}]")
+            continue
         with np.errstate(invalid="ignore"):
             if not np.all(np.isfinite(a)):
                 _fail(path, f"array {name!r} holds NaN or infinite values")

@@ -23,6 +23,8 @@ from ..io.modelfile import ModelFileError, save_arrays
 from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays
 from ..ops.backend import get_backend
 from ..packed import PackedSigns
+from ..runtime.engines import engine_for
+from ..runtime.fold import layer_arrays, search_thresholds
 from .fold import fold
 from .layers import ACTIVATIONS, BatchNorm, Dense, Layer, Sign
 from .summary import summary_table
@@ -160,9 +162,16 @@ class Model:
     def save(self, path, *, latent=False):
         """Write the model with :func:`fastbin.io.modelfile.save_arrays`. Binary
         weights are stored as packed signs (1 bit each, plus ``alpha``) unless
-        ``latent`` (also keep the real-valued weights, to resume training)."""
+        ``latent`` (also keep the real-valued weights, to resume training).
+
+        The file (format version 2, ``meta["folded"] = true``) also holds the
+        folded form's thresholds and flips (``"folded.*"``, see
+        :mod:`fastbin.io.modelschema`), found from the arrays as stored, so that
+        ``fastbin.runtime.load`` searches nothing and predicts exactly what
+        ``load(path).to_inference()`` predicts."""
+        layers = [layer.config() for layer in self.layers]
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, "config": self.config,
-                "dtype": self.dtype.name, "layers": [layer.config() for layer in self.layers], "latent": bool(latent)}
+                "dtype": self.dtype.name, "layers": layers, "latent": bool(latent), "folded": True}
         arrays = {}
         for i, layer in enumerate(self.layers):
             for name, value in list(layer.params.items()) + list(layer.buffers.items()):
@@ -172,6 +181,7 @@ class Model:
                         arrays[f"{i}.alpha"] = np.ascontiguousarray(layer.alpha())
                 else:
                     arrays[f"{i}.{name}"] = np.ascontiguousarray(value)
+        arrays.update(_folded_arrays(layers, arrays, self.dtype, self.backend.name))
         save_arrays(path, meta, arrays)
 
     def summary(self) -> str:
@@ -263,6 +273,15 @@ def _check_sizes(sizes):
     for s in sizes:
         check_int("layer sizes", s)
     return sizes
+
+
+def _folded_arrays(layers, arrays, dtype, backend_name):
+    """The ``"folded.*"`` arrays of a file holding ``arrays``: the thresholds of the
+    arrays as a load reads them back (floats stored as float32)."""
+    engine = engine_for(backend_name)
+    stored = {name: value if isinstance(value, PackedSigns) else np.asarray(value, np.float32)
+              for name, value in arrays.items()}
+    return search_thresholds(layers, layer_arrays(layers, stored, dtype, engine), dtype, engine)
 
 
 def _build(schema, backend):

@@ -1,9 +1,10 @@
-"""The engines of a folded model: the packed-stage operations on raw uint64
-words (the bit convention of ``fastbin.bits``), one class per backend.
+"""Choosing the engine that runs a folded model.
 
-Every stage of :mod:`fastbin.runtime.model` passes raw words from one binary
-layer to the next (no ``PackedSigns`` objects, no re-validation: the words are
-valid by construction) and calls the same four methods on its engine:
+Two engines, same methods, same results on the packed stages (exact
+integers): ``"numba"`` (:mod:`fastbin.runtime._numba`, the jitted kernels)
+and ``"numpy"`` (:mod:`fastbin.runtime._numpy`, plain NumPy; imports no
+Numba). Every stage of :mod:`fastbin.runtime.model` calls, on raw uint64
+words (the bit convention of ``fastbin.bits``):
 
 * ``threshold(dot, thresholds, flip) -> words``: bit ``(i, j)`` = 1 where
   ``dot[i, j] < thresholds[j]`` (``flip[j]`` False) or ``> thresholds[j]``
@@ -12,113 +13,61 @@ valid by construction) and calls the same four methods on its engine:
   ``dot = binary_matmul(a, w)`` (int64 thresholds);
 * ``binary_dot(a_words, w, dtype) -> dot``: ``binary_matmul(a, w)`` as
   ``dtype`` (exact integers);
-* ``unpack(words, n_bits, dtype) -> ±1``.
+* ``unpack(words, n_bits, dtype) -> ±1``; ``sign_dot(x, weights)``: ``x @
+  sign(W)`` for float/uint8 ``x``; ``signs``, ``pack_weights``, ``unpack_signs``.
 
-:class:`NumbaEngine` (backend ``"fastbin"``) calls the jitted kernels,
-unblocked ones for fewer than ``FEW_ROWS`` rows; :class:`NumpyEngine` (backend
-``"reference"``) calls ``fastbin.reference``, plain NumPy.
+:func:`get_engine` picks one: the ``engine`` argument, else ``$FASTBIN_ENGINE``,
+else ``"numba"`` when Numba can be imported and ``"numpy"`` when it cannot.
+The trainer's backend names map onto them: ``"fastbin"`` -> numba,
+``"reference"`` -> numpy.
 """
 from __future__ import annotations
 
-import numpy as np
+import importlib
+import os
 
-from .. import reference
-from .._config import ALIGNED_MIN_WORDS, FEW_ROWS, THREADED_MIN_COLS, use_threads
-from ..bits import n_words_for
-from ..kernels.binary_matmul import (
-    binary_dense_sign_kernel,
-    binary_dense_sign_parallel,
-    binary_matmul_kernel,
-    binary_matmul_parallel,
-)
-from ..kernels.few_rows import binary_dot_rows, dense_sign_rows
-from ..kernels.pack import aligned_words, unpack_rows
-from ..kernels.threshold import threshold_pack
-from ..packed import PackedSigns
+__all__ = ["ENGINES", "get_engine", "engine_for"]
 
-__all__ = ["NumbaEngine", "NumpyEngine", "engine_for"]
+#: Engine name -> module and class.
+ENGINES = {"numba": ("fastbin.runtime._numba", "NumbaEngine"), "numpy": ("fastbin.runtime._numpy", "NumpyEngine")}
+_ALIASES = {"fastbin": "numba", "reference": "numpy"}
+ENV = "FASTBIN_ENGINE"
 
 
-def _words(rows, n_words):
-    """Output words: 64-byte aligned for large outputs (``aligned_words``);
-    small ones skip its ``ctypes`` call."""
-    if rows * n_words < ALIGNED_MIN_WORDS:
-        return np.empty((rows, n_words), np.uint64)
-    return aligned_words(rows, n_words)
+def _load(name):
+    module, cls = ENGINES[name]
+    return getattr(importlib.import_module(module), cls)
 
 
-class NumbaEngine:
-    """Packed stages on the jitted kernels (backend ``"fastbin"``)."""
-
-    name = "fastbin"
-
-    @staticmethod
-    def threshold(dot, thresholds, flip):
-        out = _words(dot.shape[0], n_words_for(dot.shape[1]))
-        threshold_pack(dot, thresholds, flip, out)
-        return out
-
-    @staticmethod
-    def dense_sign(a, w, thresholds, flip):
-        m = a.shape[0]
-        out = _words(m, n_words_for(w.rows))
-        if m < FEW_ROWS:
-            kernel = dense_sign_rows
-        elif use_threads("binary_matmul", m * w.rows * a.shape[1], None):
-            kernel = binary_dense_sign_parallel
-        else:
-            kernel = binary_dense_sign_kernel
-        kernel(a, w.bits, w.n_bits, thresholds, flip, out)
-        return out
-
-    @staticmethod
-    def binary_dot(a, w, dtype):
-        m, n = a.shape[0], w.rows
-        if m < FEW_ROWS:  # exact integers written as floats: the same as astype
-            dot = np.empty((m, n), dtype)
-            binary_dot_rows(a, w.bits, w.n_bits, dot)
-            return dot
-        dot = np.empty((m, n), np.int32)
-        threaded = n >= THREADED_MIN_COLS and use_threads("binary_matmul", m * n * a.shape[1], None)
-        (binary_matmul_parallel if threaded else binary_matmul_kernel)(a, w.bits, w.n_bits, dot)
-        return dot.astype(dtype)
-
-    @staticmethod
-    def unpack(words, n_bits, dtype):
-        out = np.empty((words.shape[0], n_bits), dtype)
-        unpack_rows(words, n_bits, out)
-        return out
-
-
-class NumpyEngine:
-    """Packed stages in plain NumPy through ``fastbin.reference`` (backend
-    ``"reference"``)."""
-
-    name = "reference"
-
-    @staticmethod
-    def threshold(dot, thresholds, flip):
-        negative = np.where(flip, dot > thresholds, dot < thresholds)
-        return reference.pack_signs(np.where(negative, -1, 1).astype(np.int8)).bits
-
-    @staticmethod
-    def dense_sign(a, w, thresholds, flip):
-        return reference.binary_dense_sign(PackedSigns(a, w.n_bits), w, thresholds, flip).bits
-
-    @staticmethod
-    def binary_dot(a, w, dtype):
-        return reference.binary_matmul(PackedSigns(a, w.n_bits), w).astype(dtype)
-
-    @staticmethod
-    def unpack(words, n_bits, dtype):
-        return reference.unpack_signs(PackedSigns(words, n_bits), dtype)
-
-
-_ENGINES = {"fastbin": NumbaEngine, "reference": NumpyEngine}
+def get_engine(engine=None):
+    """The engine class for ``engine`` (``"numba"``, ``"numpy"``, an engine
+    class, or None: ``$FASTBIN_ENGINE``, else numba if importable, else numpy).
+    ``ValueError`` for an unknown name; ``ImportError`` when ``"numba"`` is
+    asked for by name and Numba cannot be imported."""
+    if engine is not None and not isinstance(engine, str):
+        if all(hasattr(engine, m) for m in ("threshold", "dense_sign", "binary_dot", "sign_dot")):
+            return engine
+        raise TypeError(f"engine must be 'numba', 'numpy' or None, got {type(engine).__name__}")
+    source = "engine"
+    if engine is None:
+        engine, source = os.environ.get(ENV) or None, f"${ENV}"
+    if engine is None:
+        try:
+            return _load("numba")
+        except ImportError:
+            return _load("numpy")
+    name = _ALIASES.get(engine, engine)
+    if name not in ENGINES:
+        raise ValueError(f"{source} must be 'numba' or 'numpy', got {engine!r}")
+    try:
+        return _load(name)
+    except ImportError as exc:
+        raise ImportError(f"the {name!r} engine needs Numba, which cannot be imported ({exc}); "
+                          f"use engine='numpy'") from exc
 
 
 def engine_for(backend_name: str):
-    """The engine of a backend name (``"fastbin"`` or ``"reference"``)."""
-    if backend_name not in _ENGINES:
+    """The engine of a trainer backend name (``"fastbin"`` or ``"reference"``)."""
+    if backend_name not in _ALIASES:
         raise ValueError(f"backend must be 'fastbin' or 'reference', got {backend_name!r}")
-    return _ENGINES[backend_name]
+    return get_engine(_ALIASES[backend_name])

@@ -1,29 +1,29 @@
 """A folded model: stages of precomputed arrays that run a forward pass.
 
-What folding means (done by ``fastbin.nn.fold``, which builds these objects
-from a trained model): a binary dense layer followed by an optional batch norm
-and ``sign`` computes, per output ``j``, ``sign(f_j(dot_j))`` with
-``dot = x @ sign(W)`` and ``f_j`` the evaluation-time affine maps. ``f_j`` is
-monotone in ``dot``, so ``f_j(dot) < 0`` exactly where ``dot < t_j`` (or
-``dot > t_j`` where ``flip_j``): a :class:`SignStage` is one product and one
-threshold test, and its output stays packed. The layers after the last sign
-stage form a :class:`FloatStage` (float logits).
+What folding means (:mod:`fastbin.runtime.fold` builds these objects from the
+arrays of a model file or of a trained model): a binary dense layer followed
+by an optional batch norm and ``sign`` computes, per output ``j``,
+``sign(f_j(dot_j))`` with ``dot = x @ sign(W)`` and ``f_j`` the
+evaluation-time affine maps. ``f_j`` is monotone in ``dot``, so ``f_j(dot) <
+0`` exactly where ``dot < t_j`` (or ``dot > t_j`` where ``flip_j``): a
+:class:`SignStage` is one product and one threshold test, and its output stays
+packed. The layers after the last sign stage form a :class:`FloatStage`
+(float logits).
 
 One protocol for every stage: ``stage(a) -> array``, ``a`` float/uint8 rows
 (the model input) or the raw uint64 words (m, n_words) of the previous stage;
-the result is raw words (sign stages) or floats (the float stage). The
-packed-word operations are the engine's (:mod:`fastbin.runtime.engines`), the
-real-valued first-layer product is the backend's ``dense_sign_matmul``: the
-same function the trainable model calls, so folded and unfolded predictions
-are bit-identical. Nothing here imports the trainer.
+the result is raw words (sign stages) or floats (the float stage). Every
+packed-word operation and the real-valued product ``x @ sign(W)`` are the
+engine's (:mod:`fastbin.runtime.engines`); the numba engine's real-valued
+product is ``fastbin.ops.dense_sign_matmul``, the function the trainable model
+calls, so folded and unfolded predictions are bit-identical. Nothing here
+imports the trainer, or Numba.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._config import EVAL_CHUNK
 from .._validate import check_model_input
-from ..ops.backend import get_backend
 from ..reference import bn_affine, dense_affine
 
 __all__ = ["InferenceModel", "SignStage", "FloatStage", "SignWeights", "BinaryDense", "FloatDense",
@@ -35,15 +35,18 @@ _UINT8, _UINT64 = np.dtype(np.uint8), np.dtype(np.uint64)
 class SignWeights:
     """``sign(W)`` of a binary dense layer in the forms its products use:
     ``packed`` (``pack_weights(W)``, (n_out, n_in) bits), ``signs`` (±1
-    (n_in, n_out) of the model dtype, for BLAS) and ``rows`` (±1 int8
-    (n_out, n_in), for the few-row kernel); ``dot(x)`` is the backend's
-    ``dense_sign_matmul`` with them."""
+    (n_in, n_out) of the model dtype, C-contiguous), and whatever else the
+    engine's products keep (``engine.weight_forms``: e.g. ±1 int8 rows for the
+    few-row kernel), as attributes; ``dot(x)`` is the engine's ``sign_dot``."""
 
-    def __init__(self, backend, packed, signs, rows):
-        self.backend, self.packed, self.signs, self.rows = get_backend(backend), packed, signs, rows
+    def __init__(self, engine, packed, dtype):
+        self.engine, self.packed = engine, packed
+        self.signs = np.ascontiguousarray(engine.unpack_signs(packed, dtype).T)
+        for name, value in engine.weight_forms(packed, self.signs, np.dtype(dtype)).items():
+            setattr(self, name, value)
 
     def dot(self, x):
-        return self.backend.dense_sign_matmul(x, self.packed, signs=self.signs, rows=self.rows)
+        return self.engine.sign_dot(x, self)
 
 
 class SignStage:
@@ -52,10 +55,12 @@ class SignStage:
 
     ``thresholds``: dict input kind -> ``(t, flip)``: ``"packed"`` (int64
     thresholds on the integer dot of ±1 input), and for the first stage
-    ``"uint8"`` (int64, raw pixels: the 1/255 sits in the scale) and
-    ``"float"`` (thresholds of the model dtype)."""
+    ``"uint8"`` (int64, on the exact integer dot of raw pixels) and
+    ``"float"`` (model dtype, on the float dot)."""
 
     kind = "sign"
+    #: index of the stage's dense layer in the model's layer list (set by the fold)
+    layer_index = None
 
     def __init__(self, engine, weights: SignWeights, thresholds: dict, dtype):
         self.engine, self.weights, self.thresholds, self.dtype = engine, weights, thresholds, np.dtype(dtype)
@@ -64,7 +69,7 @@ class SignStage:
     def __call__(self, a):
         if a.dtype == _UINT64:
             t, flip = self.thresholds["packed"]
-            return self.engine.dense_sign(a, self.weights.packed, t, flip)
+            return self.engine.dense_sign(a, self.weights, t, flip)
         dot = self.weights.dot(a)
         if a.dtype == _UINT8:
             t, flip = self.thresholds["uint8"]
@@ -92,7 +97,7 @@ class BinaryDense:
 
     def packed_input(self, a):
         """On packed ±1 input (raw words): the exact integer product."""
-        dot = self.engine.binary_dot(a, self.weights.packed, self.dtype)
+        dot = self.engine.binary_dot(a, self.weights, self.dtype)
         return dense_affine(dot, self.scale_float, self.bias, out=dot)
 
 
@@ -126,19 +131,19 @@ class BatchNormOp:
 
 class Activation:
     """``tanh``, ``hardtanh`` (``clip(x, -1, 1)``) or ``sign`` (±1,
-    sign(0) = +1, the backend's ``signs``)."""
+    sign(0) = +1, the engine's ``signs``)."""
 
-    def __init__(self, kind, backend):
+    def __init__(self, kind, engine):
         if kind not in ("tanh", "hardtanh", "sign"):
             raise ValueError(f"unknown activation {kind!r}")
-        self.kind, self.backend = kind, get_backend(backend)
+        self.kind, self.engine = kind, engine
 
     def __call__(self, x):
         if self.kind == "tanh":
             return np.tanh(x)
         if self.kind == "hardtanh":
             return np.clip(x, -1, 1)
-        return self.backend.signs(x)
+        return self.engine.signs(x)
 
 
 class FloatStage:
@@ -165,19 +170,24 @@ class FloatStage:
 
 
 class InferenceModel:
-    """Frozen, folded model: ``forward(x)`` logits (m, n_classes),
-    ``predict(x)`` classes (m,). ``x`` (m, n_in) float in [0, 1] or raw uint8
-    pixels. ``backend`` names the engine and functions it runs on."""
+    """Frozen, folded model: ``logits(x)`` (also ``forward``) (m, n_classes),
+    ``predict(x)`` classes (m,) int64. ``x`` (m, n_in) float in [0, 1] or raw
+    uint8 pixels, checked by ``fastbin._validate.check_model_input``.
+    ``engine`` is the engine class it runs on (``engine.name``: ``"numba"`` or
+    ``"numpy"``). Holds no per-call state: safe to call from several threads."""
 
-    def __init__(self, stages, n_in, dtype, backend="fastbin"):
+    def __init__(self, stages, n_in, dtype, engine):
         self.stages, self.n_in, self.dtype = list(stages), int(n_in), np.dtype(dtype)
-        self.backend = get_backend(backend)
+        self.engine = engine
 
-    def forward(self, x):
+    def logits(self, x):
         x = check_model_input(x, self.n_in, self.dtype)
-        if x.shape[0] <= EVAL_CHUNK:
+        chunk = self.engine.eval_chunk
+        if x.shape[0] <= chunk:
             return self._run(x)
-        return np.concatenate([self._run(x[i : i + EVAL_CHUNK]) for i in range(0, x.shape[0], EVAL_CHUNK)])
+        return np.concatenate([self._run(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)])
+
+    forward = logits
 
     def _run(self, a):
         for stage in self.stages:
@@ -185,7 +195,7 @@ class InferenceModel:
         return a
 
     def predict(self, x):
-        return self.forward(x).argmax(axis=1)
+        return self.logits(x).argmax(axis=1)
 
     def __repr__(self):
         return f"InferenceModel(stages={[s.kind for s in self.stages]})"

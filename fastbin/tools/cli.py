@@ -1,4 +1,4 @@
-"""Command line: ``fastbin {train,eval,predict,summary,demo,bench}`` (also
+"""Command line: ``fastbin {train,eval,predict,summary,export-c,demo,bench}`` (also
 ``python -m fastbin ...``).
 
 Exit codes: 0 success; 2 bad command-line arguments (argparse's usage
@@ -41,6 +41,7 @@ EPILOG = """examples:
   fastbin eval bnn.fbm --folded                   # test accuracy, folded packed inference
   fastbin predict bnn.fbm images.npy -o labels.npy
   fastbin summary bnn.fbm
+  fastbin export-c bnn.fbm -o out/                # C99 source for a microcontroller
   fastbin demo --quick
 """
 
@@ -78,6 +79,12 @@ def _sizes(text):
     if any(not 1 <= s <= MAX_LAYER_SIZE for s in sizes):
         raise argparse.ArgumentTypeError(f"layer sizes must be in [1, {MAX_LAYER_SIZE}], got {text!r}")
     return sizes
+
+
+def _c_identifier(text):
+    if not text.isascii() or not text.replace("_", "a").isalnum() or text[0].isdigit():
+        raise argparse.ArgumentTypeError(f"expected a C identifier (letters, digits, _), got {text!r}")
+    return text
 
 
 def _parameter_count(sizes):
@@ -166,6 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", parents=[common], help="per-layer parameters, bits, bytes, MACs and binary ops")
     s.add_argument("model", help="model file, or a recipe name")
 
+    x = sub.add_parser("export-c", parents=[common], help="write the folded model as C99 source for "
+                       "microcontrollers", description="Write NAME.h and NAME.c: the folded model in C99 with no "
+                       "dynamic memory (packed weights, XOR-popcount), NAME_predict(pixels) and NAME_logits("
+                       "pixels, logits) on raw uint8 pixels. Supported: 1-bit-weight models whose hidden layers "
+                       "are binary (sign) activations, e.g. the bnn, binary-softmax and nb1-binary recipes.")
+    x.add_argument("model", help="model file")
+    x.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write into (created if "
+                   "missing)")
+    x.add_argument("--name", type=_c_identifier, default="fastbin", help="prefix of the C symbols and file names "
+                   "(default: fastbin)")
+
     d = sub.add_parser("demo", parents=[common], help="reproduce the seed notebooks and the binary MLPs, print a table")
     d.add_argument("--quick", action="store_true", help="fewer recipes and shorter schedules (~20 s here)")
     d.add_argument("--out-dir", metavar="DIR", help="where to write the model files (default: a temp dir)")
@@ -213,14 +231,27 @@ def _load_data(args, dtype="uint8"):
     return load_data(args.dataset, args.data_dir, dtype=dtype)
 
 
-def _load_model(path, backend="fastbin"):
-    from ..nn.model import load
-
+def _check_model_path(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path}")
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory, not a model file")
+
+
+def _load_model(path, backend="fastbin"):
+    from ..nn.model import load
+
+    _check_model_path(path)
     return load(path, backend=backend)
+
+
+def _load_folded(path, backend="fastbin"):
+    """The model file as ``fastbin.runtime.load`` folds it (no trainable model), on
+    the engine of ``backend`` (fastbin: numba, reference: numpy)."""
+    from ..runtime import engine_for, load
+
+    _check_model_path(path)
+    return load(path, engine=engine_for(backend))
 
 
 def _save_model(model, path, latent):
@@ -295,7 +326,7 @@ def _cmd_eval(args, parser):
     loss, acc = model.evaluate(data.x_test, data.y_test)
     print(f"{data.name} test: loss {loss:.4f}  accuracy {100 * acc:.2f}%  ({len(data.y_test)} images)")
     if args.folded:
-        pred = model.to_inference().predict(data.x_test)
+        pred = _load_folded(args.model, args.backend).predict(data.x_test)
         print(f"folded inference accuracy {100 * (pred == data.y_test).mean():.2f}%")
     return 0
 
@@ -371,9 +402,8 @@ def _write_predictions(path, pred):
 def _cmd_predict(args, parser):
     if args.output:
         _check_output(args.output, "predictions")
-    model = _load_model(args.model, args.backend)
-    x = _read_images(args.input, model.n_in)
-    runner = model if args.unfolded else model.to_inference()
+    runner = _load_model(args.model, args.backend) if args.unfolded else _load_folded(args.model, args.backend)
+    x = _read_images(args.input, runner.n_in)
     pred = runner.predict(x)
     if args.output:
         _write_predictions(args.output, pred)
@@ -392,6 +422,24 @@ def _cmd_summary(args, parser):
     else:
         model = _load_model(args.model)
     print(model.summary())
+    return 0
+
+
+def _cmd_export_c(args, parser):
+    from .export_c import export_c
+
+    out = args.output
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CommandError(f"cannot write C files to {out}: it exists and is not a directory")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise CommandError(f"cannot write C files to {out}: directory {parent} does not exist")
+    model = _load_model(args.model)
+    try:
+        paths = export_c(model, out, name=args.name, source=args.model)
+    except OSError as exc:
+        raise CommandError(f"cannot write C files to {out}: {_strerror(exc)}") from exc
+    print(f"wrote {paths[0]} and {paths[1]} ({os.path.getsize(paths[1]):,} bytes of C)")
     return 0
 
 
@@ -423,6 +471,7 @@ def _cmd_bench(args, parser):
 
 COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "predict": _cmd_predict, "summary": _cmd_summary,
             "demo": _cmd_demo, "bench": _cmd_bench}
+COMMANDS["export-c"] = _cmd_export_c
 
 
 def _message(exc: BaseException) -> str:

@@ -1,0 +1,100 @@
+"""The ``numba`` engine: the packed operations on the jitted kernels (unblocked
+ones for fewer than ``FEW_ROWS`` rows), and ``fastbin.ops.dense_sign_matmul``
+for the real-valued product, the product of the trainer's ``"fastbin"``
+backend. Importing this module imports Numba (through ``fastbin._config``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._config import ALIGNED_MIN_WORDS, EVAL_CHUNK, FEW_ROWS, THREADED_MIN_COLS, use_threads
+from ..bits import n_words_for
+from ..kernels.binary_matmul import (
+    binary_dense_sign_kernel,
+    binary_dense_sign_parallel,
+    binary_matmul_kernel,
+    binary_matmul_parallel,
+)
+from ..kernels.few_rows import binary_dot_rows, dense_sign_rows
+from ..kernels.pack import aligned_words, unpack_rows
+from ..kernels.threshold import threshold_pack
+from ..ops.convert import signs as _signs
+from ..ops.dense import dense_sign_matmul
+from ..ops.pack import pack_weights as _pack_weights
+from ._numpy import NumpyEngine
+
+__all__ = ["NumbaEngine"]
+
+
+def _words(rows, n_words):
+    """Output words: 64-byte aligned for large outputs (``aligned_words``);
+    small ones skip its ``ctypes`` call."""
+    if rows * n_words < ALIGNED_MIN_WORDS:
+        return np.empty((rows, n_words), np.uint64)
+    return aligned_words(rows, n_words)
+
+
+class NumbaEngine:
+    """Packed stages on the jitted kernels (the trainer's ``"fastbin"`` backend)."""
+
+    name = "numba"
+    eval_chunk = EVAL_CHUNK
+
+    @staticmethod
+    def threshold(dot, thresholds, flip):
+        out = _words(dot.shape[0], n_words_for(dot.shape[1]))
+        threshold_pack(dot, thresholds, flip, out)
+        return out
+
+    @staticmethod
+    def weight_forms(packed, signs, dtype):
+        """``rows``: ±1 int8 (n_out, n_in), for the few-row kernel of ``dense_sign_matmul``."""
+        return {"rows": np.ascontiguousarray(signs.T).astype(np.int8)}
+
+    @staticmethod
+    def dense_sign(a, weights, thresholds, flip):
+        w = weights.packed
+        m = a.shape[0]
+        out = _words(m, n_words_for(w.rows))
+        if m < FEW_ROWS:
+            kernel = dense_sign_rows
+        elif use_threads("binary_matmul", m * w.rows * a.shape[1], None):
+            kernel = binary_dense_sign_parallel
+        else:
+            kernel = binary_dense_sign_kernel
+        kernel(a, w.bits, w.n_bits, thresholds, flip, out)
+        return out
+
+    @staticmethod
+    def binary_dot(a, weights, dtype):
+        w = weights.packed
+        m, n = a.shape[0], w.rows
+        if m < FEW_ROWS:  # exact integers written as floats: the same as astype
+            dot = np.empty((m, n), dtype)
+            binary_dot_rows(a, w.bits, w.n_bits, dot)
+            return dot
+        dot = np.empty((m, n), np.int32)
+        threaded = n >= THREADED_MIN_COLS and use_threads("binary_matmul", m * n * a.shape[1], None)
+        (binary_matmul_parallel if threaded else binary_matmul_kernel)(a, w.bits, w.n_bits, dot)
+        return dot.astype(dtype)
+
+    @staticmethod
+    def unpack(words, n_bits, dtype):
+        out = np.empty((words.shape[0], n_bits), dtype)
+        unpack_rows(words, n_bits, out)
+        return out
+
+    @staticmethod
+    def sign_dot(x, weights):
+        return dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows)
+
+    @staticmethod
+    def signs(x):
+        return _signs(x)
+
+    @staticmethod
+    def pack_weights(w):
+        return _pack_weights(w)
+
+    #: once per layer at load: the NumPy engine's (same values; loads no kernel from the cache)
+    unpack_signs = NumpyEngine.unpack_signs

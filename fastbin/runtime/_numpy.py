@@ -1,0 +1,123 @@
+"""The ``numpy`` engine: every packed operation in plain NumPy (>= 1.24), no
+Numba anywhere on its import path (numpy and the base modules only).
+
+Popcount is ``np.bitwise_count`` where NumPy has it (2.0+), else a SWAR
+popcount of 64-bit words (NumPy 1.24, e.g. Debian 12 armhf). Products of
+packed signs are exact integers either way: for a few rows, ``k - 2 *
+popcount(a ^ w)`` word by word; for many rows, BLAS on the ±1 float32 matrices
+(exact while ``k < 2**24``), which is faster there. The real-valued product
+``x @ sign(W)`` is ``fastbin.reference.dense_sign_matmul``, the product of the
+trainer's ``"reference"`` backend.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import reference
+from ..bits import n_words_for
+
+__all__ = ["NumpyEngine", "popcount_words"]
+
+#: Rows per forward call of a folded model: must equal ``fastbin._config.EVAL_CHUNK``
+#: (which imports Numba; tests/test_runtime.py holds the two equal), since the products'
+#: rounding may depend on the number of rows, as the unfolded model's does.
+EVAL_CHUNK = 8192
+#: Below this many rows a packed product uses popcounts, from here on BLAS on ±1 floats.
+POPCOUNT_MAX_ROWS = 16
+_BLAS_EXACT_K = 1 << 24
+_M1, _M2, _M4, _H01 = (np.uint64(0x5555555555555555), np.uint64(0x3333333333333333),
+                       np.uint64(0x0F0F0F0F0F0F0F0F), np.uint64(0x0101010101010101))
+
+
+def _swar_popcount(v):
+    v = v - ((v >> np.uint64(1)) & _M1)
+    v = (v & _M2) + ((v >> np.uint64(2)) & _M2)
+    v = (v + (v >> np.uint64(4))) & _M4
+    return (v * _H01) >> np.uint64(56)
+
+
+def popcount_words(v):
+    """Popcount of every uint64 of ``v`` (same shape)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(v)
+    with np.errstate(over="ignore"):
+        return _swar_popcount(v)
+
+
+def _unpack(words, n_bits, dtype):
+    """±1 (rows, n_bits) of ``dtype`` from raw words (bit 1 means -1)."""
+    le = np.ascontiguousarray(words, dtype="<u8")
+    bits = np.unpackbits(le.view(np.uint8), axis=1, count=n_bits, bitorder="little")
+    out = np.ones(bits.shape, dtype)
+    out -= 2 * bits.astype(dtype)
+    return out
+
+
+def _pack_negative(negative):
+    """Raw words (m, ceil(n/64)) with bit 1 where ``negative`` (m, n) bool."""
+    m, n = negative.shape
+    n_words = n_words_for(n)
+    out = np.zeros((m, n_words * 8), np.uint8)
+    out[:, : -(-n // 8)] = np.packbits(negative, axis=1, bitorder="little")
+    return out.view("<u8").astype(np.uint64)
+
+
+class NumpyEngine:
+    """Packed stages in plain NumPy (the trainer's ``"reference"`` backend)."""
+
+    name = "numpy"
+    eval_chunk = EVAL_CHUNK
+
+    @staticmethod
+    def weight_forms(packed, signs, dtype):
+        """``rows_float``: ±1 (n_out, n_in) of the model dtype, C-contiguous: the very
+        array ``fastbin.reference.sign_matmul`` multiplies by (``x @ rows_float.T``,
+        so the same BLAS call and the same bits), and ``rows_f32`` for exact integer
+        products on BLAS (float32 sums of ±1 or of pixels times ±1 are exact below
+        2**24)."""
+        rows = np.ascontiguousarray(signs.T)
+        return {"rows_float": rows, "rows_f32": rows if rows.dtype == np.float32 else rows.astype(np.float32)}
+
+    @staticmethod
+    def binary_dot(a, weights, dtype):
+        w = weights.packed
+        m, k = a.shape[0], w.n_bits
+        if m < POPCOUNT_MAX_ROWS or k >= _BLAS_EXACT_K:
+            c = popcount_words(a[:, None, :] ^ w.bits[None, :, :]).sum(axis=2, dtype=np.int64)
+            return (k - 2 * c).astype(dtype)
+        dot = _unpack(a, k, np.float32) @ weights.rows_f32.T
+        return dot if np.dtype(dtype) == np.float32 else dot.astype(dtype)
+
+    @classmethod
+    def dense_sign(cls, a, weights, thresholds, flip):
+        return cls.threshold(cls.binary_dot(a, weights, np.int64), thresholds, flip)
+
+    @staticmethod
+    def threshold(dot, thresholds, flip):
+        return _pack_negative(np.where(flip, dot > thresholds, dot < thresholds))
+
+    @staticmethod
+    def unpack(words, n_bits, dtype):
+        return _unpack(words, n_bits, dtype)
+
+    @staticmethod
+    def sign_dot(x, weights):
+        """``fastbin.reference.dense_sign_matmul(x, packed)`` with the unpacked signs
+        cached: float ``x @ rows_float.T`` as there; uint8 exact (int32), on BLAS."""
+        if x.dtype != np.uint8:
+            return x @ weights.rows_float.T
+        if 255 * x.shape[1] < _BLAS_EXACT_K:
+            return (x.astype(np.float32) @ weights.rows_f32.T).astype(np.int32)
+        return reference.sign_matmul(x, weights.packed)
+
+    @staticmethod
+    def signs(x):
+        return reference.signs(x)
+
+    @staticmethod
+    def pack_weights(w):
+        return reference.pack_weights(w)
+
+    @staticmethod
+    def unpack_signs(packed, dtype):
+        return _unpack(packed.bits, packed.n_bits, dtype)

@@ -1,0 +1,305 @@
+"""C export (``fastbin export-c``): the exported C99 model, compiled with the host gcc (and, when installed, the
+AArch64 / armhf cross compilers run under QEMU user mode), gives the same predictions and bit-identical logits as
+the Python folded model on random uint8 images (all 10,000 Fashion-MNIST test images in the slow test), and fits
+the Cortex-M4 flash / RAM targets. Every compiler test skips with a reason when its tool is missing (Debian:
+gcc, gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf, qemu-user-static, gcc-arm-none-eabi, libnewlib-arm-none-eabi).
+"""
+import functools
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from fastbin.nn.model import mlp, softmax_regression
+from fastbin.tools import cli
+from fastbin.tools.demo import RECIPES
+from fastbin.tools.export_c import export_c, generate, plan
+
+# The Python side runs the jitted kernels, or plain NumPy under NUMBA_DISABLE_JIT (same bits, much faster there).
+BACKEND = "reference" if os.environ.get("NUMBA_DISABLE_JIT") == "1" else "fastbin"
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
+
+# host: (compiler, extra flags, runner prefix)
+TARGETS = {
+    "host": ("gcc", [], []),
+    "aarch64": ("aarch64-linux-gnu-gcc", ["-static"], ["qemu-aarch64-static"]),
+    "armhf": ("arm-linux-gnueabihf-gcc", ["-static"], ["qemu-arm-static"]),
+}
+
+DRIVER = r"""
+#include <stdio.h>
+#include "NAME.h"
+
+/* reads raw images (UPNAME_N_IN bytes each) from argv[1]; writes, per image, the int32 class then the logits */
+int main(int argc, char **argv)
+{
+    static uint8_t px[UPNAME_N_IN];
+    NAME_real logits[UPNAME_N_CLASSES];
+    int32_t pred;
+    FILE *in, *out;
+    if (argc != 3)
+        return 2;
+    in = fopen(argv[1], "rb");
+    out = fopen(argv[2], "wb");
+    if (!in || !out)
+        return 3;
+    while (fread(px, 1, UPNAME_N_IN, in) == UPNAME_N_IN) {
+        pred = NAME_predict(px);
+        NAME_logits(px, logits);
+        if (fwrite(&pred, sizeof pred, 1, out) != 1 || fwrite(logits, sizeof logits[0], UPNAME_N_CLASSES, out)
+            != UPNAME_N_CLASSES)
+            return 4;
+    }
+    return fclose(out) != 0;
+}
+"""
+
+
+def _need(*tools):
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (Debian: see this file's docstring)")
+
+
+def _randomize_bn(model, seed):
+    """Trained-looking batch norms: any mean, variance, and gammas of both signs (flipped thresholds)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.kind == "batchnorm":
+            n = layer.n
+            layer.buffers["running_mean"][:] = rng.normal(0, 3, n)
+            layer.buffers["running_var"][:] = rng.uniform(0.1, 20, n)
+            layer.params["gamma"][:] = rng.normal(0, 1, n)
+            layer.params["beta"][:] = rng.normal(0, 0.5, n)
+    return model
+
+
+def _train(model, steps, seed):
+    from fastbin.nn.optim import Adam
+
+    rng = np.random.default_rng(seed)
+    opt = Adam(1e-2)
+    for _ in range(steps):
+        x = rng.integers(0, 256, (64, model.n_in), dtype=np.uint8)
+        model.train_step(x, rng.integers(0, model.n_classes, 64), opt)
+    return model
+
+
+def _models():
+    """name -> builder of a supported model (the demo's 1-bit kinds and odd shapes)."""
+    return {
+        "bnn": lambda: _randomize_bn(RECIPES["bnn"].build(BACKEND, 1, None), 1),
+        "bnn-trained": lambda: _train(mlp([784, 64, 32, 10], binary_weights=True, binary_activations=True,
+                                          seed=2, backend=BACKEND), 5, 2),
+        "bnn-odd-no-bn": lambda: mlp([100, 33, 65, 7], binary_weights=True, binary_activations=True,
+                                     batch_norm=False, output_bn=False, seed=3, backend=BACKEND),
+        "bnn-scale-deep": lambda: _randomize_bn(mlp([130, 64, 31, 97, 5], binary_weights=True,
+                                                    binary_activations=True, scale=True, seed=4,
+                                                    backend=BACKEND), 4),
+        "bnn-float64": lambda: _randomize_bn(mlp([70, 40, 12], binary_weights=True, binary_activations=True,
+                                                 seed=5, backend=BACKEND, dtype="float64"), 5),
+        "nb1-binary": lambda: RECIPES["nb1-binary"].build(BACKEND, 6, None),
+        "nb1-binary-trained": lambda: _train(softmax_regression(784, 10, binary_weights=True, seed=7,
+                                                                backend=BACKEND), 5, 7),
+        "binary-softmax": lambda: _randomize_bn(RECIPES["binary-softmax"].build(BACKEND, 8, None), 8),
+        "binary-softmax-offset-vector": lambda: _randomize_bn(
+            mlp([50, 3], binary_weights=True, scale=True, output_bn=True, seed=9, backend=BACKEND,
+                input_offset=np.random.default_rng(9).uniform(0, 1, 50)), 9),
+    }
+
+
+def _images(n_in, m=300, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (m, n_in), dtype=np.uint8)
+    x[0], x[1] = 0, 255
+    x[2:40] = np.where(rng.random((38, n_in)) < 0.5, 0, 255)  # saturated pixels, as in real images
+    return x
+
+
+def _run_c(tmp_path, model, x, target="host", name="fastbin"):
+    """Export ``model``, compile it with ``target``'s compiler and the driver, run it on ``x``:
+    (predictions (m,), logits (m, n_classes))."""
+    cc, flags, runner = TARGETS[target]
+    _need(cc, *runner)
+    out = tmp_path / f"{name}-{target}"
+    export_c(model, out, name=name)
+    (out / "driver.c").write_text(DRIVER.replace("UPNAME", name.upper()).replace("NAME", name))
+    exe = out / "driver"
+    build = subprocess.run([cc, *CFLAGS, *flags, "-o", str(exe), str(out / "driver.c"), str(out / f"{name}.c")],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    (out / "images.bin").write_bytes(np.ascontiguousarray(x, np.uint8).tobytes())
+    run = subprocess.run([*runner, str(exe), str(out / "images.bin"), str(out / "out.bin")],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    dtype = np.dtype(model.dtype)
+    record = np.dtype([("pred", "<i4"), ("logits", dtype.newbyteorder("<"), (model.n_classes,))])
+    result = np.fromfile(out / "out.bin", dtype=record)
+    assert result.shape == (len(x),)
+    return result["pred"], result["logits"]
+
+
+def _compare(tmp_path, model, x, target="host"):
+    folded = model.to_inference()
+    logits = folded.forward(x)
+    pred, c_logits = _run_c(tmp_path, model, x, target)
+    np.testing.assert_array_equal(pred, folded.predict(x))
+    np.testing.assert_array_equal(c_logits.view(f"u{logits.itemsize}"), logits.view(f"u{logits.itemsize}"))
+
+
+@pytest.mark.parametrize("kind", list(_models()))
+def test_host_c_equals_folded_model_bit_for_bit(tmp_path, kind):
+    model = _models()[kind]()
+    _compare(tmp_path, model, _images(model.n_in))
+
+
+@pytest.mark.parametrize("target", ["aarch64", "armhf"])
+@pytest.mark.parametrize("kind", ["bnn", "bnn-odd-no-bn", "bnn-float64", "binary-softmax"])
+def test_cross_c_under_qemu_equals_folded_model(tmp_path, target, kind):
+    model = _models()[kind]()
+    _compare(tmp_path, model, _images(model.n_in, m=200, seed=1), target)
+
+
+def test_predict_ties_take_the_first_maximum(tmp_path):
+    """All-equal logits (zero weights' dot is the same for every class when all pixels are 0): class 0, as
+    numpy.argmax."""
+    model = softmax_regression(16, 4, binary_weights=True, init="zeros", seed=0, backend=BACKEND)
+    x = np.zeros((3, 16), np.uint8)
+    pred, logits = _run_c(tmp_path, model, x)
+    assert (logits == logits[:, :1]).all()
+    np.testing.assert_array_equal(pred, [0, 0, 0])
+
+
+def _packed_bytes(model):
+    """Packed weight bytes as fastbin stores them (uint64 words per row)."""
+    return sum(8 * layer.n_out * -(-layer.n_in // 64) for layer in model.layers if layer.kind == "dense")
+
+
+def test_cortex_m4_flash_and_ram_targets(tmp_path):
+    """The demo's fully binary model (bnn recipe, 784-200-100-10) for Cortex-M4 with newlib-nano: flash (text +
+    data) <= packed weights + 4 KiB, RAM (data + bss + the worst-case stack of every function) <= 2 x the largest
+    packed activation + 1 KiB."""
+    _need("arm-none-eabi-gcc", "arm-none-eabi-size")
+    model = _models()["bnn"]()
+    h, c = export_c(model, tmp_path / "m4")
+    obj = tmp_path / "m4" / "fastbin.o"
+    build = subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+                            "-mcpu=cortex-m4", "-mthumb", "-Os", "-specs=nano.specs", "-fstack-usage", "-c", c,
+                            "-o", str(obj)], capture_output=True, text=True, cwd=tmp_path / "m4")
+    assert build.returncode == 0, build.stderr
+    size = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True, text=True, check=True).stdout
+    text, data, bss = (int(v) for v in size.splitlines()[1].split()[:3])
+    stack = sum(int(line.split("\t")[1]) for line in (tmp_path / "m4" / "fastbin.su").read_text().splitlines())
+    largest_activation = max(4 * -(-n // 32) for n in [200, 100])  # packed uint32 words
+    assert text + data <= _packed_bytes(model) + 4096, size
+    assert data + bss + stack <= 2 * largest_activation + 1024, (size, stack)
+
+
+def test_generated_source_is_deterministic_and_prefixed():
+    model = _models()["bnn-odd-no-bn"]().to_inference()
+    header, source = generate(plan(model), "digits")
+    assert generate(plan(model), "digits") == (header, source)
+    assert "int digits_predict(const uint8_t *pixels);" in header
+    assert "void digits_logits(const uint8_t *pixels, digits_real *logits);" in header
+    assert "malloc" not in source and "fastbin_" not in source
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: RECIPES["nb1-float"].build(BACKEND, 0, None), "float-weight dense"),
+    (lambda: RECIPES["binary-mlp"].build(BACKEND, 0, None), "tanh activation"),
+    (lambda: mlp([20, 8, 3], binary_weights=True, activation="hardtanh", seed=0, backend=BACKEND),
+     "hardtanh activation"),
+])
+def test_unsupported_kinds_raise_a_clear_error(tmp_path, build, match):
+    with pytest.raises(ValueError, match=match) as info:
+        export_c(build(), tmp_path / "out")
+    assert "supported: fully binary MLPs" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_arguments(tmp_path):
+    model = _models()["bnn-odd-no-bn"]()
+    with pytest.raises(ValueError, match="C identifier"):
+        export_c(model, tmp_path, name="2fast")
+    with pytest.raises(TypeError, match="model must be"):
+        export_c(object(), tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError):
+        export_c(model, tmp_path / "file")
+
+
+def test_cli_export_c(tmp_path, capsys):
+    model = _models()["bnn-odd-no-bn"]()
+    path = str(tmp_path / "m.fbm")
+    model.save(path)
+    assert cli.main(["export-c", path, "-o", str(tmp_path / "c"), "--name", "tiny"]) == 0
+    assert "tiny.h" in capsys.readouterr().out
+    assert (tmp_path / "c" / "tiny.h").is_file() and (tmp_path / "c" / "tiny.c").is_file()
+    # the file's model exports the same text as the model itself
+    assert (tmp_path / "c" / "tiny.c").read_text().split("\n", 1)[1] == \
+        generate(plan(model.to_inference()), "tiny", path)[1].split("\n", 1)[1]
+
+
+def test_cli_export_c_errors(tmp_path, capsys):
+    assert cli.main(["export-c", str(tmp_path / "missing.fbm"), "-o", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fastbin: error: no such model file") and err.count("\n") == 1
+    path = str(tmp_path / "float.fbm")
+    RECIPES["nb1-float"].build(BACKEND, 0, None).save(path)
+    assert cli.main(["export-c", path, "-o", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot export this model to C exactly" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as info:
+        cli.main(["export-c", path, "-o", str(tmp_path / "c"), "--name", "a-b"])
+    assert info.value.code == 2
+    assert "C identifier" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    for out, fragment in [(tmp_path / "file", "not a directory"), (tmp_path / "no" / "c", "does not exist")]:
+        assert cli.main(["export-c", path, "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("fastbin: error: cannot write C files") and fragment in err and err.count("\n") == 1
+
+
+def test_cli_help_lists_export_c(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0 and "export-c" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        cli.main(["export-c", "--help"])
+    assert info.value.code == 0 and "--name" in capsys.readouterr().out
+
+
+@functools.cache
+def _fashion_mnist():
+    from fastbin.io.datasets import load_fashion_mnist
+
+    try:
+        return load_fashion_mnist(dtype="uint8", download=False)
+    except FileNotFoundError as exc:
+        return str(exc)
+
+
+@functools.cache
+def _trained(recipe):
+    """A demo recipe's model after 200 steps on Fashion-MNIST (trained weights and batch norm statistics)."""
+    from fastbin.nn.train import fit
+
+    data = _fashion_mnist()
+    model = RECIPES[recipe].build(BACKEND, 0, data)
+    fit(model, RECIPES[recipe].optimizer(), data, steps=200, batch_size=256, eval_every=0, progress=False)
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize("recipe", ["bnn", "binary-softmax", "nb1-binary"])
+def test_fashion_mnist_test_set(tmp_path, recipe, target):
+    """The demo's 1-bit recipes, trained briefly on Fashion-MNIST: the C predictions equal the folded model's
+    on all 10,000 test images (logits bit for bit)."""
+    data = _fashion_mnist()
+    if isinstance(data, str):
+        pytest.skip(f"Fashion-MNIST not installed: {data}")
+    _need(TARGETS[target][0], *TARGETS[target][2])
+    _compare(tmp_path, _trained(recipe), data.x_test, target)

@@ -1,0 +1,344 @@
+"""The inference runtime: ``fastbin.runtime.load`` on model files, folded (version 2) and
+old (version 1); its two engines; hostile folded sections; threads; no Numba."""
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tolerance import assert_close
+
+from fastbin import runtime
+from fastbin.io.modelfile import ModelFileError, load_arrays, save_arrays
+from fastbin.nn.layers import BatchNorm
+from fastbin.nn.model import load, mlp, softmax_regression
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINES = ["numba", "numpy"]
+BACKEND_OF = {"numba": "fastbin", "numpy": "reference"}
+
+#: name -> (constructor, logits equal across engines on float input, on uint8 input). The
+#: engines' integer paths (packed products, uint8 first layer, thresholds) and float products
+#: with float weights (NumPy's BLAS on both) are exact; ``x @ sign(W)`` on real-valued x is each
+#: engine's own float sum (numba: fastbin.ops.dense_sign_matmul, numpy: fastbin.reference's),
+#: equal to the unfolded model of the engine's backend bit for bit, across engines within float
+#: tolerance: a float logit then differs in its last bits (False below, compared with the
+#: tolerance table), and a sign stage on float input could differ where the two sums round to
+#: opposite sides of a threshold (not the case on these inputs; the bnn* float rows hold it).
+KINDS = {
+    "softmax": (lambda: softmax_regression(37, 5, init="normal"), True, True),
+    "softmax_f64": (lambda: softmax_regression(37, 5, init="normal", dtype="float64"), True, True),
+    "binary_softmax": (lambda: softmax_regression(37, 5, binary_weights=True, scale=True, init="normal",
+                                                  input_offset=0.3), False, True),
+    "mlp": (lambda: mlp([37, 19, 5]), True, True),
+    "mlp_bn": (lambda: mlp([37, 19, 5], activation="hardtanh", batch_norm=True), True, True),
+    "binary_weights": (lambda: mlp([37, 19, 5], binary_weights=True, scale=True), False, False),
+    "bnn": (lambda: mlp([37, 70, 19, 5], binary_weights=True, binary_activations=True), True, True),
+    "bnn_scaled_centred": (lambda: mlp([37, 70, 65, 5], binary_weights=True, binary_activations=True, scale=True,
+                                       input_offset=0.25), True, True),
+    "bnn_f64": (lambda: mlp([37, 70, 19, 5], binary_weights=True, binary_activations=True, dtype="float64"),
+                True, True),
+    "bnn_no_bn": (lambda: mlp([37, 70, 19, 5], binary_weights=True, activation="sign", batch_norm=False,
+                              output_bn=False), True, True),
+}
+ROWS = [1, 3, 17, 40]
+
+
+def _randomise(model, rng):
+    """Random weights and batch-norm statistics (negative gammas, a constant output, integer
+    means so that ties happen on the integer paths)."""
+    for layer in model.layers:
+        for value in layer.params.values():
+            value[...] = rng.normal(0, 1, value.shape)
+        if isinstance(layer, BatchNorm):
+            layer.params["gamma"][...] *= rng.choice([-1, 1], layer.n)
+            layer.params["gamma"][0] = 0.0
+            layer.buffers["running_var"][...] = rng.uniform(0.5, 4, layer.n)
+            layer.buffers["running_mean"][...] = 2 * rng.integers(-3, 4, layer.n)
+    return model
+
+
+def _inputs(rng, m, n_in=37):
+    u8 = rng.integers(0, 256, (m, n_in), dtype=np.uint8)
+    x = (u8 / 255).astype(np.float32)
+    x[: max(1, m // 4)] = np.round(x[: max(1, m // 4)])  # exact zeros and ones
+    return {"float": x, "uint8": u8}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Every kind saved once (a folded, version-2 file) with random parameters."""
+    rng = np.random.default_rng(7)
+    out = {}
+    for name, (make, _, _) in KINDS.items():
+        path = tmp_path_factory.mktemp("models") / f"{name}.fbm"
+        _randomise(make(), rng).save(path)
+        out[name] = path
+    return out
+
+
+def _v1(path, out):
+    """The same model as a version-1 file (no folded section), as fastbin wrote before."""
+    meta, arrays = load_arrays(path)
+    meta = {k: v for k, v in meta.items() if k != "folded"}
+    meta["version"] = 1
+    save_arrays(out, meta, {k: v for k, v in arrays.items() if not k.startswith("folded.")})
+    return out
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_runtime_equals_unfolded_model(files, name, engine, rng):
+    """Bit for bit the unfolded model of the engine's backend (``fastbin.nn.load``), every
+    kind, float and uint8 input, batch 1 to 40, and the trainer's own folding."""
+    model = runtime.load(files[name], engine=engine)
+    assert model.engine.name == engine
+    unfolded = load(files[name], backend=BACKEND_OF[engine])
+    trainer_folded = unfolded.to_inference()
+    for m in ROWS:
+        for x in _inputs(rng, m).values():
+            logits = model.logits(x)
+            assert logits.dtype == unfolded.dtype
+            np.testing.assert_array_equal(logits, unfolded.forward(x))
+            np.testing.assert_array_equal(logits, trainer_folded.forward(x))
+            np.testing.assert_array_equal(model.predict(x), unfolded.predict(x))
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_engines_agree(files, name, rng):
+    _, exact_float, exact_uint8 = KINDS[name]
+    numba_model, numpy_model = (runtime.load(files[name], engine=e) for e in ENGINES)
+    for m in ROWS:
+        for kind, x in _inputs(rng, m).items():
+            a, b = numba_model.logits(x), numpy_model.logits(x)
+            if exact_float if kind == "float" else exact_uint8:
+                np.testing.assert_array_equal(a, b)
+            else:
+                assert_close(a, b)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", ["bnn_scaled_centred", "bnn_f64", "binary_softmax", "mlp"])
+def test_old_format_files_load(files, name, engine, tmp_path, rng):
+    old = _v1(files[name], tmp_path / "v1.fbm")
+    a, b = runtime.load(old, engine=engine), runtime.load(files[name], engine=engine)
+    for x in _inputs(rng, 17).values():
+        np.testing.assert_array_equal(a.logits(x), b.logits(x))
+        np.testing.assert_array_equal(load(old).predict(x), load(files[name]).predict(x))
+
+
+def test_folded_file_loads_without_search(files, tmp_path, monkeypatch):
+    """A version-2 file supplies the thresholds; a version-1 file is searched at load."""
+    from fastbin.runtime import fold
+
+    def no_search(*args):
+        raise AssertionError("threshold search")
+
+    old = _v1(files["bnn"], tmp_path / "v1.fbm")
+    monkeypatch.setattr(fold, "_search", no_search)
+    runtime.load(files["bnn"], engine="numpy")
+    with pytest.raises(AssertionError, match="threshold search"):
+        runtime.load(old, engine="numpy")
+
+
+def test_latent_files_fold_like_packed_ones(tmp_path, rng):
+    model = _randomise(mlp([37, 70, 19, 5], binary_weights=True, binary_activations=True, scale=True), rng)
+    model.save(tmp_path / "packed.fbm")
+    model.save(tmp_path / "latent.fbm", latent=True)
+    for engine in ENGINES:
+        a, b = (runtime.load(tmp_path / f, engine=engine) for f in ("packed.fbm", "latent.fbm"))
+        for x in _inputs(rng, 9).values():
+            np.testing.assert_array_equal(a.logits(x), b.logits(x))
+            np.testing.assert_array_equal(b.logits(x), load(tmp_path / "latent.fbm",
+                                                             backend=BACKEND_OF[engine]).forward(x))
+
+
+def _hostile(files, tmp_path, change):
+    meta, arrays = load_arrays(files["bnn"])
+    change(meta, arrays)
+    path = tmp_path / "hostile.fbm"
+    save_arrays(path, meta, arrays)
+    return path
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda m, a: a.update({"folded.0.uint8_t": a["folded.0.uint8_t"] * 0 + 10**6}),
+     r"'folded.0.uint8_t' holds thresholds outside \[-9435, 9436\]"),
+    (lambda m, a: a.update({"folded.3.packed_t": a["folded.3.packed_t"] * 0 - 71}),
+     r"'folded.3.packed_t' holds thresholds outside \[-70, 71\]"),
+    (lambda m, a: a.update({"folded.0.float_t": np.full(70, np.float32(np.nan)).view(np.int32)}),
+     "'folded.0.float_t' holds thresholds that are not finite"),
+    (lambda m, a: a.update({"folded.0.float_t": np.ones(70, np.float32)}),
+     r"'folded.0.float_t' must be int32 array of shape \[70\], got float32"),
+    (lambda m, a: a.pop("folded.0.uint8_flip"), r"missing \['folded.0.uint8_flip'\]"),
+    (lambda m, a: a.update({"folded.0.packed_t": np.zeros(70, np.int32)}), r"unexpected \['folded.0.packed_t'\]"),
+    (lambda m, a: a.update({"folded.3.packed_flip": np.zeros(20, bool)}),
+     r"'folded.3.packed_flip' must be bool array of shape \[19\]"),
+    (lambda m, a: m.update(folded="yes"), "meta.folded must be true or false"),
+    (lambda m, a: m.update(folded=False), r"unexpected \['folded.0.uint8_t'"),
+    (lambda m, a: m.pop("folded"), r"meta has the wrong keys \(missing \['folded'\]"),
+])
+def test_hostile_folded_section(files, tmp_path, change, match):
+    path = _hostile(files, tmp_path, change)
+    for loader in (lambda p: runtime.load(p, engine="numpy"), load):
+        with pytest.raises(ModelFileError, match=match):
+            loader(path)
+
+
+@pytest.mark.parametrize("big", [600_000, 10**12])
+def test_declared_sizes_beyond_the_stored_arrays(files, tmp_path, big):
+    """A small folded file whose meta declares huge layers: a clear ModelFileError, with the
+    peak memory bounded by the file size."""
+    import tracemalloc
+
+    def declare(meta, arrays):
+        meta["config"]["sizes"] = [big, big, big, 5]
+        for layer in meta["layers"]:
+            for key in ("n_in", "n_out", "n"):
+                if key in layer:
+                    layer[key] = big
+        meta["layers"][-1]["n"] = meta["layers"][-2]["n_out"] = 5  # the output layer keeps 5 classes
+
+    path = _hostile(files, tmp_path, declare)
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=f"{path}.*(must be|implies)"):
+            runtime.load(path, engine="numpy")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * size + (1 << 20), (peak, size)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_predict_from_eight_threads_equals_serial(files, engine, rng):
+    model = runtime.load(files["bnn_scaled_centred"], engine=engine)
+    batches = [x for m in (1, 3, 17, 40, 1, 2, 9, 33) for x in _inputs(rng, m).values()]
+    serial = [model.logits(x) for x in batches]
+    results, errors = [[None] * len(batches) for _ in range(8)], []
+
+    def work(t):
+        try:
+            for _ in range(5):
+                for i in range(len(batches)):
+                    j = (i + t) % len(batches)
+                    results[t][j] = model.logits(batches[j])
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    for t in range(8):
+        for got, want in zip(results[t], serial, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_engine_choice(monkeypatch):
+    assert runtime.get_engine("numpy").name == "numpy"
+    assert runtime.get_engine("numba").name == "numba"
+    assert runtime.engine_for("reference").name == "numpy"
+    monkeypatch.setenv("FASTBIN_ENGINE", "numpy")
+    assert runtime.get_engine().name == "numpy"
+    monkeypatch.setenv("FASTBIN_ENGINE", "cuda")
+    with pytest.raises(ValueError, match=r"\$FASTBIN_ENGINE must be 'numba' or 'numpy', got 'cuda'"):
+        runtime.get_engine()
+    with pytest.raises(ValueError, match="engine must be 'numba' or 'numpy', got 'gpu'"):
+        runtime.get_engine("gpu")
+    with pytest.raises(TypeError, match="engine must be"):
+        runtime.get_engine(3)
+    monkeypatch.delenv("FASTBIN_ENGINE")
+    assert runtime.get_engine().name == "numba"
+
+
+def test_input_checked_at_the_boundary(files):
+    model = runtime.load(files["bnn"], engine="numpy")
+    with pytest.raises(ValueError, match=r"x must have shape \(m, 37\)"):
+        model.predict(np.zeros((3, 36), np.float32))
+    with pytest.raises(TypeError, match="x must be float"):
+        model.predict(np.zeros((3, 37), np.int32))
+    with pytest.raises(TypeError, match="x must be a numpy.ndarray"):
+        model.predict([[0.0] * 37])
+
+
+def test_numpy_engine_chunk_equals_config():
+    from fastbin import _config
+    from fastbin.runtime import _numpy
+
+    assert _numpy.EVAL_CHUNK == _config.EVAL_CHUNK
+
+
+def test_numpy_popcount_fallback_matches(rng):
+    from fastbin.runtime._numpy import _swar_popcount, popcount_words
+
+    v = rng.integers(0, 2**63, 1000, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 1000, dtype=np.uint64)
+    v[:3] = [0, np.uint64(2**64 - 1), np.uint64(1) << np.uint64(63)]
+    expected = np.array([bin(int(w)).count("1") for w in v])
+    np.testing.assert_array_equal(_swar_popcount(v), expected)
+    np.testing.assert_array_equal(popcount_words(v), expected)
+
+
+_NO_NUMBA = """
+import sys, numpy as np
+sys.modules["numba"] = None        # Numba made unimportable: the runtime must not need it
+import fastbin.runtime
+model = fastbin.runtime.load(sys.argv[1])
+assert model.engine.name == "numpy", model.engine
+x, u8 = np.load(sys.argv[2]), np.load(sys.argv[3])
+np.save(sys.argv[4], model.logits(x)); np.save(sys.argv[5], model.logits(u8))
+banned = ("numba", "llvmlite", "tqdm", "platformdirs", "fastbin.nn", "fastbin.tools", "fastbin.kernels",
+          "fastbin.ops", "fastbin._config")
+print(sorted(m for m, mod in sys.modules.items() if mod is not None and m.startswith(banned)))
+"""
+
+
+@pytest.mark.parametrize("name", ["bnn_scaled_centred", "mlp_bn", "softmax"])
+def test_numpy_engine_without_numba(files, name, tmp_path, rng):
+    inputs = _inputs(rng, 23)
+    np.save(tmp_path / "x.npy", inputs["float"])
+    np.save(tmp_path / "u8.npy", inputs["uint8"])
+    out = subprocess.run([sys.executable, "-c", _NO_NUMBA, str(files[name]), str(tmp_path / "x.npy"),
+                          str(tmp_path / "u8.npy"), str(tmp_path / "lf.npy"), str(tmp_path / "lu.npy")],
+                         capture_output=True, text=True, cwd=ROOT, check=False,
+                         env={**os.environ, "FASTBIN_ENGINE": ""})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+    numba_model = runtime.load(files[name], engine="numba")
+    for kind, file in (("float", "lf.npy"), ("uint8", "lu.npy")):
+        logits = np.load(tmp_path / file)
+        np.testing.assert_array_equal(logits, numba_model.logits(inputs[kind]))
+        np.testing.assert_array_equal(logits.argmax(axis=1), numba_model.predict(inputs[kind]))
+
+
+def test_numba_named_but_missing_is_a_clear_error(tmp_path):
+    code = ("import sys; sys.modules['numba'] = None\nimport fastbin.runtime\n"
+            "try:\n    fastbin.runtime.get_engine('numba')\nexcept ImportError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "the 'numba' engine needs Numba" in out.stdout and "engine='numpy'" in out.stdout
+
+
+def test_cli_predict_uses_the_runtime(files, tmp_path, monkeypatch, capsys, rng):
+    """``fastbin predict`` loads the file with the runtime: no trainable model is built."""
+    from fastbin.nn import model as nn_model
+    from fastbin.tools.cli import main
+
+    def no_trainer(*args, **kwargs):
+        raise AssertionError("the trainer's load was called")
+
+    monkeypatch.setattr(nn_model, "load", no_trainer)
+    x = rng.integers(0, 256, (6, 37), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "pred.npy"
+    for backend in ("fastbin", "reference"):
+        argv = ["predict", str(files["bnn"]), str(tmp_path / "x.npy"), "-o", str(out), "--backend", backend]
+        assert main(argv) == 0, capsys.readouterr().err
+        np.testing.assert_array_equal(np.load(out), runtime.load(files["bnn"]).predict(x))
+    with pytest.raises(AssertionError, match="trainer's load"):  # --unfolded still means the trainable model
+        main(["--debug", "predict", str(files["bnn"]), str(tmp_path / "x.npy"), "--unfolded"])
