@@ -1,5 +1,6 @@
 """Shared test configuration: hypothesis profiles and the float tolerance table."""
 import os
+import socket
 
 import numpy as np
 import pytest
@@ -20,3 +21,13 @@ settings.load_profile("nojit" if os.environ.get("NUMBA_DISABLE_JIT") == "1" else
 def rng():
     """A fresh seeded generator per test."""
     return np.random.default_rng(20261123)
+
+
+@pytest.fixture
+def dead_url():
+    """A loopback URL nobody listens on (a port bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"

@@ -7,7 +7,6 @@ would download from anywhere else.
 import dataclasses
 import errno
 import os
-import socket
 import subprocess
 import sys
 
@@ -107,16 +106,6 @@ def test_memory_error_is_one_line(tmp_path, capsys, monkeypatch):
 
 
 # -- datasets: none anywhere, a bad --data-dir ---------------------------------
-
-
-@pytest.fixture
-def dead_url():
-    """A loopback URL nobody listens on."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

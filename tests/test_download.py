@@ -3,7 +3,6 @@ import dataclasses
 import gzip
 import hashlib
 import http.server
-import socket
 import struct
 import threading
 from pathlib import Path
@@ -60,16 +59,6 @@ def server():
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
-
-
-@pytest.fixture
-def dead_url():
-    """A loopback URL nobody listens on."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}"
 
 
 def _leftovers(directory: Path):
