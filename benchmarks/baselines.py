@@ -4,6 +4,8 @@
   same as ``fastbin.reference``, which favours readability).
 * ``torch_*``: the PyTorch CPU equivalent (torch is an optional baseline).
 * ``autograd_*``: notebook 004's way (autograd's ``grad`` + Adam).
+* ``onnx_*``: an ONNX graph run by ONNX Runtime (optional peers: the
+  ``peers`` extra, ``onnxruntime`` and ``onnx``).
 
 Each builder takes the inputs, does all setup outside the returned closure and
 returns a zero-argument callable: the thing that is timed.
@@ -24,6 +26,8 @@ __all__ = [
     "autograd_mlp_step",
     "numpy_binary_forward",
     "torch_binary_forward",
+    "onnx_binary_graph",
+    "onnx_binary_forward",
 ]
 
 
@@ -243,5 +247,128 @@ def torch_binary_forward(torch, sizes, x, *, seed=0):
                 h = torch.where(h @ w + b < 0, -1.0, 1.0)
             w, b = layers[-1]
             return torch.argmax(h @ w + b, dim=1)
+
+    return forward
+
+
+# --------------------------------------------------------------------------
+# ONNX Runtime: a saved model file as an ONNX graph of ±1 float weights and Sign
+# --------------------------------------------------------------------------
+def _onnx_sign_stage(nodes, inits, x_name, i, w, t, flip, integer_dot):
+    """``MatMul -> Add -> Mul -> Sign`` of one folded sign stage: ±1 where the
+    runtime's bit is 0/1 (``dot < t``, or ``dot > t`` where ``flip``). On an
+    integer ``dot`` (uint8 or ±1 input, exact in float32) the threshold moves
+    by 0.5, so ``Sign`` never sees 0; on a float ``dot`` it sees 0 only on an
+    exact tie (the prediction check would then fail)."""
+    from onnx import numpy_helper
+
+    sign = np.where(flip, -1.0, 1.0).astype(np.float32)
+    if integer_dot:
+        shift = np.where(flip, -(t + 0.5), -(t - 0.5))
+    else:
+        shift = -t.astype(np.float64)
+    inits += [numpy_helper.from_array(w, f"W{i}"), numpy_helper.from_array(shift.astype(np.float32), f"c{i}"),
+              numpy_helper.from_array(sign, f"s{i}")]
+    nodes += _onnx_chain([("MatMul", f"W{i}"), ("Add", f"c{i}"), ("Mul", f"s{i}")], x_name, f"z{i}")
+    nodes.append(_onnx_node("Sign", [f"z{i}_2"], [f"h{i}"]))
+    return f"h{i}"
+
+
+def _onnx_node(op, inputs, outputs, **attrs):
+    from onnx import helper
+
+    return helper.make_node(op, inputs, outputs, **attrs)
+
+
+def _onnx_chain(ops, x_name, prefix):
+    """``x -> op0(., c0) -> op1(., c1) ...``: outputs ``prefix_0``, ``prefix_1``, ..."""
+    nodes, name = [], x_name
+    for j, (op, const) in enumerate(ops):
+        nodes.append(_onnx_node(op, [name, const], [f"{prefix}_{j}"]))
+        name = f"{prefix}_{j}"
+    return nodes
+
+
+def onnx_binary_graph(path, input_dtype):
+    """The ONNX model (``onnx.ModelProto``, opset 17) of the fastbin model file
+    ``path`` (a fully binary MLP with batch norm, or binary softmax
+    regression): the folded sign stages as ``MatMul`` with ±1 float32 weights,
+    ``Add``/``Mul`` for the folded affine and ``Sign``; the float tail as
+    ``MatMul`` and the affine ops in the order ``fastbin.runtime`` applies them
+    (so its float32 results agree); ``ArgMax`` at the end. Input ``x`` (m,
+    n_in) of ``input_dtype`` (float32, or uint8 cast to float32); output the
+    int64 classes. Other layer kinds raise ``NotImplementedError``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fastbin.io.modelschema import fold_plan, load_model_arrays
+    from fastbin.reference import unpack_signs
+
+    schema, _meta, arrays = load_model_arrays(path)
+    layers, f32 = schema.layers, np.float32
+    if np.dtype(schema.dtype) != np.float32:
+        raise NotImplementedError("float32 models only")
+    uint8 = np.dtype(input_dtype) == np.uint8
+    nodes, inits, name = [], [], "x"
+    if uint8:
+        nodes.append(_onnx_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT))
+        name = "xf"
+
+    def signs(i):
+        return np.ascontiguousarray(unpack_signs(arrays[f"{i}.W_bits"], f32).T)
+
+    plan, tail = fold_plan(layers)
+    for s, (i, _bn) in enumerate(plan):
+        kind = ("uint8" if uint8 else "float") if s == 0 else "packed"
+        t, flip = arrays[f"folded.{i}.{kind}_t"], np.asarray(arrays[f"folded.{i}.{kind}_flip"], bool)
+        t = t.view(f32) if kind == "float" else t.astype(np.int64)
+        name = _onnx_sign_stage(nodes, inits, name, i, signs(i), t, flip, integer_dot=kind != "float")
+    for i in range(tail, len(layers)):
+        layer, ops = layers[i], []
+        if layer["kind"] == "dense" and layer["binary"] and not layer["input_offset"]:
+            inits.append(numpy_helper.from_array(signs(i), f"W{i}"))
+            ops.append(("MatMul", f"W{i}"))
+            scale = arrays.get(f"{i}.alpha")
+            if uint8 and i == 0:  # the runtime's scale for raw pixels: alpha * (1/255), or 1/255
+                inv = np.full(layer["n_out"], 1.0 / 255.0, dtype=f32)
+                scale = inv if scale is None else (scale.astype(f32) * inv).astype(f32)
+            for op, value in (("Mul", scale), ("Add", arrays.get(f"{i}.b"))):
+                if value is not None:
+                    inits.append(numpy_helper.from_array(np.asarray(value, f32), f"{op}{i}"))
+                    ops.append((op, f"{op}{i}"))
+        elif layer["kind"] == "batchnorm":  # (z - mean) * k + beta, k = gamma / sqrt(var + eps), in float32
+            gamma, var = (np.asarray(arrays[f"{i}.{n}"], f32) for n in ("gamma", "running_var"))
+            k = (gamma / np.sqrt(var + f32(layer["eps"]))).astype(f32)
+            for op, value in (("Sub", arrays[f"{i}.running_mean"]), ("Mul", k), ("Add", arrays[f"{i}.beta"])):
+                inits.append(numpy_helper.from_array(np.asarray(value, f32), f"{op}{i}"))
+                ops.append((op, f"{op}{i}"))
+        else:
+            raise NotImplementedError(f"layer {i} ({layer['kind']}) in the float tail")
+        nodes += _onnx_chain(ops, name, f"t{i}")
+        name = f"t{i}_{len(ops) - 1}"
+    nodes.append(_onnx_node("ArgMax", [name], ["classes"], axis=1, keepdims=0))
+    elem = TensorProto.UINT8 if uint8 else TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes, "fastbin_binary", [helper.make_tensor_value_info("x", elem, ["m", layers[0]["n_in"]])],
+        [helper.make_tensor_value_info("classes", TensorProto.INT64, ["m"])], initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, 9)  # readable by older ONNX Runtime releases too
+    return model
+
+
+def onnx_binary_forward(ort, path, x):
+    """ONNX Runtime on one thread (``intra_op_num_threads = inter_op_num_threads
+    = 1``, sequential execution) running :func:`onnx_binary_graph` of ``path``
+    on ``x``: the class predictions (m,) int64."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    model = onnx_binary_graph(path, x.dtype)
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = {"x": x}
+
+    def forward():
+        return session.run(["classes"], feed)[0]
 
     return forward

@@ -32,7 +32,10 @@ __all__ = [
 QUICK: bool = os.environ.get("FASTBIN_BENCH_QUICK", "") not in ("", "0")
 
 #: Implementations whose rows run on one thread.
-SINGLE_THREAD_IMPLS = frozenset({"reference", "numpy", "fastbin", "torch", "autograd", "ceiling"})
+SINGLE_THREAD_IMPLS = frozenset({"reference", "numpy", "fastbin", "torch", "autograd", "ceiling",
+                                 "runtime-numba", "runtime-numpy", "onnxruntime"})
+#: Single-thread implementations that run Numba code (pinned to one Numba thread).
+NUMBA_PINNED_IMPLS = frozenset({"fastbin", "runtime-numba"})
 
 
 def size(full, quick):
@@ -74,6 +77,7 @@ def measure(
     work: float | None = None,
     unit: str | None = None,
     slow: bool = False,
+    rounds: int | None = None,
     note: str = "",
 ):
     """Time ``fn()`` (no arguments; inputs are built by the caller beforehand).
@@ -82,7 +86,9 @@ def measure(
     ``shape``: human-readable size; ``work``/``unit``: amount of work per call
     (``"word-ops"`` for xor+popcount word operations, ``"flop"`` for float
     multiply-adds counted as 2) used for rates and ceiling fractions;
-    ``slow``: a call that takes ~0.1 s or more (fewer, fixed rounds).
+    ``slow``: a call that takes ~0.1 s or more (fewer, fixed rounds);
+    ``rounds``: exactly this many rounds of one call each, in quick mode too
+    (e.g. one fresh process per round: the median is over processes).
     Returns the warm-up call's result.
     """
     threads = _threads_for(impl)
@@ -99,10 +105,12 @@ def measure(
     )
     # fastbin's single-thread rows: also pin Numba (kernels without a
     # ``threads=`` argument pick their path themselves).
-    pin = 1 if impl == "fastbin" else None
+    pin = 1 if impl in NUMBA_PINNED_IMPLS else None
     with numba_threads(pin):
         result = fn()  # warm-up: JIT compilation, caches, allocator
-        if QUICK:
+        if rounds is not None:
+            benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+        elif QUICK:
             benchmark.pedantic(fn, rounds=1, iterations=1, warmup_rounds=0)
         elif slow:
             benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=0)

@@ -6,7 +6,8 @@ Not collected by ``make test`` (``testpaths = ["tests"]``). Run it with
 Single-thread comparisons: BLAS is pinned to one thread through the
 environment (``OPENBLAS_NUM_THREADS=1`` etc. must be set before NumPy loads;
 the defaults below apply when nothing set them, and the values in force are
-recorded in the JSON), torch through ``torch.set_num_threads(1)``, fastbin by
+recorded in the JSON), torch through ``torch.set_num_threads(1)``, ONNX Runtime
+by its session options (``benchmarks/baselines.py``), fastbin by
 ``threads=False`` and ``numba.set_num_threads(1)``.
 """
 import os
@@ -47,7 +48,7 @@ def _versions():
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for dist in ("numpy", "numba", "llvmlite", "torch", "autograd", "pytest-benchmark"):
+    for dist in ("numpy", "numba", "llvmlite", "torch", "autograd", "onnxruntime", "onnx", "pytest-benchmark"):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -103,6 +104,14 @@ def torch():
     torch = pytest.importorskip("torch", reason="torch is not installed (optional baseline)")
     torch.set_num_threads(1)
     return torch
+
+
+@pytest.fixture(scope="session")
+def onnxruntime():
+    """The ``onnxruntime`` module (with ``onnx`` importable, to build graphs), or
+    skip: both are optional peers (``pip install -e '.[peers]'``)."""
+    pytest.importorskip("onnx", reason="onnx is not installed (optional peer: the peers extra)")
+    return pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (optional peer: the peers extra)")
 
 
 @pytest.fixture(scope="session")

@@ -23,15 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
-    "BARS", "Bar", "load", "group_rows", "speedup", "ceiling_rates", "fraction_of_ceiling",
+    "BARS", "Bar", "TimeBar", "load", "group_rows", "speedup", "ceiling_rates", "fraction_of_ceiling",
     "bar_results", "render_report", "render_readme_section", "update_readme", "compare", "plot_speedups",
     "main",
 ]
 
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 FAST, FAST_THREADED = "fastbin", "fastbin-threaded"
+#: The standalone runtime's engines and its peer (``benchmarks/test_bench_runtime.py``).
+RT_NUMBA, RT_NUMPY, ORT = "runtime-numba", "runtime-numpy", "onnxruntime"
 #: Column order of implementations in the tables.
-IMPL_ORDER = ("reference", "numpy", "autograd", "torch", FAST, FAST_THREADED)
+IMPL_ORDER = ("reference", "numpy", "autograd", "torch", ORT, FAST, FAST_THREADED, RT_NUMPY, RT_NUMBA)
 BASELINES = ("reference", "numpy", "torch", "autograd")
 #: Which ceiling a unit of work is measured against.
 CEILING_GROUPS = {"word-ops": "ceiling/xor_popcount", "flop": "ceiling/sgemm"}
@@ -50,6 +52,19 @@ class Bar:
     minimum: float
 
 
+@dataclass(frozen=True)
+class TimeBar:
+    """An absolute bar from the issue: the median time of ``impl`` in
+    ``group`` must be at most ``seconds``."""
+
+    label: str
+    group: str
+    impl: str
+    seconds: float
+    baseline = "time"  # class attribute, not a field: what the bar compares with
+
+
+_MLP_RT, _SR_RT = "runtime_binary_mlp", "runtime_binary_softmax_regression"
 #: The issue's speed bars (data; the report prints measured value and pass/miss).
 BARS: tuple[Bar, ...] = (
     Bar("binary matmul 4096^3 vs NumPy float32 matmul", "binary_matmul/large", FAST, "numpy", 15.0),
@@ -65,6 +80,18 @@ BARS: tuple[Bar, ...] = (
     Bar("MLP 784-200-100-10 Adam step vs torch", "train_mlp_adam/784-200-100-10", FAST, "torch", 1.2),
     Bar("BinaryConnect training step (batch 128) vs reference",
         "train_softmax_regression_binaryconnect/batch128", FAST, "reference", 8.0),
+    # issue 10, the standalone runtime (binary MLP 784-512-512-10 unless named; one thread)
+    TimeBar("runtime MLP batch 1, float input (numba engine)", f"{_MLP_RT}/batch1_float", RT_NUMBA, 5e-6),
+    TimeBar("runtime MLP batch 1, uint8 input (numba engine)", f"{_MLP_RT}/batch1_uint8", RT_NUMBA, 3e-6),
+    TimeBar("runtime MLP batch 10000, float input (numba engine)", f"{_MLP_RT}/batch10000_float", RT_NUMBA, 25e-3),
+    TimeBar("runtime MLP batch 10000, uint8 input (numba engine)", f"{_MLP_RT}/batch10000_uint8", RT_NUMBA, 25e-3),
+    TimeBar("runtime softmax regression 784-10 batch 1, float input (numba engine)", f"{_SR_RT}/batch1_float",
+            RT_NUMBA, 1.5e-6),
+    Bar("runtime MLP batch 10000 float, numpy engine vs ONNX Runtime (no slower than 2x)",
+        f"{_MLP_RT}/batch10000_float", RT_NUMPY, ORT, 0.5),
+    TimeBar("cold process to first prediction, numba engine (warm cache)", "runtime_cold_start/binary_mlp",
+            RT_NUMBA, 0.25),
+    TimeBar("cold process to first prediction, numpy engine", "runtime_cold_start/binary_mlp", RT_NUMPY, 0.15),
 )
 
 
@@ -127,12 +154,17 @@ def fraction_of_ceiling(row, rates) -> float | None:
     return (work / row["median"]) / (rates[unit] * max(1, row["threads"]))
 
 
-def bar_results(groups) -> list[tuple[Bar, float | None, bool | None]]:
-    """``(bar, measured, passed)`` for every bar (None: not measured)."""
+def bar_results(groups) -> list[tuple[Bar | TimeBar, float | None, bool | None]]:
+    """``(bar, measured, passed)`` for every bar (None: not measured); a
+    :class:`TimeBar`'s measured value is the median time in seconds."""
     rates = ceiling_rates(groups)
     out = []
     for bar in BARS:
         row = groups.get(bar.group, {}).get(bar.impl)
+        if isinstance(bar, TimeBar):
+            value = row["median"] if row else None
+            out.append((bar, value, None if value is None else value <= bar.seconds))
+            continue
         if bar.baseline == "ceiling":
             value = fraction_of_ceiling(row, rates) if row else None
         else:
@@ -203,8 +235,11 @@ def render_bars(groups, quick: bool = False) -> list[str]:
     on quick-mode numbers)."""
     rows = []
     for bar, value, passed in bar_results(groups):
-        target = f">= {bar.minimum:.0%}" if bar.baseline == "ceiling" else f">= {bar.minimum:g}x"
-        measured = "" if value is None else (f"{value:.0%}" if bar.baseline == "ceiling" else fmt_ratio(value))
+        if isinstance(bar, TimeBar):
+            target, measured = f"<= {fmt_time(bar.seconds)}", fmt_time(value)
+        else:
+            target = f">= {bar.minimum:.0%}" if bar.baseline == "ceiling" else f">= {bar.minimum:g}x"
+            measured = "" if value is None else (f"{value:.0%}" if bar.baseline == "ceiling" else fmt_ratio(value))
         verdict = "not measured" if passed is None else ("PASS" if passed else "MISS")
         if quick and passed is not None:
             verdict = "n/a (quick mode)"
@@ -253,11 +288,11 @@ def render_details(groups) -> list[str]:
             frac = fraction_of_ceiling(row, rates)
             rows.append((
                 impl, row["threads"], fmt_time(row["median"]), fmt_time(row["iqr"]), row["rounds"],
-                *(fmt_ratio(speedup(groups, group, impl, b)) for b in ("reference", "numpy", "torch")),
+                *(fmt_ratio(speedup(groups, group, impl, b)) for b in ("reference", "numpy", "torch", ORT)),
                 "" if frac is None else f"{frac:.0%} of {CEILING_GROUPS[row['unit']]}", row["note"],
             ))
         lines += _table(("implementation", "threads", "time", "IQR", "rounds", "vs reference",
-                         "vs numpy", "vs torch", "fraction of ceiling", "note"), rows)
+                         "vs numpy", "vs torch", f"vs {ORT}", "fraction of ceiling", "note"), rows)
     return lines
 
 

@@ -118,6 +118,42 @@ def test_rendered_report(report):
     assert "| binary matmul 128x784->10 vs NumPy float32 matmul | >= 15x | 10x | n/a (quick mode) |" in quick
 
 
+def _runtime_data(quick=False):
+    data = _data(quick)
+    mlp = "runtime_binary_mlp"
+    data["benchmarks"] += [
+        _bench(f"{mlp}/batch1_float", "runtime-numba", 4e-6),  # bar <= 5 us: PASS
+        _bench(f"{mlp}/batch1_uint8", "runtime-numba", 4e-6),  # bar <= 3 us: MISS
+        # numpy engine 1.5x ONNX Runtime's time: within the bar's 2x (speed-up 0.667 >= 0.5)
+        _bench(f"{mlp}/batch10000_float", "onnxruntime", 0.2),
+        _bench(f"{mlp}/batch10000_float", "runtime-numpy", 0.3),
+        _bench("runtime_cold_start/binary_mlp", "runtime-numba", 0.84),  # bar <= 0.25 s: MISS
+    ]
+    return data
+
+
+def test_runtime_time_bars_and_onnxruntime_ratio(report):
+    results = {(bar.group, bar.impl): (value, passed)
+               for bar, value, passed in report.bar_results(report.group_rows(_runtime_data()))}
+    assert results[("runtime_binary_mlp/batch1_float", "runtime-numba")] == (pytest.approx(4e-6), True)
+    assert results[("runtime_binary_mlp/batch1_uint8", "runtime-numba")] == (pytest.approx(4e-6), False)
+    assert results[("runtime_binary_mlp/batch10000_float", "runtime-numpy")] == (pytest.approx(2 / 3), True)
+    assert results[("runtime_cold_start/binary_mlp", "runtime-numba")] == (pytest.approx(0.84), False)
+    assert results[("runtime_cold_start/binary_mlp", "runtime-numpy")] == (None, None)
+    text = report.render_report(_runtime_data())
+    assert "| runtime MLP batch 1, float input (numba engine) | <= 5 µs | 4 µs | PASS |" in text
+    assert "| runtime MLP batch 1, uint8 input (numba engine) | <= 3 µs | 4 µs | MISS |" in text
+    assert ("| runtime MLP batch 10000 float, numpy engine vs ONNX Runtime (no slower than 2x) | >= 0.5x "
+            "| 0.667x | PASS |") in text
+    assert "| cold process to first prediction, numba engine (warm cache) | <= 250 ms | 840 ms | MISS |" in text
+    assert "| cold process to first prediction, numpy engine | <= 150 ms | - | not measured |" in text
+    # per-workload table: the numpy engine's ratio to ONNX Runtime
+    row = next(line for line in text.splitlines() if line.startswith("| runtime-numpy | 1 | 300 ms"))
+    assert "0.667x" in row
+    quick = report.render_report(_runtime_data(quick=True))
+    assert "| runtime MLP batch 1, float input (numba engine) | <= 5 µs | 4 µs | n/a (quick mode) |" in quick
+
+
 def test_stat_min_and_notes(report):
     groups = report.group_rows(_data(), stat="min")
     assert report.speedup(groups, "softmax_ce/128x10", "fastbin", "reference") == pytest.approx(20.0)
