@@ -96,5 +96,12 @@ class NumbaEngine:
     def pack_weights(w):
         return _pack_weights(w)
 
+    @staticmethod
+    def fuse(model):
+        """The one-call forward pass of ``model`` (``fastbin.runtime._fused``), or None for other kinds."""
+        from ._fused import build
+
+        return build(model)
+
     #: once per layer at load: the NumPy engine's (same values; loads no kernel from the cache)
     unpack_signs = NumpyEngine.unpack_signs

@@ -179,15 +179,27 @@ class InferenceModel:
     def __init__(self, stages, n_in, dtype, engine):
         self.stages, self.n_in, self.dtype = list(stages), int(n_in), np.dtype(dtype)
         self.engine = engine
+        fuse = getattr(engine, "fuse", None)
+        #: the engine's one-call forward pass of this model (``fastbin.runtime._fused``), or None
+        self.fused = fuse(self) if fuse is not None else None
 
     def logits(self, x):
-        x = check_model_input(x, self.n_in, self.dtype)
-        chunk = self.engine.eval_chunk
-        if x.shape[0] <= chunk:
-            return self._run(x)
-        return np.concatenate([self._run(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)])
+        return self._chunks(check_model_input(x, self.n_in, self.dtype), False)
 
     forward = logits
+
+    def _chunks(self, x, predict):
+        chunk = self.engine.eval_chunk
+        if x.shape[0] <= chunk:
+            return self._forward(x, predict)
+        return np.concatenate([self._forward(x[i : i + chunk], predict) for i in range(0, x.shape[0], chunk)])
+
+    def _forward(self, x, predict):
+        fused = self.fused
+        if fused is not None and fused.takes(x.shape[0]):
+            return fused(x, predict)
+        z = self._run(x)
+        return z.argmax(axis=1) if predict else z
 
     def _run(self, a):
         for stage in self.stages:
@@ -195,7 +207,7 @@ class InferenceModel:
         return a
 
     def predict(self, x):
-        return self.logits(x).argmax(axis=1)
+        return self._chunks(check_model_input(x, self.n_in, self.dtype), True)
 
     def __repr__(self):
         return f"InferenceModel(stages={[s.kind for s in self.stages]})"

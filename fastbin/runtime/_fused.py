@@ -1,0 +1,460 @@
+"""One compiled call per batch on the numba engine: the fused forward pass of
+the commonest deployed kind, a chain of sign stages followed by a float tail
+that is exactly ``[BinaryDense (+ BatchNormOp)]`` (the fully binary MLP), or
+that tail alone (binary softmax regression).
+
+:func:`build` returns a :class:`Fused` for such an
+:class:`~fastbin.runtime.model.InferenceModel` (None for any other kind); the
+model then sends every batch it takes (:meth:`Fused.takes`) to one jitted
+function, which runs every stage row by row:
+
+* the first layer on uint8 rows: the bit-plane product of
+  ``fastbin.kernels.sign_matmul`` (``plane_words``/``plane_dot``, exact
+  integers) and the stage's int64 ``"uint8"`` thresholds (or, tail first, the
+  logits);
+* on float rows: ``dot = x @ sign(W)`` exactly as ``fastbin.ops.
+  dense_sign_matmul`` gives it for that batch: its few-row kernel
+  ``sign_dot_rows`` called from inside the fused function (the same compiled
+  function, the same sums) when it would pick ``"rows"``, else computed by
+  ``dense_sign_matmul`` itself and handed in; then the stage's float
+  thresholds;
+* packed stages: ``k - 2 * popcount(a ^ w)`` and the int64 ``"packed"``
+  thresholds (exact);
+* the tail: ``dot * scale + bias`` (``fastbin.reference.dense_affine``) then
+  ``(z - mean) * k + beta`` (``bn_affine``), each operation one IEEE
+  operation in the model dtype, in that order, each result passed through
+  ``_opaque`` (below) so that LLVM neither contracts two of them to an FMA
+  nor reassociates them (Numba puts the kernels' ``contract``/``reassoc``
+  flags on every float operation; without ``_opaque`` LLVM formed FMAs and
+  the logits differed in the last bit); so the logits are those of the stage
+  path bit for bit. ``predict`` takes each row's argmax in the same call
+  (NumPy's: the first maximum, a NaN wins).
+
+The per-stage arrays travel as a few flat arrays plus offsets (``ints``:
+header, stage records and int64 thresholds; ``floats``: float thresholds and
+the tail's constants; ``wflat``: the packed weights after the first layer).
+Scratch (bit-plane and activation words, the few-row float dot, a row of
+logits) is per thread (``threading.local``) and reused across calls, so
+concurrent calls are safe and a batch of one allocates only its output.
+
+Batches of ``FEW_ROWS`` rows or more keep the stage path (its blocked and
+threaded kernels; :meth:`Fused.takes`).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .._config import FEW_ROWS, jit, jit_disabled
+from ..bits import n_words_for
+from ..kernels._llvm import intp_args as _intp_args
+from ..kernels._llvm import is_words as _is_words
+from ..kernels._popcount import popcount
+from ..kernels._sign_lanes import plane_dot, plane_words
+from ..kernels.few_rows import sign_dot_rows
+from ..ops.dense import dense_product_kind, dense_sign_matmul
+from .model import BatchNormOp, BinaryDense, FloatStage, SignStage
+
+__all__ = ["Fused", "build"]
+
+_UINT8 = np.dtype(np.uint8)
+
+# header of ``ints`` (positions)
+_TAIL_FIRST, _N_PACKED, _N0, _U8_THR, _F_THR, _MAX_WORDS, _ZERO = range(7)  # ints[_ZERO] == 0
+# tail record: ints[_TAIL + field]
+_TAIL = 8
+_T_W, _T_N, _T_NW, _T_BITS, _T_SCALE_F, _T_SCALE_U8, _T_BIAS, _T_BN = range(8)
+# packed stage records: ints[_STAGES + 5 * s + field]
+_STAGES = 16
+_S_W, _S_N, _S_NW, _S_BITS, _S_THR = range(5)
+
+
+# ---------------------------------------------------------------------------
+# One IEEE operation at a time (no FMA contraction, no reassociation)
+# ---------------------------------------------------------------------------
+@intrinsic
+def _opaque_llvm(typingctx, value, zero):
+    """``value`` unchanged, through an integer OR with ``zero`` (a run-time 0
+    that LLVM cannot see): the float operations before and after it cannot
+    be fused (Numba puts ``contract``/``reassoc`` on every float operation of
+    a function, intrinsics included, and LLVM then forms FMAs)."""
+    if not (isinstance(value, types.Float) and isinstance(zero, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        float_type = context.get_value_type(value)
+        int_type = ir.IntType(value.bitwidth)
+        z = context.cast(builder, args[1], zero, types.int64)
+        z = builder.trunc(z, int_type) if value.bitwidth < 64 else z
+        return builder.bitcast(builder.or_(builder.bitcast(args[0], int_type), z), float_type)
+
+    return value(value, zero), codegen
+
+
+@intrinsic
+def _to_float_llvm(typingctx, like, value):
+    """``value`` (integer) as ``like``'s float type, correctly rounded (``astype``)."""
+    if not (isinstance(like, types.Float) and isinstance(value, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        target = context.get_value_type(like)
+        if value.signed:
+            return builder.sitofp(args[1], target)
+        return builder.uitofp(args[1], target)
+
+    return like(like, value), codegen
+
+
+@intrinsic
+def _xor_count_llvm(typingctx, a, w, j):
+    """``sum_t popcount(a[t] ^ w[j, t])`` (int64) over the ``w.shape[1]``
+    words: ``a`` 1-D and ``w`` 2-D C-contiguous uint64. Eight words per
+    vector (masked loads at the end, zeros past it), one ``ctpop`` and add
+    each; LLVM's own vectorisation of the word loop needs 32 words before its
+    vector body runs (a 512-bit row has 8)."""
+    a_ok = isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.uint64
+    if not (a_ok and _is_words(w)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        a_value, w_value, j_value = _intp_args(context, builder, signature, args)
+        a_type, w_type, _ = signature.args
+        a_array = context.make_array(a_type)(context, builder, a_value)
+        w_array = context.make_array(w_type)(context, builder, w_value)
+        i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+        intp = context.get_value_type(types.intp)
+        vec, mask_type = ir.VectorType(i64, 8), ir.VectorType(i1, 8)
+        ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec]), "llvm.ctpop.v8i64")
+        reduce_add = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(i64, [vec]), "llvm.vector.reduce.add.v8i64"
+        )
+        masked_load = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec.as_pointer(), i32, mask_type, vec]), "llvm.masked.load.v8i64.p0"
+        )
+        n_words = cgutils.unpack_tuple(builder, w_array.shape, 2)[1]
+        n_chunks = builder.udiv(builder.add(n_words, ir.Constant(intp, 7)), ir.Constant(intp, 8))
+        index_type = ir.VectorType(intp, 8)
+        lanes = ir.Constant(index_type, list(range(8)))
+        zeros = ir.Constant(vec, None)
+        acc = cgutils.alloca_once_value(builder, zeros)
+        with cgutils.for_range(builder, n_chunks) as loop:
+            t0 = builder.mul(loop.index, ir.Constant(intp, 8))
+            left = builder.sub(n_words, t0)
+            left_v = builder.insert_element(ir.Constant(index_type, ir.Undefined), left, ir.Constant(i32, 0))
+            left_v = builder.shuffle_vector(left_v, ir.Constant(index_type, ir.Undefined),
+                                            ir.Constant(ir.VectorType(i32, 8), [0] * 8))
+            mask = builder.icmp_signed("<", lanes, left_v)
+            a_ptr = builder.bitcast(builder.gep(a_array.data, [t0]), vec.as_pointer())
+            w_ptr = builder.bitcast(cgutils.get_item_pointer(context, builder, w_type, w_array, [j_value, t0]),
+                                    vec.as_pointer())
+            x = builder.call(masked_load, [a_ptr, ir.Constant(i32, 8), mask, zeros])
+            y = builder.call(masked_load, [w_ptr, ir.Constant(i32, 8), mask, zeros])
+            builder.store(builder.add(builder.load(acc), builder.call(ctpop, [builder.xor(x, y)])), acc)
+        return builder.call(reduce_add, [builder.load(acc)])
+
+    return types.int64(a, w, j), codegen
+
+
+def _xor_count_python(a, w, j):
+    return sum(popcount(a[t] ^ w[j, t]) for t in range(w.shape[1]))
+
+
+def _opaque_python(value, zero):
+    return value
+
+
+def _to_float_python(like, value):
+    return type(like)(value)
+
+
+# Under NUMBA_DISABLE_JIT: NumPy scalars of the model dtype, one correctly rounded operation each.
+_opaque = _opaque_python if jit_disabled() else _opaque_llvm
+_to_float = _to_float_python if jit_disabled() else _to_float_llvm
+_xor_count = _xor_count_python if jit_disabled() else _xor_count_llvm
+
+
+# ---------------------------------------------------------------------------
+# The kernels
+# ---------------------------------------------------------------------------
+@jit
+def _affine(z, j, ints, floats, scale_at):
+    """The tail's float formula for output ``j`` on ``z`` (model dtype)."""
+    n, zero = ints[_TAIL + _T_N], ints[_ZERO]
+    z = _opaque(z, zero)
+    if scale_at >= 0:
+        z = _opaque(z * floats[scale_at + j], zero)
+    bias_at = ints[_TAIL + _T_BIAS]
+    if bias_at >= 0:
+        z = _opaque(z + floats[bias_at + j], zero)
+    bn_at = ints[_TAIL + _T_BN]
+    if bn_at >= 0:
+        z = _opaque(z - floats[bn_at + j], zero)
+        z = _opaque(z * floats[bn_at + n + j], zero)
+        z = _opaque(z + floats[bn_at + 2 * n + j], zero)
+    return z
+
+
+@jit
+def _argmax(row):
+    best, value = 0, row[0]
+    if value != value:
+        return 0
+    for j in range(1, row.shape[0]):
+        v = row[j]
+        if v != v:
+            return j
+        if v > value:
+            best, value = j, v
+    return best
+
+
+@jit
+def _packed_stage(a, w, n_bits, ints, at, out):
+    """``out`` words: bit j set where ``sign * (n_bits - 2 popcount(a ^ w[j])) < signed``."""
+    n, n_words = w.shape
+    for word in range(out.shape[0]):
+        j0 = word * 64
+        bits = np.uint64(0)
+        for j in range(j0, min(n, j0 + 64)):
+            d = n_bits - 2 * _xor_count(a, w, j)
+            if ints[at + j] * d < ints[at + n + j]:
+                bits |= np.uint64(1) << np.uint64(j - j0)
+        out[word] = bits
+
+
+@jit
+def _chain_and_tail(a, b, wflat, ints, floats, out_row):
+    """The packed stages after the first one (words in ``a``, ``b`` the other
+    buffer), then the tail's logits into ``out_row``."""
+    for s in range(ints[_N_PACKED]):
+        r = _STAGES + 5 * s
+        n, n_words = ints[r + _S_N], ints[r + _S_NW]
+        w0 = ints[r + _S_W]
+        w = wflat[w0 : w0 + n * n_words].reshape((n, n_words))
+        out = b[: (n + 63) // 64]
+        _packed_stage(a[:n_words], w, ints[r + _S_BITS], ints, ints[r + _S_THR], out)
+        a, b = out, a
+    n, n_words, n_bits = ints[_TAIL + _T_N], ints[_TAIL + _T_NW], ints[_TAIL + _T_BITS]
+    w0 = ints[_TAIL + _T_W]
+    w = wflat[w0 : w0 + n * n_words].reshape((n, n_words))
+    scale_at = ints[_TAIL + _T_SCALE_F]
+    for j in range(n):
+        out_row[j] = _affine(_to_float(out_row[0], n_bits - 2 * _xor_count(a, w, j)), j, ints, floats, scale_at)
+
+
+@jit
+def fused_uint8(x, w0, wflat, ints, floats, scratch, logits, labels, predict):
+    """Every stage on uint8 rows ``x`` (m, n_in); logits into ``logits`` (m,
+    n_classes), or with ``predict`` classes into ``labels`` (m,) (``logits``
+    then a (1, n_classes) scratch row)."""
+    m, k = x.shape
+    n0, n_words = w0.shape
+    planes = scratch[: n_words * 8].reshape((n_words, 8))
+    width = ints[_MAX_WORDS]
+    a = scratch[n_words * 8 : n_words * 8 + width]
+    b = scratch[n_words * 8 + width : n_words * 8 + 2 * width]
+    tail_first = ints[_TAIL_FIRST] == 1
+    at = ints[_U8_THR]
+    for i in range(m):
+        row = x[i]
+        out_row = logits[0] if predict else logits[i]
+        total = 0
+        for t in range(n_words):
+            total += plane_words(row, t * 64, min(64, k - t * 64), planes, t)
+        if tail_first:
+            scale_at = ints[_TAIL + _T_SCALE_U8]
+            for j in range(n0):
+                d = total - 2 * plane_dot(planes, w0, j)
+                out_row[j] = _affine(_to_float(out_row[0], d), j, ints, floats, scale_at)
+        else:
+            for word in range((n0 + 63) // 64):
+                j0 = word * 64
+                bits = np.uint64(0)
+                for j in range(j0, min(n0, j0 + 64)):
+                    d = total - 2 * plane_dot(planes, w0, j)
+                    if ints[at + j] * d < ints[at + n0 + j]:
+                        bits |= np.uint64(1) << np.uint64(j - j0)
+                a[word] = bits
+            _chain_and_tail(a, b, wflat, ints, floats, out_row)
+        if predict:
+            labels[i] = _argmax(out_row)
+
+
+@jit
+def fused_float(x, rows, dot, compute, wflat, ints, floats, scratch, logits, labels, predict):
+    """Every stage on float rows ``x`` (m, n_in) of the model dtype: the first
+    layer's ``dot`` (m, n0) is computed here by ``sign_dot_rows(x, rows, dot)``
+    when ``compute`` (``dense_sign_matmul``'s ``"rows"`` kind), else given."""
+    m = x.shape[0]
+    if compute:
+        sign_dot_rows(x, rows, dot)
+    n0 = dot.shape[1]
+    width = ints[_MAX_WORDS]
+    a = scratch[:width]
+    b = scratch[width : 2 * width]
+    tail_first = ints[_TAIL_FIRST] == 1
+    at = ints[_F_THR]
+    for i in range(m):
+        out_row = logits[0] if predict else logits[i]
+        if tail_first:
+            scale_at = ints[_TAIL + _T_SCALE_F]
+            for j in range(n0):
+                out_row[j] = _affine(dot[i, j], j, ints, floats, scale_at)
+        else:
+            for word in range((n0 + 63) // 64):
+                j0 = word * 64
+                bits = np.uint64(0)
+                for j in range(j0, min(n0, j0 + 64)):
+                    if floats[at + j] * dot[i, j] < floats[at + n0 + j]:
+                        bits |= np.uint64(1) << np.uint64(j - j0)
+                a[word] = bits
+            _chain_and_tail(a, b, wflat, ints, floats, out_row)
+        if predict:
+            labels[i] = _argmax(out_row)
+
+
+# ---------------------------------------------------------------------------
+# The plan
+# ---------------------------------------------------------------------------
+def _signed(t, flip, dtype):
+    """``(sign, sign * t)`` of ``fastbin.kernels.threshold.signed_thresholds``."""
+    sign = np.where(np.asarray(flip, bool), -1, 1).astype(dtype)
+    return sign, (sign * np.asarray(t, dtype)).astype(dtype)
+
+
+def _tail_ops(stage, dtype):
+    """``(dense, bn)`` of a float stage of the fusable form, else None."""
+    if not isinstance(stage, FloatStage) or not 1 <= len(stage.ops) <= 2:
+        return None
+    dense, bn = stage.ops[0], stage.ops[1] if len(stage.ops) == 2 else None
+    if type(dense) is not BinaryDense or (bn is not None and type(bn) is not BatchNormOp):
+        return None
+    if dense.dtype != dtype:
+        return None
+    arrays = [dense.scale_float, dense.scale_uint8, dense.bias] + ([bn.mean, bn.k, bn.beta] if bn else [])
+    n = dense.weights.packed.rows
+    for value in arrays:
+        if value is not None and (not isinstance(value, np.ndarray) or value.dtype != dtype or value.shape != (n,)):
+            return None
+    return dense, bn
+
+
+def build(model):
+    """The :class:`Fused` runner of ``model`` (an ``InferenceModel`` on the
+    numba engine), or None when its kind is not the fused one."""
+    dtype = model.dtype
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not model.stages:
+        return None
+    *signs, last = model.stages
+    tail = _tail_ops(last, dtype)
+    if tail is None or not all(type(s) is SignStage for s in signs):
+        return None
+    dense, bn = tail
+    for s, stage in enumerate(signs):
+        if stage.dtype != dtype or set(stage.thresholds) != ({"uint8", "float"} if s == 0 else {"packed"}):
+            return None
+    return Fused(model, signs, dense, bn)
+
+
+class Fused:
+    """The fused forward pass of one model (see the module doc). ``calls``
+    counts the batches it ran."""
+
+    def __init__(self, model, signs, dense, bn):
+        dtype = self.dtype = model.dtype
+        self.n_in = model.n_in
+        ints = np.zeros(_STAGES + 5 * max(len(signs) - 1, 0), np.int64)
+        floats, wflat, int_data = [], [], []
+        sizes = {"floats": 0, "w": 0, "ints": len(ints)}
+
+        def put(kind, values, store):
+            at = sizes[kind]
+            store.append(np.ascontiguousarray(values).ravel())
+            sizes[kind] += store[-1].size
+            return at
+
+        first = signs[0] if signs else dense
+        self.first_weights = first.weights
+        self.w0 = np.ascontiguousarray(first.weights.packed.bits)
+        self.rows0 = first.weights.rows
+        n0 = self.n0 = first.weights.packed.rows
+        ints[_TAIL_FIRST] = 0 if signs else 1
+        ints[_N_PACKED] = max(len(signs) - 1, 0)
+        ints[_N0] = n0
+        widths = [n_words_for(s.n_out) for s in signs] or [1]
+        ints[_MAX_WORDS] = max(widths)
+        if signs:
+            ints[_U8_THR] = put("ints", np.concatenate(_signed(*signs[0].thresholds["uint8"], np.int64)), int_data)
+            ints[_F_THR] = put("floats", np.concatenate(_signed(*signs[0].thresholds["float"], dtype)), floats)
+        for s, stage in enumerate(signs[1:]):
+            r = _STAGES + 5 * s
+            w = stage.weights.packed
+            ints[r + _S_W] = put("w", w.bits, wflat)
+            ints[r + _S_N], ints[r + _S_NW], ints[r + _S_BITS] = w.rows, w.bits.shape[1], w.n_bits
+            ints[r + _S_THR] = put("ints", np.concatenate(_signed(*stage.thresholds["packed"], np.int64)), int_data)
+        w = dense.weights.packed
+        n = self.n_classes = w.rows
+        t = _TAIL
+        ints[t + _T_N], ints[t + _T_NW], ints[t + _T_BITS] = n, w.bits.shape[1], w.n_bits
+        ints[t + _T_W] = put("w", w.bits, wflat) if signs else -1
+        for field, value in ((_T_SCALE_F, dense.scale_float), (_T_SCALE_U8, dense.scale_uint8),
+                             (_T_BIAS, dense.bias)):
+            ints[t + field] = -1 if value is None else put("floats", value, floats)
+        ints[t + _T_BN] = -1 if bn is None else put("floats", np.concatenate([bn.mean, bn.k, bn.beta]), floats)
+        self.ints = np.concatenate([ints, *int_data]).astype(np.int64)
+        self.floats = np.concatenate(floats).astype(dtype) if floats else np.zeros(1, dtype)
+        self.wflat = np.concatenate(wflat).astype(np.uint64) if wflat else np.zeros(1, np.uint64)
+        self.scratch_words = 8 * self.w0.shape[1] + 2 * int(ints[_MAX_WORDS])
+        self.local = threading.local()
+        self.calls = 0
+
+    def takes(self, m):
+        """Whether a batch of ``m`` rows runs fused: below ``FEW_ROWS`` rows,
+        where the stage path takes the unblocked few-row kernels. From there on
+        its blocked (and, with several Numba threads, threaded) products were
+        as fast as this row-by-row pass or faster (one thread, 784-512-512-10:
+        0.8-1.2x at 128 and 10000 rows; 784-10: 0.7-0.9x at 1000 rows)."""
+        return m < FEW_ROWS
+
+    def _scratch(self):
+        local = self.local
+        try:
+            return local.words, local.row, local.label
+        except AttributeError:
+            local.words = np.zeros(self.scratch_words, np.uint64)
+            local.row = np.zeros((1, self.n_classes), self.dtype)
+            local.label = np.zeros(1, np.int64)
+            local.dots = {}
+            return local.words, local.row, local.label
+
+    def __call__(self, x, predict=False):
+        """Logits (m, n_classes), or with ``predict`` the classes (m,) int64,
+        of checked input ``x`` (``check_model_input``)."""
+        m = x.shape[0]
+        words, row, label = self._scratch()
+        if predict:
+            labels, logits = np.empty(m, np.int64), row
+        else:
+            labels, logits = label, np.empty((m, self.n_classes), self.dtype)
+        if x.dtype == _UINT8:
+            fused_uint8(x, self.w0, self.wflat, self.ints, self.floats, words, logits, labels, predict)
+        else:
+            compute = dense_product_kind(m, self.n0, self.n_in) == "rows"
+            if compute:
+                dots = self.local.dots
+                dot = dots.get(m)
+                if dot is None:
+                    dot = dots[m] = np.empty((m, self.n0), self.dtype)
+            else:  # the very product of the stage path
+                dot = dense_sign_matmul(x, self.first_weights.packed, signs=self.first_weights.signs,
+                                        rows=self.rows0)
+            fused_float(x, self.rows0, dot, compute, self.wflat, self.ints, self.floats, words, logits, labels,
+                        predict)
+        self.calls += 1
+        return labels if predict else logits

@@ -1,0 +1,178 @@
+"""The numba engine's fused forward pass (``fastbin.runtime._fused``): one jitted call per
+batch for a chain of sign stages + [BinaryDense (+ BatchNorm)], and for binary softmax
+regression; bit for bit the stage-by-stage path, from several threads at once too."""
+import threading
+
+import numpy as np
+import pytest
+
+from fastbin import runtime
+from fastbin._config import FEW_ROWS
+from fastbin.nn.layers import BatchNorm
+from fastbin.nn.model import mlp, softmax_regression
+from fastbin.runtime import _fused
+
+#: name -> constructor of a kind the fused path runs (odd sizes: n_in 100, hidden 65/33, 7 classes)
+FUSED_KINDS = {
+    "bnn": lambda: mlp([100, 65, 33, 7], binary_weights=True, binary_activations=True),
+    "bnn_scaled_centred": lambda: mlp([100, 65, 33, 7], binary_weights=True, binary_activations=True, scale=True,
+                                      input_offset=0.25),
+    "bnn_one_hidden": lambda: mlp([100, 33, 7], binary_weights=True, binary_activations=True, scale=True),
+    "bnn_no_bn": lambda: mlp([100, 65, 33, 7], binary_weights=True, activation="sign", batch_norm=False,
+                             output_bn=False),
+    "bnn_f64": lambda: mlp([100, 65, 7], binary_weights=True, binary_activations=True, dtype="float64"),
+    "binary_softmax": lambda: softmax_regression(100, 7, binary_weights=True, init="normal"),
+    "binary_softmax_scaled_centred": lambda: softmax_regression(100, 7, binary_weights=True, scale=True,
+                                                                init="normal", input_offset=0.3),
+}
+#: kinds the fused path leaves to the stages
+OTHER_KINDS = {
+    "softmax": lambda: softmax_regression(100, 7, init="normal"),
+    "mlp": lambda: mlp([100, 33, 7]),
+    "binary_weights": lambda: mlp([100, 33, 7], binary_weights=True, scale=True),
+}
+
+
+def _randomise(model, rng):
+    """Random weights and batch-norm statistics: negative gammas (flips), a constant
+    output, integer means (ties on the integer paths)."""
+    for layer in model.layers:
+        for value in layer.params.values():
+            value[...] = rng.normal(0, 1, value.shape)
+        if isinstance(layer, BatchNorm):
+            layer.params["gamma"][...] *= rng.choice([-1, 1], layer.n)
+            layer.params["gamma"][0] = 0.0
+            layer.buffers["running_var"][...] = rng.uniform(0.5, 4, layer.n)
+            layer.buffers["running_mean"][...] = 2 * rng.integers(-3, 4, layer.n)
+    return model
+
+
+def _inputs(rng, m, n_in, dtype=np.float32):
+    u8 = rng.integers(0, 256, (m, n_in), dtype=np.uint8)
+    x = (u8 / 255).astype(dtype)
+    x[: max(1, m // 4)] = np.round(x[: max(1, m // 4)])  # exact zeros and ones
+    return {"uint8": u8, "float": x}
+
+
+def _stage_path(model, x):
+    """Logits stage by stage (the path before the fused one), on checked input."""
+    return model._run(x)
+
+
+@pytest.fixture(scope="module")
+def models():
+    rng = np.random.default_rng(11)
+    return {name: _randomise(make(), rng) for name, make in FUSED_KINDS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(FUSED_KINDS))
+def test_fused_equals_stage_path(models, name, rng):
+    """Every batch size 1..40, uint8 and float input: logits and classes bit for bit the
+    stage-by-stage path's and the unfolded model's, and the fused path ran on every batch
+    below FEW_ROWS rows (larger ones keep the stage path)."""
+    unfolded = models[name]
+    model = unfolded.to_inference()
+    assert model.fused is not None, "a fusable model without the fused path"
+    for m in range(1, 41):
+        taken = m < FEW_ROWS
+        assert model.fused.takes(m) == taken
+        for kind, x in _inputs(rng, m, 100, model.dtype).items():
+            before = model.fused.calls
+            logits = model.logits(x)
+            classes = model.predict(x)
+            assert model.fused.calls == before + 2 * taken, f"fused path not taken at m={m}"
+            expected = _stage_path(model, x)
+            assert logits.dtype == expected.dtype and logits.shape == (m, 7)
+            np.testing.assert_array_equal(logits, expected, err_msg=f"{kind} m={m}")
+            np.testing.assert_array_equal(classes, expected.argmax(axis=1), err_msg=f"{kind} m={m}")
+            if m in (1, 7, 40):
+                np.testing.assert_array_equal(logits, unfolded.forward(x), err_msg=f"{kind} m={m}")
+
+
+def test_fused_on_loaded_file(models, tmp_path, rng):
+    """``fastbin.runtime.load`` gives the fused model on the numba engine, never on numpy."""
+    path = tmp_path / "bnn.fbm"
+    models["bnn_scaled_centred"].save(path)
+    model = runtime.load(path, engine="numba")
+    assert model.fused is not None
+    assert runtime.load(path, engine="numpy").fused is None
+    for x in _inputs(rng, 5, 100).values():
+        np.testing.assert_array_equal(model.logits(x), _stage_path(model, x))
+    assert model.fused.calls == 2
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_KINDS))
+def test_other_kinds_keep_the_stage_path(name, rng):
+    model = _randomise(OTHER_KINDS[name](), rng).to_inference()
+    assert model.fused is None
+    x = _inputs(rng, 3, 100)["float"]
+    np.testing.assert_array_equal(model.logits(x), _stage_path(model, x))
+
+
+def test_predict_nan_and_ties_like_numpy_argmax():
+    """``predict`` takes NumPy's argmax in the fused call: first maximum, a NaN wins."""
+    rows = np.array([[1.0, 3.0, 3.0, 2.0], [np.nan, 5.0, 1.0, 0.0], [1.0, 2.0, np.nan, 9.0],
+                     [-0.0, 0.0, -1.0, -0.0], [-np.inf, -np.inf, -np.inf, -np.inf]], np.float32)
+    for row in rows:
+        assert _fused._argmax(row) == np.argmax(row)
+
+
+def test_large_batches_keep_the_stage_path(models, rng, monkeypatch):
+    """From FEW_ROWS rows on, the stage path (blocked/threaded kernels), also when its
+    threaded packed kernels are due."""
+    from fastbin import _config
+
+    model = models["bnn"].to_inference()
+    monkeypatch.setitem(_config.PARALLEL_MIN_WORK, "binary_matmul", 1)
+    for m in (FEW_ROWS - 1, FEW_ROWS, 40):
+        x = _inputs(rng, m, 100)["uint8"]
+        before = model.fused.calls
+        np.testing.assert_array_equal(model.logits(x), _stage_path(model, x))
+        assert model.fused.calls == before + (m < FEW_ROWS)
+
+
+def test_eight_threads_equal_serial(models, rng):
+    """Concurrent ``predict``/``logits`` from 8 threads (per-thread scratch) == serial."""
+    model = models["bnn_scaled_centred"].to_inference()
+    soft = models["binary_softmax_scaled_centred"].to_inference()
+    jobs = []
+    for t in range(8):
+        for m in (1, 2, 5, 9, 17):
+            for x in _inputs(rng, m, 100).values():
+                jobs.append((model if t % 2 else soft, x))
+    serial = [(net.logits(x), net.predict(x)) for net, x in jobs]
+    results = [None] * len(jobs)
+    barrier = threading.Barrier(8)
+
+    def work(t):
+        barrier.wait()
+        for _ in range(3):
+            for i in range(t, len(jobs), 8):
+                net, x = jobs[i]
+                results[i] = (net.logits(x), net.predict(x))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for (a, pa), (b, pb) in zip(serial, results):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(pa, pb)
+
+
+@pytest.mark.slow
+def test_fused_mnist_sizes_float_first_layer(rng):
+    """784-512-512-10 and 784-10: the float first layer's dot is ``dense_sign_matmul``'s for
+    each batch size (``sign_dot_rows`` inside the fused call at batch 1), bit for bit."""
+    for make in (lambda: mlp([784, 512, 512, 10], binary_weights=True, binary_activations=True, scale=True),
+                 lambda: softmax_regression(784, 10, binary_weights=True, scale=True, init="normal")):
+        unfolded = _randomise(make(), rng)
+        model = unfolded.to_inference()
+        assert model.fused is not None
+        for m in (1, 2, 7, 16, 40):
+            for kind, x in _inputs(rng, m, 784).items():
+                logits = model.logits(x)
+                np.testing.assert_array_equal(logits, _stage_path(model, x), err_msg=f"{kind} m={m}")
+                np.testing.assert_array_equal(logits, unfolded.forward(x), err_msg=f"{kind} m={m}")
+                np.testing.assert_array_equal(model.predict(x), unfolded.predict(x))
