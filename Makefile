@@ -18,6 +18,8 @@ help:
 	@echo "make fuzz [N=2000] [SEED=0] hostile model/IDX files, each batch in a memory-capped subprocess"
 	@echo "make lint        ruff: pyflakes, pycodestyle, import order, bugbear, pyupgrade"
 	@echo "make test-c      the C export: host gcc, AArch64/armhf under QEMU, Cortex-M4 size (missing tools skip)"
+	@echo "make test-arm64  kernels, runtime and x86-equal predictions on AArch64 under QEMU (scripts/arm-emu.sh)"
+	@echo "make test-armv7  the runtime's numpy engine on 32-bit ARM (armhf, NumPy 1.24, no Numba) under QEMU"
 	@echo "make clean-cache delete Numba's on-disk kernel cache"
 
 $(VENV)/bin/python:
@@ -49,6 +51,41 @@ test-nojit: $(VENV)/.installed-test
 .PHONY: test-c
 test-c: $(VENV)/.installed-test
 	$(PY) -m pytest tests/test_export_c.py
+
+# Emulated ARM, QEMU user mode: scripts/arm-emu.sh builds (once, cached in ARMLAB) Debian arm64/armhf
+# sysroots and the AArch64 numba/llvmlite/numpy wheels; nothing ARM is installed on the host. The host
+# first writes the golden set (tests/test_cross_arch.py: model files of every kind, inputs, x86 logits and
+# predictions); the emulated Python then compares bit for bit. test-arm64 also runs the kernels' shape grids
+# and the runtime/fold tests (one Numba cache, in ARMLAB; hypothesis profile nojit: 10 examples; the two
+# tests that start a subprocess of sys.executable are left out: no binfmt_misc needed). test-armv7: the
+# numpy engine only (Debian's python3-numpy 1.24, no Numba in that sysroot).
+ARMLAB       ?= $(CURDIR)/.armlab
+ARM_GOLDEN    = $(ARMLAB)/golden
+ARM_ENV       = FASTBIN_GOLDEN=$(ARM_GOLDEN) PYTHONPATH=$(CURDIR)
+ARM_PYTEST    = -m pytest -p no:cacheprovider -q -m "not slow" --hypothesis-profile=nojit
+# two emulated pytest runs side by side (a cold Numba compile dominates): the binary products, then the rest
+ARM64_TESTS_A ?= tests/test_binary_matmul.py tests/test_bits.py
+ARM64_TESTS_B ?= tests/test_sign_matmul.py tests/test_pack.py tests/test_fold.py tests/test_runtime.py \
+                 tests/test_cross_arch.py
+ARM64_SKIP    ?= not without_numba and not numba_named_but_missing
+ARM64_RUN      = $(ARM_ENV) NUMBA_CACHE_DIR=$(ARMLAB)/numba-cache-arm64 $(ARMLAB)/qpy-arm64 $(ARM_PYTEST) -k "$(ARM64_SKIP)"
+.PHONY: test-arm64 test-armv7 arm-golden
+
+arm-golden: $(VENV)/.installed-test
+	$(PY) tests/test_cross_arch.py $(ARM_GOLDEN)
+
+test-arm64: arm-golden
+	ARMLAB=$(ARMLAB) HOSTPY=$(PY) bash scripts/arm-emu.sh arm64
+	@mkdir -p $(ARMLAB)/logs; echo "arm64: $(ARM64_TESTS_A) | $(ARM64_TESTS_B)  (logs in $(ARMLAB)/logs)"; \
+	start=$$(date +%s); \
+	$(ARM64_RUN) $(ARM64_TESTS_A) > $(ARMLAB)/logs/arm64-a.log 2>&1 & pid=$$!; \
+	$(ARM64_RUN) $(ARM64_TESTS_B) > $(ARMLAB)/logs/arm64-b.log 2>&1; b=$$?; wait $$pid; a=$$?; \
+	cat $(ARMLAB)/logs/arm64-a.log $(ARMLAB)/logs/arm64-b.log; \
+	echo "arm64: tests $$(( $$(date +%s) - start ))s, exit codes $$a $$b"; test $$a = 0 && test $$b = 0
+
+test-armv7: arm-golden
+	ARMLAB=$(ARMLAB) HOSTPY=$(PY) bash scripts/arm-emu.sh armhf
+	$(ARM_ENV) FASTBIN_CROSS_ENGINES=numpy $(ARMLAB)/qpy-armhf $(ARM_PYTEST) -rx tests/test_cross_arch.py
 
 # The demo: both seed notebooks and the binary MLPs, fastbin vs the NumPy
 # reference, results table at the end. DEMO_ARGS=--quick for a short run.
