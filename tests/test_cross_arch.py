@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from random_models import randomise
 from tolerance import TOLERANCES, assert_close
 
 from fastbin import runtime
@@ -67,22 +68,6 @@ def default_engines():
     return ["numba", "numpy"] if importlib.util.find_spec("numba") is not None else ["numpy"]
 
 
-def _randomise(model, rng):
-    """Random weights and batch-norm statistics (negative gammas, a constant output, integer
-    means so that ties happen on the integer paths), as tests/test_runtime.py does."""
-    from fastbin.nn.layers import BatchNorm
-
-    for layer in model.layers:
-        for value in layer.params.values():
-            value[...] = rng.normal(0, 1, value.shape)
-        if isinstance(layer, BatchNorm):
-            layer.params["gamma"][...] *= rng.choice([-1, 1], layer.n)
-            layer.params["gamma"][0] = 0.0
-            layer.buffers["running_var"][...] = rng.uniform(0.5, 4, layer.n)
-            layer.buffers["running_mean"][...] = 2 * rng.integers(-3, 4, layer.n)
-    return model
-
-
 def _n_in(name):
     _, args, _ = KINDS[name][0]
     return args[0] if isinstance(args[0], int) else args[0][0]
@@ -104,7 +89,7 @@ def write_golden(out, engines=("numba", "numpy"), seed=11):
             inputs[f"{n_in}.{m}.uint8"], inputs[f"{n_in}.{m}.float"] = u8, x
     np.savez(out / "inputs.npz", **inputs)
     for name, ((ctor, args, kwargs), _) in KINDS.items():
-        _randomise(getattr(nn_model, ctor)(*args, **kwargs), rng).save(out / f"{name}.fbm")
+        randomise(getattr(nn_model, ctor)(*args, **kwargs), rng).save(out / f"{name}.fbm")
     for engine in engines:
         expected = {}
         for name in KINDS:

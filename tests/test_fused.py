@@ -5,10 +5,10 @@ import threading
 
 import numpy as np
 import pytest
+from random_models import randomise
 
 from fastbin import runtime
 from fastbin._config import FEW_ROWS
-from fastbin.nn.layers import BatchNorm
 from fastbin.nn.model import mlp, softmax_regression
 from fastbin.runtime import _fused
 
@@ -33,20 +33,6 @@ OTHER_KINDS = {
 }
 
 
-def _randomise(model, rng):
-    """Random weights and batch-norm statistics: negative gammas (flips), a constant
-    output, integer means (ties on the integer paths)."""
-    for layer in model.layers:
-        for value in layer.params.values():
-            value[...] = rng.normal(0, 1, value.shape)
-        if isinstance(layer, BatchNorm):
-            layer.params["gamma"][...] *= rng.choice([-1, 1], layer.n)
-            layer.params["gamma"][0] = 0.0
-            layer.buffers["running_var"][...] = rng.uniform(0.5, 4, layer.n)
-            layer.buffers["running_mean"][...] = 2 * rng.integers(-3, 4, layer.n)
-    return model
-
-
 def _inputs(rng, m, n_in, dtype=np.float32):
     u8 = rng.integers(0, 256, (m, n_in), dtype=np.uint8)
     x = (u8 / 255).astype(dtype)
@@ -62,7 +48,7 @@ def _stage_path(model, x):
 @pytest.fixture(scope="module")
 def models():
     rng = np.random.default_rng(11)
-    return {name: _randomise(make(), rng) for name, make in FUSED_KINDS.items()}
+    return {name: randomise(make(), rng) for name, make in FUSED_KINDS.items()}
 
 
 @pytest.mark.parametrize("name", sorted(FUSED_KINDS))
@@ -103,7 +89,7 @@ def test_fused_on_loaded_file(models, tmp_path, rng):
 
 @pytest.mark.parametrize("name", sorted(OTHER_KINDS))
 def test_other_kinds_keep_the_stage_path(name, rng):
-    model = _randomise(OTHER_KINDS[name](), rng).to_inference()
+    model = randomise(OTHER_KINDS[name](), rng).to_inference()
     assert model.fused is None
     x = _inputs(rng, 3, 100)["float"]
     np.testing.assert_array_equal(model.logits(x), _stage_path(model, x))
@@ -167,7 +153,7 @@ def test_fused_mnist_sizes_float_first_layer(rng):
     each batch size (``sign_dot_rows`` inside the fused call at batch 1), bit for bit."""
     for make in (lambda: mlp([784, 512, 512, 10], binary_weights=True, binary_activations=True, scale=True),
                  lambda: softmax_regression(784, 10, binary_weights=True, scale=True, init="normal")):
-        unfolded = _randomise(make(), rng)
+        unfolded = randomise(make(), rng)
         model = unfolded.to_inference()
         assert model.fused is not None
         for m in (1, 2, 7, 16, 40):

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from random_models import randomise
 from tolerance import assert_close
 
 from fastbin import runtime
 from fastbin.io.modelfile import ModelFileError, load_arrays, save_arrays
-from fastbin.nn.layers import BatchNorm
 from fastbin.nn.model import load, mlp, softmax_regression
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,20 +46,6 @@ KINDS = {
 ROWS = [1, 3, 17, 40]
 
 
-def _randomise(model, rng):
-    """Random weights and batch-norm statistics (negative gammas, a constant output, integer
-    means so that ties happen on the integer paths)."""
-    for layer in model.layers:
-        for value in layer.params.values():
-            value[...] = rng.normal(0, 1, value.shape)
-        if isinstance(layer, BatchNorm):
-            layer.params["gamma"][...] *= rng.choice([-1, 1], layer.n)
-            layer.params["gamma"][0] = 0.0
-            layer.buffers["running_var"][...] = rng.uniform(0.5, 4, layer.n)
-            layer.buffers["running_mean"][...] = 2 * rng.integers(-3, 4, layer.n)
-    return model
-
-
 def _inputs(rng, m, n_in=37):
     u8 = rng.integers(0, 256, (m, n_in), dtype=np.uint8)
     x = (u8 / 255).astype(np.float32)
@@ -74,7 +60,7 @@ def files(tmp_path_factory):
     out = {}
     for name, (make, _, _) in KINDS.items():
         path = tmp_path_factory.mktemp("models") / f"{name}.fbm"
-        _randomise(make(), rng).save(path)
+        randomise(make(), rng).save(path)
         out[name] = path
     return out
 
@@ -144,7 +130,7 @@ def test_folded_file_loads_without_search(files, tmp_path, monkeypatch):
 
 
 def test_latent_files_fold_like_packed_ones(tmp_path, rng):
-    model = _randomise(mlp([37, 70, 19, 5], binary_weights=True, binary_activations=True, scale=True), rng)
+    model = randomise(mlp([37, 70, 19, 5], binary_weights=True, binary_activations=True, scale=True), rng)
     model.save(tmp_path / "packed.fbm")
     model.save(tmp_path / "latent.fbm", latent=True)
     for engine in ENGINES:
