@@ -24,7 +24,6 @@ decompressed IDX bytes (so Debian's re-headered ``.gz`` files pass). See
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,14 +247,6 @@ def _advice(spec: DatasetSpec) -> str:
                  "or in a directory given as path= (fastbin --data-dir DIR)")
     steps.append("or set $FASTBIN_MIRRORS to a reachable mirror")
     return "; ".join(steps)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _load_file(file: Path, info: DatasetFile, verify: bool) -> np.ndarray:
