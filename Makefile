@@ -58,13 +58,14 @@ test-c: $(VENV)/.installed-test
 # predictions); the emulated Python then compares bit for bit. test-arm64 also runs the kernels' shape grids
 # and the runtime/fold tests (one Numba cache, in ARMLAB; hypothesis profile nojit: 10 examples; the two
 # tests that start a subprocess of sys.executable are left out: no binfmt_misc needed). test-armv7: the
-# numpy engine only (Debian's python3-numpy 1.24, no Numba in that sysroot).
+# numpy engine only (Debian's python3-numpy 1.24, no Numba in that sysroot), and the batch-norm factor's
+# correctly rounded root (NumPy's float32 sqrt is not, there).
 ARMLAB       ?= $(CURDIR)/.armlab
 ARM_GOLDEN    = $(ARMLAB)/golden
 ARM_ENV       = FASTBIN_GOLDEN=$(ARM_GOLDEN) PYTHONPATH=$(CURDIR)
 ARM_PYTEST    = -m pytest -p no:cacheprovider -q -m "not slow" --hypothesis-profile=nojit
 # two emulated pytest runs side by side (a cold Numba compile dominates): the binary products, then the rest
-ARM64_TESTS_A ?= tests/test_binary_matmul.py tests/test_bits.py
+ARM64_TESTS_A ?= tests/test_binary_matmul.py tests/test_bits.py tests/test_exact_dot.py
 ARM64_TESTS_B ?= tests/test_sign_matmul.py tests/test_pack.py tests/test_fold.py tests/test_runtime.py \
                  tests/test_cross_arch.py
 ARM64_SKIP    ?= not without_numba and not numba_named_but_missing
@@ -85,7 +86,8 @@ test-arm64: arm-golden
 
 test-armv7: arm-golden
 	ARMLAB=$(ARMLAB) HOSTPY=$(PY) bash scripts/arm-emu.sh armhf
-	$(ARM_ENV) FASTBIN_CROSS_ENGINES=numpy $(ARMLAB)/qpy-armhf $(ARM_PYTEST) -rx tests/test_cross_arch.py
+	$(ARM_ENV) FASTBIN_CROSS_ENGINES=numpy $(ARMLAB)/qpy-armhf $(ARM_PYTEST) tests/test_cross_arch.py \
+		tests/test_reference.py::test_bn_scale_root_is_correctly_rounded
 
 # The demo: both seed notebooks and the binary MLPs, fastbin vs the NumPy
 # reference, results table at the end. DEMO_ARGS=--quick for a short run.

@@ -50,6 +50,11 @@ __all__ = [
     # trainable model and the folded runtime (the same operations, the same bits)
     "dense_affine",
     "bn_affine",
+    "bn_scale",
+    # the exact real-valued product x @ sign(W) of the evaluation path
+    "grid_bits",
+    "sign_grid",
+    "exact_sign_product",
 ]
 
 
@@ -222,12 +227,75 @@ def binary_dense_sign(a: PackedSigns, w: PackedSigns, thresholds, flip) -> Packe
     return pack_signs(np.where(negative, -1, 1))
 
 
+def grid_bits(k: int) -> int:
+    """Bits ``G`` of the exact product's grid for rows of length ``k``:
+    ``52 - ceil(log2(k))``, so that ``k`` integers of magnitude at most
+    ``2**G`` sum to at most ``2**52``: exact in float64 in any order."""
+    return 52 - max(int(k) - 1, 0).bit_length()
+
+
+def sign_grid(x):
+    """The exact product's input: ``x`` (m, k) float rounded to integers on a
+    per-row grid. Returns ``(q, s1, s2)``: ``q`` (m, k) float64 integers with
+    ``|q| <= 2**G`` (:func:`grid_bits`), ``q[i] = rint(x[i] * 2**(G - e_i))``
+    where ``max |x[i]| < 2**e_i`` (``frexp``), and the grid step ``2**(e_i -
+    G)`` as two factors ``s1 * s2`` (m,) float64, so that neither underflows.
+    The scale-up is two multiplications as well (``x * u1 * u2``), each exact
+    where the result matters, so a jitted kernel doing the same operations
+    gets the same ``q``. Rounding to the grid moves each ``x`` by at most
+    ``2**(e_i - G - 1)``, about ``2**-43`` of the row's largest ``|x|`` at
+    ``k = 784``: far below float32's resolution."""
+    x64 = np.asarray(x, dtype=np.float64)
+    k = x64.shape[1]
+    g = grid_bits(k)
+    with np.errstate(invalid="ignore"):
+        top = np.max(np.abs(x64), axis=1) if k else np.zeros(x64.shape[0])
+    _, e = np.frexp(top)
+    up, down = g - e, e - g
+    u1, u2 = np.ldexp(1.0, up // 2), np.ldexp(1.0, up - up // 2)
+    s1, s2 = np.ldexp(1.0, down // 2), np.ldexp(1.0, down - down // 2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = np.rint(x64 * u1[:, None] * u2[:, None])
+    return q, s1, s2
+
+
 def dense_sign_matmul(x, w, *, signs=None, rows=None):
     """``x @ sign(W)`` of a dense layer's evaluation path: ``w`` the real
     weights ``W`` (k, n) or ``pack_weights(W)``; ``signs`` / ``rows`` are the
     fast version's optional caches of ``sign(W)`` and are not needed here.
-    Same results as :func:`sign_matmul`."""
-    return sign_matmul(x, w if isinstance(w, PackedSigns) else pack_weights(w))
+
+    uint8 ``x``: the exact int32 product (:func:`sign_matmul`). Float ``x``:
+    the *exact* product on :func:`sign_grid`'s grid, rounded once to ``x``'s
+    dtype: ``((q @ sign(W)) * s1 * s2).astype(x.dtype)``. Every partial sum is
+    an integer below ``2**52``, so any summation order (BLAS, a blocked or
+    threaded kernel, another CPU) gives the same bits: this is the product
+    the trainer's evaluation path and both runtime engines share. A row with
+    a NaN or an infinity gives NaN/±inf outputs, as the float sum would."""
+    w = w if isinstance(w, PackedSigns) else pack_weights(w)
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return sign_matmul(x, w)
+    if x.ndim != 2 or x.shape[1] != w.n_bits:
+        raise ValueError(f"dense_sign_matmul: x must be (m, {w.n_bits}), got {x.shape}")
+    return exact_sign_product(x, unpack_signs(w, np.float64).T)
+
+
+def exact_sign_product(x, signs64):
+    """:func:`dense_sign_matmul` for float ``x`` (m, k) and ``signs64`` ((k, n)
+    ±1 float64): ``((q @ signs64) * s1 * s2)`` in ``x``'s dtype, non-finite
+    rows as the float64 sum ``x @ signs64``."""
+    q, s1, s2 = sign_grid(x)
+    with np.errstate(invalid="ignore", over="ignore"):  # rows with NaN/inf: replaced below
+        dot = q @ signs64
+    dot *= s1[:, None]
+    dot *= s2[:, None]
+    finite = np.isfinite(q).all(axis=1)
+    if not finite.all():
+        bad = ~finite
+        with np.errstate(invalid="ignore"):
+            dot[bad] = x[bad].astype(np.float64) @ signs64
+    with np.errstate(over="ignore"):  # beyond the dtype's range: ±inf, as a float sum gives
+        return dot.astype(x.dtype)
 
 
 def signs(x):
@@ -254,6 +322,17 @@ def dense_affine(dot, scale, bias, *, out=None):
     if bias is not None:
         z += bias
     return z
+
+
+def bn_scale(gamma, running_var, eps, dtype):
+    """``k = gamma / sqrt(running_var + eps)`` (n,) of ``dtype``, the batch norm
+    factor at evaluation time. The square root is taken in float64 and rounded
+    once to ``dtype``: for float32 that is the correctly rounded ``sqrt`` (53 >=
+    2 * 24 + 2 bits), the same on every CPU, where NumPy's float32 ``sqrt`` on
+    32-bit ARM (NEON) is an estimate an ulp off on about a third of the inputs."""
+    dtype = np.dtype(dtype)
+    root = np.sqrt(np.asarray(running_var + dtype.type(eps), dtype=np.float64)).astype(dtype)
+    return (gamma / root).astype(dtype)
 
 
 def bn_affine(z, mean, k, beta):

@@ -16,10 +16,12 @@ What is compared: predictions equal (rows whose two largest host logits are clos
 the float tolerance excepted; at most 10% of a batch may be); logits within ``tests/tolerance.py``
 everywhere, and bit for bit for the input kinds listed in ``KINDS`` (the forward pass is exact
 integer arithmetic then the same elementwise float operations: packed stages, a binary first
-layer on raw uint8 pixels); float BLAS, ``tanh`` and vectorised float sums may round differently
-per CPU. One known exception, reported as an xfail only when it is the whole cause: NumPy's
-float32 ``sqrt`` on 32-bit ARM is not correctly rounded, so the batch-norm factor ``gamma /
-sqrt(var + eps)`` computed by the fold at load differs by an ulp there.
+layer on raw uint8 pixels, and on float input the exact ``x @ sign(W)`` of
+``fastbin.reference.dense_sign_matmul``); float BLAS with float weights, ``tanh`` and vectorised
+float sums may round differently per CPU. The fold's batch-norm factor ``gamma / sqrt(var +
+eps)`` is the same on every CPU (``fastbin.reference.bn_scale`` takes the root in float64:
+NumPy's float32 ``sqrt`` on 32-bit ARM is an ulp off on about a third of the inputs,
+numpy/numpy#16247).
 Imports nothing of the trainer or of Numba unless it writes the golden set.
 """
 import importlib.util
@@ -45,7 +47,7 @@ KINDS = {
     "softmax": (("softmax_regression", [37, 5], {"init": "normal"}), ()),
     "softmax_f64": (("softmax_regression", [37, 5], {"init": "normal", "dtype": "float64"}), ()),
     "binary_softmax": (("softmax_regression", [37, 5], {"binary_weights": True, "scale": True, "init": "normal",
-                                                        "input_offset": 0.3}), ("uint8",)),
+                                                        "input_offset": 0.3}), ("float", "uint8")),
     "mlp": (("mlp", [[37, 19, 5]], {}), ()),
     "mlp_bn": (("mlp", [[37, 19, 5]], {"activation": "hardtanh", "batch_norm": True}), ()),
     "binary_weights": (("mlp", [[37, 19, 5]], {"binary_weights": True, "scale": True}), ()),
@@ -133,20 +135,6 @@ def _top2_margin_ok(logits):
     return (top[:, 1] - top[:, 0]) > 4 * (tol["atol"] * scale + tol["rtol"] * np.abs(top[:, 1]))
 
 
-class _ExactSqrtNumpy:
-    """``numpy`` with a correctly rounded float32 ``sqrt`` (through float64). NumPy's NEON
-    ``npyv_sqrt_f32`` on 32-bit ARM is a reciprocal-root estimate with Newton steps
-    (numpy/numpy#16247), an ulp off on about a third of the inputs; x86 and AArch64 round exactly."""
-
-    def __getattr__(self, name):
-        return getattr(np, name)
-
-    @staticmethod
-    def sqrt(x):
-        x = np.asarray(x)
-        return np.sqrt(x.astype(np.float64)).astype(np.float32) if x.dtype == np.float32 else np.sqrt(x)
-
-
 def _compare(model, name, engine, expected, inputs):
     """Check logits within tolerance and predictions equal; (logits differing, logits) of each
     exact input whose logits are not bit for bit."""
@@ -169,7 +157,7 @@ def _compare(model, name, engine, expected, inputs):
 
 @pytest.mark.parametrize("engine", default_engines())
 @pytest.mark.parametrize("name", sorted(KINDS))
-def test_same_predictions_as_the_reference_host(golden, name, engine, monkeypatch):
+def test_same_predictions_as_the_reference_host(golden, name, engine):
     path, manifest, inputs = golden
     assert name in manifest["kinds"] and engine in manifest["engines"], f"{path}: stale golden set, rewrite it"
     with np.load(path / f"expected-{engine}.npz") as f:
@@ -179,14 +167,7 @@ def test_same_predictions_as_the_reference_host(golden, name, engine, monkeypatc
     not_bitwise = _compare(model, name, engine, expected, inputs)
     if not_bitwise:
         wrong, total = (sum(c) for c in zip(*not_bitwise))
-        message = f"{name}, {engine} engine: predictions equal, {wrong} of {total} logits not bit for bit"
-        from fastbin.runtime import fold
-
-        monkeypatch.setattr(fold, "np", _ExactSqrtNumpy())
-        if _compare(runtime.load(path / f"{name}.fbm", engine=engine), name, engine, expected, inputs) == []:
-            # Known (the lead's fix: a correctly rounded sqrt where the fold computes gamma / sqrt(var + eps))
-            pytest.xfail(f"{message}; bit for bit when fastbin.runtime.fold's float32 sqrt is correctly rounded")
-        pytest.fail(message)
+        pytest.fail(f"{name}, {engine} engine: predictions equal, {wrong} of {total} logits not bit for bit")
 
 
 if __name__ == "__main__":

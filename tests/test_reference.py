@@ -119,3 +119,26 @@ def test_mlp_predict_is_log_softmax(rng):
     hidden = np.tanh(X @ params[0][0] + params[0][1])
     z = hidden @ params[1][0] + params[1][1]
     np.testing.assert_allclose(logp, z - R.logsumexp(z, axis=1, keepdims=True), rtol=1e-12)
+
+
+def test_bn_scale_root_is_correctly_rounded(rng):
+    # k = gamma / r with r the float32 nearest to the exact sqrt(var + eps): the same k on every
+    # CPU (32-bit ARM's NEON float32 sqrt is an ulp off on about a third of the inputs).
+    from fractions import Fraction
+
+    var = (rng.random(300) * 10.0 ** rng.integers(-6, 4, 300)).astype(np.float32)
+    gamma = rng.standard_normal(300).astype(np.float32)
+    k = R.bn_scale(gamma, var, 1e-5, np.float32)
+    assert k.dtype == np.float32 and k.shape == (300,)
+    for v, g, k_i in zip(var + np.float32(1e-5), gamma, k):
+        exact = Fraction(float(v))
+
+        def nearest(r, exact=exact):  # (r - ulp/2)^2 <= v <= (r + ulp/2)^2, in rationals
+            lo, hi = np.nextafter(r, np.float32(0)), np.nextafter(r, np.float32(np.inf))
+            return (((Fraction(float(r)) + Fraction(float(lo))) / 2) ** 2 <= exact
+                    <= ((Fraction(float(r)) + Fraction(float(hi))) / 2) ** 2)
+
+        guess = np.float32(float(v) ** 0.5)
+        candidates = [guess, np.nextafter(guess, np.float32(0)), np.nextafter(guess, np.float32(np.inf))]
+        r = next(c for c in candidates if nearest(c))
+        assert k_i == g / r

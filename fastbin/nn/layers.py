@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops.backend import get_backend
-from ..reference import bn_affine, dense_affine
+from ..reference import bn_affine, bn_scale, dense_affine
 
 __all__ = [
     "Layer",
@@ -289,8 +289,7 @@ class BatchNorm(Layer):
 
     def eval_k(self):
         """``gamma / sqrt(running_var + eps)`` (n,) in the layer's dtype."""
-        var = self.buffers["running_var"]
-        return (self.params["gamma"] / np.sqrt(var + self.dtype.type(self.eps))).astype(self.dtype)
+        return bn_scale(self.params["gamma"], self.buffers["running_var"], self.eps, self.dtype)
 
     def forward(self, x, training=False):
         if not training:

@@ -3,10 +3,17 @@
 :func:`dense_sign_matmul` is the product both the trainable model
 (``fastbin.nn.layers.Dense``) and the folded runtime (``fastbin.runtime``) call
 for a binary layer on real-valued input, so that the two give bit-identical
-results: the same function makes the same choice from the shapes alone.
+results.
 
-For float ``x`` (m rows) it picks, with the thresholds in ``fastbin._config``
-(``DENSE_*``), the fastest of three exact-to-rounding ways:
+On float ``x`` it is *exact* by default (``fastbin.reference.dense_sign_matmul``:
+``x`` rounded to a per-row grid of ``2**-43`` or so of its largest ``|x|``,
+summed without rounding, rounded once), so every backend, engine, batch size,
+thread count and CPU gives the same bits: few rows on the jitted
+``exact_sign_dot_rows``, more on float64 BLAS over the grid integers (exact in
+any order). ``exact=False`` gives the fastest product within float rounding
+instead, which a folded sign stage uses together with
+``fastbin.kernels.exact_dot.refine_near_thresholds`` (exact where a threshold
+is near); it picks, with the thresholds in ``fastbin._config`` (``DENSE_*``):
 
 * ``"rows"``: the few-row kernel ``sign_dot_rows`` on int8 signs (one row,
   or tiny products, where a BLAS call costs more than the product);
@@ -14,8 +21,8 @@ For float ``x`` (m rows) it picks, with the thresholds in ``fastbin._config``
 * ``"packed"``: :func:`fastbin.sign_matmul` on the packed bits (many rows and
   narrow W, or whenever its threaded kernel is due).
 
-Mirrors ``fastbin.reference.dense_sign_matmul`` (there: always the packed
-product of the specification).
+uint8 ``x``: the exact int32 product of :func:`fastbin.sign_matmul` either way.
+Mirrors ``fastbin.reference.dense_sign_matmul``.
 """
 from __future__ import annotations
 
@@ -23,8 +30,10 @@ import numpy as np
 
 from .._config import DENSE_BLAS_MAX_ROWS, DENSE_BLAS_MIN_COLS, DENSE_ROWS_MAX_PRODUCT, use_threads
 from .._validate import FLOAT_DTYPES, check_array
+from ..kernels.exact_dot import exact_sign_dot_rows, grid_scratch
 from ..kernels.few_rows import sign_dot_rows
 from ..packed import PackedSigns
+from ..reference import exact_sign_product
 from .convert import signs as _signs
 from .matmul import sign_matmul
 from .pack import pack_weights, unpack_signs
@@ -48,15 +57,18 @@ def dense_product_kind(m: int, n: int, k: int) -> str:
     return "blas" if n >= DENSE_BLAS_MIN_COLS else "packed"
 
 
-def dense_sign_matmul(x, w, *, signs=None, rows=None) -> np.ndarray:
+def dense_sign_matmul(x, w, *, signs=None, rows=None, signs64=None, exact=True) -> np.ndarray:
     """``x @ sign(W)``: ``x`` (m, k) float32/float64 (result of its dtype) or
     uint8 (exact int32, as :func:`fastbin.sign_matmul`).
 
     ``w``: the real weights ``W`` (k, n) of ``x``'s dtype, or
-    ``pack_weights(W)``. ``signs`` ((k, n) ±1 of ``x``'s dtype, C-contiguous)
-    and ``rows`` ((n, k) ±1 int8, C-contiguous) are optional caches of
-    ``sign(W)`` and ``sign(W).T`` (a folded model keeps them); what is missing
-    is derived from ``w``."""
+    ``pack_weights(W)``. ``exact`` (float ``x``): True, the exact product
+    (module doc; the same bits everywhere); False, the fastest product within
+    float rounding. ``signs`` ((k, n) ±1 of ``x``'s dtype, C-contiguous),
+    ``rows`` ((n, k) ±1 int8, C-contiguous) and ``signs64`` ((k, n) ±1
+    float64, C-contiguous) are optional caches of ``sign(W)``, ``sign(W).T``
+    and ``sign(W)`` in float64 (a folded model keeps them); what is missing is
+    derived from ``w``."""
     if type(x) is not np.ndarray or x.ndim != 2:
         x = check_array("x", x, None, 2)
     packed = type(w) is PackedSigns
@@ -76,14 +88,22 @@ def dense_sign_matmul(x, w, *, signs=None, rows=None) -> np.ndarray:
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
     kind = dense_product_kind(x.shape[0], n, k)
+    if exact and x.shape[0] < DENSE_BLAS_MAX_ROWS:
+        out = np.empty((x.shape[0], n), x.dtype)
+        exact_sign_dot_rows(x, (w if packed else pack_weights(w)).bits, out, grid_scratch(k))
+        return out
     if kind == "rows":
-        if rows is None:
-            rows = unpack_signs(w, _INT8) if packed else np.ascontiguousarray(_signs(w).T).astype(_INT8)
-        elif type(rows) is not np.ndarray or rows.dtype != _INT8 or rows.shape != (n, k) or not rows.flags.c_contiguous:
-            raise ValueError(f"rows must be a C-contiguous int8 array of shape ({n}, {k})")
+        rows = _checked_rows(w, packed, rows, n, k)
         out = np.empty((x.shape[0], n), x.dtype)
         sign_dot_rows(x, rows, out)
         return out
+    if exact:
+        if signs64 is None:
+            signs64 = np.ascontiguousarray(unpack_signs(w, np.float64).T) if packed else _signs(w).astype(np.float64)
+        elif (type(signs64) is not np.ndarray or signs64.dtype != np.float64 or signs64.shape != (k, n)
+              or not signs64.flags.c_contiguous):
+            raise ValueError(f"signs64 must be a C-contiguous float64 array of shape ({k}, {n})")
+        return exact_sign_product(x, signs64)
     if kind == "blas":
         if signs is None:
             signs = np.ascontiguousarray(unpack_signs(w, x.dtype).T) if packed else _signs(w)
@@ -91,3 +111,12 @@ def dense_sign_matmul(x, w, *, signs=None, rows=None) -> np.ndarray:
             raise ValueError(f"signs must be a {x.dtype} array of shape ({k}, {n})")
         return x @ signs
     return sign_matmul(x, w if packed else pack_weights(w))
+
+
+def _checked_rows(w, packed, rows, n, k):
+    """``rows`` ((n, k) ±1 int8) as given (checked), or derived from ``w``."""
+    if rows is None:
+        return unpack_signs(w, _INT8) if packed else np.ascontiguousarray(_signs(w).T).astype(_INT8)
+    if type(rows) is not np.ndarray or rows.dtype != _INT8 or rows.shape != (n, k) or not rows.flags.c_contiguous:
+        raise ValueError(f"rows must be a C-contiguous int8 array of shape ({n}, {k})")
+    return rows

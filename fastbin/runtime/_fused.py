@@ -12,12 +12,13 @@ function, which runs every stage row by row:
   ``fastbin.kernels.sign_matmul`` (``plane_words``/``plane_dot``, exact
   integers) and the stage's int64 ``"uint8"`` thresholds (or, tail first, the
   logits);
-* on float rows: ``dot = x @ sign(W)`` exactly as ``fastbin.ops.
-  dense_sign_matmul`` gives it for that batch: its few-row kernel
-  ``sign_dot_rows`` called from inside the fused function (the same compiled
-  function, the same sums) when it would pick ``"rows"``, else computed by
-  ``dense_sign_matmul`` itself and handed in; then the stage's float
-  thresholds;
+* on float rows: ``dot = x @ sign(W)`` as the stage path gets it: tail
+  first, the exact product (``exact_sign_dot_rows``); before the float
+  thresholds of a sign stage, the fast product (``sign_dot_rows`` inside the
+  fused function when ``dense_sign_matmul`` would pick ``"rows"``, else
+  ``dense_sign_matmul(..., exact=False)`` handed in) refined to the exact
+  product near each threshold (``refine_near_thresholds``), so the signs are
+  the exact product's;
 * packed stages: ``k - 2 * popcount(a ^ w)`` and the int64 ``"packed"``
   thresholds (exact);
 * the tail: ``dot * scale + bias`` (``fastbin.reference.dense_affine``) then
@@ -33,8 +34,8 @@ function, which runs every stage row by row:
 The per-stage arrays travel as a few flat arrays plus offsets (``ints``:
 header, stage records and int64 thresholds; ``floats``: float thresholds and
 the tail's constants; ``wflat``: the packed weights after the first layer).
-Scratch (bit-plane and activation words, the few-row float dot, a row of
-logits) is per thread (``threading.local``) and reused across calls, so
+Scratch (bit-plane and activation words, the few-row float dot, the exact
+product's grid row, a row of logits) is per thread (``threading.local``) and reused across calls, so
 concurrent calls are safe and a batch of one allocates only its output.
 
 Batches of ``FEW_ROWS`` rows or more keep the stage path (its blocked and
@@ -56,6 +57,7 @@ from ..kernels._llvm import intp_args as _intp_args
 from ..kernels._llvm import is_words as _is_words
 from ..kernels._popcount import popcount
 from ..kernels._sign_lanes import plane_dot, plane_words
+from ..kernels.exact_dot import exact_sign_dot_rows, grid_scratch, refine_near_thresholds, rounding_constants
 from ..kernels.few_rows import sign_dot_rows
 from ..ops.dense import dense_product_kind, dense_sign_matmul
 from .model import BatchNormOp, BinaryDense, FloatStage, SignStage
@@ -287,18 +289,28 @@ def fused_uint8(x, w0, wflat, ints, floats, scratch, logits, labels, predict):
 
 
 @jit
-def fused_float(x, rows, dot, compute, wflat, ints, floats, scratch, logits, labels, predict):
-    """Every stage on float rows ``x`` (m, n_in) of the model dtype: the first
-    layer's ``dot`` (m, n0) is computed here by ``sign_dot_rows(x, rows, dot)``
-    when ``compute`` (``dense_sign_matmul``'s ``"rows"`` kind), else given."""
+def fused_float(x, rows, w0, dot, compute, t0, unit, tiny, q, wflat, ints, floats, scratch, logits, labels,
+                predict):
+    """Every stage on float rows ``x`` (m, n_in) of the model dtype. The first
+    layer's ``dot`` (m, n0): tail first (logits), the exact product
+    (``exact_sign_dot_rows(x, w0, dot, q)`` here when ``compute``, else given);
+    a sign stage first, the fast ``sign_dot_rows(x, rows, dot)`` (here when
+    ``compute``, else given) refined to the exact product near its float
+    thresholds ``t0`` (``refine_near_thresholds``), as the stage path does.
+    ``q``: the grid scratch row of ``fastbin.kernels.exact_dot``."""
     m = x.shape[0]
+    tail_first = ints[_TAIL_FIRST] == 1
     if compute:
-        sign_dot_rows(x, rows, dot)
+        if tail_first:
+            exact_sign_dot_rows(x, w0, dot, q)
+        else:
+            sign_dot_rows(x, rows, dot)
+    if not tail_first:
+        refine_near_thresholds(x, w0, dot, t0, unit, tiny, q)
     n0 = dot.shape[1]
     width = ints[_MAX_WORDS]
     a = scratch[:width]
     b = scratch[width : 2 * width]
-    tail_first = ints[_TAIL_FIRST] == 1
     at = ints[_F_THR]
     for i in range(m):
         out_row = logits[0] if predict else logits[i]
@@ -385,6 +397,10 @@ class Fused:
         self.rows0 = first.weights.rows
         n0 = self.n0 = first.weights.packed.rows
         ints[_TAIL_FIRST] = 0 if signs else 1
+        self.tail_first = not signs
+        #: the first sign stage's float thresholds (refinement of the fast product), or a dummy
+        self.t0 = np.ascontiguousarray(signs[0].thresholds["float"][0], dtype) if signs else np.zeros(1, dtype)
+        self.rounding = rounding_constants(dtype)
         ints[_N_PACKED] = max(len(signs) - 1, 0)
         ints[_N0] = n0
         widths = [n_words_for(s.n_out) for s in signs] or [1]
@@ -431,6 +447,7 @@ class Fused:
             local.row = np.zeros((1, self.n_classes), self.dtype)
             local.label = np.zeros(1, np.int64)
             local.dots = {}
+            local.grid = None
             return local.words, local.row, local.label
 
     def __call__(self, x, predict=False):
@@ -445,16 +462,19 @@ class Fused:
         if x.dtype == _UINT8:
             fused_uint8(x, self.w0, self.wflat, self.ints, self.floats, words, logits, labels, predict)
         else:
-            compute = dense_product_kind(m, self.n0, self.n_in) == "rows"
+            compute = self.tail_first or dense_product_kind(m, self.n0, self.n_in) == "rows"
             if compute:
                 dots = self.local.dots
                 dot = dots.get(m)
                 if dot is None:
                     dot = dots[m] = np.empty((m, self.n0), self.dtype)
-            else:  # the very product of the stage path
+            else:  # the very product of the stage path (exact for the tail, fast before a threshold)
                 dot = dense_sign_matmul(x, self.first_weights.packed, signs=self.first_weights.signs,
-                                        rows=self.rows0)
-            fused_float(x, self.rows0, dot, compute, self.wflat, self.ints, self.floats, words, logits, labels,
-                        predict)
+                                        rows=self.rows0, exact=self.tail_first)
+            grid = self.local.grid
+            if grid is None:
+                grid = self.local.grid = grid_scratch(self.n_in)
+            fused_float(x, self.rows0, self.w0, dot, compute, self.t0, *self.rounding, grid, self.wflat, self.ints,
+                        self.floats, words, logits, labels, predict)
         self.calls += 1
         return labels if predict else logits

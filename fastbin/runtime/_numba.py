@@ -1,13 +1,14 @@
 """The ``numba`` engine: the packed operations on the jitted kernels (unblocked
 ones for fewer than ``FEW_ROWS`` rows), and ``fastbin.ops.dense_sign_matmul``
-for the real-valued product, the product of the trainer's ``"fastbin"``
-backend. Importing this module imports Numba (through ``fastbin._config``).
+for the real-valued product (exact, as the trainer's backends and the numpy
+engine give it; before a threshold, the fast product refined near it).
+Importing this module imports Numba (through ``fastbin._config``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._config import ALIGNED_MIN_WORDS, EVAL_CHUNK, FEW_ROWS, THREADED_MIN_COLS, use_threads
+from .._config import ALIGNED_MIN_WORDS, DENSE_BLAS_MAX_ROWS, EVAL_CHUNK, FEW_ROWS, THREADED_MIN_COLS, use_threads
 from ..bits import n_words_for
 from ..kernels.binary_matmul import (
     binary_dense_sign_kernel,
@@ -15,6 +16,7 @@ from ..kernels.binary_matmul import (
     binary_matmul_kernel,
     binary_matmul_parallel,
 )
+from ..kernels.exact_dot import grid_scratch, refine_near_thresholds, rounding_constants
 from ..kernels.few_rows import binary_dot_rows, dense_sign_rows
 from ..kernels.pack import aligned_words, unpack_rows
 from ..kernels.threshold import threshold_pack
@@ -86,7 +88,20 @@ class NumbaEngine:
 
     @staticmethod
     def sign_dot(x, weights):
-        return dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows)
+        """The exact ``x @ sign(W)`` (``fastbin.ops.dense_sign_matmul``)."""
+        return dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows,
+                                 signs64=weights.signs64 if x.shape[0] >= DENSE_BLAS_MAX_ROWS else None)
+
+    @staticmethod
+    def sign_threshold_dot(x, weights, thresholds):
+        """Float ``x @ sign(W)`` on the same side of each threshold as the exact
+        product: the fastest product, then the exact one near a threshold
+        (``fastbin.kernels.exact_dot.refine_near_thresholds``)."""
+        x = np.ascontiguousarray(x)
+        dot = dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows, exact=False)
+        refine_near_thresholds(x, weights.packed.bits, dot, thresholds, *rounding_constants(x.dtype),
+                               grid_scratch(x.shape[1]))
+        return dot
 
     @staticmethod
     def signs(x):

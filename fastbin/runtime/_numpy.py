@@ -6,8 +6,8 @@ popcount of 64-bit words (NumPy 1.24, e.g. Debian 12 armhf). Products of
 packed signs are exact integers either way: for a few rows, ``k - 2 *
 popcount(a ^ w)`` word by word; for many rows, BLAS on the ±1 float32 matrices
 (exact while ``k < 2**24``), which is faster there. The real-valued product
-``x @ sign(W)`` is ``fastbin.reference.dense_sign_matmul``, the product of the
-trainer's ``"reference"`` backend.
+``x @ sign(W)`` is ``fastbin.reference.dense_sign_matmul``, the exact product
+that the trainer's backends and the numba engine give bit for bit.
 """
 from __future__ import annotations
 
@@ -103,12 +103,19 @@ class NumpyEngine:
     @staticmethod
     def sign_dot(x, weights):
         """``fastbin.reference.dense_sign_matmul(x, packed)`` with the unpacked signs
-        cached: float ``x @ rows_float.T`` as there; uint8 exact (int32), on BLAS."""
+        cached: float ``x``, the exact product on float64 BLAS
+        (``reference.exact_sign_product``); uint8 exact (int32), on float32 BLAS."""
         if x.dtype != np.uint8:
-            return x @ weights.rows_float.T
+            return reference.exact_sign_product(x, weights.signs64)
         if 255 * x.shape[1] < _BLAS_EXACT_K:
             return (x.astype(np.float32) @ weights.rows_f32.T).astype(np.int32)
         return reference.sign_matmul(x, weights.packed)
+
+    @classmethod
+    def sign_threshold_dot(cls, x, weights, thresholds):
+        """Float ``x @ sign(W)`` on the same side of each threshold as the exact
+        product: here the exact product itself."""
+        return cls.sign_dot(x, weights)
 
     @staticmethod
     def signs(x):

@@ -1,10 +1,10 @@
 """Choosing the engine that runs a folded model.
 
-Two engines, same methods, same results on the packed stages (exact
-integers): ``"numba"`` (:mod:`fastbin.runtime._numba`, the jitted kernels)
-and ``"numpy"`` (:mod:`fastbin.runtime._numpy`, plain NumPy; imports no
-Numba). Every stage of :mod:`fastbin.runtime.model` calls, on raw uint64
-words (the bit convention of ``fastbin.bits``):
+Two engines, same methods, the same results bit for bit: ``"numba"``
+(:mod:`fastbin.runtime._numba`, the jitted kernels) and ``"numpy"``
+(:mod:`fastbin.runtime._numpy`, plain NumPy; imports no Numba). Every stage
+of :mod:`fastbin.runtime.model` calls, on raw uint64 words (the bit
+convention of ``fastbin.bits``):
 
 * ``threshold(dot, thresholds, flip) -> words``: bit ``(i, j)`` = 1 where
   ``dot[i, j] < thresholds[j]`` (``flip[j]`` False) or ``> thresholds[j]``
@@ -13,8 +13,11 @@ words (the bit convention of ``fastbin.bits``):
   ``dot = binary_matmul(a, w)`` (int64 thresholds);
 * ``binary_dot(a_words, w, dtype) -> dot``: ``binary_matmul(a, w)`` as
   ``dtype`` (exact integers);
-* ``unpack(words, n_bits, dtype) -> ±1``; ``sign_dot(x, weights)``: ``x @
-  sign(W)`` for float/uint8 ``x``; ``signs``, ``pack_weights``, ``unpack_signs``.
+* ``unpack(words, n_bits, dtype) -> ±1``; ``sign_dot(x, weights)``: the exact
+  ``x @ sign(W)`` for float/uint8 ``x`` (``fastbin.reference.dense_sign_matmul``:
+  the same bits on both engines); ``sign_threshold_dot(x, weights, t)``: a float
+  ``x @ sign(W)`` on the same side of every threshold ``t[j]`` as the exact one;
+  ``signs``, ``pack_weights``, ``unpack_signs``.
 
 :func:`get_engine` picks one: the ``engine`` argument, else ``$FASTBIN_ENGINE``,
 else ``"numba"`` when Numba can be imported and ``"numpy"`` when it cannot.

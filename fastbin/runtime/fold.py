@@ -25,7 +25,7 @@ import numpy as np
 
 from ..io.modelschema import FOLDED_FLOAT_RANGE, fold_plan, threshold_dtype
 from ..packed import PackedSigns
-from ..reference import bn_affine, dense_affine
+from ..reference import bn_affine, bn_scale, dense_affine
 from .model import Activation, BatchNormOp, BinaryDense, FloatDense, FloatStage, InferenceModel, SignStage, SignWeights
 
 __all__ = ["Affine", "FLOAT_RANGE", "float_thresholds", "fold_arrays", "int_thresholds", "layer_arrays",
@@ -155,7 +155,7 @@ def _bn(arrays, j, layers, dtype):
     if j is None:
         return None
     gamma, var = arrays[f"{j}.gamma"], arrays[f"{j}.running_var"]
-    k = (gamma / np.sqrt(var + dtype.type(layers[j]["eps"]))).astype(dtype)
+    k = bn_scale(gamma, var, layers[j]["eps"], dtype)
     return arrays[f"{j}.running_mean"].copy(), k, arrays[f"{j}.beta"].copy()
 
 

@@ -44,8 +44,18 @@ class SignWeights:
         self.signs = np.ascontiguousarray(engine.unpack_signs(packed, dtype).T)
         for name, value in engine.weight_forms(packed, self.signs, np.dtype(dtype)).items():
             setattr(self, name, value)
+        self._signs64 = None
+
+    @property
+    def signs64(self):
+        """``sign(W)`` (n_in, n_out) ±1 float64, C-contiguous, for the exact float
+        product on many rows; made on first use (two threads may both make it)."""
+        if self._signs64 is None:
+            self._signs64 = self.signs.astype(np.float64)
+        return self._signs64
 
     def dot(self, x):
+        """The exact ``x @ sign(W)`` (``fastbin.reference.dense_sign_matmul``)."""
         return self.engine.sign_dot(x, self)
 
 
@@ -70,12 +80,12 @@ class SignStage:
         if a.dtype == _UINT64:
             t, flip = self.thresholds["packed"]
             return self.engine.dense_sign(a, self.weights, t, flip)
-        dot = self.weights.dot(a)
         if a.dtype == _UINT8:
             t, flip = self.thresholds["uint8"]
-        else:
-            dot = dot.astype(self.dtype, copy=False)
+            dot = self.weights.dot(a)
+        else:  # a dot on the same side of each threshold as the exact product
             t, flip = self.thresholds["float"]
+            dot = self.engine.sign_threshold_dot(a, self.weights, t).astype(self.dtype, copy=False)
         return self.engine.threshold(dot, t, flip)
 
 

@@ -1,0 +1,147 @@
+"""The exact real-valued product ``x @ sign(W)`` of the evaluation path, and
+the refinement that makes a fast float product decide thresholds exactly.
+
+The exact product is ``fastbin.reference.dense_sign_matmul`` on float input:
+each row of ``x`` is rounded to integers ``q`` on a grid of ``2**-G`` of its
+largest ``|x|`` (``fastbin.reference.sign_grid``; ``G = grid_bits(k)``), the
+signed sum of ``q`` is an integer below ``2**52`` (exact in float64 in any
+order: these loops may be vectorised and reassociated freely), and the result
+is scaled back by two powers of two and rounded once to the output's dtype.
+
+Both take ``q``, a (1, k) float64 scratch row (the caller's, so that a fused
+forward pass allocates nothing per call).
+
+* ``exact_sign_dot_rows(x, w_bits, out, q)``: ``out`` (m, n) of ``x``'s dtype
+  gets the exact product of float ``x`` (m, k) and the packed signs
+  ``w_bits`` (n, ceil(k/64)) uint64 (zero padding bits); one row at a time
+  (few rows), each output a signed sum of the row's grid integers straight
+  from the bits (``fastbin.kernels._sign_lanes.signed_dot``).
+* ``refine_near_thresholds(x, w_bits, dot, thresholds, unit, tiny, q)``: ``dot``
+  (m, n) is a fast float product of ``x`` (any summation order: BLAS,
+  ``sign_matmul``, ``sign_dot_rows``). Wherever ``dot[i, j]`` is close enough
+  to ``thresholds[j]`` that its rounding error could put it on the other
+  side, it is replaced in place by the exact product; elsewhere the fast and
+  the exact value lie on the same side of the threshold, so ``dot < t`` and
+  ``dot > t`` decide as the exact product does. The bound: a sum of ``k``
+  terms ``±x`` in any order, rounded with unit roundoff ``unit`` at each
+  step, is within ``(k - 1) * unit / (1 - (k - 1) * unit) * sum |x|`` of the
+  real sum (Higham, *Accuracy and Stability of Numerical Algorithms*, 4.2);
+  the kernel takes 4x that (a product formed as ``sum(x) - 2 * sum(x where
+  bit)`` has 3x), plus the grid's own rounding (``k`` half steps) and two
+  ulps of the threshold (``tiny``: the dtype's smallest subnormal, for
+  thresholds near zero).
+
+The grid and the scaling are compiled without ``reassoc`` (``FASTMATH_EXACT``)
+so that ``x * u1 * u2`` and ``acc * s1 * s2`` keep their order, as in NumPy.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._config import FASTMATH_EXACT, jit
+from ._sign_lanes import signed_dot
+
+__all__ = ["exact_sign_dot_rows", "refine_near_thresholds", "grid_row", "grid_scratch", "rounding_constants"]
+
+#: The fast product's error bound is taken this many times over (see the module doc).
+BOUND_FACTOR = 4.0
+
+
+def grid_scratch(k):
+    """A scratch row ``q`` for ``k`` inputs."""
+    return np.empty((1, k), np.float64)
+
+
+def rounding_constants(dtype):
+    """``(unit, tiny)`` of ``refine_near_thresholds`` for a fast product summed in
+    ``dtype``: the unit roundoff (half the machine epsilon) and the smallest subnormal."""
+    info = np.finfo(dtype)
+    return float(info.eps) / 2, float(info.smallest_subnormal)
+
+
+@jit(fastmath=set(FASTMATH_EXACT))
+def grid_row(x_row, q):
+    """``q[0, :] = rint(x_row * u1 * u2)`` (float64) as ``fastbin.reference.sign_grid``;
+    returns ``(s1, s2)``, the grid step's two factors. A row holding a NaN or an
+    infinity is copied to ``q`` as it is, with ``s1 = s2 = 1``: its signed sum is then
+    the plain float64 sum (NaN or ±inf in any order)."""
+    k = x_row.shape[0]
+    g = 52 - _bit_length(k - 1)
+    top = 0.0
+    finite = True
+    for t in range(k):
+        v = abs(np.float64(x_row[t]))
+        if not v <= 1.7976931348623157e308:
+            finite = False
+        elif v > top:
+            top = v
+    if not finite:
+        for t in range(k):
+            q[0, t] = np.float64(x_row[t])
+        return 1.0, 1.0
+    e = math.frexp(top)[1]
+    up, down = g - e, e - g
+    u1, u2 = math.ldexp(1.0, up // 2), math.ldexp(1.0, up - up // 2)
+    for t in range(k):
+        q[0, t] = np.rint(np.float64(x_row[t]) * u1 * u2)
+    return math.ldexp(1.0, down // 2), math.ldexp(1.0, down - down // 2)
+
+
+@jit(fastmath=set(FASTMATH_EXACT))
+def _scaled(acc, s1, s2):
+    """``acc * s1 * s2`` in that order (exact: powers of two, no underflow of the steps)."""
+    return acc * s1 * s2
+
+
+@jit
+def _bit_length(v):
+    n = 0
+    while v > 0:
+        v >>= 1
+        n += 1
+    return n
+
+
+@jit
+def exact_sign_dot_rows(x, w_bits, out, q):
+    m = x.shape[0]
+    n = w_bits.shape[0]
+    for i in range(m):
+        s1, s2 = grid_row(x[i], q)
+        for j in range(n):
+            out[i, j] = _scaled(signed_dot(q, 0, w_bits, j), s1, s2)
+
+
+@jit
+def refine_row(x_row, w_bits, dot_row, thresholds, unit, tiny, q):
+    """:func:`refine_near_thresholds` for one row (``q`` a (1, k) float64 scratch)."""
+    k = x_row.shape[0]
+    g = 52 - _bit_length(k - 1)
+    total = 0.0
+    top = 0.0
+    for t in range(k):
+        v = abs(np.float64(x_row[t]))
+        total += v
+        top = max(top, v)
+    gamma = BOUND_FACTOR * (k + 1) * unit / (1.0 - BOUND_FACTOR * (k + 1) * unit)
+    bound = gamma * total * (1.0 + 1e-9) + k * top * math.ldexp(1.0, -g)
+    if not bound <= 1.7976931348623157e308:  # a NaN or an infinity in the row: all exact
+        bound = math.inf
+    have_q = False
+    s1, s2 = 1.0, 1.0
+    for j in range(dot_row.shape[0]):
+        t_j = np.float64(thresholds[j])
+        margin = bound + 2.0 * (abs(t_j) * 2.0 * unit + tiny)
+        if not abs(np.float64(dot_row[j]) - t_j) > margin:
+            if not have_q:
+                s1, s2 = grid_row(x_row, q)
+                have_q = True
+            dot_row[j] = _scaled(signed_dot(q, 0, w_bits, j), s1, s2)
+
+
+@jit
+def refine_near_thresholds(x, w_bits, dot, thresholds, unit, tiny, q):
+    for i in range(x.shape[0]):
+        refine_row(x[i], w_bits, dot[i], thresholds, unit, tiny, q)

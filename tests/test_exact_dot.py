@@ -1,0 +1,159 @@
+"""The exact ``x @ sign(W)`` of the evaluation path (``fastbin.reference.dense_sign_matmul``
+on float input) and the refinement of a fast product near thresholds
+(``fastbin.kernels.exact_dot``): the jitted kernels give the reference's bits over a grid of
+shapes, dtypes and scales (non-finite rows, subnormals and huge values included), the
+product is within float rounding of the float64 sum, and a fast product refined near its
+thresholds decides every threshold as the exact product does, even when the fast product is
+perturbed up to its error bound (so the check can fail: unrefined, it decides some wrongly).
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from shapes import KS, MS, skip_big_without_jit
+from tolerance import assert_close
+
+import fastbin
+from fastbin import reference as R
+from fastbin.kernels.exact_dot import exact_sign_dot_rows, grid_scratch, refine_near_thresholds, rounding_constants
+
+DTYPES = [np.float32, np.float64]
+
+
+def _weights(rng, k, n, dtype):
+    return rng.standard_normal((k, n)).astype(dtype)
+
+
+def _rows(rng, m, k, dtype, scale):
+    x = (rng.standard_normal((m, k)) * scale).astype(dtype)
+    if m > 1:
+        x[1] = 0  # an all-zero row
+    return x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("m", MS)
+def test_exact_kernel_equals_reference(m, k, dtype, rng):
+    skip_big_without_jit(m * k * 33)
+    w = _weights(rng, k, 33, dtype)
+    packed = fastbin.pack_weights(w)
+    for scale in (1.0, 1e-30, 1e20):
+        x = _rows(rng, m, k, dtype, scale)
+        want = R.dense_sign_matmul(x, w)
+        out = np.empty((m, 33), dtype)
+        exact_sign_dot_rows(x, packed.bits, out, grid_scratch(x.shape[1]))
+        np.testing.assert_array_equal(out, want)
+        np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, w), want)  # every row count's path
+        np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, packed), want)
+        assert_close(want, (x.astype(np.float64) @ np.where(w < 0, -1.0, 1.0)).astype(dtype))
+
+
+def test_exact_product_is_correctly_rounded_on_exact_inputs(rng):
+    # inputs on a coarse grid: the float64 sum is exact, so the product must equal it rounded once
+    x = (rng.integers(-1000, 1000, (40, 784)) / 1024).astype(np.float32)
+    w = _weights(rng, 784, 50, np.float32)
+    want = (x.astype(np.float64) @ np.where(w < 0, -1.0, 1.0)).astype(np.float32)
+    np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, w), want)
+    np.testing.assert_array_equal(fastbin.dense_sign_matmul(x[:3], w), want[:3])
+
+
+def test_non_finite_and_extreme_rows():
+    k, n = 70, 9
+    w = np.where(np.arange(k * n).reshape(k, n) % 3 == 0, -1.0, 1.0).astype(np.float32)
+    x = np.ones((6, k), np.float32)
+    x[0, 5] = np.nan
+    x[1, 3] = np.inf
+    x[2, :] = np.float32(1e-45)  # subnormal
+    x[3, :] = np.finfo(np.float32).max
+    x[4, 0] = -np.inf
+    x[4, 1] = np.inf
+    x[5, ::2] = -0.0
+    want = R.dense_sign_matmul(x, w)
+    with np.errstate(invalid="ignore", over="ignore"):
+        plain = x.astype(np.float64) @ w.astype(np.float64)
+    np.testing.assert_array_equal(np.isnan(want), np.isnan(plain))
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(want[1:4], plain[1:4].astype(np.float32))  # row 3 overflows: ±inf
+    assert np.all(want[2] != 0) and np.isnan(want[4]).all()
+    with np.errstate(over="ignore", invalid="ignore"):  # as plain Python (NUMBA_DISABLE_JIT=1), NumPy warns
+        for m in (1, 6):
+            out = np.empty((m, n), np.float32)
+            exact_sign_dot_rows(x[:m], fastbin.pack_weights(w).bits, out, grid_scratch(x[:m].shape[1]))
+            np.testing.assert_array_equal(out, want[:m])
+        np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, w), want)
+    x64 = np.full((2, k), 1e-300)  # float64 steps far below 2**-1022 on the way
+    x64[1] = 1e300
+    w64 = w.astype(np.float64)
+    np.testing.assert_array_equal(fastbin.dense_sign_matmul(x64, w64), R.dense_sign_matmul(x64, w64))
+    np.testing.assert_array_equal(fastbin.dense_sign_matmul(x64[:1], w64), R.dense_sign_matmul(x64[:1], w64))
+    assert np.all(R.dense_sign_matmul(x64, w64)[0] != 0)
+
+
+@given(m=st.integers(1, 20), k=st.integers(1, 300), n=st.integers(1, 40), seed=st.integers(0, 2**32 - 1),
+       dtype=st.sampled_from(DTYPES), log_scale=st.integers(-40, 30))
+def test_exact_kernel_equals_reference_hypothesis(m, k, n, seed, dtype, log_scale):
+    rng = np.random.default_rng(seed)
+    w = _weights(rng, k, n, dtype)
+    x = (rng.random((m, k)) ** 4 * 10.0 ** log_scale * rng.choice([-1, 1], (m, k))).astype(dtype)
+    out = np.empty((m, n), dtype)
+    exact_sign_dot_rows(x, fastbin.pack_weights(w).bits, out, grid_scratch(x.shape[1]))
+    np.testing.assert_array_equal(out, R.dense_sign_matmul(x, w))
+
+
+def _refine_case(rng, m, k, n, dtype):
+    """x, packed W, the exact product, thresholds at (and one ulp around) exact values."""
+    x = (rng.random((m, k)) ** 2).astype(dtype)
+    w = _weights(rng, k, n, dtype)
+    exact = R.dense_sign_matmul(x, w)
+    pick = exact[rng.integers(0, m, n), np.arange(n)]
+    step = rng.integers(-1, 2, n)
+    t = np.where(step < 0, np.nextafter(pick, -np.inf), np.where(step > 0, np.nextafter(pick, np.inf), pick))
+    return x, fastbin.pack_weights(w), exact, t.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(1, 784, 512), (17, 784, 64), (300, 100, 70), (5, 3, 9)])
+def test_refinement_decides_thresholds_as_the_exact_product(m, k, n, dtype, rng):
+    skip_big_without_jit(m * k * n // 8)
+    x, packed, exact, t = _refine_case(rng, m, k, n, dtype)
+    unit, tiny = rounding_constants(dtype)
+    signs = np.where(fastbin.unpack_signs(packed, np.int8) < 0, -1, 1).astype(dtype).T
+    fast = np.ascontiguousarray(x @ signs)
+    # a fast product off by up to its error bound (one rounding of each of k terms), either way
+    bound = k * unit * np.abs(x).astype(np.float64).sum(axis=1, keepdims=True)
+    perturbed = (fast + rng.uniform(-1, 1, fast.shape) * bound).astype(dtype)
+    unrefined_wrong = 0
+    for dot in (fast, perturbed):
+        unrefined_wrong += int(((dot < t) != (exact < t)).sum() + ((dot > t) != (exact > t)).sum())
+        refine_near_thresholds(x, packed.bits, dot, t, unit, tiny, grid_scratch(k))
+        np.testing.assert_array_equal(dot < t, exact < t)
+        np.testing.assert_array_equal(dot > t, exact > t)
+    assert_close(fast, exact)
+    assert unrefined_wrong > 0  # the case exercises the refinement
+
+
+def test_refinement_leaves_far_entries_alone(rng):
+    x, packed, exact, _ = _refine_case(rng, 4, 200, 30, np.float32)
+    dot = exact + np.float32(0.25)  # far from thresholds at -1e6: not the exact product, kept as it is
+    before = dot.copy()
+    refine_near_thresholds(x, packed.bits, dot, np.full(30, -1e6, np.float32), *rounding_constants(np.float32),
+                           grid_scratch(200))
+    np.testing.assert_array_equal(dot, before)
+
+
+def test_refinement_of_non_finite_rows():
+    x = np.ones((2, 10), np.float32)
+    x[0, 0] = np.nan
+    packed = fastbin.pack_weights(np.ones((10, 3), np.float32))
+    dot = np.zeros((2, 3), np.float32)
+    refine_near_thresholds(x, packed.bits, dot, np.zeros(3, np.float32), *rounding_constants(np.float32),
+                           grid_scratch(10))
+    assert np.isnan(dot[0]).all()  # near every threshold (a NaN row is), so exact: NaN
+    np.testing.assert_array_equal(dot[1], 10)  # 0 is at the thresholds 0: replaced by the exact 10
+
+
+def test_grid_bits():
+    assert [R.grid_bits(k) for k in (1, 2, 3, 4, 5, 784, 1024, 1025)] == [52, 51, 50, 50, 49, 42, 42, 41]
+    for k in (1, 2, 3, 784, 1025, 4096):
+        assert k * 2 ** R.grid_bits(k) <= 2**52
