@@ -73,6 +73,7 @@ __all__ = [
     "THREADED_MIN_COLS",
     "ALIGNED_MIN_WORDS",
     "EVAL_CHUNK",
+    "FLOAT_LUT",
     "INT32_MAX",
     "BINARY_MATMUL_MAX_K",
     "SIGN_MATMUL_UINT8_MAX_K",
@@ -274,6 +275,20 @@ def vector_popcount(magic_tuple: tuple[str, str, str]) -> bool:
 #: (``fastbin.kernels._lanes_bytes``). Chosen at import from the same tuple
 #: as the cache key (see above).
 VECTOR_POPCOUNT: bool = vector_popcount(_MAGIC_TUPLE)
+
+def float_lut(magic_tuple: tuple[str, str, str]) -> bool:
+    """Whether the target of ``codegen.magic_tuple()`` has AVX-512F's 16-lane
+    float permute (``vpermps`` on zmm), which the table-lookup product of
+    ``fastbin.kernels.sign_lut`` is written with (x86-64 only)."""
+    triple, _cpu, features = magic_tuple
+    return triple.split("-", 1)[0] == "x86_64" and "+avx512f" in features.split(",")
+
+
+#: Whether few float32 rows of ``x @ sign(W)`` before a threshold take the
+#: table-lookup kernel (``fastbin.kernels.sign_lut``) instead of the int8
+#: multiply-add one; nothing calls (so nothing compiles) the lookup kernel
+#: where this is False. Chosen at import from the same tuple as the cache key.
+FLOAT_LUT: bool = float_lut(_MAGIC_TUPLE)
 
 #: Whether ``sign_matmul`` on uint8 rows may take the exact float32 path
 #: (below). Only without a native vector popcount: with VPOPCNTDQ the

@@ -142,11 +142,13 @@ def check_model_input(x, n_in: int, dtype) -> np.ndarray:
     """A model's input batch ``x`` (m, n_in): raw uint8 pixels (meaning
     ``x / 255``) or float (scaled to [0, 1]; cast to the model's ``dtype``).
     ``TypeError`` for a non-array or another dtype kind, ``ValueError`` for
-    the shape. Returns it C-contiguous."""
-    if type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == n_in and x.flags.c_contiguous and (
-        x.dtype == dtype or x.dtype == _UINT8
-    ):
-        return x  # the common case, in a few attribute tests
+    the shape or a NaN or infinity (also one made by the cast). Returns it
+    C-contiguous."""
+    if type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == n_in and x.flags.c_contiguous:
+        if x.dtype == _UINT8:
+            return x  # the common cases, in a few attribute tests
+        if x.dtype == dtype:
+            return _finite_input(x)
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
     if x.ndim != 2 or x.shape[1] != n_in:
@@ -155,4 +157,13 @@ def check_model_input(x, n_in: int, dtype) -> np.ndarray:
         return np.ascontiguousarray(x)
     if x.dtype.kind != "f":
         raise TypeError(f"x must be float (scaled to [0, 1]) or raw uint8 pixels, got {x.dtype}")
-    return np.ascontiguousarray(x, dtype=dtype)
+    with np.errstate(over="ignore"):  # a value beyond dtype's range becomes inf: refused below
+        return _finite_input(np.ascontiguousarray(x, dtype=dtype))
+
+
+def _finite_input(x):
+    if not np.isfinite(x).all():
+        rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
+        raise ValueError(f"x must be finite (float scaled to [0, 1]): row {rows[0]} holds a NaN or an infinity"
+                         f"{f' (and {rows.size - 1} more rows)' if rows.size > 1 else ''} in {x.dtype}")
+    return x

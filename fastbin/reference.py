@@ -55,6 +55,7 @@ __all__ = [
     "grid_bits",
     "sign_grid",
     "exact_sign_product",
+    "refine_near_thresholds",
 ]
 
 
@@ -257,6 +258,53 @@ def sign_grid(x):
     with np.errstate(invalid="ignore", over="ignore"):
         q = np.rint(x64 * u1[:, None] * u2[:, None])
     return q, s1, s2
+
+
+#: A fast float product's error bound is taken this many times over before a
+#: threshold decision is trusted (:func:`refine_near_thresholds`): 1, the bound
+#: itself, for every fast product is a sum of the k terms ``±x`` in some order
+#: (a product formed as ``sum(x) - 2 * sum(x where bit)`` would need 3).
+THRESHOLD_BOUND_FACTOR = 1.0
+
+
+def refine_near_thresholds(x, rows, dot, thresholds, *, pairs_per_chunk=4096):
+    """In place: ``dot`` (m, n), a fast float product ``x @ sign(W)`` summed in
+    ``dot``'s dtype in any order, gets the exact product (:func:`dense_sign_matmul`)
+    wherever it lies within its error bound of ``thresholds[j]``, so that ``dot <
+    t`` and ``dot > t`` decide as the exact product does; ``rows`` (n, k) are the
+    ±1 rows of ``sign(W).T`` (any dtype). Bound per row: ``gamma_(k+1) * sum
+    |x|`` (``gamma_n = n u / (1 - n u)`` bounds a k-term float sum in any order,
+    times ``THRESHOLD_BOUND_FACTOR``), plus the grid's rounding (``k *
+    max|x| * 2**-G``), plus two ulps of the threshold. Only those entries are
+    recomputed, each as one exact dot product. The jitted
+    ``fastbin.kernels.exact_dot.refine_near_thresholds`` does the same."""
+    info = np.finfo(dot.dtype)
+    unit, tiny = float(info.eps) / 2, float(info.smallest_subnormal)
+    m, k = x.shape
+    x64 = np.abs(x.astype(np.float64))
+    nk = THRESHOLD_BOUND_FACTOR * (k + 1) * unit
+    with np.errstate(invalid="ignore", over="ignore"):
+        top = x64.max(axis=1) if k else np.zeros(m)
+        bound = nk / (1 - nk) * x64.sum(axis=1) * (1 + 1e-9) + k * top * 2.0 ** -grid_bits(k)
+        bound = np.where(bound <= np.finfo(np.float64).max, bound, np.inf)
+        t = np.asarray(thresholds, np.float64)
+        margin = bound[:, None] + 2 * (np.abs(t) * 2 * unit + tiny)
+        near = ~(np.abs(dot.astype(np.float64) - t) > margin)
+    pair_rows, pair_cols = np.nonzero(near)
+    if not pair_rows.size:
+        return dot
+    used, where = np.unique(pair_rows, return_inverse=True)
+    q, s1, s2 = sign_grid(x[used])
+    bad = ~np.isfinite(q).all(axis=1)
+    if bad.any():  # NaN or ±inf in the row: the plain float64 sum (NaN/±inf in any order)
+        q[bad], s1[bad], s2[bad] = x[used[bad]].astype(np.float64), 1.0, 1.0
+    for lo in range(0, pair_rows.size, pairs_per_chunk):
+        sel = slice(lo, lo + pairs_per_chunk)
+        r, c = where[sel], pair_cols[sel]
+        with np.errstate(invalid="ignore", over="ignore"):
+            exact = np.einsum("pk,pk->p", q[r], rows[c].astype(np.float64)) * s1[r] * s2[r]
+            dot[pair_rows[sel], c] = exact.astype(dot.dtype)
+    return dot
 
 
 def dense_sign_matmul(x, w, *, signs=None, rows=None):

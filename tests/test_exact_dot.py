@@ -112,12 +112,21 @@ def _refine_case(rng, m, k, n, dtype):
     return x, fastbin.pack_weights(w), exact, t.astype(dtype)
 
 
+def _refine(impl, x, packed, dot, t):
+    """The jitted kernel or the reference's NumPy twin, in place on ``dot``."""
+    if impl == "kernel":
+        refine_near_thresholds(x, packed.bits, dot, t, *rounding_constants(dot.dtype), grid_scratch(x.shape[1]))
+    else:
+        R.refine_near_thresholds(x, fastbin.unpack_signs(packed, np.float32), dot, t, pairs_per_chunk=7)
+
+
+@pytest.mark.parametrize("impl", ["kernel", "reference"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,k,n", [(1, 784, 512), (17, 784, 64), (300, 100, 70), (5, 3, 9)])
-def test_refinement_decides_thresholds_as_the_exact_product(m, k, n, dtype, rng):
+def test_refinement_decides_thresholds_as_the_exact_product(m, k, n, dtype, impl, rng):
     skip_big_without_jit(m * k * n // 8)
     x, packed, exact, t = _refine_case(rng, m, k, n, dtype)
-    unit, tiny = rounding_constants(dtype)
+    unit, _ = rounding_constants(dtype)
     signs = np.where(fastbin.unpack_signs(packed, np.int8) < 0, -1, 1).astype(dtype).T
     fast = np.ascontiguousarray(x @ signs)
     # a fast product off by up to its error bound (one rounding of each of k terms), either way
@@ -126,29 +135,29 @@ def test_refinement_decides_thresholds_as_the_exact_product(m, k, n, dtype, rng)
     unrefined_wrong = 0
     for dot in (fast, perturbed):
         unrefined_wrong += int(((dot < t) != (exact < t)).sum() + ((dot > t) != (exact > t)).sum())
-        refine_near_thresholds(x, packed.bits, dot, t, unit, tiny, grid_scratch(k))
+        _refine(impl, x, packed, dot, t)
         np.testing.assert_array_equal(dot < t, exact < t)
         np.testing.assert_array_equal(dot > t, exact > t)
     assert_close(fast, exact)
     assert unrefined_wrong > 0  # the case exercises the refinement
 
 
-def test_refinement_leaves_far_entries_alone(rng):
+@pytest.mark.parametrize("impl", ["kernel", "reference"])
+def test_refinement_leaves_far_entries_alone(impl, rng):
     x, packed, exact, _ = _refine_case(rng, 4, 200, 30, np.float32)
     dot = exact + np.float32(0.25)  # far from thresholds at -1e6: not the exact product, kept as it is
     before = dot.copy()
-    refine_near_thresholds(x, packed.bits, dot, np.full(30, -1e6, np.float32), *rounding_constants(np.float32),
-                           grid_scratch(200))
+    _refine(impl, x, packed, dot, np.full(30, -1e6, np.float32))
     np.testing.assert_array_equal(dot, before)
 
 
-def test_refinement_of_non_finite_rows():
+@pytest.mark.parametrize("impl", ["kernel", "reference"])
+def test_refinement_of_non_finite_rows(impl):
     x = np.ones((2, 10), np.float32)
     x[0, 0] = np.nan
     packed = fastbin.pack_weights(np.ones((10, 3), np.float32))
     dot = np.zeros((2, 3), np.float32)
-    refine_near_thresholds(x, packed.bits, dot, np.zeros(3, np.float32), *rounding_constants(np.float32),
-                           grid_scratch(10))
+    _refine(impl, x, packed, dot, np.zeros(3, np.float32))
     assert np.isnan(dot[0]).all()  # near every threshold (a NaN row is), so exact: NaN
     np.testing.assert_array_equal(dot[1], 10)  # 0 is at the thresholds 0: replaced by the exact 10
 

@@ -242,14 +242,25 @@ def test_engine_choice(monkeypatch):
     assert runtime.get_engine().name == "numba"
 
 
-def test_input_checked_at_the_boundary(files):
-    model = runtime.load(files["bnn"], engine="numpy")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_input_checked_at_the_boundary(files, engine):
+    model = runtime.load(files["bnn"], engine=engine)
     with pytest.raises(ValueError, match=r"x must have shape \(m, 37\)"):
         model.predict(np.zeros((3, 36), np.float32))
     with pytest.raises(TypeError, match="x must be float"):
         model.predict(np.zeros((3, 37), np.int32))
     with pytest.raises(TypeError, match="x must be a numpy.ndarray"):
         model.predict([[0.0] * 37])
+    for bad in (np.nan, np.inf, -np.inf):
+        for dtype in (np.float32, np.float64):
+            x = np.full((4, 37), 0.5, dtype)
+            x[2, 5] = bad
+            with pytest.raises(ValueError, match="x must be finite .* row 2 holds a NaN or an infinity"):
+                model.predict(x)
+            with pytest.raises(ValueError, match="x must be finite"):
+                model.logits(x[2:3])
+    with pytest.raises(ValueError, match="row 0 holds a NaN or an infinity"):  # finite, but not as float32
+        model.predict(np.full((1, 37), 1e300))
 
 
 def test_numpy_engine_chunk_equals_config():

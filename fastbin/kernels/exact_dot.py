@@ -26,10 +26,13 @@ forward pass allocates nothing per call).
   terms ``±x`` in any order, rounded with unit roundoff ``unit`` at each
   step, is within ``(k - 1) * unit / (1 - (k - 1) * unit) * sum |x|`` of the
   real sum (Higham, *Accuracy and Stability of Numerical Algorithms*, 4.2);
-  the kernel takes 4x that (a product formed as ``sum(x) - 2 * sum(x where
-  bit)`` has 3x), plus the grid's own rounding (``k`` half steps) and two
-  ulps of the threshold (``tiny``: the dtype's smallest subnormal, for
-  thresholds near zero).
+  every fast product here is such a sum (BLAS, ``sign_dot_rows``,
+  ``sign_matmul``'s signed sums, the table lookups of
+  ``fastbin.kernels.sign_lut``: their table entries are partial sums), and
+  the kernel takes the bound for ``k + 1`` terms
+  (``fastbin.reference.THRESHOLD_BOUND_FACTOR`` times it), plus the grid's
+  own rounding (``k`` half steps) and two ulps of the threshold (``tiny``:
+  the dtype's smallest subnormal, for thresholds near zero).
 
 The grid and the scaling are compiled without ``reassoc`` (``FASTMATH_EXACT``)
 so that ``x * u1 * u2`` and ``acc * s1 * s2`` keep their order, as in NumPy.
@@ -41,12 +44,13 @@ import math
 import numpy as np
 
 from .._config import FASTMATH_EXACT, jit
+from ..reference import THRESHOLD_BOUND_FACTOR
 from ._sign_lanes import signed_dot
 
 __all__ = ["exact_sign_dot_rows", "refine_near_thresholds", "grid_row", "grid_scratch", "rounding_constants"]
 
 #: The fast product's error bound is taken this many times over (see the module doc).
-BOUND_FACTOR = 4.0
+BOUND_FACTOR = THRESHOLD_BOUND_FACTOR
 
 
 def grid_scratch(k):

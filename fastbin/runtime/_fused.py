@@ -14,11 +14,12 @@ function, which runs every stage row by row:
   logits);
 * on float rows: ``dot = x @ sign(W)`` as the stage path gets it: tail
   first, the exact product (``exact_sign_dot_rows``); before the float
-  thresholds of a sign stage, the fast product (``sign_dot_rows`` inside the
-  fused function when ``dense_sign_matmul`` would pick ``"rows"``, else
-  ``dense_sign_matmul(..., exact=False)`` handed in) refined to the exact
-  product near each threshold (``refine_near_thresholds``), so the signs are
-  the exact product's;
+  thresholds of a sign stage, the fast product (float32 where ``FLOAT_LUT``:
+  the table lookups of ``fastbin.kernels.sign_lut``, one call before the
+  fused one; else ``sign_dot_rows`` inside the fused function when
+  ``dense_sign_matmul`` would pick ``"rows"``, else ``dense_sign_matmul(...,
+  exact=False)`` handed in) refined to the exact product near each threshold
+  (``refine_near_thresholds``), so the signs are the exact product's;
 * packed stages: ``k - 2 * popcount(a ^ w)`` and the int64 ``"packed"``
   thresholds (exact);
 * the tail: ``dot * scale + bias`` (``fastbin.reference.dense_affine``) then
@@ -51,7 +52,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._config import FEW_ROWS, jit, jit_disabled
+from .._config import FEW_ROWS, FLOAT_LUT, jit, jit_disabled
 from ..bits import n_words_for
 from ..kernels._llvm import intp_args as _intp_args
 from ..kernels._llvm import is_words as _is_words
@@ -59,6 +60,7 @@ from ..kernels._popcount import popcount
 from ..kernels._sign_lanes import plane_dot, plane_words
 from ..kernels.exact_dot import exact_sign_dot_rows, grid_scratch, refine_near_thresholds, rounding_constants
 from ..kernels.few_rows import sign_dot_rows
+from ..kernels.sign_lut import lut_scratch, sign_dot_lut
 from ..ops.dense import dense_product_kind, dense_sign_matmul
 from .model import BatchNormOp, BinaryDense, FloatStage, SignStage
 
@@ -395,6 +397,8 @@ class Fused:
         self.first_weights = first.weights
         self.w0 = np.ascontiguousarray(first.weights.packed.bits)
         self.rows0 = first.weights.rows
+        #: the table-lookup form of the first layer (a sign stage of a float32 model where FLOAT_LUT), or None
+        self.nibbles0 = getattr(first.weights, "nibbles", None) if signs and FLOAT_LUT else None
         n0 = self.n0 = first.weights.packed.rows
         ints[_TAIL_FIRST] = 0 if signs else 1
         self.tail_first = not signs
@@ -448,6 +452,7 @@ class Fused:
             local.label = np.zeros(1, np.int64)
             local.dots = {}
             local.grid = None
+            local.tables = None
             return local.words, local.row, local.label
 
     def __call__(self, x, predict=False):
@@ -462,12 +467,18 @@ class Fused:
         if x.dtype == _UINT8:
             fused_uint8(x, self.w0, self.wflat, self.ints, self.floats, words, logits, labels, predict)
         else:
-            compute = self.tail_first or dense_product_kind(m, self.n0, self.n_in) == "rows"
-            if compute:
+            lut = self.nibbles0 is not None and not self.tail_first
+            compute = not lut and (self.tail_first or dense_product_kind(m, self.n0, self.n_in) == "rows")
+            if compute or lut:
                 dots = self.local.dots
                 dot = dots.get(m)
                 if dot is None:
                     dot = dots[m] = np.empty((m, self.n0), self.dtype)
+                if lut:  # the fast product by table lookups, then refined in the fused call
+                    tables = self.local.tables
+                    if tables is None:
+                        tables = self.local.tables = lut_scratch(self.n_in)
+                    sign_dot_lut(x, self.nibbles0, dot, *tables)
             else:  # the very product of the stage path (exact for the tail, fast before a threshold)
                 dot = dense_sign_matmul(x, self.first_weights.packed, signs=self.first_weights.signs,
                                         rows=self.rows0, exact=self.tail_first)

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._config import ALIGNED_MIN_WORDS, DENSE_BLAS_MAX_ROWS, EVAL_CHUNK, FEW_ROWS, THREADED_MIN_COLS, use_threads
+from .._config import (
+    ALIGNED_MIN_WORDS,
+    DENSE_BLAS_MAX_ROWS,
+    EVAL_CHUNK,
+    FEW_ROWS,
+    FLOAT_LUT,
+    THREADED_MIN_COLS,
+    use_threads,
+)
 from ..bits import n_words_for
 from ..kernels.binary_matmul import (
     binary_dense_sign_kernel,
@@ -19,6 +27,7 @@ from ..kernels.binary_matmul import (
 from ..kernels.exact_dot import grid_scratch, refine_near_thresholds, rounding_constants
 from ..kernels.few_rows import binary_dot_rows, dense_sign_rows
 from ..kernels.pack import aligned_words, unpack_rows
+from ..kernels.sign_lut import lut_nibbles, lut_scratch, sign_dot_lut
 from ..kernels.threshold import threshold_pack
 from ..ops.convert import signs as _signs
 from ..ops.dense import dense_sign_matmul
@@ -50,8 +59,11 @@ class NumbaEngine:
 
     @staticmethod
     def weight_forms(packed, signs, dtype):
-        """``rows``: ±1 int8 (n_out, n_in), for the few-row kernel of ``dense_sign_matmul``."""
-        return {"rows": np.ascontiguousarray(signs.T).astype(np.int8)}
+        """``rows``: ±1 int8 (n_out, n_in), for the few-row kernel of ``dense_sign_matmul``;
+        ``nibbles`` (float32 models where ``FLOAT_LUT``, else None): the table-lookup form
+        (``fastbin.kernels.sign_lut``) for few float rows before a threshold."""
+        nibbles = lut_nibbles(packed.bits, packed.n_bits) if FLOAT_LUT and dtype == np.float32 else None
+        return {"rows": np.ascontiguousarray(signs.T).astype(np.int8), "nibbles": nibbles}
 
     @staticmethod
     def dense_sign(a, weights, thresholds, flip):
@@ -95,10 +107,15 @@ class NumbaEngine:
     @staticmethod
     def sign_threshold_dot(x, weights, thresholds):
         """Float ``x @ sign(W)`` on the same side of each threshold as the exact
-        product: the fastest product, then the exact one near a threshold
-        (``fastbin.kernels.exact_dot.refine_near_thresholds``)."""
+        product: the fastest product (few float32 rows: the table lookups of
+        ``fastbin.kernels.sign_lut`` where ``FLOAT_LUT``), then the exact one near
+        a threshold (``fastbin.kernels.exact_dot.refine_near_thresholds``)."""
         x = np.ascontiguousarray(x)
-        dot = dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows, exact=False)
+        if weights.nibbles is not None and x.shape[0] < FEW_ROWS and x.dtype == np.float32:
+            dot = np.empty((x.shape[0], weights.packed.rows), np.float32)
+            sign_dot_lut(x, weights.nibbles, dot, *lut_scratch(x.shape[1]))
+        else:
+            dot = dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows, exact=False)
         refine_near_thresholds(x, weights.packed.bits, dot, thresholds, *rounding_constants(x.dtype),
                                grid_scratch(x.shape[1]))
         return dot

@@ -25,6 +25,9 @@ EVAL_CHUNK = 8192
 #: Below this many rows a packed product uses popcounts, from here on BLAS on ±1 floats.
 POPCOUNT_MAX_ROWS = 16
 _BLAS_EXACT_K = 1 << 24
+#: Below this many rows a sign stage on float input refines a BLAS product near its thresholds;
+#: from here on it takes the exact product (float64 BLAS).
+REFINE_MAX_ROWS = 64
 _M1, _M2, _M4, _H01 = (np.uint64(0x5555555555555555), np.uint64(0x3333333333333333),
                        np.uint64(0x0F0F0F0F0F0F0F0F), np.uint64(0x0101010101010101))
 
@@ -111,11 +114,16 @@ class NumpyEngine:
             return (x.astype(np.float32) @ weights.rows_f32.T).astype(np.int32)
         return reference.sign_matmul(x, weights.packed)
 
-    @classmethod
-    def sign_threshold_dot(cls, x, weights, thresholds):
+    @staticmethod
+    def sign_threshold_dot(x, weights, thresholds):
         """Float ``x @ sign(W)`` on the same side of each threshold as the exact
-        product: here the exact product itself."""
-        return cls.sign_dot(x, weights)
+        product: for a few rows BLAS in the model dtype, then the exact product near
+        a threshold (``fastbin.reference.refine_near_thresholds``); for more the
+        exact product itself (float64 BLAS beats gathering the near entries)."""
+        if x.shape[0] >= REFINE_MAX_ROWS:
+            return reference.exact_sign_product(x, weights.signs64)
+        dot = x @ weights.rows_float.T
+        return reference.refine_near_thresholds(x, weights.rows_float, dot, thresholds)
 
     @staticmethod
     def signs(x):
