@@ -20,6 +20,8 @@ help:
 	@echo "make test-c      the C export: host gcc, AArch64/armhf under QEMU, Cortex-M4 size (missing tools skip)"
 	@echo "make test-arm64  kernels, runtime and x86-equal predictions on AArch64 under QEMU (scripts/arm-emu.sh)"
 	@echo "make test-armv7  the runtime's numpy engine on 32-bit ARM (armhf, NumPy 1.24, no Numba) under QEMU"
+	@echo "make test-dask   fastbin.dask on a 2-worker LocalCluster (installs the dask and zarr extras)"
+	@echo "make bench-dask  images/s of fastbin.dask, 1 and 2 workers, against the local runtime"
 	@echo "make clean-cache delete Numba's on-disk kernel cache"
 
 $(VENV)/bin/python:
@@ -34,6 +36,21 @@ $(VENV)/.installed-bench: $(VENV)/bin/python pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed-test
+
+# the dask and zarr extras: fastbin.dask's tests (tests/test_dask.py skips without them) and benchmark
+$(VENV)/.installed-dask: $(VENV)/bin/python pyproject.toml
+	$(PIP) install -e '.[test,dask,zarr]'
+	touch $@
+
+.PHONY: venv-dask test-dask bench-dask
+venv-dask: $(VENV)/.installed-dask
+
+test-dask: $(VENV)/.installed-dask
+	$(PY) -m pytest tests/test_dask.py
+
+BENCH_DASK_ARGS ?=
+bench-dask: $(VENV)/.installed-dask
+	$(BENCH_ENV) $(PY) benchmarks/bench_dask.py $(BENCH_DASK_ARGS)
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest

@@ -39,7 +39,7 @@ _SOURCES = {
     "InferenceModel": "fastbin.runtime",
 }
 _RENAMED = {"load_model": ("fastbin.nn", "load")}
-_SUBMODULES = ("reference", "kernels", "ops", "nn", "runtime", "io", "tools", "bits", "packed")
+_SUBMODULES = ("reference", "kernels", "ops", "nn", "runtime", "io", "tools", "bits", "packed", "dask")
 
 __all__ = [*_SOURCES, *_RENAMED, "reference", "__version__"]
 

@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent / "fastbin"
 FACADE = {"fastbin", "fastbin.__main__"}
 BASE = {"_config", "_version", "bits", "packed", "_validate", "reference"}
 SUBPACKAGES = {"tools", "nn", "runtime", "ops", "io", "kernels"}
+#: top-level modules of a subpackage's layer: fastbin.dask is a tool on top of the runtime
+TOP_LEVEL = {"dask": "tools"}
 ALLOWED = {
     "facade": {"facade", "tools", "nn", "runtime", "ops", "io", "kernels", "base"},
     "tools": {"tools", "nn", "runtime", "ops", "io", "kernels", "base"},
@@ -60,6 +62,8 @@ def layer_of(module: str) -> str | None:
         return "facade"
     if len(parts) >= 2 and parts[1] in SUBPACKAGES:
         return parts[1]
+    if len(parts) == 2 and parts[1] in TOP_LEVEL:
+        return TOP_LEVEL[parts[1]]
     return "base" if len(parts) == 2 and parts[1] in BASE else None
 
 

@@ -52,7 +52,8 @@ import numpy as np
 from ..bits import aligned_empty, n_words_for
 from ..packed import PackedSigns
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "STALE_TEMP_SECONDS", "ModelFileError", "load_arrays", "save_arrays"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "STALE_TEMP_SECONDS", "ModelFileError", "load_arrays", "load_arrays_bytes",
+           "read_model_bytes", "save_arrays"]
 
 MAGIC = b"FBIN\x00MDL"
 FORMAT_VERSION = 1
@@ -272,6 +273,47 @@ def _check_entry(path, i: int, entry, data_size: int, file_size: int) -> None:
             _fail(path, f"{where}: packed signs need shape [rows, ceil(n_bits/64)], got {shape} with n_bits={n_bits!r}")
 
 
+def _check_prefix(path, head: bytes, file_size: int) -> tuple[int, int]:
+    """The 16-byte prefix ``head`` of a ``file_size``-byte file: magic, version, header
+    length, and room for the header and the digest. Returns ``(header_len, data_start)``."""
+    if head[:2] == b"\x1f\x8b":
+        _fail(path, "this is a gzip file, not a fastbin model file (model files are never compressed)")
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        _fail(path, "this is a zip archive (e.g. .npz), not a fastbin model file")
+    if len(head) < _PREFIX.size and MAGIC.startswith(head[:8]):
+        _fail(path, f"truncated: {file_size} bytes, too short for the {_PREFIX.size}-byte prefix")
+    if head[:8] != MAGIC:
+        _fail(path, f"not a fastbin model file: magic {head[:8]!r}, expected {MAGIC!r}")
+    _, version, header_len = _PREFIX.unpack(head)
+    if version > FORMAT_VERSION:
+        _fail(path,
+              f"format version {version} was written by a newer fastbin; this one reads version {FORMAT_VERSION}")
+    if version < 1:
+        _fail(path, f"invalid format version {version}")
+    if header_len > MAX_HEADER_BYTES:
+        _fail(path, f"header length {header_len} exceeds the {MAX_HEADER_BYTES}-byte limit")
+    data_start = _round_up(_PREFIX.size + header_len)
+    if data_start + _DIGEST > file_size:
+        _fail(path, f"truncated: header of {header_len} bytes needs at least {data_start + _DIGEST} bytes, "
+                    f"file has {file_size}")
+    return header_len, data_start
+
+
+def read_model_bytes(path) -> bytes:
+    """The bytes of the model file ``path``, read after its prefix passed the checks of
+    :func:`load_arrays` (so a non-model file is not read whole); the rest is checked by
+    :func:`load_arrays_bytes`. ``ModelFileError``, or ``OSError`` when it cannot be read."""
+    path = os.fspath(path)
+    file_size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(_PREFIX.size)
+        _check_prefix(path, head, file_size)
+        body = head + f.read(file_size - _PREFIX.size)  # file_size is the real size: bounded
+    if len(body) != file_size:
+        _fail(path, "file changed size while being read")
+    return body
+
+
 def load_arrays(path, *, check=None):
     """Read a file written by :func:`save_arrays`: returns ``(meta, arrays)``
     with ``arrays`` in the saved order, each a new writeable 64-byte aligned
@@ -286,32 +328,20 @@ def load_arrays(path, *, check=None):
     cannot be read.
     """
     path = os.fspath(path)
-    file_size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(_PREFIX.size)
-        if head[:2] == b"\x1f\x8b":
-            _fail(path, "this is a gzip file, not a fastbin model file (model files are never compressed)")
-        if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-            _fail(path, "this is a zip archive (e.g. .npz), not a fastbin model file")
-        if len(head) < _PREFIX.size and MAGIC.startswith(head[:8]):
-            _fail(path, f"truncated: {file_size} bytes, too short for the {_PREFIX.size}-byte prefix")
-        if head[:8] != MAGIC:
-            _fail(path, f"not a fastbin model file: magic {head[:8]!r}, expected {MAGIC!r}")
-        _, version, header_len = _PREFIX.unpack(head)
-        if version > FORMAT_VERSION:
-            _fail(path,
-                  f"format version {version} was written by a newer fastbin; this one reads version {FORMAT_VERSION}")
-        if version < 1:
-            _fail(path, f"invalid format version {version}")
-        if header_len > MAX_HEADER_BYTES:
-            _fail(path, f"header length {header_len} exceeds the {MAX_HEADER_BYTES}-byte limit")
-        data_start = _round_up(_PREFIX.size + header_len)
-        if data_start + _DIGEST > file_size:
-            _fail(path, f"truncated: header of {header_len} bytes needs at least {data_start + _DIGEST} bytes, "
-                        f"file has {file_size}")
-        body = head + f.read(file_size - _PREFIX.size)  # file_size is the real size: bounded
-    if len(body) != file_size:
-        _fail(path, "file changed size while being read")
+    return _parse(path, read_model_bytes(path), check)
+
+
+def load_arrays_bytes(data, *, check=None, name="<bytes>"):
+    """:func:`load_arrays` on the bytes of a model file (``bytes``, ``bytearray`` or
+    ``memoryview``, copied unless ``bytes``), every check the same; errors name ``name``."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be the bytes of a model file, got {type(data).__name__}")
+    return _parse(name, bytes(data), check)
+
+
+def _parse(path, body: bytes, check):
+    file_size = len(body)
+    header_len, data_start = _check_prefix(path, body[: _PREFIX.size], file_size)
     if hashlib.sha256(memoryview(body)[: file_size - _DIGEST]).digest() != body[file_size - _DIGEST :]:
         _fail(path, "SHA-256 checksum mismatch: the file is corrupt or truncated")
     try:

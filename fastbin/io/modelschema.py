@@ -46,7 +46,7 @@ import numpy as np
 
 from ..bits import n_words_for
 from ..packed import PackedSigns
-from .modelfile import ModelFileError, load_arrays
+from .modelfile import ModelFileError, load_arrays, load_arrays_bytes
 
 __all__ = [
     "ACTIVATIONS",
@@ -63,6 +63,7 @@ __all__ = [
     "fold_plan",
     "threshold_dtype",
     "load_model_arrays",
+    "load_model_arrays_bytes",
     "table_of",
 ]
 
@@ -423,8 +424,18 @@ def load_model_arrays(path):
     is copied, the values after. Returns ``(schema, meta, arrays)``; ``ModelFileError`` for
     anything that is not a valid fastbin model file, ``OSError`` when it cannot be read."""
     path = os.fspath(path)
+    return _checked(lambda check: load_arrays(path, check=check), path)
+
+
+def load_model_arrays_bytes(data, *, name="<bytes>"):
+    """:func:`load_model_arrays` on the bytes of a model file
+    (:func:`~fastbin.io.modelfile.load_arrays_bytes`), every check the same; errors name ``name``."""
+    return _checked(lambda check: load_arrays_bytes(data, check=check, name=name), name)
+
+
+def _checked(load, path):
     holder = []
-    meta, arrays = load_arrays(path, check=lambda meta, table: holder.append(check_header(meta, table, path=path)))
+    meta, arrays = load(lambda meta, table: holder.append(check_header(meta, table, path=path)))
     schema = holder[0]
     check_values(schema, arrays, path=path)
     return schema, meta, arrays

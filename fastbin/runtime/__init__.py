@@ -4,6 +4,7 @@
 >>> model = fastbin.runtime.load("bnn.fbm")              # engine: "numba" (default) or "numpy"
 >>> model.predict(x)                                      # x (m, n_in) float in [0, 1] or raw uint8
 >>> model.logits(x)
+>>> fastbin.runtime.loads(data)                          # the same from a model file's bytes
 
 Folded models (packed weights, integer thresholds, the float tail,
 :mod:`fastbin.runtime.model`), built from plain arrays by
@@ -13,7 +14,7 @@ Folded models (packed weights, integer thresholds, the float tail,
 the numba engine; ``fastbin.nn.fold`` calls the same folding for a trained model.
 """
 from .engines import ENGINES, engine_for, get_engine
-from .load import load
+from .load import load, loads
 from .model import InferenceModel
 
-__all__ = ["ENGINES", "InferenceModel", "engine_for", "get_engine", "load"]
+__all__ = ["ENGINES", "InferenceModel", "engine_for", "get_engine", "load", "loads"]

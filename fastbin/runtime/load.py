@@ -8,18 +8,24 @@ folded file (format version 2, ``meta["folded"]``) supplies the thresholds;
 an older one is folded at load by the threshold search of
 :mod:`fastbin.runtime.fold`. Either way the predictions equal those of
 ``fastbin.nn.load(path).to_inference()`` on the same engine.
+
+:func:`loads` does the same from the bytes of a model file, with the same
+checks. A model made by either keeps those bytes, and pickles as them and its
+engine's name (``InferenceModel.__reduce__``): unpickling loads it again on
+the receiving side (its engine compiles, or loads its on-disk cache, there),
+and no compiled code ever travels.
 """
 from __future__ import annotations
 
 import os
 
-from ..io.modelfile import ModelFileError
-from ..io.modelschema import load_model_arrays
-from .engines import get_engine
+from ..io.modelfile import ModelFileError, read_model_bytes
+from ..io.modelschema import load_model_arrays_bytes
+from .engines import ENGINES, get_engine
 from .fold import fold_arrays, layer_arrays
 from .model import InferenceModel
 
-__all__ = ["load"]
+__all__ = ["load", "loads"]
 
 
 def load(path, *, engine=None) -> InferenceModel:
@@ -29,10 +35,39 @@ def load(path, *, engine=None) -> InferenceModel:
     fastbin model file, ``OSError`` when it cannot be read."""
     engine = get_engine(engine)
     path = os.fspath(path)
-    schema, _meta, arrays = load_model_arrays(path)
+    return _build(read_model_bytes(path), path, engine)
+
+
+def loads(data, *, engine=None) -> InferenceModel:
+    """:func:`load` from ``data``, the bytes of a model file (``bytes``,
+    ``bytearray`` or ``memoryview``; ``TypeError`` otherwise), every check the
+    same; errors name ``<bytes>``."""
+    engine = get_engine(engine)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be the bytes of a model file, got {type(data).__name__}")
+    return _build(bytes(data), "<bytes>", engine)
+
+
+def _build(data: bytes, path: str, engine) -> InferenceModel:
+    schema, _meta, arrays = load_model_arrays_bytes(data, name=path)
     try:
         layer_data = layer_arrays(schema.layers, arrays, schema.dtype, engine)
         folded = arrays if schema.folded else None
-        return fold_arrays(schema.layers, layer_data, schema.dtype, engine, folded=folded)
+        model = fold_arrays(schema.layers, layer_data, schema.dtype, engine, folded=folded)
     except (KeyError, TypeError, ValueError) as exc:  # the schema should have caught it: still a file error
         raise ModelFileError(f"{path}: inconsistent model file: {exc}") from exc
+    model._reduced = (_unpickle, (data, _pickle_engine(engine)))  # InferenceModel.__reduce__
+    return model
+
+
+def _unpickle(data: bytes, engine) -> InferenceModel:
+    """The other half of ``InferenceModel.__reduce__``: ``engine`` a registered
+    engine's name, or an engine class (pickled by reference)."""
+    return loads(data, engine=engine)
+
+
+def _pickle_engine(engine):
+    """How ``InferenceModel.__reduce__`` names ``engine``: its name when it is a
+    registered engine, else the class itself."""
+    name = getattr(engine, "name", None)
+    return name if name in ENGINES and get_engine(name) is engine else engine

@@ -221,3 +221,18 @@ class InferenceModel:
 
     def __repr__(self):
         return f"InferenceModel(stages={[s.kind for s in self.stages]})"
+
+    #: ``(reconstructor, (file bytes, engine name))`` for pickling, set by ``fastbin.runtime.load``/``loads``
+    _reduced = None
+
+    def __reduce__(self):
+        """Pickles as its model file's bytes and its engine's name: unpickling
+        (``fastbin.runtime.loads``) checks and folds the file again, and the engine
+        compiles (or loads its cache) on the receiving side; no compiled code
+        travels. A model not loaded from a file (e.g. ``fastbin.nn``'s
+        ``to_inference()``) has no bytes: ``TypeError``; save the trained model
+        and load the file instead."""
+        if self._reduced is None:
+            raise TypeError("this InferenceModel was not loaded from a model file, so it cannot be pickled: "
+                            "save the trained model (model.save(path)) and use fastbin.runtime.load(path)")
+        return self._reduced
