@@ -13,6 +13,7 @@ help:
 	@echo "make demo        reproduce both notebooks with fastbin and the NumPy reference"
 	@echo "make bench       run the benchmark suite, write bench-results/report.md and chart"
 	@echo "make bench-quick every benchmark once with small sizes (CI)"
+	@echo "make bench-grid  issue 9's shape grid vs NumPy sgemm -> bench-results/grid/ (heat map)"
 	@echo "make bench-torch install torch (pinned CPU build, TORCH_SPEC) if missing, then make bench"
 	@echo "make bench-compare BASELINE=old.json [THRESHOLD=1.25] [FAIL=1] [NO_RUN=1]"
 	@echo "make fuzz [N=2000] [SEED=0] hostile model/IDX files, each batch in a memory-capped subprocess"
@@ -134,6 +135,11 @@ bench: $(VENV)/.installed-bench
 
 bench-quick: $(VENV)/.installed-bench
 	$(BENCH) --quick
+
+# issue 9's shape grid alone (products vs NumPy sgemm, heat map): also part of make bench
+.PHONY: bench-grid
+bench-grid: $(VENV)/.installed-bench
+	$(BENCH) --out bench-results/grid -- -k test_bench_grid
 
 bench-torch: $(VENV)/.installed-bench
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install '$(TORCH_SPEC)'

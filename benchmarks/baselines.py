@@ -23,6 +23,7 @@ __all__ = [
     "torch_softmax_ce",
     "torch_softmax_regression_step",
     "torch_mlp_step",
+    "torch_binary_mlp_step",
     "autograd_mlp_step",
     "numpy_binary_forward",
     "torch_binary_forward",
@@ -151,6 +152,71 @@ def torch_mlp_step(torch, sizes, x, labels, *, lr=1e-3, seed=0):
 
     return step
 
+
+def torch_binary_mlp_step(torch, weights, x, labels, *, lr=1e-3, bn_momentum=0.9, bn_eps=1e-5):
+    """One Adam step of the fully binary MLP of ``fastbin.nn.model.mlp(sizes,
+    binary_weights=True, binary_activations=True)``, mirroring
+    ``fastbin/nn``: every layer ``h @ sign(W)`` (no bias; BinaryConnect: the
+    gradient w.r.t. sign(W) goes to W unchanged) -> batch norm (batch
+    statistics, biased variance; running averages ``r = bn_momentum * r + (1 -
+    bn_momentum) * batch``, i.e. torch's ``momentum = 1 - bn_momentum``) ->
+    ``sign`` with the straight-through estimator ``dy * 1{|x| <= 1}`` on the
+    hidden layers; batch norm on the logits; mean softmax cross-entropy;
+    Adam (``b1=0.9, b2=0.999, eps=1e-8``, the same bias correction as
+    autograd's), then W clipped to [-1, 1]. ``weights``: the initial W (n_in,
+    n_out) of each layer (copied), e.g. the fastbin model's, so both start
+    from the same point. sign(0) = +1 throughout."""
+    import torch.nn.functional as F
+
+    class SignSTE(torch.autograd.Function):
+        """sign forward, hard-tanh gradient backward (``fastbin.nn.layers.Sign``)."""
+
+        @staticmethod
+        def forward(ctx, h):
+            ctx.save_for_backward(h.abs() <= 1)
+            return torch.where(h < 0, -1.0, 1.0)
+
+        @staticmethod
+        def backward(ctx, dy):
+            (mask,) = ctx.saved_tensors
+            return dy * mask
+
+    class SignWeights(torch.autograd.Function):
+        """sign(W) forward, identity backward (BinaryConnect, ``fastbin.nn.layers.Dense``)."""
+
+        @staticmethod
+        def forward(ctx, w):
+            return torch.where(w < 0, -1.0, 1.0)
+
+        @staticmethod
+        def backward(ctx, dy):
+            return dy
+
+    ws = [torch.nn.Parameter(torch.from_numpy(np.array(w, dtype=np.float32))) for w in weights]
+    bns = [torch.nn.BatchNorm1d(w.shape[1], eps=bn_eps, momentum=1.0 - bn_momentum) for w in weights]
+    for bn in bns:
+        bn.train()
+    params = ws + [p for bn in bns for p in bn.parameters()]
+    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    tx = torch.from_numpy(x)
+    tl = torch.from_numpy(labels.astype(np.int64))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        h = tx
+        for i, (w, bn) in enumerate(zip(ws, bns)):
+            h = bn(h @ SignWeights.apply(w))
+            if i < len(ws) - 1:
+                h = SignSTE.apply(h)
+        loss = F.cross_entropy(h, tl)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for w in ws:
+                w.clamp_(-1.0, 1.0)
+        return loss.item()
+
+    return step
 
 # --------------------------------------------------------------------------
 # autograd (notebook 004)

@@ -10,13 +10,15 @@ from baselines import (
     autograd_mlp_step,
     numpy_binary_forward,
     torch_binary_forward,
+    torch_binary_mlp_step,
     torch_mlp_step,
     torch_softmax_regression_step,
 )
-from benchutil import measure, size
+from benchutil import assert_same, measure, size
 
 import fastbin.nn.model as models
 import fastbin.nn.optim as optim
+from fastbin.nn.layers import Dense
 
 
 def _backend(impl):
@@ -83,19 +85,48 @@ def test_train_mlp_adam(benchmark, request, rng, impl):
 
 
 BINARY_MLP_SIZES = [784, 512, 512, 10]
+#: issue 9's fully binary MLP (the notebook's 784-200-100-10 with binary weights and activations)
+BINARY_MLP_SMALL_SIZES = [784, 200, 100, 10]
+BINARY_MLP_IMPLS = ["reference", "fastbin", "fastbin-threaded", "torch"]
 
 
-@pytest.mark.parametrize("impl", ["reference", "fastbin", "fastbin-threaded"])
-def test_train_binary_mlp(benchmark, rng, impl):
+def _binary_mlp(sizes, backend):
+    return models.mlp(sizes, binary_weights=True, binary_activations=True, seed=0, backend=backend)
+
+
+def _binary_mlp_step(benchmark, request, rng, sizes, impl):
+    """Time one Adam step of the fully binary MLP ``sizes`` (binary weights and
+    activations, batch norm) for ``impl``; torch starts from the fastbin
+    model's initial weights. The first step's loss (the untimed warm-up call)
+    is checked against the reference model's."""
     m = size(256, 64)
     x, labels = _batch(rng, m)
-    model = models.mlp(BINARY_MLP_SIZES, binary_weights=True, binary_activations=True, seed=0,
-                       backend=_backend(impl))
-    opt = optim.Adam(lr=1e-3)
-    measure(
-        benchmark, lambda: model.train_step(x, labels, opt), group="train_binary_mlp/784-512-512-10",
-        impl=impl, shape=f"binary weights+activations 784-512-512-10, batch {m}, Adam",
+    if impl == "torch":
+        torch = request.getfixturevalue("torch")
+        weights = [layer.params["W"] for layer in _binary_mlp(sizes, "reference").layers
+                   if isinstance(layer, Dense)]
+        fn = torch_binary_mlp_step(torch, weights, x, labels, lr=1e-3)
+    else:
+        model = _binary_mlp(sizes, _backend(impl))
+        opt = optim.Adam(lr=1e-3)
+        fn = lambda: model.train_step(x, labels, opt)  # noqa: E731
+    name = "-".join(map(str, sizes))
+    loss = measure(
+        benchmark, fn, group=f"train_binary_mlp/{name}", impl=impl,
+        shape=f"binary weights+activations {name}, batch {m}, Adam",
     )
+    want = _binary_mlp(sizes, "reference").compute_gradients(x, labels)
+    assert_same(float(loss), want, rtol=1e-4, atol=0, what=f"{impl} first-step loss")
+
+
+@pytest.mark.parametrize("impl", BINARY_MLP_IMPLS)
+def test_train_binary_mlp(benchmark, request, rng, impl):
+    _binary_mlp_step(benchmark, request, rng, BINARY_MLP_SIZES, impl)
+
+
+@pytest.mark.parametrize("impl", BINARY_MLP_IMPLS)
+def test_train_binary_mlp_small(benchmark, request, rng, impl):
+    _binary_mlp_step(benchmark, request, rng, BINARY_MLP_SMALL_SIZES, impl)
 
 
 # --------------------------------------------------------------------------
