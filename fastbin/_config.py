@@ -58,6 +58,9 @@ __all__ = [
     "JIT_OPTIONS",
     "PARALLEL_MIN_WORK",
     "SIGN_MATMUL_UNPACK_MIN_ROWS_F32",
+    "SIGN_MATMUL_LUT_MIN_ROWS",
+    "SIGN_MATMUL_LUT_MIN_COLS",
+    "LUT_NIBBLE_CHUNK_BYTES",
     "SIGN_MATMUL_UNPACK_MIN_ROWS_F64",
     "VECTOR_REGISTERS",
     "VECTOR_POPCOUNT",
@@ -125,6 +128,19 @@ PARALLEL_MIN_WORK: dict[str, int] = {
 #: to a ±1 buffer once and reuse it for every row (crossover measured on
 #: Zen 4: benchmarks/results/tuning-notes.md).
 SIGN_MATMUL_UNPACK_MIN_ROWS_F32: int = 8
+
+#: ``sign_matmul`` on float32 rows where ``FLOAT_LUT``: from this many rows and
+#: outputs on, the table-lookup kernel (``fastbin.kernels.sign_lut``; its
+#: per-call nibble form of ``W`` costs k/4 bytes per output, repaid by a few
+#: rows; its blocks are 64 outputs wide). Measured on the Xeon (rocketlake),
+#: one thread: 1.2-3.6x sgemm from 8 rows and 256 outputs on, where the
+#: unpacking kernel gave 0.3-1.2x (benchmarks/results/2026-12-03-rocketlake-lut.md).
+SIGN_MATMUL_LUT_MIN_ROWS: int = 8
+SIGN_MATMUL_LUT_MIN_COLS: int = 256
+#: The lookup kernel's pass over the rows covers as many groups of 4 inputs as
+#: keep the nibbles of that pass within this many bytes (a quarter of the 2 MiB
+#: L2 of the Xeon measured: from 2 MiB of nibbles on, one pass ran at half speed).
+LUT_NIBBLE_CHUNK_BYTES: int = 512 * 1024
 SIGN_MATMUL_UNPACK_MIN_ROWS_F64: int = 5
 
 

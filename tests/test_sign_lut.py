@@ -9,7 +9,15 @@ from tolerance import assert_close
 
 import fastbin
 from fastbin._config import FLOAT_LUT, jit_disabled
-from fastbin.kernels.sign_lut import BLOCK, lut_nibbles, lut_scratch, sign_dot_lut
+from fastbin.kernels.sign_lut import (
+    BLOCK,
+    lut_nibbles,
+    lut_scratch,
+    nibbles_into,
+    sign_dot_lut,
+    sign_matmul_lut,
+    sign_matmul_lut_parallel,
+)
 
 pytestmark = pytest.mark.skipif(not (FLOAT_LUT or jit_disabled()),
                                 reason="the lookup kernel needs AVX-512F (FLOAT_LUT); a plain-Python twin without JIT")
@@ -41,3 +49,30 @@ def test_lookup_product_within_float_rounding(m, k, n, rng):
     sign_dot_lut(x, lut_nibbles(fastbin.pack_weights(w).bits, k), out, *lut_scratch(k))
     want = x.astype(np.float64) @ np.where(w < 0, -1.0, 1.0)
     assert_close(out, want.astype(np.float32), scale=max(1.0, float(np.abs(x).sum(axis=1).max())) / 10)
+
+
+@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("m", [1, 3, 4, 5, 33])
+@pytest.mark.parametrize("n", [1, 10, 65, 130])
+def test_many_row_lookup_kernels(m, k, n, rng):
+    skip_big_without_jit(m * k * n)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    packed = fastbin.pack_weights(w)
+    nib = np.full_like(lut_nibbles(packed.bits, k), 99)
+    nibbles_into(packed.bits, k, nib)
+    np.testing.assert_array_equal(nib, lut_nibbles(packed.bits, k))
+    want = (x.astype(np.float64) @ np.where(w < 0, -1.0, 1.0)).astype(np.float32)
+    for chunk_bytes in (None, 3 * nib.shape[1], 1):  # one pass; passes of 3 groups; of 1 group
+        outs = []
+        for kernel in (sign_matmul_lut, sign_matmul_lut_parallel):
+            out = np.full((m, n), np.nan, np.float32)
+            assert kernel(x, packed.bits, out) if chunk_bytes is None else kernel(x, packed.bits, out, chunk_bytes)
+            assert_close(out, want, scale=max(1.0, float(np.abs(x).sum(axis=1).max())) / 10)
+            outs.append(out)
+        np.testing.assert_array_equal(outs[0], outs[1])  # rows split over threads, the same sums
+    if k % 64:
+        bad = packed.bits.copy()
+        bad[0, -1] |= np.uint64(1) << np.uint64(63)  # a padding bit
+        out = np.zeros((m, n), np.float32)
+        assert not sign_matmul_lut(x, bad, out) and not out.any()

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._config import BINARY_MATMUL_MAX_K, SIGN_MATMUL_UINT8_MAX_K, use_threads
+from .._config import (
+    BINARY_MATMUL_MAX_K,
+    FLOAT_LUT,
+    SIGN_MATMUL_LUT_MIN_COLS,
+    SIGN_MATMUL_LUT_MIN_ROWS,
+    SIGN_MATMUL_UINT8_MAX_K,
+    use_threads,
+)
 from .._validate import FLOAT_DTYPES, check_packed
 from ..bits import n_words_for
 from ..kernels.binary_matmul import (
@@ -25,6 +32,7 @@ from ..kernels.binary_matmul import (
     binary_matmul_parallel,
 )
 from ..kernels.pack import aligned_words
+from ..kernels.sign_lut import sign_matmul_lut, sign_matmul_lut_parallel
 from ..kernels.sign_matmul import sign_matmul_float, sign_matmul_float_parallel, sign_matmul_uint8
 from ..packed import PackedSigns
 from .pack import check_packed_lean
@@ -33,6 +41,7 @@ __all__ = ["binary_matmul", "sign_matmul", "binary_dense_sign"]
 
 _UINT8 = np.dtype(np.uint8)
 _INT32 = np.dtype(np.int32)
+_FLOAT32 = np.dtype(np.float32)
 _NDARRAY = np.ndarray
 #: ``np.empty`` with a dtype object: measured 0.15 us against 0.22 us with
 #: ``np.int32`` (a third of the Python cost of a 128 x 784 -> 10 product).
@@ -142,7 +151,10 @@ def _sign_matmul_checked(x, w, threads) -> np.ndarray:
         x = np.ascontiguousarray(x)
     out = np.empty((m, n), dtype)
     threaded = use_threads("sign_matmul", m * n * w.n_bits, threads)
-    kernel = sign_matmul_float_parallel if threaded else sign_matmul_float
+    if FLOAT_LUT and dtype == _FLOAT32 and m >= SIGN_MATMUL_LUT_MIN_ROWS and n >= SIGN_MATMUL_LUT_MIN_COLS:
+        kernel = sign_matmul_lut_parallel if threaded else sign_matmul_lut
+    else:
+        kernel = sign_matmul_float_parallel if threaded else sign_matmul_float
     if not kernel(x, w.bits, out):  # False: non-zero padding bits
         check_packed_lean("w", w)  # raises the padding error
     return out
