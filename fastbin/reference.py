@@ -246,17 +246,19 @@ def sign_grid(x):
     gets the same ``q``. Rounding to the grid moves each ``x`` by at most
     ``2**(e_i - G - 1)``, about ``2**-43`` of the row's largest ``|x|`` at
     ``k = 784``: far below float32's resolution."""
-    x64 = np.asarray(x, dtype=np.float64)
-    k = x64.shape[1]
+    q = np.array(x, dtype=np.float64)  # a new array, scaled and rounded in place
+    k = q.shape[1]
     g = grid_bits(k)
     with np.errstate(invalid="ignore"):
-        top = np.max(np.abs(x64), axis=1) if k else np.zeros(x64.shape[0])
+        top = np.maximum(np.max(q, axis=1), -np.min(q, axis=1)) if k else np.zeros(q.shape[0])
     _, e = np.frexp(top)
     up, down = g - e, e - g
     u1, u2 = np.ldexp(1.0, up // 2), np.ldexp(1.0, up - up // 2)
     s1, s2 = np.ldexp(1.0, down // 2), np.ldexp(1.0, down - down // 2)
     with np.errstate(invalid="ignore", over="ignore"):
-        q = np.rint(x64 * u1[:, None] * u2[:, None])
+        q *= u1[:, None]
+        q *= u2[:, None]
+        np.rint(q, out=q)
     return q, s1, s2
 
 

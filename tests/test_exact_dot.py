@@ -15,7 +15,13 @@ from tolerance import assert_close
 
 import fastbin
 from fastbin import reference as R
-from fastbin.kernels.exact_dot import exact_sign_dot_rows, grid_scratch, refine_near_thresholds, rounding_constants
+from fastbin.kernels.exact_dot import (
+    exact_sign_dot_rows,
+    exact_sign_dot_rows_parallel,
+    grid_scratch,
+    refine_near_thresholds,
+    rounding_constants,
+)
 
 DTYPES = [np.float32, np.float64]
 
@@ -43,6 +49,9 @@ def test_exact_kernel_equals_reference(m, k, dtype, rng):
         want = R.dense_sign_matmul(x, w)
         out = np.empty((m, 33), dtype)
         exact_sign_dot_rows(x, packed.bits, out, grid_scratch(x.shape[1]))
+        np.testing.assert_array_equal(out, want)
+        out = np.full((m, 33), np.nan, dtype)
+        exact_sign_dot_rows_parallel(x, packed.bits, out)
         np.testing.assert_array_equal(out, want)
         np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, w), want)  # every row count's path
         np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, packed), want)

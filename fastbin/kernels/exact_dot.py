@@ -42,12 +42,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import prange
 
-from .._config import FASTMATH_EXACT, jit
+from .._config import FASTMATH_EXACT, jit, jit_parallel
 from ..reference import THRESHOLD_BOUND_FACTOR
 from ._sign_lanes import signed_dot
 
-__all__ = ["exact_sign_dot_rows", "refine_near_thresholds", "grid_row", "grid_scratch", "rounding_constants"]
+__all__ = ["exact_sign_dot_rows", "exact_sign_dot_rows_parallel", "refine_near_thresholds", "grid_row",
+           "grid_scratch", "rounding_constants"]
 
 #: The fast product's error bound is taken this many times over (see the module doc).
 BOUND_FACTOR = THRESHOLD_BOUND_FACTOR
@@ -74,14 +76,12 @@ def grid_row(x_row, q):
     k = x_row.shape[0]
     g = 52 - _bit_length(k - 1)
     top = 0.0
-    finite = True
-    for t in range(k):
-        v = abs(np.float64(x_row[t]))
-        if not v <= 1.7976931348623157e308:
-            finite = False
-        elif v > top:
-            top = v
-    if not finite:
+    poison = 0.0  # NaN when the row holds a NaN or an infinity (x * 0 is NaN for those)
+    for t in range(k):  # branch-free: vectorised
+        v = np.float64(x_row[t])
+        top = max(top, abs(v))
+        poison += v * 0.0
+    if poison != poison:
         for t in range(k):
             q[0, t] = np.float64(x_row[t])
         return 1.0, 1.0
@@ -110,12 +110,26 @@ def _bit_length(v):
 
 @jit
 def exact_sign_dot_rows(x, w_bits, out, q):
+    for i in range(x.shape[0]):
+        _exact_row(x, i, w_bits, out, q)
+
+
+@jit
+def _exact_row(x, i, w_bits, out, q):
+    s1, s2 = grid_row(x[i], q)
+    for j in range(w_bits.shape[0]):
+        out[i, j] = _scaled(signed_dot(q, 0, w_bits, j), s1, s2)
+
+
+@jit_parallel
+def exact_sign_dot_rows_parallel(x, w_bits, out):
+    """:func:`exact_sign_dot_rows` with rows over threads (a grid row per thread's block)."""
     m = x.shape[0]
-    n = w_bits.shape[0]
-    for i in range(m):
-        s1, s2 = grid_row(x[i], q)
-        for j in range(n):
-            out[i, j] = _scaled(signed_dot(q, 0, w_bits, j), s1, s2)
+    n_blocks = (m + 63) // 64
+    for b in prange(n_blocks):
+        q = np.empty((1, x.shape[1]), np.float64)
+        for i in range(b * 64, min(m, b * 64 + 64)):
+            _exact_row(x, i, w_bits, out, q)
 
 
 @jit

@@ -8,9 +8,9 @@ results.
 On float ``x`` it is *exact* by default (``fastbin.reference.dense_sign_matmul``:
 ``x`` rounded to a per-row grid of ``2**-43`` or so of its largest ``|x|``,
 summed without rounding, rounded once), so every backend, engine, batch size,
-thread count and CPU gives the same bits: few rows on the jitted
-``exact_sign_dot_rows``, more on float64 BLAS over the grid integers (exact in
-any order). ``exact=False`` gives the fastest product within float rounding
+thread count and CPU gives the same bits: row by row on the jitted
+``exact_sign_dot_rows`` (rows over threads when due), each output a signed
+sum of the row's grid integers straight from the bits. ``exact=False`` gives the fastest product within float rounding
 instead, which a folded sign stage uses together with
 ``fastbin.kernels.exact_dot.refine_near_thresholds`` (exact where a threshold
 is near); it picks, with the thresholds in ``fastbin._config`` (``DENSE_*``):
@@ -30,10 +30,9 @@ import numpy as np
 
 from .._config import DENSE_BLAS_MAX_ROWS, DENSE_BLAS_MIN_COLS, DENSE_ROWS_MAX_PRODUCT, use_threads
 from .._validate import FLOAT_DTYPES, check_array
-from ..kernels.exact_dot import exact_sign_dot_rows, grid_scratch
+from ..kernels.exact_dot import exact_sign_dot_rows, exact_sign_dot_rows_parallel, grid_scratch
 from ..kernels.few_rows import sign_dot_rows
 from ..packed import PackedSigns
-from ..reference import exact_sign_product
 from .convert import signs as _signs
 from .matmul import sign_matmul
 from .pack import pack_weights, unpack_signs
@@ -57,18 +56,17 @@ def dense_product_kind(m: int, n: int, k: int) -> str:
     return "blas" if n >= DENSE_BLAS_MIN_COLS else "packed"
 
 
-def dense_sign_matmul(x, w, *, signs=None, rows=None, signs64=None, exact=True) -> np.ndarray:
+def dense_sign_matmul(x, w, *, signs=None, rows=None, exact=True) -> np.ndarray:
     """``x @ sign(W)``: ``x`` (m, k) float32/float64 (result of its dtype) or
     uint8 (exact int32, as :func:`fastbin.sign_matmul`).
 
     ``w``: the real weights ``W`` (k, n) of ``x``'s dtype, or
     ``pack_weights(W)``. ``exact`` (float ``x``): True, the exact product
     (module doc; the same bits everywhere); False, the fastest product within
-    float rounding. ``signs`` ((k, n) ±1 of ``x``'s dtype, C-contiguous),
-    ``rows`` ((n, k) ±1 int8, C-contiguous) and ``signs64`` ((k, n) ±1
-    float64, C-contiguous) are optional caches of ``sign(W)``, ``sign(W).T``
-    and ``sign(W)`` in float64 (a folded model keeps them); what is missing is
-    derived from ``w``."""
+    float rounding. ``signs`` ((k, n) ±1 of ``x``'s dtype, C-contiguous) and
+    ``rows`` ((n, k) ±1 int8, C-contiguous) are optional caches of ``sign(W)``
+    and ``sign(W).T`` for the fast product (a folded model keeps them); what
+    is missing is derived from ``w``."""
     if type(x) is not np.ndarray or x.ndim != 2:
         x = check_array("x", x, None, 2)
     packed = type(w) is PackedSigns
@@ -87,23 +85,20 @@ def dense_sign_matmul(x, w, *, signs=None, rows=None, signs64=None, exact=True) 
         raise TypeError(f"w must have x's dtype {x.dtype}, got {w.dtype}")
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
-    kind = dense_product_kind(x.shape[0], n, k)
-    if exact and x.shape[0] < DENSE_BLAS_MAX_ROWS:
+    if exact:  # row by row on the jitted kernel: as fast as float64 BLAS, without its grid passes
         out = np.empty((x.shape[0], n), x.dtype)
-        exact_sign_dot_rows(x, (w if packed else pack_weights(w)).bits, out, grid_scratch(k))
+        w_bits = (w if packed else pack_weights(w)).bits
+        if use_threads("sign_matmul", x.shape[0] * n * k, None):
+            exact_sign_dot_rows_parallel(x, w_bits, out)
+        else:
+            exact_sign_dot_rows(x, w_bits, out, grid_scratch(k))
         return out
+    kind = dense_product_kind(x.shape[0], n, k)
     if kind == "rows":
         rows = _checked_rows(w, packed, rows, n, k)
         out = np.empty((x.shape[0], n), x.dtype)
         sign_dot_rows(x, rows, out)
         return out
-    if exact:
-        if signs64 is None:
-            signs64 = np.ascontiguousarray(unpack_signs(w, np.float64).T) if packed else _signs(w).astype(np.float64)
-        elif (type(signs64) is not np.ndarray or signs64.dtype != np.float64 or signs64.shape != (k, n)
-              or not signs64.flags.c_contiguous):
-            raise ValueError(f"signs64 must be a C-contiguous float64 array of shape ({k}, {n})")
-        return exact_sign_product(x, signs64)
     if kind == "blas":
         if signs is None:
             signs = np.ascontiguousarray(unpack_signs(w, x.dtype).T) if packed else _signs(w)

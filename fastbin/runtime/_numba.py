@@ -10,7 +10,6 @@ import numpy as np
 
 from .._config import (
     ALIGNED_MIN_WORDS,
-    DENSE_BLAS_MAX_ROWS,
     EVAL_CHUNK,
     FEW_ROWS,
     FLOAT_LUT,
@@ -101,8 +100,7 @@ class NumbaEngine:
     @staticmethod
     def sign_dot(x, weights):
         """The exact ``x @ sign(W)`` (``fastbin.ops.dense_sign_matmul``)."""
-        return dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows,
-                                 signs64=weights.signs64 if x.shape[0] >= DENSE_BLAS_MAX_ROWS else None)
+        return dense_sign_matmul(x, weights.packed)
 
     @staticmethod
     def sign_threshold_dot(x, weights, thresholds):
