@@ -42,9 +42,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
+from llvmlite import ir
+from numba import prange, types
+from numba.extending import intrinsic
 
-from .._config import FASTMATH_EXACT, jit, jit_parallel
+from .._config import FASTMATH_EXACT, jit, jit_disabled, jit_parallel
 from ..reference import THRESHOLD_BOUND_FACTOR
 from ._sign_lanes import signed_dot
 
@@ -75,22 +77,58 @@ def grid_row(x_row, q):
     the plain float64 sum (NaN or ±inf in any order)."""
     k = x_row.shape[0]
     g = 52 - _bit_length(k - 1)
-    top = 0.0
-    poison = 0.0  # NaN when the row holds a NaN or an infinity (x * 0 is NaN for those)
-    for t in range(k):  # branch-free: vectorised
-        v = np.float64(x_row[t])
-        top = max(top, abs(v))
-        poison += v * 0.0
-    if poison != poison:
+    # max |x| as the max of the bit patterns of |x| (their order is the numbers' order, NaN and
+    # inf above every finite value): an integer reduction, which vectorises; a float max or sum
+    # reduction would not without reassociation (FASTMATH_EXACT).
+    top_bits = np.uint64(0)
+    for t in range(k):
+        top_bits = max(top_bits, _f64_bits(np.float64(x_row[t])) & _ABS_MASK)
+    if top_bits >= _INF_BITS:
         for t in range(k):
             q[0, t] = np.float64(x_row[t])
         return 1.0, 1.0
-    e = math.frexp(top)[1]
+    e = math.frexp(_bits_f64(top_bits))[1]
     up, down = g - e, e - g
     u1, u2 = math.ldexp(1.0, up // 2), math.ldexp(1.0, up - up // 2)
     for t in range(k):
         q[0, t] = np.rint(np.float64(x_row[t]) * u1 * u2)
     return math.ldexp(1.0, down // 2), math.ldexp(1.0, down - down // 2)
+
+
+_ABS_MASK = np.uint64(0x7FFFFFFFFFFFFFFF)
+_INF_BITS = np.uint64(0x7FF0000000000000)
+
+
+@intrinsic
+def _f64_bits(typingctx, value):
+    """The IEEE bit pattern of a float64 (a bitcast)."""
+    if value != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.uint64(value), codegen
+
+
+@intrinsic
+def _bits_f64(typingctx, value):
+    """The float64 of an IEEE bit pattern (a bitcast)."""
+    if value != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(value), codegen
+
+
+if jit_disabled():  # plain-Python twins
+    def _f64_bits(value):  # noqa: F811
+        return np.float64(value).view(np.uint64)
+
+    def _bits_f64(value):  # noqa: F811
+        return np.uint64(value).view(np.float64)
 
 
 @jit(fastmath=set(FASTMATH_EXACT))
