@@ -76,3 +76,15 @@ def test_many_row_lookup_kernels(m, k, n, rng):
         bad[0, -1] |= np.uint64(1) << np.uint64(63)  # a padding bit
         out = np.zeros((m, n), np.float32)
         assert not sign_matmul_lut(x, bad, out) and not out.any()
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 784, 10), (9, 100, 300), (130, 784, 65), (5, 4096, 64)])
+def test_lookup_kernel_on_uint8_rows_is_exact(m, k, n, rng):
+    # uint8 rows through float32 tables: every partial sum is an integer below 255 * k < 2**24, so exact
+    skip_big_without_jit(m * k * n)
+    x = rng.integers(0, 256, (m, k), dtype=np.uint8)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    packed = fastbin.pack_weights(w)
+    out = np.empty((m, n), np.float32)
+    assert sign_matmul_lut(x, packed.bits, out, 3 * 64)  # several passes over the groups
+    np.testing.assert_array_equal(out.astype(np.int32), fastbin.sign_matmul(x, packed))

@@ -247,10 +247,10 @@ def _tables(row, tab, g0=0, g1=-1):
         g1 = g0 + tab.shape[0] // 16
     for g in range(g0, g1):
         t = 4 * g
-        v0 = row[t] if t < k else zero
-        v1 = row[t + 1] if t + 1 < k else zero
-        v2 = row[t + 2] if t + 2 < k else zero
-        v3 = row[t + 3] if t + 3 < k else zero
+        v0 = np.float32(row[t]) if t < k else zero  # uint8 rows too: exact as float32
+        v1 = np.float32(row[t + 1]) if t + 1 < k else zero
+        v2 = np.float32(row[t + 2]) if t + 2 < k else zero
+        v3 = np.float32(row[t + 3]) if t + 3 < k else zero
         lo0, lo1, lo2, lo3 = v0 + v1, v1 - v0, v0 - v1, -v0 - v1
         hi0, hi1, hi2, hi3 = v2 + v3, v3 - v2, v2 - v3, -v2 - v3
         base = 16 * (g - g0)
