@@ -56,6 +56,7 @@ __all__ = [
     "sign_grid",
     "exact_sign_product",
     "refine_near_thresholds",
+    "rounding_constants",
 ]
 
 
@@ -269,6 +270,13 @@ def sign_grid(x):
 THRESHOLD_BOUND_FACTOR = 1.0
 
 
+def rounding_constants(dtype):
+    """``(unit, tiny)`` of :func:`refine_near_thresholds` for a fast product summed in
+    ``dtype``: the unit roundoff (half the machine epsilon) and the smallest subnormal."""
+    info = np.finfo(dtype)
+    return float(info.eps) / 2, float(info.smallest_subnormal)
+
+
 def refine_near_thresholds(x, rows, dot, thresholds, *, pairs_per_chunk=4096):
     """In place: ``dot`` (m, n), a fast float product ``x @ sign(W)`` summed in
     ``dot``'s dtype in any order, gets the exact product (:func:`dense_sign_matmul`)
@@ -280,8 +288,7 @@ def refine_near_thresholds(x, rows, dot, thresholds, *, pairs_per_chunk=4096):
     max|x| * 2**-G``), plus two ulps of the threshold. Only those entries are
     recomputed, each as one exact dot product. The jitted
     ``fastbin.kernels.exact_dot.refine_near_thresholds`` does the same."""
-    info = np.finfo(dot.dtype)
-    unit, tiny = float(info.eps) / 2, float(info.smallest_subnormal)
+    unit, tiny = rounding_constants(dot.dtype)
     m, k = x.shape
     x64 = np.abs(x.astype(np.float64))
     nk = THRESHOLD_BOUND_FACTOR * (k + 1) * unit

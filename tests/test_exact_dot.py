@@ -20,8 +20,8 @@ from fastbin.kernels.exact_dot import (
     exact_sign_dot_rows_parallel,
     grid_scratch,
     refine_near_thresholds,
-    rounding_constants,
 )
+from fastbin.reference import rounding_constants
 
 DTYPES = [np.float32, np.float64]
 

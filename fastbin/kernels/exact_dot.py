@@ -13,9 +13,11 @@ forward pass allocates nothing per call).
 
 * ``exact_sign_dot_rows(x, w_bits, out, q)``: ``out`` (m, n) of ``x``'s dtype
   gets the exact product of float ``x`` (m, k) and the packed signs
-  ``w_bits`` (n, ceil(k/64)) uint64 (zero padding bits); one row at a time
-  (few rows), each output a signed sum of the row's grid integers straight
-  from the bits (``fastbin.kernels._sign_lanes.signed_dot``).
+  ``w_bits`` (n, ceil(k/64)) uint64 (zero padding bits); one row at a time,
+  each output a signed sum of the row's grid integers straight from the bits
+  (``fastbin.kernels._sign_lanes.signed_dot``);
+  ``exact_sign_dot_rows_parallel(x, w_bits, out)`` the same with blocks of
+  rows over threads.
 * ``refine_near_thresholds(x, w_bits, dot, thresholds, unit, tiny, q)``: ``dot``
   (m, n) is a fast float product of ``x`` (any summation order: BLAS,
   ``sign_matmul``, ``sign_dot_rows``). Wherever ``dot[i, j]`` is close enough
@@ -30,7 +32,8 @@ forward pass allocates nothing per call).
   ``sign_matmul``'s signed sums, the table lookups of
   ``fastbin.kernels.sign_lut``: their table entries are partial sums), and
   the kernel takes the bound for ``k + 1`` terms
-  (``fastbin.reference.THRESHOLD_BOUND_FACTOR`` times it), plus the grid's
+  (``fastbin.reference.THRESHOLD_BOUND_FACTOR`` times it; ``unit`` and ``tiny``
+  from ``fastbin.reference.rounding_constants``), plus the grid's
   own rounding (``k`` half steps) and two ulps of the threshold (``tiny``:
   the dtype's smallest subnormal, for thresholds near zero).
 
@@ -51,22 +54,11 @@ from ..reference import THRESHOLD_BOUND_FACTOR
 from ._sign_lanes import signed_dot
 
 __all__ = ["exact_sign_dot_rows", "exact_sign_dot_rows_parallel", "refine_near_thresholds", "grid_row",
-           "grid_scratch", "rounding_constants"]
-
-#: The fast product's error bound is taken this many times over (see the module doc).
-BOUND_FACTOR = THRESHOLD_BOUND_FACTOR
-
+           "grid_scratch"]
 
 def grid_scratch(k):
     """A scratch row ``q`` for ``k`` inputs."""
     return np.empty((1, k), np.float64)
-
-
-def rounding_constants(dtype):
-    """``(unit, tiny)`` of ``refine_near_thresholds`` for a fast product summed in
-    ``dtype``: the unit roundoff (half the machine epsilon) and the smallest subnormal."""
-    info = np.finfo(dtype)
-    return float(info.eps) / 2, float(info.smallest_subnormal)
 
 
 @jit(fastmath=set(FASTMATH_EXACT))
@@ -76,7 +68,7 @@ def grid_row(x_row, q):
     infinity is copied to ``q`` as it is, with ``s1 = s2 = 1``: its signed sum is then
     the plain float64 sum (NaN or ±inf in any order)."""
     k = x_row.shape[0]
-    g = 52 - _bit_length(k - 1)
+    g = _grid_bits(k)
     # max |x| as the max of the bit patterns of |x| (their order is the numbers' order, NaN and
     # inf above every finite value): an integer reduction, which vectorises; a float max or sum
     # reduction would not without reassociation (FASTMATH_EXACT).
@@ -138,12 +130,13 @@ def _scaled(acc, s1, s2):
 
 
 @jit
-def _bit_length(v):
-    n = 0
+def _grid_bits(k):
+    """``fastbin.reference.grid_bits(k)``: ``52 - ceil(log2(k))``."""
+    v, n = k - 1, 0
     while v > 0:
         v >>= 1
         n += 1
-    return n
+    return 52 - n
 
 
 @jit
@@ -174,14 +167,15 @@ def exact_sign_dot_rows_parallel(x, w_bits, out):
 def refine_row(x_row, w_bits, dot_row, thresholds, unit, tiny, q):
     """:func:`refine_near_thresholds` for one row (``q`` a (1, k) float64 scratch)."""
     k = x_row.shape[0]
-    g = 52 - _bit_length(k - 1)
+    g = _grid_bits(k)
     total = 0.0
     top = 0.0
     for t in range(k):
         v = abs(np.float64(x_row[t]))
         total += v
         top = max(top, v)
-    gamma = BOUND_FACTOR * (k + 1) * unit / (1.0 - BOUND_FACTOR * (k + 1) * unit)
+    nk = THRESHOLD_BOUND_FACTOR * (k + 1) * unit
+    gamma = nk / (1.0 - nk)
     bound = gamma * total * (1.0 + 1e-9) + k * top * math.ldexp(1.0, -g)
     if not bound <= 1.7976931348623157e308:  # a NaN or an infinity in the row: all exact
         bound = math.inf

@@ -18,8 +18,8 @@ per 4 inputs and 16 outputs, where a multiply-add product needs 4 FMAs.
   of inputs as keep a pass's nibbles within ``chunk_bytes`` (default
   ``fastbin._config.LUT_NIBBLE_CHUNK_BYTES``), each pass adding to ``out``.
 * ``sign_dot_lut(x, nib, out, tab, acc)``: ``out`` (m, n) float32 = ``x @
-  sign(W)`` for float32 ``x`` (m, k); ``tab`` (ceil(k/4) * 16,) float32 and
-  ``acc`` (64,) float32 are scratch (the caller's, so a fused call allocates
+  sign(W)`` for float32 ``x`` (m, k); ``tab`` (1, ceil(k/4) * 16) float32 and
+  ``acc`` (1, 64) float32 are scratch (``lut_scratch``) (the caller's, so a fused call allocates
   nothing). A sum of the k terms ``±x`` in another order than BLAS's: within
   float rounding (the bound of ``fastbin.kernels.exact_dot``), not bit for bit.
 

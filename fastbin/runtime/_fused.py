@@ -52,16 +52,17 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._config import FEW_ROWS, FLOAT_LUT, jit, jit_disabled
+from .._config import FEW_ROWS, jit, jit_disabled
 from ..bits import n_words_for
 from ..kernels._llvm import intp_args as _intp_args
 from ..kernels._llvm import is_words as _is_words
 from ..kernels._popcount import popcount
 from ..kernels._sign_lanes import plane_dot, plane_words
-from ..kernels.exact_dot import exact_sign_dot_rows, grid_scratch, refine_near_thresholds, rounding_constants
+from ..kernels.exact_dot import exact_sign_dot_rows, grid_scratch, refine_near_thresholds
 from ..kernels.few_rows import sign_dot_rows
 from ..kernels.sign_lut import lut_scratch, sign_dot_lut
 from ..ops.dense import dense_product_kind, dense_sign_matmul
+from ..reference import rounding_constants
 from .model import BatchNormOp, BinaryDense, FloatStage, SignStage
 
 __all__ = ["Fused", "build"]
@@ -397,8 +398,9 @@ class Fused:
         self.first_weights = first.weights
         self.w0 = np.ascontiguousarray(first.weights.packed.bits)
         self.rows0 = first.weights.rows
-        #: the table-lookup form of the first layer (a sign stage of a float32 model where FLOAT_LUT), or None
-        self.nibbles0 = getattr(first.weights, "nibbles", None) if signs and FLOAT_LUT else None
+        #: the table-lookup form of the first layer when it is a sign stage (the engine's weight
+        #: form: None unless FLOAT_LUT and float32), else None
+        self.nibbles0 = first.weights.nibbles if signs else None
         n0 = self.n0 = first.weights.packed.rows
         ints[_TAIL_FIRST] = 0 if signs else 1
         self.tail_first = not signs
@@ -467,7 +469,7 @@ class Fused:
         if x.dtype == _UINT8:
             fused_uint8(x, self.w0, self.wflat, self.ints, self.floats, words, logits, labels, predict)
         else:
-            lut = self.nibbles0 is not None and not self.tail_first
+            lut = self.nibbles0 is not None
             compute = not lut and (self.tail_first or dense_product_kind(m, self.n0, self.n_in) == "rows")
             if compute or lut:
                 dots = self.local.dots

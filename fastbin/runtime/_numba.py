@@ -23,7 +23,7 @@ from ..kernels.binary_matmul import (
     binary_matmul_kernel,
     binary_matmul_parallel,
 )
-from ..kernels.exact_dot import grid_scratch, refine_near_thresholds, rounding_constants
+from ..kernels.exact_dot import grid_scratch, refine_near_thresholds
 from ..kernels.few_rows import binary_dot_rows, dense_sign_rows
 from ..kernels.pack import aligned_words, unpack_rows
 from ..kernels.sign_lut import lut_nibbles, lut_scratch, sign_dot_lut
@@ -31,6 +31,7 @@ from ..kernels.threshold import threshold_pack
 from ..ops.convert import signs as _signs
 from ..ops.dense import dense_sign_matmul
 from ..ops.pack import pack_weights as _pack_weights
+from ..reference import rounding_constants
 from ._numpy import NumpyEngine
 
 __all__ = ["NumbaEngine"]
