@@ -28,7 +28,8 @@ _SOURCES = {
     **dict.fromkeys(
         ["pack_signs", "pack_weights", "unpack_signs", "binary_matmul", "sign_matmul", "binary_dense_sign",
          "dense_sign_matmul", "signs", "unit_from_uint8", "softmax_cross_entropy",
-         "linear_softmax_cross_entropy", "sgd_update", "adam_update"],
+         "linear_softmax_cross_entropy", "sgd_update", "adam_update", "batch_norm_train", "batch_norm_sign_train",
+         "batch_norm_backward"],
         "fastbin.ops",
     ),
     "PackedSigns": "fastbin.packed",

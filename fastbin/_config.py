@@ -61,6 +61,8 @@ __all__ = [
     "SIGN_MATMUL_LUT_MIN_ROWS",
     "SIGN_MATMUL_LUT_MIN_COLS",
     "LUT_NIBBLE_CHUNK_BYTES",
+    "SIGN_MATMUL_UINT8_LUT_MIN_ROWS",
+    "SIGN_MATMUL_UINT8_LUT_MAX_K",
     "SIGN_MATMUL_UNPACK_MIN_ROWS_F64",
     "VECTOR_REGISTERS",
     "VECTOR_POPCOUNT",
@@ -72,6 +74,13 @@ __all__ = [
     "DENSE_ROWS_MAX_PRODUCT",
     "DENSE_BLAS_MAX_ROWS",
     "DENSE_BLAS_MIN_COLS",
+    "DENSE_LUT_MIN_COLS",
+    "DENSE_LUT_MIN_K",
+    "DENSE_LUT_MIN_ROWS",
+    "DENSE_LUT_MIN_ROWS_SHORT",
+    "EXACT_LUT_MIN_ROWS",
+    "EXACT_LUT_MIN_COLS",
+    "EXACT_LUT_MIN_COLS_LONG",
     "FEW_ROWS",
     "THREADED_MIN_COLS",
     "ALIGNED_MIN_WORDS",
@@ -141,6 +150,14 @@ SIGN_MATMUL_LUT_MIN_COLS: int = 256
 #: keep the nibbles of that pass within this many bytes (a quarter of the 2 MiB
 #: L2 of the Xeon measured: from 2 MiB of nibbles on, one pass ran at half speed).
 LUT_NIBBLE_CHUNK_BYTES: int = 512 * 1024
+#: ``sign_matmul`` on uint8 rows where ``FLOAT_LUT``: from this many rows (and
+#: ``SIGN_MATMUL_LUT_MIN_COLS`` outputs, ``k <= SIGN_MATMUL_UINT8_LUT_MAX_K``) the
+#: lookup kernel on float32 tables, exact there (every partial sum an integer of
+#: at most ``255 * k <= 2**24``), else the bit-plane kernel. Measured on the Xeon
+#: (rocketlake), one thread: 1.1-1.5x the bit-plane kernel from 128 rows, 0.45-0.8x
+#: at 8-16 rows (benchmarks/results/2026-12-03-rocketlake-lut-uint8.md).
+SIGN_MATMUL_UINT8_LUT_MIN_ROWS: int = 128
+SIGN_MATMUL_UINT8_LUT_MAX_K: int = (1 << 24) // 255
 SIGN_MATMUL_UNPACK_MIN_ROWS_F64: int = 5
 
 
@@ -153,6 +170,27 @@ SIGN_MATMUL_UNPACK_MIN_ROWS_F64: int = 5
 DENSE_ROWS_MAX_PRODUCT: int = 64
 DENSE_BLAS_MAX_ROWS: int = 16
 DENSE_BLAS_MIN_COLS: int = 64
+#: ... and before all of these, on float32 rows where ``FLOAT_LUT``, the
+#: table-lookup kernel (``fastbin.kernels.sign_lut.lut_product``, nibbles
+#: straight from the real weights) from ``DENSE_LUT_MIN_COLS`` outputs and
+#: ``DENSE_LUT_MIN_K`` inputs on, with ``DENSE_LUT_MIN_ROWS`` rows (k >= 512) or
+#: ``DENSE_LUT_MIN_ROWS_SHORT`` (shorter rows: the tables cost more per output).
+#: Measured on the Xeon (rocketlake), one thread, against BLAS on ±1 floats:
+#: benchmarks/results/2026-12-03-rocketlake-dense-lut.md.
+DENSE_LUT_MIN_COLS: int = 100
+DENSE_LUT_MIN_K: int = 200
+DENSE_LUT_MIN_ROWS: int = 64
+DENSE_LUT_MIN_ROWS_SHORT: int = 256
+#: The *exact* float product (``dense_sign_matmul(exact=True)``) where
+#: ``FLOAT_LUT``: by table lookups on chunks of the grid integers
+#: (``fastbin.kernels.sign_lut.exact_lut_product``, 3-4 lookups per input and
+#: output) from ``EXACT_LUT_MIN_ROWS`` rows and ``EXACT_LUT_MIN_COLS`` outputs
+#: (``EXACT_LUT_MIN_COLS_LONG`` from 2048 inputs on), else row by row on the
+#: bits (``exact_sign_dot_rows``). Measured on the Xeon (rocketlake), one
+#: thread: 1.1-3.2x the row kernel there (benchmarks/results/2026-12-03-rocketlake-dense-lut.md).
+EXACT_LUT_MIN_ROWS: int = 8
+EXACT_LUT_MIN_COLS: int = 64
+EXACT_LUT_MIN_COLS_LONG: int = 100
 
 #: Folded binary layers (``fastbin.runtime``): below this many rows the packed
 #: products use the unblocked kernels of ``fastbin.kernels.few_rows`` (no

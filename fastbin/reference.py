@@ -46,6 +46,10 @@ __all__ = [
     "linear_softmax_cross_entropy",
     "sgd_update",
     "adam_update",
+    "batch_norm_train",
+    "batch_norm_sign_train",
+    "batch_norm_backward",
+    "bn_running_update",
     # evaluation-time formulas of a dense layer and a batch norm, shared by the
     # trainable model and the folded runtime (the same operations, the same bits)
     "dense_affine",
@@ -399,6 +403,67 @@ def bn_affine(z, mean, k, beta):
     y *= k
     y += beta
     return y
+
+
+def batch_norm_train(z, gamma, beta, running_mean, running_var, momentum, eps):
+    """Training-mode batch normalisation of ``z`` (m, n) over its batch axis::
+
+        mu = mean_i z;  var = mean_i (z - mu)**2  (biased);  inv_std = 1 / sqrt(var + eps)
+        xhat = (z - mu) * inv_std;  y = xhat * gamma + beta
+
+    in ``z``'s dtype (float32/float64), and the running statistics updated in
+    place by :func:`bn_running_update`. ``gamma``, ``beta``, ``running_mean``,
+    ``running_var``: (n,) of ``z``'s dtype. Returns ``(y, xhat, inv_std)``,
+    (m, n), (m, n) and (n,): what :func:`batch_norm_backward` needs."""
+    dtype = z.dtype
+    mu = z.mean(axis=0)
+    xc = z - mu
+    var = np.mean(xc * xc, axis=0)
+    inv_std = 1.0 / np.sqrt(var + dtype.type(eps))
+    xhat = xc * inv_std
+    bn_running_update(running_mean, running_var, mu, var, z.shape[0], momentum)
+    return xhat * gamma + beta, xhat, inv_std
+
+
+def batch_norm_sign_train(z, gamma, beta, running_mean, running_var, momentum, eps):
+    """:func:`batch_norm_train` followed by a sign activation with its
+    straight-through estimator: ``h = signs(y)`` (±1 of ``z``'s dtype, sign(0) = +1)
+    and ``mask = |y| <= 1`` (bool), where the estimator passes the gradient.
+    Returns ``(h, mask, xhat, inv_std)``."""
+    y, xhat, inv_std = batch_norm_train(z, gamma, beta, running_mean, running_var, momentum, eps)
+    return signs(y), np.abs(y) <= 1, xhat, inv_std
+
+
+def batch_norm_backward(dy, xhat, inv_std, gamma, mask=None):
+    """Gradients of :func:`batch_norm_train` from ``dy = dL/dy`` (m, n); with a
+    ``mask`` (m, n) bool (from :func:`batch_norm_sign_train`) ``dy`` is first
+    ``dL/dh * mask``, the sign's straight-through estimator::
+
+        dgamma = sum_i dy * xhat;  dbeta = sum_i dy;  dxhat = dy * gamma
+        dz = inv_std * (dxhat - mean_i dxhat - xhat * mean_i (dxhat * xhat))
+
+    Returns ``(dz, dgamma, dbeta)``: (m, n), (n,), (n,) of ``dy``'s dtype."""
+    if mask is not None:
+        dy = dy * mask
+    dgamma = np.sum(dy * xhat, axis=0)
+    dbeta = np.sum(dy, axis=0)
+    dxhat = dy * gamma
+    dz = dxhat - dxhat.mean(axis=0) - xhat * np.mean(dxhat * xhat, axis=0)
+    dz *= inv_std
+    return dz, dgamma, dbeta
+
+
+def bn_running_update(running_mean, running_var, mean, var, m, momentum):
+    """In place: ``r = momentum * r + (1 - momentum) * batch`` for the running
+    mean and variance (the variance unbiased, ``var * m / (m - 1)``, as
+    PyTorch; ``var`` itself when ``m == 1``), in the arrays' dtype."""
+    dtype = running_mean.dtype
+    mom = dtype.type(momentum)
+    unbiased = var * dtype.type(m / (m - 1)) if m > 1 else var
+    running_mean *= mom
+    running_mean += (1 - mom) * mean
+    running_var *= mom
+    running_var += (1 - mom) * unbiased
 
 
 def _log_softmax(logits):

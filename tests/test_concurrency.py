@@ -44,6 +44,10 @@ def _calls(rng, threads):
     logits = rng.standard_normal((M, C)).astype(np.float32)
     param, grad = rng.standard_normal(M * K), rng.standard_normal(M * K)
 
+    def batch_norm(name):
+        running = np.zeros(C, np.float32), np.ones(C, np.float32)
+        return getattr(ops, name)(logits, b, b, *running, 0.9, 1e-5), running
+
     def adam():
         p, m, v = param.copy(), np.zeros_like(param), np.zeros_like(param)
         for step in range(3):
@@ -67,6 +71,9 @@ def _calls(rng, threads):
         ),
         "sgd_update": lambda: fastbin.sgd_update(param.copy(), grad, 0.1, clip=1.0),
         "adam_update": adam,
+        "batch_norm_train": lambda: batch_norm("batch_norm_train"),
+        "batch_norm_sign_train": lambda: batch_norm("batch_norm_sign_train"),
+        "batch_norm_backward": lambda: ops.batch_norm_backward(logits, logits, np.ones(C, np.float32), b, logits > 0),
     }
     assert set(calls) == set(ops.__all__)  # every public op
     return calls

@@ -14,13 +14,16 @@ from shapes import KS, MS, skip_big_without_jit
 from tolerance import assert_close
 
 import fastbin
+from fastbin import _config
 from fastbin import reference as R
+from fastbin._config import FLOAT_LUT, jit_disabled
 from fastbin.kernels.exact_dot import (
     exact_sign_dot_rows,
     exact_sign_dot_rows_parallel,
     grid_scratch,
     refine_near_thresholds,
 )
+from fastbin.kernels.sign_lut import exact_chunks, exact_lut_product, exact_lut_product_parallel, lut_nibbles
 from fastbin.reference import rounding_constants
 
 DTYPES = [np.float32, np.float64]
@@ -175,3 +178,91 @@ def test_grid_bits():
     assert [R.grid_bits(k) for k in (1, 2, 3, 4, 5, 784, 1024, 1025)] == [52, 51, 50, 50, 49, 42, 42, 41]
     for k in (1, 2, 3, 784, 1025, 4096):
         assert k * 2 ** R.grid_bits(k) <= 2**52
+
+
+# The exact product by table lookups (fastbin.kernels.sign_lut.exact_lut_product, AVX-512) ---------
+
+needs_lut = pytest.mark.skipif(not (FLOAT_LUT or jit_disabled()),
+                               reason="the lookup kernels need AVX-512F (FLOAT_LUT); a plain-Python twin without JIT")
+
+
+def _exact_by_lookup(x, packed, parallel=False):
+    out = np.full((x.shape[0], packed.rows), np.nan, x.dtype)
+    kernel = exact_lut_product_parallel if parallel else exact_lut_product
+    kernel(x, packed.bits, lut_nibbles(packed.bits, packed.n_bits), out)
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 63, 64, 65, 784, 1000, 2049, 4096])
+def test_exact_chunks_keep_every_sum_exact_in_float32(k):
+    bits, count = exact_chunks(k)
+    g = R.grid_bits(k)
+    assert k * 2**bits <= 2**24  # every partial sum of k chunks: an integer float32 holds
+    assert bits * (count - 1) + bits >= g  # the top chunk, signed, within 2**bits: q reaches 2**G
+
+
+@needs_lut
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 5, 10), (4, 63, 33), (5, 64, 48), (9, 65, 64), (17, 784, 65),
+                                   (8, 784, 200), (33, 1000, 130), (6, 4096, 100), (40, 3, 17)])
+def test_exact_lookup_product_equals_reference(m, k, n, dtype, rng):
+    skip_big_without_jit(m * k * n * 3)
+    w = _weights(rng, k, n, dtype)
+    packed = fastbin.pack_weights(w)
+    for scale in (1.0, 1e-30, 1e20):
+        x = _rows(rng, m, k, dtype, scale)
+        x[0, : k // 2] *= 1e-7  # a wide spread of magnitudes within one row
+        want = R.dense_sign_matmul(x, w)
+        np.testing.assert_array_equal(_exact_by_lookup(x, packed), want)
+        np.testing.assert_array_equal(_exact_by_lookup(x, packed, parallel=True), want)
+
+
+@needs_lut
+@given(m=st.integers(1, 12), k=st.integers(1, 300), n=st.integers(1, 140), seed=st.integers(0, 2**32 - 1),
+       dtype=st.sampled_from(DTYPES), log_scale=st.integers(-40, 30))
+def test_exact_lookup_product_equals_reference_hypothesis(m, k, n, seed, dtype, log_scale):
+    rng = np.random.default_rng(seed)
+    w = _weights(rng, k, n, dtype)
+    x = (rng.random((m, k)) ** 4 * 10.0 ** log_scale * rng.choice([-1, 1], (m, k))).astype(dtype)
+    np.testing.assert_array_equal(_exact_by_lookup(x, fastbin.pack_weights(w)), R.dense_sign_matmul(x, w))
+
+
+@needs_lut
+def test_exact_lookup_product_on_non_finite_and_extreme_rows():
+    k, n = 70, 66
+    w = np.where(np.arange(k * n).reshape(k, n) % 3 == 0, -1.0, 1.0).astype(np.float32)
+    x = np.ones((6, k), np.float32)
+    x[0, 5] = np.nan
+    x[1, 3] = np.inf
+    x[2, :] = np.float32(1e-45)  # subnormal
+    x[3, :] = np.finfo(np.float32).max
+    x[4, 0], x[4, 1] = -np.inf, np.inf
+    x[5, ::2] = -0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = R.dense_sign_matmul(x, w)
+        np.testing.assert_array_equal(_exact_by_lookup(x, fastbin.pack_weights(w)), want)
+        np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, w), want)
+
+
+@needs_lut
+@pytest.mark.parametrize("m,k,n", [(8, 784, 64), (300, 100, 70), (9, 2048, 100)])
+def test_dense_sign_matmul_takes_the_lookups_and_gives_the_same_bits(m, k, n, rng, monkeypatch):
+    """At these shapes ``dense_sign_matmul`` runs the exact product by lookups (threaded
+    too); it gives the bits of the row kernel and of the reference."""
+    from fastbin.ops import dense
+
+    assert dense.exact_by_lookup(m, n, k)
+    skip_big_without_jit(m * k * n * 3)
+    x = (rng.random((m, k)) ** 2).astype(np.float32)
+    w = _weights(rng, k, n, np.float32)
+    packed = fastbin.pack_weights(w)
+    want = R.dense_sign_matmul(x, w)
+    rows = np.empty((m, n), np.float32)
+    exact_sign_dot_rows(x, packed.bits, rows, grid_scratch(k))
+    np.testing.assert_array_equal(rows, want)
+    np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, w), want)
+    np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, packed, nibbles=lut_nibbles(packed.bits, k)), want)
+    monkeypatch.setitem(_config.PARALLEL_MIN_WORK, "sign_matmul", 0)  # the threaded lookups
+    np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, packed), want)
+    with pytest.raises(ValueError, match="nibble form"):
+        fastbin.dense_sign_matmul(x, packed, nibbles=lut_nibbles(packed.bits, k)[:, :1])

@@ -12,11 +12,14 @@ from fastbin._config import FLOAT_LUT, jit_disabled
 from fastbin.kernels.sign_lut import (
     BLOCK,
     lut_nibbles,
+    lut_product,
+    lut_product_parallel,
     lut_scratch,
     nibbles_into,
     sign_dot_lut,
     sign_matmul_lut,
     sign_matmul_lut_parallel,
+    weight_nibbles,
 )
 
 pytestmark = pytest.mark.skipif(not (FLOAT_LUT or jit_disabled()),
@@ -53,7 +56,7 @@ def test_lookup_product_within_float_rounding(m, k, n, rng):
 
 @pytest.mark.parametrize("k", KS)
 @pytest.mark.parametrize("m", [1, 3, 4, 5, 33])
-@pytest.mark.parametrize("n", [1, 10, 65, 130])
+@pytest.mark.parametrize("n", [1, 10, 40, 65, 90, 100, 130])  # the last block of a row 16, 32, 48 or 64 wide
 def test_many_row_lookup_kernels(m, k, n, rng):
     skip_big_without_jit(m * k * n)
     x = rng.standard_normal((m, k)).astype(np.float32)
@@ -88,3 +91,78 @@ def test_lookup_kernel_on_uint8_rows_is_exact(m, k, n, rng):
     out = np.empty((m, n), np.float32)
     assert sign_matmul_lut(x, packed.bits, out, 3 * 64)  # several passes over the groups
     np.testing.assert_array_equal(out.astype(np.int32), fastbin.sign_matmul(x, packed))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", KS + [2, 3])
+@pytest.mark.parametrize("n", NS + [64, 65, 130])
+def test_nibbles_straight_from_the_weights(k, n, dtype, rng):
+    """``weight_nibbles(W)`` equals the nibbles of ``pack_weights(W)``: -0.0, 0 and NaN
+    are +1 (bit 0), as ``signs``."""
+    w = rng.standard_normal((k, n)).astype(dtype)
+    w.flat[:: 7] = 0.0
+    w.flat[3 :: 11] = -0.0
+    np.testing.assert_array_equal(weight_nibbles(w), lut_nibbles(fastbin.pack_weights(w).bits, k))
+    w.flat[5 :: 13] = np.nan  # pack_weights refuses NaN; fastbin.signs makes it +1
+    nib = weight_nibbles(w)
+    negative = np.zeros((nib.shape[0] * 4, nib.shape[1]), bool)
+    negative[:k, :n] = fastbin.signs(w) < 0
+    np.testing.assert_array_equal(nib, sum(negative[q::4].astype(np.uint8) << q for q in range(4)))
+
+
+@pytest.mark.parametrize("m,k,n", [(8, 784, 100), (64, 200, 130), (256, 784, 200), (17, 3, 300)])
+def test_dense_sign_matmul_fast_product_by_lookups(m, k, n, rng, monkeypatch):
+    """``dense_sign_matmul(exact=False)`` on many float32 rows runs the lookup kernel
+    (kind ``"lut"``) within the float tolerance of the float64 product, from real weights,
+    packed weights, and cached nibbles alike, threaded or not."""
+    from fastbin import _config
+    from fastbin.ops import dense
+
+    skip_big_without_jit(m * k * n)
+    monkeypatch.setattr(dense, "DENSE_LUT_MIN_ROWS", 1)
+    monkeypatch.setattr(dense, "DENSE_LUT_MIN_ROWS_SHORT", 1)
+    monkeypatch.setattr(dense, "DENSE_LUT_MIN_K", 1)
+    monkeypatch.setattr(dense, "FLOAT_LUT", True)
+    assert dense.dense_product_kind(m, n, k, np.dtype(np.float32)) == "lut"
+    assert dense.dense_product_kind(m, n, k, np.dtype(np.float64)) != "lut"
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    packed = fastbin.pack_weights(w)
+    want = (x.astype(np.float64) @ np.where(w < 0, -1.0, 1.0)).astype(np.float32)
+    scale = max(1.0, float(np.abs(x).sum(axis=1).max())) / 10
+    results = [fastbin.dense_sign_matmul(x, w, exact=False), fastbin.dense_sign_matmul(x, packed, exact=False),
+               fastbin.dense_sign_matmul(x, packed, nibbles=lut_nibbles(packed.bits, k), exact=False)]
+    monkeypatch.setitem(_config.PARALLEL_MIN_WORK, "sign_matmul", 0)
+    results.append(fastbin.dense_sign_matmul(x, w, exact=False))
+    out = np.empty((m, n), np.float32)
+    lut_product_parallel(x, weight_nibbles(w), out)
+    results.append(out)
+    out = np.empty((m, n), np.float32)
+    lut_product(x, weight_nibbles(w), out, 3 * 64)  # passes of 3 groups
+    assert_close(out, want, scale=scale)
+    for result in results:
+        np.testing.assert_array_equal(result, results[0])  # one summation order for every entry point
+    assert_close(results[0], want, scale=scale)
+
+
+@pytest.mark.parametrize("m,k,n", [(128, 784, 256), (131, 3, 300), (200, 1000, 257), (128, 4096, 320)])
+def test_sign_matmul_uint8_by_lookups_is_exact(m, k, n, rng):
+    """From ``SIGN_MATMUL_UINT8_LUT_MIN_ROWS`` rows ``sign_matmul`` takes uint8 rows through
+    the float32 tables (exact: every partial sum an integer <= 255 * k < 2**24): the
+    reference's int32 bits, for strided rows and all-255 rows too, threaded or not."""
+    from fastbin import _config
+    from fastbin import reference as R
+
+    skip_big_without_jit(m * k * n)
+    assert m >= _config.SIGN_MATMUL_UINT8_LUT_MIN_ROWS and n >= _config.SIGN_MATMUL_LUT_MIN_COLS
+    x = rng.integers(0, 256, (m, 2 * k), dtype=np.uint8)[:, ::2]  # strided
+    x[0] = 255
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    w[:, 0] = -1.0  # an output summing -255 * k
+    packed = fastbin.pack_weights(w)
+    want = R.sign_matmul(x, packed)
+    assert want[0, 0] == -255 * k
+    for threads in (False, True):
+        got = fastbin.sign_matmul(x, packed, threads=threads)
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, want)

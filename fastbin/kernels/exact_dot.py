@@ -54,7 +54,7 @@ from ..reference import THRESHOLD_BOUND_FACTOR
 from ._sign_lanes import signed_dot
 
 __all__ = ["exact_sign_dot_rows", "exact_sign_dot_rows_parallel", "refine_near_thresholds", "grid_row",
-           "grid_scratch"]
+           "grid_scratch", "exact_row", "scaled", "grid_bits_of", "row_bound", "sign_dot_interval"]
 
 def grid_scratch(k):
     """A scratch row ``q`` for ``k`` inputs."""
@@ -68,7 +68,7 @@ def grid_row(x_row, q):
     infinity is copied to ``q`` as it is, with ``s1 = s2 = 1``: its signed sum is then
     the plain float64 sum (NaN or ±inf in any order)."""
     k = x_row.shape[0]
-    g = _grid_bits(k)
+    g = grid_bits_of(k)
     # max |x| as the max of the bit patterns of |x| (their order is the numbers' order, NaN and
     # inf above every finite value): an integer reduction, which vectorises; a float max or sum
     # reduction would not without reassociation (FASTMATH_EXACT).
@@ -124,13 +124,13 @@ if jit_disabled():  # plain-Python twins
 
 
 @jit(fastmath=set(FASTMATH_EXACT))
-def _scaled(acc, s1, s2):
+def scaled(acc, s1, s2):
     """``acc * s1 * s2`` in that order (exact: powers of two, no underflow of the steps)."""
     return acc * s1 * s2
 
 
 @jit
-def _grid_bits(k):
+def grid_bits_of(k):
     """``fastbin.reference.grid_bits(k)``: ``52 - ceil(log2(k))``."""
     v, n = k - 1, 0
     while v > 0:
@@ -142,14 +142,14 @@ def _grid_bits(k):
 @jit
 def exact_sign_dot_rows(x, w_bits, out, q):
     for i in range(x.shape[0]):
-        _exact_row(x, i, w_bits, out, q)
+        exact_row(x, i, w_bits, out, q)
 
 
 @jit
-def _exact_row(x, i, w_bits, out, q):
+def exact_row(x, i, w_bits, out, q):
     s1, s2 = grid_row(x[i], q)
     for j in range(w_bits.shape[0]):
-        out[i, j] = _scaled(signed_dot(q, 0, w_bits, j), s1, s2)
+        out[i, j] = scaled(signed_dot(q, 0, w_bits, j), s1, s2)
 
 
 @jit_parallel
@@ -160,38 +160,79 @@ def exact_sign_dot_rows_parallel(x, w_bits, out):
     for b in prange(n_blocks):
         q = np.empty((1, x.shape[1]), np.float64)
         for i in range(b * 64, min(m, b * 64 + 64)):
-            _exact_row(x, i, w_bits, out, q)
+            exact_row(x, i, w_bits, out, q)
 
 
 @jit
-def refine_row(x_row, w_bits, dot_row, thresholds, unit, tiny, q):
-    """:func:`refine_near_thresholds` for one row (``q`` a (1, k) float64 scratch)."""
+def row_bound(x_row, unit):
+    """The bound of :func:`refine_near_thresholds` for one row: ``|fast - S| <= bound``
+    for any fast float product ``fast`` of the row (a k-term sum in any order, unit
+    roundoff ``unit``) and the real sum ``S`` of its grid integers (the exact product
+    before its one rounding); ``inf`` for a row holding a NaN or an infinity. The scan
+    is branch-free (it vectorises)."""
     k = x_row.shape[0]
-    g = _grid_bits(k)
+    g = grid_bits_of(k)
     total = 0.0
-    top = 0.0
+    top_bits = np.uint64(0)
     for t in range(k):
-        v = abs(np.float64(x_row[t]))
-        total += v
-        top = max(top, v)
+        v = np.float64(x_row[t])
+        total += abs(v)  # reassociated: a bound only, 1e-9 of slack covers any order's rounding
+        # max |x| as the max of the bit patterns of |x| (grid_row's integer reduction, which
+        # vectorises where a float max without nnan does not); NaN and inf sit above, and
+        # then bound is not finite anyway
+        top_bits = max(top_bits, _f64_bits(v) & _ABS_MASK)
+    top = _bits_f64(top_bits)
     nk = THRESHOLD_BOUND_FACTOR * (k + 1) * unit
     gamma = nk / (1.0 - nk)
     bound = gamma * total * (1.0 + 1e-9) + k * top * math.ldexp(1.0, -g)
     if not bound <= 1.7976931348623157e308:  # a NaN or an infinity in the row: all exact
         bound = math.inf
-    have_q = False
-    s1, s2 = 1.0, 1.0
+    return bound
+
+
+@jit
+def refine_row(x_row, w_bits, dot_row, t64, slack, unit, q, near):
+    """:func:`refine_near_thresholds` for one row: ``t64`` (n,) the thresholds in float64,
+    ``slack`` (n,) their two ulps (``2 * (2 |t| unit + tiny)``), ``q`` a (1, k) float64
+    scratch, ``near`` an (n,) bool scratch. The scans over the row and over the outputs
+    are branch-free; only the entries found near their threshold are recomputed."""
+    bound = row_bound(x_row, unit)
+    count = 0
     for j in range(dot_row.shape[0]):
-        t_j = np.float64(thresholds[j])
-        margin = bound + 2.0 * (abs(t_j) * 2.0 * unit + tiny)
-        if not abs(np.float64(dot_row[j]) - t_j) > margin:
-            if not have_q:
-                s1, s2 = grid_row(x_row, q)
-                have_q = True
-            dot_row[j] = _scaled(signed_dot(q, 0, w_bits, j), s1, s2)
+        is_near = not abs(np.float64(dot_row[j]) - t64[j]) > bound + slack[j]
+        near[j] = is_near
+        count += is_near
+    if count:
+        s1, s2 = grid_row(x_row, q)
+        for j in range(dot_row.shape[0]):
+            if near[j]:
+                dot_row[j] = scaled(signed_dot(q, 0, w_bits, j), s1, s2)
 
 
 @jit
 def refine_near_thresholds(x, w_bits, dot, thresholds, unit, tiny, q):
+    n = dot.shape[1]
+    t64 = np.empty(n, np.float64)
+    slack = np.empty(n, np.float64)
+    for j in range(n):
+        t64[j] = np.float64(thresholds[j])
+        slack[j] = 2.0 * (abs(t64[j]) * 2.0 * unit + tiny)
+    near = np.empty(n, np.bool_)
     for i in range(x.shape[0]):
-        refine_row(x[i], w_bits, dot[i], thresholds, unit, tiny, q)
+        refine_row(x[i], w_bits, dot[i], t64, slack, unit, q, near)
+
+
+@jit
+def sign_dot_interval(x, fast, unit, lo, hi):
+    """``lo <= e <= hi`` (each (m, n) of ``fast``'s dtype) for the exact product ``e`` of
+    ``x`` (m, k) and sign(W), from a fast float product ``fast`` of them: ``fast -/+
+    row_bound`` widened by ``1e-12 (|fast| + bound)`` (more than the float64 rounding of
+    the two operations), then rounded to the dtype, which is monotone, as the exact
+    product's own rounding is. A row holding a NaN or an infinity gets -inf and +inf."""
+    for i in range(x.shape[0]):
+        bound = row_bound(x[i], unit)
+        for j in range(fast.shape[1]):
+            f = np.float64(fast[i, j])
+            width = bound + 1e-12 * (abs(f) + bound)
+            lo[i, j] = f - width
+            hi[i, j] = f + width

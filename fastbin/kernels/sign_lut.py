@@ -1,4 +1,4 @@
-"""``x @ sign(W)`` for a few float32 rows by table lookup (T-MAC's idea), on
+"""``x @ sign(W)`` for float32 rows by table lookup (T-MAC's idea), on
 AVX-512: per group of 4 inputs, the 16 signed sums ``±x0 ±x1 ±x2 ±x3`` are
 made once per row, and each output's 4 weight bits of the group (a nibble,
 one per byte) pick its sum with one ``vpermps`` lane: one permute and one add
@@ -22,6 +22,19 @@ per 4 inputs and 16 outputs, where a multiply-add product needs 4 FMAs.
   ``acc`` (1, 64) float32 are scratch (``lut_scratch``) (the caller's, so a fused call allocates
   nothing). A sum of the k terms ``±x`` in another order than BLAS's: within
   float rounding (the bound of ``fastbin.kernels.exact_dot``), not bit for bit.
+* ``weight_nibbles(w) -> nib``: the nibble form of ``sign(w)`` straight from real
+  weights ``w`` (k, n) (one pass along its rows; no packing first).
+* ``lut_product(x, nib, out)`` / ``lut_product_parallel``: the many-row product on
+  a nibble form (``sign_matmul_lut`` is it on packed bits; ``fastbin.ops.dense_sign_matmul``
+  calls it with nibbles from the weights or a model's cache).
+* ``exact_lut_product(x, w_bits, nib, out)`` / ``exact_lut_product_parallel``: the
+  *exact* product of ``fastbin.kernels.exact_dot`` (its bits), by lookups: each
+  row's grid integers are split into ``exact_chunks(k)`` chunks (3 at k = 784) whose
+  signed sums are integers below ``2**24``, exact in float32 tables and sums; the
+  chunk sums are recombined in int64 and rounded once.
+
+The 16 table entries of a group are one 16-lane vector (four broadcasts, four
+multiplies by constant ±1 vectors, three adds: ``_tables_group_intrinsic``).
 
 Available where ``fastbin._config.FLOAT_LUT`` (x86-64 with AVX-512F, as
 Numba's target says): the permute is ``llvm.x86.avx512.permvar.sf.512``,
@@ -37,9 +50,24 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._config import LUT_NIBBLE_CHUNK_BYTES, jit, jit_disabled, jit_parallel
+from .exact_dot import exact_row, grid_bits_of, grid_row, scaled
 from .pack import padding_is_zero
 
-__all__ = ["lut_nibbles", "sign_dot_lut", "lut_scratch", "nibbles_into", "sign_matmul_lut", "sign_matmul_lut_parallel"]
+__all__ = [
+    "lut_nibbles",
+    "sign_dot_lut",
+    "lut_scratch",
+    "nibbles_into",
+    "sign_matmul_lut",
+    "sign_matmul_lut_parallel",
+    "lut_product",
+    "lut_product_parallel",
+    "weight_nibbles",
+    "nibbles_of",
+    "exact_lut_product",
+    "exact_lut_product_parallel",
+    "exact_chunks",
+]
 
 #: outputs per call of the block kernel (4 vectors of 16 lanes)
 BLOCK = 64
@@ -77,11 +105,13 @@ def _lut_block_python(tabs, nib, j, acc):
         acc[r, :] = total
 
 
-def _lut_block_intrinsic(rows):
-    """The intrinsic ``block(tabs, nib, j, acc)`` for ``rows`` rows: ``acc[r, 0:64] =
-    sum_g tabs[r, 16 g + nib[g, j + c]]``. Per group four 16-byte nibble loads widened
-    to i32 lanes once, then per row one 16-float table load, four ``vpermps`` and four
-    adds into 4 * ``rows`` vector accumulators (registers)."""
+def _lut_block_intrinsic(rows, vecs=4):
+    """The intrinsic ``block(tabs, nib, j, acc)`` for ``rows`` rows and ``16 * vecs``
+    outputs: ``acc[r, c] = sum_g tabs[r, 16 g + nib[g, j + c]]`` for ``c < 16 * vecs``.
+    Per group ``vecs`` 16-byte nibble loads widened to i32 lanes once, then per row
+    one 16-float table load, ``vecs`` ``vpermps`` and as many adds into
+    ``vecs * rows`` vector accumulators (registers). Narrower blocks serve the
+    last outputs of a row, so a width of 16 j + 8 costs 16 (j + 1), not a full 64."""
 
     @intrinsic
     def block(typingctx, tabs, nib, j, acc):
@@ -108,13 +138,13 @@ def _lut_block_intrinsic(rows):
             k4, n_pad = cgutils.unpack_tuple(builder, nib_a.shape, 2)
             tab_len = cgutils.unpack_tuple(builder, tabs_a.shape, 2)[1]
             acc_len = cgutils.unpack_tuple(builder, acc_a.shape, 2)[1]
-            accs = [[cgutils.alloca_once_value(builder, ir.Constant(f32x16, None)) for _ in range(4)]
+            accs = [[cgutils.alloca_once_value(builder, ir.Constant(f32x16, None)) for _ in range(vecs)]
                     for _ in range(rows)]
             with cgutils.for_range(builder, k4) as loop:
                 g = loop.index
                 row = builder.gep(nib_a.data, [builder.add(builder.mul(g, n_pad), j_v)])
                 index = []
-                for c in range(4):
+                for c in range(vecs):
                     n_ptr = builder.bitcast(builder.gep(row, [ir.Constant(intp, 16 * c)]), i8x16.as_pointer())
                     index.append(builder.zext(builder.load(n_ptr, align=1), i32x16))
                 g16 = builder.mul(g, ir.Constant(intp, 16))
@@ -122,11 +152,11 @@ def _lut_block_intrinsic(rows):
                     at = builder.add(builder.mul(ir.Constant(intp, r), tab_len), g16)
                     t_ptr = builder.bitcast(builder.gep(tabs_a.data, [at]), f32x16.as_pointer())
                     table = builder.load(t_ptr, align=4)
-                    for c in range(4):
+                    for c in range(vecs):
                         picked = builder.call(permvar, [table, index[c]])
                         builder.store(builder.fadd(builder.load(accs[r][c]), picked), accs[r][c])
             for r in range(rows):
-                for c in range(4):
+                for c in range(vecs):
                     at = builder.add(builder.mul(ir.Constant(intp, r), acc_len), ir.Constant(intp, 16 * c))
                     out_ptr = builder.bitcast(builder.gep(acc_a.data, [at]), f32x16.as_pointer())
                     builder.store(builder.load(accs[r][c]), out_ptr, align=4)
@@ -140,6 +170,10 @@ def _lut_block_intrinsic(rows):
 #: one row (few-row calls), and ``ROWS`` rows (many-row calls)
 _lut_block = _lut_block_python if jit_disabled() else _lut_block_intrinsic(1)
 _lut_block4 = _lut_block_python if jit_disabled() else _lut_block_intrinsic(ROWS)
+#: ``ROWS`` rows, the last 48, 32 or 16 outputs of a row
+_lut_block4_48 = _lut_block_python if jit_disabled() else _lut_block_intrinsic(ROWS, 3)
+_lut_block4_32 = _lut_block_python if jit_disabled() else _lut_block_intrinsic(ROWS, 2)
+_lut_block4_16 = _lut_block_python if jit_disabled() else _lut_block_intrinsic(ROWS, 1)
 
 
 @jit
@@ -183,7 +217,15 @@ def _row_block(x, nib, out, i0, g0, g1, tabs, acc):
             tabs[r, :] = 0
     part = nib[g0:g1]
     for j in range(0, n, BLOCK):
-        _lut_block4(tabs, part, j, acc)
+        width = n - j
+        if width > 48:
+            _lut_block4(tabs, part, j, acc)
+        elif width > 32:
+            _lut_block4_48(tabs, part, j, acc)
+        elif width > 16:
+            _lut_block4_32(tabs, part, j, acc)
+        else:
+            _lut_block4_16(tabs, part, j, acc)
         for r in range(rows):
             for c in range(min(BLOCK, n - j)):
                 if g0 == 0:
@@ -199,7 +241,9 @@ def _group_chunk(nib, chunk_bytes):
 
 
 @jit
-def _nibbles_of(w_bits, k):
+def nibbles_of(w_bits, k):
+    """:func:`lut_nibbles` of packed signs ``w_bits`` of ``k`` bits a row, jitted
+    (a new array, via :func:`nibbles_into`)."""
     nib = np.empty(((k + 3) // 4, (w_bits.shape[0] + BLOCK - 1) // BLOCK * BLOCK), np.uint8)
     nibbles_into(w_bits, k, nib)
     return nib
@@ -209,7 +253,23 @@ def _nibbles_of(w_bits, k):
 def sign_matmul_lut(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
-    nib = _nibbles_of(w_bits, x.shape[1])
+    lut_product(x, nibbles_of(w_bits, x.shape[1]), out, chunk_bytes)
+    return True
+
+
+@jit  # the threads are lut_product_parallel's
+def sign_matmul_lut_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    if not padding_is_zero(w_bits, x.shape[1]):
+        return False
+    lut_product_parallel(x, nibbles_of(w_bits, x.shape[1]), out, chunk_bytes)
+    return True
+
+
+@jit
+def lut_product(x, nib, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    """``out`` (m, n) float32 = ``x @ sign(W)`` for float32 ``x`` (m, k) and the
+    nibble form ``nib`` (ceil(k/4), n_pad) of ``W``: rows 4 at a time, in passes
+    over the groups of inputs whose nibbles fit ``chunk_bytes``."""
     chunk = _group_chunk(nib, chunk_bytes)
     tabs = np.empty((ROWS, chunk * 16), np.float32)
     acc = np.empty((ROWS, BLOCK), np.float32)
@@ -217,14 +277,11 @@ def sign_matmul_lut(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
         g1 = min(nib.shape[0], g0 + chunk)
         for i0 in range(0, x.shape[0], ROWS):
             _row_block(x, nib, out, i0, g0, g1, tabs, acc)
-    return True
 
 
 @jit_parallel
-def sign_matmul_lut_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
-    if not padding_is_zero(w_bits, x.shape[1]):
-        return False
-    nib = _nibbles_of(w_bits, x.shape[1])
+def lut_product_parallel(x, nib, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    """:func:`lut_product` with the blocks of 4 rows over threads."""
     chunk = _group_chunk(nib, chunk_bytes)
     n_blocks = (x.shape[0] + ROWS - 1) // ROWS
     for g0 in range(0, nib.shape[0], chunk):
@@ -233,31 +290,118 @@ def sign_matmul_lut_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES)
             tabs = np.empty((ROWS, (g1 - g0) * 16), np.float32)
             acc = np.empty((ROWS, BLOCK), np.float32)
             _row_block(x, nib, out, b * ROWS, g0, g1, tabs, acc)
-    return True
+
+
+@jit
+def weight_nibbles(w):
+    """The nibble form (ceil(k/4), n_pad) uint8 of ``sign(w)`` for real weights
+    ``w`` (k, n) of a float dtype, C-contiguous, straight from the floats:
+    ``nib[g, j]`` has bit ``q`` set where ``w[4 g + q, j] < 0`` (sign(0) = sign(-0.0)
+    = +1, NaN +1, as ``signs``), rows past k and columns past n zero. One pass
+    over ``w`` along its rows, where packing it first reads it by columns."""
+    k, n = w.shape
+    k4 = (k + 3) // 4
+    nib = np.zeros((k4, (n + BLOCK - 1) // BLOCK * BLOCK), np.uint8)
+    zero = w.dtype.type(0)
+    for g in range(k // 4):
+        out = nib[g]
+        r0, r1, r2, r3 = w[4 * g], w[4 * g + 1], w[4 * g + 2], w[4 * g + 3]
+        for j in range(n):  # selects, not branches: the loop vectorises
+            out[j] = ((np.uint8(1) if r0[j] < zero else np.uint8(0)) | (np.uint8(2) if r1[j] < zero else np.uint8(0))
+                      | (np.uint8(4) if r2[j] < zero else np.uint8(0)) | (np.uint8(8) if r3[j] < zero else np.uint8(0)))
+    if k % 4:
+        out = nib[k4 - 1]
+        for q in range(k % 4):
+            src = w[4 * (k4 - 1) + q]
+            for j in range(n):
+                if src[j] < zero:
+                    out[j] |= np.uint8(1 << q)
+    return nib
+
+
+def _table_sign(q, e):
+    """The sign of input ``q`` of a group in table entry ``e``: -1 where bit ``q``
+    of ``e`` is set (bit 1 means -1)."""
+    return -1.0 if (e >> q) & 1 else 1.0
+
+
+def _tables_group_python(row, t, tab, base):
+    v = [np.float32(row[t + q]) for q in range(4)]
+    for e in range(16):
+        total = np.float32(v[0] * np.float32(_table_sign(0, e)))
+        for q in range(1, 4):
+            total = np.float32(total + v[q] * np.float32(_table_sign(q, e)))
+        tab[base + e] = total
+
+
+@intrinsic
+def _tables_group_intrinsic(typingctx, row, t, tab, base):
+    """``tab[base + e] = ((±row[t] ± row[t+1]) ± row[t+2]) ± row[t+3]`` for the 16
+    entries ``e`` (the signs of ``_table_sign``), one 16-lane vector: four
+    broadcasts, four multiplies by constant ±1 vectors (exact), three adds and
+    one store. ``row`` float32 or uint8 (converted exactly), ``tab`` float32, both 1-D C."""
+    ok = (isinstance(row, types.Array) and row.ndim == 1 and row.layout == "C"
+          and row.dtype in (types.float32, types.uint8) and isinstance(tab, types.Array) and tab.ndim == 1
+          and tab.layout == "C" and tab.dtype == types.float32 and isinstance(t, types.Integer)
+          and isinstance(base, types.Integer))
+    if not ok:
+        return None
+
+    def codegen(context, builder, signature, args):
+        row_v, t_v, tab_v, base_v = args
+        row_t, t_t, tab_t, base_t = signature.args
+        t_v = context.cast(builder, t_v, t_t, types.intp)
+        base_v = context.cast(builder, base_v, base_t, types.intp)
+        row_a = context.make_array(row_t)(context, builder, row_v)
+        tab_a = context.make_array(tab_t)(context, builder, tab_v)
+        f32 = ir.FloatType()
+        f32x16 = ir.VectorType(f32, 16)
+        intp = context.get_value_type(types.intp)
+        lanes = ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16)
+        total = None
+        for q in range(4):
+            value = builder.load(builder.gep(row_a.data, [builder.add(t_v, ir.Constant(intp, q))]))
+            if row_t.dtype == types.uint8:
+                value = builder.uitofp(value, f32)
+            one = builder.insert_element(ir.Constant(f32x16, None), value, ir.Constant(ir.IntType(32), 0))
+            broadcast = builder.shuffle_vector(one, ir.Constant(f32x16, None), lanes)
+            signs = ir.Constant(f32x16, [_table_sign(q, e) for e in range(16)])
+            term = builder.fmul(broadcast, signs)
+            total = term if total is None else builder.fadd(total, term)
+        out_ptr = builder.bitcast(builder.gep(tab_a.data, [base_v]), f32x16.as_pointer())
+        builder.store(total, out_ptr, align=4)
+        return context.get_dummy_value()
+
+    return types.void(row, t, tab, base), codegen
+
+
+_tables_group = _tables_group_python if jit_disabled() else _tables_group_intrinsic
 
 
 @jit
 def _tables(row, tab, g0=0, g1=-1):
     """``tab[16 (g - g0) + e] = sum_q (-1 if bit q of e else 1) * row[4 g + q]`` for the groups
-    ``g0 <= g < g1`` (default: all that ``tab`` holds; zeros past the row): the four pair sums of
-    inputs (0, 1) and of (2, 3), then their 16 sums."""
+    ``g0 <= g < g1`` (default: all that ``tab`` holds; zeros past the row), summed in the order
+    q = 0, 1, 2, 3 (the products by ±1 are exact): 16 lanes at once per whole group."""
     k = row.shape[0]
     zero = np.float32(0)
     if g1 < 0:
         g1 = g0 + tab.shape[0] // 16
-    for g in range(g0, g1):
+    full = min(g1, k // 4)
+    for g in range(g0, full):
+        _tables_group(row, 4 * g, tab, 16 * (g - g0))
+    for g in range(max(g0, full), g1):  # the group the row ends in, and groups past it
         t = 4 * g
         v0 = np.float32(row[t]) if t < k else zero  # uint8 rows too: exact as float32
         v1 = np.float32(row[t + 1]) if t + 1 < k else zero
         v2 = np.float32(row[t + 2]) if t + 2 < k else zero
         v3 = np.float32(row[t + 3]) if t + 3 < k else zero
-        lo0, lo1, lo2, lo3 = v0 + v1, v1 - v0, v0 - v1, -v0 - v1
-        hi0, hi1, hi2, hi3 = v2 + v3, v3 - v2, v2 - v3, -v2 - v3
         base = 16 * (g - g0)
-        tab[base + 0], tab[base + 1], tab[base + 2], tab[base + 3] = lo0 + hi0, lo1 + hi0, lo2 + hi0, lo3 + hi0
-        tab[base + 4], tab[base + 5], tab[base + 6], tab[base + 7] = lo0 + hi1, lo1 + hi1, lo2 + hi1, lo3 + hi1
-        tab[base + 8], tab[base + 9], tab[base + 10], tab[base + 11] = lo0 + hi2, lo1 + hi2, lo2 + hi2, lo3 + hi2
-        tab[base + 12], tab[base + 13], tab[base + 14], tab[base + 15] = lo0 + hi3, lo1 + hi3, lo2 + hi3, lo3 + hi3
+        for e in range(16):
+            total = v0 if e & 1 == 0 else -v0
+            total += v1 if e & 2 == 0 else -v1
+            total += v2 if e & 4 == 0 else -v2
+            tab[base + e] = total + (v3 if e & 8 == 0 else -v3)
 
 
 @jit
@@ -271,3 +415,106 @@ def sign_dot_lut(x, nib, out, tab, acc):
             for c in range(min(BLOCK, n - j)):
                 out[i, j + c] = acc[0, c]
 
+
+
+# ---------------------------------------------------------------------------
+# The exact product by table lookups
+# ---------------------------------------------------------------------------
+@jit
+def exact_chunks(k):
+    """``(bits, count)``: the exact product of ``fastbin.kernels.exact_dot`` splits each
+    grid integer ``q`` (``|q| <= 2**G``, ``G = grid_bits(k)``) into ``count`` chunks of
+    ``bits = 24 - ceil(log2 k)`` bits, ``q = sum_c chunk_c * 2**(bits * c)`` (the low
+    chunks in ``[0, 2**bits)``, the top one signed, ``|chunk| <= 2**bits``), so that a
+    signed sum of ``k`` chunks, and every partial sum of it, is an integer of at most
+    ``k * 2**bits <= 2**24``: exact in float32, in any order, table entries included."""
+    g = grid_bits_of(k)
+    bits = g - 28  # 24 - ceil(log2 k), as G = 52 - ceil(log2 k)
+    return bits, (g + bits - 1) // bits
+
+
+@jit
+def _exact_block(x, w_bits, nib, out, i0, q, chunk_row, tabs, acc, totals):
+    """Rows ``i0 .. i0 + 4`` of the exact product ``out`` (fewer at the end): each row's
+    grid integers (``grid_row``), then per chunk (``exact_chunks``) the tables of the
+    chunk values and the lookups, whose float32 sums are exact integers, added to
+    int64 ``totals`` shifted into place; the total is scaled back and rounded once
+    (``scaled``), as ``exact_dot``'s. A row holding a NaN or an infinity takes
+    ``exact_row`` (its plain float64 sum)."""
+    m, k = x.shape
+    n = out.shape[1]
+    k4 = nib.shape[0]
+    rows = min(ROWS, m - i0)
+    bits, count = exact_chunks(k)
+    low = np.int64((1 << bits) - 1)
+    finite = np.zeros(ROWS, np.bool_)
+    steps = np.ones((ROWS, 2), np.float64)
+    for r in range(rows):
+        s1, s2 = grid_row(x[i0 + r], q[r : r + 1])
+        steps[r, 0], steps[r, 1] = s1, s2
+        ok = True
+        for t in range(k):
+            ok &= abs(q[r, t]) <= 4503599627370496.0  # 2**52; False for NaN and inf
+        finite[r] = ok
+    totals[:, :] = 0
+    for c in range(count):
+        shift = np.int64(bits * c)
+        for r in range(ROWS):
+            if r < rows and finite[r]:
+                for t in range(k):
+                    v = np.int64(q[r, t]) >> shift
+                    if c < count - 1:
+                        v &= low
+                    chunk_row[t] = np.float32(v)
+                _tables(chunk_row, tabs[r], 0, k4)
+            else:
+                tabs[r, :] = 0
+        for j in range(0, n, BLOCK):
+            width = n - j
+            if width > 48:
+                _lut_block4(tabs, nib, j, acc)
+            elif width > 32:
+                _lut_block4_48(tabs, nib, j, acc)
+            elif width > 16:
+                _lut_block4_32(tabs, nib, j, acc)
+            else:
+                _lut_block4_16(tabs, nib, j, acc)
+            for r in range(rows):
+                for e in range(min(BLOCK, width)):
+                    totals[r, j + e] += np.int64(acc[r, e]) << shift
+    for r in range(rows):
+        if finite[r]:
+            for j in range(n):
+                out[i0 + r, j] = scaled(np.float64(totals[r, j]), steps[r, 0], steps[r, 1])
+        else:
+            exact_row(x, i0 + r, w_bits, out, q[r : r + 1])
+
+
+@jit
+def exact_lut_product(x, w_bits, nib, out):
+    """``out`` (m, n) = the exact ``x @ sign(W)`` of ``fastbin.kernels.exact_dot``
+    (bit for bit) for float ``x`` (m, k), by table lookups: ``nib`` the nibble form of
+    the packed signs ``w_bits`` (n, ceil(k/64)) uint64 (zero padding bits), rows 4 at
+    a time, ``exact_chunks(k)[1]`` lookups per input and output (module section)."""
+    m, k = x.shape
+    q = np.empty((ROWS, k), np.float64)
+    chunk_row = np.empty(k, np.float32)
+    tabs = np.empty((ROWS, nib.shape[0] * 16), np.float32)
+    acc = np.empty((ROWS, BLOCK), np.float32)
+    totals = np.empty((ROWS, out.shape[1]), np.int64)
+    for i0 in range(0, m, ROWS):
+        _exact_block(x, w_bits, nib, out, i0, q, chunk_row, tabs, acc, totals)
+
+
+@jit_parallel
+def exact_lut_product_parallel(x, w_bits, nib, out):
+    """:func:`exact_lut_product` with blocks of 4 rows over threads."""
+    m, k = x.shape
+    n_blocks = (m + ROWS - 1) // ROWS
+    for b in prange(n_blocks):
+        q = np.empty((ROWS, k), np.float64)
+        chunk_row = np.empty(k, np.float32)
+        tabs = np.empty((ROWS, nib.shape[0] * 16), np.float32)
+        acc = np.empty((ROWS, BLOCK), np.float32)
+        totals = np.empty((ROWS, out.shape[1]), np.int64)
+        _exact_block(x, w_bits, nib, out, b * ROWS, q, chunk_row, tabs, acc, totals)

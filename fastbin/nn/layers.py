@@ -27,6 +27,7 @@ __all__ = [
     "HardTanh",
     "Sign",
     "BatchNorm",
+    "BatchNormSign",
     "ACTIVATIONS",
 ]
 
@@ -181,6 +182,16 @@ class Dense(Layer):
                 be = self.backend
                 z = be.binary_matmul(be.pack_signs(x), self.packed_weights()).astype(self.dtype)
                 self._w_eff = None  # backward computes sign(W) if it needs it
+            elif training and self.binary and self.backend.name == "fastbin":
+                # real input times ±1 weights: the fastest product within float
+                # rounding (table lookups where they beat BLAS, else BLAS on
+                # sign(W)), the scale applied after (x @ (sign(W) * alpha) =
+                # (x @ sign(W)) * alpha up to rounding)
+                z = self.backend.dense_sign_matmul(x, self.params["W"], exact=False)
+                alpha = self.alpha()
+                if alpha is not None:
+                    z *= alpha
+                self._w_eff = None
             else:
                 self._w_eff = self.effective_weights()
                 z = x @ self._w_eff
@@ -205,6 +216,13 @@ class Dense(Layer):
         self.alpha_override = None  # training resumes from the latent weights
         if not need_dx:
             return None
+        if w_eff is None and self.binary and self.backend.name == "fastbin":
+            # dz @ (sign(W) * alpha).T = (dz * alpha) @ sign(W.T): the fast product of
+            # the forward pass with W.T as the weights (table lookups where they beat BLAS)
+            alpha = self.alpha()
+            d = dz if alpha is None else dz * alpha
+            return self.backend.dense_sign_matmul(np.ascontiguousarray(d), np.ascontiguousarray(self.params["W"].T),
+                                                  exact=False)
         if w_eff is None:  # W has not changed since forward: the same sign(W)
             w_eff = self.effective_weights()
         return dz @ w_eff.T
@@ -267,6 +285,22 @@ class Sign(_Activation):
 ACTIVATIONS = {"tanh": Tanh, "hardtanh": HardTanh, "sign": Sign}
 
 
+class BatchNormSign:
+    """Training stage of a ``BatchNorm`` followed by a ``Sign``: one backend
+    call forward (:meth:`BatchNorm.forward_sign`) and one backward (the batch
+    norm's backward with the sign's mask), the same maths as the two layers
+    in turn. ``Model`` runs its training passes through such stages."""
+
+    def __init__(self, bn: BatchNorm, sign: Sign):
+        self.bn, self.sign = bn, sign
+
+    def forward(self, x, training=True):
+        return self.bn.forward_sign(x, self.sign)
+
+    def backward(self, dy, need_dx=True):
+        return self.bn.backward(dy, need_dx, mask=self.sign._mask)
+
+
 class BatchNorm(Layer):
     """Batch normalisation over the batch axis of (m, n).
 
@@ -294,33 +328,26 @@ class BatchNorm(Layer):
     def forward(self, x, training=False):
         if not training:
             return bn_affine(x, self.buffers["running_mean"], self.eval_k(), self.params["beta"])
-        m = x.shape[0]
-        mu = x.mean(axis=0)
-        xc = x - mu
-        var = np.mean(xc * xc, axis=0)
-        inv_std = 1.0 / np.sqrt(var + self.dtype.type(self.eps))
-        xhat = xc * inv_std
-        self._xhat, self._inv_std = xhat, inv_std
-        mom = self.dtype.type(self.momentum)
-        unbiased = var * self.dtype.type(m / (m - 1)) if m > 1 else var
-        rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
-        rm *= mom
-        rm += (1 - mom) * mu
-        rv *= mom
-        rv += (1 - mom) * unbiased
-        return xhat * self.params["gamma"] + self.params["beta"]
+        y, self._xhat, self._inv_std = self.backend.batch_norm_train(
+            x, self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
+            self.buffers["running_var"], self.momentum, self.eps)
+        return y
 
-    def backward(self, dy, need_dx=True):
-        xhat, inv_std = self._xhat, self._inv_std
-        np.sum(dy * xhat, axis=0, out=self.grads["gamma"])
-        np.sum(dy, axis=0, out=self.grads["beta"])
-        if not need_dx:
-            return None
-        dxhat = dy * self.params["gamma"]
-        # dx = (1/m) inv_std (m dxhat - sum dxhat - xhat sum(dxhat xhat))
-        dx = dxhat - dxhat.mean(axis=0) - xhat * np.mean(dxhat * xhat, axis=0)
-        dx *= inv_std
-        return dx
+    def forward_sign(self, x, sign):
+        """Training forward of this batch norm followed by the ``Sign`` layer
+        ``sign``, fused (``backend.batch_norm_sign_train``): returns ``sign(y)``
+        and leaves the straight-through mask on ``sign``."""
+        h, sign._mask, self._xhat, self._inv_std = self.backend.batch_norm_sign_train(
+            x, self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
+            self.buffers["running_var"], self.momentum, self.eps)
+        return h
+
+    def backward(self, dy, need_dx=True, mask=None):
+        """``dy = dL/dy``; with ``mask`` (a following ``Sign``'s, see
+        :meth:`forward_sign`) ``dy`` is ``dL/dh`` and the estimator's mask is applied first."""
+        dx, self.grads["gamma"][...], self.grads["beta"][...] = self.backend.batch_norm_backward(
+            dy, self._xhat, self._inv_std, self.params["gamma"], mask)
+        return dx if need_dx else None
 
     def config(self):
         return {"kind": self.kind, "n": self.n, "momentum": self.momentum, "eps": self.eps}

@@ -26,7 +26,7 @@ from ..packed import PackedSigns
 from ..runtime.engines import engine_for
 from ..runtime.fold import layer_arrays, search_thresholds
 from .fold import fold
-from .layers import ACTIVATIONS, BatchNorm, Dense, Layer, Sign
+from .layers import ACTIVATIONS, BatchNorm, BatchNormSign, Dense, Layer, Sign
 from .summary import summary_table
 
 __all__ = ["Model", "softmax_regression", "mlp", "load", "FORMAT"]
@@ -54,6 +54,7 @@ class Model:
         for before, layer in zip(self.layers, self.layers[1:], strict=False):
             if isinstance(layer, Dense):
                 layer.sign_input = isinstance(before, Sign)
+        self.train_stages = _training_stages(self.layers)
         self._flatten()
 
     def _flatten(self):
@@ -86,8 +87,8 @@ class Model:
                                for i in range(0, x.shape[0], EVAL_CHUNK)])
 
     def _forward(self, h, training):
-        for layer in self.layers:
-            h = layer.forward(h, training)
+        for stage in self.train_stages if training else self.layers:
+            h = stage.forward(h, training)
         return h
 
     def predict(self, x):
@@ -122,8 +123,8 @@ class Model:
             return float(self._fused_step(first, x, labels))
         logits = self._forward(x, True)
         loss, d = self.backend.softmax_cross_entropy(logits, labels)
-        for i in range(len(self.layers) - 1, -1, -1):
-            d = self.layers[i].backward(d, need_dx=i > 0)
+        for i in range(len(self.train_stages) - 1, -1, -1):
+            d = self.train_stages[i].backward(d, need_dx=i > 0)
         return float(loss)
 
     def _fused_step(self, layer, x, labels):
@@ -257,6 +258,20 @@ def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=Fa
         if not last:
             layers.append(ACTIVATIONS[activation]())
     return Model(layers, kind="mlp", config=config, backend=backend, dtype=dtype)
+
+
+def _training_stages(layers):
+    """The layers as the training passes run them: each ``BatchNorm`` directly
+    followed by a ``Sign`` becomes one fused :class:`BatchNormSign` stage."""
+    stages, i = [], 0
+    while i < len(layers):
+        if isinstance(layers[i], BatchNorm) and i + 1 < len(layers) and isinstance(layers[i + 1], Sign):
+            stages.append(BatchNormSign(layers[i], layers[i + 1]))
+            i += 2
+        else:
+            stages.append(layers[i])
+            i += 1
+    return stages
 
 
 def _offset_config(offset):

@@ -5,6 +5,7 @@ its outputs, picks the serial or threaded kernel and calls ``fastbin.kernels``.
 (``fastbin.ops.backend``): ``fastbin.reference`` defines every name in it, with
 the same arguments and results.
 """
+from .batch_norm import batch_norm_backward, batch_norm_sign_train, batch_norm_train
 from .convert import signs, unit_from_uint8
 from .dense import dense_sign_matmul
 from .loss import linear_softmax_cross_entropy, softmax_cross_entropy
@@ -26,4 +27,7 @@ __all__ = [
     "linear_softmax_cross_entropy",
     "sgd_update",
     "adam_update",
+    "batch_norm_train",
+    "batch_norm_sign_train",
+    "batch_norm_backward",
 ]

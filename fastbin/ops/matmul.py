@@ -20,6 +20,8 @@ from .._config import (
     FLOAT_LUT,
     SIGN_MATMUL_LUT_MIN_COLS,
     SIGN_MATMUL_LUT_MIN_ROWS,
+    SIGN_MATMUL_UINT8_LUT_MAX_K,
+    SIGN_MATMUL_UINT8_LUT_MIN_ROWS,
     SIGN_MATMUL_UINT8_MAX_K,
     use_threads,
 )
@@ -118,9 +120,23 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
         n = w_bits.shape[0]
         if k == w.n_bits and m and n and k <= SIGN_MATMUL_UINT8_MAX_K:
             out = _empty((m, n), _INT32)
-            if sign_matmul_uint8(x, w_bits, out):  # False: non-zero padding bits
+            if _uint8_product(x, w_bits, out, threads):  # False: non-zero padding bits
                 return out
     return _sign_matmul_checked(x, w, threads)
+
+
+def _uint8_product(x, w_bits, out, threads) -> bool:
+    """The exact int32 ``out`` of uint8 ``x`` (any strides) and packed signs: the
+    lookup kernel on many rows where ``FLOAT_LUT`` (``_config.SIGN_MATMUL_UINT8_LUT_*``),
+    else the bit-plane kernel. False, writing nothing, for non-zero padding bits."""
+    m, k = x.shape
+    n = w_bits.shape[0]
+    if (FLOAT_LUT and m >= SIGN_MATMUL_UINT8_LUT_MIN_ROWS and n >= SIGN_MATMUL_LUT_MIN_COLS
+            and k <= SIGN_MATMUL_UINT8_LUT_MAX_K):
+        # float32 tables of uint8 rows: every partial sum an integer <= 255 * k <= 2**24, exact
+        kernel = sign_matmul_lut_parallel if use_threads("sign_matmul", m * n * k, threads) else sign_matmul_lut
+        return kernel(np.ascontiguousarray(x), w_bits, out)
+    return sign_matmul_uint8(x, w_bits, out)
 
 
 def _sign_matmul_checked(x, w, threads) -> np.ndarray:
@@ -142,7 +158,7 @@ def _sign_matmul_checked(x, w, threads) -> np.ndarray:
             raise _too_long("sign_matmul on uint8 x", shape[1], f"255 * k = {255 * shape[1]}", SIGN_MATMUL_UINT8_MAX_K)
         # Any strides: the bit-plane kernel copies a strided x once.
         out = _empty((m, n), _INT32)
-        if not sign_matmul_uint8(x, w.bits, out):  # False: non-zero padding bits
+        if not _uint8_product(x, w.bits, out, threads):  # False: non-zero padding bits
             check_packed_lean("w", w)  # raises the padding error
         return out
     if dtype not in FLOAT_DTYPES:

@@ -23,7 +23,7 @@ from ..kernels.binary_matmul import (
     binary_matmul_kernel,
     binary_matmul_parallel,
 )
-from ..kernels.exact_dot import grid_scratch, refine_near_thresholds
+from ..kernels.exact_dot import grid_scratch, refine_near_thresholds, sign_dot_interval
 from ..kernels.few_rows import binary_dot_rows, dense_sign_rows
 from ..kernels.pack import aligned_words, unpack_rows
 from ..kernels.sign_lut import lut_nibbles, lut_scratch, sign_dot_lut
@@ -101,7 +101,7 @@ class NumbaEngine:
     @staticmethod
     def sign_dot(x, weights):
         """The exact ``x @ sign(W)`` (``fastbin.ops.dense_sign_matmul``)."""
-        return dense_sign_matmul(x, weights.packed)
+        return dense_sign_matmul(x, weights.packed, nibbles=weights.nibbles)
 
     @staticmethod
     def sign_threshold_dot(x, weights, thresholds):
@@ -114,10 +114,24 @@ class NumbaEngine:
             dot = np.empty((x.shape[0], weights.packed.rows), np.float32)
             sign_dot_lut(x, weights.nibbles, dot, *lut_scratch(x.shape[1]))
         else:
-            dot = dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows, exact=False)
+            dot = dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows,
+                                    nibbles=weights.nibbles, exact=False)
         refine_near_thresholds(x, weights.packed.bits, dot, thresholds, *rounding_constants(x.dtype),
                                grid_scratch(x.shape[1]))
         return dot
+
+    @staticmethod
+    def sign_dot_interval(x, weights):
+        """``(lo, hi)``, (m, n) of ``x``'s float dtype, holding the exact ``x @ sign(W)``
+        (``lo <= sign_dot(x, weights) <= hi``) from the fastest product of float rows
+        and its error bound (``fastbin.kernels.exact_dot.sign_dot_interval``): what
+        ``predict`` through a float tail certifies its classes with."""
+        x = np.ascontiguousarray(x)
+        fast = dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows,
+                                 nibbles=weights.nibbles, exact=False)
+        lo, hi = np.empty_like(fast), np.empty_like(fast)
+        sign_dot_interval(x, fast, rounding_constants(x.dtype)[0], lo, hi)
+        return lo, hi
 
     @staticmethod
     def signs(x):

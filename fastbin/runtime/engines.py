@@ -17,7 +17,10 @@ convention of ``fastbin.bits``):
   ``x @ sign(W)`` for float/uint8 ``x`` (``fastbin.reference.dense_sign_matmul``:
   the same bits on both engines); ``sign_threshold_dot(x, weights, t)``: a float
   ``x @ sign(W)`` on the same side of every threshold ``t[j]`` as the exact one;
-  ``signs``, ``pack_weights``, ``unpack_signs``.
+  ``signs``, ``pack_weights``, ``unpack_signs``;
+* optionally (the numba engine) ``sign_dot_interval(x, weights) -> (lo, hi)``: bounds
+  on the exact ``x @ sign(W)`` from a fast product, with which ``predict`` through a
+  float tail certifies classes (``fastbin.runtime.model.certified_classes``).
 
 :func:`get_engine` picks one: the ``engine`` argument, else ``$FASTBIN_ENGINE``,
 else ``"numba"`` when Numba can be imported and ``"numpy"`` when it cannot.

@@ -26,7 +26,7 @@ import numpy as np
 from .._validate import check_model_input
 from ..reference import bn_affine, dense_affine
 
-__all__ = ["InferenceModel", "SignStage", "FloatStage", "SignWeights", "BinaryDense", "FloatDense",
+__all__ = ["InferenceModel", "certified_classes", "SignStage", "FloatStage", "SignWeights", "BinaryDense", "FloatDense",
            "BatchNormOp", "Activation"]
 
 _UINT8, _UINT64 = np.dtype(np.uint8), np.dtype(np.uint64)
@@ -179,6 +179,38 @@ class FloatStage:
         return a
 
 
+def certified_classes(stage, x):
+    """``argmax(stage(x), axis=1)`` (the first maximum) for float rows ``x`` through a float
+    stage of one ``BinaryDense`` (+ ``BatchNormOp``), mostly without its exact product: the
+    engine's ``sign_dot_interval`` bounds each exact product, the tail's own float maps
+    (monotone per output: every rounding is) carry the bounds to the logits, and a row
+    whose best lower bound beats every other output's upper bound has that class. The
+    other rows (near ties) are computed exactly. The same classes as the exact logits'."""
+    dense = stage.ops[0]
+    lo, hi = stage.engine.sign_dot_interval(x, dense.weights)
+    ends = [dense_affine(end, dense.scale_float, dense.bias, out=end) for end in (lo, hi)]
+    if len(stage.ops) == 2:
+        ends = [stage.ops[1](end) for end in ends]
+    low, up = np.minimum(ends[0], ends[1]), np.maximum(ends[0], ends[1])
+    rows = np.arange(x.shape[0])
+    classes = np.argmax(low, axis=1)
+    best = low[rows, classes]
+    up[rows, classes] = -np.inf
+    unsure = np.flatnonzero(~(best > up.max(axis=1)))  # NaN compares False: recomputed
+    if unsure.size:
+        classes[unsure] = np.argmax(stage(x[unsure]), axis=1)
+    return classes
+
+
+def _certifiable(stages, engine):
+    """Whether ``predict`` on float rows may take :func:`certified_classes`: one float
+    stage of a binary dense layer (+ batch norm), on an engine with ``sign_dot_interval``."""
+    if len(stages) != 1 or not isinstance(stages[0], FloatStage) or not hasattr(engine, "sign_dot_interval"):
+        return False
+    ops = stages[0].ops
+    return isinstance(ops[0], BinaryDense) and len(ops) <= 2 and all(isinstance(op, BatchNormOp) for op in ops[1:])
+
+
 class InferenceModel:
     """Frozen, folded model: ``logits(x)`` (also ``forward``) (m, n_classes),
     ``predict(x)`` classes (m,) int64. ``x`` (m, n_in) float in [0, 1] or raw
@@ -192,6 +224,8 @@ class InferenceModel:
         fuse = getattr(engine, "fuse", None)
         #: the engine's one-call forward pass of this model (``fastbin.runtime._fused``), or None
         self.fused = fuse(self) if fuse is not None else None
+        #: ``predict`` on float rows through a float tail certifies classes from bounds
+        self.certify = _certifiable(self.stages, engine)
 
     def logits(self, x):
         return self._chunks(check_model_input(x, self.n_in, self.dtype), False)
@@ -208,6 +242,8 @@ class InferenceModel:
         fused = self.fused
         if fused is not None and fused.takes(x.shape[0]):
             return fused(x, predict)
+        if predict and self.certify and x.dtype != _UINT8:
+            return certified_classes(self.stages[0], x)
         z = self._run(x)
         return z.argmax(axis=1) if predict else z
 
