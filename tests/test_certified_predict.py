@@ -56,7 +56,7 @@ def test_certified_classes_are_the_exact_argmax(name, engine, tmp_path, rng):
     _tied(MODELS[name](), rng).save(path)
     model = runtime.load(path, engine=engine)
     assert model.certify == (engine == "numba")
-    for m in (FEW_ROWS, 40, 301):
+    for m in (FEW_ROWS, 40, runtime_model.CERTIFY_MIN_ROWS, 301, 1000):
         x = _inputs(rng, m, model.dtype)
         logits = model.logits(x)
         assert (logits[:, 0] == logits[:, 1]).all()  # the copied output ties on every row
@@ -99,3 +99,18 @@ def test_the_check_can_fail_and_undecided_rows_are_recomputed(tmp_path, rng, mon
     monkeypatch.setattr(_numba, "sign_dot_interval", lambda a, fast, unit, lo, hi: (lo.__setitem__(..., fast),
                                                                                     hi.__setitem__(..., fast)))
     assert (model.predict(x) != want).any()  # taken as exact, the perturbed product misleads
+
+
+def test_a_model_tied_everywhere_skips_the_bounds_after_the_probe(tmp_path, rng, monkeypatch):
+    """Notebook 1's initial model (all weights positive, all biases 1): every logit ties on
+    every row. The probe finds it out; the remaining rows take the exact product in one call."""
+    path = tmp_path / "m.fbm"
+    softmax_regression(37, 6, binary_weights=True).save(path)
+    model = runtime.load(path, engine="numba")
+    x = _inputs(rng, 500, np.float32)
+    calls = []
+    real_call = runtime_model.FloatStage.__call__
+    monkeypatch.setattr(runtime_model.FloatStage, "__call__", lambda stage, a: calls.append(a.shape[0])
+                        or real_call(stage, a))
+    np.testing.assert_array_equal(model.predict(x), np.zeros(500, np.int64))  # the first of the tied
+    assert calls == [runtime_model.CERTIFY_PROBE_ROWS, 500 - runtime_model.CERTIFY_PROBE_ROWS]

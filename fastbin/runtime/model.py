@@ -179,13 +179,38 @@ class FloatStage:
         return a
 
 
+#: ``predict`` certifies classes from ``CERTIFY_MIN_ROWS`` rows on (below, the bounds' few NumPy
+#: calls cost about what they save). It first certifies ``CERTIFY_PROBE_ROWS`` rows; when more
+#: than half of them are near a tie (a model whose logits tie everywhere, such as notebook 1's
+#: initial all-positive weights), the other rows skip the bounds and take the exact product
+#: directly, so a tie-heavy model pays the probe's block twice and no more.
+CERTIFY_MIN_ROWS = 256
+CERTIFY_PROBE_ROWS = 32
+
+
 def certified_classes(stage, x):
+    """:func:`_certified_block` on a probe of ``CERTIFY_PROBE_ROWS`` rows, then on the rest,
+    or, when the probe was mostly near ties, the exact argmax of the rest."""
+    head = x[:CERTIFY_PROBE_ROWS]
+    classes, unsure = _certified_block(stage, head)
+    if x.shape[0] == head.shape[0]:
+        return classes
+    rest = x[head.shape[0]:]
+    if 2 * unsure > head.shape[0]:
+        tail = np.argmax(stage(rest), axis=1)
+    else:
+        tail = _certified_block(stage, rest)[0]
+    return np.concatenate([classes, tail])
+
+
+def _certified_block(stage, x):
     """``argmax(stage(x), axis=1)`` (the first maximum) for float rows ``x`` through a float
     stage of one ``BinaryDense`` (+ ``BatchNormOp``), mostly without its exact product: the
     engine's ``sign_dot_interval`` bounds each exact product, the tail's own float maps
     (monotone per output: every rounding is) carry the bounds to the logits, and a row
     whose best lower bound beats every other output's upper bound has that class. The
-    other rows (near ties) are computed exactly. The same classes as the exact logits'."""
+    other rows (near ties) are computed exactly. The same classes as the exact logits'.
+    Returns ``(classes, number of rows computed exactly)``."""
     dense = stage.ops[0]
     lo, hi = stage.engine.sign_dot_interval(x, dense.weights)
     ends = [dense_affine(end, dense.scale_float, dense.bias, out=end) for end in (lo, hi)]
@@ -199,7 +224,7 @@ def certified_classes(stage, x):
     unsure = np.flatnonzero(~(best > up.max(axis=1)))  # NaN compares False: recomputed
     if unsure.size:
         classes[unsure] = np.argmax(stage(x[unsure]), axis=1)
-    return classes
+    return classes, unsure.size
 
 
 def _certifiable(stages, engine):
@@ -242,7 +267,7 @@ class InferenceModel:
         fused = self.fused
         if fused is not None and fused.takes(x.shape[0]):
             return fused(x, predict)
-        if predict and self.certify and x.dtype != _UINT8:
+        if predict and self.certify and x.shape[0] >= CERTIFY_MIN_ROWS and x.dtype != _UINT8:
             return certified_classes(self.stages[0], x)
         z = self._run(x)
         return z.argmax(axis=1) if predict else z
