@@ -149,7 +149,9 @@ INFER_CASES = [
 def _inference_model(model_id, backend):
     sizes = INFER_MODELS[model_id]
     if len(sizes) == 2:
-        model = models.softmax_regression(sizes[0], sizes[1], binary_weights=True, seed=0, backend=backend)
+        # normal init: notebook 1's uniform one makes every logit tie (see test_bench_runtime.py)
+        model = models.softmax_regression(sizes[0], sizes[1], binary_weights=True, init="normal", seed=0,
+                                          backend=backend)
     else:
         model = models.mlp(sizes, binary_weights=True, binary_activations=True, seed=0, backend=backend)
     return model.to_inference()
