@@ -70,8 +70,9 @@ def test_exact_product_is_correctly_rounded_on_exact_inputs(rng):
     np.testing.assert_array_equal(fastbin.dense_sign_matmul(x[:3], w), want[:3])
 
 
-def test_non_finite_and_extreme_rows():
-    k, n = 70, 9
+def _extreme_rows(k, n):
+    """Signs W (k, n) and six float32 rows: a NaN, an infinity, subnormals, the largest
+    finite values (the sum overflows), both infinities, -0.0."""
     w = np.where(np.arange(k * n).reshape(k, n) % 3 == 0, -1.0, 1.0).astype(np.float32)
     x = np.ones((6, k), np.float32)
     x[0, 5] = np.nan
@@ -81,6 +82,12 @@ def test_non_finite_and_extreme_rows():
     x[4, 0] = -np.inf
     x[4, 1] = np.inf
     x[5, ::2] = -0.0
+    return w, x
+
+
+def test_non_finite_and_extreme_rows():
+    k, n = 70, 9
+    w, x = _extreme_rows(k, n)
     want = R.dense_sign_matmul(x, w)
     with np.errstate(invalid="ignore", over="ignore"):
         plain = x.astype(np.float64) @ w.astype(np.float64)
@@ -102,12 +109,18 @@ def test_non_finite_and_extreme_rows():
     assert np.all(R.dense_sign_matmul(x64, w64)[0] != 0)
 
 
+def _hypothesis_case(m, k, n, seed, dtype, log_scale):
+    """Weights (k, n) and rows (m, k) of ``dtype``: magnitudes spread over many binades around
+    ``10**log_scale``, both signs."""
+    rng = np.random.default_rng(seed)
+    w = _weights(rng, k, n, dtype)
+    return w, (rng.random((m, k)) ** 4 * 10.0 ** log_scale * rng.choice([-1, 1], (m, k))).astype(dtype)
+
+
 @given(m=st.integers(1, 20), k=st.integers(1, 300), n=st.integers(1, 40), seed=st.integers(0, 2**32 - 1),
        dtype=st.sampled_from(DTYPES), log_scale=st.integers(-40, 30))
 def test_exact_kernel_equals_reference_hypothesis(m, k, n, seed, dtype, log_scale):
-    rng = np.random.default_rng(seed)
-    w = _weights(rng, k, n, dtype)
-    x = (rng.random((m, k)) ** 4 * 10.0 ** log_scale * rng.choice([-1, 1], (m, k))).astype(dtype)
+    w, x = _hypothesis_case(m, k, n, seed, dtype, log_scale)
     out = np.empty((m, n), dtype)
     exact_sign_dot_rows(x, fastbin.pack_weights(w).bits, out, grid_scratch(x.shape[1]))
     np.testing.assert_array_equal(out, R.dense_sign_matmul(x, w))
@@ -221,23 +234,13 @@ def test_exact_lookup_product_equals_reference(m, k, n, dtype, rng):
 @given(m=st.integers(1, 12), k=st.integers(1, 300), n=st.integers(1, 140), seed=st.integers(0, 2**32 - 1),
        dtype=st.sampled_from(DTYPES), log_scale=st.integers(-40, 30))
 def test_exact_lookup_product_equals_reference_hypothesis(m, k, n, seed, dtype, log_scale):
-    rng = np.random.default_rng(seed)
-    w = _weights(rng, k, n, dtype)
-    x = (rng.random((m, k)) ** 4 * 10.0 ** log_scale * rng.choice([-1, 1], (m, k))).astype(dtype)
+    w, x = _hypothesis_case(m, k, n, seed, dtype, log_scale)
     np.testing.assert_array_equal(_exact_by_lookup(x, fastbin.pack_weights(w)), R.dense_sign_matmul(x, w))
 
 
 @needs_lut
 def test_exact_lookup_product_on_non_finite_and_extreme_rows():
-    k, n = 70, 66
-    w = np.where(np.arange(k * n).reshape(k, n) % 3 == 0, -1.0, 1.0).astype(np.float32)
-    x = np.ones((6, k), np.float32)
-    x[0, 5] = np.nan
-    x[1, 3] = np.inf
-    x[2, :] = np.float32(1e-45)  # subnormal
-    x[3, :] = np.finfo(np.float32).max
-    x[4, 0], x[4, 1] = -np.inf, np.inf
-    x[5, ::2] = -0.0
+    w, x = _extreme_rows(70, 66)
     with np.errstate(over="ignore", invalid="ignore"):
         want = R.dense_sign_matmul(x, w)
         np.testing.assert_array_equal(_exact_by_lookup(x, fastbin.pack_weights(w)), want)

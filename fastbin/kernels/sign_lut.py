@@ -177,6 +177,20 @@ _lut_block4_16 = _lut_block_python if jit_disabled() else _lut_block_intrinsic(R
 
 
 @jit
+def _lut_block4_upto(tabs, nib, j, width, acc):
+    """The ``ROWS``-row block at output ``j``, as wide as the ``width`` outputs left need
+    (16, 32, 48 or 64)."""
+    if width > 48:
+        _lut_block4(tabs, nib, j, acc)
+    elif width > 32:
+        _lut_block4_48(tabs, nib, j, acc)
+    elif width > 16:
+        _lut_block4_32(tabs, nib, j, acc)
+    else:
+        _lut_block4_16(tabs, nib, j, acc)
+
+
+@jit
 def nibbles_into(w_bits, n_bits, nib):
     """A byte transpose, 64 rows of ``w_bits`` at a time (their bytes stay in L1):
     byte ``b`` of a row holds the nibbles of groups ``2b`` (low) and ``2b + 1`` (high),
@@ -217,15 +231,7 @@ def _row_block(x, nib, out, i0, g0, g1, tabs, acc):
             tabs[r, :] = 0
     part = nib[g0:g1]
     for j in range(0, n, BLOCK):
-        width = n - j
-        if width > 48:
-            _lut_block4(tabs, part, j, acc)
-        elif width > 32:
-            _lut_block4_48(tabs, part, j, acc)
-        elif width > 16:
-            _lut_block4_32(tabs, part, j, acc)
-        else:
-            _lut_block4_16(tabs, part, j, acc)
+        _lut_block4_upto(tabs, part, j, n - j, acc)
         for r in range(rows):
             for c in range(min(BLOCK, n - j)):
                 if g0 == 0:
@@ -471,14 +477,7 @@ def _exact_block(x, w_bits, nib, out, i0, q, chunk_row, tabs, acc, totals):
                 tabs[r, :] = 0
         for j in range(0, n, BLOCK):
             width = n - j
-            if width > 48:
-                _lut_block4(tabs, nib, j, acc)
-            elif width > 32:
-                _lut_block4_48(tabs, nib, j, acc)
-            elif width > 16:
-                _lut_block4_32(tabs, nib, j, acc)
-            else:
-                _lut_block4_16(tabs, nib, j, acc)
+            _lut_block4_upto(tabs, nib, j, width, acc)
             for r in range(rows):
                 for e in range(min(BLOCK, width)):
                     totals[r, j + e] += np.int64(acc[r, e]) << shift
