@@ -9,9 +9,11 @@ model's parameters with one fused call. Layers therefore always read
 
 Float matrix products use NumPy's BLAS (``@``); the backend (``fastbin.ops``
 or ``fastbin.reference``, see ``fastbin.ops.backend``) supplies everything
-else: signs, the packed products, and the loss and update functions used by
-the model and the optimizers. With ``backend="reference"`` nothing here
-calls a jitted kernel.
+else: signs, the packed products (on the fastbin backend also a binary layer's
+training products, see :class:`Dense`), batch norm's training passes (fused
+with a following ``Sign`` by :class:`BatchNormSign`), and the loss and update
+functions used by the model and the optimizers. With ``backend="reference"``
+nothing here calls a jitted kernel.
 """
 from __future__ import annotations
 
@@ -72,7 +74,12 @@ class Dense(Layer):
     w.r.t. ``W_eff`` is applied to the real ``W`` (straight through), which
     the optimizer clips to [-1, 1].
 
-    Training uses BLAS on the float ``W_eff``. Evaluation of a binary layer
+    Training: on the reference backend BLAS on the float ``W_eff``; on the
+    fastbin backend a binary layer's forward and ``dx`` are the backend's
+    ``dense_sign_matmul(..., exact=False)`` (with ``W.T`` as the weights for
+    ``dx``; table lookups where they beat BLAS), or the exact packed
+    ``binary_matmul`` when the input is known to be ±1 (``sign_input``); the
+    weight gradient ``x.T @ dz`` is BLAS on both. Evaluation of a binary layer
     uses the backend's ``dense_sign_matmul(x, W)`` (``x @ sign(W)``) then
     ``fastbin.reference.dense_affine``; uint8 input means ``x / 255`` and is computed
     exactly in integers (the 1/255 goes into the scale). ``input_offset``

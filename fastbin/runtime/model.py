@@ -278,6 +278,8 @@ class InferenceModel:
         return a
 
     def predict(self, x):
+        """Classes (m,) int64: ``argmax(logits(x), axis=1)``, the first maximum; through a
+        float tail on float rows mostly without its exact product (:func:`certified_classes`)."""
         return self._chunks(check_model_input(x, self.n_in, self.dtype), True)
 
     def __repr__(self):
