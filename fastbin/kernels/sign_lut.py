@@ -388,26 +388,19 @@ _tables_group = _tables_group_python if jit_disabled() else _tables_group_intrin
 def _tables(row, tab, g0=0, g1=-1):
     """``tab[16 (g - g0) + e] = sum_q (-1 if bit q of e else 1) * row[4 g + q]`` for the groups
     ``g0 <= g < g1`` (default: all that ``tab`` holds; zeros past the row), summed in the order
-    q = 0, 1, 2, 3 (the products by ±1 are exact): 16 lanes at once per whole group."""
+    q = 0, 1, 2, 3 (the products by ±1 are exact): one ``_tables_group`` (16 lanes) per group."""
     k = row.shape[0]
-    zero = np.float32(0)
     if g1 < 0:
         g1 = g0 + tab.shape[0] // 16
     full = min(g1, k // 4)
     for g in range(g0, full):
         _tables_group(row, 4 * g, tab, 16 * (g - g0))
-    for g in range(max(g0, full), g1):  # the group the row ends in, and groups past it
-        t = 4 * g
-        v0 = np.float32(row[t]) if t < k else zero  # uint8 rows too: exact as float32
-        v1 = np.float32(row[t + 1]) if t + 1 < k else zero
-        v2 = np.float32(row[t + 2]) if t + 2 < k else zero
-        v3 = np.float32(row[t + 3]) if t + 3 < k else zero
-        base = 16 * (g - g0)
-        for e in range(16):
-            total = v0 if e & 1 == 0 else -v0
-            total += v1 if e & 2 == 0 else -v1
-            total += v2 if e & 4 == 0 else -v2
-            tab[base + e] = total + (v3 if e & 8 == 0 else -v3)
+    if full < g1:  # the group the row ends in, and groups past it: the same sums on zero-padded copies
+        pad = np.zeros(4, row.dtype)
+        for g in range(max(g0, full), g1):
+            for q in range(4):
+                pad[q] = row[4 * g + q] if 4 * g + q < k else 0
+            _tables_group(pad, 0, tab, 16 * (g - g0))
 
 
 @jit

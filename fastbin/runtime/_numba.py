@@ -104,18 +104,25 @@ class NumbaEngine:
         return dense_sign_matmul(x, weights.packed, nibbles=weights.nibbles)
 
     @staticmethod
+    def fast_dot(x, weights):
+        """The fastest float ``x @ sign(W)`` of C-contiguous float rows, within float rounding
+        (few float32 rows: the table lookups of ``fastbin.kernels.sign_lut`` on the cached
+        nibbles where ``FLOAT_LUT``; else ``dense_sign_matmul(exact=False)`` with the caches)."""
+        if weights.nibbles is not None and x.shape[0] < FEW_ROWS and x.dtype == np.float32:
+            dot = np.empty((x.shape[0], weights.packed.rows), np.float32)
+            sign_dot_lut(x, weights.nibbles, dot, *lut_scratch(x.shape[1]))
+            return dot
+        return dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows,
+                                 nibbles=weights.nibbles, exact=False)
+
+    @staticmethod
     def sign_threshold_dot(x, weights, thresholds):
         """Float ``x @ sign(W)`` on the same side of each threshold as the exact
         product: the fastest product (few float32 rows: the table lookups of
         ``fastbin.kernels.sign_lut`` where ``FLOAT_LUT``), then the exact one near
         a threshold (``fastbin.kernels.exact_dot.refine_near_thresholds``)."""
         x = np.ascontiguousarray(x)
-        if weights.nibbles is not None and x.shape[0] < FEW_ROWS and x.dtype == np.float32:
-            dot = np.empty((x.shape[0], weights.packed.rows), np.float32)
-            sign_dot_lut(x, weights.nibbles, dot, *lut_scratch(x.shape[1]))
-        else:
-            dot = dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows,
-                                    nibbles=weights.nibbles, exact=False)
+        dot = NumbaEngine.fast_dot(x, weights)
         refine_near_thresholds(x, weights.packed.bits, dot, thresholds, *rounding_constants(x.dtype),
                                grid_scratch(x.shape[1]))
         return dot
@@ -127,8 +134,7 @@ class NumbaEngine:
         and its error bound (``fastbin.kernels.exact_dot.sign_dot_interval``): what
         ``predict`` through a float tail certifies its classes with."""
         x = np.ascontiguousarray(x)
-        fast = dense_sign_matmul(x, weights.packed, signs=weights.signs, rows=weights.rows,
-                                 nibbles=weights.nibbles, exact=False)
+        fast = NumbaEngine.fast_dot(x, weights)
         lo, hi = np.empty_like(fast), np.empty_like(fast)
         sign_dot_interval(x, fast, rounding_constants(x.dtype)[0], lo, hi)
         return lo, hi
