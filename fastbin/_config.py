@@ -62,6 +62,8 @@ __all__ = [
     "SIGN_MATMUL_LUT_MIN_COLS",
     "LUT_NIBBLE_CHUNK_BYTES",
     "SIGN_MATMUL_UINT8_LUT_MIN_ROWS",
+    "SIGN_MATMUL_UINT8_LUT16_MIN_ROWS",
+    "INT16_LUT",
     "SIGN_MATMUL_UINT8_LUT_MAX_K",
     "SIGN_MATMUL_UNPACK_MIN_ROWS_F64",
     "VECTOR_REGISTERS",
@@ -158,6 +160,14 @@ LUT_NIBBLE_CHUNK_BYTES: int = 512 * 1024
 #: at 8-16 rows (benchmarks/results/2026-12-03-rocketlake-lut-uint8.md).
 SIGN_MATMUL_UINT8_LUT_MIN_ROWS: int = 128
 SIGN_MATMUL_UINT8_LUT_MAX_K: int = (1 << 24) // 255
+#: ``sign_matmul`` on uint8 rows where ``INT16_LUT``: from this many rows (and
+#: ``SIGN_MATMUL_LUT_MIN_COLS`` outputs; any ``k`` the int32 result holds) the
+#: lookup kernel on int16 tables (``fastbin.kernels.sign_lut16``, exact), ahead of
+#: both the float32 tables and the bit planes. Measured on the Xeon (rocketlake),
+#: one thread: 1.0-1.9x the bit planes from 32 rows, 1.0-1.4x the float32 tables
+#: from 128 rows; below 32 rows the bit planes win
+#: (benchmarks/results/2026-12-03-rocketlake-lut16.md).
+SIGN_MATMUL_UINT8_LUT16_MIN_ROWS: int = 32
 SIGN_MATMUL_UNPACK_MIN_ROWS_F64: int = 5
 
 
@@ -343,6 +353,20 @@ def float_lut(magic_tuple: tuple[str, str, str]) -> bool:
 #: multiply-add one; nothing calls (so nothing compiles) the lookup kernel
 #: where this is False. Chosen at import from the same tuple as the cache key.
 FLOAT_LUT: bool = float_lut(_MAGIC_TUPLE)
+
+
+def int16_lut(magic_tuple: tuple[str, str, str]) -> bool:
+    """Whether the target of ``codegen.magic_tuple()`` has AVX-512BW's 32-lane int16
+    permute (``vpermw`` on zmm) and byte multiply-adds (``pmaddubsw`` on zmm), which
+    ``fastbin.kernels.sign_lut16`` is written with (x86-64 only)."""
+    triple, _cpu, features = magic_tuple
+    return triple.split("-", 1)[0] == "x86_64" and "+avx512bw" in features.split(",")
+
+
+#: Whether many uint8 rows of ``sign_matmul`` take the int16 lookup kernel; nothing
+#: calls (so nothing compiles) it where this is False. Chosen at import from the
+#: same tuple as the cache key.
+INT16_LUT: bool = int16_lut(_MAGIC_TUPLE)
 
 #: Whether ``sign_matmul`` on uint8 rows may take the exact float32 path
 #: (below). Only without a native vector popcount: with VPOPCNTDQ the

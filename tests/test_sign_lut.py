@@ -146,12 +146,16 @@ def test_dense_sign_matmul_fast_product_by_lookups(m, k, n, rng, monkeypatch):
 
 
 @pytest.mark.parametrize("m,k,n", [(128, 784, 256), (131, 3, 300), (200, 1000, 257), (128, 4096, 320)])
-def test_sign_matmul_uint8_by_lookups_is_exact(m, k, n, rng):
+def test_sign_matmul_uint8_by_lookups_is_exact(m, k, n, rng, monkeypatch):
     """From ``SIGN_MATMUL_UINT8_LUT_MIN_ROWS`` rows ``sign_matmul`` takes uint8 rows through
-    the float32 tables (exact: every partial sum an integer <= 255 * k < 2**24): the
-    reference's int32 bits, for strided rows and all-255 rows too, threaded or not."""
+    the float32 tables (exact: every partial sum an integer <= 255 * k < 2**24) where the
+    int16 tables are off (``INT16_LUT`` False: AVX-512F without BW): the reference's int32
+    bits, for strided rows and all-255 rows too, threaded or not."""
     from fastbin import _config
     from fastbin import reference as R
+    from fastbin.ops import matmul
+
+    monkeypatch.setattr(matmul, "INT16_LUT", False)
 
     skip_big_without_jit(m * k * n)
     assert m >= _config.SIGN_MATMUL_UINT8_LUT_MIN_ROWS and n >= _config.SIGN_MATMUL_LUT_MIN_COLS

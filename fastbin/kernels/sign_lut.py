@@ -7,9 +7,10 @@ per 4 inputs and 16 outputs, where a multiply-add product needs 4 FMAs.
 * ``lut_nibbles(w_bits, n_bits) -> nib``: uint8 (ceil(k/4), n_pad), ``nib[g, j]``
   = bits ``4g .. 4g+3`` of row ``j`` of the packed signs (bit 1 means -1),
   ``n_pad`` = n rounded up to 64 (zero columns past n).
-* ``nibbles_into(w_bits, n_bits, nib)``: the same, jitted, into ``nib``
-  (``sign_matmul``'s float32 path converts per call: k/4 bytes per output,
-  a sixteenth of unpacking ``W`` to float32).
+* ``nibbles_into(w_bits, n_bits, nib, times=1)``: the same (times ``times``), jitted,
+  into ``nib`` of any unsigned dtype (``sign_matmul``'s float32 path converts per
+  call: k/4 bytes per output, a sixteenth of unpacking ``W`` to float32;
+  ``sign_lut16`` takes twice the nibbles as uint16).
 * ``sign_matmul_lut(x, w_bits, out) -> bool`` / ``sign_matmul_lut_parallel``:
   ``sign_matmul_float``'s contract for float32 ``x`` (False, writing
   nothing, for non-zero padding bits): the nibbles made per call, then rows
@@ -191,29 +192,29 @@ def _lut_block4_upto(tabs, nib, j, width, acc):
 
 
 @jit
-def nibbles_into(w_bits, n_bits, nib):
-    """A byte transpose, 64 rows of ``w_bits`` at a time (their bytes stay in L1):
-    byte ``b`` of a row holds the nibbles of groups ``2b`` (low) and ``2b + 1`` (high),
-    the words being little-endian (x86)."""
+def nibbles_into(w_bits, n_bits, nib, times=1):
+    """``nib[g, j]`` = bits ``4g .. 4g+3`` of row ``j`` of ``w_bits``, times ``times``
+    (``nib`` of any unsigned dtype that holds ``15 * times``). The words are
+    transposed first (``words[t, j]`` = word ``t`` of row ``j``, zero columns past
+    n), so that every group's shift and mask runs along contiguous outputs and
+    vectorises; a byte-by-byte transpose ran scalar (measurements:
+    benchmarks/results/2026-12-03-rocketlake-lut16.md)."""
     n, n_words = w_bits.shape
-    k4 = nib.shape[0]
-    as_bytes = w_bits.view(np.uint8).reshape((n, n_words * 8))
-    half = k4 // 2
-    for j0 in range(0, n, 64):
+    k4, n_pad = nib.shape
+    words = np.zeros((n_words, n_pad), np.uint64)
+    for j0 in range(0, n, 64):  # 64 rows of w_bits stay in L1 while their words are spread
         j1 = min(n, j0 + 64)
-        for b in range(half):
-            low, high = nib[2 * b], nib[2 * b + 1]
+        for t in range(n_words):
+            row = words[t]
             for j in range(j0, j1):
-                v = as_bytes[j, b]
-                low[j] = v & np.uint8(15)
-                high[j] = v >> np.uint8(4)
-        if k4 % 2:
-            last = nib[k4 - 1]
-            for j in range(j0, j1):
-                last[j] = as_bytes[j, half] & np.uint8(15)
+                row[j] = w_bits[j, t]
+    scale = np.uint64(times)
     for g in range(k4):
-        for j in range(n, nib.shape[1]):
-            nib[g, j] = 0
+        src = words[g // 16]
+        shift = np.uint64(4 * (g % 16))
+        dst = nib[g]
+        for j in range(n_pad):
+            dst[j] = ((src[j] >> shift) & np.uint64(15)) * scale
 
 
 @jit
@@ -232,12 +233,16 @@ def _row_block(x, nib, out, i0, g0, g1, tabs, acc):
     part = nib[g0:g1]
     for j in range(0, n, BLOCK):
         _lut_block4_upto(tabs, part, j, n - j, acc)
-        for r in range(rows):
-            for c in range(min(BLOCK, n - j)):
-                if g0 == 0:
-                    out[i0 + r, j + c] = acc[r, c]
-                else:
-                    out[i0 + r, j + c] += acc[r, c]
+        width = min(BLOCK, n - j)
+        for r in range(rows):  # the pass test outside the copy loops: they vectorise
+            dst = out[i0 + r]
+            src = acc[r]
+            if g0 == 0:
+                for c in range(width):
+                    dst[j + c] = src[c]
+            else:
+                for c in range(width):
+                    dst[j + c] += src[c]
 
 
 @jit

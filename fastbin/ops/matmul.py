@@ -18,8 +18,10 @@ import numpy as np
 from .._config import (
     BINARY_MATMUL_MAX_K,
     FLOAT_LUT,
+    INT16_LUT,
     SIGN_MATMUL_LUT_MIN_COLS,
     SIGN_MATMUL_LUT_MIN_ROWS,
+    SIGN_MATMUL_UINT8_LUT16_MIN_ROWS,
     SIGN_MATMUL_UINT8_LUT_MAX_K,
     SIGN_MATMUL_UINT8_LUT_MIN_ROWS,
     SIGN_MATMUL_UINT8_MAX_K,
@@ -35,6 +37,7 @@ from ..kernels.binary_matmul import (
 )
 from ..kernels.pack import aligned_words
 from ..kernels.sign_lut import sign_matmul_lut, sign_matmul_lut_parallel
+from ..kernels.sign_lut16 import sign_matmul_lut16, sign_matmul_lut16_parallel
 from ..kernels.sign_matmul import sign_matmul_float, sign_matmul_float_parallel, sign_matmul_uint8
 from ..packed import PackedSigns
 from .pack import check_packed_lean
@@ -127,10 +130,15 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
 
 def _uint8_product(x, w_bits, out, threads) -> bool:
     """The exact int32 ``out`` of uint8 ``x`` (any strides) and packed signs: the
-    lookup kernel on many rows where ``FLOAT_LUT`` (``_config.SIGN_MATMUL_UINT8_LUT_*``),
+    int16 lookup kernel on many rows where ``INT16_LUT`` (``_config.SIGN_MATMUL_UINT8_LUT16_MIN_ROWS``),
+    else the float32 one where ``FLOAT_LUT`` (``_config.SIGN_MATMUL_UINT8_LUT_*``),
     else the bit-plane kernel. False, writing nothing, for non-zero padding bits."""
     m, k = x.shape
     n = w_bits.shape[0]
+    if INT16_LUT and m >= SIGN_MATMUL_UINT8_LUT16_MIN_ROWS and n >= SIGN_MATMUL_LUT_MIN_COLS:
+        # int16 tables, widened to int32 every 32 groups: exact for every k the int32 result holds
+        threaded = use_threads("sign_matmul", m * n * k, threads)
+        return (sign_matmul_lut16_parallel if threaded else sign_matmul_lut16)(np.ascontiguousarray(x), w_bits, out)
     if (FLOAT_LUT and m >= SIGN_MATMUL_UINT8_LUT_MIN_ROWS and n >= SIGN_MATMUL_LUT_MIN_COLS
             and k <= SIGN_MATMUL_UINT8_LUT_MAX_K):
         # float32 tables of uint8 rows: every partial sum an integer <= 255 * k <= 2**24, exact

@@ -1,0 +1,307 @@
+"""The exact int32 ``x @ sign(W)`` for uint8 rows by int16 table lookup
+(AVX-512BW ``vpermw``), the integer twin of :mod:`fastbin.kernels.sign_lut`.
+
+Per group of 4 inputs the 16 signed sums ``±x0 ±x1 ±x2 ±x3`` of a row are
+int16 (``|sum| <= 4 * 255 = 1020``), one table of 32 int16 lanes with entry ``e``
+in lane ``2e`` (where ``pmaddubsw`` and one shift-add leave it, see
+``_tables16_group_intrinsic``), and each output's 4 weight bits of the group
+(a nibble, stored doubled as one uint16 per output) pick its sum with one
+``vpermw`` lane. A 32-lane int16 permute serves 32 outputs, where the
+float32 table of ``sign_lut`` serves 16: one permute and one add per 4
+inputs and 32 outputs, against 8 FMAs for sgemm on 16-lane floats.
+
+Exact: the int16 accumulators add at most ``FLUSH = 32`` groups
+(``|partial| <= 32 * 1020 = 32640 < 2**15``) before they are widened into
+int32 accumulators; the int32 total is the exact ``sum_t x[t] * sign(W)[t, j]``
+(``|total| <= 255 * k``, which ``fastbin.ops`` keeps below ``2**31``).
+
+* ``index_words(w_bits, n_bits) -> idx``: uint16 (ceil(k/4), n_pad), ``idx[g, j]``
+  = 2 x bits ``4g .. 4g+3`` of row ``j`` of the packed signs (bit 1 means -1), n_pad
+  = n rounded up to 64, zero columns past n.
+* ``lut16_product(x, idx, out)`` / ``lut16_product_parallel``: ``out`` (m, n) int32
+  = ``x @ sign(W)`` for uint8 ``x`` (m, k) C-contiguous; rows 4 at a time (the
+  index vectors loaded once for the 4 rows), in passes over as many groups as keep
+  a pass's indices within ``chunk_bytes`` (``fastbin._config.LUT_NIBBLE_CHUNK_BYTES``).
+* ``sign_matmul_lut16(x, w_bits, out) -> bool`` / ``sign_matmul_lut16_parallel``:
+  ``sign_matmul_uint8``'s contract (False, writing nothing, for non-zero padding
+  bits), the indices made per call.
+
+Available where ``fastbin._config.INT16_LUT`` (x86-64 with AVX-512BW, as Numba's
+target says): ``llvm.x86.avx512.permvar.hi.512`` exists nowhere else, so nothing
+calls it elsewhere (plain-Python twins serve ``NUMBA_DISABLE_JIT=1``).
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .._config import LUT_NIBBLE_CHUNK_BYTES, jit, jit_disabled, jit_parallel
+from .pack import padding_is_zero
+from .sign_lut import nibbles_into
+
+__all__ = [
+    "FLUSH",
+    "index_words",
+    "lut16_product",
+    "lut16_product_parallel",
+    "sign_matmul_lut16",
+    "sign_matmul_lut16_parallel",
+]
+
+#: outputs per block (two 32-lane int16 vectors)
+BLOCK = 64
+#: rows per block (each index vector serves ROWS rows)
+ROWS = 4
+#: groups added in int16 before widening to int32: 32 * 4 * 255 = 32640 < 2**15
+FLUSH = 32
+#: int16 lanes per group's table: entry ``e`` in lane ``2e`` (the low half of
+#: 32-bit lane ``e``, where the table builder leaves it), so the indices are
+#: ``2 * nibble`` and the odd lanes are never picked
+TABLE = 32
+
+
+def _table_sign(q, e):
+    """-1 where bit ``q`` of table entry ``e`` is set (bit 1 means -1), else 1."""
+    return -1 if (e >> q) & 1 else 1
+
+
+# ---------------------------------------------------------------------------
+# Tables: the 16 sums of a group of 4 uint8 inputs, in the even int16 lanes
+# ---------------------------------------------------------------------------
+def _tables16_group_python(row, t, tab, base):
+    for e in range(16):
+        tab[base + 2 * e] = sum(_table_sign(q, e) * int(row[t + q]) for q in range(4))
+        tab[base + 2 * e + 1] = 0
+
+
+@intrinsic
+def _tables16_group_intrinsic(typingctx, row, t, tab, base):
+    """``tab[base + 2e] = ±row[t] ±row[t+1] ±row[t+2] ±row[t+3]`` (int16, the signs of
+    ``_table_sign``) for the 16 entries ``e``, without byte broadcasts (a shuffle-port
+    op each): the 4 bytes are loaded as one 32-bit lane broadcast to 16 lanes, one
+    ``pmaddubsw`` against constant ±1 bytes gives per lane the int16 pair
+    ``(±x0 ±x1, ±x2 ±x3)``, and ``v + (v >> 16)`` adds the pair into the lane's low
+    half (mod 2**16, exact: ``|sum| <= 1020``). The odd int16 lanes get leftovers.
+    ``row`` uint8 (at least ``t + 4`` long), ``tab`` int16, both 1-D C."""
+    ok = (isinstance(row, types.Array) and row.ndim == 1 and row.layout == "C" and row.dtype == types.uint8
+          and isinstance(tab, types.Array) and tab.ndim == 1 and tab.layout == "C" and tab.dtype == types.int16
+          and isinstance(t, types.Integer) and isinstance(base, types.Integer))
+    if not ok:
+        return None
+
+    def codegen(context, builder, signature, args):
+        row_v, t_v, tab_v, base_v = args
+        row_t, t_t, tab_t, base_t = signature.args
+        t_v = context.cast(builder, t_v, t_t, types.intp)
+        base_v = context.cast(builder, base_v, base_t, types.intp)
+        row_a = context.make_array(row_t)(context, builder, row_v)
+        tab_a = context.make_array(tab_t)(context, builder, tab_v)
+        i32 = ir.IntType(32)
+        i32x16 = ir.VectorType(i32, 16)
+        i8x64 = ir.VectorType(ir.IntType(8), 64)
+        i16x32 = ir.VectorType(ir.IntType(16), 32)
+        maddubs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i16x32, [i8x64, i8x64]),
+                                                 "llvm.x86.avx512.pmaddubs.w.512")
+        four = builder.load(builder.bitcast(builder.gep(row_a.data, [t_v]), i32.as_pointer()), align=1)
+        one = builder.insert_element(ir.Constant(i32x16, None), four, ir.Constant(i32, 0))
+        broadcast = builder.shuffle_vector(one, ir.Constant(i32x16, None), ir.Constant(i32x16, [0] * 16))
+        signs = ir.Constant(i8x64, [_table_sign(q, e) for e in range(16) for q in range(4)])
+        pairs = builder.bitcast(builder.call(maddubs, [builder.bitcast(broadcast, i8x64), signs]), i32x16)
+        total = builder.add(pairs, builder.lshr(pairs, ir.Constant(i32x16, [16] * 16)))
+        out_ptr = builder.bitcast(builder.gep(tab_a.data, [base_v]), i32x16.as_pointer())
+        builder.store(total, out_ptr, align=2)
+        return context.get_dummy_value()
+
+    return types.void(row, t, tab, base), codegen
+
+
+_tables16_group = _tables16_group_python if jit_disabled() else _tables16_group_intrinsic
+
+
+@jit
+def _tables16(row, tab, g0, g1):
+    """``tab[32 (g - g0) ..]`` = the table of group ``g`` of ``row`` for ``g0 <= g < g1``
+    (inputs past the row count as 0)."""
+    k = row.shape[0]
+    full = min(g1, k // 4)
+    for g in range(g0, full):
+        _tables16_group(row, 4 * g, tab, TABLE * (g - g0))
+    if full < g1:  # the group the row ends in: the same sums on a zero-padded copy
+        pad = np.zeros(4, np.uint8)
+        for g in range(max(g0, full), g1):
+            for q in range(4):
+                pad[q] = row[4 * g + q] if 4 * g + q < k else 0
+            _tables16_group(pad, 0, tab, TABLE * (g - g0))
+
+
+# ---------------------------------------------------------------------------
+# The lookup block: ROWS rows x 64 outputs over the groups of a pass
+# ---------------------------------------------------------------------------
+def _lut16_block_python(tabs, idx, j, acc):
+    k4 = idx.shape[0]
+    for r in range(tabs.shape[0]):
+        table = tabs[r, : k4 * TABLE].reshape(k4, TABLE).astype(np.int64)  # entry e in lane 2e
+        total = np.zeros(BLOCK, np.int64)
+        for g in range(k4):
+            total += table[g, idx[g, j : j + BLOCK]]
+        acc[r, :] = total
+
+
+@intrinsic
+def _lut16_block_intrinsic(typingctx, tabs, idx, j, acc):
+    """``acc[r, c] = sum_g tabs[r, 16 g + idx[g, j + c]]`` (int32) for the ROWS rows
+    and 64 outputs ``c``. Per group: two 32-lane index loads, then per row one
+    32-lane table load (one group's), two ``vpermw`` and two int16 adds into register
+    accumulators, widened into int32 accumulators every FLUSH groups."""
+    ok = (isinstance(tabs, types.Array) and tabs.ndim == 2 and tabs.layout == "C" and tabs.dtype == types.int16
+          and isinstance(idx, types.Array) and idx.ndim == 2 and idx.layout == "C" and idx.dtype == types.uint16
+          and isinstance(acc, types.Array) and acc.ndim == 2 and acc.layout == "C" and acc.dtype == types.int32
+          and isinstance(j, types.Integer))
+    if not ok:
+        return None
+    vecs = BLOCK // 32
+
+    def codegen(context, builder, signature, args):
+        tabs_v, idx_v, j_v, acc_v = args
+        tabs_t, idx_t, j_t, acc_t = signature.args
+        j_v = context.cast(builder, j_v, j_t, types.intp)
+        tabs_a = context.make_array(tabs_t)(context, builder, tabs_v)
+        idx_a = context.make_array(idx_t)(context, builder, idx_v)
+        acc_a = context.make_array(acc_t)(context, builder, acc_v)
+        intp = context.get_value_type(types.intp)
+        i16x32 = ir.VectorType(ir.IntType(16), 32)
+        i32x32 = ir.VectorType(ir.IntType(32), 32)
+        permw = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i16x32, [i16x32, i16x32]),
+                                               "llvm.x86.avx512.permvar.hi.512")
+        k4, n_pad = cgutils.unpack_tuple(builder, idx_a.shape, 2)
+        tab_len = cgutils.unpack_tuple(builder, tabs_a.shape, 2)[1]
+        acc_len = cgutils.unpack_tuple(builder, acc_a.shape, 2)[1]
+        wide = [[cgutils.alloca_once_value(builder, ir.Constant(i32x32, None)) for _ in range(vecs)]
+                for _ in range(ROWS)]
+        narrow = [[cgutils.alloca_once_value(builder, ir.Constant(i16x32, None)) for _ in range(vecs)]
+                  for _ in range(ROWS)]
+        flush = ir.Constant(intp, FLUSH)
+        runs = builder.udiv(builder.add(k4, ir.Constant(intp, FLUSH - 1)), flush)
+        with cgutils.for_range(builder, runs) as run_loop:
+            start = builder.mul(run_loop.index, flush)
+            stop = builder.select(builder.icmp_signed("<", builder.add(start, flush), k4),
+                                  builder.add(start, flush), k4)
+            for r in range(ROWS):
+                for c in range(vecs):
+                    builder.store(ir.Constant(i16x32, None), narrow[r][c])
+            with cgutils.for_range_slice(builder, start, stop, ir.Constant(intp, 1)) as (g, _):
+                row = builder.gep(idx_a.data, [builder.add(builder.mul(g, n_pad), j_v)])
+                index = []
+                for c in range(vecs):
+                    i_ptr = builder.bitcast(builder.gep(row, [ir.Constant(intp, 32 * c)]), i16x32.as_pointer())
+                    index.append(builder.load(i_ptr, align=2))
+                g16 = builder.mul(g, ir.Constant(intp, TABLE))
+                for r in range(ROWS):
+                    at = builder.add(builder.mul(ir.Constant(intp, r), tab_len), g16)
+                    t_ptr = builder.bitcast(builder.gep(tabs_a.data, [at]), i16x32.as_pointer())
+                    table = builder.load(t_ptr, align=2)
+                    for c in range(vecs):
+                        picked = builder.call(permw, [table, index[c]])
+                        builder.store(builder.add(builder.load(narrow[r][c]), picked), narrow[r][c])
+            for r in range(ROWS):
+                for c in range(vecs):
+                    widened = builder.sext(builder.load(narrow[r][c]), i32x32)
+                    builder.store(builder.add(builder.load(wide[r][c]), widened), wide[r][c])
+        for r in range(ROWS):
+            for c in range(vecs):
+                at = builder.add(builder.mul(ir.Constant(intp, r), acc_len), ir.Constant(intp, 32 * c))
+                out_ptr = builder.bitcast(builder.gep(acc_a.data, [at]), i32x32.as_pointer())
+                builder.store(builder.load(wide[r][c]), out_ptr, align=4)
+        return context.get_dummy_value()
+
+    return types.void(tabs, idx, j, acc), codegen
+
+
+_lut16_block = _lut16_block_python if jit_disabled() else _lut16_block_intrinsic
+
+
+# ---------------------------------------------------------------------------
+# Drivers
+# ---------------------------------------------------------------------------
+@jit
+def index_words(w_bits, n_bits):
+    """The uint16 index form (ceil(k/4), n_pad) of packed signs ``w_bits``: twice the
+    nibbles of ``sign_lut`` (the table lane of entry ``e`` is ``2e``)."""
+    idx = np.empty(((n_bits + 3) // 4, (w_bits.shape[0] + BLOCK - 1) // BLOCK * BLOCK), np.uint16)
+    nibbles_into(w_bits, n_bits, idx, 2)
+    return idx
+
+
+@jit
+def _group_chunk(idx, chunk_bytes):
+    """Groups per pass: the index rows of a pass fit ``chunk_bytes``."""
+    return max(1, min(idx.shape[0], chunk_bytes // (2 * idx.shape[1])))
+
+
+@jit
+def _row_block16(x, idx, out, i0, g0, g1, tabs, acc):
+    """Rows ``i0 .. i0 + 4`` of ``out`` (fewer at the end: zero tables) over the
+    groups ``g0 .. g1``: written for the first pass (``g0 == 0``), added after."""
+    m = x.shape[0]
+    n = out.shape[1]
+    rows = min(ROWS, m - i0)
+    for r in range(ROWS):
+        if r < rows:
+            _tables16(x[i0 + r], tabs[r], g0, g1)
+        else:
+            tabs[r, :] = 0
+    part = idx[g0:g1]
+    for j in range(0, n, BLOCK):
+        _lut16_block(tabs, part, j, acc)
+        width = min(BLOCK, n - j)
+        for r in range(rows):  # the pass test outside the copy loops: they vectorise
+            dst = out[i0 + r]
+            src = acc[r]
+            if g0 == 0:
+                for c in range(width):
+                    dst[j + c] = src[c]
+            else:
+                for c in range(width):
+                    dst[j + c] += src[c]
+
+
+@jit
+def lut16_product(x, idx, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    chunk = _group_chunk(idx, chunk_bytes)
+    tabs = np.empty((ROWS, chunk * TABLE), np.int16)
+    acc = np.empty((ROWS, BLOCK), np.int32)
+    for g0 in range(0, idx.shape[0], chunk):
+        g1 = min(idx.shape[0], g0 + chunk)
+        for i0 in range(0, x.shape[0], ROWS):
+            _row_block16(x, idx, out, i0, g0, g1, tabs, acc)
+
+
+@jit_parallel
+def lut16_product_parallel(x, idx, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    chunk = _group_chunk(idx, chunk_bytes)
+    n_blocks = (x.shape[0] + ROWS - 1) // ROWS
+    for g0 in range(0, idx.shape[0], chunk):
+        g1 = min(idx.shape[0], g0 + chunk)
+        for b in prange(n_blocks):
+            tabs = np.empty((ROWS, (g1 - g0) * TABLE), np.int16)
+            acc = np.empty((ROWS, BLOCK), np.int32)
+            _row_block16(x, idx, out, b * ROWS, g0, g1, tabs, acc)
+
+
+@jit
+def sign_matmul_lut16(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    if not padding_is_zero(w_bits, x.shape[1]):
+        return False
+    lut16_product(x, index_words(w_bits, x.shape[1]), out, chunk_bytes)
+    return True
+
+
+@jit  # the threads are lut16_product_parallel's
+def sign_matmul_lut16_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    if not padding_is_zero(w_bits, x.shape[1]):
+        return False
+    lut16_product_parallel(x, index_words(w_bits, x.shape[1]), out, chunk_bytes)
+    return True
