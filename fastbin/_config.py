@@ -148,10 +148,12 @@ SIGN_MATMUL_UNPACK_MIN_ROWS_F32: int = 8
 #: unpacking kernel gave 0.3-1.2x (benchmarks/results/2026-12-03-rocketlake-lut.md).
 SIGN_MATMUL_LUT_MIN_ROWS: int = 8
 SIGN_MATMUL_LUT_MIN_COLS: int = 256
-#: The lookup kernel's pass over the rows covers as many groups of 4 inputs as
-#: keep the nibbles of that pass within this many bytes (a quarter of the 2 MiB
-#: L2 of the Xeon measured: from 2 MiB of nibbles on, one pass ran at half speed).
-LUT_NIBBLE_CHUNK_BYTES: int = 512 * 1024
+#: The lookup kernels' pass over the rows covers as many groups of 4 inputs as
+#: keep the nibbles (indices) of that pass within this many bytes: half the 2 MiB
+#: L2 of the Xeon measured. From 2 MiB on one pass ran up to 1.5x slower; 1 MiB
+#: beat 512 KiB by 5-10% on the float32 tables (256 x 784 x 4096, 128 x 4096 x 4096)
+#: and tied on the int16 ones (benchmarks/results/2026-12-03-rocketlake-lut16.md).
+LUT_NIBBLE_CHUNK_BYTES: int = 1024 * 1024
 #: ``sign_matmul`` on uint8 rows where ``FLOAT_LUT``: from this many rows (and
 #: ``SIGN_MATMUL_LUT_MIN_COLS`` outputs, ``k <= SIGN_MATMUL_UINT8_LUT_MAX_K``) the
 #: lookup kernel on float32 tables, exact there (every partial sum an integer of
