@@ -12,15 +12,15 @@ from shapes import KS, NS, skip_big_without_jit
 import fastbin
 from fastbin import reference as R
 from fastbin._config import INT16_LUT, jit_disabled
-from fastbin.kernels.sign_lut16 import (
+from fastbin.kernels.sign_lut import (
     BLOCK,
-    FLUSH,
     index_words,
     lut16_product,
     lut16_product_parallel,
     sign_matmul_lut16,
     sign_matmul_lut16_parallel,
 )
+from fastbin.kernels.sign_lut16 import FLUSH
 
 pytestmark = pytest.mark.skipif(
     not (INT16_LUT or jit_disabled()),

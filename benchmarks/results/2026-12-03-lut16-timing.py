@@ -10,8 +10,7 @@ import timeit
 import numpy as np
 
 from fastbin import pack_weights
-from fastbin.kernels.sign_lut import sign_matmul_lut
-from fastbin.kernels.sign_lut16 import index_words, lut16_product, sign_matmul_lut16
+from fastbin.kernels.sign_lut import index_words, lut16_product, sign_matmul_lut, sign_matmul_lut16
 from fastbin.kernels.sign_matmul import sign_matmul_uint8
 
 

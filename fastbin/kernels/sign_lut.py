@@ -28,6 +28,13 @@ per 4 inputs and 16 outputs, where a multiply-add product needs 4 FMAs.
 * ``lut_product(x, nib, out)`` / ``lut_product_parallel``: the many-row product on
   a nibble form (``sign_matmul_lut`` is it on packed bits; ``fastbin.ops.dense_sign_matmul``
   calls it with nibbles from the weights or a model's cache).
+* ``index_words(w_bits, n_bits) -> idx``: uint16, twice the nibbles: the index form of
+  the int16 tables of ``fastbin.kernels.sign_lut16`` (AVX-512BW).
+* ``lut16_product(x, idx, out)`` / ``lut16_product_parallel``, ``sign_matmul_lut16(x,
+  w_bits, out) -> bool`` / ``sign_matmul_lut16_parallel``: the exact int32 product of
+  uint8 rows by those int16 tables (``sign_matmul_uint8``'s contract), through the
+  same passes over rows and groups as the float32 tables (``_lookup_passes``: the
+  accumulator dtype picks the table kind).
 * ``exact_lut_product(x, w_bits, nib, out)`` / ``exact_lut_product_parallel``: the
   *exact* product of ``fastbin.kernels.exact_dot`` (its bits), by lookups: each
   row's grid integers are split into ``exact_chunks(k)`` chunks (3 at k = 784) whose
@@ -40,7 +47,7 @@ multiplies by constant ±1 vectors, three adds: ``_tables_group_intrinsic``).
 Available where ``fastbin._config.FLOAT_LUT`` (x86-64 with AVX-512F, as
 Numba's target says): the permute is ``llvm.x86.avx512.permvar.sf.512``,
 which no other target has, so nothing calls it elsewhere (a plain-Python twin
-serves ``NUMBA_DISABLE_JIT=1``).
+serves ``NUMBA_DISABLE_JIT=1``); the int16 kernels where ``INT16_LUT`` (AVX-512BW).
 """
 from __future__ import annotations
 
@@ -48,11 +55,13 @@ import numpy as np
 from llvmlite import ir
 from numba import prange, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from .._config import LUT_NIBBLE_CHUNK_BYTES, jit, jit_disabled, jit_parallel
 from .exact_dot import exact_row, grid_bits_of, grid_row, scaled
 from .pack import padding_is_zero
+from .sign_lut16 import TABLE as TABLE16
+from .sign_lut16 import _lut16_block, _tables16_group
 
 __all__ = [
     "lut_nibbles",
@@ -68,6 +77,11 @@ __all__ = [
     "exact_lut_product",
     "exact_lut_product_parallel",
     "exact_chunks",
+    "index_words",
+    "lut16_product",
+    "lut16_product_parallel",
+    "sign_matmul_lut16",
+    "sign_matmul_lut16_parallel",
 ]
 
 #: outputs per call of the block kernel (4 vectors of 16 lanes)
@@ -217,11 +231,50 @@ def nibbles_into(w_bits, n_bits, nib, times=1):
             dst[j] = ((src[j] >> shift) & np.uint64(15)) * scale
 
 
+# ---------------------------------------------------------------------------
+# The passes over rows and groups, shared by the float32 tables (float32
+# accumulators) and the int16 tables of ``sign_lut16`` (int32 accumulators):
+# the accumulator dtype picks the table kind (``_pass_tables``, ``_lookup_block``,
+# and ``_tables`` by the table dtype through ``_table_group``: Python functions
+# with a jitted overload each, so the choice is made at compile time and
+# ``NUMBA_DISABLE_JIT=1`` runs the same code).
+# ---------------------------------------------------------------------------
+def _pass_tables(acc_like, rows, groups):
+    """Table scratch for ``rows`` rows and ``groups`` groups: int16, ``TABLE16`` lanes
+    a group (``sign_lut16``) for int32 ``acc_like``, else float32, 16 a group."""
+    if acc_like.dtype == np.int32:
+        return np.empty((rows, groups * TABLE16), np.int16)
+    return np.empty((rows, groups * 16), np.float32)
+
+
+@overload(_pass_tables)
+def _pass_tables_jit(acc_like, rows, groups):
+    if acc_like.dtype == types.int32:
+        return lambda acc_like, rows, groups: np.empty((rows, groups * TABLE16), np.int16)
+    return lambda acc_like, rows, groups: np.empty((rows, groups * 16), np.float32)
+
+
+def _lookup_block(tabs, nib, j, width, acc):
+    """The ROWS-row block at output ``j``: int16 tables 64 outputs wide, float32 ones
+    as wide as the ``width`` outputs left need (16, 32, 48 or 64)."""
+    if tabs.dtype == np.int16:
+        _lut16_block(tabs, nib, j, acc)
+    else:
+        _lut_block4_upto(tabs, nib, j, width, acc)
+
+
+@overload(_lookup_block)
+def _lookup_block_jit(tabs, nib, j, width, acc):
+    if tabs.dtype == types.int16:
+        return lambda tabs, nib, j, width, acc: _lut16_block(tabs, nib, j, acc)
+    return lambda tabs, nib, j, width, acc: _lut_block4_upto(tabs, nib, j, width, acc)
+
+
 @jit
 def _row_block(x, nib, out, i0, g0, g1, tabs, acc):
     """Rows ``i0 .. i0 + 4`` of ``out`` (fewer at the end: zero tables) over the groups
     ``g0 .. g1`` of inputs: written for the first groups (``g0 == 0``), added after.
-    ``tabs`` (4, >= 16 (g1 - g0)): the tables of the pass, from the start of each row."""
+    ``tabs`` (4, >= (g1 - g0) tables): the tables of the pass, from the start of each row."""
     m = x.shape[0]
     n = out.shape[1]
     rows = min(ROWS, m - i0)
@@ -232,7 +285,7 @@ def _row_block(x, nib, out, i0, g0, g1, tabs, acc):
             tabs[r, :] = 0
     part = nib[g0:g1]
     for j in range(0, n, BLOCK):
-        _lut_block4_upto(tabs, part, j, n - j, acc)
+        _lookup_block(tabs, part, j, n - j, acc)
         width = min(BLOCK, n - j)
         for r in range(rows):  # the pass test outside the copy loops: they vectorise
             dst = out[i0 + r]
@@ -247,8 +300,35 @@ def _row_block(x, nib, out, i0, g0, g1, tabs, acc):
 
 @jit
 def _group_chunk(nib, chunk_bytes):
-    """Groups per pass over the rows: the nibble rows of a pass fit ``chunk_bytes``."""
-    return max(1, min(nib.shape[0], chunk_bytes // nib.shape[1]))
+    """Groups per pass over the rows: the nibble (index) rows of a pass fit ``chunk_bytes``."""
+    return max(1, min(nib.shape[0], chunk_bytes // (nib.shape[1] * nib.itemsize)))
+
+
+@jit
+def _lookup_passes(x, nib, out, chunk_bytes, acc_like):
+    """``out = x @ sign(W)`` from the nibble (index) form ``nib``: rows 4 at a time, in
+    passes over the groups whose nibbles fit ``chunk_bytes``; the tables of
+    ``acc_like``'s kind (float32: float32 tables, int32: int16 tables)."""
+    chunk = _group_chunk(nib, chunk_bytes)
+    tabs = _pass_tables(acc_like, ROWS, chunk)
+    acc = np.empty((ROWS, BLOCK), acc_like.dtype)
+    for g0 in range(0, nib.shape[0], chunk):
+        g1 = min(nib.shape[0], g0 + chunk)
+        for i0 in range(0, x.shape[0], ROWS):
+            _row_block(x, nib, out, i0, g0, g1, tabs, acc)
+
+
+@jit_parallel
+def _lookup_passes_parallel(x, nib, out, chunk_bytes, acc_like):
+    """:func:`_lookup_passes` with the blocks of 4 rows over threads."""
+    chunk = _group_chunk(nib, chunk_bytes)
+    n_blocks = (x.shape[0] + ROWS - 1) // ROWS
+    for g0 in range(0, nib.shape[0], chunk):
+        g1 = min(nib.shape[0], g0 + chunk)
+        for b in prange(n_blocks):
+            tabs = _pass_tables(acc_like, ROWS, g1 - g0)
+            acc = np.empty((ROWS, BLOCK), acc_like.dtype)
+            _row_block(x, nib, out, b * ROWS, g0, g1, tabs, acc)
 
 
 @jit
@@ -261,6 +341,42 @@ def nibbles_of(w_bits, k):
 
 
 @jit
+def index_words(w_bits, k):
+    """The uint16 index form (ceil(k/4), n_pad) of the int16 tables (``sign_lut16``):
+    twice the nibbles (the lane of table entry ``e`` is ``2e``)."""
+    idx = np.empty(((k + 3) // 4, (w_bits.shape[0] + BLOCK - 1) // BLOCK * BLOCK), np.uint16)
+    nibbles_into(w_bits, k, idx, 2)
+    return idx
+
+
+@jit
+def lut_product(x, nib, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    """``out`` (m, n) = ``x @ sign(W)`` for float32 (or uint8: exact while
+    ``255 * k <= 2**24``) ``x`` (m, k) and the nibble form ``nib`` (ceil(k/4), n_pad)
+    of ``W``, by float32 tables."""
+    _lookup_passes(x, nib, out, chunk_bytes, np.empty(0, np.float32))
+
+
+@jit  # the threads are _lookup_passes_parallel's
+def lut_product_parallel(x, nib, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    """:func:`lut_product` with the blocks of 4 rows over threads."""
+    _lookup_passes_parallel(x, nib, out, chunk_bytes, np.empty(0, np.float32))
+
+
+@jit
+def lut16_product(x, idx, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    """``out`` (m, n) int32 = the exact ``x @ sign(W)`` for uint8 ``x`` (m, k) and the
+    index form ``idx`` (:func:`index_words`) of ``W``, by int16 tables (``sign_lut16``)."""
+    _lookup_passes(x, idx, out, chunk_bytes, np.empty(0, np.int32))
+
+
+@jit  # the threads are _lookup_passes_parallel's
+def lut16_product_parallel(x, idx, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    """:func:`lut16_product` with the blocks of 4 rows over threads."""
+    _lookup_passes_parallel(x, idx, out, chunk_bytes, np.empty(0, np.int32))
+
+
+@jit
 def sign_matmul_lut(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
@@ -268,7 +384,7 @@ def sign_matmul_lut(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
     return True
 
 
-@jit  # the threads are lut_product_parallel's
+@jit
 def sign_matmul_lut_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
@@ -277,30 +393,19 @@ def sign_matmul_lut_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES)
 
 
 @jit
-def lut_product(x, nib, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
-    """``out`` (m, n) float32 = ``x @ sign(W)`` for float32 ``x`` (m, k) and the
-    nibble form ``nib`` (ceil(k/4), n_pad) of ``W``: rows 4 at a time, in passes
-    over the groups of inputs whose nibbles fit ``chunk_bytes``."""
-    chunk = _group_chunk(nib, chunk_bytes)
-    tabs = np.empty((ROWS, chunk * 16), np.float32)
-    acc = np.empty((ROWS, BLOCK), np.float32)
-    for g0 in range(0, nib.shape[0], chunk):
-        g1 = min(nib.shape[0], g0 + chunk)
-        for i0 in range(0, x.shape[0], ROWS):
-            _row_block(x, nib, out, i0, g0, g1, tabs, acc)
+def sign_matmul_lut16(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    if not padding_is_zero(w_bits, x.shape[1]):
+        return False
+    lut16_product(x, index_words(w_bits, x.shape[1]), out, chunk_bytes)
+    return True
 
 
-@jit_parallel
-def lut_product_parallel(x, nib, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
-    """:func:`lut_product` with the blocks of 4 rows over threads."""
-    chunk = _group_chunk(nib, chunk_bytes)
-    n_blocks = (x.shape[0] + ROWS - 1) // ROWS
-    for g0 in range(0, nib.shape[0], chunk):
-        g1 = min(nib.shape[0], g0 + chunk)
-        for b in prange(n_blocks):
-            tabs = np.empty((ROWS, (g1 - g0) * 16), np.float32)
-            acc = np.empty((ROWS, BLOCK), np.float32)
-            _row_block(x, nib, out, b * ROWS, g0, g1, tabs, acc)
+@jit
+def sign_matmul_lut16_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+    if not padding_is_zero(w_bits, x.shape[1]):
+        return False
+    lut16_product_parallel(x, index_words(w_bits, x.shape[1]), out, chunk_bytes)
+    return True
 
 
 @jit
@@ -389,23 +494,52 @@ def _tables_group_intrinsic(typingctx, row, t, tab, base):
 _tables_group = _tables_group_python if jit_disabled() else _tables_group_intrinsic
 
 
+def _table_group(row, t, tab, base):
+    """One group's table into ``tab`` from ``base``, of ``tab``'s kind: float32 sums
+    (``_tables_group``, 16 lanes) or int16 ones (``sign_lut16``, ``TABLE16`` lanes)."""
+    if tab.dtype == np.int16:
+        _tables16_group(row, t, tab, base)
+    else:
+        _tables_group(row, t, tab, base)
+
+
+@overload(_table_group)
+def _table_group_jit(row, t, tab, base):
+    if tab.dtype == types.int16:
+        return lambda row, t, tab, base: _tables16_group(row, t, tab, base)
+    return lambda row, t, tab, base: _tables_group(row, t, tab, base)
+
+
+def _group_width(tab):
+    """Table lanes per group in ``tab``: ``TABLE16`` for int16, 16 for float32."""
+    return TABLE16 if tab.dtype == np.int16 else 16
+
+
+@overload(_group_width)
+def _group_width_jit(tab):
+    width = TABLE16 if tab.dtype == types.int16 else 16
+    return lambda tab: width
+
+
 @jit
 def _tables(row, tab, g0=0, g1=-1):
-    """``tab[16 (g - g0) + e] = sum_q (-1 if bit q of e else 1) * row[4 g + q]`` for the groups
-    ``g0 <= g < g1`` (default: all that ``tab`` holds; zeros past the row), summed in the order
-    q = 0, 1, 2, 3 (the products by ±1 are exact): one ``_tables_group`` (16 lanes) per group."""
+    """``tab[w (g - g0) + e] = sum_q (-1 if bit q of e else 1) * row[4 g + q]`` for the groups
+    ``g0 <= g < g1`` (default: all that ``tab`` holds; zeros past the row), ``w`` lanes a group
+    (``_group_width``): float32 ``tab`` summed in the order q = 0, 1, 2, 3 (the products by ±1
+    are exact), int16 ``tab`` (uint8 rows) exactly, entry ``e`` in lane ``2e``."""
     k = row.shape[0]
+    width = _group_width(tab)
     if g1 < 0:
-        g1 = g0 + tab.shape[0] // 16
+        g1 = g0 + tab.shape[0] // width
     full = min(g1, k // 4)
     for g in range(g0, full):
-        _tables_group(row, 4 * g, tab, 16 * (g - g0))
+        _table_group(row, 4 * g, tab, width * (g - g0))
     if full < g1:  # the group the row ends in, and groups past it: the same sums on zero-padded copies
         pad = np.zeros(4, row.dtype)
         for g in range(max(g0, full), g1):
             for q in range(4):
                 pad[q] = row[4 * g + q] if 4 * g + q < k else 0
-            _tables_group(pad, 0, tab, 16 * (g - g0))
+            _table_group(pad, 0, tab, width * (g - g0))
 
 
 @jit

@@ -15,16 +15,11 @@ Exact: the int16 accumulators add at most ``FLUSH = 32`` groups
 int32 accumulators; the int32 total is the exact ``sum_t x[t] * sign(W)[t, j]``
 (``|total| <= 255 * k``, which ``fastbin.ops`` keeps below ``2**31``).
 
-* ``index_words(w_bits, n_bits) -> idx``: uint16 (ceil(k/4), n_pad), ``idx[g, j]``
-  = 2 x bits ``4g .. 4g+3`` of row ``j`` of the packed signs (bit 1 means -1), n_pad
-  = n rounded up to 64, zero columns past n.
-* ``lut16_product(x, idx, out)`` / ``lut16_product_parallel``: ``out`` (m, n) int32
-  = ``x @ sign(W)`` for uint8 ``x`` (m, k) C-contiguous; rows 4 at a time (the
-  index vectors loaded once for the 4 rows), in passes over as many groups as keep
-  a pass's indices within ``chunk_bytes`` (``fastbin._config.LUT_NIBBLE_CHUNK_BYTES``).
-* ``sign_matmul_lut16(x, w_bits, out) -> bool`` / ``sign_matmul_lut16_parallel``:
-  ``sign_matmul_uint8``'s contract (False, writing nothing, for non-zero padding
-  bits), the indices made per call.
+This module holds the int16 pieces: ``_tables16_group`` (one group's table) and
+``_lut16_block`` (ROWS rows x 64 outputs over the groups of a pass). The index
+form (``index_words``), the passes over rows and groups and the public kernels
+(``lut16_product``, ``sign_matmul_lut16`` and their threaded twins) are
+``fastbin.kernels.sign_lut``'s, shared with the float32 tables.
 
 Available where ``fastbin._config.INT16_LUT`` (x86-64 with AVX-512BW, as Numba's
 target says): ``llvm.x86.avx512.permvar.hi.512`` exists nowhere else, so nothing
@@ -34,22 +29,13 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import prange, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._config import LUT_NIBBLE_CHUNK_BYTES, jit, jit_disabled, jit_parallel
-from .pack import padding_is_zero
-from .sign_lut import nibbles_into
+from .._config import jit_disabled
 
-__all__ = [
-    "FLUSH",
-    "index_words",
-    "lut16_product",
-    "lut16_product_parallel",
-    "sign_matmul_lut16",
-    "sign_matmul_lut16_parallel",
-]
+__all__ = ["FLUSH", "TABLE"]
 
 #: outputs per block (two 32-lane int16 vectors)
 BLOCK = 64
@@ -119,22 +105,6 @@ def _tables16_group_intrinsic(typingctx, row, t, tab, base):
 
 
 _tables16_group = _tables16_group_python if jit_disabled() else _tables16_group_intrinsic
-
-
-@jit
-def _tables16(row, tab, g0, g1):
-    """``tab[32 (g - g0) ..]`` = the table of group ``g`` of ``row`` for ``g0 <= g < g1``
-    (inputs past the row count as 0)."""
-    k = row.shape[0]
-    full = min(g1, k // 4)
-    for g in range(g0, full):
-        _tables16_group(row, 4 * g, tab, TABLE * (g - g0))
-    if full < g1:  # the group the row ends in: the same sums on a zero-padded copy
-        pad = np.zeros(4, np.uint8)
-        for g in range(max(g0, full), g1):
-            for q in range(4):
-                pad[q] = row[4 * g + q] if 4 * g + q < k else 0
-            _tables16_group(pad, 0, tab, TABLE * (g - g0))
 
 
 # ---------------------------------------------------------------------------
@@ -221,87 +191,3 @@ def _lut16_block_intrinsic(typingctx, tabs, idx, j, acc):
 
 
 _lut16_block = _lut16_block_python if jit_disabled() else _lut16_block_intrinsic
-
-
-# ---------------------------------------------------------------------------
-# Drivers
-# ---------------------------------------------------------------------------
-@jit
-def index_words(w_bits, n_bits):
-    """The uint16 index form (ceil(k/4), n_pad) of packed signs ``w_bits``: twice the
-    nibbles of ``sign_lut`` (the table lane of entry ``e`` is ``2e``)."""
-    idx = np.empty(((n_bits + 3) // 4, (w_bits.shape[0] + BLOCK - 1) // BLOCK * BLOCK), np.uint16)
-    nibbles_into(w_bits, n_bits, idx, 2)
-    return idx
-
-
-@jit
-def _group_chunk(idx, chunk_bytes):
-    """Groups per pass: the index rows of a pass fit ``chunk_bytes``."""
-    return max(1, min(idx.shape[0], chunk_bytes // (2 * idx.shape[1])))
-
-
-@jit
-def _row_block16(x, idx, out, i0, g0, g1, tabs, acc):
-    """Rows ``i0 .. i0 + 4`` of ``out`` (fewer at the end: zero tables) over the
-    groups ``g0 .. g1``: written for the first pass (``g0 == 0``), added after."""
-    m = x.shape[0]
-    n = out.shape[1]
-    rows = min(ROWS, m - i0)
-    for r in range(ROWS):
-        if r < rows:
-            _tables16(x[i0 + r], tabs[r], g0, g1)
-        else:
-            tabs[r, :] = 0
-    part = idx[g0:g1]
-    for j in range(0, n, BLOCK):
-        _lut16_block(tabs, part, j, acc)
-        width = min(BLOCK, n - j)
-        for r in range(rows):  # the pass test outside the copy loops: they vectorise
-            dst = out[i0 + r]
-            src = acc[r]
-            if g0 == 0:
-                for c in range(width):
-                    dst[j + c] = src[c]
-            else:
-                for c in range(width):
-                    dst[j + c] += src[c]
-
-
-@jit
-def lut16_product(x, idx, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
-    chunk = _group_chunk(idx, chunk_bytes)
-    tabs = np.empty((ROWS, chunk * TABLE), np.int16)
-    acc = np.empty((ROWS, BLOCK), np.int32)
-    for g0 in range(0, idx.shape[0], chunk):
-        g1 = min(idx.shape[0], g0 + chunk)
-        for i0 in range(0, x.shape[0], ROWS):
-            _row_block16(x, idx, out, i0, g0, g1, tabs, acc)
-
-
-@jit_parallel
-def lut16_product_parallel(x, idx, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
-    chunk = _group_chunk(idx, chunk_bytes)
-    n_blocks = (x.shape[0] + ROWS - 1) // ROWS
-    for g0 in range(0, idx.shape[0], chunk):
-        g1 = min(idx.shape[0], g0 + chunk)
-        for b in prange(n_blocks):
-            tabs = np.empty((ROWS, (g1 - g0) * TABLE), np.int16)
-            acc = np.empty((ROWS, BLOCK), np.int32)
-            _row_block16(x, idx, out, b * ROWS, g0, g1, tabs, acc)
-
-
-@jit
-def sign_matmul_lut16(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
-    if not padding_is_zero(w_bits, x.shape[1]):
-        return False
-    lut16_product(x, index_words(w_bits, x.shape[1]), out, chunk_bytes)
-    return True
-
-
-@jit  # the threads are lut16_product_parallel's
-def sign_matmul_lut16_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
-    if not padding_is_zero(w_bits, x.shape[1]):
-        return False
-    lut16_product_parallel(x, index_words(w_bits, x.shape[1]), out, chunk_bytes)
-    return True

@@ -36,8 +36,12 @@ from ..kernels.binary_matmul import (
     binary_matmul_parallel,
 )
 from ..kernels.pack import aligned_words
-from ..kernels.sign_lut import sign_matmul_lut, sign_matmul_lut_parallel
-from ..kernels.sign_lut16 import sign_matmul_lut16, sign_matmul_lut16_parallel
+from ..kernels.sign_lut import (
+    sign_matmul_lut,
+    sign_matmul_lut16,
+    sign_matmul_lut16_parallel,
+    sign_matmul_lut_parallel,
+)
 from ..kernels.sign_matmul import sign_matmul_float, sign_matmul_float_parallel, sign_matmul_uint8
 from ..packed import PackedSigns
 from .pack import check_packed_lean
