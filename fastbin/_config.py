@@ -64,6 +64,9 @@ __all__ = [
     "SIGN_MATMUL_UINT8_LUT_MIN_ROWS",
     "SIGN_MATMUL_UINT8_LUT16_MIN_ROWS",
     "INT16_LUT",
+    "SIGN_MATMUL_BLAS",
+    "SIGN_MATMUL_BLAS_MIN_ROWS",
+    "SIGN_MATMUL_BLAS_MIN_COLS",
     "SIGN_MATMUL_UINT8_LUT_MAX_K",
     "SIGN_MATMUL_UNPACK_MIN_ROWS_F64",
     "VECTOR_REGISTERS",
@@ -170,6 +173,18 @@ SIGN_MATMUL_UINT8_LUT_MAX_K: int = (1 << 24) // 255
 #: from 128 rows; below 32 rows the bit planes win
 #: (benchmarks/results/2026-12-03-rocketlake-lut16.md).
 SIGN_MATMUL_UINT8_LUT16_MIN_ROWS: int = 32
+#: ``sign_matmul`` where ``SIGN_MATMUL_BLAS`` (x86-64 without AVX-512F: no lookup
+#: kernels): from this many rows and outputs on, float32 rows (and uint8 rows
+#: without a vector popcount, converted to float32: exact while ``255 * k <
+#: 2**24``) multiply the unpacked ±1 float32 signs with BLAS, whose cache blocking
+#: beats fastbin's register-block kernel at real layer sizes. Measured with the
+#: AVX2 code path compiled on the Xeon (``NUMBA_CPU_NAME=znver2``, AVX-512 features
+#: off, ``OPENBLAS_CORETYPE=Haswell``): 1.2-1.5x the kernel at k >= 2048, within 5%
+#: at k = 784; both still 0.7-0.99x sgemm on ±1 floats (the unpacking is the
+#: difference); below 64 rows or at n = 10 the kernel wins
+#: (benchmarks/results/2026-12-03-avx2-emulated.md).
+SIGN_MATMUL_BLAS_MIN_ROWS: int = 64
+SIGN_MATMUL_BLAS_MIN_COLS: int = 256
 SIGN_MATMUL_UNPACK_MIN_ROWS_F64: int = 5
 
 
@@ -369,6 +384,17 @@ def int16_lut(magic_tuple: tuple[str, str, str]) -> bool:
 #: calls (so nothing compiles) it where this is False. Chosen at import from the
 #: same tuple as the cache key.
 INT16_LUT: bool = int16_lut(_MAGIC_TUPLE)
+
+
+def sign_matmul_blas(magic_tuple: tuple[str, str, str]) -> bool:
+    """Whether ``sign_matmul`` hands many rows to BLAS on unpacked signs: on x86-64
+    without the lookup kernels (``float_lut`` False). Not on AArch64 (unmeasured
+    there: the register-block kernel stays)."""
+    return magic_tuple[0].split("-", 1)[0] == "x86_64" and not float_lut(magic_tuple)
+
+
+#: Chosen at import from the same tuple as the cache key.
+SIGN_MATMUL_BLAS: bool = sign_matmul_blas(_MAGIC_TUPLE)
 
 #: Whether ``sign_matmul`` on uint8 rows may take the exact float32 path
 #: (below). Only without a native vector popcount: with VPOPCNTDQ the

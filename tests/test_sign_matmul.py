@@ -372,3 +372,47 @@ def test_uint8_real_overflow_is_refused_and_the_limit_is_exact():
     k = fastbin._config.SIGN_MATMUL_UINT8_MAX_K
     w = PackedSigns(np.zeros((1, -(-k // 64)), np.uint64), k)
     assert fastbin.sign_matmul(x[:, :k], w)[0, 0] == 255 * k == 2147483520
+
+
+@pytest.mark.parametrize("m,k,n", [(64, 784, 256), (65, 3, 300), (128, 2048, 257)])
+def test_blas_path_of_machines_without_lookups(m, k, n, rng, monkeypatch):
+    """Where ``SIGN_MATMUL_BLAS`` (x86-64 without AVX-512F), many float32 rows, and uint8
+    rows without a vector popcount, multiply the unpacked signs with BLAS: float32 within
+    the tolerance table, uint8 the reference's int32 bits (float32 sums of integers below
+    2**24), strided rows too; bad padding bits raise as on every path. Forced on here (the
+    flags are the module's), with a spy, so the test covers the path and not a fallback."""
+    from fastbin import _config
+    from fastbin import reference as R
+    from fastbin.ops import matmul
+
+    skip_big_without_jit(m * k * n)
+    for flag, value in (("SIGN_MATMUL_BLAS", True), ("FLOAT_LUT", False), ("INT16_LUT", False),
+                        ("SIGN_MATMUL_UINT8_FLOAT_PATH", True)):
+        monkeypatch.setattr(matmul, flag, value)
+    calls = []
+    real = matmul._blas_product
+    monkeypatch.setattr(matmul, "_blas_product", lambda *a: calls.append(a[0].dtype) or real(*a))
+    assert m >= _config.SIGN_MATMUL_BLAS_MIN_ROWS and n >= _config.SIGN_MATMUL_BLAS_MIN_COLS
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    w[:, 0] = -1.0
+    packed = fastbin.pack_weights(w)
+    x = rng.standard_normal((m, 2 * k)).astype(np.float32)[:, ::2]  # strided
+    got = fastbin.sign_matmul(x, packed, threads=False)
+    assert got.dtype == np.float32
+    assert_close(got, (x.astype(np.float64) @ np.where(w < 0, -1.0, 1.0)).astype(np.float32),
+                 scale=max(1.0, float(np.abs(x).sum(axis=1).max())) / 10)
+    u = rng.integers(0, 256, (m, 2 * k), dtype=np.uint8)[:, ::2]
+    u[0] = 255
+    want = R.sign_matmul(u, packed)
+    assert want[0, 0] == -255 * k
+    got = fastbin.sign_matmul(u, packed)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, want)
+    assert calls == [np.dtype(np.float32), np.dtype(np.float32)]
+    bad = fastbin.PackedSigns(packed.bits.copy(), k)
+    if k % 64:
+        bad.bits[0, -1] |= np.uint64(1) << np.uint64(63)
+        with pytest.raises(ValueError, match="padding"):
+            fastbin.sign_matmul(x, bad)
+        with pytest.raises(ValueError, match="padding"):
+            fastbin.sign_matmul(u, bad)

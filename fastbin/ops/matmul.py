@@ -19,8 +19,12 @@ from .._config import (
     BINARY_MATMUL_MAX_K,
     FLOAT_LUT,
     INT16_LUT,
+    SIGN_MATMUL_BLAS,
+    SIGN_MATMUL_BLAS_MIN_COLS,
+    SIGN_MATMUL_BLAS_MIN_ROWS,
     SIGN_MATMUL_LUT_MIN_COLS,
     SIGN_MATMUL_LUT_MIN_ROWS,
+    SIGN_MATMUL_UINT8_FLOAT_PATH,
     SIGN_MATMUL_UINT8_LUT16_MIN_ROWS,
     SIGN_MATMUL_UINT8_LUT_MAX_K,
     SIGN_MATMUL_UINT8_LUT_MIN_ROWS,
@@ -35,14 +39,19 @@ from ..kernels.binary_matmul import (
     binary_matmul_kernel,
     binary_matmul_parallel,
 )
-from ..kernels.pack import aligned_words
+from ..kernels.pack import aligned_words, padding_is_zero, unpack_rows
 from ..kernels.sign_lut import (
     sign_matmul_lut,
     sign_matmul_lut16,
     sign_matmul_lut16_parallel,
     sign_matmul_lut_parallel,
 )
-from ..kernels.sign_matmul import sign_matmul_float, sign_matmul_float_parallel, sign_matmul_uint8
+from ..kernels.sign_matmul import (
+    UINT8_F32_EXACT_MAX_K,
+    sign_matmul_float,
+    sign_matmul_float_parallel,
+    sign_matmul_uint8,
+)
 from ..packed import PackedSigns
 from .pack import check_packed_lean
 
@@ -143,12 +152,32 @@ def _uint8_product(x, w_bits, out, threads) -> bool:
         # int16 tables, widened to int32 every 32 groups: exact for every k the int32 result holds
         threaded = use_threads("sign_matmul", m * n * k, threads)
         return (sign_matmul_lut16_parallel if threaded else sign_matmul_lut16)(np.ascontiguousarray(x), w_bits, out)
+    if (SIGN_MATMUL_BLAS and SIGN_MATMUL_UINT8_FLOAT_PATH and m >= SIGN_MATMUL_BLAS_MIN_ROWS
+            and n >= SIGN_MATMUL_BLAS_MIN_COLS and k <= UINT8_F32_EXACT_MAX_K):
+        # float32 sums of integers below 255 * k <= 2**24: exact in any order, BLAS's included
+        return _blas_product(x.astype(_FLOAT32), w_bits, out)
     if (FLOAT_LUT and m >= SIGN_MATMUL_UINT8_LUT_MIN_ROWS and n >= SIGN_MATMUL_LUT_MIN_COLS
             and k <= SIGN_MATMUL_UINT8_LUT_MAX_K):
         # float32 tables of uint8 rows: every partial sum an integer <= 255 * k <= 2**24, exact
         kernel = sign_matmul_lut_parallel if use_threads("sign_matmul", m * n * k, threads) else sign_matmul_lut
         return kernel(np.ascontiguousarray(x), w_bits, out)
     return sign_matmul_uint8(x, w_bits, out)
+
+
+def _blas_product(x, w_bits, out) -> bool:
+    """``out[...] = x @ sign(W)`` by BLAS on the unpacked ±1 rows of ``w_bits`` (as
+    ``x``'s dtype; ``SIGN_MATMUL_BLAS``): BLAS's own threads, whatever ``threads``
+    says. False, writing nothing, for non-zero padding bits."""
+    k = x.shape[1]
+    if not padding_is_zero(w_bits, k):
+        return False
+    signs = np.empty((w_bits.shape[0], k), x.dtype)
+    unpack_rows(w_bits, k, signs)
+    if out.dtype == x.dtype:
+        np.matmul(x, signs.T, out=out)
+    else:  # uint8 rows as float32: exact integers, cast to the int32 out
+        out[...] = np.matmul(x, signs.T)
+    return True
 
 
 def _sign_matmul_checked(x, w, threads) -> np.ndarray:
@@ -181,6 +210,8 @@ def _sign_matmul_checked(x, w, threads) -> np.ndarray:
     threaded = use_threads("sign_matmul", m * n * w.n_bits, threads)
     if FLOAT_LUT and dtype == _FLOAT32 and m >= SIGN_MATMUL_LUT_MIN_ROWS and n >= SIGN_MATMUL_LUT_MIN_COLS:
         kernel = sign_matmul_lut_parallel if threaded else sign_matmul_lut
+    elif SIGN_MATMUL_BLAS and dtype == _FLOAT32 and m >= SIGN_MATMUL_BLAS_MIN_ROWS and n >= SIGN_MATMUL_BLAS_MIN_COLS:
+        kernel = _blas_product
     else:
         kernel = sign_matmul_float_parallel if threaded else sign_matmul_float
     if not kernel(x, w.bits, out):  # False: non-zero padding bits
