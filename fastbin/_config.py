@@ -67,6 +67,9 @@ __all__ = [
     "SIGN_MATMUL_BLAS",
     "SIGN_MATMUL_BLAS_MIN_ROWS",
     "SIGN_MATMUL_BLAS_MIN_COLS",
+    "SIGN_MATMUL_BLAS_MIN_ROWS_BIG",
+    "SIGN_MATMUL_BLAS_BIG",
+    "SIGN_MATMUL_BLAS_CHUNK_BYTES",
     "SIGN_MATMUL_UINT8_LUT_MAX_K",
     "SIGN_MATMUL_UNPACK_MIN_ROWS_F64",
     "VECTOR_REGISTERS",
@@ -174,17 +177,21 @@ SIGN_MATMUL_UINT8_LUT_MAX_K: int = (1 << 24) // 255
 #: (benchmarks/results/2026-12-03-rocketlake-lut16.md).
 SIGN_MATMUL_UINT8_LUT16_MIN_ROWS: int = 32
 #: ``sign_matmul`` where ``SIGN_MATMUL_BLAS`` (x86-64 without AVX-512F: no lookup
-#: kernels): from this many rows and outputs on, float32 rows (and uint8 rows
-#: without a vector popcount, converted to float32: exact while ``255 * k <
-#: 2**24``) multiply the unpacked ±1 float32 signs with BLAS, whose cache blocking
-#: beats fastbin's register-block kernel at real layer sizes. Measured with the
-#: AVX2 code path compiled on the Xeon (``NUMBA_CPU_NAME=znver2``, AVX-512 features
-#: off, ``OPENBLAS_CORETYPE=Haswell``): 1.2-1.5x the kernel at k >= 2048, within 5%
-#: at k = 784; both still 0.7-0.99x sgemm on ±1 floats (the unpacking is the
-#: difference); below 64 rows or at n = 10 the kernel wins
+#: kernels): from ``MIN_COLS`` outputs and ``MIN_ROWS`` rows (or ``MIN_ROWS_BIG``
+#: rows when ``k * n >= BIG``), float32 rows (and uint8 rows without a vector
+#: popcount, converted to float32: exact while ``255 * k < 2**24``) multiply the
+#: unpacked ±1 float32 signs with BLAS, ``CHUNK_BYTES`` of signs at a time (cache
+#: blocking that fastbin's register-block kernel lacks, and no 64 MiB unpacking of
+#: a 4096 x 4096 W). Measured with the AVX2 code path compiled on the Xeon
+#: (``NUMBA_CPU_NAME=znver2``, AVX-512 features off, ``OPENBLAS_CORETYPE=Haswell``):
+#: 0.84-0.99x sgemm on ±1 floats where the kernel gave 0.21-0.9x; the kernel stays
+#: ahead below 64 rows of a small W and at n = 10
 #: (benchmarks/results/2026-12-03-avx2-emulated.md).
 SIGN_MATMUL_BLAS_MIN_ROWS: int = 64
+SIGN_MATMUL_BLAS_MIN_ROWS_BIG: int = 16
+SIGN_MATMUL_BLAS_BIG: int = 2048 * 2048
 SIGN_MATMUL_BLAS_MIN_COLS: int = 256
+SIGN_MATMUL_BLAS_CHUNK_BYTES: int = 4 << 20
 SIGN_MATMUL_UNPACK_MIN_ROWS_F64: int = 5
 
 

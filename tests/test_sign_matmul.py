@@ -374,14 +374,16 @@ def test_uint8_real_overflow_is_refused_and_the_limit_is_exact():
     assert fastbin.sign_matmul(x[:, :k], w)[0, 0] == 255 * k == 2147483520
 
 
-@pytest.mark.parametrize("m,k,n", [(64, 784, 256), (65, 3, 300), (128, 2048, 257)])
-def test_blas_path_of_machines_without_lookups(m, k, n, rng, monkeypatch):
+@pytest.mark.parametrize("m,k,n,chunk_cols", [(64, 784, 256, None), (65, 3, 300, 32), (128, 2048, 257, 48),
+                                              (16, 100, 300, 16)])
+def test_blas_path_of_machines_without_lookups(m, k, n, chunk_cols, rng, monkeypatch):
     """Where ``SIGN_MATMUL_BLAS`` (x86-64 without AVX-512F), many float32 rows, and uint8
-    rows without a vector popcount, multiply the unpacked signs with BLAS: float32 within
-    the tolerance table, uint8 the reference's int32 bits (float32 sums of integers below
-    2**24), strided rows too; bad padding bits raise as on every path. Forced on here (the
-    flags are the module's), with a spy, so the test covers the path and not a fallback."""
-    from fastbin import _config
+    rows without a vector popcount, multiply the unpacked signs with BLAS, a block of
+    outputs at a time (here also blocks of 16-48 outputs, the last one partial, and 16
+    rows through the large-W rule): float32 within the tolerance table, uint8 the
+    reference's int32 bits (float32 sums of integers below 2**24), strided rows too; bad
+    padding bits raise as on every path. Forced on here (the flags are the module's),
+    with a spy, so the test covers the path and not a fallback."""
     from fastbin import reference as R
     from fastbin.ops import matmul
 
@@ -389,10 +391,14 @@ def test_blas_path_of_machines_without_lookups(m, k, n, rng, monkeypatch):
     for flag, value in (("SIGN_MATMUL_BLAS", True), ("FLOAT_LUT", False), ("INT16_LUT", False),
                         ("SIGN_MATMUL_UINT8_FLOAT_PATH", True)):
         monkeypatch.setattr(matmul, flag, value)
+    if chunk_cols is not None:
+        monkeypatch.setattr(matmul, "SIGN_MATMUL_BLAS_CHUNK_BYTES", 4 * k * chunk_cols)
+    if m < matmul.SIGN_MATMUL_BLAS_MIN_ROWS:
+        monkeypatch.setattr(matmul, "SIGN_MATMUL_BLAS_BIG", k * n)
     calls = []
     real = matmul._blas_product
     monkeypatch.setattr(matmul, "_blas_product", lambda *a: calls.append(a[0].dtype) or real(*a))
-    assert m >= _config.SIGN_MATMUL_BLAS_MIN_ROWS and n >= _config.SIGN_MATMUL_BLAS_MIN_COLS
+    assert matmul._blas_rows(m, k, n)
     w = rng.standard_normal((k, n)).astype(np.float32)
     w[:, 0] = -1.0
     packed = fastbin.pack_weights(w)

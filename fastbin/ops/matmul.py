@@ -20,8 +20,11 @@ from .._config import (
     FLOAT_LUT,
     INT16_LUT,
     SIGN_MATMUL_BLAS,
+    SIGN_MATMUL_BLAS_BIG,
+    SIGN_MATMUL_BLAS_CHUNK_BYTES,
     SIGN_MATMUL_BLAS_MIN_COLS,
     SIGN_MATMUL_BLAS_MIN_ROWS,
+    SIGN_MATMUL_BLAS_MIN_ROWS_BIG,
     SIGN_MATMUL_LUT_MIN_COLS,
     SIGN_MATMUL_LUT_MIN_ROWS,
     SIGN_MATMUL_UINT8_FLOAT_PATH,
@@ -152,8 +155,7 @@ def _uint8_product(x, w_bits, out, threads) -> bool:
         # int16 tables, widened to int32 every 32 groups: exact for every k the int32 result holds
         threaded = use_threads("sign_matmul", m * n * k, threads)
         return (sign_matmul_lut16_parallel if threaded else sign_matmul_lut16)(np.ascontiguousarray(x), w_bits, out)
-    if (SIGN_MATMUL_BLAS and SIGN_MATMUL_UINT8_FLOAT_PATH and m >= SIGN_MATMUL_BLAS_MIN_ROWS
-            and n >= SIGN_MATMUL_BLAS_MIN_COLS and k <= UINT8_F32_EXACT_MAX_K):
+    if SIGN_MATMUL_BLAS and SIGN_MATMUL_UINT8_FLOAT_PATH and k <= UINT8_F32_EXACT_MAX_K and _blas_rows(m, k, n):
         # float32 sums of integers below 255 * k <= 2**24: exact in any order, BLAS's included
         return _blas_product(x.astype(_FLOAT32), w_bits, out)
     if (FLOAT_LUT and m >= SIGN_MATMUL_UINT8_LUT_MIN_ROWS and n >= SIGN_MATMUL_LUT_MIN_COLS
@@ -166,18 +168,35 @@ def _uint8_product(x, w_bits, out, threads) -> bool:
 
 def _blas_product(x, w_bits, out) -> bool:
     """``out[...] = x @ sign(W)`` by BLAS on the unpacked ±1 rows of ``w_bits`` (as
-    ``x``'s dtype; ``SIGN_MATMUL_BLAS``): BLAS's own threads, whatever ``threads``
-    says. False, writing nothing, for non-zero padding bits."""
+    ``x``'s dtype; ``SIGN_MATMUL_BLAS``), a block of outputs at a time: each block's
+    signs (``SIGN_MATMUL_BLAS_CHUNK_BYTES``) are unpacked into one reused buffer that
+    stays in cache for BLAS, so a large W is never unpacked whole (64 MiB of float32
+    at 4096 x 4096, whose first touch alone cost more than the product). BLAS's own
+    threads, whatever ``threads`` says. False, writing nothing, for non-zero padding
+    bits."""
     k = x.shape[1]
+    n = w_bits.shape[0]
     if not padding_is_zero(w_bits, k):
         return False
-    signs = np.empty((w_bits.shape[0], k), x.dtype)
-    unpack_rows(w_bits, k, signs)
-    if out.dtype == x.dtype:
-        np.matmul(x, signs.T, out=out)
-    else:  # uint8 rows as float32: exact integers, cast to the int32 out
-        out[...] = np.matmul(x, signs.T)
+    cols = min(n, max(16, SIGN_MATMUL_BLAS_CHUNK_BYTES // (x.itemsize * k) // 16 * 16))
+    buffer = np.empty((cols, k), x.dtype)
+    same = out.dtype == x.dtype
+    for j0 in range(0, n, cols):
+        j1 = min(n, j0 + cols)
+        signs = buffer[: j1 - j0]
+        unpack_rows(w_bits[j0:j1], k, signs)
+        if same:
+            np.matmul(x, signs.T, out=out[:, j0:j1])
+        else:  # uint8 rows as float32: exact integers, cast to the int32 out
+            out[:, j0:j1] = np.matmul(x, signs.T)
     return True
+
+
+def _blas_rows(m, k, n) -> bool:
+    """Whether ``SIGN_MATMUL_BLAS`` takes an (m, k) x (k, n) product (``_config``)."""
+    return n >= SIGN_MATMUL_BLAS_MIN_COLS and (
+        m >= SIGN_MATMUL_BLAS_MIN_ROWS or (m >= SIGN_MATMUL_BLAS_MIN_ROWS_BIG and k * n >= SIGN_MATMUL_BLAS_BIG)
+    )
 
 
 def _sign_matmul_checked(x, w, threads) -> np.ndarray:
@@ -210,7 +229,7 @@ def _sign_matmul_checked(x, w, threads) -> np.ndarray:
     threaded = use_threads("sign_matmul", m * n * w.n_bits, threads)
     if FLOAT_LUT and dtype == _FLOAT32 and m >= SIGN_MATMUL_LUT_MIN_ROWS and n >= SIGN_MATMUL_LUT_MIN_COLS:
         kernel = sign_matmul_lut_parallel if threaded else sign_matmul_lut
-    elif SIGN_MATMUL_BLAS and dtype == _FLOAT32 and m >= SIGN_MATMUL_BLAS_MIN_ROWS and n >= SIGN_MATMUL_BLAS_MIN_COLS:
+    elif SIGN_MATMUL_BLAS and dtype == _FLOAT32 and _blas_rows(m, w.n_bits, n):
         kernel = _blas_product
     else:
         kernel = sign_matmul_float_parallel if threaded else sign_matmul_float
