@@ -4,7 +4,7 @@ the float64 product over the shape grid (its sums run in another order than BLAS
 runtime refines them near thresholds, ``tests/test_exact_dot.py``)."""
 import numpy as np
 import pytest
-from shapes import KS, NS, skip_big_without_jit
+from shapes import KS, NS, assert_uint8_sign_matmul_exact, skip_big_without_jit
 from tolerance import assert_close
 
 import fastbin
@@ -152,21 +152,10 @@ def test_sign_matmul_uint8_by_lookups_is_exact(m, k, n, rng, monkeypatch):
     int16 tables are off (``INT16_LUT`` False: AVX-512F without BW): the reference's int32
     bits, for strided rows and all-255 rows too, threaded or not."""
     from fastbin import _config
-    from fastbin import reference as R
     from fastbin.ops import matmul
 
     monkeypatch.setattr(matmul, "INT16_LUT", False)
 
     skip_big_without_jit(m * k * n)
     assert m >= _config.SIGN_MATMUL_UINT8_LUT_MIN_ROWS and n >= _config.SIGN_MATMUL_LUT_MIN_COLS
-    x = rng.integers(0, 256, (m, 2 * k), dtype=np.uint8)[:, ::2]  # strided
-    x[0] = 255
-    w = rng.standard_normal((k, n)).astype(np.float32)
-    w[:, 0] = -1.0  # an output summing -255 * k
-    packed = fastbin.pack_weights(w)
-    want = R.sign_matmul(x, packed)
-    assert want[0, 0] == -255 * k
-    for threads in (False, True):
-        got = fastbin.sign_matmul(x, packed, threads=threads)
-        assert got.dtype == np.int32
-        np.testing.assert_array_equal(got, want)
+    assert_uint8_sign_matmul_exact(rng, m, k, n)

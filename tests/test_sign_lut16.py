@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shapes import KS, NS, skip_big_without_jit
+from shapes import KS, NS, assert_uint8_sign_matmul_exact, skip_big_without_jit
 
 import fastbin
 from fastbin import reference as R
@@ -131,15 +131,5 @@ def test_sign_matmul_uint8_takes_the_int16_tables(m, k, n, rng, monkeypatch):
     for name in ("sign_matmul_lut16", "sign_matmul_lut16_parallel"):
         real = getattr(matmul, name)
         monkeypatch.setattr(matmul, name, lambda *a, _real=real: calls.append(1) or _real(*a))
-    x = rng.integers(0, 256, (m, 2 * k), dtype=np.uint8)[:, ::2]  # strided
-    x[0] = 255
-    w = rng.standard_normal((k, n)).astype(np.float32)
-    w[:, 0] = -1.0  # an output summing -255 * k
-    packed = fastbin.pack_weights(w)
-    want = R.sign_matmul(x, packed)
-    assert want[0, 0] == -255 * k
-    for threads in (False, True):
-        got = fastbin.sign_matmul(x, packed, threads=threads)
-        assert got.dtype == np.int32
-        np.testing.assert_array_equal(got, want)
+    assert_uint8_sign_matmul_exact(rng, m, k, n)
     assert len(calls) == 2

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from shapes import KS, MS, NS, skip_big_without_jit
+from shapes import KS, MS, NS, assert_uint8_sign_matmul_exact, skip_big_without_jit
 from tolerance import assert_close
 
 import fastbin
@@ -384,7 +384,6 @@ def test_blas_path_of_machines_without_lookups(m, k, n, chunk_cols, rng, monkeyp
     reference's int32 bits (float32 sums of integers below 2**24), strided rows too; bad
     padding bits raise as on every path. Forced on here (the flags are the module's),
     with a spy, so the test covers the path and not a fallback."""
-    from fastbin import reference as R
     from fastbin.ops import matmul
 
     skip_big_without_jit(m * k * n)
@@ -407,14 +406,9 @@ def test_blas_path_of_machines_without_lookups(m, k, n, chunk_cols, rng, monkeyp
     assert got.dtype == np.float32
     assert_close(got, (x.astype(np.float64) @ np.where(w < 0, -1.0, 1.0)).astype(np.float32),
                  scale=max(1.0, float(np.abs(x).sum(axis=1).max())) / 10)
-    u = rng.integers(0, 256, (m, 2 * k), dtype=np.uint8)[:, ::2]
-    u[0] = 255
-    want = R.sign_matmul(u, packed)
-    assert want[0, 0] == -255 * k
-    got = fastbin.sign_matmul(u, packed)
-    assert got.dtype == np.int32
-    np.testing.assert_array_equal(got, want)
+    assert_uint8_sign_matmul_exact(rng, m, k, n, threads=(None,))
     assert calls == [np.dtype(np.float32), np.dtype(np.float32)]
+    u = rng.integers(0, 256, (m, k), dtype=np.uint8)
     bad = fastbin.PackedSigns(packed.bits.copy(), k)
     if k % 64:
         bad.bits[0, -1] |= np.uint64(1) << np.uint64(63)

@@ -332,21 +332,25 @@ def _lookup_passes_parallel(x, nib, out, chunk_bytes, acc_like):
 
 
 @jit
-def nibbles_of(w_bits, k):
-    """:func:`lut_nibbles` of packed signs ``w_bits`` of ``k`` bits a row, jitted
-    (a new array, via :func:`nibbles_into`)."""
-    nib = np.empty(((k + 3) // 4, (w_bits.shape[0] + BLOCK - 1) // BLOCK * BLOCK), np.uint8)
-    nibbles_into(w_bits, k, nib)
+def _nibble_form(w_bits, k, like, times):
+    """A new (ceil(k/4), n_pad) array of ``like``'s dtype holding the nibbles of
+    ``w_bits`` times ``times`` (:func:`nibbles_into`)."""
+    nib = np.empty(((k + 3) // 4, (w_bits.shape[0] + BLOCK - 1) // BLOCK * BLOCK), like.dtype)
+    nibbles_into(w_bits, k, nib, times)
     return nib
+
+
+@jit
+def nibbles_of(w_bits, k):
+    """:func:`lut_nibbles` of packed signs ``w_bits`` of ``k`` bits a row, jitted."""
+    return _nibble_form(w_bits, k, np.empty(0, np.uint8), 1)
 
 
 @jit
 def index_words(w_bits, k):
     """The uint16 index form (ceil(k/4), n_pad) of the int16 tables (``sign_lut16``):
     twice the nibbles (the lane of table entry ``e`` is ``2e``)."""
-    idx = np.empty(((k + 3) // 4, (w_bits.shape[0] + BLOCK - 1) // BLOCK * BLOCK), np.uint16)
-    nibbles_into(w_bits, k, idx, 2)
-    return idx
+    return _nibble_form(w_bits, k, np.empty(0, np.uint16), 2)
 
 
 @jit
