@@ -58,6 +58,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .._config import LUT_NIBBLE_CHUNK_BYTES, jit, jit_disabled, jit_parallel
+from ._llvm import intp_args
 from .exact_dot import exact_row, grid_bits_of, grid_row, scaled
 from .pack import padding_is_zero
 from .sign_lut16 import TABLE as TABLE16
@@ -139,9 +140,8 @@ def _lut_block_intrinsic(rows, vecs=4):
             return None
 
         def codegen(context, builder, signature, args):
-            tabs_v, nib_v, j_v, acc_v = args
-            tabs_t, nib_t, j_t, acc_t = signature.args
-            j_v = context.cast(builder, j_v, j_t, types.intp)
+            tabs_v, nib_v, j_v, acc_v = intp_args(context, builder, signature, args)
+            tabs_t, nib_t, _, acc_t = signature.args
             tabs_a = context.make_array(tabs_t)(context, builder, tabs_v)
             nib_a = context.make_array(nib_t)(context, builder, nib_v)
             acc_a = context.make_array(acc_t)(context, builder, acc_v)
@@ -468,10 +468,8 @@ def _tables_group_intrinsic(typingctx, row, t, tab, base):
         return None
 
     def codegen(context, builder, signature, args):
-        row_v, t_v, tab_v, base_v = args
-        row_t, t_t, tab_t, base_t = signature.args
-        t_v = context.cast(builder, t_v, t_t, types.intp)
-        base_v = context.cast(builder, base_v, base_t, types.intp)
+        row_v, t_v, tab_v, base_v = intp_args(context, builder, signature, args)
+        row_t, _, tab_t, _ = signature.args
         row_a = context.make_array(row_t)(context, builder, row_v)
         tab_a = context.make_array(tab_t)(context, builder, tab_v)
         f32 = ir.FloatType()

@@ -34,6 +34,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._config import jit_disabled
+from ._llvm import intp_args
 
 __all__ = ["FLUSH", "TABLE"]
 
@@ -79,10 +80,8 @@ def _tables16_group_intrinsic(typingctx, row, t, tab, base):
         return None
 
     def codegen(context, builder, signature, args):
-        row_v, t_v, tab_v, base_v = args
-        row_t, t_t, tab_t, base_t = signature.args
-        t_v = context.cast(builder, t_v, t_t, types.intp)
-        base_v = context.cast(builder, base_v, base_t, types.intp)
+        row_v, t_v, tab_v, base_v = intp_args(context, builder, signature, args)
+        row_t, _, tab_t, _ = signature.args
         row_a = context.make_array(row_t)(context, builder, row_v)
         tab_a = context.make_array(tab_t)(context, builder, tab_v)
         i32 = ir.IntType(32)
@@ -135,9 +134,8 @@ def _lut16_block_intrinsic(typingctx, tabs, idx, j, acc):
     vecs = BLOCK // 32
 
     def codegen(context, builder, signature, args):
-        tabs_v, idx_v, j_v, acc_v = args
-        tabs_t, idx_t, j_t, acc_t = signature.args
-        j_v = context.cast(builder, j_v, j_t, types.intp)
+        tabs_v, idx_v, j_v, acc_v = intp_args(context, builder, signature, args)
+        tabs_t, idx_t, _, acc_t = signature.args
         tabs_a = context.make_array(tabs_t)(context, builder, tabs_v)
         idx_a = context.make_array(idx_t)(context, builder, idx_v)
         acc_a = context.make_array(acc_t)(context, builder, acc_v)
