@@ -53,6 +53,7 @@ __all__ = [
     # evaluation-time formulas of a dense layer and a batch norm, shared by the
     # trainable model and the folded runtime (the same operations, the same bits)
     "dense_affine",
+    "offset_bias",
     "bn_affine",
     "bn_scale",
     # the exact real-valued product x @ sign(W) of the evaluation path
@@ -383,6 +384,27 @@ def dense_affine(dot, scale, bias, *, out=None):
     if bias is not None:
         z += bias
     return z
+
+
+def offset_bias(bias, input_offset, signs, alpha, dtype):
+    """``dense_affine``'s bias of a binary layer whose input is centred first:
+    ``b - input_offset @ (sign(W) * alpha)`` (n,) of ``dtype``, or ``bias``
+    when ``input_offset`` is None. ``input_offset`` (k,), ``signs`` ±1 (k, n)
+    of any dtype, ``alpha`` (n,) or None, ``bias`` (n,) or None.
+
+    The same bits on every CPU, as the product it is added to: the sum is
+    :func:`exact_sign_product` (integers on a grid, rounded once to ``dtype``),
+    then ``alpha`` and ``bias`` are applied element by element. A BLAS ``gemv``
+    here would round by its kernel (FMA or not, the summation order), and
+    folded logits would differ between CPUs (issue 21)."""
+    if input_offset is None:
+        return None if bias is None else np.array(bias, dtype=dtype)
+    dtype = np.dtype(dtype)
+    offset = np.asarray(input_offset, dtype=dtype).reshape(1, -1)
+    shift = exact_sign_product(offset, np.asarray(signs, dtype=np.float64))[0]
+    if alpha is not None:
+        shift = np.multiply(shift, alpha, dtype=dtype)
+    return -shift if bias is None else np.subtract(bias, shift, dtype=dtype)
 
 
 def bn_scale(gamma, running_var, eps, dtype):

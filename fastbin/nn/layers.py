@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops.backend import get_backend
-from ..reference import bn_affine, bn_scale, dense_affine
+from ..reference import bn_affine, bn_scale, dense_affine, offset_bias
 
 __all__ = [
     "Layer",
@@ -163,8 +163,8 @@ class Dense(Layer):
         bias = self.params["b"] if self.use_bias else None
         if "input_offset" not in self.buffers:
             return bias
-        shift = (self.buffers["input_offset"] @ self.effective_weights()).astype(self.dtype)
-        return -shift if bias is None else bias - shift
+        return offset_bias(bias, self.buffers["input_offset"], self.backend.signs(self.params["W"]), self.alpha(),
+                           self.dtype)
 
     def eval_scale(self, uint8_input: bool):
         """The ``scale`` of :func:`dense_affine` for the evaluation path."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..io.modelschema import FOLDED_FLOAT_RANGE, fold_plan, threshold_dtype
 from ..packed import PackedSigns
-from ..reference import bn_affine, bn_scale, dense_affine
+from ..reference import bn_affine, bn_scale, dense_affine, offset_bias
 from .model import Activation, BatchNormOp, BinaryDense, FloatDense, FloatStage, InferenceModel, SignStage, SignWeights
 
 __all__ = ["Affine", "FLOAT_RANGE", "float_thresholds", "fold_arrays", "int_thresholds", "layer_arrays",
@@ -137,17 +137,9 @@ def _scale(arrays, i, n, dtype, uint8_input):
 
 def _bias(arrays, i, weights, dtype):
     """``dense_affine``'s bias of a binary layer: ``b - input_offset @ W_eff``
-    (the input offset folded in), or None."""
-    bias = arrays.get(f"{i}.b")
-    offset = arrays.get(f"{i}.input_offset")
-    if offset is None:
-        return None if bias is None else bias.copy()
-    w_eff = weights.signs.copy()
-    alpha = arrays.get(f"{i}.alpha")
-    if alpha is not None:
-        w_eff *= alpha
-    shift = (offset @ w_eff).astype(dtype)
-    return -shift if bias is None else bias - shift
+    (the input offset folded in, ``fastbin.reference.offset_bias``), or None."""
+    return offset_bias(arrays.get(f"{i}.b"), arrays.get(f"{i}.input_offset"), weights.signs,
+                       arrays.get(f"{i}.alpha"), dtype)
 
 
 def _bn(arrays, j, layers, dtype):
