@@ -265,6 +265,22 @@ def test_bench_entry_without_results(tmp_path, capsys):
     assert "was not written" in capsys.readouterr().err
 
 
+def test_bench_entry_passes_update_doc_to_the_report(tmp_path, monkeypatch):
+    """``fastbin bench --update-doc PATH`` (what ``make bench`` runs) hands PATH to report.py."""
+    from fastbin.tools import bench
+
+    (tmp_path / "bench.json").write_text(json.dumps(_data()), encoding="utf-8")
+    calls = []
+    monkeypatch.setattr(bench, "_call", lambda cmd, **kwargs: calls.append([str(c) for c in cmd]) or 0)
+    monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: object())  # as if the bench extra were there
+    assert bench.run(["--no-run", "--out", str(tmp_path), "--update-doc", "docs/performance.md"]) == 0
+    (command,) = calls
+    assert command[1].endswith("report.py") and command[command.index("--update-doc") + 1] == "docs/performance.md"
+    calls.clear()
+    assert bench.run(["--no-run", "--out", str(tmp_path)]) == 0
+    assert "--update-doc" not in calls[0]
+
+
 def test_bench_entry_without_benchmarks_dir(monkeypatch, capsys):
     from fastbin.tools import bench
 
