@@ -100,11 +100,15 @@ def test_readme_fits_on_a_screen():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 200
 
 
+# The examples train small models: seconds with the jitted kernels, many minutes as plain Python, so
+# ``slow`` (make test-nojit deselects it; make test runs it).
+@pytest.mark.slow
 @pytest.mark.parametrize("path", FILES_WITH_PLAIN_BLOCKS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_python_blocks_run(path, tmp_path, monkeypatch):
     _run([b for b in python_blocks(path) if b.mark is None], tmp_path, monkeypatch)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", MARKED_BLOCKS, ids=lambda b: b.name)
 def test_marked_python_blocks_run(block, tmp_path, monkeypatch):
     reason = _missing(block.mark)
