@@ -11,7 +11,7 @@ help:
 	@echo "make test        create .venv, install .[test], run the test suite"
 	@echo "make test-nojit  the same suite with NUMBA_DISABLE_JIT=1 (plain-Python kernels)"
 	@echo "make demo        reproduce both notebooks with fastbin and the NumPy reference"
-	@echo "make bench       run the benchmark suite, write bench-results/report.md and chart"
+	@echo "make bench       run the benchmark suite, write bench-results/report.md and chart, docs/performance.md"
 	@echo "make bench-quick every benchmark once with small sizes (CI)"
 	@echo "make bench-grid  issue 9's shape grid vs NumPy sgemm -> bench-results/grid/ (heat map)"
 	@echo "make bench-torch install torch (pinned CPU build, TORCH_SPEC) if missing, then make bench"
@@ -124,14 +124,14 @@ demo: $(VENV)/.installed-test
 # BLAS to one thread; the values in force are recorded in the report.
 BENCH_ENV     = OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 BENCH         = $(BENCH_ENV) $(PY) -m fastbin.tools.bench
-# UPDATE_README=README.md also rewrites the README's generated performance section
-UPDATE_README ?=
+# the Markdown file whose generated section (<!-- bench:start/end -->) make bench rewrites; BENCH_DOC= for none
+BENCH_DOC     ?= docs/performance.md
 THRESHOLD     ?= 1.25
 TORCH_SPEC    ?= torch==2.13.0
 .PHONY: bench-compare
 
 bench: $(VENV)/.installed-bench
-	$(BENCH) $(if $(UPDATE_README),--update-readme $(UPDATE_README))
+	$(BENCH) $(if $(BENCH_DOC),--update-doc $(BENCH_DOC))
 
 bench-quick: $(VENV)/.installed-bench
 	$(BENCH) --quick

@@ -1,9 +1,10 @@
 """The benchmark report (benchmarks/report.py) and ``fastbin bench`` on a small
 fixture JSON shaped like pytest-benchmark's output: ratios, ceiling fractions,
-pass/miss of the speed bars, README splicing, regression comparison."""
+pass/miss of the speed bars, splicing the generated section into docs/performance.md, regression comparison."""
 import copy
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -173,43 +174,61 @@ def test_format_helpers(report):
     assert report.fmt_ratio(None) == "" and report.fmt_ratio(1.234) == "1.23x"
 
 
-def test_update_readme_replaces_only_between_markers(report, tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("# Title\n\n## Performance\n<!-- bench:start -->\nold table\n<!-- bench:end -->\n"
-                      "\n## After\nkeep me\n", encoding="utf-8")
-    section = report.render_readme_section(_data())
-    report.update_readme(readme, section)
-    once = readme.read_text(encoding="utf-8")
+def test_update_doc_replaces_only_between_markers(report, tmp_path):
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Title\n\n## Performance\n<!-- bench:start -->\nold table\n<!-- bench:end -->\n"
+                   "\n## After\nkeep me\n", encoding="utf-8")
+    section = report.render_doc_section(_data())
+    report.update_doc(doc, section)
+    once = doc.read_text(encoding="utf-8")
     assert "old table" not in once and "| binary matmul 128x784->10" in once
     assert once.startswith("# Title\n\n## Performance\n<!-- bench:start -->\n")
     assert once.endswith("<!-- bench:end -->\n\n## After\nkeep me\n")
-    report.update_readme(readme, section)  # idempotent
-    assert readme.read_text(encoding="utf-8") == once
+    report.update_doc(doc, section)  # idempotent
+    assert doc.read_text(encoding="utf-8") == once
 
 
-def test_update_readme_without_markers_is_an_error(report, tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("# no markers\n", encoding="utf-8")
+def test_make_bench_rewrites_the_generated_section_of_docs_performance(report, tmp_path):
+    """``make bench`` passes ``--update-doc $(BENCH_DOC)``, docs/performance.md by default, and
+    that file's generated section can be replaced, the hand-written text around it kept."""
+    root = Path(__file__).resolve().parent.parent
+    makefile = (root / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^BENCH_DOC\s*\?=\s*docs/performance.md$", makefile, re.M)
+    assert "--update-doc $(BENCH_DOC)" in makefile
+    text = (root / "docs" / "performance.md").read_text(encoding="utf-8")
+    doc = tmp_path / "performance.md"
+    doc.write_text(text, encoding="utf-8")
+    report.update_doc(doc, report.render_doc_section(_data()))
+    new = doc.read_text(encoding="utf-8")
+    start, end = text.index(report.DOC_START), text.index(report.DOC_END)
+    assert new.startswith(text[: start + len(report.DOC_START)])
+    assert new.endswith(text[end:])
+    assert "| binary matmul 128x784->10" in new and new != text
+
+
+def test_update_doc_without_markers_is_an_error(report, tmp_path):
+    doc = tmp_path / "performance.md"
+    doc.write_text("# no markers\n", encoding="utf-8")
     with pytest.raises(ValueError, match="bench:start"):
-        report.update_readme(readme, "x")
-    assert readme.read_text(encoding="utf-8") == "# no markers\n"
+        report.update_doc(doc, "x")
+    assert doc.read_text(encoding="utf-8") == "# no markers\n"
 
 
 def test_main_reports_missing_markers(report, tmp_path, capsys):
-    readme = tmp_path / "README.md"
-    readme.write_text("# no markers\n", encoding="utf-8")
+    doc = tmp_path / "performance.md"
+    doc.write_text("# no markers\n", encoding="utf-8")
     path = _write(tmp_path, "full.json", _data())
-    assert report.main([str(path), "--out", str(tmp_path / "r.md"), "--update-readme", str(readme)]) == 2
+    assert report.main([str(path), "--out", str(tmp_path / "r.md"), "--update-doc", str(doc)]) == 2
     assert "bench:start" in capsys.readouterr().err
     assert (tmp_path / "r.md").read_text(encoding="utf-8").startswith("# fastbin benchmark report")
 
 
-def test_main_refuses_quick_results_in_readme(report, tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- bench:start -->\n<!-- bench:end -->\n", encoding="utf-8")
+def test_main_refuses_quick_results_in_the_doc(report, tmp_path):
+    doc = tmp_path / "performance.md"
+    doc.write_text("<!-- bench:start -->\n<!-- bench:end -->\n", encoding="utf-8")
     path = _write(tmp_path, "quick.json", _data(quick=True))
-    assert report.main([str(path), "--out", str(tmp_path / "r.md"), "--update-readme", str(readme)]) == 2
-    assert readme.read_text(encoding="utf-8") == "<!-- bench:start -->\n<!-- bench:end -->\n"
+    assert report.main([str(path), "--out", str(tmp_path / "r.md"), "--update-doc", str(doc)]) == 2
+    assert doc.read_text(encoding="utf-8") == "<!-- bench:start -->\n<!-- bench:end -->\n"
 
 
 def test_compare_flags_slowdowns_and_exit_code(report, tmp_path):
@@ -244,6 +263,22 @@ def test_bench_entry_without_results(tmp_path, capsys):
 
     assert bench.run(["--no-run", "--out", str(tmp_path)]) == 1
     assert "was not written" in capsys.readouterr().err
+
+
+def test_bench_entry_passes_update_doc_to_the_report(tmp_path, monkeypatch):
+    """``fastbin bench --update-doc PATH`` (what ``make bench`` runs) hands PATH to report.py."""
+    from fastbin.tools import bench
+
+    (tmp_path / "bench.json").write_text(json.dumps(_data()), encoding="utf-8")
+    calls = []
+    monkeypatch.setattr(bench, "_call", lambda cmd, **kwargs: calls.append([str(c) for c in cmd]) or 0)
+    monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: object())  # as if the bench extra were there
+    assert bench.run(["--no-run", "--out", str(tmp_path), "--update-doc", "docs/performance.md"]) == 0
+    (command,) = calls
+    assert command[1].endswith("report.py") and command[command.index("--update-doc") + 1] == "docs/performance.md"
+    calls.clear()
+    assert bench.run(["--no-run", "--out", str(tmp_path)]) == 0
+    assert "--update-doc" not in calls[0]
 
 
 def test_bench_entry_without_benchmarks_dir(monkeypatch, capsys):

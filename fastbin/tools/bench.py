@@ -5,7 +5,7 @@ not with the installed package, so this runs it from a checkout::
 
     fastbin bench                 # full run -> bench-results/report.md, speedups.png
     fastbin bench --quick         # every benchmark once, small sizes (CI smoke test)
-    fastbin bench --update-readme README.md
+    fastbin bench --update-doc docs/performance.md
     fastbin bench --compare baseline.json --threshold 1.25 --fail
     fastbin bench -- -k binary_matmul        # extra pytest arguments after --
 
@@ -60,8 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help="every benchmark once with small sizes (no meaningful timings)")
     parser.add_argument("--out", default="bench-results", help="output directory (default: bench-results)")
-    parser.add_argument("--update-readme", metavar="README",
-                        help="replace the text between <!-- bench:start/end --> in this file")
+    parser.add_argument("--update-doc", metavar="MARKDOWN",
+                        help="replace the text between <!-- bench:start/end --> in this file "
+                             "(make bench: docs/performance.md)")
     parser.add_argument("--compare", metavar="BASELINE", help="compare the run with a saved JSON")
     parser.add_argument("--threshold", type=float, default=1.25,
                         help="flag benchmarks slower than this ratio of the baseline (default 1.25)")
@@ -127,8 +128,8 @@ def run(argv=None) -> int:
         extra += ["--png", out / f"speedups{suffix}.png"]
     else:
         print("fastbin bench: matplotlib not installed, no chart", file=sys.stderr)
-    if args.update_readme:
-        extra += ["--update-readme", args.update_readme]
+    if args.update_doc:
+        extra += ["--update-doc", args.update_doc]
     rc_report = _call([*report, "--out", out / f"report{suffix}.md", *extra])
     if args.compare:
         compare_md = out / "compare.md"
