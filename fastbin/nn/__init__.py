@@ -6,11 +6,11 @@ from .layers import ACTIVATIONS, BatchNorm, Dense, HardTanh, Layer, Sign, Tanh
 from .model import FORMAT, Model, load, mlp, softmax_regression
 from .optim import SGD, Adam, DecayOnRise, Optimizer, Schedule, StepDecay, parse_schedule
 from .summary import layer_costs, summary_table
-from .train import EarlyStopping, History, fit
+from .train import EarlyStopping, History, fit, split_validation
 
 __all__ = [
     "ACTIVATIONS", "BatchNorm", "Dense", "HardTanh", "Layer", "Sign", "Tanh",
     "FORMAT", "Model", "load", "mlp", "softmax_regression",
     "SGD", "Adam", "DecayOnRise", "Optimizer", "Schedule", "StepDecay", "parse_schedule",
-    "EarlyStopping", "History", "fit", "fold", "layer_costs", "summary_table",
+    "EarlyStopping", "History", "fit", "split_validation", "fold", "layer_costs", "summary_table",
 ]
