@@ -23,6 +23,7 @@ from ..io.modelfile import ModelFileError, save_arrays
 from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays
 from ..ops.backend import get_backend
 from ..packed import PackedSigns
+from ..reference import softmax
 from ..runtime.engines import engine_for
 from ..runtime.fold import layer_arrays, search_thresholds
 from .fold import fold
@@ -94,6 +95,11 @@ class Model:
     def predict(self, x):
         """Class indices (m,) int64: ``argmax(forward(x))``."""
         return np.argmax(self.forward(x), axis=1)
+
+    def predict_proba(self, x):
+        """Class probabilities (m, n_classes) of the model dtype, rows summing to
+        1: ``fastbin.reference.softmax(forward(x))``."""
+        return softmax(self.forward(x))
 
     def evaluate(self, x, labels):
         """``(mean cross-entropy, accuracy)`` on ``x`` (m, n_in) and labels (m,)."""
