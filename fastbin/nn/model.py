@@ -77,6 +77,13 @@ class Model:
             key = "clip" if clip is not None else "free"
             self.groups.append((key, flat, grad, clip))
 
+    def __setstate__(self, state):
+        """Unpickling: pickle stores each parameter as its own array, so the
+        layers' parameters and gradients are made views of flat group buffers
+        again (``_flatten``), as training needs."""
+        self.__dict__.update(state)
+        self._flatten()
+
     # -- inference -----------------------------------------------------------
     def forward(self, x, training=False):
         """Logits (m, n_classes) for ``x`` (m, n_in): float in [0, 1] or raw
