@@ -270,3 +270,55 @@ def test_fit_arguments_for_own_data(rng):
             EarlyStopping(**bad)
     with pytest.raises(TypeError, match="restore_best_weights"):
         EarlyStopping(restore_best_weights="yes")
+
+
+# -- resuming: 5 + 5 epochs == 10 epochs ---------------------------------------------------------------------
+def _weights(model):
+    return [flat.copy() for _, flat, _, _ in model.groups] + [
+        v.copy() for layer in model.layers for v in layer.buffers.values()]
+
+
+def _schedules():
+    return {"step": lambda: Adam(1e-2, schedule=StepDecay(7, 0.9)),
+            "rise": lambda: SGD(0.5, schedule=DecayOnRise(0.9, 100)),
+            "none": lambda: Adam(1e-2)}
+
+
+@pytest.mark.parametrize("schedule", ["step", "rise", "none"])
+@pytest.mark.parametrize("binary", [False, True])
+def test_resume_5_plus_5_epochs_equals_10(binary, schedule, rng):
+    x, y, _, _ = _toy(rng, n=250)
+
+    def build():
+        return mlp([20, 8, 3], binary_weights=binary, binary_activations=binary, seed=5, backend="fastbin")
+
+    kw = dict(batch_size=32, validation_split=0.2, seed=11, progress=False)  # 200 rows: 7 steps an epoch
+    model, opt = build(), _schedules()[schedule]()
+    whole = fit(model, opt, x, y, epochs=10, **kw)
+    model2, opt2 = build(), _schedules()[schedule]()
+    first = fit(model2, opt2, x, y, epochs=5, **kw)
+    second = fit(model2, opt2, x, y, epochs=10, resume=first, **kw)
+    assert first.step + second.step == whole.step == [7 * i for i in range(1, 11)]
+    assert first.loss + second.loss == whole.loss and opt2.lr == opt.lr and opt2.steps == opt.steps == 70
+    for a, b in zip(_weights(model), _weights(model2)):
+        np.testing.assert_array_equal(a, b)
+    # without resume, the second fit restarts the batch order: not the same run
+    model3, opt3 = build(), _schedules()[schedule]()
+    fit(model3, opt3, x, y, epochs=5, **kw)
+    fit(model3, opt3, x, y, epochs=5, **kw)
+    assert not all(np.array_equal(a, b) for a, b in zip(_weights(model), _weights(model3)))
+
+
+def test_resume_arguments(rng):
+    x, y, _, _ = _toy(rng)
+    model, opt = softmax_regression(20, 3, seed=0, backend="reference"), SGD(0.1)
+    h = fit(model, opt, x, y, epochs=2, batch_size=50, seed=1, progress=False)
+    assert h.state.step == 12 and h.state.seed == 1
+    with pytest.raises(ValueError, match="seed=1"):
+        fit(model, opt, x, y, epochs=3, batch_size=50, seed=2, resume=h, progress=False)
+    with pytest.raises(ValueError, match="must ask for more"):
+        fit(model, opt, x, y, epochs=2, batch_size=50, seed=1, resume=h, progress=False)
+    with pytest.raises(ValueError, match="batches of 50, not 300 rows in batches of 60"):
+        fit(model, opt, x, y, epochs=3, batch_size=60, seed=1, resume=h, progress=False)
+    with pytest.raises(TypeError, match="resume must be"):
+        fit(model, opt, x, y, epochs=3, batch_size=50, seed=1, resume=12, progress=False)

@@ -30,7 +30,20 @@ import numpy as np
 from .._validate import check_int, check_labels, check_model_input
 from ..io.datasets import BatchIterator
 
-__all__ = ["History", "EarlyStopping", "fit", "split_validation"]
+__all__ = ["History", "EarlyStopping", "TrainState", "fit", "split_validation"]
+
+
+@dataclass
+class TrainState:
+    """Where a run stands after ``fit``: ``step`` (updates done since the run
+    began), ``seed`` (its data seed) and ``data`` (the batch order,
+    :meth:`fastbin.datasets.BatchIterator.state`). ``fit(..., resume=state)``
+    continues the run (``History.state`` holds it; :func:`fastbin.nn.save_checkpoint`
+    writes it to a file with the model and the optimizer)."""
+
+    step: int
+    seed: int | None
+    data: dict
 
 
 @dataclass
@@ -43,7 +56,8 @@ class History:
     "epochs", "schedule", "early_stopping"); ``eval_on`` what ``loss`` and
     ``acc`` were measured on ("validation", "test" or "" for none);
     ``restored_step`` the step whose weights ``EarlyStopping(...,
-    restore_best_weights=True)`` put back (None: the last weights kept)."""
+    restore_best_weights=True)`` put back (None: the last weights kept);
+    ``state`` the :class:`TrainState` to resume from."""
 
     step: list = field(default_factory=list)
     loss: list = field(default_factory=list)
@@ -56,6 +70,7 @@ class History:
     stopped: str = ""
     eval_on: str = ""
     restored_step: int | None = None
+    state: TrainState | None = None
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("step", "loss", "acc", "train_loss", "lr", "time",
@@ -213,7 +228,7 @@ def _set_state(model, state) -> None:
 
 def fit(model, opt, data, y=None, *, epochs=None, steps=None, batch_size=128, eval_every="auto", seed=0,
         progress=True, early_stopping=None, validation_split=None, validation_data=None,
-        eval_data=None) -> History:
+        eval_data=None, resume=None) -> History:
     """Train ``model`` with ``opt`` and return a :class:`History`.
 
     ``data, y``: arrays ``X`` (m, n_in) float or raw uint8 and ``y`` (m,)
@@ -232,6 +247,16 @@ def fit(model, opt, data, y=None, *, epochs=None, steps=None, batch_size=128, ev
     ``ceil(m / batch_size)`` steps), ``"auto"`` (one epoch with arrays, 20
     steps with a dataset, as before), an int >= 1, or ``None``/0: only at the
     end. ``progress`` shows a tqdm bar.
+
+    ``resume``: a :class:`TrainState` (or the :class:`History` of the run)
+    to continue: the batch order goes on where it stopped, and ``epochs`` /
+    ``steps`` count from the start of that run (``epochs=10`` after 5 trains
+    5 more). With the optimizer of that run (the same object, or
+    :func:`fastbin.nn.load_checkpoint`'s), 5 + 5 epochs give bit for bit the
+    weights of 10 epochs in one go, as long as the evaluations fall on the
+    same steps (the end of the first part is an evaluation: ``eval_every``
+    dividing its steps, e.g. ``"epoch"``, or a schedule that ignores
+    evaluations). Same data, seed, batch size and validation split required.
 
     Raw uint8 input (``load_fashion_mnist(dtype="uint8")``) trains on the
     same values (``float32(pixel) / 255``, converted per batch) and gathers
@@ -267,17 +292,30 @@ def fit(model, opt, data, y=None, *, epochs=None, steps=None, batch_size=128, ev
         x_eval = np.divide(x_eval, model.dtype.type(255), dtype=model.dtype)
     batches = BatchIterator(x_train, y_train, int(batch_size), seed)
     total = int(steps) if steps is not None else int(epochs) * per_epoch
+    first = 1
+    if resume is not None:
+        state = resume.state if isinstance(resume, History) else resume
+        if not isinstance(state, TrainState):
+            raise TypeError(f"resume must be a TrainState or the History of a run, got {type(resume).__name__}")
+        if state.seed != seed:
+            raise ValueError(f"resume: the run used seed={state.seed}, this call seed={seed}")
+        batches.set_state(state.data)
+        if state.step >= total:
+            raise ValueError(f"resume: the run has done {state.step} steps; epochs= and steps= count from its "
+                             f"start, so they must ask for more (this call: {total} steps)")
+        first = state.step + 1
     history = History(eval_on=eval_on)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="step", leave=False, dynamic_ncols=True)
+        bar = tqdm(total=total - first + 1, unit="step", leave=False, dynamic_ncols=True)
     restore = early_stopping is not None and early_stopping.restore_best_weights
     start = time.perf_counter()
     eval_seconds, train_losses = 0.0, []
     try:
-        for step in range(1, total + 1):
+        step = first - 1
+        for step in range(first, total + 1):
             x, labels = batches.next_batch()
             train_losses.append(model.train_step(x, labels, opt))
             if bar is not None:
@@ -313,6 +351,7 @@ def fit(model, opt, data, y=None, *, epochs=None, steps=None, batch_size=128, ev
     if restore and early_stopping.best_weights is not None and not early_stopping.improved:
         _set_state(model, early_stopping.best_weights)
         history.restored_step = early_stopping.best_step
+    history.state = TrainState(step, seed, batches.state())
     history.total_time = time.perf_counter() - start
     history.train_time = history.total_time - eval_seconds
     return history
