@@ -23,7 +23,10 @@ ESTIMATORS = [
 ]
 
 
-@parametrize_with_checks(ESTIMATORS)
+_CHECKS = parametrize_with_checks(ESTIMATORS)  # scikit-learn < 1.6 passes a generator: pytest wants a list
+
+
+@pytest.mark.parametrize(_CHECKS.args[0], list(_CHECKS.args[1]), **_CHECKS.kwargs)
 def test_sklearn_estimator_checks(estimator, check):
     """Every check of ``check_estimator``, one test each (a check that raises SkipTest,
     such as the pandas one without pandas, is reported as skipped)."""
