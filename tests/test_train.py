@@ -322,3 +322,20 @@ def test_resume_arguments(rng):
         fit(model, opt, x, y, epochs=3, batch_size=60, seed=1, resume=h, progress=False)
     with pytest.raises(TypeError, match="resume must be"):
         fit(model, opt, x, y, epochs=3, batch_size=50, seed=1, resume=12, progress=False)
+
+
+def test_early_stopping_state_follows_its_model(rng):
+    """Reused on the same model (a resumed run), the best loss carries over; given another
+    model, the object starts afresh and never writes the first model's weights into it."""
+    x, y, _, _ = _toy(rng)
+    stop = EarlyStopping(2, restore_best_weights=True)
+    kw = dict(batch_size=16, eval_every=2, validation_split=0.2, seed=1, progress=False, early_stopping=stop)
+    first = mlp([20, 8, 3], seed=0, backend="reference")
+    h = fit(first, SGD(0.5), x, y, steps=30, **kw)
+    best = stop.best
+    assert best == min(h.loss)
+    h2 = fit(first, SGD(1e-9), x, y, steps=8, **kw)  # no improvement on the carried best: stops, restores
+    assert stop.best == best and h2.stopped == "early_stopping" and h2.restored_step is not None
+    other = mlp([20, 5, 3], seed=1, backend="reference")
+    h3 = fit(other, SGD(1e-9), x, y, steps=8, **kw)
+    assert stop.best == h3.loss[0] != best and h3.restored_step == 2  # its own best, not the first model's

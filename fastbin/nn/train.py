@@ -90,7 +90,8 @@ class EarlyStopping:
     the parameters and batch-norm statistics of the evaluation with the
     lowest loss, if a later evaluation was worse (``History.restored_step``).
     The object keeps its state (``best``, ``bad``, ``best_step``) across
-    ``fit`` calls, so a resumed run compares with the best loss so far."""
+    ``fit`` calls on the same model, so a resumed run compares with the best
+    loss so far; given another model, ``fit`` resets it first."""
 
     def __init__(self, patience: int = 5, min_delta: float = 0.0, *, restore_best_weights: bool = False):
         self.patience = check_int("patience", patience)
@@ -99,10 +100,15 @@ class EarlyStopping:
         if not isinstance(restore_best_weights, (bool, np.bool_)):
             raise TypeError(f"restore_best_weights must be a bool, got {type(restore_best_weights).__name__}")
         self.min_delta, self.restore_best_weights = float(min_delta), bool(restore_best_weights)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the best loss and weights (``fit`` calls it when given another model)."""
         self.best, self.bad = math.inf, 0
         self.improved = False  # whether the last call improved on the best loss
         self.best_step = None  # set by fit: the step of the best evaluation
         self.best_weights = None  # set by fit when restore_best_weights: a copy of the model's state
+        self.model_id = None  # set by fit: id() of the model it watches
 
     def __call__(self, loss: float) -> bool:
         self.improved = loss < self.best - self.min_delta
@@ -311,6 +317,9 @@ def fit(model, opt, data, y=None, *, epochs=None, steps=None, batch_size=128, ev
 
         bar = tqdm(total=total - first + 1, unit="step", leave=False, dynamic_ncols=True)
     restore = early_stopping is not None and early_stopping.restore_best_weights
+    if early_stopping is not None and early_stopping.model_id != id(model):
+        early_stopping.reset()
+        early_stopping.model_id = id(model)
     start = time.perf_counter()
     eval_seconds, train_losses = 0.0, []
     try:
