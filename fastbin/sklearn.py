@@ -27,10 +27,14 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.utils import check_random_state
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess by tests/test_sklearn.py
+    raise ImportError(f"fastbin.sklearn needs scikit-learn: pip install 'fastbin[sklearn]' ({exc})") from exc
 
 from .nn.model import mlp
 from .nn.optim import Adam

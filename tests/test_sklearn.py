@@ -133,3 +133,10 @@ def test_import_fastbin_does_not_import_sklearn():
     code = ("import sys, fastbin, fastbin.nn, fastbin.runtime; fastbin.mlp; "
             "assert not any(m == 'sklearn' or m.startswith('sklearn.') for m in sys.modules), 'sklearn imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_scikit_learn_is_a_clear_import_error():
+    code = ("import sys; sys.modules['sklearn'] = None\n"
+            "try:\n    import fastbin.sklearn\nexcept ImportError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert "fastbin.sklearn needs scikit-learn: pip install 'fastbin[sklearn]'" in out
