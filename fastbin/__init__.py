@@ -40,7 +40,7 @@ _SOURCES = {
     "InferenceModel": "fastbin.runtime",
 }
 _RENAMED = {"load_model": ("fastbin.nn", "load")}
-_SUBMODULES = ("reference", "kernels", "ops", "nn", "runtime", "io", "tools", "bits", "packed", "dask")
+_SUBMODULES = ("reference", "kernels", "ops", "nn", "runtime", "io", "tools", "bits", "packed", "dask", "sklearn")
 
 __all__ = [*_SOURCES, *_RENAMED, "reference", "__version__"]
 

@@ -42,6 +42,7 @@ __all__ = [
     "dense_sign_matmul",
     "signs",
     "unit_from_uint8",
+    "softmax",
     "softmax_cross_entropy",
     "linear_softmax_cross_entropy",
     "sgd_update",
@@ -71,10 +72,19 @@ __all__ = [
 def logistic_model(inputs, weights, bias):
     """Softmax probabilities ``softmax(inputs @ weights + bias)``, row-wise,
     with the row max subtracted first ("safe softmax")."""
-    z = np.dot(inputs, weights) + bias
-    z = z - np.max(z, axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / np.sum(e, axis=1, keepdims=True)
+    return softmax(np.dot(inputs, weights) + bias)
+
+
+def softmax(logits):
+    """Row-wise probabilities of ``logits`` (m, c) float: ``e / sum_j e[:, j]``
+    with ``e = exp(z - max_j z[:, j])`` ("safe softmax": finite for any finite
+    logits, the largest entry of a row is ``exp(0) = 1``, so no row sums to
+    0). Same dtype as ``logits``; each row sums to 1 within its rounding. The
+    ``predict_proba`` of trainable and folded models."""
+    z = logits - np.max(logits, axis=1, keepdims=True)
+    e = np.exp(z, out=z)
+    e /= np.sum(e, axis=1, keepdims=True)
+    return e
 
 
 def ce_loss(output, target):

@@ -361,3 +361,80 @@ def test_train_eval_round_trip_on_fashion_mnist(tmp_path):
     accuracy = float(result.stdout.split("accuracy")[1].split("%")[0])
     assert accuracy > 60
     assert "folded inference accuracy" in result.stdout
+
+
+# -- your own data: --data FILE.npz ---------------------------------------------------------------------------
+def _own_npz(path, rng, n=240, k=12, c=3, **extra):
+    centers = rng.normal(0, 1, (c, k))
+    y = rng.integers(0, c, n + 60)
+    x = (centers[y] + 0.5 * rng.normal(0, 1, (n + 60, k))).astype(np.float32)
+    arrays = dict(x_train=x[:n], y_train=y[:n], x_test=x[n:], y_test=y[n:])
+    arrays.update(extra)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_train_and_eval_on_own_data(tmp_path, capsys, rng):
+    data = _own_npz(tmp_path / "mine.npz", rng)
+    model_path = tmp_path / "mine.fbm"
+    argv = ["train", "--data", str(data), "--hidden", "16", "--binary-weights", "--binary-activations",
+            "--epochs", "4", "--batch-size", "32", "--lr", "0.01", "--no-progress", "-o", str(model_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "240 rows of 12 features, 3 classes" in out and "validation acc" in out and "test acc" not in out
+    assert out.count("validation loss") == 4  # one evaluation per epoch of the 216 training rows
+    model = cli._load_model(str(model_path))
+    assert (model.n_in, model.n_classes) == (12, 3)
+    assert main(["eval", str(model_path), "--data", str(data), "--folded"]) == 0
+    out = capsys.readouterr().out
+    acc = float(out.split("accuracy ")[1].split("%")[0])
+    assert acc > 80 and "(60 rows)" in out and "folded inference accuracy" in out
+
+
+def test_train_on_own_data_never_reads_its_test_arrays(tmp_path, capsys, rng):
+    """x_test holds the wrong width and y_test labels out of range: training reads neither."""
+    data = _own_npz(tmp_path / "mine.npz", rng)
+    arrays = dict(np.load(data))
+    arrays.update(x_test=np.full((5, 3), np.nan, np.float32), y_test=np.full(5, -7))
+    np.savez(data, **arrays)
+    for extra in ([], ["--validation-split", "0.25"], ["--validation-split", "0"]):
+        assert main(["train", "--data", str(data), "--model", "softmax", "--epochs", "2", "--no-progress",
+                     "-o", str(tmp_path / "m.fbm"), *extra]) == 0
+        out = capsys.readouterr().out
+        assert ("validation loss" in out) == (extra[-1:] != ["0"]) and "test loss" not in out
+    # explicit validation arrays are used as they are
+    arrays.update(x_val=arrays["x_train"][:30], y_val=arrays["y_train"][:30])
+    np.savez(data, **arrays)
+    assert main(["train", "--data", str(data), "--model", "softmax", "--epochs", "1", "--no-progress",
+                 "-o", str(tmp_path / "m.fbm")]) == 0
+    assert "validation loss" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "m.fbm"), "--data", str(data)]) == 1
+    _one_error_line(capsys, "y_test must be integer labels", "min -7")  # eval does read them
+
+
+def test_own_data_errors(tmp_path, capsys, rng):
+    good = _own_npz(tmp_path / "good.npz", rng)
+    out = str(tmp_path / "m.fbm")
+    np.savez(tmp_path / "no_y.npz", x_train=np.zeros((4, 3), np.float32))
+    np.savez(tmp_path / "neg.npz", x_train=np.zeros((4, 3), np.float32), y_train=np.array([0, 1, -1, 0]))
+    np.savez(tmp_path / "one.npz", x_train=np.zeros((4, 3), np.float32), y_train=np.zeros(4, int))
+    np.savez(tmp_path / "strings.npz", x_train=np.array([["a"] * 3] * 4), y_train=np.zeros(4, int))
+    np.save(tmp_path / "plain.npy", np.zeros((4, 3)))
+    for name, fragments in [("no_y.npz", ["must hold arrays x_train and y_train", "x_train"]),
+                            ("neg.npz", ["y_train must be integer labels", "min -1"]),
+                            ("one.npz", ["one class only"]),
+                            ("strings.npz", ["x_train must be float or raw uint8"]),
+                            ("plain.npy", ["single .npy array, not a .npz"]),
+                            ("missing.npz", ["cannot read", "missing.npz"])]:
+        assert main(["train", "--data", str(tmp_path / name), "--no-progress", "-o", out]) == 1, name
+        _one_error_line(capsys, *fragments)
+    for argv in (["train", "--data", str(good), "--recipe", "bnn", "-o", out],
+                 ["train", "--data", str(good), "--data-dir", str(tmp_path), "-o", out],
+                 ["train", "--data", str(good), "--validation-split", "1", "-o", out]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+    capsys.readouterr()
+    mlp([784, 8, 10]).save(out)
+    assert main(["eval", out, "--data", str(good)]) == 1
+    _one_error_line(capsys, "x_test has 12 features", "the model takes 784 features")

@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent / "fastbin"
 FACADE = {"fastbin", "fastbin.__main__"}
 BASE = {"_config", "_version", "bits", "packed", "_validate", "reference"}
 SUBPACKAGES = {"tools", "nn", "runtime", "ops", "io", "kernels"}
-#: top-level modules of a subpackage's layer: fastbin.dask is a tool on top of the runtime
-TOP_LEVEL = {"dask": "tools"}
+#: top-level modules of a subpackage's layer: fastbin.dask is a tool on top of the runtime,
+#: fastbin.sklearn (scikit-learn's estimator API) a tool on top of the trainer
+TOP_LEVEL = {"dask": "tools", "sklearn": "tools"}
 ALLOWED = {
     "facade": {"facade", "tools", "nn", "runtime", "ops", "io", "kernels", "base"},
     "tools": {"tools", "nn", "runtime", "ops", "io", "kernels", "base"},

@@ -91,6 +91,40 @@ def test_runtime_equals_unfolded_model(files, name, engine, rng):
             np.testing.assert_array_equal(model.predict(x), unfolded.predict(x))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", ["softmax", "softmax_f64", "mlp_bn", "bnn_scaled_centred"])
+def test_predict_proba_is_the_softmax_of_the_logits(files, name, engine, rng):
+    """Rows sum to 1; equal (bit for bit) to the trainable model's; the softmax of the
+    logits (float64 check); the arg-max is predict's class wherever the top logit is unique."""
+    model = runtime.load(files[name], engine=engine)
+    unfolded = load(files[name], backend=BACKEND_OF[engine])
+    for x in _inputs(rng, 40).values():
+        p, logits = model.predict_proba(x), model.logits(x)
+        assert p.shape == logits.shape and p.dtype == model.dtype and (p >= 0).all()
+        np.testing.assert_allclose(p.sum(axis=1), 1, rtol=0, atol=4 * np.finfo(p.dtype).eps)
+        np.testing.assert_array_equal(p, unfolded.predict_proba(x))
+        z = logits.astype(np.float64)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        np.testing.assert_allclose(p, e / e.sum(axis=1, keepdims=True), rtol=1e-5 if p.dtype == np.float32 else 1e-12,
+                                   atol=1e-7)
+        top2 = np.sort(logits, axis=1)[:, -2:]
+        unique = top2[:, 1] > top2[:, 0]
+        np.testing.assert_array_equal(p.argmax(axis=1)[unique], model.predict(x)[unique])
+
+
+def test_softmax_is_stable_for_extreme_logits():
+    from fastbin.reference import softmax
+
+    z = np.array([[1e4, -1e4, 0], [-3e38, -3e38, -3e38], [88.0, 89.0, 90.0]], np.float32)
+    p = softmax(z)
+    assert np.isfinite(p).all() and p.dtype == np.float32
+    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-6)
+    np.testing.assert_array_equal(p[0], [1, 0, 0])
+    np.testing.assert_allclose(p[1], 1 / 3, rtol=1e-6)
+    np.testing.assert_allclose(p[2], np.exp([-2, -1, 0]) / np.exp([-2, -1, 0]).sum(), rtol=1e-6)
+    assert (z == np.array([[1e4, -1e4, 0], [-3e38, -3e38, -3e38], [88.0, 89.0, 90.0]], np.float32)).all()
+
+
 @pytest.mark.parametrize("name", sorted(KINDS))
 def test_engines_agree(files, name, rng):
     _, exact_float, exact_uint8 = KINDS[name]

@@ -413,6 +413,44 @@ class BatchIterator:
         # np.take: the same rows as x[idx], measured ~1.3-1.6x faster (fancy indexing's setup)
         return np.take(self.x, idx, axis=0), np.take(self.y, idx, axis=0)
 
+    def state(self) -> dict:
+        """Where the batch order stands, as plain values (JSON-able, but ``perm``):
+        ``{"n", "batch_size", "rng"`` (the generator's ``bit_generator.state``),
+        ``"perm"`` (the current epoch's order, int64 (n,), or None before the first
+        batch), ``"index"``, ``"epochs_completed"}``. :meth:`set_state` on an
+        iterator over the same rows continues with the same batches."""
+        return {"n": self.n, "batch_size": self.batch_size, "rng": self._rng.bit_generator.state,
+                "perm": None if self._perm is None else self._perm.astype(np.int64),
+                "index": self._index, "epochs_completed": self.epochs_completed}
+
+    def set_state(self, state: dict) -> None:
+        """Continue from :meth:`state`; ``ValueError`` when it does not fit this
+        iterator (another row count or batch size, a ``perm`` that is not a
+        permutation of ``range(n)``, an index past it, another bit generator)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from BatchIterator.state(), got {type(state).__name__}")
+        if state.get("n") != self.n or state.get("batch_size") != self.batch_size:
+            raise ValueError(f"the batch order was saved for {state.get('n')} rows in batches of "
+                             f"{state.get('batch_size')}, not {self.n} rows in batches of {self.batch_size}")
+        perm, index, done = state.get("perm"), state.get("index"), state.get("epochs_completed")
+        if perm is not None:
+            perm = np.asarray(perm)
+            if perm.shape != (self.n,) or perm.dtype.kind not in "iu" or not np.array_equal(
+                    np.sort(perm), np.arange(self.n)):
+                raise ValueError(f"state['perm'] must be a permutation of range({self.n})")
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index <= self.n:
+            raise ValueError(f"state['index'] must be an int in [0, {self.n}], got {index!r}")
+        if isinstance(done, bool) or not isinstance(done, (int, np.integer)) or done < 0:
+            raise ValueError(f"state['epochs_completed'] must be an int >= 0, got {done!r}")
+        rng = np.random.default_rng()
+        try:
+            rng.bit_generator.state = state.get("rng")
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"state['rng'] is not a {type(rng.bit_generator).__name__} state: {exc}") from None
+        self._rng = rng
+        self._perm = None if perm is None else perm.astype(np.intp)
+        self._index, self.epochs_completed = int(index), int(done)
+
     def epoch(self, drop_last: bool = False):
         """Yield ``(x_batch, y_batch)`` over one freshly shuffled epoch."""
         perm = self._rng.permutation(self.n)

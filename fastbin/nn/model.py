@@ -23,6 +23,7 @@ from ..io.modelfile import ModelFileError, save_arrays
 from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays
 from ..ops.backend import get_backend
 from ..packed import PackedSigns
+from ..reference import softmax
 from ..runtime.engines import engine_for
 from ..runtime.fold import layer_arrays, search_thresholds
 from .fold import fold
@@ -59,22 +60,32 @@ class Model:
 
     def _flatten(self):
         by_clip: dict = {}
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             for name, value in layer.params.items():
-                by_clip.setdefault(layer.clip[name], []).append((layer, name, value))
+                by_clip.setdefault(layer.clip[name], []).append((i, layer, name, value))
         self.groups = []
+        #: ``"<layer index>.<param>"`` -> ``(group key, offset, size)`` in the flat buffers
+        self.param_slices = {}
         for clip, entries in sorted(by_clip.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0)):
-            size = sum(v.size for _, _, v in entries)
+            size = sum(v.size for *_, v in entries)
             flat, grad = np.empty(size, self.dtype), np.zeros(size, self.dtype)
             offset = 0
-            for layer, name, value in entries:
+            key = "clip" if clip is not None else "free"
+            for i, layer, name, value in entries:
+                self.param_slices[f"{i}.{name}"] = (key, offset, value.size)
                 view = flat[offset : offset + value.size].reshape(value.shape)
                 view[...] = value
                 layer.params[name] = view
                 layer.grads[name] = grad[offset : offset + value.size].reshape(value.shape)
                 offset += value.size
-            key = "clip" if clip is not None else "free"
             self.groups.append((key, flat, grad, clip))
+
+    def __setstate__(self, state):
+        """Unpickling: pickle stores each parameter as its own array, so the
+        layers' parameters and gradients are made views of flat group buffers
+        again (``_flatten``), as training needs."""
+        self.__dict__.update(state)
+        self._flatten()
 
     # -- inference -----------------------------------------------------------
     def forward(self, x, training=False):
@@ -94,6 +105,11 @@ class Model:
     def predict(self, x):
         """Class indices (m,) int64: ``argmax(forward(x))``."""
         return np.argmax(self.forward(x), axis=1)
+
+    def predict_proba(self, x):
+        """Class probabilities (m, n_classes) of the model dtype, rows summing to
+        1: ``fastbin.reference.softmax(forward(x))``."""
+        return softmax(self.forward(x))
 
     def evaluate(self, x, labels):
         """``(mean cross-entropy, accuracy)`` on ``x`` (m, n_in) and labels (m,)."""
@@ -170,9 +186,17 @@ class Model:
         :mod:`fastbin.io.modelschema`), found from the arrays as stored, so that
         ``fastbin.runtime.load`` searches nothing and predicts exactly what
         ``load(path).to_inference()`` predicts."""
+        layers, meta, arrays = self.file_contents(latent=latent)
+        meta["folded"] = True
+        arrays.update(_folded_arrays(layers, arrays, self.dtype, self.backend.name))
+        save_arrays(path, meta, arrays)
+
+    def file_contents(self, *, latent=False):
+        """``(layer configs, meta, arrays)`` of the model file :meth:`save` writes,
+        without the folded thresholds (``meta["folded"] = false``)."""
         layers = [layer.config() for layer in self.layers]
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, "config": self.config,
-                "dtype": self.dtype.name, "layers": layers, "latent": bool(latent), "folded": True}
+                "dtype": self.dtype.name, "layers": layers, "latent": bool(latent), "folded": False}
         arrays = {}
         for i, layer in enumerate(self.layers):
             for name, value in list(layer.params.items()) + list(layer.buffers.items()):
@@ -182,8 +206,7 @@ class Model:
                         arrays[f"{i}.alpha"] = np.ascontiguousarray(layer.alpha())
                 else:
                     arrays[f"{i}.{name}"] = np.ascontiguousarray(value)
-        arrays.update(_folded_arrays(layers, arrays, self.dtype, self.backend.name))
-        save_arrays(path, meta, arrays)
+        return layers, meta, arrays
 
     def summary(self) -> str:
         """Per-layer table: parameters, bits, bytes, MACs, binary ops, saving."""

@@ -28,7 +28,11 @@ __all__ = ["Schedule", "StepDecay", "DecayOnRise", "parse_schedule", "Optimizer"
 
 
 class Schedule:
-    """Base class: hooks called by the optimizer / the trainer."""
+    """Base class: hooks called by the optimizer / the trainer.
+    ``needs_eval``: the schedule acts on evaluation losses (``fit`` then
+    requires evaluation data)."""
+
+    needs_eval = False
 
     def after_step(self, opt, step: int) -> None:
         """Called after update number ``step`` (1-based)."""
@@ -58,6 +62,8 @@ class StepDecay(Schedule):
 
 class DecayOnRise(Schedule):
     """``lr *= factor`` when the evaluation loss rises; stop after ``max_rises``."""
+
+    needs_eval = True
 
     def __init__(self, factor: float = 0.9, max_rises: int = 5, first_counts: bool = True):
         self.factor = check_positive_float("factor", factor)

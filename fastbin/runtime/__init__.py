@@ -4,6 +4,7 @@
 >>> model = fastbin.runtime.load("bnn.fbm")              # engine: "numba" (default) or "numpy"
 >>> model.predict(x)                                      # x (m, n_in) float in [0, 1] or raw uint8
 >>> model.logits(x)
+>>> model.predict_proba(x)                                # softmax of the logits, rows sum to 1
 >>> fastbin.runtime.loads(data)                          # the same from a model file's bytes
 
 Folded models (packed weights, integer thresholds, the float tail,

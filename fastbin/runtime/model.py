@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import check_model_input
-from ..reference import bn_affine, dense_affine
+from ..reference import bn_affine, dense_affine, softmax
 
 __all__ = ["InferenceModel", "certified_classes", "SignStage", "FloatStage", "SignWeights", "BinaryDense", "FloatDense",
            "BatchNormOp", "Activation"]
@@ -238,7 +238,7 @@ def _certifiable(stages, engine):
 
 class InferenceModel:
     """Frozen, folded model: ``logits(x)`` (also ``forward``) (m, n_classes),
-    ``predict(x)`` classes (m,) int64. ``x`` (m, n_in) float in [0, 1] or raw
+    ``predict(x)`` classes (m,) int64, ``predict_proba(x)`` their softmax. ``x`` (m, n_in) float in [0, 1] or raw
     uint8 pixels, checked by ``fastbin._validate.check_model_input``.
     ``engine`` is the engine class it runs on (``engine.name``: ``"numba"`` or
     ``"numpy"``). Holds no per-call state: safe to call from several threads."""
@@ -281,6 +281,11 @@ class InferenceModel:
         """Classes (m,) int64: ``argmax(logits(x), axis=1)``, the first maximum; through a
         float tail on float rows mostly without its exact product (:func:`certified_classes`)."""
         return self._chunks(check_model_input(x, self.n_in, self.dtype), True)
+
+    def predict_proba(self, x):
+        """Class probabilities (m, n_classes) of the model dtype, rows summing to 1:
+        ``fastbin.reference.softmax(logits(x))``."""
+        return softmax(self.logits(x))
 
     def __repr__(self):
         return f"InferenceModel(stages={[s.kind for s in self.stages]})"

@@ -39,6 +39,8 @@ EPILOG = """examples:
   fastbin train --recipe bnn -o bnn.fbm           # fully binary MLP on Fashion-MNIST
   fastbin train --model mlp --hidden 200,100 --optimizer adam --lr 1e-3 --epochs 5 -o mlp.fbm
   fastbin eval bnn.fbm --folded                   # test accuracy, folded packed inference
+  fastbin train --data mine.npz --binary-weights --binary-activations -o mine.fbm   # your own data
+  fastbin eval mine.fbm --data mine.npz           # accuracy on its x_test, y_test
   fastbin predict bnn.fbm images.npy -o labels.npy
   fastbin summary bnn.fbm
   fastbin export-c bnn.fbm -o out/                # C99 source for a microcontroller
@@ -68,6 +70,16 @@ def _positive_float(text):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
     return value
 
 
@@ -152,12 +164,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="seed for initialisation and batches (default: 0)")
     t.add_argument("--latent", action="store_true", help="also store real-valued latent weights (resumable)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--data", metavar="FILE.npz", help="train on your own data: a .npz holding x_train (m, n) "
+                   "float or raw uint8 and y_train (m,) integer labels 0..c-1, and optionally x_val, y_val "
+                   "(validation data); the model gets n inputs and c outputs; --dataset is then unused")
+    t.add_argument("--validation-split", type=_fraction, default=None, metavar="F",
+                   help="hold out this fraction of the training rows (a seeded split) for the evaluations, "
+                        "the schedule and the reported loss; the test split is then never read (default: 0.1 "
+                        "with --data and no x_val, else 0: evaluate on the test split as the notebooks did)")
     _data_args(t)
     _backend_arg(t)
 
     e = sub.add_parser("eval", parents=[common], help="test loss and accuracy of a saved model")
     e.add_argument("model", help="model file")
     e.add_argument("--folded", action="store_true", help="also evaluate the folded (packed) inference model")
+    e.add_argument("--data", metavar="FILE.npz", help="evaluate on the x_test, y_test arrays of this .npz "
+                   "instead of the dataset's test split")
     _data_args(e)
     _backend_arg(e)
 
@@ -231,6 +252,46 @@ def _load_data(args, dtype="uint8"):
     return load_data(args.dataset, args.data_dir, dtype=dtype)
 
 
+def _read_npz(path, required, optional=()):
+    """The arrays ``required`` (and those of ``optional`` present) of the ``.npz`` file
+    ``path``, as pairs ``(x (m, n) float or uint8, y (m,) int64 labels >= 0)``: names
+    ``x_<part>`` and ``y_<part>`` for each part. One-line ``CommandError`` otherwise."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {_strerror(exc)}") from exc
+    except (ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise CommandError(f"cannot read {path} as a .npz archive: {exc}") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise CommandError(f"{path} is a single .npy array, not a .npz archive: save x_train, y_train, ... with "
+                           f"numpy.savez")
+    out = {}
+    with archive:
+        for part in [*required, *optional]:
+            names = (f"x_{part}", f"y_{part}")
+            if not all(name in archive.files for name in names):
+                if part in optional and not any(name in archive.files for name in names):
+                    continue
+                raise CommandError(f"{path} must hold arrays {names[0]} and {names[1]}; it holds "
+                                   f"{', '.join(archive.files) or 'nothing'}")
+            try:
+                x, y = archive[names[0]], archive[names[1]]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+                raise CommandError(f"cannot read {names[0]}/{names[1]} from {path}: {exc}") from exc
+            if not (x.dtype == np.uint8 or x.dtype.kind == "f") or x.ndim < 2 or x.shape[0] == 0:
+                raise CommandError(f"{path}: {names[0]} must be float or raw uint8 rows (m, n) with m >= 1, got "
+                                   f"{x.dtype} of shape {x.shape}")
+            if y.dtype.kind not in "iu" or y.shape != (x.shape[0],) or (y.size and y.min() < 0):
+                raise CommandError(f"{path}: {names[1]} must be integer labels 0..c-1 of shape ({x.shape[0]},), got "
+                                   f"{y.dtype} of shape {y.shape}" + (f" with min {y.min()}" if y.size else ""))
+            out[part] = (np.ascontiguousarray(x.reshape(x.shape[0], -1)), y.astype(np.int64))
+    return out
+
+
 def _check_model_path(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path}")
@@ -267,29 +328,54 @@ def _cmd_train(args, parser):
     from ..nn.train import fit
     from .demo import RECIPES
 
-    # Everything that can be checked is checked before any data is loaded.
+    # Everything that can be checked is checked before any data is loaded (--data: before
+    # the model is built, its input and output sizes being the data's).
     fit_args = {}
     schedule = None
+    if args.data and args.recipe:
+        parser.error("--recipe trains on (Fashion-)MNIST; with --data build the model with --model, --hidden, ...")
+    if args.data and args.data_dir:
+        parser.error("--data and --data-dir exclude each other")
     if not args.recipe:
         try:
             schedule = parse_schedule(args.schedule)
         except ValueError as exc:
             parser.error(str(exc))
-        sizes = [784, 10] if args.model == "softmax" else [784, *args.hidden, 10]
+    _check_output(args.output, "the model")
+    if args.data:
+        own = _read_npz(args.data, ["train"], ["val"])
+        x_train, y_train = own["train"]
+        n_in, n_classes = x_train.shape[1], int(y_train.max()) + 1
+        if n_classes < 2:
+            raise CommandError(f"{args.data}: y_train holds one class only (0); labels are 0..c-1 with c >= 2")
+        data = (x_train, y_train)
+    else:
+        n_in, n_classes = 784, 10
+    if not args.recipe:
+        sizes = [n_in, n_classes] if args.model == "softmax" else [n_in, *args.hidden, n_classes]
         if _parameter_count(sizes) > MAX_PARAMETERS:
             parser.error(f"a {'-'.join(map(str, sizes))} model has {_parameter_count(sizes):,} parameters, "
                          f"more than the {MAX_PARAMETERS:,} limit; use smaller --hidden sizes")
-    _check_output(args.output, "the model")
-    _check_data_dir(args)
-    data = _load_data(args)
+    if args.data:
+        if "val" in own:
+            if args.validation_split:
+                parser.error(f"{args.data} holds x_val, y_val: --validation-split is then not used")
+            fit_args["validation_data"] = own["val"]
+        elif args.validation_split != 0:
+            fit_args["validation_split"] = 0.1 if args.validation_split is None else args.validation_split
+    else:
+        _check_data_dir(args)
+        data = _load_data(args)
+        if args.validation_split:
+            fit_args["validation_split"] = args.validation_split
     if args.recipe:
         recipe = RECIPES[args.recipe]
         model = recipe.build(args.backend, args.seed, data)
         opt = recipe.optimizer()
-        fit_args = recipe.fit_args()
+        fit_args = {**fit_args, **recipe.fit_args()}
     else:
         if args.model == "softmax":
-            model = softmax_regression(784, 10, binary_weights=args.binary_weights, scale=args.scale,
+            model = softmax_regression(n_in, n_classes, binary_weights=args.binary_weights, scale=args.scale,
                                        seed=args.seed, backend=args.backend)
         else:
             model = mlp(sizes, activation=args.activation, binary_weights=args.binary_weights,
@@ -299,7 +385,10 @@ def _cmd_train(args, parser):
             opt = SGD(args.lr or 0.5, schedule=schedule)
         else:
             opt = Adam(args.lr or 1e-3, schedule=schedule)
-        fit_args = dict(epochs=5, batch_size=256, eval_every=0)
+        fit_args.update(epochs=5, batch_size=256, eval_every="epoch" if args.data else 0)
+    if args.data:
+        fit_args["batch_size"] = min(fit_args["batch_size"], len(x_train) - (  # at most the training rows
+            round(len(x_train) * fit_args.get("validation_split", 0))))
     if args.epochs or args.steps:
         fit_args.pop("epochs", None)
         fit_args.pop("steps", None)
@@ -308,11 +397,18 @@ def _cmd_train(args, parser):
         fit_args["batch_size"] = args.batch_size
     if args.eval_every is not None:
         fit_args["eval_every"] = args.eval_every
-    print(f"dataset: {data.name} ({data.source})")
+    if args.data:
+        print(f"data: {args.data} ({len(x_train)} rows of {n_in} features, {n_classes} classes)")
+    else:
+        print(f"dataset: {data.name} ({data.source})")
     print(model.summary())
-    history = fit(model, opt, data, seed=args.seed, progress=not args.no_progress, **fit_args)
-    for step, loss, acc, t in zip(history.step, history.loss, history.acc, history.time):
-        print(f"step {step:6d}  test loss {loss:.4f}  test acc {100 * acc:.2f}%  {t:7.2f} s")
+    history = fit(model, opt, *data if args.data else (data,), seed=args.seed, progress=not args.no_progress,
+                  **fit_args)
+    where = {"test": "test", "validation": "validation"}.get(history.eval_on)
+    for step, loss, acc, train_loss, t in zip(history.step, history.loss, history.acc, history.train_loss,
+                                              history.time):
+        measured = f"{where} loss {loss:.4f}  {where} acc {100 * acc:.2f}%" if where else ""
+        print(f"step {step:6d}  train loss {train_loss:.4f}  {measured}  {t:7.2f} s")
     _save_model(model, args.output, args.latent)
     print(f"saved {args.output} ({os.path.getsize(args.output)} bytes); trained {history.step[-1]} steps in "
           f"{history.train_time:.2f} s (stopped: {history.stopped})")
@@ -320,14 +416,25 @@ def _cmd_train(args, parser):
 
 
 def _cmd_eval(args, parser):
-    _check_data_dir(args)
+    if args.data and args.data_dir:
+        parser.error("--data and --data-dir exclude each other")
+    if not args.data:
+        _check_data_dir(args)
     model = _load_model(args.model, args.backend)
-    data = _load_data(args, dtype="float32")
-    loss, acc = model.evaluate(data.x_test, data.y_test)
-    print(f"{data.name} test: loss {loss:.4f}  accuracy {100 * acc:.2f}%  ({len(data.y_test)} images)")
+    if args.data:
+        x_test, y_test = _read_npz(args.data, ["test"])["test"]
+        name = args.data
+        if x_test.shape[1] != model.n_in or y_test.max() >= model.n_classes:
+            raise CommandError(f"{args.data}: x_test has {x_test.shape[1]} features and y_test labels up to "
+                               f"{y_test.max()}; the model takes {model.n_in} features, {model.n_classes} classes")
+    else:
+        data = _load_data(args, dtype="float32")
+        x_test, y_test, name = data.x_test, data.y_test, data.name
+    loss, acc = model.evaluate(x_test, y_test)
+    print(f"{name} test: loss {loss:.4f}  accuracy {100 * acc:.2f}%  ({len(y_test)} rows)")
     if args.folded:
-        pred = _load_folded(args.model, args.backend).predict(data.x_test)
-        print(f"folded inference accuracy {100 * (pred == data.y_test).mean():.2f}%")
+        pred = _load_folded(args.model, args.backend).predict(x_test)
+        print(f"folded inference accuracy {100 * (pred == y_test).mean():.2f}%")
     return 0
 
 

@@ -12,6 +12,12 @@ Recipes (``RECIPES``) are also what ``fastbin train --recipe NAME`` uses:
 * ``softmax``, ``binary-softmax``, ``mlp``, ``binary-mlp``, ``bnn``: fastbin's
   recipes for the accuracy targets on Fashion-MNIST (longer schedules, batch
   norm on binary layers).
+
+Every recipe trains on a :class:`fastbin.datasets.Dataset`, so ``fit`` evaluates
+on its test split, and ``nb1-binary``'s decay-on-rise watches the test loss:
+the seed notebooks' behaviour, kept so that their figures reproduce. Training
+on your own data, pass ``validation_split=`` or ``validation_data=`` to ``fit``
+instead (then the test split is never read).
 """
 from __future__ import annotations
 
