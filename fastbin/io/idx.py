@@ -189,9 +189,9 @@ def read_idx(path, *, expected_ndim: int | None = None, expected_dtype=None, exp
         payload, corrupt gzip stream, digest mismatch.
     """
     path = os.fspath(path)
-    stored_size = os.path.getsize(path)
     verify = sha256 is not None or content_sha256 is not None
     with open(path, "rb") as raw:
+        stored_size = os.fstat(raw.fileno()).st_size  # of the file being read, not of the path
         if verify and sha256 is not None and _file_sha256(raw) == sha256.lower():
             verify = False  # the stored file is the published one
         hasher = hashlib.sha256() if verify and content_sha256 is not None else None
