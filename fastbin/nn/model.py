@@ -20,11 +20,12 @@ import numpy as np
 from .._config import EVAL_CHUNK
 from .._validate import check_int, check_labels, check_model_input
 from ..io.modelfile import ModelFileError, save_arrays
-from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays
+from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays_bytes
 from ..ops.backend import get_backend
 from ..packed import PackedSigns
 from ..runtime.engines import engine_for
 from ..runtime.fold import layer_arrays, search_thresholds
+from ..runtime.load import read_model
 from .fold import fold
 from .layers import ACTIVATIONS, BatchNorm, BatchNormSign, Dense, Layer, Sign
 from .summary import summary_table
@@ -320,8 +321,10 @@ def load(path, *, backend="fastbin") -> Model:
     """Read a model written by :meth:`Model.save`. The file's meta and array table are
     checked against the schema (:mod:`fastbin.io.modelschema`: every size, dtype and shape,
     finite parameters, ``alpha >= 0``) before the model is built, so memory use is bounded by
-    the stored arrays; anything else raises ``ModelFileError``."""
-    schema, meta, arrays = load_model_arrays(path)
+    the stored arrays; the stored folded thresholds of a folded file are checked against its
+    layers (:func:`fastbin.runtime.load.read_model`, the runtime's own reading); anything else
+    raises ``ModelFileError``."""
+    schema, meta, arrays = read_model(path)
     try:
         model = _build(schema, backend)
         _restore(model, meta, arrays)
