@@ -367,3 +367,23 @@ def test_load_peak_memory_bounded_by_file_size(tmp_path, name, binary):
         tracemalloc.stop()
     factor = 256 if binary else 8
     assert peak <= factor * size + (1 << 20), (peak, size, peak / size)
+
+
+def test_save_refuses_a_file_its_own_loader_would_refuse(tmp_path):
+    """Issue 21, item 6: the trainer checks what it writes with the loader's schema before the rename:
+    a seed of 2**128 or weights that overflowed to inf give a clear error, and the previous file stays."""
+    import os
+
+    f = tmp_path / "m.fbm"
+    softmax_regression(7, 3, backend="reference").save(f)
+    before = f.read_bytes()
+    overflowed = mlp([7, 5, 3], backend="reference")
+    overflowed.layers[0].params["W"][0, 0] = np.inf
+    for model, reason in [(softmax_regression(7, 3, seed=2**128, backend="reference"), "config.seed"),
+                          (overflowed, "array '0.W' holds NaN or infinite values")]:
+        with pytest.raises(ValueError, match=f"not saved: its loader would refuse it: {reason}"):
+            model.save(f)
+        assert f.read_bytes() == before and os.listdir(tmp_path) == ["m.fbm"]
+    with pytest.raises(ValueError, match="config.seed"):
+        softmax_regression(7, 3, seed=2**128, backend="reference").save(tmp_path / "new.fbm")
+    assert os.listdir(tmp_path) == ["m.fbm"]

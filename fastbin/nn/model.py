@@ -15,6 +15,8 @@ over the batch; Adam is invariant to that constant factor (up to ``eps``).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .._config import EVAL_CHUNK
@@ -170,7 +172,12 @@ class Model:
         folded form's thresholds and flips (``"folded.*"``, see
         :mod:`fastbin.io.modelschema`), found from the arrays as stored, so that
         ``fastbin.runtime.load`` searches nothing and predicts exactly what
-        ``load(path).to_inference()`` predicts."""
+        ``load(path).to_inference()`` predicts.
+
+        The written file is checked with the loader's own schema before it is
+        renamed into place (:func:`_loadable`): a model its loader would refuse
+        (weights that overflowed to inf, a seed outside [0, 2**128)) raises
+        ``ValueError`` and leaves any previous file at ``path`` as it was."""
         layers = [layer.config() for layer in self.layers]
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, "config": self.config,
                 "dtype": self.dtype.name, "layers": layers, "latent": bool(latent), "folded": True}
@@ -184,7 +191,7 @@ class Model:
                 else:
                     arrays[f"{i}.{name}"] = np.ascontiguousarray(value)
         arrays.update(_folded_arrays(layers, arrays, self.dtype, self.backend.name))
-        save_arrays(path, meta, arrays)
+        save_arrays(path, meta, arrays, check=lambda written: _loadable(written, path))
 
     def summary(self) -> str:
         """Per-layer table: parameters, bits, bytes, MACs, binary ops, saving."""
@@ -298,6 +305,19 @@ def _folded_arrays(layers, arrays, dtype, backend_name):
     stored = {name: value if isinstance(value, PackedSigns) else np.asarray(value, np.float32)
               for name, value in arrays.items()}
     return search_thresholds(layers, layer_arrays(layers, stored, dtype, engine), dtype, engine)
+
+
+def _loadable(written, path):
+    """``ValueError`` unless the complete temporary file ``written`` (about to replace ``path``)
+    passes the loader's schema and value checks (``fastbin.io.modelschema``)."""
+    path = os.fspath(path)
+    with open(written, "rb") as f:
+        data = f.read()
+    try:
+        load_model_arrays_bytes(data, name=path)
+    except ModelFileError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise ValueError(f"{path}: not saved: its loader would refuse it: {reason}") from None
 
 
 def _build(schema, backend):
