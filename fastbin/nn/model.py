@@ -84,6 +84,8 @@ class Model:
         """Logits (m, n_classes) for ``x`` (m, n_in): float in [0, 1] or raw
         uint8 pixels (meaning ``x / 255``)."""
         x = check_model_input(x, self.n_in, self.dtype)
+        if x.shape[0] == 0:  # an empty batch: an empty result, as the runtime's engines give
+            return np.empty((0, self.n_classes), self.dtype)
         if training or x.shape[0] <= EVAL_CHUNK:
             return self._forward(x, training)
         return np.concatenate([self._forward(x[i : i + EVAL_CHUNK], False)
