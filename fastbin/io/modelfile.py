@@ -65,9 +65,6 @@ _PREFIX = struct.Struct("<8sII")  # magic, version, header length
 _DIGEST = 32
 _ALIGN = 64
 _MAX_NDIM = 32
-#: A temporary file of an interrupted save older than this (seconds) is deleted by the
-#: next save of the same target.
-STALE_TEMP_SECONDS = 3600
 
 #: Stored dtype name -> little-endian numpy dtype.
 _DTYPES = {

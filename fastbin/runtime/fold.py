@@ -213,7 +213,7 @@ def _stage_domains(layers, arrays, i, bn, weights, dtype, first):
 def _stage_thresholds(layers, arrays, i, bn, weights, dtype, first):
     """The searched ``(t, flip)`` of each input kind of one sign stage."""
     found = {}
-    for kind, (affine, lo, hi, to_value) in _stage_domains(layers, arrays, i, bn, weights, dtype, first).items():
+    for kind, (affine, _, hi, _) in _stage_domains(layers, arrays, i, bn, weights, dtype, first).items():
         found[kind] = int_thresholds(affine, hi) if kind != "float" else float_thresholds(affine)
     return found
 
