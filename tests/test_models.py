@@ -387,3 +387,30 @@ def test_save_refuses_a_file_its_own_loader_would_refuse(tmp_path):
     with pytest.raises(ValueError, match="config.seed"):
         softmax_regression(7, 3, seed=2**128, backend="reference").save(tmp_path / "new.fbm")
     assert os.listdir(tmp_path) == ["m.fbm"]
+
+
+def test_a_header_declaring_half_a_million_layers_is_refused_cheaply(tmp_path):
+    """Issue 21, item 7: a 1 MB header whose configuration declares 520,000 layer sizes is refused
+    at the count, before any work proportional to it (it used to build 1.5 million layer configs:
+    250 MB). Peak memory: a small multiple of the file."""
+    import tracemalloc
+
+    from fastbin.io.modelschema import MAX_DENSE_LAYERS
+
+    path = tmp_path / "m.fbm"
+    mlp([5, 3, 2], backend="reference").save(path)
+    meta, arrays = load_arrays(path)
+    meta["config"]["sizes"] = [1] * 520_000
+    save_arrays(path, meta, arrays)
+    size = path.stat().st_size
+    assert size > 1_000_000
+    for loader in (load, lambda p: runtime.load(p, engine="numpy")):
+        tracemalloc.start()
+        try:
+            with pytest.raises(ModelFileError, match=f"config.sizes has 520000 entries: at most "
+                                                     f"{MAX_DENSE_LAYERS + 1}"):
+                loader(path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 12 * size, (peak, size)
