@@ -414,3 +414,24 @@ def test_a_header_declaring_half_a_million_layers_is_refused_cheaply(tmp_path):
         finally:
             tracemalloc.stop()
         assert peak < 12 * size, (peak, size)
+
+
+def test_batch_norm_momentum_and_eps_of_the_file_are_kept(tmp_path, rng):
+    """Any batch-norm momentum and eps the schema allows is read by every loader alike (the fuzzer's
+    seed 0 case 4363, momentum -0.0: fastbin.nn.load refused what fastbin.runtime.load ran); eps is
+    part of the evaluation, so the loaded model must use the file's."""
+    import json
+
+    model = mlp([7, 9, 3], binary_weights=True, binary_activations=True, backend="reference")
+    for layer in model.layers:
+        if layer.kind == "batchnorm":
+            layer.momentum, layer.eps = -0.0, 0.25
+            layer.buffers["running_var"][...] = 1e-3
+    path = tmp_path / "m.fbm"
+    model.save(path)
+    loaded = load(path, backend="reference")
+    assert [layer.config() for layer in loaded.layers] == [layer.config() for layer in model.layers]
+    assert json.dumps(loaded.layers[1].config()["momentum"]) == "-0.0"
+    x = rng.random((20, 7)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+    np.testing.assert_array_equal(runtime.load(path, engine="numpy").predict(x), model.predict(x))

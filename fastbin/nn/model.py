@@ -333,9 +333,11 @@ def _build(schema, backend):
         model = softmax_regression(**config, backend=backend, dtype=schema.dtype)
     else:
         model = mlp(config.pop("sizes"), **config, backend=backend, dtype=schema.dtype)
-    for layer in model.layers:
+    for layer, saved in zip(model.layers, schema.layers):
         if isinstance(layer, Dense):
             layer.init = schema.config["init"]
+        elif isinstance(layer, BatchNorm):  # any momentum and eps the schema allows, as the runtime reads them
+            layer.momentum, layer.eps = float(saved["momentum"]), float(saved["eps"])
     return model
 
 
