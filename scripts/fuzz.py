@@ -26,12 +26,12 @@ worker prints one JSON line per case. A model file is read every way fastbin rea
 ``fastbin.nn.load`` (the unfolded model of ``eval`` and ``export-c``) and ``fastbin.runtime.load``
 on the numpy and the numba engine (what is deployed). Allowed outcomes: ``rejected`` (the
 documented error, ``ModelFileError`` / ``IdxError``, from every loader) and ``loaded`` (every
-loader accepts the file, each predicts finite logits on float and uint8 input, the classes of
-the unfolded model, its own folding and both engines are equal, and its save/load round trip
-gives bit-identical logits; an IDX array whose write/read round trip is identical). A file one
-loader accepts and another refuses is a failure (``load-mismatch``). Anything else,
-including a worker killed, out of memory or timed out on a case, is a failure, reported with
-the seed and case number. The exit status is 1 when any case failed.
+loader accepts the file, each predicts finite logits on float and uint8 input, bit for bit the
+unfolded model's on both engines, the classes of the unfolded model, its own folding and both
+engines are equal, and its save/load round trip gives bit-identical logits; an IDX array whose
+write/read round trip is identical). A file one loader accepts and another refuses is a failure
+(``load-mismatch``). Anything else, including a worker killed, out of memory or timed out on a
+case, is a failure, reported with the seed and case number. The exit status is 1 when any case failed.
 """
 from __future__ import annotations
 
@@ -584,9 +584,9 @@ def _loaders(backend):
 def check_model_file(path, scratch, backend="fastbin"):
     """(outcome, detail) of loading the model file at ``path`` every way (:func:`_loaders`).
     Allowed: every loader refuses it with ``ModelFileError`` (``rejected``), or every loader
-    accepts it and then: finite logits from each on float and uint8 input, the same classes from
-    the unfolded model, its own folding and both engines, and a save/load round trip with
-    bit-identical logits (``loaded``)."""
+    accepts it and then: finite logits from each on float and uint8 input, the runtime's on both
+    engines bit for bit the unfolded model's, the same classes from the unfolded model, its own
+    folding and both engines, and a save/load round trip with bit-identical logits (``loaded``)."""
     from fastbin.nn.model import load
 
     models, refused = {}, {}
@@ -609,6 +609,9 @@ def check_model_file(path, scratch, backend="fastbin"):
         for name, z in logits.items():
             if not np.all(np.isfinite(z)):
                 return "nonfinite", f"{kind} input gives non-finite logits through {name}"
+        for name, z in logits.items():
+            if not _same(z, logits["nn.load"]):
+                return "logits-mismatch", f"{kind} input: the logits of {name} differ from the unfolded model's"
         classes = {"nn.load": np.argmax(logits["nn.load"], axis=1),
                    "nn.load().to_inference()": model.to_inference().predict(inputs)}
         classes.update((name, m.predict(inputs)) for name, m in models.items() if name != "nn.load")
