@@ -57,7 +57,7 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed-test
-	$(PY) -m ruff check fastbin tests benchmarks
+	$(PY) -m ruff check fastbin tests benchmarks scripts
 
 test-nojit: $(VENV)/.installed-test
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -m "not slow"
@@ -149,14 +149,15 @@ bench-compare: $(VENV)/.installed-bench
 	@test -n "$(BASELINE)" || { echo "usage: make bench-compare BASELINE=saved/bench.json [THRESHOLD=1.25] [FAIL=1] [NO_RUN=1]"; exit 2; }
 	$(BENCH) $(if $(NO_RUN),--no-run) --compare $(BASELINE) --threshold $(THRESHOLD) $(if $(FAIL),--fail)
 
-# Fuzz the model-file loader and the IDX reader (fastbin/tools/fuzz.py): N seeded cases, run in
+# Fuzz the model-file loaders (fastbin.nn.load, fastbin.runtime.load on both engines) and the IDX
+# reader (scripts/fuzz.py, a developer tool outside the package): N seeded cases, run in
 # worker subprocesses under RLIMIT_AS with a timeout per case; prints the count per outcome and the
 # workers' peak RSS, exits 1 on any disallowed outcome (each listed with its reproduce command).
 N    ?= 2000
 SEED ?= 0
 .PHONY: fuzz
 fuzz: $(VENV)/.installed-test
-	$(PY) -m fastbin.tools.fuzz -n $(N) --seed $(SEED)
+	$(PY) scripts/fuzz.py -n $(N) --seed $(SEED)
 
 clean-cache:
 	find fastbin -name '*.nbi' -delete -o -name '*.nbc' -delete

@@ -48,6 +48,7 @@ import sys
 import threading
 
 import numba
+import numpy as np
 from numba.core.registry import cpu_target
 from numba.np.ufunc import parallel as _numba_parallel
 
@@ -474,13 +475,20 @@ def use_threads(kernel: str, work: int, threads: bool | None) -> bool:
     ``PARALLEL_MIN_WORK[kernel]``) at least the threshold and more than one
     Numba thread. The cheap test comes first: ``numba.get_num_threads()``
     costs about a microsecond, as much as a whole 1 x 784 product.
-    ``True``/``False`` force the choice, except that on a threading layer
+    ``True``/``False`` (or ``numpy.bool_``) force the choice, except that on a threading layer
     that is not thread-safe only the main thread gets the threaded kernel
-    (:func:`threads_allowed_here`).
+    (:func:`threads_allowed_here`). Anything else (``2``, ``"yes"``) is a
+    ``TypeError`` naming ``threads``, raised before any kernel runs.
     """
     if threads is None:
         if work < PARALLEL_MIN_WORK[kernel] or numba.get_num_threads() <= 1:
             return False
-    elif not threads:
-        return False
+    elif threads is False or threads is True:
+        if not threads:
+            return False
+    elif isinstance(threads, np.bool_):
+        if not threads:
+            return False
+    else:  # 2, "yes", 1.0: not a choice of the two
+        raise TypeError(f"threads must be None, True or False, got {threads!r}")
     return threads_allowed_here()

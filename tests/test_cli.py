@@ -438,3 +438,55 @@ def test_own_data_errors(tmp_path, capsys, rng):
     mlp([784, 8, 10]).save(out)
     assert main(["eval", out, "--data", str(good)]) == 1
     _one_error_line(capsys, "x_test has 12 features", "the model takes 784 features")
+
+
+# -- issue 21: argument errors before data (exit 2), outputs that are not regular files, what is saved --
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--seed", "-1"], "--seed: expected an integer in [0, 2**128)"),
+    (["train", "--seed", str(2**128)], "--seed: expected an integer in [0, 2**128)"),
+    (["train", "--recipe", "bnn", "--seed", "-5"], "--seed: expected an integer in [0, 2**128)"),
+    (["train", "--batch-size", "60001"], "--batch-size 60001 is more than the 60000 training images"),
+    (["demo", "--seed", "-1"], "--seed: expected an integer in [0, 2**128)"),
+])
+def test_argument_errors_are_found_before_the_data(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "load_data", _no_data)
+    if argv[0] == "train":
+        argv = argv + ["-o", str(tmp_path / "m.fbm")]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage" in err and message in err, err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "device"])
+def test_train_never_replaces_anything_but_a_regular_file(kind, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "load_data", _no_data)
+    target = tmp_path / "m.fbm"
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "symlink":
+        (tmp_path / "real.fbm").write_bytes(b"keep")
+        target.symlink_to(tmp_path / "real.fbm")
+    else:
+        target = os.devnull  # checked before any data is loaded: never written, whoever runs the test
+    assert main(["train", "--steps", "1", "-o", str(target)]) == 1
+    what = {"fifo": "a FIFO", "symlink": "a symbolic link", "device": "a character device"}[kind]
+    _one_error_line(capsys, f"cannot write the model to {target}: refusing to replace {what}")
+    if kind == "symlink":
+        assert target.is_symlink() and (tmp_path / "real.fbm").read_bytes() == b"keep"
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow this test provokes
+def test_train_with_a_huge_learning_rate_saves_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "load_data", _toy_data)
+    out = tmp_path / "m.fbm"
+    out.write_bytes(b"the previous model")
+    argv = ["train", "--model", "softmax", "--optimizer", "sgd", "--lr", "1e38", "--steps", "3", "--batch-size",
+            "8", "--backend", "reference", "--no-progress", "-o", str(out)]
+    assert main(argv) == 1
+    _one_error_line(capsys, f"cannot save the model to {out}: not saved: its loader would refuse it",
+                    "NaN or infinite")
+    assert out.read_bytes() == b"the previous model" and os.listdir(tmp_path) == ["m.fbm"]

@@ -1,13 +1,22 @@
-"""The fuzzer (fastbin.tools.fuzz): seeded hostile model and IDX files, each case in a worker
-subprocess with a memory cap and a timeout; only the documented error or a sound model is allowed.
+"""The fuzzer (scripts/fuzz.py, outside the installed package): seeded hostile model and IDX files,
+each case in a worker subprocess with a memory cap and a timeout, every model file read by
+``fastbin.nn.load`` and ``fastbin.runtime.load`` on both engines; only the documented error from
+every loader, or a sound model that every loader reads alike, is allowed.
 
 ``make fuzz N=5000`` runs the long version."""
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fastbin.tools import fuzz
+_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fuzz.py"
+_spec = importlib.util.spec_from_file_location("fastbin_fuzz_script", _SCRIPT)
+fuzz = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = fuzz  # dataclasses look their module up
+_spec.loader.exec_module(fuzz)
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 N_CASES = 120 if NOJIT else 300
@@ -22,13 +31,43 @@ def test_fuzz_cases_have_only_allowed_outcomes():
         assert report.counts[key] > 0, report.summary()
 
 
+def test_mutated_folded_sections_are_refused_by_every_loader(tmp_path):
+    """Issue 21, item 2 through the fuzzer's own check: a folded section that no longer folds the
+    layers (every flip inverted, re-sealed) is ``rejected``, never loaded by one reader and not the other."""
+    rng = np.random.default_rng(0)
+    data = fuzz._bases()["model"]["mlp-binary"]
+    for _ in range(100):  # draw until the mutation is "every flip inverted"
+        out, what = fuzz._mutate_folded(rng, data)
+        if "every flip inverted" in what:
+            break
+    case = fuzz.Case(0, -1, "model", "mlp-binary", "folded", what, out)
+    outcome, detail = fuzz.run_case(case, str(tmp_path), "reference")
+    assert outcome == "rejected" and "do not fold the layers" in detail, (outcome, detail)
+
+
+def test_a_file_one_loader_refuses_is_a_failure(tmp_path, monkeypatch):
+    """A file ``fastbin.nn.load`` reads but the runtime refuses (the blind spot that hid issue 21's
+    first two defects) is reported as ``load-mismatch``."""
+    from fastbin import runtime
+    from fastbin.io.modelfile import ModelFileError
+
+    def refuse(*args, **kwargs):
+        raise ModelFileError("refused by the runtime")
+
+    case = fuzz.Case(0, -1, "model", "softmax", "none", "valid", fuzz._bases()["model"]["softmax"])
+    monkeypatch.setattr(runtime, "load", refuse)
+    outcome, detail = fuzz.run_case(case, str(tmp_path), "reference")
+    assert outcome == "load-mismatch" and "refused by ['runtime.load(numba)', 'runtime.load(numpy)']" in detail
+
+
 def test_cases_are_deterministic_and_cover_every_mutation():
     cases = [fuzz.generate_case(3, i) for i in range(400)]
     again = [fuzz.generate_case(3, i) for i in (0, 17, 399)]
     for a, b in zip(again, (cases[0], cases[17], cases[399])):
         assert a.data == b.data and a.label == b.label
     mutations = {(c.target, c.mutation) for c in cases}
-    expected = {("model", m) for m in ("truncate", "flip", "flip-raw", "meta", "table", "prefix", "arrays")}
+    expected = {("model", m) for m in ("truncate", "flip", "flip-raw", "meta", "table", "prefix", "arrays",
+                                       "folded")}
     expected |= {("idx", m) for m in ("truncate", "flip", "header", "bomb", "options")}
     assert expected <= mutations, expected - mutations
     bases = {c.base for c in cases if c.target == "model"}

@@ -56,6 +56,7 @@ __all__ = [
     "READ_VERSIONS",
     "INITS",
     "MAX_ACTIVATION",
+    "MAX_DENSE_LAYERS",
     "ArraySpec",
     "ModelSchema",
     "check_header",
@@ -78,6 +79,9 @@ KINDS = ("softmax_regression", "mlp")
 ACTIVATIONS = ("tanh", "hardtanh", "sign")
 INITS = ("uniform", "normal", "glorot", "zeros")
 MODEL_DTYPES = ("float32", "float64")
+#: Most dense layers a model file may declare (``config.sizes`` holds one more entry): checked
+#: before any work proportional to the count (a 1 MB header can list 520,000 sizes).
+MAX_DENSE_LAYERS = 1000
 #: Largest activation magnitude (interval bound, inputs in [0, 1]) a loadable model may
 #: reach: far beyond any trained model, far below float32 overflow (3.4e38).
 MAX_ACTIVATION = 1e20
@@ -183,6 +187,9 @@ def _check_config(path, kind, config):
     _require(path, "config.sigma", config["sigma"], _is_number, "a finite number")
     sizes = _require(path, "config.sizes", config["sizes"], lambda x: isinstance(x, list) and len(x) >= 2,
                      "a list [n_in, ..., n_classes] of at least 2 sizes")
+    if len(sizes) > MAX_DENSE_LAYERS + 1:
+        _fail(path, f"config.sizes has {len(sizes)} entries: at most {MAX_DENSE_LAYERS + 1} "
+                    f"({MAX_DENSE_LAYERS} dense layers)")
     return [_size(path, f"config.sizes[{i}]", s) for i, s in enumerate(sizes)]
 
 
@@ -193,6 +200,9 @@ def _expected_layers(path, kind, config, saved_layers):
     sizes = _check_config(path, kind, config)
     if not isinstance(saved_layers, list):
         _fail(path, f"meta.layers must be a list, got {_short(saved_layers)}")
+    if len(saved_layers) > 3 * len(sizes):  # dense, batch norm, activation per size: more is never right
+        _fail(path, f"meta.layers has {len(saved_layers)} entries, the configuration implies at most "
+                    f"{3 * len(sizes)}")
     offset = config["input_offset"]
     if offset == "per-feature":
         first = saved_layers[0] if saved_layers and isinstance(saved_layers[0], dict) else {}

@@ -15,17 +15,20 @@ over the batch; Adam is invariant to that constant factor (up to ``eps``).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .._config import EVAL_CHUNK
 from .._validate import check_int, check_labels, check_model_input
 from ..io.modelfile import ModelFileError, save_arrays
-from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays
+from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays_bytes
 from ..ops.backend import get_backend
 from ..packed import PackedSigns
 from ..reference import softmax
 from ..runtime.engines import engine_for
 from ..runtime.fold import layer_arrays, search_thresholds
+from ..runtime.load import read_model
 from .fold import fold
 from .layers import ACTIVATIONS, BatchNorm, BatchNormSign, Dense, Layer, Sign
 from .summary import summary_table
@@ -92,6 +95,8 @@ class Model:
         """Logits (m, n_classes) for ``x`` (m, n_in): float in [0, 1] or raw
         uint8 pixels (meaning ``x / 255``)."""
         x = check_model_input(x, self.n_in, self.dtype)
+        if x.shape[0] == 0:  # an empty batch: an empty result, as the runtime's engines give
+            return np.empty((0, self.n_classes), self.dtype)
         if training or x.shape[0] <= EVAL_CHUNK:
             return self._forward(x, training)
         return np.concatenate([self._forward(x[i : i + EVAL_CHUNK], False)
@@ -185,11 +190,16 @@ class Model:
         folded form's thresholds and flips (``"folded.*"``, see
         :mod:`fastbin.io.modelschema`), found from the arrays as stored, so that
         ``fastbin.runtime.load`` searches nothing and predicts exactly what
-        ``load(path).to_inference()`` predicts."""
+        ``load(path).to_inference()`` predicts.
+
+        The written file is checked with the loader's own schema before it is
+        renamed into place (:func:`_loadable`): a model its loader would refuse
+        (weights that overflowed to inf, a seed outside [0, 2**128)) raises
+        ``ValueError`` and leaves any previous file at ``path`` as it was."""
         layers, meta, arrays = self.file_contents(latent=latent)
         meta["folded"] = True
         arrays.update(_folded_arrays(layers, arrays, self.dtype, self.backend.name))
-        save_arrays(path, meta, arrays)
+        save_arrays(path, meta, arrays, check=lambda written: _loadable(written, path))
 
     def file_contents(self, *, latent=False):
         """``(layer configs, meta, arrays)`` of the model file :meth:`save` writes,
@@ -322,6 +332,19 @@ def _folded_arrays(layers, arrays, dtype, backend_name):
     return search_thresholds(layers, layer_arrays(layers, stored, dtype, engine), dtype, engine)
 
 
+def _loadable(written, path):
+    """``ValueError`` unless the complete temporary file ``written`` (about to replace ``path``)
+    passes the loader's schema and value checks (``fastbin.io.modelschema``)."""
+    path = os.fspath(path)
+    with open(written, "rb") as f:
+        data = f.read()
+    try:
+        load_model_arrays_bytes(data, name=path)
+    except ModelFileError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise ValueError(f"{path}: not saved: its loader would refuse it: {reason}") from None
+
+
 def _build(schema, backend):
     """The model ``schema`` (checked by :func:`fastbin.io.modelschema.check_header`) describes,
     with zero parameters (no random initialisation: ``_restore`` writes every one)."""
@@ -333,9 +356,11 @@ def _build(schema, backend):
         model = softmax_regression(**config, backend=backend, dtype=schema.dtype)
     else:
         model = mlp(config.pop("sizes"), **config, backend=backend, dtype=schema.dtype)
-    for layer in model.layers:
+    for layer, saved in zip(model.layers, schema.layers):
         if isinstance(layer, Dense):
             layer.init = schema.config["init"]
+        elif isinstance(layer, BatchNorm):  # any momentum and eps the schema allows, as the runtime reads them
+            layer.momentum, layer.eps = float(saved["momentum"]), float(saved["eps"])
     return model
 
 
@@ -343,8 +368,10 @@ def load(path, *, backend="fastbin") -> Model:
     """Read a model written by :meth:`Model.save`. The file's meta and array table are
     checked against the schema (:mod:`fastbin.io.modelschema`: every size, dtype and shape,
     finite parameters, ``alpha >= 0``) before the model is built, so memory use is bounded by
-    the stored arrays; anything else raises ``ModelFileError``."""
-    schema, meta, arrays = load_model_arrays(path)
+    the stored arrays; the stored folded thresholds of a folded file are checked against its
+    layers (:func:`fastbin.runtime.load.read_model`, the runtime's own reading); anything else
+    raises ``ModelFileError``."""
+    schema, meta, arrays = read_model(path)
     try:
         model = _build(schema, backend)
         _restore(model, meta, arrays)

@@ -258,6 +258,8 @@ class InferenceModel:
     forward = logits
 
     def _chunks(self, x, predict):
+        if x.shape[0] == 0:  # an empty batch: an empty result of the right shape and dtype, on every engine
+            return self._forward(np.zeros((1, self.n_in), x.dtype), predict)[:0]
         chunk = self.engine.eval_chunk
         if x.shape[0] <= chunk:
             return self._forward(x, predict)

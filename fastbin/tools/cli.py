@@ -83,6 +83,17 @@ def _fraction(text):
     return value
 
 
+def _seed(text):
+    """A seed for ``numpy.random.default_rng`` that a model file can record: an int in [0, 2**128)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 2**128:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**128), got {text!r}")
+    return value
+
+
 def _sizes(text):
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
@@ -161,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "or the recipe's)")
     t.add_argument("--eval-every", type=_non_negative_int, default=None,
                    help="evaluate on the test split every N steps (0: only at the end)")
-    t.add_argument("--seed", type=int, default=0, help="seed for initialisation and batches (default: 0)")
+    t.add_argument("--seed", type=_seed, default=0, help="seed for initialisation and batches, in [0, 2**128) "
+                   "(default: 0)")
     t.add_argument("--latent", action="store_true", help="also store real-valued latent weights (resumable)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--data", metavar="FILE.npz", help="train on your own data: a .npz holding x_train (m, n) "
@@ -212,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated subset of: {', '.join(RECIPES)}")
     d.add_argument("--backends", type=lambda s: s.split(","), default=["fastbin", "reference"],
                    metavar="A,B", help="backends to compare (default: fastbin,reference)")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=_seed, default=0, help="seed, in [0, 2**128) (default: 0)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     _data_args(d)
 
@@ -226,10 +238,17 @@ def _strerror(exc: OSError) -> str:
 
 
 def _check_output(path, what):
-    """``path`` can be written: not a directory, in an existing writable
-    directory (checked before any work is done)."""
-    if os.path.isdir(path):
+    """``path`` can be written: a regular file or nothing (never a symbolic link,
+    device node, FIFO or directory, which a save would refuse to replace), in an
+    existing writable directory (checked before any work is done)."""
+    from ..io.atomic import replaceable_mode
+
+    if os.path.isdir(path) and not os.path.islink(path):
         raise CommandError(f"cannot write {what} to {path}: it is a directory")
+    try:
+        replaceable_mode(path)
+    except OSError as exc:
+        raise CommandError(f"cannot write {what} to {path}: {_strerror(exc)}") from exc
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CommandError(f"cannot write {what} to {path}: directory {directory} does not exist")
@@ -320,6 +339,8 @@ def _save_model(model, path, latent):
         model.save(path, latent=latent)
     except OSError as exc:
         raise CommandError(f"cannot save the model to {path}: {_strerror(exc)}") from exc
+    except ValueError as exc:  # a model its loader would refuse (e.g. weights that overflowed): nothing written
+        raise CommandError(f"cannot save the model to {path}: {str(exc).removeprefix(f'{path}: ')}") from exc
 
 
 def _cmd_train(args, parser):
@@ -364,6 +385,13 @@ def _cmd_train(args, parser):
         elif args.validation_split != 0:
             fit_args["validation_split"] = 0.1 if args.validation_split is None else args.validation_split
     else:
+        if args.batch_size is not None:
+            from ..io.datasets import DATASETS
+
+            n_train = DATASETS[args.dataset].files["x_train"].shape[0]
+            if args.batch_size > n_train:
+                parser.error(f"--batch-size {args.batch_size} is more than the {n_train} training images of "
+                             f"{args.dataset}")
         _check_data_dir(args)
         data = _load_data(args)
         if args.validation_split:
@@ -489,7 +517,7 @@ def _read_images(path, n_in):
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise CommandError(f"cannot read {path} as a .npy array: {exc}") from exc
-    return x.reshape(x.shape[0], -1)
+    return x.reshape(x.shape[0], n_in)  # (0, n_in) too: an empty batch gives no predictions
 
 
 def _write_predictions(path, pred):

@@ -1,8 +1,9 @@
 """Fuzz the model-file loader and the IDX reader with seeded mutations of valid files.
 
-``python -m fastbin.tools.fuzz -n 5000 [--seed 0]`` (``make fuzz N=5000``). Case ``i`` of seed
-``s`` is generated from ``numpy.random.default_rng([s, i])`` and is reproduced alone, in this
-process and with a traceback, by ``python -m fastbin.tools.fuzz --seed s --case i``.
+``python scripts/fuzz.py -n 5000 [--seed 0]`` (``make fuzz N=5000``; a developer tool, not part of
+the installed package). Case ``i`` of seed ``s`` is generated from ``numpy.random.default_rng([s, i])``
+and is reproduced alone, in this process and with a traceback, by
+``python scripts/fuzz.py --seed s --case i``.
 
 The valid files: one model of every kind the trainer makes (softmax regression float, binary,
 binary scaled, with input offsets; MLPs with float, binary and scaled binary weights, tanh,
@@ -13,18 +14,24 @@ header, each payload, the digest) and at random points; bit flips with the SHA-2
 hostile JSON (huge, negative, zero, fractional and wrong-typed sizes, wrong dtypes and kinds,
 infinities, deleted and added keys, nested junk); hostile arrays in a well-formed container
 (NaN, inf, negative ``alpha``/``running_var``, huge values, int8/bool/uint8/int64 weights,
-wrong shapes, missing and extra arrays, sizes of 600,000 and 10**12 declared in the meta); and
+wrong shapes, missing and extra arrays, sizes of 600,000 and 10**12 declared in the meta);
+folded sections that no longer fold the file's layers (flips inverted, thresholds moved by a
+step, outputs swapped, extreme or random thresholds; re-sealed); and
 hostile IDX headers (ndim 0 to 255, huge dims, unknown type codes, extra bytes, gzip members
 with trailing junk, digests and expected shapes that do not match).
 
 Each batch of cases runs in a worker subprocess with ``RLIMIT_AS`` set (``--mem-mib``, after the
 worker's imports and a warm-up, which need Numba's address space) and a timeout per case. The
-worker prints one JSON line per case. Allowed outcomes: ``rejected`` (the documented error:
-``ModelFileError`` / ``IdxError``) and ``loaded`` (a model that predicts finite logits on float
-and uint8 input, whose folded predictions equal its own, and whose save/load round trip gives
-bit-identical logits; an IDX array whose write/read round trip is identical). Anything else,
-including a worker killed, out of memory or timed out on a case, is a failure, reported with
-the seed and case number. The exit status is 1 when any case failed.
+worker prints one JSON line per case. A model file is read every way fastbin reads one:
+``fastbin.nn.load`` (the unfolded model of ``eval`` and ``export-c``) and ``fastbin.runtime.load``
+on the numpy and the numba engine (what is deployed). Allowed outcomes: ``rejected`` (the
+documented error, ``ModelFileError`` / ``IdxError``, from every loader) and ``loaded`` (every
+loader accepts the file, each predicts finite logits on float and uint8 input, bit for bit the
+unfolded model's on both engines, the classes of the unfolded model, its own folding and both
+engines are equal, and its save/load round trip gives bit-identical logits; an IDX array whose
+write/read round trip is identical). A file one loader accepts and another refuses is a failure
+(``load-mismatch``). Anything else, including a worker killed, out of memory or timed out on a
+case, is a failure, reported with the seed and case number. The exit status is 1 when any case failed.
 """
 from __future__ import annotations
 
@@ -47,8 +54,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..io.idx import IdxError, read_idx, write_idx
-from ..io.modelfile import MAGIC, ModelFileError, load_arrays, save_arrays
+from fastbin.io.idx import IdxError, read_idx, write_idx
+from fastbin.io.modelfile import MAGIC, ModelFileError, load_arrays, save_arrays
 
 __all__ = ["ALLOWED", "Case", "FuzzReport", "generate_case", "run_cases", "main"]
 
@@ -62,8 +69,8 @@ _ALIGN = 64
 # ---------------------------------------------------------------------------
 def _base_models():
     """name -> model file bytes: every model kind the trainer makes, small, a few steps trained."""
-    from ..nn.model import mlp, softmax_regression
-    from ..nn.optim import SGD, Adam
+    from fastbin.nn.model import mlp, softmax_regression
+    from fastbin.nn.optim import SGD, Adam
 
     n_in = 21  # not a multiple of 64: padding bits in every packed row
     rng = np.random.default_rng(7)
@@ -259,7 +266,7 @@ def _mutate_table(rng, header, region):
 
 def _hostile_array(rng, name, a):
     """(new value, description) for one stored array."""
-    from ..packed import PackedSigns
+    from fastbin.packed import PackedSigns
 
     if isinstance(a, PackedSigns):
         op = rng.integers(4)
@@ -348,6 +355,57 @@ def _mutate_model_arrays(rng, data):
             return f.read(), what
 
 
+def _mutate_folded(rng, data):
+    """A folded (version-2) file whose folded section no longer matches its layers, or
+    differently written (re-sealed by save_arrays): flips inverted (all or one), thresholds
+    moved by one step (one or all), two outputs swapped, extreme or random thresholds."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m")
+        with open(path, "wb") as f:
+            f.write(data)
+        meta, arrays = load_arrays(path)
+        names = sorted(n for n in arrays if n.startswith("folded.") and n.endswith("_t"))
+        if not names:
+            return data, "no folded section (original file)"
+        name = names[rng.integers(len(names))]
+        flip_name = name[:-2] + "_flip"
+        t, flip = arrays[name].copy(), arrays[flip_name].copy()
+        floats = name.endswith("float_t")
+        values = t.view(np.float32 if t.dtype == np.int32 else np.float64) if floats else t
+        j = int(rng.integers(t.size))
+        op = int(rng.integers(7))
+        with np.errstate(all="ignore"):
+            if op == 0:
+                flip, what = ~flip, "every flip inverted"
+            elif op == 1:
+                flip[j], what = ~flip[j], f"flip {j} inverted"
+            elif op in (2, 3):
+                step = int(rng.choice([-1, 1]))
+                where = slice(None) if op == 3 else slice(j, j + 1)
+                if floats:
+                    values[where] = np.nextafter(values[where], values.dtype.type(step * np.inf))
+                else:
+                    values[where] += step
+                what = f"threshold{'s' if op == 3 else ' ' + str(j)} moved by {step} step"
+            elif op == 4:
+                k = int(rng.integers(t.size))
+                values[[j, k]], flip[[j, k]] = values[[k, j]], flip[[k, j]]
+                what = f"outputs {j} and {k} swapped"
+            elif op == 5:
+                big = values.max() if values.size else 0
+                values[j] = -abs(big) if rng.random() < 0.5 else abs(big)
+                what = f"threshold {j} set to {values[j]}"
+            else:
+                scale = float(rng.choice([1.0, 100.0, 1e6]))
+                noise = rng.standard_normal(values.size) * scale
+                values[...] = noise.astype(values.dtype) if floats else np.round(noise).astype(values.dtype)
+                what = f"random thresholds (scale {scale:g})"
+        arrays[name], arrays[flip_name] = t, flip
+        save_arrays(path, meta, arrays)
+        with open(path, "rb") as f:
+            return f.read(), f"{name}/{flip_name}: {what}"
+
+
 def _mutate_model(rng, data):
     header, region, bounds = _split(data)
     r = rng.random()
@@ -380,6 +438,9 @@ def _mutate_model(rng, data):
         if junk:
             return "prefix", _container(b"\xff" * int(rng.integers(1, 50)), region), "header not UTF-8"
         return "prefix", _container(_dump(header), region, version=version), f"format version {version}"
+    if r < 0.82:
+        out, what = _mutate_folded(rng, data)
+        return "folded", out, what
     out, what = _mutate_model_arrays(rng, data)
     return "arrays", out, what
 
@@ -504,30 +565,66 @@ def _same(a, b):
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def check_model_file(path, scratch, backend="fastbin"):
-    """(outcome, detail) of loading the model file at ``path``."""
-    from ..nn.model import load
+ENGINES = ("numpy", "numba")
 
-    try:
-        model = load(path, backend=backend)
-    except ModelFileError as exc:
-        return "rejected", str(exc)[:300]
+
+def _loaders(backend):
+    """name -> loader of every way a model file is read: ``fastbin.nn.load`` (the unfolded model,
+    what ``eval`` and ``export-c`` see) and ``fastbin.runtime.load`` on both engines (what is
+    deployed)."""
+    from fastbin import runtime
+    from fastbin.nn.model import load
+
+    loaders = {"nn.load": lambda p: load(p, backend=backend)}
+    for engine in ENGINES:
+        loaders[f"runtime.load({engine})"] = lambda p, engine=engine: runtime.load(p, engine=engine)
+    return loaders
+
+
+def check_model_file(path, scratch, backend="fastbin"):
+    """(outcome, detail) of loading the model file at ``path`` every way (:func:`_loaders`).
+    Allowed: every loader refuses it with ``ModelFileError`` (``rejected``), or every loader
+    accepts it and then: finite logits from each on float and uint8 input, the runtime's on both
+    engines bit for bit the unfolded model's, the same classes from the unfolded model, its own
+    folding and both engines, and a save/load round trip with bit-identical logits (``loaded``)."""
+    from fastbin.nn.model import load
+
+    models, refused = {}, {}
+    for name, loader in _loaders(backend).items():
+        try:
+            models[name] = loader(path)
+        except ModelFileError as exc:
+            refused[name] = str(exc)
+    if refused and models:
+        return "load-mismatch", (f"refused by {sorted(refused)} ({next(iter(refused.values()))[:200]}), "
+                                 f"loaded by {sorted(models)}")
+    if refused:
+        return "rejected", next(iter(refused.values()))[:300]
+    model = models["nn.load"]
     x, u8 = _inputs(model.n_in)
-    for name, inputs in (("float", x), ("uint8", u8)):
+    for kind, inputs in (("float", x), ("uint8", u8)):
         with np.errstate(all="ignore"):
-            logits = model.forward(inputs)
-        if not np.all(np.isfinite(logits)):
-            return "nonfinite", f"{name} input gives non-finite logits"
-        folded = model.to_inference().predict(inputs)
-        if not np.array_equal(folded, np.argmax(logits, axis=1)):
-            return "fold-mismatch", f"{name} input: folded predictions differ from the model's"
+            logits = {"nn.load": model.forward(inputs)}
+            logits.update((name, m.logits(inputs)) for name, m in models.items() if name != "nn.load")
+        for name, z in logits.items():
+            if not np.all(np.isfinite(z)):
+                return "nonfinite", f"{kind} input gives non-finite logits through {name}"
+        for name, z in logits.items():
+            if not _same(z, logits["nn.load"]):
+                return "logits-mismatch", f"{kind} input: the logits of {name} differ from the unfolded model's"
+        classes = {"nn.load": np.argmax(logits["nn.load"], axis=1),
+                   "nn.load().to_inference()": model.to_inference().predict(inputs)}
+        classes.update((name, m.predict(inputs)) for name, m in models.items() if name != "nn.load")
+        for name, c in classes.items():
+            if not np.array_equal(c, classes["nn.load"]):
+                return "fold-mismatch", f"{kind} input: the classes of {name} differ from the unfolded model's"
     again_path = os.path.join(scratch, "again.fbm")
     model.save(again_path)
     again = load(again_path, backend=backend)
-    for name, inputs in (("float", x), ("uint8", u8)):
+    for kind, inputs in (("float", x), ("uint8", u8)):
         with np.errstate(all="ignore"):
             if not _same(again.forward(inputs), model.forward(inputs)):
-                return "roundtrip-mismatch", f"{name} input: logits differ after save + load"
+                return "roundtrip-mismatch", f"{kind} input: logits differ after save + load"
     return "loaded", f"{model.kind} {model.config.get('sizes', model.config.get('n_in'))}"
 
 
@@ -626,7 +723,7 @@ class FuzzReport:
         for key in sorted(self.counts):
             lines.append(f"  {key:<40} {self.counts[key]:>6}{'' if key.split(' ')[0] in ALLOWED else '  <-- FAIL'}")
         for index, outcome, detail, label in self.failures[:50]:
-            lines.append(f"FAIL {outcome}: {label}\n     {detail}\n     reproduce: python -m fastbin.tools.fuzz "
+            lines.append(f"FAIL {outcome}: {label}\n     {detail}\n     reproduce: python scripts/fuzz.py "
                          f"--seed {self.seed} --case {index}")
         return "\n".join(lines)
 
@@ -640,7 +737,7 @@ def _reader(stream, q):
 def _run_worker(seed, indices, args, results, rusage):
     """Run ``indices`` in one worker; returns the indices left when it died (the first of them
     is then recorded as the failing case)."""
-    cmd = [sys.executable, "-m", "fastbin.tools.fuzz", "--worker", "--mem-mib", str(args.mem_mib),
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--mem-mib", str(args.mem_mib),
            "--backend", args.backend]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     q: queue.Queue = queue.Queue()
@@ -711,7 +808,7 @@ def run_cases(n: int, seed: int = 0, *, batch: int = 250, mem_mib: int = 2048, t
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fastbin.tools.fuzz", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python scripts/fuzz.py", description=__doc__.split("\n\n")[0])
     p.add_argument("-n", "--cases", type=int, default=500, help="number of cases (default 500)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--start", type=int, default=0, help="first case index")
@@ -732,17 +829,15 @@ def main(argv=None) -> int:
             path = os.path.join(scratch, "case")
             with open(path, "wb") as f:
                 f.write(case.data)
-            try:
-                from ..nn.model import load
-
-                if case.target == "model":
-                    load(path, backend=args.backend)
-                else:
-                    read_idx(path, **case.options)
-            except (ModelFileError, IdxError):
-                pass
-            except BaseException:
-                traceback.print_exc()
+            readers = (_loaders(args.backend).values() if case.target == "model"
+                       else [lambda p: read_idx(p, **case.options)])
+            for read in readers:
+                try:
+                    read(path)
+                except (ModelFileError, IdxError):
+                    pass
+                except BaseException:
+                    traceback.print_exc()
             outcome, detail = run_case(case, scratch, args.backend)
         print(f"{outcome}: {detail}")
         return 0 if outcome in ALLOWED else 1
