@@ -479,3 +479,32 @@ def test_load_racing_an_atomic_save_sees_one_whole_file(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "stat", stat)
     meta, arrays = load_arrays(f)
     assert (meta, arrays["a"].shape) in (({"v": "small"}, (3,)), ({"v": "large"}, (5000,)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_batch_norm_eps_that_is_zero_in_the_model_dtype_is_refused(tmp_path, dtype):
+    """Issue 21, item 1: eps > 0 in float64 but 0 in the model's dtype, with a zero running variance
+    and gamma on one channel, made the batch-norm factor 0/0 = NaN in the runtime (the bound check
+    computed it in float64). Every loader refuses it now; a representable eps still loads."""
+    from fastbin import runtime
+    from fastbin.nn import load, mlp
+
+    tiny = 1e-50 if dtype == "float32" else 1e-330  # 1e-330 is 0 in float64 as well: JSON keeps it 0.0
+    model = mlp([8, 3], binary_weights=True, output_bn=True, dtype=dtype, seed=0)
+    layers, meta, arrays = model.file_contents()
+    bn = next(j for j, layer in enumerate(layers) if layer["kind"] == "batchnorm")
+    arrays[f"{bn}.gamma"][0] = 0
+    arrays[f"{bn}.running_var"][0] = 0
+    for eps, refused in ((tiny, True), (1e-5, False)):
+        meta["layers"][bn]["eps"] = eps
+        path = tmp_path / f"eps-{eps}.fbm"
+        save_arrays(path, meta, arrays)
+        if eps == 0.0:  # float64 underflow: the header check (eps in (0, 1]) refuses it already
+            refused = True
+        for read in (runtime.load, load):
+            if refused:
+                with pytest.raises(ModelFileError, match="batch|activations|eps"):
+                    read(path)
+            else:
+                x = np.random.default_rng(0).random((5, 8))
+                assert np.isfinite(read(path).logits(x) if read is runtime.load else read(path).forward(x)).all()

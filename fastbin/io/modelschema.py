@@ -46,6 +46,7 @@ import numpy as np
 
 from ..bits import n_words_for
 from ..packed import PackedSigns
+from ..reference import bn_scale
 from .modelfile import ModelFileError, load_arrays, load_arrays_bytes
 
 __all__ = [
@@ -384,8 +385,10 @@ def _activation_bounds(schema: ModelSchema, arrays) -> None:
                 z = z + np.abs(arrays[f"{i}.b"].astype(np.float64))
             h = z
         elif kind == "batchnorm":
-            var = arrays[f"{i}.running_var"].astype(np.float64)
-            k = np.abs(arrays[f"{i}.gamma"].astype(np.float64)) / np.sqrt(var + layer["eps"])
+            # the factor as the runtime computes it, in the model's dtype: an eps that is 0 there
+            # (with a zero variance) makes it inf or NaN however positive it is in float64
+            k = np.abs(bn_scale(arrays[f"{i}.gamma"], arrays[f"{i}.running_var"], layer["eps"],
+                                schema.dtype).astype(np.float64))
             h = (h + np.abs(arrays[f"{i}.running_mean"].astype(np.float64))) * k + np.abs(
                 arrays[f"{i}.beta"].astype(np.float64))
         else:  # tanh, hardtanh, sign: |y| <= 1
@@ -423,7 +426,7 @@ def check_values(schema: ModelSchema, arrays, *, path="model file") -> None:
             if spec.values == "nonnegative" and a.size and a.min() < 0:
                 _fail(path, f"array {name!r} must be >= 0, holds {a.min()}")
     try:
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             _activation_bounds(schema, arrays)
     except ValueError as exc:
         _fail(path, str(exc))
