@@ -289,8 +289,7 @@ def test_binary_matmul_k_limit(monkeypatch):
     monkeypatch.setattr(matmul, "BINARY_MATMUL_MAX_K", 100)
     ones = lambda k: PackedSigns(np.zeros((2, -(-k // 64)), np.uint64), k)  # noqa: E731 (all +1)
     np.testing.assert_array_equal(fastbin.binary_matmul(ones(100), ones(100)), 100)
-    monkeypatch.setattr(matmul, "binary_matmul_kernel", _must_not_run)
-    monkeypatch.setattr(matmul, "binary_matmul_parallel", _must_not_run)
+    monkeypatch.setattr(matmul, "_plan_binary", _must_not_run)
     for threads in (None, True, False):
         with pytest.raises(ValueError, match=r"k=101 is too long for the int32 result.*at most 100"):
             fastbin.binary_matmul(ones(101), ones(101), threads=threads)

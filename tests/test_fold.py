@@ -221,7 +221,7 @@ def test_folded_equals_unfolded_threaded_first_layer(threshold, rng, monkeypatch
 
     from fastbin import _config
 
-    monkeypatch.setitem(_config.PARALLEL_MIN_WORK, "sign_matmul", threshold)
+    monkeypatch.setitem(_config.TABLE["parallel_min_work"], "sign_matmul", threshold)
     model = mlp([70, 80, 10], binary_weights=True, binary_activations=True, seed=3, backend="fastbin")
     _randomise(model, rng)
     folded = model.to_inference()

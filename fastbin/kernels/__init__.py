@@ -20,7 +20,14 @@ from .linear_ce import (
     linear_softmax_ce_targets,
 )
 from .pack import pack_columns, pack_rows, pack_rows_parallel, padding_is_zero, unpack_rows
-from .sign_matmul import sign_matmul_float, sign_matmul_float_parallel, sign_matmul_uint8
+from .sign_product.portable import (
+    sign_matmul_bits,
+    sign_matmul_bits_parallel,
+    sign_matmul_float,
+    sign_matmul_float_parallel,
+    sign_matmul_uint8,
+    sign_matmul_uint8_float,
+)
 from .softmax_ce import ce_block_labels, ce_block_targets, exp_nonpositive, softmax_ce_labels, softmax_ce_targets
 from .updates import adam_update_flat, sgd_update_flat
 
@@ -40,12 +47,18 @@ __all__ = [
     "binary_matmul_parallel",
     "binary_dense_sign_kernel",
     "binary_dense_sign_parallel",
-    # x @ sign(W) (fastbin.kernels.sign_matmul): sign_matmul_float(x float (m,k), w_bits (n,nw),
-    # out (m,n) x.dtype); sign_matmul_uint8(x uint8 (m,k), w_bits, out int32 (m,n))
+    # x @ sign(W) (fastbin.kernels.sign_product.portable; which one pays is
+    # fastbin.kernels.sign_product.plan's choice): sign_matmul_bits (few rows: signed sums
+    # from the bits) and sign_matmul_float (W unpacked once, register blocks) (x float (m,k),
+    # w_bits (n,nw), out (m,n) x.dtype); sign_matmul_uint8 (bit planes) and
+    # sign_matmul_uint8_float (float32 blocks, k <= 65793) (x uint8 (m,k), w_bits, out int32 (m,n))
     # Kernels taking packed operands return False (writing nothing) on non-zero padding bits.
+    "sign_matmul_bits",
+    "sign_matmul_bits_parallel",
     "sign_matmul_float",
     "sign_matmul_float_parallel",
     "sign_matmul_uint8",
+    "sign_matmul_uint8_float",
     # softmax cross-entropy (fastbin.kernels.softmax_ce): softmax_ce_labels(logits (m,c),
     # labels intp (m,), dlogits out (m,c)) -> mean loss float64; softmax_ce_targets(logits,
     # targets (m,c), dlogits) -> loss; ce_block_* the same on a block, returning the loss sum;

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._config import EVAL_CHUNK
+from .._limits import EVAL_CHUNK
 from .._validate import check_int, check_labels, check_model_input
 from ..io.modelfile import ModelFileError, save_arrays
 from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays

@@ -9,13 +9,14 @@ model then sends every batch it takes (:meth:`Fused.takes`) to one jitted
 function, which runs every stage row by row:
 
 * the first layer on uint8 rows: the bit-plane product of
-  ``fastbin.kernels.sign_matmul`` (``plane_words``/``plane_dot``, exact
+  ``fastbin.kernels.sign_product.portable`` (``plane_words``/``plane_dot``, exact
   integers) and the stage's int64 ``"uint8"`` thresholds (or, tail first, the
   logits);
 * on float rows: ``dot = x @ sign(W)`` as the stage path gets it: tail
   first, the exact product (``exact_sign_dot_rows``); before the float
-  thresholds of a sign stage, the fast product (float32 where ``FLOAT_LUT``:
-  the table lookups of ``fastbin.kernels.sign_lut``, one call before the
+  thresholds of a sign stage, the fast product (float32 where the planner keeps
+  the lookup form,
+  the table lookups of ``fastbin.kernels.sign_product.avx512``, one call before the
   fused one; else ``sign_dot_rows`` inside the fused function when
   ``dense_sign_matmul`` would pick ``"rows"``, else ``dense_sign_matmul(...,
   exact=False)`` handed in) refined to the exact product near each threshold
@@ -39,7 +40,7 @@ Scratch (bit-plane and activation words, the few-row float dot, the exact
 product's grid row, a row of logits) is per thread (``threading.local``) and reused across calls, so
 concurrent calls are safe and a batch of one allocates only its output.
 
-Batches of ``FEW_ROWS`` rows or more keep the stage path (its blocked and
+Batches of ``few_rows()`` rows (``fastbin.kernels.sign_product``) or more keep the stage path (its blocked and
 threaded kernels; :meth:`Fused.takes`).
 """
 from __future__ import annotations
@@ -52,16 +53,17 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._config import FEW_ROWS, jit, jit_disabled
+from .._config import jit, jit_disabled
 from ..bits import n_words_for
 from ..kernels._llvm import intp_args as _intp_args
 from ..kernels._llvm import is_words as _is_words
 from ..kernels._popcount import popcount
-from ..kernels._sign_lanes import plane_dot, plane_words
-from ..kernels.exact_dot import exact_sign_dot_rows, grid_scratch, refine_near_thresholds
-from ..kernels.few_rows import sign_dot_rows
-from ..kernels.sign_lut import lut_scratch, sign_dot_lut
-from ..ops.dense import dense_product_kind, dense_sign_matmul
+from ..kernels.sign_product import few_rows, plan_dense
+from ..kernels.sign_product._lanes import plane_dot, plane_words
+from ..kernels.sign_product.avx512 import lut_scratch, sign_dot_lut
+from ..kernels.sign_product.exact import exact_sign_dot_rows, grid_scratch, refine_near_thresholds
+from ..kernels.sign_product.portable import sign_dot_rows
+from ..ops.dense import dense_sign_matmul
 from ..reference import rounding_constants
 from .model import BatchNormOp, BinaryDense, FloatStage, SignStage
 
@@ -300,7 +302,7 @@ def fused_float(x, rows, w0, dot, compute, t0, unit, tiny, q, wflat, ints, float
     a sign stage first, the fast ``sign_dot_rows(x, rows, dot)`` (here when
     ``compute``, else given) refined to the exact product near its float
     thresholds ``t0`` (``refine_near_thresholds``), as the stage path does.
-    ``q``: the grid scratch row of ``fastbin.kernels.exact_dot``."""
+    ``q``: the grid scratch row of ``fastbin.kernels.sign_product.exact``."""
     m = x.shape[0]
     tail_first = ints[_TAIL_FIRST] == 1
     if compute:
@@ -399,7 +401,7 @@ class Fused:
         self.w0 = np.ascontiguousarray(first.weights.packed.bits)
         self.rows0 = first.weights.rows
         #: the table-lookup form of the first layer when it is a sign stage (the engine's weight
-        #: form: None unless FLOAT_LUT and float32), else None
+        #: form: None unless the planner wants it, ``sign_product.wants_nibbles``), else None
         self.nibbles0 = first.weights.nibbles if signs else None
         n0 = self.n0 = first.weights.packed.rows
         ints[_TAIL_FIRST] = 0 if signs else 1
@@ -437,12 +439,12 @@ class Fused:
         self.calls = 0
 
     def takes(self, m):
-        """Whether a batch of ``m`` rows runs fused: below ``FEW_ROWS`` rows,
+        """Whether a batch of ``m`` rows runs fused: below ``few_rows()`` rows (the planner's),
         where the stage path takes the unblocked few-row kernels. From there on
         its blocked (and, with several Numba threads, threaded) products were
         as fast as this row-by-row pass or faster (one thread, 784-512-512-10:
         0.8-1.2x at 128 and 10000 rows; 784-10: 0.7-0.9x at 1000 rows)."""
-        return m < FEW_ROWS
+        return m < few_rows()
 
     def _scratch(self):
         local = self.local
@@ -469,8 +471,9 @@ class Fused:
         if x.dtype == _UINT8:
             fused_uint8(x, self.w0, self.wflat, self.ints, self.floats, words, logits, labels, predict)
         else:
-            lut = self.nibbles0 is not None
-            compute = not lut and (self.tail_first or dense_product_kind(m, self.n0, self.n_in) == "rows")
+            lut = self.nibbles0 is not None  # the planner wanted the lookup form (wants_nibbles)
+            compute = not lut and (self.tail_first or plan_dense(m, self.n_in, self.n0, None, exact=False).name
+                                   == "rows")
             if compute or lut:
                 dots = self.local.dots
                 dot = dots.get(m)

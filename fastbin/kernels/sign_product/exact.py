@@ -15,7 +15,7 @@ forward pass allocates nothing per call).
   gets the exact product of float ``x`` (m, k) and the packed signs
   ``w_bits`` (n, ceil(k/64)) uint64 (zero padding bits); one row at a time,
   each output a signed sum of the row's grid integers straight from the bits
-  (``fastbin.kernels._sign_lanes.signed_dot``);
+  (``fastbin.kernels.sign_product._lanes.signed_dot``);
   ``exact_sign_dot_rows_parallel(x, w_bits, out)`` the same with blocks of
   rows over threads.
 * ``refine_near_thresholds(x, w_bits, dot, thresholds, unit, tiny, q)``: ``dot``
@@ -30,7 +30,7 @@ forward pass allocates nothing per call).
   real sum (Higham, *Accuracy and Stability of Numerical Algorithms*, 4.2);
   every fast product here is such a sum (BLAS, ``sign_dot_rows``,
   ``sign_matmul``'s signed sums, the table lookups of
-  ``fastbin.kernels.sign_lut``: their table entries are partial sums), and
+  ``fastbin.kernels.sign_product.avx512``: their table entries are partial sums), and
   the kernel takes the bound for ``k + 1`` terms
   (``fastbin.reference.THRESHOLD_BOUND_FACTOR`` times it; ``unit`` and ``tiny``
   from ``fastbin.reference.rounding_constants``), plus the grid's
@@ -49,9 +49,9 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-from .._config import FASTMATH_EXACT, jit, jit_disabled, jit_parallel
-from ..reference import THRESHOLD_BOUND_FACTOR
-from ._sign_lanes import signed_dot
+from ..._config import FASTMATH_EXACT, jit, jit_disabled, jit_parallel
+from ...reference import THRESHOLD_BOUND_FACTOR
+from ._lanes import signed_dot
 
 __all__ = ["exact_sign_dot_rows", "exact_sign_dot_rows_parallel", "refine_near_thresholds", "grid_row",
            "grid_scratch", "exact_row", "scaled", "grid_bits_of", "row_bound", "sign_dot_interval"]

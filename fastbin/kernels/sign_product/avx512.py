@@ -16,27 +16,27 @@ per 4 inputs and 16 outputs, where a multiply-add product needs 4 FMAs.
   nothing, for non-zero padding bits): the nibbles made per call, then rows
   4 at a time (tables of 4 rows, each nibble vector loaded once for the 4),
   row blocks over threads in the parallel one; in passes over as many groups
-  of inputs as keep a pass's nibbles within ``chunk_bytes`` (default
-  ``fastbin._config.LUT_NIBBLE_CHUNK_BYTES``), each pass adding to ``out``.
+  of inputs as keep a pass's nibbles within ``chunk_bytes`` (the planner passes
+  the table's ``lut_chunk_bytes``), each pass adding to ``out``.
 * ``sign_dot_lut(x, nib, out, tab, acc)``: ``out`` (m, n) float32 = ``x @
   sign(W)`` for float32 ``x`` (m, k); ``tab`` (1, ceil(k/4) * 16) float32 and
   ``acc`` (1, 64) float32 are scratch (``lut_scratch``) (the caller's, so a fused call allocates
   nothing). A sum of the k terms ``±x`` in another order than BLAS's: within
-  float rounding (the bound of ``fastbin.kernels.exact_dot``), not bit for bit.
+  float rounding (the bound of ``fastbin.kernels.sign_product.exact``), not bit for bit.
 * ``weight_nibbles(w) -> nib``: the nibble form of ``sign(w)`` straight from real
   weights ``w`` (k, n) (one pass along its rows; no packing first).
 * ``lut_product(x, nib, out)`` / ``lut_product_parallel``: the many-row product on
   a nibble form (``sign_matmul_lut`` is it on packed bits; ``fastbin.ops.dense_sign_matmul``
   calls it with nibbles from the weights or a model's cache).
 * ``index_words(w_bits, n_bits) -> idx``: uint16, twice the nibbles: the index form of
-  the int16 tables of ``fastbin.kernels.sign_lut16`` (AVX-512BW).
+  the int16 tables of ``fastbin.kernels.sign_product.avx512_int16`` (AVX-512BW).
 * ``lut16_product(x, idx, out)`` / ``lut16_product_parallel``, ``sign_matmul_lut16(x,
   w_bits, out) -> bool`` / ``sign_matmul_lut16_parallel``: the exact int32 product of
   uint8 rows by those int16 tables (``sign_matmul_uint8``'s contract), through the
   same passes over rows and groups as the float32 tables (``_lookup_passes``: the
   accumulator dtype picks the table kind).
 * ``exact_lut_product(x, w_bits, nib, out)`` / ``exact_lut_product_parallel``: the
-  *exact* product of ``fastbin.kernels.exact_dot`` (its bits), by lookups: each
+  *exact* product of ``fastbin.kernels.sign_product.exact`` (its bits), by lookups: each
   row's grid integers are split into ``exact_chunks(k)`` chunks (3 at k = 784) whose
   signed sums are integers below ``2**24``, exact in float32 tables and sums; the
   chunk sums are recombined in int64 and rounded once.
@@ -57,12 +57,12 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from .._config import LUT_NIBBLE_CHUNK_BYTES, jit, jit_disabled, jit_parallel
-from ._llvm import intp_args
-from .exact_dot import exact_row, grid_bits_of, grid_row, scaled
-from .pack import padding_is_zero
-from .sign_lut16 import TABLE as TABLE16
-from .sign_lut16 import _lut16_block, _tables16_group
+from ..._config import jit, jit_disabled, jit_parallel
+from .._llvm import intp_args
+from ..pack import padding_is_zero
+from .avx512_int16 import TABLE as TABLE16
+from .avx512_int16 import _lut16_block, _tables16_group
+from .exact import exact_row, grid_bits_of, grid_row, scaled
 
 __all__ = [
     "lut_nibbles",
@@ -354,7 +354,7 @@ def index_words(w_bits, k):
 
 
 @jit
-def lut_product(x, nib, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def lut_product(x, nib, out, chunk_bytes):
     """``out`` (m, n) = ``x @ sign(W)`` for float32 (or uint8: exact while
     ``255 * k <= 2**24``) ``x`` (m, k) and the nibble form ``nib`` (ceil(k/4), n_pad)
     of ``W``, by float32 tables."""
@@ -362,26 +362,26 @@ def lut_product(x, nib, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
 
 
 @jit  # the threads are _lookup_passes_parallel's
-def lut_product_parallel(x, nib, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def lut_product_parallel(x, nib, out, chunk_bytes):
     """:func:`lut_product` with the blocks of 4 rows over threads."""
     _lookup_passes_parallel(x, nib, out, chunk_bytes, np.empty(0, np.float32))
 
 
 @jit
-def lut16_product(x, idx, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def lut16_product(x, idx, out, chunk_bytes):
     """``out`` (m, n) int32 = the exact ``x @ sign(W)`` for uint8 ``x`` (m, k) and the
     index form ``idx`` (:func:`index_words`) of ``W``, by int16 tables (``sign_lut16``)."""
     _lookup_passes(x, idx, out, chunk_bytes, np.empty(0, np.int32))
 
 
 @jit  # the threads are _lookup_passes_parallel's
-def lut16_product_parallel(x, idx, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def lut16_product_parallel(x, idx, out, chunk_bytes):
     """:func:`lut16_product` with the blocks of 4 rows over threads."""
     _lookup_passes_parallel(x, idx, out, chunk_bytes, np.empty(0, np.int32))
 
 
 @jit
-def sign_matmul_lut(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def sign_matmul_lut(x, w_bits, out, chunk_bytes):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     lut_product(x, nibbles_of(w_bits, x.shape[1]), out, chunk_bytes)
@@ -389,7 +389,7 @@ def sign_matmul_lut(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
 
 
 @jit
-def sign_matmul_lut_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def sign_matmul_lut_parallel(x, w_bits, out, chunk_bytes):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     lut_product_parallel(x, nibbles_of(w_bits, x.shape[1]), out, chunk_bytes)
@@ -397,7 +397,7 @@ def sign_matmul_lut_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES)
 
 
 @jit
-def sign_matmul_lut16(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def sign_matmul_lut16(x, w_bits, out, chunk_bytes):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     lut16_product(x, index_words(w_bits, x.shape[1]), out, chunk_bytes)
@@ -405,7 +405,7 @@ def sign_matmul_lut16(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
 
 
 @jit
-def sign_matmul_lut16_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def sign_matmul_lut16_parallel(x, w_bits, out, chunk_bytes):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     lut16_product_parallel(x, index_words(w_bits, x.shape[1]), out, chunk_bytes)
@@ -562,7 +562,7 @@ def sign_dot_lut(x, nib, out, tab, acc):
 # ---------------------------------------------------------------------------
 @jit
 def exact_chunks(k):
-    """``(bits, count)``: the exact product of ``fastbin.kernels.exact_dot`` splits each
+    """``(bits, count)``: the exact product of ``fastbin.kernels.sign_product.exact`` splits each
     grid integer ``q`` (``|q| <= 2**G``, ``G = grid_bits(k)``) into ``count`` chunks of
     ``bits = 24 - ceil(log2 k)`` bits, ``q = sum_c chunk_c * 2**(bits * c)`` (the low
     chunks in ``[0, 2**bits)``, the top one signed, ``|chunk| <= 2**bits``), so that a
@@ -625,7 +625,7 @@ def _exact_block(x, w_bits, nib, out, i0, q, chunk_row, tabs, acc, totals):
 
 @jit
 def exact_lut_product(x, w_bits, nib, out):
-    """``out`` (m, n) = the exact ``x @ sign(W)`` of ``fastbin.kernels.exact_dot``
+    """``out`` (m, n) = the exact ``x @ sign(W)`` of ``fastbin.kernels.sign_product.exact``
     (bit for bit) for float ``x`` (m, k), by table lookups: ``nib`` the nibble form of
     the packed signs ``w_bits`` (n, ceil(k/64)) uint64 (zero padding bits), rows 4 at
     a time, ``exact_chunks(k)[1]`` lookups per input and output (module section)."""
