@@ -101,31 +101,31 @@ def dense_product(path: Path, x, w, signs=None, rows=None, nibbles=None) -> np.n
             nibbles = weight_nibbles(w) if w_bits is None else nibbles_of(w_bits, k)
         out = np.empty((x.shape[0], n), x.dtype)
         if exact:
-            path.kernel(x, w_bits, nibbles, out)
+            path(x, w_bits, nibbles, out)
         elif name == "lut_rows":
-            path.kernel(x, nibbles, out, *lut_scratch(k))
+            path(x, nibbles, out, *lut_scratch(k))
         else:
-            path.kernel(x, nibbles, out, *path.args)
+            path(x, nibbles, out)  # + the pass size the plan read (path.args)
         return out
     if form == "bits":  # the exact product row by row
         out = np.empty((x.shape[0], n), x.dtype)
         w_bits = (w if packed else pack_weights(w)).bits
         if name == "exact_rows":
-            path.kernel(x, w_bits, out, grid_scratch(k))
+            path(x, w_bits, out, grid_scratch(k))
         else:
-            path.kernel(x, w_bits, out)
+            path(x, w_bits, out)
         return out
     if form == "rows":
         rows = _checked_rows(w, packed, rows, n, k)
         out = np.empty((x.shape[0], n), x.dtype)
-        path.kernel(x, rows, out)
+        path(x, rows, out)
         return out
     if form == "signs":
         if signs is None:
             signs = np.ascontiguousarray(unpack_signs(w, x.dtype).T) if packed else _signs(w)
         elif type(signs) is not np.ndarray or signs.dtype != x.dtype or signs.shape != (k, n):
             raise ValueError(f"signs must be a {x.dtype} array of shape ({k}, {n})")
-        return x @ signs
+        return path(x, signs)  # np.matmul: x @ signs
     return sign_matmul(x, w if packed else pack_weights(w))  # "packed": sign_matmul's own plan
 
 
