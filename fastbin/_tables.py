@@ -33,7 +33,7 @@ GENERIC: dict = {
     "uint8_float_half_cols": 92,
     # dense_sign_matmul(exact=False): the int8 few-row kernel for m == 1 or m * n <= this (Zen 4)
     "dense_rows_max_product": 64,
-    # ... BLAS on ±1 floats below this many rows, and from DENSE_BLAS_MIN_COLS outputs (Zen 4)
+    # ... BLAS on ±1 floats below this many rows, and from dense_blas_min_cols outputs (Zen 4)
     "dense_blas_max_rows": 16,
     "dense_blas_min_cols": 64,
     # folded model: below this many rows the unblocked packed kernels and the fused pass (Zen 4)

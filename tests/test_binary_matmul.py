@@ -157,7 +157,7 @@ def test_binary_matmul_rejects_bad_input(rng):
 def test_garbage_padding_would_change_the_result(rng):
     """Why the padding is checked: the XOR loop counts padding bits, so the raw
     kernel refuses (returns False, writes nothing) and the API raises."""
-    from fastbin.kernels import binary_matmul as module
+    from fastbin.kernels.binary_product import blocked as module
 
     a, w = _operands(rng, 2, 70, 3)
     bad = _garbage_padding(a)
@@ -220,7 +220,7 @@ def test_user_njit_function_calls_the_raw_kernels(rng):
 
 
 # ------------------------------------------- both word loops of the lane block
-from fastbin.kernels import _lanes, _lanes_bytes  # noqa: E402
+from fastbin.kernels.binary_product import _lanes, _lanes_bytes  # noqa: E402
 
 #: Across the byte-sum / Harley-Seal switch (32 words, also the i8 limit),
 #: Harley-Seal tails (n_words % 4) and its widening every 124 words.

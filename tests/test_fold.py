@@ -182,8 +182,8 @@ def test_folded_equals_unfolded_few_rows(backend, m, rng):
 @pytest.mark.parametrize("n", [1, 10, 63, 64, 65, 130])
 def test_few_row_and_threshold_kernels_match_numpy(n, rng):
     from fastbin import pack_signs, pack_weights
-    from fastbin.kernels.few_rows import binary_dot_rows, dense_sign_rows
-    from fastbin.kernels.threshold import threshold_pack
+    from fastbin.kernels.binary_product.few_rows import binary_dot_rows, dense_sign_rows
+    from fastbin.kernels.binary_product.threshold import threshold_pack
     from fastbin.reference import binary_dense_sign, binary_matmul
 
     k, m = 70, 5

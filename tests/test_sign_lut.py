@@ -12,15 +12,15 @@ import fastbin
 from fastbin._config import FLOAT_LUT, jit_disabled
 from fastbin.kernels.sign_product.avx512 import (
     BLOCK,
-    lut_nibbles,
     lut_product,
     lut_product_parallel,
     lut_scratch,
     nibbles_into,
+    nibbles_of,
+    nibbles_of_weights,
     sign_dot_lut,
     sign_matmul_lut,
     sign_matmul_lut_parallel,
-    weight_nibbles,
 )
 
 pytestmark = pytest.mark.skipif(not (FLOAT_LUT or jit_disabled()),
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(not (FLOAT_LUT or jit_disabled()),
 @pytest.mark.parametrize("n", NS + [64, 65, 130])
 def test_nibbles_hold_the_sign_bits(k, n, rng):
     w = rng.standard_normal((k, n)).astype(np.float32)
-    nib = lut_nibbles(fastbin.pack_weights(w).bits, k)
+    nib = nibbles_of(fastbin.pack_weights(w).bits, k)
     assert nib.dtype == np.uint8 and nib.shape == (-(-k // 4), -(-n // BLOCK) * BLOCK)
     negative = np.zeros((nib.shape[0] * 4, n), bool)
     negative[:k] = w < 0  # bit 1 means -1; sign(0) = +1
@@ -50,7 +50,7 @@ def test_lookup_product_within_float_rounding(m, k, n, rng):
     w = rng.standard_normal((k, n)).astype(np.float32)
     w[0, 0] = 0.0
     out = np.full((m, n), np.nan, np.float32)
-    sign_dot_lut(x, lut_nibbles(fastbin.pack_weights(w).bits, k), out, *lut_scratch(k))
+    sign_dot_lut(x, nibbles_of(fastbin.pack_weights(w).bits, k), out, *lut_scratch(k))
     want = x.astype(np.float64) @ np.where(w < 0, -1.0, 1.0)
     assert_close(out, want.astype(np.float32), scale=max(1.0, float(np.abs(x).sum(axis=1).max())) / 10)
 
@@ -63,9 +63,9 @@ def test_many_row_lookup_kernels(m, k, n, rng):
     x = rng.standard_normal((m, k)).astype(np.float32)
     w = rng.standard_normal((k, n)).astype(np.float32)
     packed = fastbin.pack_weights(w)
-    nib = np.full_like(lut_nibbles(packed.bits, k), 99)
+    nib = np.full_like(nibbles_of(packed.bits, k), 99)
     nibbles_into(packed.bits, k, nib)
-    np.testing.assert_array_equal(nib, lut_nibbles(packed.bits, k))
+    np.testing.assert_array_equal(nib, nibbles_of(packed.bits, k))
     want = (x.astype(np.float64) @ np.where(w < 0, -1.0, 1.0)).astype(np.float32)
     for chunk_bytes in (1 << 30, 3 * nib.shape[1], 1):  # one pass; passes of 3 groups; of 1 group
         outs = []
@@ -98,14 +98,14 @@ def test_lookup_kernel_on_uint8_rows_is_exact(m, k, n, rng):
 @pytest.mark.parametrize("k", KS + [2, 3])
 @pytest.mark.parametrize("n", NS + [64, 65, 130])
 def test_nibbles_straight_from_the_weights(k, n, dtype, rng):
-    """``weight_nibbles(W)`` equals the nibbles of ``pack_weights(W)``: -0.0, 0 and NaN
+    """``nibbles_of_weights(W)`` equals the nibbles of ``pack_weights(W)``: -0.0, 0 and NaN
     are +1 (bit 0), as ``signs``."""
     w = rng.standard_normal((k, n)).astype(dtype)
     w.flat[:: 7] = 0.0
     w.flat[3 :: 11] = -0.0
-    np.testing.assert_array_equal(weight_nibbles(w), lut_nibbles(fastbin.pack_weights(w).bits, k))
+    np.testing.assert_array_equal(nibbles_of_weights(w), nibbles_of(fastbin.pack_weights(w).bits, k))
     w.flat[5 :: 13] = np.nan  # pack_weights refuses NaN; fastbin.signs makes it +1
-    nib = weight_nibbles(w)
+    nib = nibbles_of_weights(w)
     negative = np.zeros((nib.shape[0] * 4, nib.shape[1]), bool)
     negative[:k, :n] = fastbin.signs(w) < 0
     np.testing.assert_array_equal(nib, sum(negative[q::4].astype(np.uint8) << q for q in range(4)))
@@ -128,14 +128,14 @@ def test_dense_sign_matmul_fast_product_by_lookups(m, k, n, rng, monkeypatch):
     want = (x.astype(np.float64) @ np.where(w < 0, -1.0, 1.0)).astype(np.float32)
     scale = max(1.0, float(np.abs(x).sum(axis=1).max())) / 10
     results = [fastbin.dense_sign_matmul(x, w, exact=False), fastbin.dense_sign_matmul(x, packed, exact=False),
-               fastbin.dense_sign_matmul(x, packed, nibbles=lut_nibbles(packed.bits, k), exact=False)]
+               fastbin.dense_sign_matmul(x, packed, nibbles=nibbles_of(packed.bits, k), exact=False)]
     monkeypatch.setitem(table["parallel_min_work"], "sign_matmul", 0)
     results.append(fastbin.dense_sign_matmul(x, w, exact=False))
     out = np.empty((m, n), np.float32)
-    lut_product_parallel(x, weight_nibbles(w), out, table["lut_chunk_bytes"])
+    lut_product_parallel(x, nibbles_of_weights(w), out, table["lut_chunk_bytes"])
     results.append(out)
     out = np.empty((m, n), np.float32)
-    lut_product(x, weight_nibbles(w), out, 3 * 64)  # passes of 3 groups
+    lut_product(x, nibbles_of_weights(w), out, 3 * 64)  # passes of 3 groups
     assert_close(out, want, scale=scale)
     for result in results:
         np.testing.assert_array_equal(result, results[0])  # one summation order for every entry point

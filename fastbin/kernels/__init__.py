@@ -5,13 +5,13 @@ shapes, zero padding bits) and write into preallocated outputs; the public
 functions in ``fastbin`` validate and allocate, then call these.
 """
 from ..bits import WORD_BITS
-from ._popcount import popcount
-from .binary_matmul import (
+from .binary_product.blocked import (
     binary_dense_sign_kernel,
     binary_dense_sign_parallel,
     binary_matmul_kernel,
     binary_matmul_parallel,
 )
+from .intrinsics import popcount
 from .linear_ce import (
     linear_softmax_ce_labels,
     linear_softmax_ce_packed_labels,
@@ -40,7 +40,7 @@ __all__ = [
     "pack_columns",
     "unpack_rows",
     "padding_is_zero",
-    # binary products (fastbin.kernels.binary_matmul): binary_matmul_kernel(a_bits (m,nw),
+    # binary products (fastbin.kernels.binary_product.blocked): binary_matmul_kernel(a_bits (m,nw),
     # w_bits (n,nw), n_bits, out int32 (m,n)); binary_dense_sign_kernel(a_bits, w_bits, n_bits,
     # thresholds int64 (n,), flip bool (n,), out_bits uint64 (m, ceil(n/64)))
     "binary_matmul_kernel",

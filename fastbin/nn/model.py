@@ -135,7 +135,7 @@ class Model:
         x.T @ dz - outer(mu, sum_i dz)``."""
         if not layer.binary:
             w = layer.params["W"]
-        elif self.backend.name == "fastbin":
+        elif self.backend.sign_products:
             # the fused kernel unpacks packed signs to +-1 floats anyway: give it
             # those directly (same values, same results; skips pack + checks)
             w = self.backend.signs(layer.params["W"])

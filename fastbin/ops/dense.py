@@ -27,7 +27,7 @@ import numpy as np
 
 from .._validate import FLOAT_DTYPES, check_array
 from ..kernels.sign_product import DENSE_PATHS, Path, plan_dense
-from ..kernels.sign_product.avx512 import lut_scratch, nibbles_of, weight_nibbles
+from ..kernels.sign_product.avx512 import lut_scratch, nibbles_of, nibbles_of_weights
 from ..kernels.sign_product.exact import grid_scratch
 from ..packed import PackedSigns
 from .convert import signs as _signs
@@ -60,7 +60,7 @@ def dense_sign_matmul(x, w, *, signs=None, rows=None, nibbles=None, exact=True) 
     float rounding. ``signs`` ((k, n) ±1 of ``x``'s dtype, C-contiguous) and
     ``rows`` ((n, k) ±1 int8, C-contiguous) are optional caches of ``sign(W)``
     and ``sign(W).T`` for the fast product (a folded model keeps them), and
-    so is ``nibbles`` (``fastbin.kernels.sign_product.avx512.lut_nibbles`` of the packed
+    so is ``nibbles`` (``fastbin.kernels.sign_product.avx512.nibbles_of`` of the packed
     signs, for the ``"lut"`` kind); what is missing is derived from ``w``."""
     if type(x) is not np.ndarray or x.ndim != 2:
         x = check_array("x", x, None, 2)
@@ -98,7 +98,7 @@ def dense_product(path: Path, x, w, signs=None, rows=None, nibbles=None) -> np.n
         if nibbles is not None:
             nibbles = _checked_nibbles(nibbles, n, k)
         else:
-            nibbles = weight_nibbles(w) if w_bits is None else nibbles_of(w_bits, k)
+            nibbles = nibbles_of_weights(w) if w_bits is None else nibbles_of(w_bits, k)
         out = np.empty((x.shape[0], n), x.dtype)
         if exact:
             path(x, w_bits, nibbles, out)
@@ -145,7 +145,7 @@ def _checked_nibbles(nibbles, n, k):
     if (type(nibbles) is not np.ndarray or nibbles.dtype != _UINT8 or not nibbles.flags.c_contiguous
             or nibbles.shape != shape):
         raise ValueError(f"nibbles must be the C-contiguous uint8 nibble form {shape} of sign(W) "
-                         "(fastbin.kernels.sign_product.avx512.lut_nibbles)")
+                         "(fastbin.kernels.sign_product.avx512.nibbles_of)")
     return nibbles
 
 

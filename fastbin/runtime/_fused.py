@@ -48,16 +48,12 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
-from .._config import jit, jit_disabled
+from .._config import jit
 from ..bits import n_words_for
-from ..kernels._llvm import intp_args as _intp_args
-from ..kernels._llvm import is_words as _is_words
-from ..kernels._popcount import popcount
+from ..kernels.intrinsics import opaque as _opaque
+from ..kernels.intrinsics import to_float as _to_float
+from ..kernels.intrinsics import xor_count as _xor_count
 from ..kernels.sign_product import few_rows, plan_dense
 from ..kernels.sign_product._lanes import plane_dot, plane_words
 from ..kernels.sign_product.avx512 import lut_scratch, sign_dot_lut
@@ -79,111 +75,6 @@ _T_W, _T_N, _T_NW, _T_BITS, _T_SCALE_F, _T_SCALE_U8, _T_BIAS, _T_BN = range(8)
 # packed stage records: ints[_STAGES + 5 * s + field]
 _STAGES = 16
 _S_W, _S_N, _S_NW, _S_BITS, _S_THR = range(5)
-
-
-# ---------------------------------------------------------------------------
-# One IEEE operation at a time (no FMA contraction, no reassociation)
-# ---------------------------------------------------------------------------
-@intrinsic
-def _opaque_llvm(typingctx, value, zero):
-    """``value`` unchanged, through an integer OR with ``zero`` (a run-time 0
-    that LLVM cannot see): the float operations before and after it cannot
-    be fused (Numba puts ``contract``/``reassoc`` on every float operation of
-    a function, intrinsics included, and LLVM then forms FMAs)."""
-    if not (isinstance(value, types.Float) and isinstance(zero, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        float_type = context.get_value_type(value)
-        int_type = ir.IntType(value.bitwidth)
-        z = context.cast(builder, args[1], zero, types.int64)
-        z = builder.trunc(z, int_type) if value.bitwidth < 64 else z
-        return builder.bitcast(builder.or_(builder.bitcast(args[0], int_type), z), float_type)
-
-    return value(value, zero), codegen
-
-
-@intrinsic
-def _to_float_llvm(typingctx, like, value):
-    """``value`` (integer) as ``like``'s float type, correctly rounded (``astype``)."""
-    if not (isinstance(like, types.Float) and isinstance(value, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        target = context.get_value_type(like)
-        if value.signed:
-            return builder.sitofp(args[1], target)
-        return builder.uitofp(args[1], target)
-
-    return like(like, value), codegen
-
-
-@intrinsic
-def _xor_count_llvm(typingctx, a, w, j):
-    """``sum_t popcount(a[t] ^ w[j, t])`` (int64) over the ``w.shape[1]``
-    words: ``a`` 1-D and ``w`` 2-D C-contiguous uint64. Eight words per
-    vector (masked loads at the end, zeros past it), one ``ctpop`` and add
-    each; LLVM's own vectorisation of the word loop needs 32 words before its
-    vector body runs (a 512-bit row has 8)."""
-    a_ok = isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.uint64
-    if not (a_ok and _is_words(w)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        a_value, w_value, j_value = _intp_args(context, builder, signature, args)
-        a_type, w_type, _ = signature.args
-        a_array = context.make_array(a_type)(context, builder, a_value)
-        w_array = context.make_array(w_type)(context, builder, w_value)
-        i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
-        intp = context.get_value_type(types.intp)
-        vec, mask_type = ir.VectorType(i64, 8), ir.VectorType(i1, 8)
-        ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec]), "llvm.ctpop.v8i64")
-        reduce_add = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(i64, [vec]), "llvm.vector.reduce.add.v8i64"
-        )
-        masked_load = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec, [vec.as_pointer(), i32, mask_type, vec]), "llvm.masked.load.v8i64.p0"
-        )
-        n_words = cgutils.unpack_tuple(builder, w_array.shape, 2)[1]
-        n_chunks = builder.udiv(builder.add(n_words, ir.Constant(intp, 7)), ir.Constant(intp, 8))
-        index_type = ir.VectorType(intp, 8)
-        lanes = ir.Constant(index_type, list(range(8)))
-        zeros = ir.Constant(vec, None)
-        acc = cgutils.alloca_once_value(builder, zeros)
-        with cgutils.for_range(builder, n_chunks) as loop:
-            t0 = builder.mul(loop.index, ir.Constant(intp, 8))
-            left = builder.sub(n_words, t0)
-            left_v = builder.insert_element(ir.Constant(index_type, ir.Undefined), left, ir.Constant(i32, 0))
-            left_v = builder.shuffle_vector(left_v, ir.Constant(index_type, ir.Undefined),
-                                            ir.Constant(ir.VectorType(i32, 8), [0] * 8))
-            mask = builder.icmp_signed("<", lanes, left_v)
-            a_ptr = builder.bitcast(builder.gep(a_array.data, [t0]), vec.as_pointer())
-            w_ptr = builder.bitcast(cgutils.get_item_pointer(context, builder, w_type, w_array, [j_value, t0]),
-                                    vec.as_pointer())
-            x = builder.call(masked_load, [a_ptr, ir.Constant(i32, 8), mask, zeros])
-            y = builder.call(masked_load, [w_ptr, ir.Constant(i32, 8), mask, zeros])
-            builder.store(builder.add(builder.load(acc), builder.call(ctpop, [builder.xor(x, y)])), acc)
-        return builder.call(reduce_add, [builder.load(acc)])
-
-    return types.int64(a, w, j), codegen
-
-
-def _xor_count_python(a, w, j):
-    return sum(popcount(a[t] ^ w[j, t]) for t in range(w.shape[1]))
-
-
-def _opaque_python(value, zero):
-    return value
-
-
-def _to_float_python(like, value):
-    return type(like)(value)
-
-
-# Under NUMBA_DISABLE_JIT: NumPy scalars of the model dtype, one correctly rounded operation each.
-_opaque = _opaque_python if jit_disabled() else _opaque_llvm
-_to_float = _to_float_python if jit_disabled() else _to_float_llvm
-_xor_count = _xor_count_python if jit_disabled() else _xor_count_llvm
 
 
 # ---------------------------------------------------------------------------
@@ -340,7 +231,7 @@ def fused_float(x, rows, w0, dot, compute, t0, unit, tiny, q, wflat, ints, float
 # The plan
 # ---------------------------------------------------------------------------
 def _signed(t, flip, dtype):
-    """``(sign, sign * t)`` of ``fastbin.kernels.threshold.signed_thresholds``."""
+    """``(sign, sign * t)`` of ``fastbin.kernels.binary_product.threshold.signed_thresholds``."""
     sign = np.where(np.asarray(flip, bool), -1, 1).astype(dtype)
     return sign, (sign * np.asarray(t, dtype)).astype(dtype)
 

@@ -13,10 +13,10 @@ from .._config import ALIGNED_MIN_WORDS
 from .._limits import EVAL_CHUNK
 from ..bits import n_words_for
 from ..kernels import binary_product, sign_product
+from ..kernels.binary_product.threshold import threshold_pack
 from ..kernels.pack import aligned_words, unpack_rows
-from ..kernels.sign_product.avx512 import lut_nibbles
+from ..kernels.sign_product.avx512 import nibbles_of
 from ..kernels.sign_product.exact import grid_scratch, refine_near_thresholds, sign_dot_interval
-from ..kernels.threshold import threshold_pack
 from ..ops.convert import signs as _signs
 from ..ops.dense import dense_product, dense_sign_matmul
 from ..ops.pack import pack_weights as _pack_weights
@@ -52,7 +52,7 @@ class NumbaEngine:
         ``nibbles`` (where the planner wants them: ``sign_product.wants_nibbles``, else None):
         the table-lookup form (``fastbin.kernels.sign_product.avx512``) for few float rows
         before a threshold."""
-        nibbles = lut_nibbles(packed.bits, packed.n_bits) if sign_product.wants_nibbles(dtype) else None
+        nibbles = nibbles_of(packed.bits, packed.n_bits) if sign_product.wants_nibbles(dtype) else None
         return {"rows": np.ascontiguousarray(signs.T).astype(np.int8), "nibbles": nibbles}
 
     @staticmethod

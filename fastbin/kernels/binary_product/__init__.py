@@ -1,11 +1,16 @@
-"""Binary x binary products (xor + popcount): the planner.
+"""Binary x binary products (xor + popcount): the kernels side by side, and the planner.
 
-Kernels: ``fastbin.kernels.binary_matmul`` (blocked, with 8-row lane panels; serial
-and threaded), ``fastbin.kernels.few_rows`` (unblocked, no scratch: batch 1), and
-the threshold words of ``fastbin.kernels.threshold``. This module is the one place
-that chooses among them, reading ``fastbin._config``'s thresholds (``TABLE``) when
-called (the lane kernel's popcount flavour is a compile-time choice keyed by the
-CPU: ``_config.BYTE_POPCOUNT_LANES``).
+* ``blocked``: the blocked kernels, with 8-row lane panels (serial and threaded),
+  for ``binary_matmul`` and ``binary_dense_sign``;
+* ``_lanes``: the lane block with a native vector popcount; ``_lanes_bytes``: the
+  same with byte popcounts (CPUs without VPOPCNTDQ; a compile-time choice keyed by
+  the CPU like the cache: ``_config.BYTE_POPCOUNT_LANES``);
+* ``few_rows``: unblocked kernels, no scratch (batch 1);
+* ``threshold``: the folded batch norm + sign as one compare and the packed words.
+
+``xor_count`` and ``popcount`` are ``fastbin.kernels.intrinsics``'. This module is the
+one place that chooses among the kernels, reading ``fastbin._config``'s thresholds
+(``TABLE``) when called.
 
 * :func:`plan` ``(m, n, n_words, *, threads=None, few=False, tail=False)``: the
   product ``k - 2 * popcount(a ^ w)`` into ``out`` (m, n); ``path(a_bits, w_bits,
@@ -23,13 +28,13 @@ from __future__ import annotations
 
 from ... import _config
 from .._plan import Path
-from ..binary_matmul import (
+from .blocked import (
     binary_dense_sign_kernel,
     binary_dense_sign_parallel,
     binary_matmul_kernel,
     binary_matmul_parallel,
 )
-from ..few_rows import binary_dot_rows, dense_sign_rows
+from .few_rows import binary_dot_rows, dense_sign_rows
 
 __all__ = ["PATHS", "SIGN_PATHS", "plan", "plan_sign"]
 

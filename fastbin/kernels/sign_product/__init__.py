@@ -37,8 +37,6 @@ from ..._limits import UINT8_F32_EXACT_MAX_K
 from ..._tables import AVX2, AVX512
 from .._plan import Path
 from .avx512 import (
-    exact_lut_product,
-    exact_lut_product_parallel,
     lut_product,
     lut_product_parallel,
     sign_dot_lut,
@@ -48,7 +46,7 @@ from .avx512 import (
     sign_matmul_lut_parallel,
 )
 from .blas import blas_product
-from .exact import exact_sign_dot_rows, exact_sign_dot_rows_parallel
+from .exact import exact_lut_product, exact_lut_product_parallel, exact_sign_dot_rows, exact_sign_dot_rows_parallel
 from .portable import (
     sign_dot_rows,
     sign_matmul_bits,

@@ -19,9 +19,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..._config import jit_disabled
-from .._llvm import intp_args as _intp_args
-from .._llvm import is_words as _is_words
-from .._popcount import popcount
+from ..intrinsics import intp_args as _intp_args
+from ..intrinsics import is_words as _is_words
+from ..intrinsics import popcount
 
 __all__ = ["signed_dot", "plane_words", "plane_dot"]
 

@@ -4,7 +4,7 @@ made once per row, and each output's 4 weight bits of the group (a nibble,
 one per byte) pick its sum with one ``vpermps`` lane: one permute and one add
 per 4 inputs and 16 outputs, where a multiply-add product needs 4 FMAs.
 
-* ``lut_nibbles(w_bits, n_bits) -> nib``: uint8 (ceil(k/4), n_pad), ``nib[g, j]``
+* ``nibbles_of(w_bits, n_bits) -> nib``, the nibble form: uint8 (ceil(k/4), n_pad), ``nib[g, j]``
   = bits ``4g .. 4g+3`` of row ``j`` of the packed signs (bit 1 means -1),
   ``n_pad`` = n rounded up to 64 (zero columns past n).
 * ``nibbles_into(w_bits, n_bits, nib, times=1)``: the same (times ``times``), jitted,
@@ -23,7 +23,7 @@ per 4 inputs and 16 outputs, where a multiply-add product needs 4 FMAs.
   ``acc`` (1, 64) float32 are scratch (``lut_scratch``) (the caller's, so a fused call allocates
   nothing). A sum of the k terms ``±x`` in another order than BLAS's: within
   float rounding (the bound of ``fastbin.kernels.sign_product.exact``), not bit for bit.
-* ``weight_nibbles(w) -> nib``: the nibble form of ``sign(w)`` straight from real
+* ``nibbles_of_weights(w) -> nib``: the nibble form of ``sign(w)`` straight from real
   weights ``w`` (k, n) (one pass along its rows; no packing first).
 * ``lut_product(x, nib, out)`` / ``lut_product_parallel``: the many-row product on
   a nibble form (``sign_matmul_lut`` is it on packed bits; ``fastbin.ops.dense_sign_matmul``
@@ -35,11 +35,8 @@ per 4 inputs and 16 outputs, where a multiply-add product needs 4 FMAs.
   uint8 rows by those int16 tables (``sign_matmul_uint8``'s contract), through the
   same passes over rows and groups as the float32 tables (``_lookup_passes``: the
   accumulator dtype picks the table kind).
-* ``exact_lut_product(x, w_bits, nib, out)`` / ``exact_lut_product_parallel``: the
-  *exact* product of ``fastbin.kernels.sign_product.exact`` (its bits), by lookups: each
-  row's grid integers are split into ``exact_chunks(k)`` chunks (3 at k = 784) whose
-  signed sums are integers below ``2**24``, exact in float32 tables and sums; the
-  chunk sums are recombined in int64 and rounded once.
+* The exact product by these lookups is ``fastbin.kernels.sign_product.exact``'s
+  (``exact_lut_product``).
 
 The 16 table entries of a group are one 16-lane vector (four broadcasts, four
 multiplies by constant ±1 vectors, three adds: ``_tables_group_intrinsic``).
@@ -58,14 +55,12 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ..._config import jit, jit_disabled, jit_parallel
-from .._llvm import intp_args
+from ..intrinsics import intp_args
 from ..pack import padding_is_zero
 from .avx512_int16 import TABLE as TABLE16
 from .avx512_int16 import _lut16_block, _tables16_group
-from .exact import exact_row, grid_bits_of, grid_row, scaled
 
 __all__ = [
-    "lut_nibbles",
     "sign_dot_lut",
     "lut_scratch",
     "nibbles_into",
@@ -73,11 +68,8 @@ __all__ = [
     "sign_matmul_lut_parallel",
     "lut_product",
     "lut_product_parallel",
-    "weight_nibbles",
+    "nibbles_of_weights",
     "nibbles_of",
-    "exact_lut_product",
-    "exact_lut_product_parallel",
-    "exact_chunks",
     "index_words",
     "lut16_product",
     "lut16_product_parallel",
@@ -89,20 +81,6 @@ __all__ = [
 BLOCK = 64
 #: rows per block of the many-row kernel (4 x 4 vector accumulators)
 ROWS = 4
-
-
-def lut_nibbles(w_bits, n_bits):
-    """The nibble form of packed signs ``w_bits`` (n, ceil(n_bits/64)) uint64 (module doc)."""
-    n = w_bits.shape[0]
-    k4 = -(-n_bits // 4)
-    n_pad = -(-max(n, 1) // BLOCK) * BLOCK
-    as_bytes = np.ascontiguousarray(w_bits, dtype="<u8").view(np.uint8).reshape(n, -1)  # bits 8b.. in byte b
-    low, high = as_bytes & 0x0F, as_bytes >> 4
-    nibbles = np.empty((n, as_bytes.shape[1] * 2), np.uint8)
-    nibbles[:, 0::2], nibbles[:, 1::2] = low, high
-    out = np.zeros((k4, n_pad), np.uint8)
-    out[:, :n] = nibbles[:, :k4].T
-    return out
 
 
 def lut_scratch(n_bits):
@@ -342,7 +320,7 @@ def _nibble_form(w_bits, k, like, times):
 
 @jit
 def nibbles_of(w_bits, k):
-    """:func:`lut_nibbles` of packed signs ``w_bits`` of ``k`` bits a row, jitted."""
+    """The nibble form (module doc) of packed signs ``w_bits`` of ``k`` bits a row."""
     return _nibble_form(w_bits, k, np.empty(0, np.uint8), 1)
 
 
@@ -413,7 +391,7 @@ def sign_matmul_lut16_parallel(x, w_bits, out, chunk_bytes):
 
 
 @jit
-def weight_nibbles(w):
+def nibbles_of_weights(w):
     """The nibble form (ceil(k/4), n_pad) uint8 of ``sign(w)`` for real weights
     ``w`` (k, n) of a float dtype, C-contiguous, straight from the floats:
     ``nib[g, j]`` has bit ``q`` set where ``w[4 g + q, j] < 0`` (sign(0) = sign(-0.0)
@@ -554,100 +532,3 @@ def sign_dot_lut(x, nib, out, tab, acc):
             _lut_block(tab, nib, j, acc)
             for c in range(min(BLOCK, n - j)):
                 out[i, j + c] = acc[0, c]
-
-
-
-# ---------------------------------------------------------------------------
-# The exact product by table lookups
-# ---------------------------------------------------------------------------
-@jit
-def exact_chunks(k):
-    """``(bits, count)``: the exact product of ``fastbin.kernels.sign_product.exact`` splits each
-    grid integer ``q`` (``|q| <= 2**G``, ``G = grid_bits(k)``) into ``count`` chunks of
-    ``bits = 24 - ceil(log2 k)`` bits, ``q = sum_c chunk_c * 2**(bits * c)`` (the low
-    chunks in ``[0, 2**bits)``, the top one signed, ``|chunk| <= 2**bits``), so that a
-    signed sum of ``k`` chunks, and every partial sum of it, is an integer of at most
-    ``k * 2**bits <= 2**24``: exact in float32, in any order, table entries included."""
-    g = grid_bits_of(k)
-    bits = g - 28  # 24 - ceil(log2 k), as G = 52 - ceil(log2 k)
-    return bits, (g + bits - 1) // bits
-
-
-@jit
-def _exact_block(x, w_bits, nib, out, i0, q, chunk_row, tabs, acc, totals):
-    """Rows ``i0 .. i0 + 4`` of the exact product ``out`` (fewer at the end): each row's
-    grid integers (``grid_row``), then per chunk (``exact_chunks``) the tables of the
-    chunk values and the lookups, whose float32 sums are exact integers, added to
-    int64 ``totals`` shifted into place; the total is scaled back and rounded once
-    (``scaled``), as ``exact_dot``'s. A row holding a NaN or an infinity takes
-    ``exact_row`` (its plain float64 sum)."""
-    m, k = x.shape
-    n = out.shape[1]
-    k4 = nib.shape[0]
-    rows = min(ROWS, m - i0)
-    bits, count = exact_chunks(k)
-    low = np.int64((1 << bits) - 1)
-    finite = np.zeros(ROWS, np.bool_)
-    steps = np.ones((ROWS, 2), np.float64)
-    for r in range(rows):
-        s1, s2 = grid_row(x[i0 + r], q[r : r + 1])
-        steps[r, 0], steps[r, 1] = s1, s2
-        ok = True
-        for t in range(k):
-            ok &= abs(q[r, t]) <= 4503599627370496.0  # 2**52; False for NaN and inf
-        finite[r] = ok
-    totals[:, :] = 0
-    for c in range(count):
-        shift = np.int64(bits * c)
-        for r in range(ROWS):
-            if r < rows and finite[r]:
-                for t in range(k):
-                    v = np.int64(q[r, t]) >> shift
-                    if c < count - 1:
-                        v &= low
-                    chunk_row[t] = np.float32(v)
-                _tables(chunk_row, tabs[r], 0, k4)
-            else:
-                tabs[r, :] = 0
-        for j in range(0, n, BLOCK):
-            width = n - j
-            _lut_block4_upto(tabs, nib, j, width, acc)
-            for r in range(rows):
-                for e in range(min(BLOCK, width)):
-                    totals[r, j + e] += np.int64(acc[r, e]) << shift
-    for r in range(rows):
-        if finite[r]:
-            for j in range(n):
-                out[i0 + r, j] = scaled(np.float64(totals[r, j]), steps[r, 0], steps[r, 1])
-        else:
-            exact_row(x, i0 + r, w_bits, out, q[r : r + 1])
-
-
-@jit
-def exact_lut_product(x, w_bits, nib, out):
-    """``out`` (m, n) = the exact ``x @ sign(W)`` of ``fastbin.kernels.sign_product.exact``
-    (bit for bit) for float ``x`` (m, k), by table lookups: ``nib`` the nibble form of
-    the packed signs ``w_bits`` (n, ceil(k/64)) uint64 (zero padding bits), rows 4 at
-    a time, ``exact_chunks(k)[1]`` lookups per input and output (module section)."""
-    m, k = x.shape
-    q = np.empty((ROWS, k), np.float64)
-    chunk_row = np.empty(k, np.float32)
-    tabs = np.empty((ROWS, nib.shape[0] * 16), np.float32)
-    acc = np.empty((ROWS, BLOCK), np.float32)
-    totals = np.empty((ROWS, out.shape[1]), np.int64)
-    for i0 in range(0, m, ROWS):
-        _exact_block(x, w_bits, nib, out, i0, q, chunk_row, tabs, acc, totals)
-
-
-@jit_parallel
-def exact_lut_product_parallel(x, w_bits, nib, out):
-    """:func:`exact_lut_product` with blocks of 4 rows over threads."""
-    m, k = x.shape
-    n_blocks = (m + ROWS - 1) // ROWS
-    for b in prange(n_blocks):
-        q = np.empty((ROWS, k), np.float64)
-        chunk_row = np.empty(k, np.float32)
-        tabs = np.empty((ROWS, nib.shape[0] * 16), np.float32)
-        acc = np.empty((ROWS, BLOCK), np.float32)
-        totals = np.empty((ROWS, out.shape[1]), np.int64)
-        _exact_block(x, w_bits, nib, out, b * ROWS, q, chunk_row, tabs, acc, totals)

@@ -34,7 +34,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..._config import jit_disabled
-from .._llvm import intp_args
+from ..intrinsics import intp_args
 
 __all__ = ["FLUSH", "TABLE"]
 

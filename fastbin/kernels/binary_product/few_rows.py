@@ -6,16 +6,16 @@ register blocks, nothing to amortise.
   (exact: |dot| <= n_bits).
 * ``dense_sign_rows(a_bits, w_bits, n_bits, thresholds, flip, out_bits)``:
   ``binary_dense_sign`` for a few rows: one row of dots at a time, then the
-  threshold words of ``fastbin.kernels.threshold`` (int64 thresholds). The
-  blocked kernel in ``fastbin.kernels.binary_matmul`` allocates a block of
+  threshold words of ``fastbin.kernels.binary_product.threshold`` (int64 thresholds). The
+  blocked kernel in ``fastbin.kernels.binary_product.blocked`` allocates a block of
   dots per call, several times slower at 1 x 512 -> 512.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._config import jit
-from ._popcount import popcount
+from ..._config import jit
+from ..intrinsics import popcount
 from .threshold import below_word, signed_thresholds
 
 __all__ = ["binary_dot_rows", "dense_sign_rows"]

@@ -41,11 +41,11 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._config import BYTE_POPCOUNT_LANES, jit, jit_parallel
+from ..._config import BYTE_POPCOUNT_LANES, jit, jit_parallel
+from ..intrinsics import popcount
+from ..pack import aligned_words, padding_is_zero
 from ._lanes import LANES, lane_blocks, transpose_8x8
 from ._lanes_bytes import byte_lane_blocks
-from ._popcount import popcount
-from .pack import aligned_words, padding_is_zero
 from .threshold import below_word, signed_thresholds
 
 __all__ = [
