@@ -27,7 +27,6 @@ import fastbin
 from fastbin import _config, _tables
 from fastbin import reference as R
 from fastbin.kernels import binary_product, sign_product
-from fastbin.kernels._plan import Path
 from fastbin.nn.model import mlp
 from fastbin.ops.dense import dense_product
 
@@ -152,10 +151,30 @@ def test_binary_sign_path_matches_reference(name, rng):
 # ---------------------------------------------------------------------------
 @pytest.fixture
 def ran(monkeypatch):
-    """The kernels every planned path called ran (a spy on ``Path.__call__``)."""
+    """``(family, path name)`` of every planned kernel that ran: each path list's kernels
+    replaced by recording wrappers where the planners look them up (at call time)."""
     calls = []
-    real = Path.__call__
-    monkeypatch.setattr(Path, "__call__", lambda self, *operands: calls.append(self.kernel) or real(self, *operands))
+
+    def spy(family, name, kernel):
+        def run(*args):
+            calls.append((family, name))
+            return kernel(*args)
+
+        return run
+
+    for name, (kernel, keys, kinds) in list(sign_product._SIGN_MATMUL.items()):
+        monkeypatch.setitem(sign_product._SIGN_MATMUL, name, (spy("sign", name, kernel), keys, kinds))
+    for name, path in list(sign_product._FIXED.items()):
+        monkeypatch.setitem(sign_product._FIXED, name, path._replace(kernel=spy("sign", name, path.kernel)))
+    for name, (kernel, form) in list(sign_product.DENSE_PATHS.items()):
+        if kernel is not None:
+            monkeypatch.setitem(sign_product.DENSE_PATHS, name, (spy("dense", name, kernel), form))
+    for name, path in list(sign_product._DENSE.items()):
+        if path.kernel is not None:
+            monkeypatch.setitem(sign_product._DENSE, name, path._replace(kernel=spy("dense", name, path.kernel)))
+    for family, paths in (("binary", binary_product.PATHS), ("binary_sign", binary_product.SIGN_PATHS)):
+        for name, path in list(paths.items()):
+            monkeypatch.setitem(paths, name, path._replace(kernel=spy(family, name, path.kernel)))
     return calls
 
 
@@ -201,7 +220,7 @@ def test_sign_matmul_path_is_reached_from_the_public_api(name, rng, monkeypatch,
     x = _x(rng, m, k, dtype)
     w = fastbin.pack_weights(_weights(rng, k, n))
     got = fastbin.sign_matmul(x, w, threads=threads)
-    assert ran == [sign_product.path(name).kernel]
+    assert ran == [("sign", name)]
     _check(got, R.sign_matmul(x, w), x, dtype == np.uint8)
 
 
@@ -232,9 +251,9 @@ def test_dense_path_is_reached_from_the_public_api(name, rng, monkeypatch, ran):
     assert sign_product.plan_dense(m, k, n, np.dtype(dtype), exact=exact).name == name
     got = fastbin.dense_sign_matmul(x, w, exact=exact)
     if name == "packed":  # sign_matmul's own plan runs
-        assert len(ran) == 1 and ran[0] is sign_product.plan(m, k, n, np.dtype(dtype)).kernel
+        assert ran == [("sign", sign_product.plan(m, k, n, np.dtype(dtype)).name)]
     else:
-        assert ran == [sign_product.DENSE_PATHS[name][0]]
+        assert ran == [("dense", name)]
     _check(got, R.dense_sign_matmul(x, w), x, exact)
 
 
@@ -247,7 +266,7 @@ def test_binary_paths_are_reached_from_the_public_api(name, rng, ran):
     thresholds, flip = rng.integers(-300, 300, 70), rng.random(70) < 0.5
     got = fastbin.binary_dense_sign(a, w, thresholds, flip, threads=threads)
     np.testing.assert_array_equal(got.bits, R.binary_dense_sign(a, w, thresholds, flip).bits)
-    assert ran == [binary_product.PATHS[name].kernel, binary_product.SIGN_PATHS[name].kernel]
+    assert ran == [("binary", name), ("binary_sign", name)]
 
 
 def test_runtime_few_row_paths(rng, ran):
@@ -264,10 +283,9 @@ def test_runtime_few_row_paths(rng, ran):
     for x in (rng.random((4, 70)).astype(np.float32), rng.integers(0, 256, (4, 70), dtype=np.uint8)):
         ran.clear()
         np.testing.assert_array_equal(folded._run(x), model.forward(x))
-        assert binary_product.SIGN_PATHS["few_rows"].kernel in ran
-        assert binary_product.PATHS["few_rows"].kernel in ran
+        assert ("binary_sign", "few_rows") in ran and ("binary", "few_rows") in ran
         if x.dtype == np.float32 and _runs_here("lut_rows"):
-            assert sign_product.DENSE_PATHS["lut_rows"][0] in ran
+            assert ("dense", "lut_rows") in ran
 
 
 # ---------------------------------------------------------------------------

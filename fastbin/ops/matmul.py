@@ -83,7 +83,8 @@ def binary_matmul(a, w, *, threads=None) -> np.ndarray:
     if k > BINARY_MATMUL_MAX_K:
         raise _too_long("binary_matmul", k, f"k = {k}", BINARY_MATMUL_MAX_K)
     out = _empty((m, n), _INT32)
-    if not _plan_binary(m, n, n_words, threads=threads)(a_bits, w_bits, k, out):  # False: non-zero padding bits
+    path = _plan_binary(m, n, n_words, threads)
+    if not path.kernel(a_bits, w_bits, k, out):  # False: non-zero padding bits
         _check_pair(a, w)  # raises the padding error
     return out
 
@@ -105,17 +106,10 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
         n = w_bits.shape[0]
         if k == w.n_bits and m and n and k <= SIGN_MATMUL_UINT8_MAX_K:
             out = _empty((m, n), _INT32)
-            if _uint8_product(x, w_bits, out, threads):  # False: non-zero padding bits
+            path = _plan(m, k, n, _UINT8, threads)  # the kernel called directly: no extra Python frame
+            if path.kernel(x, w_bits, out, *path.args):  # False: non-zero padding bits
                 return out
     return _sign_matmul_checked(x, w, threads)
-
-
-def _uint8_product(x, w_bits, out, threads) -> bool:
-    """The exact int32 ``out`` of uint8 ``x`` (any strides) and packed signs, on the
-    kernel the planner picks (``fastbin.kernels.sign_product.plan``). False, writing
-    nothing, for non-zero padding bits."""
-    m, k = x.shape
-    return _plan(m, k, w_bits.shape[0], _UINT8, threads=threads)(x, w_bits, out)
 
 
 def _sign_matmul_checked(x, w, threads) -> np.ndarray:
@@ -137,7 +131,8 @@ def _sign_matmul_checked(x, w, threads) -> np.ndarray:
             raise _too_long("sign_matmul on uint8 x", shape[1], f"255 * k = {255 * shape[1]}", SIGN_MATMUL_UINT8_MAX_K)
         # Any strides: the bit-plane kernel copies a strided x once.
         out = _empty((m, n), _INT32)
-        if not _uint8_product(x, w.bits, out, threads):  # False: non-zero padding bits
+        path = _plan(m, shape[1], n, _UINT8, threads)
+        if not path.kernel(x, w.bits, out, *path.args):  # False: non-zero padding bits
             check_packed_lean("w", w)  # raises the padding error
         return out
     if dtype not in FLOAT_DTYPES:
@@ -145,7 +140,8 @@ def _sign_matmul_checked(x, w, threads) -> np.ndarray:
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
     out = np.empty((m, n), dtype)
-    if not _plan(m, w.n_bits, n, dtype, threads=threads)(x, w.bits, out):  # False: non-zero padding bits
+    path = _plan(m, w.n_bits, n, dtype, threads)
+    if not path.kernel(x, w.bits, out, *path.args):  # False: non-zero padding bits
         check_packed_lean("w", w)  # raises the padding error
     return out
 
@@ -180,6 +176,7 @@ def binary_dense_sign(a, w, thresholds, flip, *, threads=None) -> PackedSigns:
     flip = np.ascontiguousarray(flip)
     m = a.rows
     out_bits = aligned_words(m, n_words_for(n))
-    if not _plan_sign(m, n, a.n_words, threads=threads)(a.bits, w.bits, a.n_bits, thresholds, flip, out_bits):
+    path = _plan_sign(m, n, a.n_words, threads)
+    if not path.kernel(a.bits, w.bits, a.n_bits, thresholds, flip, out_bits):
         _check_pair(a, w)  # raises the padding error
     return PackedSigns(out_bits, n)

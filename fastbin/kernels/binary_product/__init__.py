@@ -52,7 +52,7 @@ SIGN_PATHS: dict[str, Path] = {
 }
 
 
-def plan(m: int, n: int, n_words: int, *, threads=None, few: bool = False, tail: bool = False,
+def plan(m: int, n: int, n_words: int, threads=None, *, few: bool = False, tail: bool = False,
          force: str | None = None) -> Path:
     """The kernel of ``sign(A) @ sign(W)`` for ``a`` (m, n_words) and ``w`` (n, n_words)."""
     if force is not None:
@@ -65,7 +65,7 @@ def plan(m: int, n: int, n_words: int, *, threads=None, few: bool = False, tail:
     return PATHS["blocked_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads) else "blocked"]
 
 
-def plan_sign(m: int, n: int, n_words: int, *, threads=None, few: bool = False, force: str | None = None) -> Path:
+def plan_sign(m: int, n: int, n_words: int, threads=None, *, few: bool = False, force: str | None = None) -> Path:
     """The kernel of the binary dense layer + threshold + packing."""
     if force is not None:
         return SIGN_PATHS[force]

@@ -60,7 +60,6 @@ from .portable import (
 __all__ = ["Path", "PATHS", "DENSE_PATHS", "plan", "plan_dense", "wants_nibbles", "few_rows"]
 
 _FLOAT32 = np.dtype(np.float32)
-_UINT8 = np.dtype(np.uint8)
 
 
 def _contiguous(kernel):
@@ -140,16 +139,18 @@ def _blas_rows(table, m, k, n) -> bool:
     )
 
 
-def plan(m: int, k: int, n: int, dtype, *, threads=None, force: str | None = None) -> Path:
-    """The kernel of ``sign_matmul`` on ``x`` (m, k) of ``dtype`` (float32, float64 or
-    uint8) and packed signs of ``n`` rows: ``threads`` None (automatic), True or False
+def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = None) -> Path:
+    """The kernel of ``sign_matmul`` on ``x`` (m, k) of ``dtype`` (a ``numpy.dtype``:
+    float32, float64 or uint8) and packed signs of ``n`` rows: ``threads`` None (automatic), True or False
     (``fastbin._config.use_threads``); ``force`` a name of ``PATHS``. Reads the probes
-    and ``_config.TABLE`` now. Call the result as ``path(x, w_bits, out)``."""
+    and ``_config.TABLE`` now. Call the result as ``path(x, w_bits, out)`` (or, saving a
+    Python frame on the hot paths, ``path.kernel(x, w_bits, out, *path.args)``)."""
     if force is not None:
         return path(force)
     config = _config
     table = config.TABLE
-    if dtype is _UINT8 or dtype == _UINT8:
+    char = dtype.char  # "B" uint8, "f" float32, "d" float64 (a dtype's == costs 50 ns)
+    if char == "B":
         if config.INT16_LUT and m >= table["uint8_lut16_min_rows"] and n >= table["lut_min_cols"]:
             # int16 tables, widened to int32 every 32 groups: exact for every k the int32 result holds
             return path("uint8_lut16_parallel" if config.use_threads("sign_matmul", m * n * k, threads)
@@ -168,7 +169,7 @@ def plan(m: int, k: int, n: int, dtype, *, threads=None, force: str | None = Non
             return _FIXED["uint8_float"]
         return _FIXED["uint8_planes"]
     threaded = config.use_threads("sign_matmul", m * n * k, threads)
-    f32 = dtype == _FLOAT32
+    f32 = char == "f"
     if config.FLOAT_LUT and f32 and m >= table["lut_min_rows"] and n >= table["lut_min_cols"]:
         return path("lut_parallel" if threaded else "lut")
     if config.SIGN_MATMUL_BLAS and f32 and _blas_rows(table, m, k, n):
