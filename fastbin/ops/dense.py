@@ -38,7 +38,6 @@ __all__ = ["dense_sign_matmul", "dense_product", "dense_product_kind", "exact_by
 
 _UINT8 = np.dtype(np.uint8)
 _INT8 = np.dtype(np.int8)
-_FLOAT32 = np.dtype(np.float32)
 
 
 def dense_product_kind(m: int, n: int, k: int, dtype=None, exact: bool = False) -> str:

@@ -57,7 +57,7 @@ from .portable import (
     sign_matmul_uint8_float,
 )
 
-__all__ = ["Path", "PATHS", "DENSE_PATHS", "plan", "plan_dense", "wants_nibbles", "few_rows"]
+__all__ = ["Path", "PATHS", "DENSE_PATHS", "NEEDS", "plan", "path", "plan_dense", "wants_nibbles", "few_rows"]
 
 _FLOAT32 = np.dtype(np.float32)
 
