@@ -14,11 +14,10 @@ function, which runs every stage row by row:
   logits);
 * on float rows: ``dot = x @ sign(W)`` as the stage path gets it: tail
   first, the exact product (``exact_sign_dot_rows``); before the float
-  thresholds of a sign stage, the fast product (float32 where the planner keeps
-  the lookup form,
-  the table lookups of ``fastbin.kernels.sign_product.avx512``, one call before the
-  fused one; else ``sign_dot_rows`` inside the fused function when
-  ``dense_sign_matmul`` would pick ``"rows"``, else ``dense_sign_matmul(...,
+  thresholds of a sign stage, the fast product the planner picks
+  (``fastbin.kernels.sign_product.plan_dense``: ``"lut_rows"``, the table
+  lookups on the cached nibbles, one call before the fused one; ``"rows"``,
+  ``sign_dot_rows`` inside the fused function; else ``dense_sign_matmul(...,
   exact=False)`` handed in) refined to the exact product near each threshold
   (``refine_near_thresholds``), so the signs are the exact product's;
 * packed stages: ``k - 2 * popcount(a ^ w)`` and the int64 ``"packed"``
@@ -26,7 +25,7 @@ function, which runs every stage row by row:
 * the tail: ``dot * scale + bias`` (``fastbin.reference.dense_affine``) then
   ``(z - mean) * k + beta`` (``bn_affine``), each operation one IEEE
   operation in the model dtype, in that order, each result passed through
-  ``_opaque`` (below) so that LLVM neither contracts two of them to an FMA
+  ``opaque`` (``fastbin.kernels.intrinsics``) so that LLVM neither contracts two of them to an FMA
   nor reassociates them (Numba puts the kernels' ``contract``/``reassoc``
   flags on every float operation; without ``_opaque`` LLVM formed FMAs and
   the logits differed in the last bit); so the logits are those of the stage
@@ -362,22 +361,25 @@ class Fused:
         if x.dtype == _UINT8:
             fused_uint8(x, self.w0, self.wflat, self.ints, self.floats, words, logits, labels, predict)
         else:
-            lut = self.nibbles0 is not None  # the planner wanted the lookup form (wants_nibbles)
-            compute = not lut and (self.tail_first or plan_dense(m, self.n_in, self.n0, None, exact=False).name
-                                   == "rows")
-            if compute or lut:
+            if self.tail_first:  # the exact product, row by row inside the fused call
+                name = "exact_rows"
+            else:  # the fast product the stage path's engine would take, refined inside the fused call
+                name = plan_dense(m, self.n_in, self.n0, self.dtype, exact=False,
+                                  nibbles=self.nibbles0 is not None).name
+            compute = name in ("exact_rows", "rows")  # computed inside the fused call
+            if compute or name == "lut_rows":
                 dots = self.local.dots
                 dot = dots.get(m)
                 if dot is None:
                     dot = dots[m] = np.empty((m, self.n0), self.dtype)
-                if lut:  # the fast product by table lookups, then refined in the fused call
+                if name == "lut_rows":  # the table lookups on the cached nibbles, one call before
                     tables = self.local.tables
                     if tables is None:
                         tables = self.local.tables = lut_scratch(self.n_in)
                     sign_dot_lut(x, self.nibbles0, dot, *tables)
-            else:  # the very product of the stage path (exact for the tail, fast before a threshold)
+            else:  # the very product of the stage path
                 dot = dense_sign_matmul(x, self.first_weights.packed, signs=self.first_weights.signs,
-                                        rows=self.rows0, exact=self.tail_first)
+                                        rows=self.rows0, nibbles=self.nibbles0, exact=False)
             grid = self.local.grid
             if grid is None:
                 grid = self.local.grid = grid_scratch(self.n_in)

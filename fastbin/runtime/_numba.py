@@ -60,7 +60,8 @@ class NumbaEngine:
         w = weights.packed
         m = a.shape[0]
         out = _words(m, n_words_for(w.rows))
-        binary_product.plan_sign(m, w.rows, a.shape[1], few=True)(a, w.bits, w.n_bits, thresholds, flip, out)
+        path = binary_product.plan_sign(m, w.rows, a.shape[1], few=True)
+        path.kernel(a, w.bits, w.n_bits, thresholds, flip, out)
         return out
 
     @staticmethod
@@ -70,10 +71,10 @@ class NumbaEngine:
         path = binary_product.plan(m, n, a.shape[1], few=True, tail=True)
         if path.name == "few_rows":  # exact integers written as floats: the same as astype
             dot = np.empty((m, n), dtype)
-            path(a, w.bits, w.n_bits, dot)
+            path.kernel(a, w.bits, w.n_bits, dot)
             return dot
         dot = np.empty((m, n), np.int32)
-        path(a, w.bits, w.n_bits, dot)
+        path.kernel(a, w.bits, w.n_bits, dot)
         return dot.astype(dtype)
 
     @staticmethod
