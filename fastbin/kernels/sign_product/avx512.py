@@ -10,7 +10,7 @@ per 4 inputs and 16 outputs, where a multiply-add product needs 4 FMAs.
 * ``nibbles_into(w_bits, n_bits, nib, times=1)``: the same (times ``times``), jitted,
   into ``nib`` of any unsigned dtype (``sign_matmul``'s float32 path converts per
   call: k/4 bytes per output, a sixteenth of unpacking ``W`` to float32;
-  ``sign_lut16`` takes twice the nibbles as uint16).
+  ``avx512_int16`` takes twice the nibbles as uint16).
 * ``sign_matmul_lut(x, w_bits, out) -> bool`` / ``sign_matmul_lut_parallel``:
   ``sign_matmul_float``'s contract for float32 ``x`` (False, writing
   nothing, for non-zero padding bits): the nibbles made per call, then rows
@@ -211,7 +211,7 @@ def nibbles_into(w_bits, n_bits, nib, times=1):
 
 # ---------------------------------------------------------------------------
 # The passes over rows and groups, shared by the float32 tables (float32
-# accumulators) and the int16 tables of ``sign_lut16`` (int32 accumulators):
+# accumulators) and the int16 tables of ``avx512_int16`` (int32 accumulators):
 # the accumulator dtype picks the table kind (``_pass_tables``, ``_lookup_block``,
 # and ``_tables`` by the table dtype through ``_table_group``: Python functions
 # with a jitted overload each, so the choice is made at compile time and
@@ -219,7 +219,7 @@ def nibbles_into(w_bits, n_bits, nib, times=1):
 # ---------------------------------------------------------------------------
 def _pass_tables(acc_like, rows, groups):
     """Table scratch for ``rows`` rows and ``groups`` groups: int16, ``TABLE16`` lanes
-    a group (``sign_lut16``) for int32 ``acc_like``, else float32, 16 a group."""
+    a group (``avx512_int16``) for int32 ``acc_like``, else float32, 16 a group."""
     if acc_like.dtype == np.int32:
         return np.empty((rows, groups * TABLE16), np.int16)
     return np.empty((rows, groups * 16), np.float32)
@@ -326,7 +326,7 @@ def nibbles_of(w_bits, k):
 
 @jit
 def index_words(w_bits, k):
-    """The uint16 index form (ceil(k/4), n_pad) of the int16 tables (``sign_lut16``):
+    """The uint16 index form (ceil(k/4), n_pad) of the int16 tables (``avx512_int16``):
     twice the nibbles (the lane of table entry ``e`` is ``2e``)."""
     return _nibble_form(w_bits, k, np.empty(0, np.uint16), 2)
 
@@ -348,7 +348,7 @@ def lut_product_parallel(x, nib, out, chunk_bytes):
 @jit
 def lut16_product(x, idx, out, chunk_bytes):
     """``out`` (m, n) int32 = the exact ``x @ sign(W)`` for uint8 ``x`` (m, k) and the
-    index form ``idx`` (:func:`index_words`) of ``W``, by int16 tables (``sign_lut16``)."""
+    index form ``idx`` (:func:`index_words`) of ``W``, by int16 tables (``avx512_int16``)."""
     _lookup_passes(x, idx, out, chunk_bytes, np.empty(0, np.int32))
 
 
@@ -476,7 +476,7 @@ _tables_group = _tables_group_python if jit_disabled() else _tables_group_intrin
 
 def _table_group(row, t, tab, base):
     """One group's table into ``tab`` from ``base``, of ``tab``'s kind: float32 sums
-    (``_tables_group``, 16 lanes) or int16 ones (``sign_lut16``, ``TABLE16`` lanes)."""
+    (``_tables_group``, 16 lanes) or int16 ones (``avx512_int16``, ``TABLE16`` lanes)."""
     if tab.dtype == np.int16:
         _tables16_group(row, t, tab, base)
     else:

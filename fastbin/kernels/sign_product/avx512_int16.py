@@ -7,7 +7,7 @@ in lane ``2e`` (where ``pmaddubsw`` and one shift-add leave it, see
 ``_tables16_group_intrinsic``), and each output's 4 weight bits of the group
 (a nibble, stored doubled as one uint16 per output) pick its sum with one
 ``vpermw`` lane. A 32-lane int16 permute serves 32 outputs, where the
-float32 table of ``sign_lut`` serves 16: one permute and one add per 4
+float32 table of ``avx512`` serves 16: one permute and one add per 4
 inputs and 32 outputs, against 8 FMAs for sgemm on 16-lane floats.
 
 Exact: the int16 accumulators add at most ``FLUSH = 32`` groups
