@@ -302,7 +302,7 @@ def refine_near_thresholds(x, rows, dot, thresholds, *, pairs_per_chunk=4096):
     times ``THRESHOLD_BOUND_FACTOR``), plus the grid's rounding (``k *
     max|x| * 2**-G``), plus two ulps of the threshold. Only those entries are
     recomputed, each as one exact dot product. The jitted
-    ``fastbin.kernels.exact_dot.refine_near_thresholds`` does the same."""
+    ``fastbin.kernels.sign_product.exact.refine_near_thresholds`` does the same."""
     unit, tiny = rounding_constants(dot.dtype)
     m, k = x.shape
     x64 = np.abs(x.astype(np.float64))

@@ -97,7 +97,7 @@ def test_import_fastbin_compiles_nothing(tmp_path):
 @needs_jit
 @pytest.mark.parametrize("name", ["binary_matmul", "sign_matmul", "pack_signs"])
 def test_parallel_thresholds_are_registered(name):
-    assert _config.PARALLEL_MIN_WORK[name] > 0
+    assert _config.TABLE["parallel_min_work"][name] > 0
     assert _config.use_threads(name, 1, True) and not _config.use_threads(name, 1 << 62, False)
     assert not _config.use_threads(name, 1, None)
 

@@ -297,11 +297,14 @@ def test_input_checked_at_the_boundary(files, engine):
         model.predict(np.full((1, 37), 1e300))
 
 
-def test_numpy_engine_chunk_equals_config():
-    from fastbin import _config
-    from fastbin.runtime import _numpy
+def test_engines_and_model_chunk_alike():
+    """Both engines and the trainable model chunk rows by the one ``fastbin._limits.EVAL_CHUNK``
+    (the products' rounding may depend on the number of rows)."""
+    from fastbin import _limits
+    from fastbin.nn import model as nn_model
+    from fastbin.runtime import _numba, _numpy
 
-    assert _numpy.EVAL_CHUNK == _config.EVAL_CHUNK
+    assert _numpy.NumpyEngine.eval_chunk == _numba.NumbaEngine.eval_chunk == nn_model.EVAL_CHUNK == _limits.EVAL_CHUNK
 
 
 def test_numpy_popcount_fallback_matches(rng):

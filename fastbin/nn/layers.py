@@ -182,14 +182,14 @@ class Dense(Layer):
                 x = x.astype(self.dtype) / self.dtype.type(255)
             if "input_offset" in self.buffers:
                 x = x - self.buffers["input_offset"]
-            if training and self.sign_input and self.binary and not self.scale and self.backend.name == "fastbin":
+            if training and self.sign_input and self.binary and not self.scale and self.backend.sign_products:
                 # ±1 input times ±1 weights: BLAS's float sums are exact integers
                 # (|dot| <= n_in < 2**24), so the packed XNOR-popcount product
                 # gives the same bits, ~10x faster at 256 x 512 -> 512
                 be = self.backend
                 z = be.binary_matmul(be.pack_signs(x), self.packed_weights()).astype(self.dtype)
                 self._w_eff = None  # backward computes sign(W) if it needs it
-            elif training and self.binary and self.backend.name == "fastbin":
+            elif training and self.binary and self.backend.sign_products:
                 # real input times ±1 weights: the fastest product within float
                 # rounding (table lookups where they beat BLAS, else BLAS on
                 # sign(W)), the scale applied after (x @ (sign(W) * alpha) =
@@ -223,7 +223,7 @@ class Dense(Layer):
         self.alpha_override = None  # training resumes from the latent weights
         if not need_dx:
             return None
-        if w_eff is None and self.binary and self.backend.name == "fastbin":
+        if w_eff is None and self.binary and self.backend.sign_products:
             # dz @ (sign(W) * alpha).T = (dz * alpha) @ sign(W.T): the fast product of
             # the forward pass with W.T as the weights (table lookups where they beat BLAS)
             alpha = self.alpha()

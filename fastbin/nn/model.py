@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from .._config import EVAL_CHUNK
+from .._limits import EVAL_CHUNK
 from .._validate import check_int, check_labels, check_model_input
 from ..io.modelfile import ModelFileError, save_arrays
 from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays_bytes
@@ -156,7 +156,7 @@ class Model:
         x.T @ dz - outer(mu, sum_i dz)``."""
         if not layer.binary:
             w = layer.params["W"]
-        elif self.backend.name == "fastbin":
+        elif self.backend.sign_products:
             # the fused kernel unpacks packed signs to +-1 floats anyway: give it
             # those directly (same values, same results; skips pack + checks)
             w = self.backend.signs(layer.params["W"])
