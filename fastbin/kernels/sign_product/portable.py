@@ -80,6 +80,9 @@ def _dot_bits(x, w_bits, out):
 
 @jit
 def sign_matmul_bits(x, w_bits, out):
+    """``out = x @ sign(W)``: ``x`` (m, k) float32/float64, ``w_bits`` (n, ceil(k/64)) uint64
+    (zero padding), ``out`` (m, n) of x's dtype; each output summed straight from the bits
+    (``x`` added or subtracted), for few rows. False (nothing written) on non-zero padding."""
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     _dot_bits(x, w_bits, out)
@@ -88,6 +91,7 @@ def sign_matmul_bits(x, w_bits, out):
 
 @jit_parallel
 def sign_matmul_bits_parallel(x, w_bits, out):
+    """:func:`sign_matmul_bits` with the outputs over threads (the same sums)."""
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     for j in prange(w_bits.shape[0]):  # columns over threads (the same sums as serial)
@@ -98,6 +102,9 @@ def sign_matmul_bits_parallel(x, w_bits, out):
 
 @jit
 def sign_matmul_float(x, w_bits, out):
+    """``out = x @ sign(W)``: ``x`` (m, k) float32/float64, ``w_bits`` (n, ceil(k/64)) uint64
+    (zero padding), ``out`` (m, n) of x's dtype; ``W`` unpacked once to ±1 of x's dtype, then
+    register-blocked dot products (``DOT_BLOCK``). False (nothing written) on non-zero padding."""
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     signs = _signs_of(w_bits, x.shape[1], x)
@@ -107,6 +114,7 @@ def sign_matmul_float(x, w_bits, out):
 
 @jit_parallel
 def sign_matmul_float_parallel(x, w_bits, out):
+    """:func:`sign_matmul_float` with blocks of rows over threads (the same sums)."""
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     signs = _signs_of(w_bits, x.shape[1], x)
@@ -174,6 +182,9 @@ def _c_order_typed(x):
 
 @jit
 def sign_matmul_uint8(x, w_bits, out):
+    """``out = x @ sign(W)`` exactly: ``x`` (m, k) uint8, ``w_bits`` (n, ceil(k/64)) uint64
+    (zero padding), ``out`` (m, n) int32, ``k <= 8,421,504``; by bit planes of ``x``
+    (``sum(x) - 2 * sum_b 2**b * popcount(plane_b & w)``). False on non-zero padding."""
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     _uint8_rows(_c_order(x), w_bits, out)
@@ -182,6 +193,9 @@ def sign_matmul_uint8(x, w_bits, out):
 
 @jit
 def sign_matmul_uint8_float(x, w_bits, out):
+    """:func:`sign_matmul_uint8` through float32 sums (``x`` converted, ``W`` unpacked to ±1):
+    exact while ``255 * k < 2**24`` (every partial sum an integer below ``2**24``);
+    ``out`` (m, n) int32. False on non-zero padding."""
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     _uint8_float_rows(x, w_bits, out)  # reads x element-wise: any strides
