@@ -64,7 +64,10 @@ def neon_check(request, tmp_path_factory):
     return run
 
 
-SHAPES = [(1, 784, 512), (3, 784, 10), (2, 100, 7), (5, 64, 4), (1, 200, 13), (4, 1000, 9), (1, 4200, 5)]
+SHAPES = [(1, 784, 512), (3, 784, 10), (6, 784, 13), (2, 100, 7), (5, 64, 4), (1, 200, 13), (4, 1000, 9),
+          (1, 4200, 5),
+          # from 8 rows the references unpack W (k a multiple of 16 for uint8; else the row kernels)
+          (9, 784, 13), (8, 64, 6), (13, 96, 8), (8, 100, 5)]
 
 
 @needs_cross
