@@ -130,8 +130,8 @@ def test_plugin_counts_a_known_loop_exactly(tmp_path):
 def test_per_call_pairs_cases_with_marks():
     run = _run_module()
     order = [["a", 2], ["a", 4], ["a", 2], ["b", 1], ["b", 2], ["b", 1]]
-    # a: 100 set-up + 50 a call; b: 7 + 1000 a call, and its second N-run counted 3 more
-    spans = [200, 300, 200, 1007, 2007, 1010]
+    # a: 100 set-up + 50 a call; b: 7 + 1000 a call, its N-runs counted 2 fewer and 2 more
+    spans = [200, 300, 200, 1005, 2007, 1009]
     marks, at = [], 1000
     for span in spans:
         marks += [at, at + span]

@@ -32,6 +32,7 @@ import numpy as np
 
 import fastbin
 from fastbin import reference
+from fastbin.bits import aligned_empty
 from fastbin.kernels.binary_matmul import binary_matmul_kernel
 from fastbin.kernels.sign_matmul import sign_matmul_float, sign_matmul_uint8
 
@@ -59,10 +60,18 @@ def _reference_lib(path):
     return lib
 
 
+def _aligned(x):
+    """``x`` copied to a 64-byte aligned array (as fastbin's packed operands are): the counts of
+    kernels with vector loads may depend on the address, so every run places the rows alike."""
+    out = aligned_empty(x.shape, x.dtype)
+    out[...] = x
+    return out
+
+
 def _inputs(rng, m, k, n):
     """(uint8 x, float32 x in [0, 1], packed a, packed w) for an (m, k) by (n, k) product."""
-    x8 = rng.integers(0, 256, (m, k), dtype=np.uint8)
-    xf = (x8 / np.float32(255)).astype(np.float32)
+    x8 = _aligned(rng.integers(0, 256, (m, k), dtype=np.uint8))
+    xf = _aligned((x8 / np.float32(255)).astype(np.float32))
     a = fastbin.pack_signs(rng.standard_normal((m, k)).astype(np.float32))
     w = fastbin.pack_weights(rng.standard_normal((k, n)).astype(np.float32))
     return x8, xf, a, w
@@ -73,15 +82,15 @@ def _reference_cases(lib, product, m, k, n, data):
     x8, xf, a, w = data
     nw = w.bits.shape[1]
     if product == "binary":
-        out = np.empty((m, n), np.int32)
+        out = aligned_empty((m, n), np.int32)
         args = (_ptr(a.bits), _ptr(w.bits), m, n, nw, k, _ptr(out))
         fn, expected = lib.bench_binary, reference.binary_matmul(a, w)
     elif product == "uint8":
-        out = np.empty((m, n), np.int32)
+        out = aligned_empty((m, n), np.int32)
         args = (_ptr(x8), _ptr(w.bits), m, n, k, nw, _ptr(out))
         fn, expected = lib.bench_uint8, reference.sign_matmul(x8, w)
     else:
-        out = np.empty((m, n), np.float32)
+        out = aligned_empty((m, n), np.float32)
         args = (_ptr(xf), _ptr(w.bits), m, n, k, nw, _ptr(out))
         fn, expected = lib.bench_float32, reference.sign_matmul(xf, w)
     fn(1, *args)
@@ -120,7 +129,7 @@ def _fastbin_cases(product, m, k, n, data):
     """(kernel ``run(reps)`` from an @njit loop, public ``run(reps)`` from Python), checked."""
     x8, xf, a, w = data
     if product == "binary":
-        out = np.empty((m, n), np.int32)
+        out = aligned_empty((m, n), np.int32)
 
         def kernel(reps):
             _loop_binary(reps, a.bits, w.bits, k, out)
@@ -132,7 +141,7 @@ def _fastbin_cases(product, m, k, n, data):
         expected, result = reference.binary_matmul(a, w), lambda: fastbin.binary_matmul(a, w)
     else:
         x = x8 if product == "uint8" else xf
-        out = np.empty((m, n), np.int32 if product == "uint8" else np.float32)
+        out = aligned_empty((m, n), np.int32 if product == "uint8" else np.float32)
         loop = _loop_uint8 if product == "uint8" else _loop_float32
 
         def kernel(reps):
@@ -165,8 +174,8 @@ def _predict_cases(model_path):
     from fastbin import runtime
 
     rng = np.random.default_rng(5)
-    x8 = rng.integers(0, 256, (1, 784), dtype=np.uint8)
-    inputs = {"uint8": x8, "float": (x8 / np.float32(255)).astype(np.float32)}
+    x8 = _aligned(rng.integers(0, 256, (1, 784), dtype=np.uint8))
+    inputs = {"uint8": x8, "float": _aligned((x8 / np.float32(255)).astype(np.float32))}
     models = {engine: runtime.load(model_path, engine=engine) for engine in ("numba", "numpy")}
     cases = {}
     for engine, model in models.items():
@@ -211,8 +220,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lib", required=True, help="the C reference kernels, neon_ref.c built as a .so")
     parser.add_argument("--model", required=True, help="the 784-512-512-10 binary MLP model file")
-    parser.add_argument("--out", required=True, help="JSON: the cases in mark order, N, versions")
+    parser.add_argument("--out", help="JSON: the cases in mark order, N, versions")
+    parser.add_argument("--warm-only", action="store_true",
+                        help="only build and check every case (fills the Numba cache), count nothing")
     args = parser.parse_args(argv)
+    if not args.warm_only and not args.out:
+        parser.error("--out is required unless --warm-only")
 
     _kernels_as_public()
     lib = _reference_lib(args.lib)
@@ -239,6 +252,9 @@ def main(argv=None):
         run(1)
         run(2 * reps)
         run(2 * reps)
+    if args.warm_only:
+        print(f"guest: {len(cases)} cases compiled and checked", file=sys.stderr)
+        return
     order = []
     gc.collect()
     gc.disable()
