@@ -152,7 +152,7 @@ def table(cpu: str, results: dict) -> str:
     lines.append("")
     lines.append(f"Per call, {cpu} ({BOARDS.get(cpu, cpu)}). References of the MLP's layers: "
                  f"1x784x512 as above, binary 1x512x512 {_fmt(layers[0])}, binary 1x512x10 {_fmt(layers[1])}. "
-                 f"The Python loop around a public call (a no-op function call) costs {_fmt(floor)}, included.")
+                 f"Python loop: a no-op function call from the loop costs {_fmt(floor)}.")
     lines.append(_exactness(results))
     return "\n".join(lines)
 
@@ -199,8 +199,6 @@ def main(argv=None) -> int:
         print(f"bench-arm64: no AArch64 sysroot in {args.armlab} (scripts/arm-emu.sh arm64)", file=sys.stderr)
         return 2
     work = args.armlab / "bench"
-    cache = args.armlab / "numba-cache-bench"
-    warm = cache.is_dir() and any(cache.rglob("*.nbi"))
     built = build(work, cpus)
     model = write_model(work / "mlp-784-512-512-10.fbm")
     # Two passes per CPU, the CPUs side by side: the first compiles (or loads) every kernel into the
@@ -224,7 +222,7 @@ def main(argv=None) -> int:
                       f"(exit {proc.returncode})", file=sys.stderr)
                 failed = True
                 continue
-            seconds[cpu] = seconds.get(cpu, 0.0) + time.time() - started
+            seconds.setdefault(cpu, []).append(time.time() - started)
             if counting:
                 data = json.loads(cases.read_text())
                 results[cpu] = per_call(data["order"], _marks(log))
@@ -241,12 +239,29 @@ def main(argv=None) -> int:
         f"Date {datetime.date.today().isoformat()}; {qemu}; C references: {gcc}, `-O3 -mcpu=CPU`; "
         f"guest Python {v['python']}, NumPy {v['numpy']}, Numba {v['numba']}, llvmlite {v['llvmlite']} "
         f"(LLVM {v['llvm']}); fastbin {_git_head()}.",
-        f"Run time {elapsed:.0f} s in all (" + ", ".join(f"{c}: {s:.0f} s" for c, s in seconds.items())
-        + ", side by side; Numba cache " + ("warm" if warm else "cold: the first compiles included")
-        + " at the start).",
+        f"Run time {elapsed:.0f} s in all, the CPUs side by side ("
+        + ", ".join(f"{c}: warm-up pass {w:.0f} s, counting pass {n:.0f} s" for c, (w, n) in seconds.items())
+        + "; the warm-up pass compiles what the Numba cache in ARMLAB lacks).",
         "",
-        "Executed AArch64 instructions per call, counted by a TCG plugin between markers, from N and 2N calls "
-        "(set-up cancels); one thread. Exact and deterministic: they compare code, they do not predict time.",
+        "Executed AArch64 instructions per call, counted by a TCG plugin (`benchmarks/arm64/insncount.c`) "
+        "between markers, from N and 2N calls (set-up cancels); one thread; inputs 64-byte aligned. They compare "
+        "code; they do not predict time (no latencies, issue width or memory stalls). The kernels' counts repeat "
+        "to the instruction from run to run; calls through Python vary by hundredths of a percent (the spread "
+        "is given under each table).",
+        "",
+        "- C NEON reference: `benchmarks/arm64/neon_ref.c`, 2 rows of the left operand by 4 rows of W at a time; "
+        "the 1-row products straight from W's bits (binary: eor/cnt/uadalp; uint8: byte masks by tbl/cmtst, "
+        "then and/uadalp, or udot where the CPU has it; float32: sign-flip adds ushl/and/eor/fadd); from 8 rows "
+        "W is unpacked once per call (counted: byte masks, or ±1.0f) and met in 4 x 4 register blocks "
+        "(and/uadalp or udot; fmla).",
+        "- fastbin kernel: the kernel the public call takes on AArch64 (`binary_matmul_kernel`, "
+        "`sign_matmul_float`, `sign_matmul_uint8`), called from an `@njit` loop.",
+        "- public call: `fastbin.binary_matmul(a, w)` / `fastbin.sign_matmul(x, w)` from a Python loop (the "
+        "loop's own cost, the \"Python loop\" figure below the table, included).",
+        "- `predict`: `fastbin.runtime.load(path, engine=...).predict(x)` at batch 1 from a Python loop, a "
+        "784-512-512-10 binary MLP (random parameters); its reference is the sum of the C references of its "
+        "three products (1x784x512 uint8 or float32, binary 1x512x512, binary 1x512x10): thresholds, the float "
+        "tail and the argmax are not in it.",
         "",
     ]
     body = []
