@@ -246,8 +246,8 @@ def main(argv=None) -> int:
         "Executed AArch64 instructions per call, counted by a TCG plugin (`benchmarks/arm64/insncount.c`) "
         "between markers, from N and 2N calls (set-up cancels); one thread; inputs 64-byte aligned. They compare "
         "code; they do not predict time (no latencies, issue width or memory stalls). The kernels' counts repeat "
-        "to the instruction from run to run; calls through Python vary by hundredths of a percent (the spread "
-        "is given under each table).",
+        "to the instruction from run to run (Numba cache warm); calls through Python vary by a few to a few "
+        "hundred instructions a call (the spread is given under each table).",
         "",
         "- C NEON reference: `benchmarks/arm64/neon_ref.c`, 2 rows of the left operand by 4 rows of W at a time; "
         "the 1-row products straight from W's bits (binary: eor/cnt/uadalp; uint8: byte masks by tbl/cmtst, "
