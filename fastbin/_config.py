@@ -72,6 +72,7 @@ __all__ = [
     "DOT_BLOCK",
     "LOGITS_BLOCK",
     "BYTE_POPCOUNT_LANES",
+    "XOR_COUNT_ROWS4",
     "vector_popcount",
     "vector_registers",
     "ALIGNED_MIN_WORDS",
@@ -279,6 +280,13 @@ DOT_BLOCK: str = "4x5" if VECTOR_REGISTERS >= 32 else "4x3"
 LOGITS_BLOCK: str = "8x2" if VECTOR_REGISTERS >= 32 else "4x3"
 #: ``binary_matmul``'s lane kernel sums byte popcounts (no native vector popcount).
 BYTE_POPCOUNT_LANES: bool = not VECTOR_POPCOUNT
+
+#: The fused batch-1 pass's packed stages (``fastbin.runtime._fused``) count 4 rows of W per
+#: load of the activation words in byte lanes (``binary_product.rows4.xor_counts4``) instead of
+#: one row at a time in 8-word vectors with masked loads (``intrinsics.xor_count``): on AArch64,
+#: where a masked load is a chain of scalar lane loads. A compile-time choice keyed by the CPU
+#: like the cache (the jitted pass reads it), not a table entry.
+XOR_COUNT_ROWS4: bool = CPU_KIND == "neon"
 
 
 def jit(*args, **overrides):

@@ -38,6 +38,9 @@ GENERIC: dict = {
     "dense_blas_min_cols": 64,
     # folded model: below this many rows the unblocked packed kernels and the fused pass (Zen 4)
     "few_rows": 16,
+    # binary products of at most this many rows a row at a time, 4 rows of w per load of a row
+    # and byte popcounts (binary_product.rows4); 0: never (x86: the vpopcntq/blocked kernels win)
+    "rows4_max_rows": 0,
     # folded model's float tail: the threaded binary product only from this many outputs (2 cores)
     "threaded_min_cols": 64,
 }
@@ -76,8 +79,13 @@ AVX2: dict = {
     "blas_chunk_bytes": 4 << 20,  # signs unpacked per BLAS call: one reused buffer in cache
 }
 
-#: AArch64: the portable kernels (no NEON-specific measurement yet).
-NEON: dict = {**GENERIC}
+#: AArch64: the portable kernels, and the 4-row byte-popcount binary kernel for few rows
+#: (QEMU instruction counts, cortex-a72/a76: benchmarks/results/2026-12-07-arm64-insn.md).
+NEON: dict = {
+    **GENERIC,
+    # below the blocked kernel's 8-row lanes, rows4 shares each load of a row of a over 4 rows of w
+    "rows4_max_rows": 7,
+}
 
 TABLES: dict[str, dict] = {"avx512": AVX512, "avx2": AVX2, "neon": NEON, "generic": GENERIC}
 

@@ -257,8 +257,10 @@ def test_dense_path_is_reached_from_the_public_api(name, rng, monkeypatch, ran):
     _check(got, R.dense_sign_matmul(x, w), x, exact)
 
 
-@pytest.mark.parametrize("name", ["blocked", "blocked_parallel"])
-def test_binary_paths_are_reached_from_the_public_api(name, rng, ran):
+@pytest.mark.parametrize("name", ["blocked", "blocked_parallel", "rows4"])
+def test_binary_paths_are_reached_from_the_public_api(name, rng, ran, monkeypatch):
+    if name == "rows4":  # binary_matmul's only (binary_dense_sign takes it for a folded model's few rows)
+        use_cpu(monkeypatch, "neon", rows4_max_rows=9)
     a = fastbin.pack_signs(rng.standard_normal((9, 300)))
     w = fastbin.pack_weights(rng.standard_normal((300, 70)))
     threads = name.endswith("_parallel")
@@ -266,7 +268,7 @@ def test_binary_paths_are_reached_from_the_public_api(name, rng, ran):
     thresholds, flip = rng.integers(-300, 300, 70), rng.random(70) < 0.5
     got = fastbin.binary_dense_sign(a, w, thresholds, flip, threads=threads)
     np.testing.assert_array_equal(got.bits, R.binary_dense_sign(a, w, thresholds, flip).bits)
-    assert ran == [("binary", name), ("binary_sign", name)]
+    assert ran == [("binary", name), ("binary_sign", "blocked" if name == "rows4" else name)]
 
 
 def test_runtime_few_row_paths(rng, ran):
@@ -283,7 +285,8 @@ def test_runtime_few_row_paths(rng, ran):
     for x in (rng.random((4, 70)).astype(np.float32), rng.integers(0, 256, (4, 70), dtype=np.uint8)):
         ran.clear()
         np.testing.assert_array_equal(folded._run(x), model.forward(x))
-        assert ("binary_sign", "few_rows") in ran and ("binary", "few_rows") in ran
+        few = "few_rows4" if _config.TABLE["rows4_max_rows"] >= 4 else "few_rows"
+        assert ("binary_sign", few) in ran and ("binary", few) in ran
         if x.dtype == np.float32 and _runs_here("lut_rows"):
             assert ("dense", "lut_rows") in ran
 
@@ -308,6 +311,11 @@ def test_an_edited_table_changes_the_plan(rng, monkeypatch):
     monkeypatch.setitem(table, "few_rows", 3)
     assert binary_product.plan(4, 10, 13, few=True, threads=False).name == "blocked"
     assert binary_product.plan(2, 10, 13, few=True, threads=False).name == "few_rows"
+    monkeypatch.setitem(table, "rows4_max_rows", 2)
+    assert binary_product.plan(2, 10, 13, few=True, threads=False).name == "few_rows4"
+    assert binary_product.plan_sign(2, 10, 13, few=True, threads=False).name == "few_rows4"
+    assert binary_product.plan(2, 10, 13, threads=False).name == "rows4"
+    assert binary_product.plan(3, 10, 13, threads=False).name == "blocked"
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,15 @@ import numpy as np
 import fastbin
 from fastbin import reference
 from fastbin.bits import aligned_empty
-from fastbin.kernels.binary_matmul import binary_matmul_kernel
-from fastbin.kernels.sign_matmul import sign_matmul_float, sign_matmul_uint8
+from fastbin.kernels import binary_product, sign_product
+from fastbin.kernels.binary_product.blocked import binary_matmul_kernel
+from fastbin.kernels.binary_product.rows4 import binary_matmul_rows4
+from fastbin.kernels.sign_product.portable import (
+    sign_matmul_bits,
+    sign_matmul_float,
+    sign_matmul_uint8,
+    sign_matmul_uint8_float,
+)
 
 __all__ = ["main"]
 
@@ -107,22 +114,49 @@ def _check(what, got, expected):
         raise SystemExit(f"guest: {what} differs from fastbin.reference")
 
 
+# One @njit loop per serial kernel the planners can take here (the loop calls its kernel directly).
 @numba.njit(cache=True)
-def _loop_binary(reps, a_bits, w_bits, k, out):
+def _loop_blocked(reps, a, w, k, out):
     for _ in range(reps):
-        binary_matmul_kernel(a_bits, w_bits, k, out)
+        binary_matmul_kernel(a, w, k, out)
 
 
 @numba.njit(cache=True)
-def _loop_float32(reps, x, w_bits, out):
+def _loop_rows4(reps, a, w, k, out):
+    for _ in range(reps):
+        binary_matmul_rows4(a, w, k, out)
+
+
+@numba.njit(cache=True)
+def _loop_bits(reps, x, w_bits, out):
+    for _ in range(reps):
+        sign_matmul_bits(x, w_bits, out)
+
+
+@numba.njit(cache=True)
+def _loop_unpack(reps, x, w_bits, out):
     for _ in range(reps):
         sign_matmul_float(x, w_bits, out)
 
 
 @numba.njit(cache=True)
-def _loop_uint8(reps, x, w_bits, out):
+def _loop_uint8_planes(reps, x, w_bits, out):
     for _ in range(reps):
         sign_matmul_uint8(x, w_bits, out)
+
+
+@numba.njit(cache=True)
+def _loop_uint8_float(reps, x, w_bits, out):
+    for _ in range(reps):
+        sign_matmul_uint8_float(x, w_bits, out)
+
+
+#: planned path name -> its @njit loop (binary products, then sign_matmul's)
+BINARY_LOOPS = {"blocked": _loop_blocked, "rows4": _loop_rows4}
+SIGN_LOOPS = {"bits": _loop_bits, "unpack": _loop_unpack, "uint8_planes": _loop_uint8_planes,
+              "uint8_float": _loop_uint8_float}
+#: the kernel each case ran: (product, shape) -> planned path name (written to the JSON)
+PLANNED: dict = {}
 
 
 def _fastbin_cases(product, m, k, n, data):
@@ -130,9 +164,11 @@ def _fastbin_cases(product, m, k, n, data):
     x8, xf, a, w = data
     if product == "binary":
         out = aligned_empty((m, n), np.int32)
+        name = binary_product.plan(m, n, a.bits.shape[1], threads=False).name
+        loop = BINARY_LOOPS[name]
 
         def kernel(reps):
-            _loop_binary(reps, a.bits, w.bits, k, out)
+            loop(reps, a.bits, w.bits, k, out)
 
         def public(reps):
             for _ in range(reps):
@@ -142,7 +178,8 @@ def _fastbin_cases(product, m, k, n, data):
     else:
         x = x8 if product == "uint8" else xf
         out = aligned_empty((m, n), np.int32 if product == "uint8" else np.float32)
-        loop = _loop_uint8 if product == "uint8" else _loop_float32
+        name = sign_product.plan(m, k, n, x.dtype, threads=False).name
+        loop = SIGN_LOOPS[name]
 
         def kernel(reps):
             loop(reps, x, w.bits, out)
@@ -152,6 +189,7 @@ def _fastbin_cases(product, m, k, n, data):
                 fastbin.sign_matmul(x, w)
 
         expected, result = reference.sign_matmul(x, w), lambda: fastbin.sign_matmul(x, w)
+    PLANNED[f"{product}|{m}x{k}x{n}"] = name
     kernel(1)
     _check(f"fastbin kernel {product} {m}x{k}x{n}", out, expected)
     _check(f"fastbin public {product} {m}x{k}x{n}", result(), expected)
@@ -223,7 +261,10 @@ def main(argv=None):
     parser.add_argument("--out", help="JSON: the cases in mark order, N, versions")
     parser.add_argument("--warm-only", action="store_true",
                         help="only build and check every case (fills the Numba cache), count nothing")
+    parser.add_argument("--only", default="",
+                        help="comma-separated subset of binary,float32,uint8,predict (default: all)")
     args = parser.parse_args(argv)
+    only = set(filter(None, args.only.split(","))) or {"binary", "float32", "uint8", "predict"}
     if not args.warm_only and not args.out:
         parser.error("--out is required unless --warm-only")
 
@@ -233,16 +274,17 @@ def main(argv=None):
     cases = []  # (name, run, N)
     for m in ROWS:
         data = _inputs(rng, m, K, N_OUT)
-        for product in ("binary", "float32", "uint8"):
+        for product in [p for p in ("binary", "float32", "uint8") if p in only]:
             shape = f"{m}x{K}x{N_OUT}"
             kernel, public = _fastbin_cases(product, m, K, N_OUT, data)
             cases.append((f"{product}|{shape}|ref", _reference_cases(lib, product, m, K, N_OUT, data), REPS[m]))
             cases.append((f"{product}|{shape}|kernel", kernel, REPS[m]))
             cases.append((f"{product}|{shape}|public", public, REPS[m]))
-    for k, n in MLP_LAYERS[1:]:  # the first layer's references are the 1x784x512 ones above
+    # the first layer's references are the 1x784x512 ones above
+    for k, n in MLP_LAYERS[1:] if "predict" in only else ():
         data = _inputs(rng, 1, k, n)
         cases.append((f"binary|1x{k}x{n}|ref", _reference_cases(lib, "binary", 1, k, n, data), REPS[1]))
-    for (engine, kind), run in _predict_cases(args.model).items():
+    for (engine, kind), run in _predict_cases(args.model).items() if "predict" in only else ():
         cases.append((f"predict-{kind}|{engine}|public", run, REPS[1]))
     cases.append(("python-floor|-|public", _python_floor(), REPS[1]))
 
@@ -266,7 +308,7 @@ def main(argv=None):
             order.append([name, calls])
     gc.enable()
     with open(args.out, "w") as fh:
-        json.dump({"order": order, "versions": _versions()}, fh, indent=1)
+        json.dump({"order": order, "versions": _versions(), "planned": PLANNED}, fh, indent=1)
     print(f"guest: {len(order)} measurements, {len(cases)} cases", file=sys.stderr)
 
 

@@ -125,8 +125,10 @@ def _fmt(x):
     return "-" if x is None else f"{x:,.0f}"
 
 
-def table(cpu: str, results: dict) -> str:
-    """The markdown table of one CPU's per-call counts."""
+def table(cpu: str, results: dict, planned: dict | None = None) -> str:
+    """The markdown table of one CPU's per-call counts (rows of the cases counted; ``planned``:
+    (product|shape) -> the kernel the planner took, named after the shape)."""
+    planned = planned or {}
     get = lambda name: results[name]["per_call"] if name in results else None  # noqa: E731
     lines = [
         "| product | shape (m x k x n) | C NEON reference | fastbin kernel (@njit loop) | kernel / reference "
@@ -138,14 +140,22 @@ def table(cpu: str, results: dict) -> str:
         for product in ("binary", "float32", "uint8"):
             shape = f"{m}x784x512"
             ref, kernel, public = (get(f"{product}|{shape}|{what}") for what in ("ref", "kernel", "public"))
-            lines.append(f"| {names[product]} | {shape} | {_fmt(ref)} | {_fmt(kernel)} | {kernel / ref:.2f}x "
+            if kernel is None:
+                continue
+            path = planned.get(f"{product}|{shape}")
+            lines.append(f"| {names[product]} | {shape}{f' (`{path}`)' if path else ''} | {_fmt(ref)} "
+                         f"| {_fmt(kernel)} | {kernel / ref:.2f}x "
                          f"| {_fmt(public)} | {100 * (public / kernel - 1):+.0f}% |")
     layers = [get("binary|1x512x512|ref"), get("binary|1x512x10|ref")]
     for kind, first in (("uint8", "uint8"), ("float", "float32")):
         refs = [get(f"{first}|1x784x512|ref"), *layers]
+        if None in refs:
+            continue
         total = sum(refs)
         for engine in ("numba", "numpy"):
             public = get(f"predict-{kind}|{engine}|public")
+            if public is None:
+                continue
             lines.append(f"| `predict` {kind}, {engine} engine | 1 x 784-512-512-10 | {_fmt(total)} (3 layers) "
                          f"| - | - | {_fmt(public)} | {public / total:.2f}x the references |")
     floor = get("python-floor|-|public")
@@ -187,6 +197,7 @@ def main(argv=None) -> int:
     parser.add_argument("--armlab", type=Path, default=Path(os.environ.get("ARMLAB", REPO / ".armlab")))
     parser.add_argument("--out", type=Path, default=REPO / "bench-results")
     parser.add_argument("--cpus", default=",".join(CPUS))
+    parser.add_argument("--only", default="", help="guest.py's --only: a subset of binary,float32,uint8,predict")
     args = parser.parse_args(argv)
     cpus = [c for c in args.cpus.split(",") if c]
     t0 = time.time()
@@ -204,13 +215,13 @@ def main(argv=None) -> int:
     # Two passes per CPU, the CPUs side by side: the first compiles (or loads) every kernel into the
     # Numba cache and checks every result; the second counts, with every kernel loaded from the cache
     # (code compiled in the counting process itself was counted differently: up to 6%).
-    results, versions, seconds = {}, {}, {}
+    results, versions, seconds, planned = {}, {}, {}, {}
     for counting in (False, True):
         procs = {}
         for cpu in cpus:
             log, cases = work / f"plugin-{cpu}.log", work / f"cases-{cpu}.json"
             log.unlink(missing_ok=True)
-            guest_args = ["--lib", built["libs"][cpu], "--model", model]
+            guest_args = ["--lib", built["libs"][cpu], "--model", model] + (["--only", args.only] if args.only else [])
             guest_args += ["--out", cases] if counting else ["--warm-only"]
             cmd, env = guest_command(args.armlab, cpu, built["plugin"] if counting else None, log, guest_args)
             print("+", " ".join(cmd), flush=True)
@@ -227,6 +238,7 @@ def main(argv=None) -> int:
                 data = json.loads(cases.read_text())
                 results[cpu] = per_call(data["order"], _marks(log))
                 versions[cpu] = data["versions"]
+                planned[cpu] = data.get("planned", {})
         if failed:
             return 1
     elapsed = time.time() - t0
@@ -254,8 +266,8 @@ def main(argv=None) -> int:
         "then and/uadalp, or udot where the CPU has it; float32: sign-flip adds ushl/and/eor/fadd); from 8 rows "
         "W is unpacked once per call (counted: byte masks, or ±1.0f) and met in 4 x 4 register blocks "
         "(and/uadalp or udot; fmla).",
-        "- fastbin kernel: the kernel the public call takes on AArch64 (`binary_matmul_kernel`, "
-        "`sign_matmul_float`, `sign_matmul_uint8`), called from an `@njit` loop.",
+        "- fastbin kernel: the kernel the public call takes on AArch64 (the planner's path, named after the "
+        "shape; one thread), called from an `@njit` loop.",
         "- public call: `fastbin.binary_matmul(a, w)` / `fastbin.sign_matmul(x, w)` from a Python loop (the "
         "loop's own cost, the \"Python loop\" figure below the table, included).",
         "- `predict`: `fastbin.runtime.load(path, engine=...).predict(x)` at batch 1 from a Python loop, a "
@@ -269,11 +281,12 @@ def main(argv=None) -> int:
         vc = versions[cpu]
         body += [f"## {cpu} ({BOARDS.get(cpu, cpu)}): `NUMBA_CPU_NAME={cpu}`, `qemu-aarch64 -cpu {cpu}`", "",
                  f"Numba's target: {vc['triple']}, CPU {vc['numba_cpu']}, features "
-                 f"`{vc['numba_features'] or '(none: the CPU defaults)'}`.", "", table(cpu, results[cpu]), ""]
+                 f"`{vc['numba_features'] or '(none: the CPU defaults)'}`.", "",
+                 table(cpu, results[cpu], planned[cpu]), ""]
     text = "\n".join(head + body)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "arm64.md").write_text(text)
-    (args.out / "arm64.json").write_text(json.dumps({"results": results, "versions": versions,
+    (args.out / "arm64.json").write_text(json.dumps({"results": results, "versions": versions, "planned": planned,
                                                      "seconds": seconds, "elapsed": elapsed}, indent=1))
     print(text)
     print(f"bench-arm64: {elapsed:.0f} s; wrote {args.out / 'arm64.md'}")

@@ -48,10 +48,11 @@ import threading
 
 import numpy as np
 
-from .._config import jit
+from .._config import XOR_COUNT_ROWS4, jit
 from ..bits import n_words_for
 from ..kernels.intrinsics import opaque as _opaque
 from ..kernels.intrinsics import to_float as _to_float
+from ..kernels.binary_product.rows4 import xor_counts4 as _xor_counts4
 from ..kernels.intrinsics import xor_count as _xor_count
 from ..kernels.sign_product import few_rows, plan_dense
 from ..kernels.sign_product._lanes import plane_dot, plane_words
@@ -112,16 +113,33 @@ def _argmax(row):
 
 
 @jit
+def _stage_bit(count, n_bits, ints, at, n, j, j0):
+    """Bit ``j - j0`` of a packed stage's word: set where ``sign * (n_bits - 2 count) < signed``."""
+    if ints[at + j] * (n_bits - 2 * count) < ints[at + n + j]:
+        return np.uint64(1) << np.uint64(j - j0)
+    return np.uint64(0)
+
+
+@jit
 def _packed_stage(a, w, n_bits, ints, at, out):
-    """``out`` words: bit j set where ``sign * (n_bits - 2 popcount(a ^ w[j])) < signed``."""
+    """``out`` words: bit j set where ``sign * (n_bits - 2 popcount(a ^ w[j])) < signed``
+    (``XOR_COUNT_ROWS4``: 4 rows of ``w`` per load of ``a``, the same counts)."""
     n, n_words = w.shape
     for word in range(out.shape[0]):
         j0 = word * 64
+        j1 = min(n, j0 + 64)
         bits = np.uint64(0)
-        for j in range(j0, min(n, j0 + 64)):
-            d = n_bits - 2 * _xor_count(a, w, j)
-            if ints[at + j] * d < ints[at + n + j]:
-                bits |= np.uint64(1) << np.uint64(j - j0)
+        j4 = j0
+        if XOR_COUNT_ROWS4:
+            j4 = j0 + (j1 - j0) // 4 * 4
+            for j in range(j0, j4, 4):
+                c0, c1, c2, c3 = _xor_counts4(a, 0, w, j)
+                bits |= _stage_bit(c0, n_bits, ints, at, n, j, j0)
+                bits |= _stage_bit(c1, n_bits, ints, at, n, j + 1, j0)
+                bits |= _stage_bit(c2, n_bits, ints, at, n, j + 2, j0)
+                bits |= _stage_bit(c3, n_bits, ints, at, n, j + 3, j0)
+        for j in range(j4, j1):
+            bits |= _stage_bit(_xor_count(a, w, j), n_bits, ints, at, n, j, j0)
         out[word] = bits
 
 
@@ -141,7 +159,16 @@ def _chain_and_tail(a, b, wflat, ints, floats, out_row):
     w0 = ints[_TAIL + _T_W]
     w = wflat[w0 : w0 + n * n_words].reshape((n, n_words))
     scale_at = ints[_TAIL + _T_SCALE_F]
-    for j in range(n):
+    j4 = 0
+    if XOR_COUNT_ROWS4:
+        j4 = n // 4 * 4
+        for j in range(0, j4, 4):
+            c0, c1, c2, c3 = _xor_counts4(a, 0, w, j)
+            out_row[j] = _affine(_to_float(out_row[0], n_bits - 2 * c0), j, ints, floats, scale_at)
+            out_row[j + 1] = _affine(_to_float(out_row[0], n_bits - 2 * c1), j + 1, ints, floats, scale_at)
+            out_row[j + 2] = _affine(_to_float(out_row[0], n_bits - 2 * c2), j + 2, ints, floats, scale_at)
+            out_row[j + 3] = _affine(_to_float(out_row[0], n_bits - 2 * c3), j + 3, ints, floats, scale_at)
+    for j in range(j4, n):
         out_row[j] = _affine(_to_float(out_row[0], n_bits - 2 * _xor_count(a, w, j)), j, ints, floats, scale_at)
 
 

@@ -6,6 +6,9 @@
   same with byte popcounts (CPUs without VPOPCNTDQ; a compile-time choice keyed by
   the CPU like the cache: ``_config.BYTE_POPCOUNT_LANES``);
 * ``few_rows``: unblocked kernels, no scratch (batch 1);
+* ``rows4``: a row at a time, 4 rows of ``w`` sharing the loads of each row of ``a``,
+  byte popcounts in byte lanes (CPUs without a 64-bit vector popcount: AArch64);
+  taken for at most ``TABLE["rows4_max_rows"]`` rows (0: never);
 * ``threshold``: the folded batch norm + sign as one compare and the packed words.
 
 ``xor_count`` and ``popcount`` are ``fastbin.kernels.intrinsics``'. This module is the
@@ -34,7 +37,8 @@ from .blocked import (
     binary_matmul_kernel,
     binary_matmul_parallel,
 )
-from .few_rows import binary_dot_rows, dense_sign_rows
+from .few_rows import binary_dot_rows, dense_sign_rows, dense_sign_rows4
+from .rows4 import binary_dot_rows4, binary_matmul_rows4
 
 __all__ = ["PATHS", "SIGN_PATHS", "plan", "plan_sign"]
 
@@ -43,12 +47,15 @@ PATHS: dict[str, Path] = {
     "blocked": Path("blocked", binary_matmul_kernel),
     "blocked_parallel": Path("blocked_parallel", binary_matmul_parallel),
     "few_rows": Path("few_rows", binary_dot_rows),
+    "rows4": Path("rows4", binary_matmul_rows4),
+    "few_rows4": Path("few_rows4", binary_dot_rows4),
 }
 #: The paths of :func:`plan_sign`.
 SIGN_PATHS: dict[str, Path] = {
     "blocked": Path("blocked", binary_dense_sign_kernel),
     "blocked_parallel": Path("blocked_parallel", binary_dense_sign_parallel),
     "few_rows": Path("few_rows", dense_sign_rows),
+    "few_rows4": Path("few_rows4", dense_sign_rows4),
 }
 
 
@@ -58,10 +65,14 @@ def plan(m: int, n: int, n_words: int, threads=None, *, few: bool = False, tail:
     if force is not None:
         return PATHS[force]
     config = _config
-    if few and m < config.TABLE["few_rows"]:
-        return PATHS["few_rows"]
-    if tail and n < config.TABLE["threaded_min_cols"]:
-        return PATHS["blocked"]
+    table = config.TABLE
+    rows4 = m <= table["rows4_max_rows"]
+    if few and m < table["few_rows"]:
+        return PATHS["few_rows4" if rows4 else "few_rows"]
+    if tail and n < table["threaded_min_cols"]:
+        return PATHS["rows4" if rows4 else "blocked"]
+    if rows4:
+        return PATHS["rows4"]
     return PATHS["blocked_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads) else "blocked"]
 
 
@@ -71,6 +82,6 @@ def plan_sign(m: int, n: int, n_words: int, threads=None, *, few: bool = False, 
         return SIGN_PATHS[force]
     config = _config
     if few and m < config.TABLE["few_rows"]:
-        return SIGN_PATHS["few_rows"]
+        return SIGN_PATHS["few_rows4" if m <= config.TABLE["rows4_max_rows"] else "few_rows"]
     return SIGN_PATHS["blocked_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads)
                       else "blocked"]

@@ -9,6 +9,8 @@ register blocks, nothing to amortise.
   threshold words of ``fastbin.kernels.binary_product.threshold`` (int64 thresholds). The
   blocked kernel in ``fastbin.kernels.binary_product.blocked`` allocates a block of
   dots per call, several times slower at 1 x 512 -> 512.
+* ``dense_sign_rows4(...)``: the same with the dots of ``rows4.binary_dot_rows4``
+  (4 rows of ``w`` per load of a row of ``a``; CPUs without a 64-bit vector popcount).
 """
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ import numpy as np
 
 from ..._config import jit
 from ..intrinsics import popcount
+from .rows4 import binary_dot_rows4
 from .threshold import below_word, signed_thresholds
 
-__all__ = ["binary_dot_rows", "dense_sign_rows"]
+__all__ = ["binary_dot_rows", "dense_sign_rows", "dense_sign_rows4"]
 
 
 @jit
@@ -40,6 +43,19 @@ def dense_sign_rows(a_bits, w_bits, n_bits, thresholds, flip, out_bits):
     dots = np.empty((1, n), dtype=np.int64)
     for i in range(a_bits.shape[0]):
         binary_dot_rows(a_bits[i : i + 1], w_bits, n_bits, dots)
+        for w in range(out_bits.shape[1]):
+            j0 = w * 64
+            out_bits[i, w] = below_word(dots, 0, j0, min(n, j0 + 64), sign, signed)
+
+
+@jit
+def dense_sign_rows4(a_bits, w_bits, n_bits, thresholds, flip, out_bits):
+    """:func:`dense_sign_rows` with the dots of ``rows4.binary_dot_rows4``."""
+    n = w_bits.shape[0]
+    sign, signed = signed_thresholds(thresholds, flip)
+    dots = np.empty((1, n), dtype=np.int64)
+    for i in range(a_bits.shape[0]):
+        binary_dot_rows4(a_bits[i : i + 1], w_bits, n_bits, dots)
         for w in range(out_bits.shape[1]):
             j0 = w * 64
             out_bits[i, w] = below_word(dots, 0, j0, min(n, j0 + 64), sign, signed)
