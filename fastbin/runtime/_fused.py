@@ -50,9 +50,9 @@ import numpy as np
 
 from .._config import XOR_COUNT_ROWS4, jit
 from ..bits import n_words_for
+from ..kernels.binary_product.rows4 import xor_counts4 as _xor_counts4
 from ..kernels.intrinsics import opaque as _opaque
 from ..kernels.intrinsics import to_float as _to_float
-from ..kernels.binary_product.rows4 import xor_counts4 as _xor_counts4
 from ..kernels.intrinsics import xor_count as _xor_count
 from ..kernels.sign_product import few_rows, plan_dense
 from ..kernels.sign_product._lanes import plane_dot, plane_words
