@@ -31,6 +31,8 @@ GENERIC: dict = {
     # rows, else bit planes (fitted on Zen 2)
     "uint8_float_min_rows": 40,
     "uint8_float_half_cols": 92,
+    # uint8 rows from this many on byte masks of W in integers (sign_product.uint8_masks); 0: never
+    "uint8_masks_min_rows": 0,
     # dense_sign_matmul(exact=False): the int8 few-row kernel for m == 1 or m * n <= this (Zen 4)
     "dense_rows_max_product": 64,
     # ... BLAS on ±1 floats below this many rows, and from dense_blas_min_cols outputs (Zen 4)
@@ -85,6 +87,8 @@ NEON: dict = {
     **GENERIC,
     # below the blocked kernel's 8-row lanes, rows4 shares each load of a row of a over 4 rows of w
     "rows4_max_rows": 7,
+    # uint8 rows in integers on byte masks (and/uadalp) instead of the exact float32 path
+    "uint8_masks_min_rows": 8,
 }
 
 TABLES: dict[str, dict] = {"avx512": AVX512, "avx2": AVX2, "neon": NEON, "generic": GENERIC}

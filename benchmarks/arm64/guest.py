@@ -42,6 +42,7 @@ from fastbin.kernels.sign_product.portable import (
     sign_matmul_uint8,
     sign_matmul_uint8_float,
 )
+from fastbin.kernels.sign_product.uint8_masks import sign_matmul_uint8_masks
 
 __all__ = ["main"]
 
@@ -146,6 +147,12 @@ def _loop_uint8_planes(reps, x, w_bits, out):
 
 
 @numba.njit(cache=True)
+def _loop_uint8_masks(reps, x, w_bits, out):
+    for _ in range(reps):
+        sign_matmul_uint8_masks(x, w_bits, out)
+
+
+@numba.njit(cache=True)
 def _loop_uint8_float(reps, x, w_bits, out):
     for _ in range(reps):
         sign_matmul_uint8_float(x, w_bits, out)
@@ -154,7 +161,7 @@ def _loop_uint8_float(reps, x, w_bits, out):
 #: planned path name -> its @njit loop (binary products, then sign_matmul's)
 BINARY_LOOPS = {"blocked": _loop_blocked, "rows4": _loop_rows4}
 SIGN_LOOPS = {"bits": _loop_bits, "unpack": _loop_unpack, "uint8_planes": _loop_uint8_planes,
-              "uint8_float": _loop_uint8_float}
+              "uint8_float": _loop_uint8_float, "uint8_masks": _loop_uint8_masks}
 #: the kernel each case ran: (product, shape) -> planned path name (written to the JSON)
 PLANNED: dict = {}
 

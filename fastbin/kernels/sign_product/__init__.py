@@ -8,6 +8,8 @@ The kernels live side by side in this folder (the layout of Larq Compute Engine'
   kernel); the reference the others are tested against;
 * ``avx512``: float32 table lookups (``vpermps``), and the exact product by lookups;
 * ``avx512_int16``: int16 table lookups of uint8 rows (``vpermw``, ``vpmaddubsw``);
+* ``uint8_masks``: uint8 rows in integers on byte masks of ``W`` unpacked once (and +
+  pairwise adds: ``uadalp`` on AArch64), exact for every ``k`` the int32 result holds;
 * ``blas``: BLAS on unpacked ±1 signs, a cache-sized block at a time (x86-64 without
   AVX-512F);
 * ``exact``: the exact float product (same bits on every engine, CPU and thread count);
@@ -56,6 +58,7 @@ from .portable import (
     sign_matmul_uint8,
     sign_matmul_uint8_float,
 )
+from .uint8_masks import sign_matmul_uint8_masks
 
 __all__ = ["Path", "PATHS", "DENSE_PATHS", "NEEDS", "plan", "path", "plan_dense", "wants_nibbles", "few_rows"]
 
@@ -103,6 +106,7 @@ _SIGN_MATMUL = {
     # uint8 rows (exact int32)
     "uint8_planes": (sign_matmul_uint8, (), "u"),
     "uint8_float": (sign_matmul_uint8_float, (), "u"),
+    "uint8_masks": (sign_matmul_uint8_masks, (), "u"),
     "uint8_lut16": (_contiguous(sign_matmul_lut16), ("lut_chunk_bytes",), "u"),
     "uint8_lut16_parallel": (_contiguous(sign_matmul_lut16_parallel), ("lut_chunk_bytes",), "u"),
     "uint8_lut": (_contiguous(sign_matmul_lut), ("lut_chunk_bytes",), "u"),
@@ -163,6 +167,9 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
             # float32 tables of uint8 rows: every partial sum an integer <= 255 * k < 2**24, exact
             return path("uint8_lut_parallel" if config.use_threads("sign_matmul", m * n * k, threads)
                         else "uint8_lut")
+        if table["uint8_masks_min_rows"] and m >= table["uint8_masks_min_rows"]:
+            # byte masks of W unpacked once, integer sums: exact for every k
+            return _FIXED["uint8_masks"]
         if (config.SIGN_MATMUL_UINT8_FLOAT_PATH and k <= UINT8_F32_EXACT_MAX_K
                 and m * (n + table["uint8_float_half_cols"]) >= table["uint8_float_min_rows"] * n):
             # unpacking costs ~n, each row saves its plane split: few rows repay a narrow W
