@@ -85,7 +85,7 @@ ARM_ENV       = FASTBIN_GOLDEN=$(ARM_GOLDEN) PYTHONPATH=$(CURDIR)
 ARM_PYTEST    = -m pytest -p no:cacheprovider -q -m "not slow" --hypothesis-profile=nojit
 # two emulated pytest runs side by side (a cold Numba compile dominates): the binary products, then the rest
 ARM64_TESTS_A ?= tests/test_binary_matmul.py tests/test_bits.py tests/test_exact_dot.py tests/test_planner.py \
-                 tests/test_rows4.py tests/test_asm_arm64.py
+                 tests/test_rows4.py tests/test_uint8_masks.py tests/test_asm_arm64.py
 ARM64_TESTS_B ?= tests/test_sign_matmul.py tests/test_pack.py tests/test_fold.py tests/test_runtime.py \
                  tests/test_cross_arch.py
 ARM64_SKIP    ?= not without_numba and not numba_named_but_missing

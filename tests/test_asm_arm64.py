@@ -12,6 +12,7 @@ import pytest
 
 from fastbin._config import JIT_OPTIONS
 from fastbin.kernels.binary_product.rows4 import xor_counts1, xor_counts4
+from fastbin.kernels.sign_product.uint8_masks import _uint8_mask_rows
 
 pytestmark = [
     pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no machine code under NUMBA_DISABLE_JIT=1"),
@@ -39,3 +40,14 @@ def test_rows4_counts_bytes_in_neon_lanes(kernel):
     assert re.search(r"\b(uaddlv\s+h\d+|uaddlp\s+v\d+\.8h),\s*v\d+\.16b", asm), "no byte-lane reduction"
     eors = len(re.findall(r"\beor\s+v\d+\.16b", asm))
     assert eors >= (4 if kernel is xor_counts4 else 1), eors
+
+
+def test_uint8_masks_accumulate_pairwise_in_uint16_lanes():
+    """uint8 rows on byte masks: ``and`` then ``uadalp`` (16 bytes pairwise into 8 uint16
+    lanes), 2 rows of ``x`` by 4 rows of masks (8 ``and`` per chunk)."""
+    x = np.zeros((2, 784), np.uint8)
+    masks = np.zeros((4, 784), np.uint8)
+    asm = _asm(_uint8_mask_rows, x, masks, np.zeros((2, 4), np.int32))
+    assert re.search(r"\buadalp\s+v\d+\.8h,\s*v\d+\.16b", asm), "no pairwise accumulation"
+    ands = len(re.findall(r"\band\s+v\d+\.16b", asm))
+    assert ands >= 8, ands
