@@ -8,7 +8,7 @@ a 64-bit vector popcount (AArch64 ``cnt``).
   The 16-byte chunks of the rows meet in byte counts (LLVM ``ctpop`` on 16 x i8:
   ``cnt`` on AArch64) summed into 16 x i8 accumulators for up to 31 chunks
   (``<= 248`` a lane), then each accumulator is reduced once (``uaddlv``); an odd
-  last word by a scalar ``ctpop``. Per chunk and row of ``w``: a load, ``eor``,
+  last word by a scalar ``ctpop``. The word loops are inlined into their callers. Per chunk and row of ``w``: a load, ``eor``,
   ``cnt`` and ``add`` (the reference: ``eor``, ``cnt``, ``uadalp``).
 * ``binary_matmul_rows4(a_bits, w_bits, n_bits, out) -> bool``: ``out`` (m, n) of
   any numeric dtype receives ``n_bits - 2 * popcount(a_i ^ w_j)``; False, writing
@@ -28,7 +28,6 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..._config import jit, jit_disabled
-from ..intrinsics import popcount
 from ..pack import padding_is_zero
 
 __all__ = ["xor_counts4", "xor_counts1", "binary_matmul_rows4", "binary_dot_rows4", "CHUNKS_PER_BLOCK"]
@@ -93,6 +92,47 @@ def _xor_counts_block(typingctx, a, i, w, j, p0, p1, rows):
     return result(a, i, w, j, p0, p1, rows), codegen
 
 
+@intrinsic
+def _odd_word_counts(typingctx, a, i, w, j, rows):
+    """``popcount(a_i[t] ^ w_{j+r}[t])`` for the last word ``t`` when the word count is odd
+    (else zeros): a ``rows``-tuple of int64 (``a`` 1-D or 2-D, as ``_xor_counts_block``)."""
+    if not (_is_words(a, (1, 2)) and _is_words(w, (2,)) and isinstance(rows, types.IntegerLiteral)):
+        return None
+    n_rows = rows.literal_value
+    if n_rows not in (1, 2, 4):
+        return None
+    result = types.UniTuple(types.int64, n_rows)
+
+    def codegen(context, builder, signature, args):
+        a_type, _, w_type = signature.args[:3]
+        i_value, j_value = (context.cast(builder, args[k], signature.args[k], types.intp) for k in (1, 3))
+        a_array = context.make_array(a_type)(context, builder, args[0])
+        w_array = context.make_array(w_type)(context, builder, args[2])
+        intp = context.get_value_type(types.intp)
+        i64 = ir.IntType(64)
+        n_words = cgutils.unpack_tuple(builder, w_array.shape, 2)[1]
+        one = ir.Constant(intp, 1)
+        odd = builder.icmp_unsigned("!=", builder.and_(n_words, one), ir.Constant(intp, 0))
+        last = builder.sub(n_words, one)
+        slots = [cgutils.alloca_once_value(builder, ir.Constant(i64, 0)) for _ in range(n_rows)]
+        with builder.if_then(odd):
+            a_row = builder.mul(i_value, n_words) if a_type.ndim == 2 else ir.Constant(intp, 0)
+            x = builder.load(builder.gep(a_array.data, [builder.add(a_row, last)]))
+            for r in range(n_rows):
+                row = builder.mul(builder.add(j_value, ir.Constant(intp, r)), n_words)
+                y = builder.load(builder.gep(w_array.data, [builder.add(row, last)]))
+                builder.store(builder.ctpop(builder.xor(x, y)), slots[r])
+        return context.make_tuple(builder, result, [builder.load(slot) for slot in slots])
+
+    return result(a, i, w, j, rows), codegen
+
+
+def _odd_word_counts_python(a, i, w, j, rows):
+    row = a if a.ndim == 1 else a[i]
+    t = w.shape[1] - 1
+    return tuple(int(row[t] ^ w[j + r, t]).bit_count() if w.shape[1] % 2 else 0 for r in range(rows))
+
+
 def _xor_counts_block_python(a, i, w, j, p0, p1, rows):
     row = a if a.ndim == 1 else a[i]
     return tuple(
@@ -101,17 +141,10 @@ def _xor_counts_block_python(a, i, w, j, p0, p1, rows):
 
 
 _block = _xor_counts_block_python if jit_disabled() else _xor_counts_block
+_odd = _odd_word_counts_python if jit_disabled() else _odd_word_counts
 
 
-@jit
-def _tail(a, i, w, j, t):
-    """``popcount(a_i[t] ^ w_j[t])`` for one word (``a`` 1-D or 2-D)."""
-    if a.ndim == 1:
-        return popcount(a[t] ^ w[j, t])
-    return popcount(a[i, t] ^ w[j, t])
-
-
-@jit
+@jit(inline="always")
 def xor_counts4(a, i, w, j):
     """``popcount(a_i ^ w_r)`` summed over the words for ``r = j .. j + 3`` (int64 each)."""
     n_words = w.shape[1]
@@ -123,16 +156,11 @@ def xor_counts4(a, i, w, j):
         s1 += c1
         s2 += c2
         s3 += c3
-    if n_words > 2 * pairs:
-        t = n_words - 1
-        s0 += _tail(a, i, w, j, t)
-        s1 += _tail(a, i, w, j + 1, t)
-        s2 += _tail(a, i, w, j + 2, t)
-        s3 += _tail(a, i, w, j + 3, t)
-    return s0, s1, s2, s3
+    t0, t1, t2, t3 = _odd(a, i, w, j, 4)
+    return s0 + t0, s1 + t1, s2 + t2, s3 + t3
 
 
-@jit
+@jit(inline="always")
 def xor_counts1(a, i, w, j):
     """``popcount(a_i ^ w_j)`` summed over the words (int64)."""
     n_words = w.shape[1]
@@ -140,9 +168,7 @@ def xor_counts1(a, i, w, j):
     s = 0
     for p0 in range(0, pairs, CHUNKS_PER_BLOCK):
         s += _block(a, i, w, j, p0, min(pairs, p0 + CHUNKS_PER_BLOCK), 1)[0]
-    if n_words > 2 * pairs:
-        s += _tail(a, i, w, j, n_words - 1)
-    return s
+    return s + _odd(a, i, w, j, 1)[0]
 
 
 @jit
