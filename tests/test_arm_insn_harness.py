@@ -143,3 +143,13 @@ def test_per_call_pairs_cases_with_marks():
         run.per_call(order, marks[:-2])
     with pytest.raises(RuntimeError, match="N, 2N, N"):
         run.per_call([["a", 2], ["a", 3], ["a", 2]], marks[:6])
+
+
+def test_table_has_the_counted_rows_and_names_the_planned_kernel():
+    """``--only``: a table of the cases counted (no row for the rest), each product named with
+    the kernel the planner took for its shape."""
+    counted = {f"binary|1x784x512|{what}": {"per_call": c, "exact": True, "calls": 8, "counts": [c, 2 * c, c]}
+               for what, c in (("ref", 100.0), ("kernel", 120.0), ("public", 150.0))}
+    text = _run_module().table("cortex-a72", counted, {"binary|1x784x512": "rows4"})
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert rows == ["| `binary_matmul` | 1x784x512 (`rows4`) | 100 | 120 | 1.20x | 150 | +25% |"]
