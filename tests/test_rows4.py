@@ -22,7 +22,7 @@ K_GRID = (1, 64, 128, 129, 784, 3968, 3969, 64 * 2 * CHUNKS_PER_BLOCK + 64 * 3 +
 
 @pytest.mark.parametrize("k", K_GRID)
 def test_rows4_matches_reference(k, rng):
-    for m, n in ((1, 1), (1, 7), (2, 9), (3, 4)):
+    for m, n in ((1, 1), (1, 7), (2, 9), (3, 4), (1, 8), (2, 13), (1, 20)):
         a = fastbin.pack_signs(rng.standard_normal((m, k)))
         w = fastbin.pack_weights(rng.standard_normal((k, n)))
         want = R.binary_matmul(a, w)

@@ -1,15 +1,16 @@
-"""The binary product a row at a time, 4 rows of ``w`` sharing the loads of
-each row of ``a`` (the C NEON reference's shape): for few rows on CPUs without
-a 64-bit vector popcount (AArch64 ``cnt``).
+"""The binary product a row at a time, 8 (then 4, then 1) rows of ``w`` sharing the
+loads of each row of ``a`` (the C NEON reference shares them over 4): for few rows on
+CPUs without a 64-bit vector popcount (AArch64 ``cnt``).
 
-* ``xor_counts4(a, i, w, j)`` -> 4 int64, ``xor_counts1(a, i, w, j)`` -> int64:
-  ``popcount(a_i ^ w_{j + r})`` summed over the words for ``r < 4`` (``r = 0``);
+* ``xor_counts8`` / ``xor_counts4(a, i, w, j)`` -> 8 / 4 int64, ``xor_counts1`` -> int64:
+  ``popcount(a_i ^ w_{j + r})`` summed over the words for ``r < 8`` (``4``, ``1``);
   ``a`` 2-D (row ``i``) or 1-D (``i`` ignored), ``w`` 2-D, C-contiguous uint64.
   The 16-byte chunks of the rows meet in byte counts (LLVM ``ctpop`` on 16 x i8:
   ``cnt`` on AArch64) summed into 16 x i8 accumulators for up to 31 chunks
   (``<= 248`` a lane), then each accumulator is reduced once (``uaddlv``); an odd
-  last word by a scalar ``ctpop``. The word loops are inlined into their callers. Per chunk and row of ``w``: a load, ``eor``,
-  ``cnt`` and ``add`` (the reference: ``eor``, ``cnt``, ``uadalp``).
+  last word by a scalar ``ctpop``. The word loops are inlined into their callers.
+  Per chunk and row of ``w``: a load, ``eor``, ``cnt`` and ``add`` (the reference:
+  ``eor``, ``cnt``, ``uadalp``).
 * ``binary_matmul_rows4(a_bits, w_bits, n_bits, out) -> bool``: ``out`` (m, n) of
   any numeric dtype receives ``n_bits - 2 * popcount(a_i ^ w_j)``; False, writing
   nothing, when a padding bit of either operand is set (the blocked kernel's contract).
@@ -30,7 +31,7 @@ from numba.extending import intrinsic
 from ..._config import jit, jit_disabled
 from ..pack import padding_is_zero
 
-__all__ = ["xor_counts4", "xor_counts1", "binary_matmul_rows4", "binary_dot_rows4", "CHUNKS_PER_BLOCK"]
+__all__ = ["xor_counts8", "xor_counts4", "xor_counts1", "binary_matmul_rows4", "binary_dot_rows4", "CHUNKS_PER_BLOCK"]
 
 #: 16-byte chunks summed in byte lanes before a reduction: 31 * 8 = 248 <= 255.
 CHUNKS_PER_BLOCK = 31
@@ -47,7 +48,7 @@ def _xor_counts_block(typingctx, a, i, w, j, p0, p1, rows):
     if not (_is_words(a, (1, 2)) and _is_words(w, (2,)) and isinstance(rows, types.IntegerLiteral)):
         return None
     n_rows = rows.literal_value
-    if n_rows not in (1, 2, 4):
+    if n_rows not in (1, 2, 4, 8):
         return None
     result = types.UniTuple(types.int64, n_rows)
 
@@ -99,7 +100,7 @@ def _odd_word_counts(typingctx, a, i, w, j, rows):
     if not (_is_words(a, (1, 2)) and _is_words(w, (2,)) and isinstance(rows, types.IntegerLiteral)):
         return None
     n_rows = rows.literal_value
-    if n_rows not in (1, 2, 4):
+    if n_rows not in (1, 2, 4, 8):
         return None
     result = types.UniTuple(types.int64, n_rows)
 
@@ -161,6 +162,26 @@ def xor_counts4(a, i, w, j):
 
 
 @jit(inline="always")
+def xor_counts8(a, i, w, j):
+    """``popcount(a_i ^ w_r)`` summed over the words for ``r = j .. j + 7`` (int64 each)."""
+    n_words = w.shape[1]
+    pairs = n_words // 2
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0
+    for p0 in range(0, pairs, CHUNKS_PER_BLOCK):
+        c0, c1, c2, c3, c4, c5, c6, c7 = _block(a, i, w, j, p0, min(pairs, p0 + CHUNKS_PER_BLOCK), 8)
+        s0 += c0
+        s1 += c1
+        s2 += c2
+        s3 += c3
+        s4 += c4
+        s5 += c5
+        s6 += c6
+        s7 += c7
+    t0, t1, t2, t3, t4, t5, t6, t7 = _odd(a, i, w, j, 8)
+    return s0 + t0, s1 + t1, s2 + t2, s3 + t3, s4 + t4, s5 + t5, s6 + t6, s7 + t7
+
+
+@jit(inline="always")
 def xor_counts1(a, i, w, j):
     """``popcount(a_i ^ w_j)`` summed over the words (int64)."""
     n_words = w.shape[1]
@@ -175,14 +196,25 @@ def xor_counts1(a, i, w, j):
 def binary_dot_rows4(a_bits, w_bits, n_bits, out):
     m = a_bits.shape[0]
     n = w_bits.shape[0]
+    n8 = n // 8 * 8
     n4 = n // 4 * 4
     for i in range(m):
-        for j in range(0, n4, 4):
-            s0, s1, s2, s3 = xor_counts4(a_bits, i, w_bits, j)
+        for j in range(0, n8, 8):
+            s0, s1, s2, s3, s4, s5, s6, s7 = xor_counts8(a_bits, i, w_bits, j)
             out[i, j] = n_bits - 2 * s0
             out[i, j + 1] = n_bits - 2 * s1
             out[i, j + 2] = n_bits - 2 * s2
             out[i, j + 3] = n_bits - 2 * s3
+            out[i, j + 4] = n_bits - 2 * s4
+            out[i, j + 5] = n_bits - 2 * s5
+            out[i, j + 6] = n_bits - 2 * s6
+            out[i, j + 7] = n_bits - 2 * s7
+        if n8 < n4:
+            s0, s1, s2, s3 = xor_counts4(a_bits, i, w_bits, n8)
+            out[i, n8] = n_bits - 2 * s0
+            out[i, n8 + 1] = n_bits - 2 * s1
+            out[i, n8 + 2] = n_bits - 2 * s2
+            out[i, n8 + 3] = n_bits - 2 * s3
         for j in range(n4, n):
             out[i, j] = n_bits - 2 * xor_counts1(a_bits, i, w_bits, j)
 
