@@ -64,6 +64,7 @@ __all__ = [
     "refine_near_thresholds",
     "rounding_constants",
     # convolution over NHWC images: im2col with one-padding, the binary conv, max pooling
+    "int_pair",
     "conv_geometry",
     "im2col",
     "col2im",
@@ -603,7 +604,7 @@ def adam_update(param, grad, m, v, step, lr=0.001, b1=0.9, b2=0.999, eps=1e-8, c
 # the packed form, where true zero padding would need a correction term).
 
 
-def _pair(name, value):
+def int_pair(name, value):
     """``value`` (an int >= 1 or a pair of them) as a pair of ints."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
@@ -621,8 +622,8 @@ def conv_geometry(height, width, kernel_size, stride=1, padding="valid"):
     window must fit: ``size >= kernel``). ``"same"``: ``out = ceil(size /
     stride)``, padding ``max((out - 1) * stride + kernel - size, 0)`` split
     with the smaller half first (top/left), as TensorFlow and LCE do."""
-    kh, kw = _pair("kernel_size", kernel_size)
-    sh, sw = _pair("stride", stride)
+    kh, kw = int_pair("kernel_size", kernel_size)
+    sh, sw = int_pair("stride", stride)
     if padding not in ("valid", "same"):
         raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
     sizes = []
@@ -657,8 +658,8 @@ def im2col(x, kernel_size, stride=1, padding="valid", pad_value=1):
     x / 255 pad with 255 for 1.0)."""
     x = _check_images("x", x)
     m, h, w, c = x.shape
-    kh, kw = _pair("kernel_size", kernel_size)
-    sh, sw = _pair("stride", stride)
+    kh, kw = int_pair("kernel_size", kernel_size)
+    sh, sw = int_pair("stride", stride)
     out_h, out_w, pad_h, pad_w = conv_geometry(h, w, (kh, kw), (sh, sw), padding)
     xp = np.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=pad_value)
     cols = np.empty((m, out_h, out_w, kh, kw, c), dtype=x.dtype)
@@ -674,8 +675,8 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding="valid"):
     (m, h, w, c) of ``cols``' dtype with ``input_shape = (m, h, w, c)``. The
     padding is a constant: its gradients are dropped."""
     m, h, w, c = (int(v) for v in input_shape)
-    kh, kw = _pair("kernel_size", kernel_size)
-    sh, sw = _pair("stride", stride)
+    kh, kw = int_pair("kernel_size", kernel_size)
+    sh, sw = int_pair("stride", stride)
     out_h, out_w, (top, bottom), (left, right) = conv_geometry(h, w, (kh, kw), (sh, sw), padding)
     cols = np.asarray(cols)
     if cols.shape != (m * out_h * out_w, kh * kw * c):
@@ -738,8 +739,8 @@ def sign_conv2d_backward(dz, x, w, stride=1, padding="valid", pad_value=1):
 def _pool_windows(x, pool_size, stride):
     """``(x, (ph, pw), (sh, sw), out_h, out_w)`` of a "valid" pooling of ``x``."""
     x = _check_images("x", x)
-    ph, pw = _pair("pool_size", pool_size)
-    sh, sw = _pair("stride", (ph, pw) if stride is None else stride)
+    ph, pw = int_pair("pool_size", pool_size)
+    sh, sw = int_pair("stride", (ph, pw) if stride is None else stride)
     out_h, out_w, _, _ = conv_geometry(x.shape[1], x.shape[2], (ph, pw), (sh, sw), "valid")
     return x, (ph, pw), (sh, sw), out_h, out_w
 

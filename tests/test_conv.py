@@ -8,8 +8,25 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tolerance import assert_close
 
 from fastbin import reference as R
+from fastbin.nn import (
+    SGD,
+    Adam,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    Sign,
+    bnn_conv,
+    fit,
+    layer_costs,
+    sequential,
+)
+from fastbin.nn.layers import HardTanh
+from fastbin.ops.backend import get_backend
 
 
 # ---------------------------------------------------------------------------
@@ -175,3 +192,229 @@ def test_conv_geometry_same_padding_follows_tensorflow():
     assert R.conv_geometry(28, 28, 3, 1, "same") == (28, 28, (1, 1), (1, 1))
     assert R.conv_geometry(28, 28, 3, 1, "valid") == (26, 26, (0, 0), (0, 0))
     assert R.conv_geometry(4, 4, 1, 3, "same") == (2, 2, (0, 0), (0, 0))
+
+
+# ---------------------------------------------------------------------------
+# Layers (fastbin.nn.conv): the fastbin backend against the reference
+# ---------------------------------------------------------------------------
+layer_cases = st.tuples(
+    st.integers(1, 3),  # m
+    st.integers(3, 7),  # h
+    st.integers(3, 7),  # w
+    st.integers(1, 3),  # c_in
+    st.integers(1, 4),  # filters
+    st.sampled_from([1, 2, 3, (3, 2)]),  # kernel
+    st.sampled_from([1, 2, (1, 2)]),  # stride
+    st.sampled_from(["valid", "same"]),
+    st.sampled_from([1, 0]),  # pad_value
+    st.booleans(),  # ±1 input (the packed product) or real input
+    st.booleans(),  # scale
+    st.integers(0, 2**32 - 1),
+)
+
+
+def _kernel4(layer):
+    kh, kw = layer.kernel_size
+    return layer.params["W"].reshape(kh, kw, layer.in_channels, layer.filters)
+
+
+@given(layer_cases)
+def test_conv2d_layer_training_pass_matches_the_reference(case):
+    m, h, w, c, f, k, s, padding, pad_value, signed, scale, seed = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((m, h, w, c)).astype(np.float32)
+    if signed:
+        x = np.where(x < 0, -1, 1).astype(np.float32)
+    out = {}
+    for backend in ("fastbin", "reference"):
+        layer = Conv2D(c, f, k, stride=s, padding=padding, pad_value=pad_value, scale=scale, rng=seed,
+                       backend=backend)
+        layer.sign_input = signed
+        z = layer.forward(x, training=True)
+        dz = np.random.default_rng(seed + 1).standard_normal(z.shape).astype(np.float32)
+        dx = layer.backward(dz)
+        out[backend] = (z, dx, layer.grads["W"].copy(), layer.grads["b"].copy(), layer)
+    z, dx, dw, db, layer = out["fastbin"]
+    w4 = _kernel4(layer)
+    alpha = 1.0 if not scale else layer.alpha()
+    expect_z = R.sign_conv2d(x.astype(np.float64), w4, s, padding, pad_value) * alpha + layer.params["b"]
+    dz = np.random.default_rng(seed + 1).standard_normal(z.shape).astype(np.float32)
+    expect_dx, expect_dw = R.sign_conv2d_backward((dz * alpha).astype(np.float64), x.astype(np.float64), w4, s,
+                                                  padding, pad_value)
+    expect_dw = R.im2col(x.astype(np.float64), layer.kernel_size, s, padding, pad_value).T @ dz.reshape(-1, f)
+    for backend, (z, dx, dw, db, _) in out.items():
+        assert z.shape == expect_z.shape and dx.shape == x.shape
+        if signed and not scale and backend == "fastbin":  # ±1 times ±1: integers, the same bits
+            np.testing.assert_array_equal(z, expect_z.astype(np.float32))
+        assert_close(z, expect_z, np.float32, err_msg=backend)
+        assert_close(dx, expect_dx, np.float32, err_msg=backend)
+        assert_close(dw, expect_dw, np.float32, err_msg=backend)
+        assert_close(db, dz.sum(axis=(0, 1, 2)), np.float32, err_msg=backend)
+
+
+@given(layer_cases)
+def test_conv2d_layer_evaluation_is_exact_and_backend_independent(case):
+    m, h, w, c, f, k, s, padding, pad_value, _, scale, seed = case
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (m, h, w, c), dtype=np.uint8)
+    x = rng.random((m, h, w, c)).astype(np.float32)
+    results = []
+    for backend in ("fastbin", "reference"):
+        layer = Conv2D(c, f, k, stride=s, padding=padding, pad_value=pad_value, scale=scale, rng=seed,
+                       backend=backend)
+        results.append((layer.forward(pixels), layer.forward(x)))
+    (zu_fast, zf_fast), (zu_ref, zf_ref) = results
+    np.testing.assert_array_equal(zu_fast, zu_ref)  # uint8: exact integers, then the same affine
+    np.testing.assert_array_equal(zf_fast, zf_ref)  # float: the exact product, rounded once
+    # raw pixels mean x / 255, one-padding with pad_value = 1.0 meaning 255
+    dot = R.sign_conv2d(pixels, _kernel4(layer), s, padding, 255 * pad_value)
+    alpha = layer.alpha() if scale else 1.0
+    assert_close(zu_fast, dot / 255 * alpha + layer.params["b"], np.float32)
+
+
+def test_conv2d_gradients_match_finite_differences(rng):
+    # float weights (binary=False): the layer is linear, so central differences are exact up to rounding
+    x = rng.standard_normal((2, 5, 4, 2))
+    layer = Conv2D(2, 3, (3, 2), stride=2, padding="same", binary=False, rng=1, dtype=np.float64,
+                   backend="reference")
+    g = rng.standard_normal(layer.forward(x).shape)
+    layer.forward(x, training=True)
+    dx = layer.backward(g)
+    eps = 1e-6
+    for idx in [(0, 0, 0, 0), (1, 4, 3, 1), (0, 2, 1, 1), (1, 0, 3, 0)]:
+        e = np.zeros_like(x)
+        e[idx] = eps
+        num = np.sum(g * (layer.forward(x + e) - layer.forward(x - e))) / (2 * eps)
+        assert dx[idx] == pytest.approx(num, rel=1e-6, abs=1e-9)
+    w = layer.params["W"]
+    for idx in [(0, 0), (5, 2), (11, 1)]:
+        saved = w[idx]
+        w[idx] = saved + eps
+        up = np.sum(g * layer.forward(x))
+        w[idx] = saved - eps
+        down = np.sum(g * layer.forward(x))
+        w[idx] = saved
+        assert layer.grads["W"][idx] == pytest.approx((up - down) / (2 * eps), rel=1e-6, abs=1e-9)
+
+
+def test_batch_norm_on_images_is_per_channel(rng):
+    z = rng.standard_normal((3, 4, 5, 6)).astype(np.float32) * 3 + 1
+    for backend in ("fastbin", "reference"):
+        bn = BatchNorm(6)
+        bn.backend = get_backend(backend)
+        y = bn.forward(z, training=True)
+        flat = BatchNorm(6, dtype=np.float32)
+        flat.backend = bn.backend
+        y2 = flat.forward(z.reshape(-1, 6), training=True)
+        np.testing.assert_array_equal(y, y2.reshape(z.shape))
+        assert_close(y.mean(axis=(0, 1, 2)), np.zeros(6), np.float32)
+        dy = rng.standard_normal(z.shape).astype(np.float32)
+        np.testing.assert_array_equal(bn.backward(dy), flat.backward(dy.reshape(-1, 6)).reshape(z.shape))
+
+
+def _tiny_model(backend, activation="sign", scale=False):
+    return bnn_conv((8, 8, 1), 4, channels=(3, 4, 4, 5), activation=activation, scale=scale, seed=3,
+                    backend=backend)
+
+
+# (With alpha and sign activations the two backends round the scaled sums differently, (x @ sign(W)) *
+# alpha against x @ (sign(W) * alpha), and a sign downstream may flip: the scaled layer is compared
+# within tolerance by the layer test above, and here with hardtanh.)
+@pytest.mark.parametrize("activation, scale", [("sign", False), ("hardtanh", True), ("hardtanh", False)])
+def test_conv_model_gradients_fastbin_equal_reference(rng, activation, scale):
+    x = rng.integers(0, 256, (6, 8, 8, 1), dtype=np.uint8)
+    y = rng.integers(0, 4, 6)
+    models = [_tiny_model(be, activation, scale) for be in ("fastbin", "reference")]
+    losses = [mod.compute_gradients(x, y) for mod in models]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for (_, _, g_fast, _), (_, _, g_ref, _) in zip(models[0].groups, models[1].groups, strict=True):
+        assert_close(g_fast, g_ref, np.float32)
+    assert any(np.any(g) for _, _, g, _ in models[0].groups)
+
+
+def test_conv_model_images_and_rows_are_the_same_input(rng):
+    model = _tiny_model("fastbin")
+    x = rng.integers(0, 256, (5, 8, 8, 1), dtype=np.uint8)
+    np.testing.assert_array_equal(model.forward(x), model.forward(x.reshape(5, 64)))
+    np.testing.assert_array_equal(model.forward(x), model.forward(x / np.float32(255)))
+    assert model.predict(x).shape == (5,)
+
+
+def test_conv_model_evaluation_in_chunks_equals_one_pass(rng):
+    model = _tiny_model("fastbin")
+    x = rng.integers(0, 256, (7, 8, 8, 1), dtype=np.uint8)
+    whole = model.forward(x)
+    model.eval_chunk = 3
+    np.testing.assert_array_equal(model.forward(x), whole)
+
+
+def test_conv_model_sign_input_follows_pooling_and_flatten():
+    model = _tiny_model("fastbin")
+    flags = [layer.sign_input for layer in model.layers if isinstance(layer, Dense)]
+    assert flags == [False, True, True, True, True]  # first conv sees pixels; the dense sees flattened signs
+    table = model.summary()
+    assert "conv2d" in table and "maxpool2d" in table
+    costs = {row["name"]: row for row in layer_costs(model)}
+    assert costs["0:conv2d"]["macs"] == 8 * 8 * 9 * 3  # every output pixel of the real-valued first layer
+    assert costs["3:conv2d"]["binary_ops"] == 8 * 8 * 9 * 3 * 4
+
+
+def test_conv_model_learns_a_tiny_task(rng):
+    # bright upper half vs bright lower half: a few SGD steps separate them
+    m = 64
+    x = np.zeros((m, 8, 8, 1), np.float32)
+    y = rng.integers(0, 2, m)
+    x[y == 0, :4] = 1
+    x[y == 1, 4:] = 1
+    x += rng.random(x.shape).astype(np.float32) * 0.2
+    model = bnn_conv((8, 8, 1), 2, channels=(4, 4, 8, 8), seed=0)
+    before = model.evaluate(x, y)[1]
+    history = fit(model, Adam(1e-2), x, y, epochs=15, batch_size=16, progress=False)
+    assert history.step[-1] == 60
+    assert model.evaluate(x, y)[1] >= 0.95 > before or model.evaluate(x, y)[1] == 1.0
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: Conv2D(0, 4), ValueError, "in_channels"),
+    (lambda: Conv2D(1, 4, padding="full"), ValueError, "padding"),
+    (lambda: Conv2D(1, 4, pad_value=0.5), ValueError, "pad_value"),
+    (lambda: Conv2D(1, 4, stride=0), ValueError, "stride"),
+    (lambda: Conv2D(1, 4, kernel_size=(3, 3, 3)), ValueError, "kernel_size"),
+    (lambda: MaxPool2D(0), ValueError, "pool_size"),
+    (lambda: sequential([Conv2D(2, 4)], (8, 8, 1)), ValueError, r"layers\[0\] \(conv2d\).*\(h, w, 2\)"),
+    (lambda: sequential([Conv2D(1, 4), Dense(10, 2)], (8, 8, 1)), ValueError, r"layers\[1\].*Flatten"),
+    (lambda: sequential([Conv2D(1, 4), MaxPool2D(9)], (8, 8, 1)), ValueError, r"layers\[1\] \(maxpool2d\)"),
+    (lambda: sequential([Conv2D(1, 4), BatchNorm(3)], (8, 8, 1)), ValueError, r"layers\[1\] \(batchnorm\)"),
+    (lambda: sequential([Conv2D(1, 4)], (8, 8, 1)), ValueError, "n_classes"),
+    (lambda: sequential([Flatten(), "dense"], (8, 8, 1)), TypeError, r"layers\[1\]"),
+    (lambda: sequential([Flatten(), Dense(64, 2)], (8, 8)), ValueError, "input_shape"),
+    (lambda: sequential([], (8, 8, 1)), ValueError, "empty"),
+])
+def test_conv_arguments_are_checked(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_conv_model_input_is_checked(rng):
+    model = _tiny_model("fastbin")
+    with pytest.raises(ValueError, match=r"images of shape \(m, 8, 8, 1\)"):
+        model.forward(np.zeros((2, 8, 7, 1), np.float32))
+    with pytest.raises(ValueError, match=r"\(m, 64\)"):
+        model.forward(np.zeros((2, 63), np.float32))
+    with pytest.raises(ValueError, match="finite"):
+        model.forward(np.full((2, 8, 8, 1), np.nan, np.float32))
+    with pytest.raises(NotImplementedError, match="saving"):
+        model.save("never.fbm")
+    with pytest.raises(NotImplementedError, match="folding"):
+        model.to_inference()
+
+
+def test_sequential_builds_other_stacks(rng):
+    # stride-2 "valid" convolution, hardtanh, no pooling, SGD: trains through fit on images
+    layers = [Conv2D(2, 4, 3, stride=2, padding="valid", rng=0), BatchNorm(4), HardTanh(),
+              Conv2D(4, 4, 1, rng=1), BatchNorm(4), Sign(), Flatten(), Dense(3 * 3 * 4, 3, binary=True, rng=2)]
+    model = sequential(layers, (7, 7, 2))
+    x = rng.random((10, 7, 7, 2)).astype(np.float32)
+    y = rng.integers(0, 3, 10)
+    history = fit(model, SGD(0.1), x, y, epochs=2, batch_size=5, progress=False)
+    assert np.isfinite(history.train_loss).all() and model.forward(x).shape == (10, 3)

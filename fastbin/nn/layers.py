@@ -309,7 +309,9 @@ class BatchNormSign:
 
 
 class BatchNorm(Layer):
-    """Batch normalisation over the batch axis of (m, n).
+    """Batch normalisation over the batch axis of (m, n); over every axis but
+    the last of (..., n), e.g. per channel of images (m, h, w, n): the
+    statistics of the (m * h * w, n) view.
 
     Training: ``y = gamma * (x - mu_B) / sqrt(var_B + eps) + beta`` with the
     batch mean and (biased) variance; the running averages follow
@@ -335,26 +337,29 @@ class BatchNorm(Layer):
     def forward(self, x, training=False):
         if not training:
             return bn_affine(x, self.buffers["running_mean"], self.eval_k(), self.params["beta"])
+        self._shape = x.shape
         y, self._xhat, self._inv_std = self.backend.batch_norm_train(
-            x, self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
+            x.reshape(-1, self.n), self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
             self.buffers["running_var"], self.momentum, self.eps)
-        return y
+        return y.reshape(x.shape)
 
     def forward_sign(self, x, sign):
         """Training forward of this batch norm followed by the ``Sign`` layer
         ``sign``, fused (``backend.batch_norm_sign_train``): returns ``sign(y)``
         and leaves the straight-through mask on ``sign``."""
+        self._shape = x.shape
         h, sign._mask, self._xhat, self._inv_std = self.backend.batch_norm_sign_train(
-            x, self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
+            x.reshape(-1, self.n), self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
             self.buffers["running_var"], self.momentum, self.eps)
-        return h
+        return h.reshape(x.shape)
 
     def backward(self, dy, need_dx=True, mask=None):
         """``dy = dL/dy``; with ``mask`` (a following ``Sign``'s, see
         :meth:`forward_sign`) ``dy`` is ``dL/dh`` and the estimator's mask is applied first."""
         dx, self.grads["gamma"][...], self.grads["beta"][...] = self.backend.batch_norm_backward(
-            dy, self._xhat, self._inv_std, self.params["gamma"], mask)
-        return dx if need_dx else None
+            dy.reshape(-1, self.n), self._xhat, self._inv_std, self.params["gamma"],
+            None if mask is None else mask.reshape(-1, self.n))
+        return dx.reshape(self._shape) if need_dx else None
 
     def config(self):
         return {"kind": self.kind, "n": self.n, "momentum": self.momentum, "eps": self.eps}

@@ -42,6 +42,9 @@ class Model:
     Parameters that share a clip bound live in one flat buffer (``groups``),
     so an optimizer step is one fused update per group."""
 
+    #: rows per evaluation pass of :meth:`forward` (bounds the memory of a large batch)
+    eval_chunk = EVAL_CHUNK
+
     def __init__(self, layers, *, kind, config, backend="fastbin", dtype=np.float32):
         self.layers: list[Layer] = list(layers)
         self.kind = kind
@@ -91,11 +94,16 @@ class Model:
     def forward(self, x, training=False):
         """Logits (m, n_classes) for ``x`` (m, n_in): float in [0, 1] or raw
         uint8 pixels (meaning ``x / 255``)."""
-        x = check_model_input(x, self.n_in, self.dtype)
-        if training or x.shape[0] <= EVAL_CHUNK:
+        x = self.check_input(x)
+        chunk = self.eval_chunk
+        if training or x.shape[0] <= chunk:
             return self._forward(x, training)
-        return np.concatenate([self._forward(x[i : i + EVAL_CHUNK], False)
-                               for i in range(0, x.shape[0], EVAL_CHUNK)])
+        return np.concatenate([self._forward(x[i : i + chunk], False) for i in range(0, x.shape[0], chunk)])
+
+    def check_input(self, x):
+        """``x`` checked as a model input (``fastbin._validate.check_model_input``):
+        C-contiguous (m, n_in), raw uint8 or float of the model's dtype."""
+        return check_model_input(x, self.n_in, self.dtype)
 
     def _forward(self, h, training):
         for stage in self.train_stages if training else self.layers:
@@ -130,7 +138,7 @@ class Model:
     def compute_gradients(self, x, labels) -> float:
         """Forward in training mode, loss, backward: fills every layer's
         ``grads`` (the flat ``groups`` buffers) and returns the mean loss."""
-        x = check_model_input(x, self.n_in, self.dtype)
+        x = self.check_input(x)
         labels = check_labels("labels", labels, x.shape[0], self.n_classes, self.dtype)
         if x.dtype == np.uint8:  # raw pixels: the same float32(u) / 255 as the float datasets, one pass
             x = self.backend.unit_from_uint8(x, self.dtype)
