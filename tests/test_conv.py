@@ -272,6 +272,17 @@ def test_conv2d_layer_evaluation_is_exact_and_backend_independent(case):
     assert_close(zu_fast, dot / 255 * alpha + layer.params["b"], np.float32)
 
 
+@pytest.mark.parametrize("backend", ["fastbin", "reference"])
+@pytest.mark.parametrize("padding, scale", [("same", False), ("valid", True)])
+def test_conv2d_evaluation_on_signs_packed_equals_the_exact_product(rng, backend, padding, scale):
+    x = np.where(rng.random((3, 6, 5, 4)) < 0.5, -1, 1).astype(np.float32)
+    layer = Conv2D(4, 5, 3, stride=(1, 2), padding=padding, scale=scale, rng=7, backend=backend)
+    layer.params["b"][...] = rng.standard_normal(5)
+    exact = layer.forward(x)  # Dense's evaluation path: dense_sign_matmul
+    layer.sign_input = True
+    np.testing.assert_array_equal(layer.forward(x), exact)
+
+
 def test_conv2d_gradients_match_finite_differences(rng):
     # float weights (binary=False): the layer is linear, so central differences are exact up to rounding
     x = rng.standard_normal((2, 5, 4, 2))

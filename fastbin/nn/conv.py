@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from ..reference import col2im, conv_geometry, im2col, int_pair, max_pool2d, max_pool2d_backward
+from ..reference import col2im, conv_geometry, dense_affine, im2col, int_pair, max_pool2d, max_pool2d_backward
 from .layers import ACTIVATIONS, BatchNorm, Dense, Layer, Sign
 from .model import Model
 
@@ -52,7 +52,9 @@ class Conv2D(Dense):
     pair. ``padding``: ``"valid"`` or ``"same"`` (:func:`fastbin.reference.conv_geometry`),
     ``pad_value`` 1 (one-padding) or 0, in units of the [0, 1] input (raw uint8
     pixels pad with ``255 * pad_value``). Training: the :class:`Dense` paths
-    on the patch rows, ``dx = col2im(dpatches)``."""
+    on the patch rows, ``dx = col2im(dpatches)``. Evaluation: Dense's exact
+    product, or, when the input is ±1 (``sign_input``), the packed
+    ``binary_matmul`` (the same integers), then ``dense_affine``."""
 
     kind = "conv2d"
 
@@ -107,7 +109,14 @@ class Conv2D(Dense):
         out_h, out_w, _ = self.output_shape(x.shape[1:])
         if training:
             self._input_shape = x.shape
-        z = super().forward(self.patches(x), training)
+        if not training and self.binary and self.sign_input:
+            # ±1 input: the packed XNOR-popcount product is the exact integer product the
+            # evaluation path of Dense computes (dense_sign_matmul), the same bits, much faster
+            be = self.backend
+            dot = be.binary_matmul(be.pack_signs(self.patches(x)), self.packed_weights()).astype(self.dtype)
+            z = dense_affine(dot, self.eval_scale(False), self.eval_bias())
+        else:
+            z = super().forward(self.patches(x), training)
         return z.reshape(x.shape[0], out_h, out_w, self.filters)
 
     def backward(self, dz, need_dx=True):
