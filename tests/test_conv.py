@@ -11,20 +11,8 @@ from hypothesis import strategies as st
 from tolerance import assert_close
 
 from fastbin import reference as R
-from fastbin.nn import (
-    SGD,
-    Adam,
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Flatten,
-    MaxPool2D,
-    Sign,
-    bnn_conv,
-    fit,
-    layer_costs,
-    sequential,
-)
+from fastbin.nn import SGD, Adam, BatchNorm, Dense, Sign, fit, layer_costs
+from fastbin.nn.conv import Conv2D, Flatten, MaxPool2D, bnn_conv, sequential
 from fastbin.nn.layers import HardTanh
 from fastbin.ops.backend import get_backend
 

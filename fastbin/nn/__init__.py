@@ -2,7 +2,6 @@
 the training loop, folding for inference, and the model summary. Every array
 operation goes through the model's backend (``fastbin.ops.backend``)."""
 from .checkpoint import load_checkpoint, save_checkpoint
-from .conv import Conv2D, ConvModel, Flatten, MaxPool2D, bnn_conv, sequential
 from .fold import fold
 from .layers import ACTIVATIONS, BatchNorm, Dense, HardTanh, Layer, Sign, Tanh
 from .model import FORMAT, Model, load, mlp, softmax_regression
@@ -16,5 +15,4 @@ __all__ = [
     "SGD", "Adam", "DecayOnRise", "Optimizer", "Schedule", "StepDecay", "parse_schedule",
     "EarlyStopping", "History", "TrainState", "fit", "split_validation", "save_checkpoint", "load_checkpoint",
     "fold", "layer_costs", "summary_table",
-    "Conv2D", "ConvModel", "Flatten", "MaxPool2D", "bnn_conv", "sequential",
 ]
