@@ -4,6 +4,8 @@ max pooling) against direct loops and finite differences, then the layers of
 ``fastbin.nn.conv`` on the fastbin backend against the reference backend.
 
 Shapes are small on purpose (the machine is shared)."""
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -11,9 +13,12 @@ from hypothesis import strategies as st
 from tolerance import assert_close
 
 from fastbin import reference as R
+from fastbin import runtime
+from fastbin.io.modelfile import ModelFileError, save_arrays
 from fastbin.nn import SGD, Adam, BatchNorm, Dense, Sign, fit, layer_costs
-from fastbin.nn.conv import Conv2D, Flatten, MaxPool2D, bnn_conv, sequential
+from fastbin.nn.conv import Conv2D, Flatten, MaxPool2D
 from fastbin.nn.layers import HardTanh
+from fastbin.nn.model import ConvModel, bnn_conv, load, sequential
 from fastbin.ops.backend import get_backend
 
 
@@ -402,8 +407,6 @@ def test_conv_model_input_is_checked(rng):
         model.forward(np.zeros((2, 63), np.float32))
     with pytest.raises(ValueError, match="finite"):
         model.forward(np.full((2, 8, 8, 1), np.nan, np.float32))
-    with pytest.raises(NotImplementedError, match="saving"):
-        model.save("never.fbm")
     with pytest.raises(NotImplementedError, match="folding"):
         model.to_inference()
 
@@ -417,3 +420,84 @@ def test_sequential_builds_other_stacks(rng):
     y = rng.integers(0, 3, 10)
     history = fit(model, SGD(0.1), x, y, epochs=2, batch_size=5, progress=False)
     assert np.isfinite(history.train_loss).all() and model.forward(x).shape == (10, 3)
+
+
+# ---------------------------------------------------------------------------
+# Model files
+# ---------------------------------------------------------------------------
+def _trained_tiny(rng, scale=False, backend="fastbin"):
+    model = _tiny_model(backend, scale=scale)
+    x = rng.integers(0, 256, (16, 8, 8, 1), dtype=np.uint8)
+    y = rng.integers(0, 4, 16)
+    fit(model, Adam(1e-2), x, y, epochs=3, batch_size=8, progress=False)
+    return model, x
+
+
+@pytest.mark.parametrize("scale, latent", [(False, False), (True, False), (True, True)])
+def test_conv_model_file_round_trip_predicts_the_same_bits(rng, tmp_path, scale, latent):
+    model, x = _trained_tiny(rng, scale)
+    path = tmp_path / "conv.fbm"
+    model.save(path, latent=latent)
+    loaded = load(path)
+    assert isinstance(loaded, ConvModel) and loaded.input_shape == (8, 8, 1)
+    assert [layer.config() for layer in loaded.layers] == [layer.config() for layer in model.layers]
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+    np.testing.assert_array_equal(loaded.forward(x / np.float32(255)), model.forward(x / np.float32(255)))
+    if not latent:  # 1 bit per binary weight
+        _, meta, arrays = model.file_contents()
+        assert meta["kind"] == "conv" and "0.W_bits" in arrays and "0.W" not in arrays
+    loaded_ref = load(path, backend="reference")
+    np.testing.assert_array_equal(loaded_ref.forward(x), model.forward(x))
+
+
+def test_conv_model_file_is_checked_before_building(rng, tmp_path):
+    model, _ = _trained_tiny(rng)
+    _, meta, arrays = model.file_contents()
+
+    def broken(edit, name="bad.fbm"):
+        m = json.loads(json.dumps(meta))
+        edit(m)
+        path = tmp_path / name
+        save_arrays(path, m, arrays)
+        return path
+
+    cases = [
+        (lambda m: m["layers"][0].update(in_channels=2), r"layers\[0\] \(conv2d\) expects images of 2 channels"),
+        (lambda m: m["layers"][0].update(kernel_size=[3]), r"kernel_size must be a list of 2 ints"),
+        (lambda m: m["layers"][0].update(padding="full"), r"padding must be 'valid' or 'same'"),
+        (lambda m: m["layers"][4].update(pool_size=[9, 9]), r"layers\[4\] \(maxpool2d\)"),
+        (lambda m: m["layers"][14].update(kind="softmax"), r"layers\[14\]\.kind must be one of"),
+        (lambda m: m["config"].update(input_shape=[8, 8]), r"input_shape must be \[height, width, channels\]"),
+        (lambda m: m["config"].update(input_shape=[2**13, 2**13, 1]), "values per image"),
+        (lambda m: m["config"].update(extra=1), "config has the wrong keys"),
+        (lambda m: m["layers"][0].update(filters=4), r"layers\[1\] \(batchnorm of 3\)"),
+        (lambda m: m.update(layers=m["layers"][:14]), "must end in a dense layer"),
+    ]
+    for edit, match in cases:
+        with pytest.raises(ModelFileError, match=match):
+            load(broken(edit))
+    # the arrays must be those the layer list implies
+    m = json.loads(json.dumps(meta))
+    m["layers"][3].update(filters=5, in_channels=3)
+    m["layers"][5].update(n=5)
+    m["layers"][7].update(in_channels=5)
+    path = tmp_path / "arrays.fbm"
+    save_arrays(path, m, arrays)
+    with pytest.raises(ModelFileError, match="must be uint64 packed_signs of shape"):
+        load(path)
+
+
+def test_runtime_refuses_conv_files_clearly(rng, tmp_path):
+    model, _ = _trained_tiny(rng)
+    model.save(tmp_path / "conv.fbm")
+    with pytest.raises(ModelFileError, match="convolutional model: the runtime cannot run it yet"):
+        runtime.load(tmp_path / "conv.fbm")
+
+
+def test_conv_model_file_activation_bound_is_checked(rng, tmp_path):
+    model, _ = _trained_tiny(rng, scale=True)
+    _, meta, arrays = model.file_contents()
+    arrays["3.alpha"] = np.full_like(arrays["3.alpha"], 1e25)  # finite, non-negative, absurd
+    save_arrays(tmp_path / "huge.fbm", meta, arrays)
+    with pytest.raises(ModelFileError, match=r"layer 3 \(conv2d\) can reach activations of magnitude"):
+        load(tmp_path / "huge.fbm")

@@ -23,6 +23,11 @@ channel, so when folded this is ``sign(bn(max z)) = max sign(bn(z))`` (the
 AND of the packed bits, bit 1 = -1) for a channel with ``gamma > 0``, and
 the *min* (the OR of the bits) for ``gamma < 0``.
 
+The model on images, :class:`fastbin.nn.model.ConvModel`, its builder
+:func:`fastbin.nn.model.sequential` and the issue's network
+:func:`fastbin.nn.model.bnn_conv` live with the other models (``load`` builds them).
+
+>>> from fastbin.nn.model import bnn_conv
 >>> model = bnn_conv(seed=0)               # Fashion-MNIST sized, (m, 28, 28, 1) images
 >>> loss = model.train_step(x, labels, Adam(1e-3))    # x uint8 (m, 28, 28, 1) or (m, 784)
 """
@@ -33,10 +38,9 @@ import math
 import numpy as np
 
 from ..reference import col2im, conv_geometry, dense_affine, im2col, int_pair, max_pool2d, max_pool2d_backward
-from .layers import ACTIVATIONS, BatchNorm, Dense, Layer, Sign
-from .model import Model
+from .layers import Dense, Layer
 
-__all__ = ["Conv2D", "MaxPool2D", "Flatten", "ConvModel", "sequential", "bnn_conv"]
+__all__ = ["Conv2D", "MaxPool2D", "Flatten"]
 
 _UINT8 = np.dtype(np.uint8)
 
@@ -177,117 +181,3 @@ class Flatten(Layer):
 
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._shape) if need_dx else None
-
-
-def _output_shape(layer, shape, index):
-    """The shape (without the batch axis) ``layer`` maps ``shape`` to."""
-    try:
-        if hasattr(layer, "output_shape"):
-            return tuple(layer.output_shape(shape))
-        if isinstance(layer, Dense):
-            if shape != (layer.n_in,):
-                raise ValueError(f"dense expects ({layer.n_in},) features, gets {shape} (add a Flatten?)")
-            return (layer.n_out,)
-        if isinstance(layer, BatchNorm):
-            if shape[-1] != layer.n:
-                raise ValueError(f"batchnorm of {layer.n} channels gets {shape}")
-            return shape
-        if type(layer) in ACTIVATIONS.values():
-            return shape
-    except ValueError as exc:
-        raise ValueError(f"layers[{index}] ({layer.kind}): {exc}") from None
-    raise TypeError(f"layers[{index}] must be a fastbin.nn layer (Conv2D, MaxPool2D, Flatten, Dense, BatchNorm, "
-                    f"or an activation), got {type(layer).__name__}")
-
-
-class ConvModel(Model):
-    """A :class:`~fastbin.nn.model.Model` on images: input (m, h, w, c) or
-    its rows flattened (m, h * w * c) in NHWC order (what the dataset
-    loaders give), raw uint8 pixels or float in [0, 1]. Build it with
-    :func:`sequential`. ``fit``, ``evaluate``, ``predict`` and ``summary``
-    work as for the MLPs; saving and folding conv models is not implemented
-    yet (``NotImplementedError``)."""
-
-    #: images per evaluation pass (the patch matrices grow with h * w * kh * kw * c)
-    eval_chunk = 256
-
-    def __init__(self, layers, input_shape, *, kind="conv", config=None, backend="fastbin", dtype=np.float32):
-        self.input_shape = tuple(int(v) for v in input_shape)
-        super().__init__(layers, kind=kind, config=dict(config or {}, input_shape=list(self.input_shape)),
-                         backend=backend, dtype=dtype)
-        self.n_in = math.prod(self.input_shape)
-        signs = False  # ±1 survives max pooling and flattening
-        for layer in self.layers:
-            if isinstance(layer, Dense):
-                layer.sign_input = signs
-            signs = isinstance(layer, Sign) or (signs and isinstance(layer, (MaxPool2D, Flatten)))
-
-    def check_input(self, x):
-        """Images (m, h, w, c) of :attr:`input_shape` or rows (m, h * w * c),
-        checked as an MLP's input (``check_model_input``); returned as rows."""
-        if isinstance(x, np.ndarray) and x.ndim == 4:
-            if x.shape[1:] != self.input_shape:
-                raise ValueError(f"x must be images of shape (m, {', '.join(map(str, self.input_shape))}) or rows "
-                                 f"(m, {self.n_in}), got {x.shape}")
-            x = x.reshape(x.shape[0], self.n_in)
-        return super().check_input(x)
-
-    def _forward(self, h, training):
-        return super()._forward(h.reshape(h.shape[0], *self.input_shape), training)
-
-    def to_inference(self):
-        raise NotImplementedError("folding convolutional models is not implemented yet (issue 25)")
-
-    def save(self, path, *, latent=False):
-        raise NotImplementedError("saving convolutional models is not implemented yet (issue 25)")
-
-
-def sequential(layers, input_shape, *, backend="fastbin", dtype="float32", kind="conv", config=None) -> ConvModel:
-    """A :class:`ConvModel` from ``layers`` (Conv2D, MaxPool2D, Flatten,
-    Dense, BatchNorm, activations) on images of ``input_shape`` (h, w, c).
-    Every layer's input shape is checked (a clear ``ValueError`` naming the
-    layer) and the output must be (n_classes,) from a final Dense (+ BatchNorm)."""
-    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3 or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in input_shape):
-        raise ValueError(f"input_shape must be (height, width, channels) of ints >= 1, got {input_shape!r}")
-    layers = list(layers)
-    if not layers:
-        raise ValueError("layers must not be empty")
-    shape = tuple(int(v) for v in input_shape)
-    for i, layer in enumerate(layers):
-        shape = _output_shape(layer, shape, i)
-        if isinstance(layer, Conv2D):
-            layer.output_positions = shape[0] * shape[1]
-    dense = [layer for layer in layers if isinstance(layer, Dense) and not isinstance(layer, Conv2D)]
-    if len(shape) != 1 or not dense or shape != (dense[-1].n_out,):
-        raise ValueError(f"the last layers must be Flatten and Dense (+ BatchNorm) giving (n_classes,), got {shape}")
-    return ConvModel(layers, input_shape, kind=kind, config=config, backend=backend, dtype=dtype)
-
-
-def bnn_conv(input_shape=(28, 28, 1), n_classes=10, *, channels=(32, 32, 64, 64), activation="sign", scale=False,
-             seed=0, backend="fastbin", dtype="float32") -> ConvModel:
-    """The issue's network: four binary 3x3 convolutions of ``channels``
-    ("same", max pooling 2x2 after the 2nd and 4th), each followed by batch
-    norm and ``activation`` (``"sign"``: a fully binary network; the first
-    convolution sees the real-valued image, padded with 0), then Flatten,
-    a binary Dense layer to ``n_classes`` and a batch norm on the logits.
-    ``scale``: alpha per output channel on every binary layer."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    channels = [int(c) for c in channels]
-    rng = np.random.default_rng(seed)
-    h, w, c = input_shape
-    layers = []
-    for i, out in enumerate(channels):
-        layers.append(Conv2D(c, out, 3, padding="same", pad_value=0 if i == 0 else 1, scale=scale, bias=False,
-                             rng=rng, dtype=dtype, backend=backend))
-        if i % 2 == 1:
-            layers.append(MaxPool2D(2))
-            h, w = h // 2, w // 2
-        layers += [BatchNorm(out, dtype=dtype), ACTIVATIONS[activation]()]
-        c = out
-    layers += [Flatten(), Dense(h * w * c, n_classes, binary=True, scale=scale, bias=False, init="glorot", rng=rng,
-                                dtype=dtype, backend=backend), BatchNorm(n_classes, dtype=dtype)]
-    config = dict(input_shape=list(input_shape), n_classes=int(n_classes), channels=channels, activation=activation,
-                  scale=bool(scale), seed=seed)
-    return sequential(layers, input_shape, backend=backend, dtype=dtype, kind="bnn_conv", config=config)

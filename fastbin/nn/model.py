@@ -15,6 +15,8 @@ over the batch; Adam is invariant to that constant factor (up to ``eps``).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._config import EVAL_CHUNK
@@ -26,11 +28,12 @@ from ..packed import PackedSigns
 from ..reference import softmax
 from ..runtime.engines import engine_for
 from ..runtime.fold import layer_arrays, search_thresholds
+from .conv import Conv2D, Flatten, MaxPool2D
 from .fold import fold
 from .layers import ACTIVATIONS, BatchNorm, BatchNormSign, Dense, Layer, Sign
 from .summary import summary_table
 
-__all__ = ["Model", "softmax_regression", "mlp", "load", "FORMAT"]
+__all__ = ["Model", "ConvModel", "softmax_regression", "mlp", "sequential", "bnn_conv", "load", "FORMAT"]
 
 # ``FORMAT`` (``meta["format"]`` of fastbin model files) and ``FORMAT_VERSION`` live with
 # the schema, in fastbin.io.modelschema.
@@ -291,6 +294,123 @@ def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=Fa
     return Model(layers, kind="mlp", config=config, backend=backend, dtype=dtype)
 
 
+def _output_shape(layer, shape, index):
+    """The shape (without the batch axis) ``layer`` maps ``shape`` to."""
+    try:
+        if hasattr(layer, "output_shape"):
+            return tuple(layer.output_shape(shape))
+        if isinstance(layer, Dense):
+            if shape != (layer.n_in,):
+                raise ValueError(f"dense expects ({layer.n_in},) features, gets {shape} (add a Flatten?)")
+            return (layer.n_out,)
+        if isinstance(layer, BatchNorm):
+            if shape[-1] != layer.n:
+                raise ValueError(f"batchnorm of {layer.n} channels gets {shape}")
+            return shape
+        if type(layer) in ACTIVATIONS.values():
+            return shape
+    except ValueError as exc:
+        raise ValueError(f"layers[{index}] ({layer.kind}): {exc}") from None
+    raise TypeError(f"layers[{index}] must be a fastbin.nn layer (Conv2D, MaxPool2D, Flatten, Dense, BatchNorm, "
+                    f"or an activation), got {type(layer).__name__}")
+
+
+class ConvModel(Model):
+    """A :class:`~fastbin.nn.model.Model` on images: input (m, h, w, c) or
+    its rows flattened (m, h * w * c) in NHWC order (what the dataset
+    loaders give), raw uint8 pixels or float in [0, 1]. Build it with
+    :func:`sequential`. ``fit``, ``evaluate``, ``predict``, ``summary``,
+    ``save`` and :func:`load` work as for the MLPs (the file holds the layer
+    list, kind ``"conv"``, config ``{"input_shape": [h, w, c]}``, no folded
+    section); folding conv models for the runtime is not implemented yet
+    (``NotImplementedError``)."""
+
+    #: images per evaluation pass (the patch matrices grow with h * w * kh * kw * c)
+    eval_chunk = 256
+
+    def __init__(self, layers, input_shape, *, backend="fastbin", dtype=np.float32):
+        self.input_shape = tuple(int(v) for v in input_shape)
+        super().__init__(layers, kind="conv", config={"input_shape": list(self.input_shape)}, backend=backend,
+                         dtype=dtype)
+        self.n_in = math.prod(self.input_shape)
+        signs = False  # ±1 survives max pooling and flattening
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                layer.sign_input = signs
+            signs = isinstance(layer, Sign) or (signs and isinstance(layer, (MaxPool2D, Flatten)))
+
+    def check_input(self, x):
+        """Images (m, h, w, c) of :attr:`input_shape` or rows (m, h * w * c),
+        checked as an MLP's input (``check_model_input``); returned as rows."""
+        if isinstance(x, np.ndarray) and x.ndim == 4:
+            if x.shape[1:] != self.input_shape:
+                raise ValueError(f"x must be images of shape (m, {', '.join(map(str, self.input_shape))}) or rows "
+                                 f"(m, {self.n_in}), got {x.shape}")
+            x = x.reshape(x.shape[0], self.n_in)
+        return super().check_input(x)
+
+    def _forward(self, h, training):
+        return super()._forward(h.reshape(h.shape[0], *self.input_shape), training)
+
+    def to_inference(self):
+        raise NotImplementedError("folding convolutional models is not implemented yet (issue 25)")
+
+    def save(self, path, *, latent=False):
+        """Write the model file (:meth:`Model.file_contents`; ``meta["folded"]`` false:
+        conv models have no folded form yet)."""
+        _, meta, arrays = self.file_contents(latent=latent)
+        save_arrays(path, meta, arrays)
+
+
+def sequential(layers, input_shape, *, backend="fastbin", dtype="float32") -> ConvModel:
+    """A :class:`ConvModel` from ``layers`` (Conv2D, MaxPool2D, Flatten,
+    Dense, BatchNorm, activations) on images of ``input_shape`` (h, w, c).
+    Every layer's input shape is checked (a clear ``ValueError`` naming the
+    layer) and the output must be (n_classes,) from a final Dense (+ BatchNorm)."""
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3 or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in input_shape):
+        raise ValueError(f"input_shape must be (height, width, channels) of ints >= 1, got {input_shape!r}")
+    layers = list(layers)
+    if not layers:
+        raise ValueError("layers must not be empty")
+    shape = tuple(int(v) for v in input_shape)
+    for i, layer in enumerate(layers):
+        shape = _output_shape(layer, shape, i)
+        if isinstance(layer, Conv2D):
+            layer.output_positions = shape[0] * shape[1]
+    dense = [layer for layer in layers if isinstance(layer, Dense) and not isinstance(layer, Conv2D)]
+    if len(shape) != 1 or not dense or shape != (dense[-1].n_out,):
+        raise ValueError(f"the last layers must be Flatten and Dense (+ BatchNorm) giving (n_classes,), got {shape}")
+    return ConvModel(layers, input_shape, backend=backend, dtype=dtype)
+
+
+def bnn_conv(input_shape=(28, 28, 1), n_classes=10, *, channels=(32, 32, 64, 64), activation="sign", scale=False,
+             seed=0, backend="fastbin", dtype="float32") -> ConvModel:
+    """The issue's network: four binary 3x3 convolutions of ``channels``
+    ("same", max pooling 2x2 after the 2nd and 4th), each followed by batch
+    norm and ``activation`` (``"sign"``: a fully binary network; the first
+    convolution sees the real-valued image, padded with 0), then Flatten,
+    a binary Dense layer to ``n_classes`` and a batch norm on the logits.
+    ``scale``: alpha per output channel on every binary layer."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    channels = [int(c) for c in channels]
+    rng = np.random.default_rng(seed)
+    h, w, c = input_shape
+    layers = []
+    for i, out in enumerate(channels):
+        layers.append(Conv2D(c, out, 3, padding="same", pad_value=0 if i == 0 else 1, scale=scale, bias=False,
+                             rng=rng, dtype=dtype, backend=backend))
+        if i % 2 == 1:
+            layers.append(MaxPool2D(2))
+            h, w = h // 2, w // 2
+        layers += [BatchNorm(out, dtype=dtype), ACTIVATIONS[activation]()]
+        c = out
+    layers += [Flatten(), Dense(h * w * c, n_classes, binary=True, scale=scale, bias=False, init="glorot", rng=rng,
+                                dtype=dtype, backend=backend), BatchNorm(n_classes, dtype=dtype)]
+    return sequential(layers, input_shape, backend=backend, dtype=dtype)
+
+
 def _training_stages(layers):
     """The layers as the training passes run them: each ``BatchNorm`` directly
     followed by a ``Sign`` becomes one fused :class:`BatchNormSign` stage."""
@@ -333,6 +453,8 @@ def _folded_arrays(layers, arrays, dtype, backend_name):
 def _build(schema, backend):
     """The model ``schema`` (checked by :func:`fastbin.io.modelschema.check_header`) describes,
     with zero parameters (no random initialisation: ``_restore`` writes every one)."""
+    if schema.kind == "conv":
+        return _build_conv(schema.layers, schema.config["input_shape"], backend, schema.dtype)
     config = dict(schema.config, init="zeros", seed=0)
     first = schema.layers[0]
     if config.get("input_offset") == "per-feature":  # placeholder; the saved vector is restored next
@@ -345,6 +467,29 @@ def _build(schema, backend):
         if isinstance(layer, Dense):
             layer.init = schema.config["init"]
     return model
+
+
+def _build_conv(configs, input_shape, backend, dtype):
+    """The :class:`ConvModel` of a file's layer list (checked by the schema), zero parameters."""
+    layers = []
+    for c in configs:
+        kind = c["kind"]
+        if kind == "conv2d":
+            layers.append(Conv2D(c["in_channels"], c["filters"], c["kernel_size"], stride=c["stride"],
+                                 padding=c["padding"], pad_value=c["pad_value"], binary=c["binary"], scale=c["scale"],
+                                 bias=c["bias"], init="zeros", dtype=dtype, backend=backend))
+        elif kind == "dense":
+            layers.append(Dense(c["n_in"], c["n_out"], binary=c["binary"], scale=c["scale"], bias=c["bias"],
+                                init="zeros", dtype=dtype, backend=backend))
+        elif kind == "batchnorm":
+            layers.append(BatchNorm(c["n"], momentum=c["momentum"], eps=c["eps"], dtype=dtype))
+        elif kind == "maxpool2d":
+            layers.append(MaxPool2D(c["pool_size"], c["stride"]))
+        elif kind == "flatten":
+            layers.append(Flatten())
+        else:
+            layers.append(ACTIVATIONS[kind]())
+    return sequential(layers, tuple(input_shape), backend=backend, dtype=dtype)
 
 
 def load(path, *, backend="fastbin") -> Model:

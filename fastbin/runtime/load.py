@@ -50,6 +50,9 @@ def loads(data, *, engine=None) -> InferenceModel:
 
 def _build(data: bytes, path: str, engine) -> InferenceModel:
     schema, _meta, arrays = load_model_arrays_bytes(data, name=path)
+    if schema.kind == "conv":
+        raise ModelFileError(f"{path}: a convolutional model: the runtime cannot run it yet (issue 25); "
+                             f"load it with fastbin.nn.load")
     try:
         layer_data = layer_arrays(schema.layers, arrays, schema.dtype, engine)
         folded = arrays if schema.folded else None
