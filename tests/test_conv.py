@@ -407,8 +407,6 @@ def test_conv_model_input_is_checked(rng):
         model.forward(np.zeros((2, 63), np.float32))
     with pytest.raises(ValueError, match="finite"):
         model.forward(np.full((2, 8, 8, 1), np.nan, np.float32))
-    with pytest.raises(NotImplementedError, match="folding"):
-        model.to_inference()
 
 
 def test_sequential_builds_other_stacks(rng):
@@ -487,11 +485,67 @@ def test_conv_model_file_is_checked_before_building(rng, tmp_path):
         load(path)
 
 
-def test_runtime_refuses_conv_files_clearly(rng, tmp_path):
-    model, _ = _trained_tiny(rng)
-    model.save(tmp_path / "conv.fbm")
-    with pytest.raises(ModelFileError, match="convolutional model: the runtime cannot run it yet"):
-        runtime.load(tmp_path / "conv.fbm")
+# ---------------------------------------------------------------------------
+# Folding: integer thresholds per channel, pooling on the bits
+# ---------------------------------------------------------------------------
+def _flip_some_gammas(model, rng):
+    """Negative batch-norm scales on some channels (the order reverses: OR pooling) and
+    shifted means, so that thresholds land inside the range of the products."""
+    for layer in model.layers:
+        if isinstance(layer, BatchNorm):
+            g = layer.params["gamma"]
+            g[rng.random(g.shape) < 0.5] *= -1
+            layer.buffers["running_mean"] += rng.standard_normal(layer.n).astype(np.float32)
+
+
+@pytest.mark.parametrize("backend", ["fastbin", "reference"])
+@pytest.mark.parametrize("scale", [False, True])
+def test_folded_conv_model_equals_the_unfolded_bit_for_bit(rng, backend, scale):
+    model, x = _trained_tiny(rng, scale, backend)
+    _flip_some_gammas(model, rng)
+    folded = model.to_inference()
+    xs = np.concatenate([x, rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)])
+    np.testing.assert_array_equal(folded.forward(xs), model.forward(xs))
+    xf = xs / np.float32(255)
+    np.testing.assert_array_equal(folded.forward(xf), model.forward(xf))
+    np.testing.assert_array_equal(folded.predict(xs.reshape(len(xs), -1)), model.predict(xs))
+    # a flip happened somewhere, and the thresholds are not all trivial
+    assert any(stage.thresholds["packed"][1].any() for stage in folded.stages[1:])
+
+
+def test_folded_conv_pools_the_bits_with_and_or_or(rng):
+    # one stage with pooling before a batch norm of mixed signs, then pooling after the sign
+    layers = [Conv2D(1, 6, 3, padding="same", pad_value=0, rng=1), MaxPool2D(2), BatchNorm(6), Sign(),
+              Conv2D(6, 6, 3, padding="same", rng=2), MaxPool2D(2), BatchNorm(6), Sign(), MaxPool2D(2, 1),
+              Flatten(), Dense(6, 3, binary=True, bias=True, rng=3)]
+    model = sequential(layers, (8, 8, 1))
+    x = rng.integers(0, 256, (64, 8, 8, 1), dtype=np.uint8)
+    model.compute_gradients(x, rng.integers(0, 3, 64))  # batch statistics
+    for layer in model.layers:
+        if isinstance(layer, BatchNorm):
+            layer.buffers["running_mean"][...] = layer._xhat.mean(axis=0) * 0  # centred
+            layer.params["gamma"][...] = np.array([1, -1, 2, -2, 0.5, -0.5], np.float32)
+    folded = model.to_inference()
+    np.testing.assert_array_equal(folded.forward(x), model.forward(x))
+    assert [s.thresholds["packed" if k else "uint8"][1].tolist() for k, s in enumerate(folded.stages)] == [
+        [False, True] * 3, [False, True] * 3]
+
+
+def test_folding_refuses_other_patterns_clearly():
+    model = sequential([Conv2D(1, 2, 3, rng=0), BatchNorm(2), HardTanh(), Flatten(), Dense(72, 2, rng=1)], (8, 8, 1))
+    with pytest.raises(NotImplementedError, match=r"layers\[0\] \(conv2d\) is not followed by"):
+        model.to_inference()
+
+
+@pytest.mark.parametrize("latent", [False, True])
+def test_runtime_loads_conv_files_folded(rng, tmp_path, latent):
+    model, x = _trained_tiny(rng, scale=True)
+    _flip_some_gammas(model, rng)
+    model.save(tmp_path / "conv.fbm", latent=latent)
+    folded = runtime.load(tmp_path / "conv.fbm")
+    unfolded = load(tmp_path / "conv.fbm")
+    np.testing.assert_array_equal(folded.forward(x), unfolded.forward(x))
+    np.testing.assert_array_equal(folded.forward(x / np.float32(255)), unfolded.forward(x / np.float32(255)))
 
 
 def test_conv_model_file_activation_bound_is_checked(rng, tmp_path):

@@ -26,10 +26,11 @@ from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays
 from ..ops.backend import get_backend
 from ..packed import PackedSigns
 from ..reference import softmax
+from ..runtime.conv import fold_conv
 from ..runtime.engines import engine_for
 from ..runtime.fold import layer_arrays, search_thresholds
 from .conv import Conv2D, Flatten, MaxPool2D
-from .fold import fold
+from .fold import fold, fold_inputs
 from .layers import ACTIVATIONS, BatchNorm, BatchNormSign, Dense, Layer, Sign
 from .summary import summary_table
 
@@ -322,8 +323,8 @@ class ConvModel(Model):
     :func:`sequential`. ``fit``, ``evaluate``, ``predict``, ``summary``,
     ``save`` and :func:`load` work as for the MLPs (the file holds the layer
     list, kind ``"conv"``, config ``{"input_shape": [h, w, c]}``, no folded
-    section); folding conv models for the runtime is not implemented yet
-    (``NotImplementedError``)."""
+    section: ``fastbin.runtime.load`` folds it at load); :meth:`to_inference`
+    folds it (plain NumPy, ``fastbin.runtime.conv``)."""
 
     #: images per evaluation pass (the patch matrices grow with h * w * kh * kw * c)
     eval_chunk = 256
@@ -353,7 +354,11 @@ class ConvModel(Model):
         return super()._forward(h.reshape(h.shape[0], *self.input_shape), training)
 
     def to_inference(self):
-        raise NotImplementedError("folding convolutional models is not implemented yet (issue 25)")
+        """The folded model, a ``fastbin.runtime.conv.ConvInferenceModel`` (plain NumPy):
+        integer thresholds per channel, pooling on the sign bits, the same logits bit for
+        bit. ``NotImplementedError`` for a layer pattern it does not fold yet."""
+        layers, arrays = fold_inputs(self)
+        return fold_conv(layers, arrays, self.dtype, self.input_shape)
 
     def save(self, path, *, latent=False):
         """Write the model file (:meth:`Model.file_contents`; ``meta["folded"]`` false:

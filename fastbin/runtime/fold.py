@@ -178,7 +178,7 @@ def layer_arrays(layers, arrays, dtype, engine):
             continue
         out[name] = value if isinstance(value, PackedSigns) else np.ascontiguousarray(value, dtype=dtype)
     for i, layer in enumerate(layers):
-        if layer["kind"] == "dense" and layer["binary"] and f"{i}.W" in out:
+        if layer["kind"] in ("dense", "conv2d") and layer["binary"] and f"{i}.W" in out:
             w = out.pop(f"{i}.W")
             out[f"{i}.W_bits"] = engine.pack_weights(w)
             if layer["scale"]:

@@ -21,6 +21,7 @@ import os
 
 from ..io.modelfile import ModelFileError, read_model_bytes
 from ..io.modelschema import load_model_arrays_bytes
+from .conv import fold_conv
 from .engines import ENGINES, get_engine
 from .fold import fold_arrays, layer_arrays
 from .model import InferenceModel
@@ -50,9 +51,12 @@ def loads(data, *, engine=None) -> InferenceModel:
 
 def _build(data: bytes, path: str, engine) -> InferenceModel:
     schema, _meta, arrays = load_model_arrays_bytes(data, name=path)
-    if schema.kind == "conv":
-        raise ModelFileError(f"{path}: a convolutional model: the runtime cannot run it yet (issue 25); "
-                             f"load it with fastbin.nn.load")
+    if schema.kind == "conv":  # plain NumPy, folded at load (fastbin.runtime.conv), whatever the engine
+        try:
+            layer_data = layer_arrays(schema.layers, arrays, schema.dtype, get_engine("numpy"))
+            return fold_conv(schema.layers, layer_data, schema.dtype, schema.config["input_shape"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: inconsistent model file: {exc}") from exc
     try:
         layer_data = layer_arrays(schema.layers, arrays, schema.dtype, engine)
         folded = arrays if schema.folded else None
