@@ -97,6 +97,9 @@ class ConvInferenceModel:
     trainable :class:`fastbin.nn.model.ConvModel`, and returns the same logits
     bit for bit."""
 
+    #: images per pass of :meth:`forward`
+    chunk = 256
+
     def __init__(self, stages, dense_bits, affine, input_shape, dtype):
         self.stages, self.dense_bits, self.affine = stages, dense_bits, affine
         self.input_shape, self.dtype = tuple(input_shape), np.dtype(dtype)
@@ -110,6 +113,11 @@ class ConvInferenceModel:
                                  f"(m, {self.n_in}), got {x.shape}")
             x = x.reshape(x.shape[0], self.n_in)
         x = check_model_input(x, self.n_in, self.dtype)
+        if x.shape[0] > self.chunk:  # the patch matrices grow with h * w * kh * kw * c per image
+            return np.concatenate([self._forward(x[i : i + self.chunk]) for i in range(0, x.shape[0], self.chunk)])
+        return self._forward(x)
+
+    def _forward(self, x):
         h = x.reshape(x.shape[0], *self.input_shape)
         kind = "uint8" if x.dtype == _UINT8 else "float"
         for stage in self.stages:
