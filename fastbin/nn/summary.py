@@ -38,7 +38,8 @@ def summary_table(model) -> str:
     rows = layer_costs(model)
     head = (f"{'layer':<14}{'shape':>14}{'params':>10}{'bits':>11}{'bytes':>11}{'MACs':>10}{'bin ops':>10}"
             f"{'vs f32':>8}")
-    lines = [f"Model: {model.kind} {model.config.get('sizes', '')} backend={model.backend.name}".rstrip(),
+    shape = model.config.get('sizes', model.config.get('input_shape', ''))  # an MLP's sizes, a conv model's image
+    lines = [f"Model: {model.kind} {shape} backend={model.backend.name}".rstrip(),
              head, "-" * len(head)]
     for r in rows:
         saving = f"{r['float32_bytes'] / r['bytes']:.1f}x" if r["bytes"] else ""
