@@ -21,9 +21,10 @@ fold into *sign stages* and a float tail:
   product of the ±1 features, then the unfolded model's own float formula
   (``dense_affine``, ``bn_affine``).
 
-The binary products of later stages use the packed XNOR-popcount product on
-patches of the previous stage's bits; padding is "one-padding", bit 0, so it
-costs nothing. Everything here is plain NumPy (``fastbin.reference``): the
+The binary products of later stages are the XNOR-popcount integers on patches
+of the previous stage's bits (computed as BLAS on ±1 float32, exact for up to
+2**24 terms: the same integers as ``binary_matmul``); padding is
+"one-padding", bit 0, so it costs nothing. Everything here is plain NumPy (``fastbin.reference``): the
 specification of a future jitted conv engine; ``engine`` is not a choice yet.
 """
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ..reference import (
     pack_signs,
     sign_matmul,
     softmax,
+    unpack_signs,
 )
 from .fold import Affine, _bn, _scale, float_thresholds, int_thresholds
 
@@ -50,11 +52,28 @@ __all__ = ["ConvInferenceModel", "fold_conv"]
 _UINT8 = np.dtype(np.uint8)
 
 
+def _float_signs(w_bits):
+    """``sign(W)`` (k, n) as float32 ±1 when every product of k ±1 terms is an exact
+    float32 integer (k <= 2**24), else None."""
+    return unpack_signs(w_bits, np.float32).T.copy() if w_bits.n_bits <= 2**24 else None
+
+
+def _sign_product(bits, w_bits, signs):
+    """``sign(A) @ sign(W)`` (int64) of bits (rows, k) bool (True = -1): the packed
+    ``binary_matmul``'s integers. With ``signs`` the same integers from BLAS on ±1
+    float32: every partial sum is an integer of magnitude <= k <= 2**24, exact in any
+    order (NumPy's integer matmul, which ``binary_matmul`` uses, has no BLAS)."""
+    if signs is None:
+        return binary_matmul(pack_signs(np.where(bits, -1, 1).astype(np.int8)), w_bits).astype(np.int64)
+    return (np.where(bits, np.float32(-1), np.float32(1)) @ signs).astype(np.int64)
+
+
 class _Stage:
     """One sign stage: conv (+ pool) + batch norm + sign (+ pools on the bits)."""
 
     def __init__(self, conv, w_bits, thresholds, pool_before, pools_after):
         self.conv, self.w_bits, self.thresholds = conv, w_bits, thresholds
+        self.signs = _float_signs(w_bits)
         self.pool_before, self.pools_after = pool_before, pools_after
 
     def dot(self, x, kind):
@@ -64,7 +83,7 @@ class _Stage:
         m = x.shape[0]
         if kind == "packed":  # x: bits (m, h, w, c) bool, True = -1; one-padding = bit 0
             cols = im2col(x, c["kernel_size"], c["stride"], c["padding"], pad_value=False)
-            dot = binary_matmul(pack_signs(np.where(cols, -1, 1).astype(np.int8)), self.w_bits).astype(np.int64)
+            dot = _sign_product(cols, self.w_bits, self.signs)
         elif kind == "uint8":
             cols = im2col(x, c["kernel_size"], c["stride"], c["padding"], pad_value=255 * int(c["pad_value"]))
             dot = sign_matmul(cols, self.w_bits).astype(np.int64)
@@ -102,6 +121,7 @@ class ConvInferenceModel:
 
     def __init__(self, stages, dense_bits, affine, input_shape, dtype):
         self.stages, self.dense_bits, self.affine = stages, dense_bits, affine
+        self.dense_signs = _float_signs(dense_bits)
         self.input_shape, self.dtype = tuple(input_shape), np.dtype(dtype)
         self.n_in = math.prod(self.input_shape)
 
@@ -122,8 +142,7 @@ class ConvInferenceModel:
         kind = "uint8" if x.dtype == _UINT8 else "float"
         for stage in self.stages:
             h, kind = stage(h, kind), "packed"
-        features = h.reshape(h.shape[0], -1)
-        dot = binary_matmul(pack_signs(np.where(features, -1, 1).astype(np.int8)), self.dense_bits)
+        dot = _sign_product(h.reshape(h.shape[0], -1), self.dense_bits, self.dense_signs)
         return self.affine(dot.astype(self.dtype))
 
     def predict(self, x):
