@@ -42,6 +42,7 @@ import json
 import os
 import queue
 import resource
+import shutil
 import struct
 import subprocess
 import sys
@@ -672,35 +673,35 @@ def _vm_bytes():
 def _worker(args):
     """Run cases (seed, indices from stdin as JSON) and print one JSON line per case."""
     spec = json.loads(sys.stdin.readline())
-    seed, indices = spec["seed"], spec["indices"]
-    with tempfile.TemporaryDirectory(prefix="fastbin-fuzz-") as scratch:
-        # warm up (imports, kernel compilation or cache loads) before the memory cap
-        warm = generate_case(seed, 0)
-        for name in sorted(_bases()["model"]):
-            run_case(Case(seed, -1, "model", name, "none", "valid", _bases()["model"][name]), scratch, args.backend)
-        run_case(warm, scratch, args.backend)
-        vm = _vm_bytes()
-        cap = args.mem_mib << 20
-        if vm is not None and vm + (256 << 20) > cap:
-            cap = vm + (256 << 20)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
-        print(json.dumps({"ready": True, "vm_mib": (vm or 0) >> 20, "cap_mib": cap >> 20}), flush=True)
-        selftest = os.environ.get("FASTBIN_FUZZ_SELFTEST", "")  # "crash:i", "hang:i" or "alloc:i": prove the
-        for i in indices:                                         # driver reports a dying worker
-            if selftest == f"crash:{i}":
-                os.kill(os.getpid(), 9)
-            if selftest == f"hang:{i}":
-                time.sleep(3600)
-            case = generate_case(seed, i)
-            if selftest == f"alloc:{i}":
-                try:
-                    np.ones(cap, np.uint8)
-                    outcome, detail = "loaded", "allocated more than the cap?"
-                except MemoryError as exc:
-                    outcome, detail = "memory-error", repr(exc)
-            else:
-                outcome, detail = run_case(case, scratch, args.backend)
-            print(json.dumps({"id": i, "outcome": outcome, "detail": detail}), flush=True)
+    seed, indices, scratch = spec["seed"], spec["indices"], spec["scratch"]
+    # ``scratch`` is the driver's: it removes it, also after it killed this worker
+    # warm up (imports, kernel compilation or cache loads) before the memory cap
+    warm = generate_case(seed, 0)
+    for name in sorted(_bases()["model"]):
+        run_case(Case(seed, -1, "model", name, "none", "valid", _bases()["model"][name]), scratch, args.backend)
+    run_case(warm, scratch, args.backend)
+    vm = _vm_bytes()
+    cap = args.mem_mib << 20
+    if vm is not None and vm + (256 << 20) > cap:
+        cap = vm + (256 << 20)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    print(json.dumps({"ready": True, "vm_mib": (vm or 0) >> 20, "cap_mib": cap >> 20}), flush=True)
+    selftest = os.environ.get("FASTBIN_FUZZ_SELFTEST", "")  # "crash:i", "hang:i" or "alloc:i": prove the
+    for i in indices:                                         # driver reports a dying worker
+        if selftest == f"crash:{i}":
+            os.kill(os.getpid(), 9)
+        if selftest == f"hang:{i}":
+            time.sleep(3600)
+        case = generate_case(seed, i)
+        if selftest == f"alloc:{i}":
+            try:
+                np.ones(cap, np.uint8)
+                outcome, detail = "loaded", "allocated more than the cap?"
+            except MemoryError as exc:
+                outcome, detail = "memory-error", repr(exc)
+        else:
+            outcome, detail = run_case(case, scratch, args.backend)
+        print(json.dumps({"id": i, "outcome": outcome, "detail": detail}), flush=True)
     print(json.dumps({"done": True, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
 
 
@@ -746,8 +747,20 @@ def _run_worker(seed, indices, args, results, rusage):
                threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)]
     for t in readers:
         t.start()
-    proc.stdin.write(json.dumps({"seed": seed, "indices": list(indices)}) + "\n")
-    proc.stdin.close()
+    scratch = tempfile.mkdtemp(prefix="fastbin-fuzz-")  # removed below, whatever became of the worker
+    try:
+        proc.stdin.write(json.dumps({"seed": seed, "indices": list(indices), "scratch": scratch}) + "\n")
+        proc.stdin.close()
+        return _collect(proc, q, readers, err_lines, indices, args, results, rusage)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _collect(proc, q, readers, err_lines, indices, args, results, rusage):
+    """Read the worker's result lines (see :func:`_run_worker`)."""
     pending = list(indices)
     timeout, failure = args.startup_timeout, None
     while True:

@@ -7,6 +7,7 @@ every loader, or a sound model that every loader reads alike, is allowed.
 import importlib.util
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -89,10 +90,13 @@ def test_disallowed_outcomes_are_reported(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("how,outcome", [("crash", "crash"), ("hang", "timeout"), ("alloc", "memory-error")])
-def test_dying_worker_is_reported_as_the_case(monkeypatch, how, outcome):
+def test_dying_worker_is_reported_as_the_case(monkeypatch, tmp_path, how, outcome):
     monkeypatch.setenv("FASTBIN_FUZZ_SELFTEST", f"{how}:2")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # temporary files of the driver and of its workers
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     report = fuzz.run_cases(5, seed=1, batch=5, mem_mib=1024, timeout=5, backend="reference")
     assert [f[:2] for f in report.failures] == [(2, outcome)], report.summary()
     assert sum(report.counts.values()) == 5  # the worker is restarted for the cases after it
     assert "--seed 1 --case 2" in report.summary()
     assert np.isfinite(report.peak_rss_mib) and report.peak_rss_mib > 0
+    assert list(tmp_path.iterdir()) == []  # no scratch directory left, also of the killed worker
