@@ -7,7 +7,9 @@ A model file (:mod:`fastbin.io.modelfile`) holds ``meta`` (JSON) and named array
             "config": {...the constructor's arguments...}, "dtype": "float32" | "float64",
             "layers": [layer.config(), ...], "latent": bool}
 
-and one array per parameter and buffer, named ``"<layer index>.<name>"``. Version 2 adds
+and one array per parameter and buffer, named ``"<layer index>.<name>"``. An MLP's ``config``
+may hold ``"dropout"`` (a rate in [0, 1), 0 unless the hidden activations are float; files
+written before dropout lack it): dropout is training-only, so it adds no layer or array. Version 2 adds
 ``"folded": bool`` to ``meta``; when true the file also holds the folded form's thresholds
 (:func:`fold_plan`: for each sign stage, first dense layer ``i``, thresholds ``t`` and flips
 (bool) of shape (n_out,): ``"folded.<i>.packed_t"`` and ``"folded.<i>.packed_flip"`` for a
@@ -166,7 +168,10 @@ def _input_offset(path, v):
 
 def _check_config(path, kind, config):
     """Types and ranges of ``config``; returns the dense layer sizes ``[n_in, ..., n_classes]``."""
-    _keys(path, "config", config, _CONFIG_KEYS[kind])
+    keys = _CONFIG_KEYS[kind]
+    if kind == "mlp" and isinstance(config, dict) and "dropout" in config:  # files before dropout lack it
+        keys = keys | {"dropout"}
+    _keys(path, "config", config, keys)
     for key in ("binary_weights", "scale") + (("binary_activations", "batch_norm", "output_bn") if kind == "mlp"
                                               else ()):
         _bool(path, f"config.{key}", config[key])
@@ -183,7 +188,13 @@ def _check_config(path, kind, config):
     _require(path, "config.sigma", config["sigma"], _is_number, "a finite number")
     sizes = _require(path, "config.sizes", config["sizes"], lambda x: isinstance(x, list) and len(x) >= 2,
                      "a list [n_in, ..., n_classes] of at least 2 sizes")
-    return [_size(path, f"config.sizes[{i}]", s) for i, s in enumerate(sizes)]
+    sizes = [_size(path, f"config.sizes[{i}]", s) for i, s in enumerate(sizes)]
+    dropout = _require(path, "config.dropout", config.get("dropout", 0.0), lambda x: _is_number(x) and 0 <= x < 1,
+                       "a number in [0, 1)")
+    if dropout and (config["activation"] == "sign" or len(sizes) < 3):
+        _fail(path, "config.dropout must be 0 without float hidden activations (activation 'sign' or no hidden "
+                    "layer)")
+    return sizes
 
 
 def _expected_layers(path, kind, config, saved_layers):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import check_fraction, check_int
 from ..ops.backend import get_backend
 from ..reference import bn_affine, bn_scale, dense_affine, offset_bias
 
@@ -30,6 +31,7 @@ __all__ = [
     "Sign",
     "BatchNorm",
     "BatchNormSign",
+    "Dropout",
     "ACTIVATIONS",
 ]
 
@@ -290,6 +292,49 @@ class Sign(_Activation):
 
 
 ACTIVATIONS = {"tanh": Tanh, "hardtanh": HardTanh, "sign": Sign}
+
+
+class Dropout(Layer):
+    """Inverted dropout on float activations (m, n): in training ``y = x * keep / (1 -
+    rate)`` with ``keep`` 1 with probability ``1 - rate`` per element, else 0; backward
+    ``dy * keep / (1 - rate)``; at evaluation the identity.
+
+    The mask of a training pass is drawn from ``numpy.random.default_rng([seed, index,
+    step])`` (``seed`` None: a random one, drawn once), ``step`` counting the training
+    passes; :meth:`fastbin.nn.Model.train_step` sets it to the optimizer's step count, so a
+    run resumed from a checkpoint draws the same masks. A :class:`~fastbin.nn.Model` keeps a
+    dropout layer in its training stages only (it must directly follow a ``Tanh`` or
+    ``HardTanh``): the evaluation path, folding, model files and the runtime never see it.
+    """
+
+    kind = "dropout"
+
+    def __init__(self, rate, *, seed=None, index=0):
+        super().__init__()
+        self.rate = check_fraction("rate", rate)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy)
+        self.seed = check_int("seed", seed, minimum=0)
+        self.index = check_int("index", index, minimum=0)
+        self.step = 0
+        self._mask = None
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0:
+            return x
+        rng = np.random.default_rng([self.seed, self.index, self.step])
+        self.step += 1
+        keep = rng.random(x.shape, dtype=x.dtype) >= self.rate
+        self._mask = keep * x.dtype.type(1.0 / (1.0 - self.rate))
+        return x * self._mask
+
+    def backward(self, dy, need_dx=True):
+        if self._mask is None:  # rate 0
+            return dy
+        return dy * self._mask
+
+    def config(self):
+        return {"kind": self.kind, "rate": self.rate}
 
 
 class BatchNormSign:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._config import EVAL_CHUNK
-from .._validate import check_int, check_labels, check_model_input
+from .._validate import check_fraction, check_int, check_labels, check_model_input
 from ..io.modelfile import ModelFileError, save_arrays
 from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays
 from ..ops.backend import get_backend
@@ -27,7 +27,7 @@ from ..reference import softmax
 from ..runtime.engines import engine_for
 from ..runtime.fold import layer_arrays, search_thresholds
 from .fold import fold
-from .layers import ACTIVATIONS, BatchNorm, BatchNormSign, Dense, Layer, Sign
+from .layers import ACTIVATIONS, BatchNorm, BatchNormSign, Dense, Dropout, HardTanh, Layer, Sign, Tanh
 from .summary import summary_table
 
 __all__ = ["Model", "softmax_regression", "mlp", "load", "FORMAT"]
@@ -40,10 +40,19 @@ class Model:
     """A stack of layers with a softmax cross-entropy head.
 
     Parameters that share a clip bound live in one flat buffer (``groups``),
-    so an optimizer step is one fused update per group."""
+    so an optimizer step is one fused update per group. ``Dropout`` layers in
+    ``layers`` (each directly after a ``Tanh`` or ``HardTanh``) run in the
+    training passes only (``train_stages``); ``self.layers``, what evaluation,
+    folding and model files use, leaves them out."""
 
     def __init__(self, layers, *, kind, config, backend="fastbin", dtype=np.float32):
-        self.layers: list[Layer] = list(layers)
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Dropout) and (i == 0 or not isinstance(layers[i - 1], (Tanh, HardTanh))):
+                raise ValueError("a Dropout layer must directly follow a tanh or hardtanh activation (dropout "
+                                 "acts on float activations)")
+        self.dropout = [layer for layer in layers if isinstance(layer, Dropout)]
+        self.layers: list[Layer] = [layer for layer in layers if not isinstance(layer, Dropout)]
         self.kind = kind
         self.config = dict(config)
         self.backend = get_backend(backend)
@@ -55,7 +64,7 @@ class Model:
         for before, layer in zip(self.layers, self.layers[1:], strict=False):
             if isinstance(layer, Dense):
                 layer.sign_input = isinstance(before, Sign)
-        self.train_stages = _training_stages(self.layers)
+        self.train_stages = _training_stages(layers)
         self._flatten()
 
     def _flatten(self):
@@ -122,7 +131,9 @@ class Model:
     # -- training ------------------------------------------------------------
     def train_step(self, x, labels, opt) -> float:
         """One optimizer step on the batch; returns the batch's mean loss
-        (before the update)."""
+        (before the update). Dropout masks are drawn for the optimizer's step count."""
+        for layer in self.dropout:
+            layer.step = opt.steps
         loss = self.compute_gradients(x, labels)
         opt.step(self.backend, self.groups)
         return loss
@@ -237,8 +248,8 @@ def softmax_regression(n_in=784, n_classes=10, *, binary_weights=False, scale=Fa
 
 
 def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=False, batch_norm=None,
-        output_bn=None, scale=False, init="normal", sigma=0.1, input_offset=None, seed=0, backend="fastbin",
-        dtype="float32"):
+        output_bn=None, scale=False, init="normal", sigma=0.1, input_offset=None, dropout=0.0, seed=0,
+        backend="fastbin", dtype="float32"):
     """Multi-layer perceptron ``sizes = [n_in, hidden..., n_classes]``.
 
     Hidden layer: Dense -> [BatchNorm] -> activation (``"tanh"``,
@@ -251,9 +262,14 @@ def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=Fa
     ``init="normal"`` is notebook 2's (``sigma * randn`` for W and b);
     ``"glorot"`` is uniform Glorot with zero biases. ``input_offset`` is
     subtracted from the input: a number (e.g. 0.5) or a vector (n_in,) such as the
-    training-set mean image (stored in the model file).
+    training-set mean image (stored in the model file). ``dropout`` (a rate in
+    [0, 1)) adds a :class:`~fastbin.nn.layers.Dropout` after every hidden
+    activation (float activations only: not with ``"sign"``), its masks seeded
+    from ``seed``; it is recorded in the configuration and absent from the
+    evaluation path and the folded model.
     """
     sizes = [int(s) for s in _check_sizes(sizes)]
+    dropout = check_fraction("dropout", dropout)
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least [n_in, n_classes], got {sizes}")
     if activation not in ACTIVATIONS:
@@ -261,12 +277,17 @@ def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=Fa
     if binary_activations:
         activation = "sign"
     binary_activations = activation == "sign"
+    if dropout and binary_activations:
+        raise ValueError("dropout acts on float activations: a model with activation 'sign' (binary activations) "
+                         "has none")
+    if dropout and len(sizes) < 3:
+        raise ValueError(f"dropout acts on hidden activations: sizes {sizes} has no hidden layer")
     batch_norm = binary_activations if batch_norm is None else bool(batch_norm)
     output_bn = binary_activations if output_bn is None else bool(output_bn)
     config = dict(sizes=sizes, activation=activation, binary_weights=bool(binary_weights),
                   binary_activations=binary_activations, batch_norm=batch_norm, output_bn=output_bn,
                   scale=bool(scale), init=init, sigma=float(sigma), input_offset=_offset_config(input_offset),
-                  seed=seed)
+                  dropout=dropout, seed=seed)
     rng = np.random.default_rng(seed)
     layers = []
     n_layers = len(sizes) - 1
@@ -280,6 +301,8 @@ def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=Fa
             layers.append(BatchNorm(n_out, dtype=dtype))
         if not last:
             layers.append(ACTIVATIONS[activation]())
+            if dropout:
+                layers.append(Dropout(dropout, seed=seed, index=i))
     return Model(layers, kind="mlp", config=config, backend=backend, dtype=dtype)
 
 
@@ -325,7 +348,7 @@ def _folded_arrays(layers, arrays, dtype, backend_name):
 def _build(schema, backend):
     """The model ``schema`` (checked by :func:`fastbin.io.modelschema.check_header`) describes,
     with zero parameters (no random initialisation: ``_restore`` writes every one)."""
-    config = dict(schema.config, init="zeros", seed=0)
+    config = dict(schema.config, init="zeros")  # the seed stays: it seeds the dropout masks
     first = schema.layers[0]
     if config.get("input_offset") == "per-feature":  # placeholder; the saved vector is restored next
         config["input_offset"] = 1.0 if first["input_offset"] else None
