@@ -8,7 +8,8 @@ The valid files: one model of every kind the trainer makes (softmax regression f
 binary scaled, with input offsets; MLPs with float, binary and scaled binary weights, tanh,
 hard-tanh and binary activations, batch norm, dropout), saved packed and latent; training
 checkpoints (SGD with momentum, Nesterov and weight decay, AdamW, every schedule, with and
-without a run state); and small IDX files (every element type, raw and gzip). The mutations: truncation at every region boundary (prefix,
+without a run state); and small IDX files (every element type, raw and gzip). The mutations:
+truncation at every region boundary (prefix,
 header, each payload, the digest) and at random points; bit flips with the SHA-256 recomputed
 (or the gzip stream rewritten), so the parser and the schema see them, and a few without;
 hostile JSON (huge, negative, zero, fractional and wrong-typed sizes, wrong dtypes and kinds,
