@@ -94,6 +94,8 @@ class BinaryDense:
     ``dot * scale + bias`` (``fastbin.reference.dense_affine``) with
     ``dot = x @ sign(W)``; ``scale_uint8`` holds the 1/255 of raw pixels."""
 
+    kind = "binary_dense"
+
     def __init__(self, engine, weights: SignWeights, scale_float, scale_uint8, bias, dtype):
         self.engine, self.weights, self.dtype = engine, weights, np.dtype(dtype)
         self.scale_float, self.scale_uint8, self.bias = scale_float, scale_uint8, bias
@@ -115,6 +117,8 @@ class FloatDense:
     """A float dense layer: ``(x - input_offset) @ W + b``, uint8 input
     meaning ``x / 255``."""
 
+    kind = "dense"
+
     def __init__(self, w, bias, input_offset, dtype):
         self.w, self.bias, self.input_offset, self.dtype = w, bias, input_offset, np.dtype(dtype)
 
@@ -131,6 +135,8 @@ class FloatDense:
 
 class BatchNormOp:
     """Batch norm at evaluation time (``fastbin.reference.bn_affine``)."""
+
+    kind = "batchnorm"
 
     def __init__(self, mean, k, beta):
         self.mean, self.k, self.beta = mean, k, beta
@@ -286,6 +292,13 @@ class InferenceModel:
         """Class probabilities (m, n_classes) of the model dtype, rows summing to 1:
         ``fastbin.reference.softmax(logits(x))``."""
         return softmax(self.logits(x))
+
+    def summary(self) -> str:
+        """Per stage and layer: shape, bytes held, float MACs and binary ops per sample
+        (:func:`fastbin.runtime.summary.summary_table`)."""
+        from .summary import summary_table
+
+        return summary_table(self)
 
     def __repr__(self):
         return f"InferenceModel(stages={[s.kind for s in self.stages]})"
