@@ -28,7 +28,7 @@ Arrays, each ``<name>`` an array of the model file (``"<layer>.<param or buffer>
 * ``"exact.<name>"``: the same values bit for bit, as the int32 (float32 model) or int64
   (float64 model) bit patterns of the model dtype (the container stores floats as float32);
 * ``"adam.m.<name>"``, ``"adam.v.<name>"`` (Adam with ``moments``: true), for each parameter
-  (not the buffers ``input_offset``, ``running_mean``, ``running_var``): the moment
+  (not the buffers ``input_offset``, ``input_scale``, ``running_mean``, ``running_var``): the moment
   estimates, bit patterns as above;
 * ``"sgd.velocity.<name>"`` (SGD with ``velocity``: true), for each parameter: the momentum
   buffer, bit patterns as above;
@@ -57,7 +57,7 @@ __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "BUFFERS", "bits_dtype", "
 CHECKPOINT_FORMAT = "fastbin.checkpoint"
 CHECKPOINT_VERSION = 2
 #: array names (after ``"<layer>."``) that are buffers, not trained parameters
-BUFFERS = ("input_offset", "running_mean", "running_var")
+BUFFERS = ("input_offset", "input_scale", "running_mean", "running_var")
 _META_KEYS = {"format", "version", "model", "optimizer", "trainer"}
 _OPT_KEYS = {"sgd": {"kind", "lr", "initial_lr", "steps", "weight_decay", "momentum", "nesterov", "velocity",
                      "schedule"},

@@ -146,7 +146,7 @@ class Model:
         if x.dtype == np.uint8:  # raw pixels: the same float32(u) / 255 as the float datasets, one pass
             x = self.backend.unit_from_uint8(x, self.dtype)
         first = self.layers[0]
-        if len(self.layers) == 1 and not first.scale:
+        if len(self.layers) == 1 and not first.scale and "input_scale" not in first.buffers:
             return float(self._fused_step(first, x, labels))
         logits = self._forward(x, True)
         loss, d = self.backend.softmax_cross_entropy(logits, labels)
@@ -234,22 +234,25 @@ class Model:
 # Constructors
 # ---------------------------------------------------------------------------
 def softmax_regression(n_in=784, n_classes=10, *, binary_weights=False, scale=False, init="uniform",
-                       input_offset=None, seed=0, backend="fastbin", dtype="float32"):
+                       input_offset=None, input_scale=None, seed=0, backend="fastbin", dtype="float32"):
     """``softmax(x @ W + b)``. ``init="uniform"`` is notebook 1's
     (``W ~ rand[0, 1)``, ``b = 1``); ``binary_weights`` is BinaryConnect
     (forward with sign(W), W clipped to [-1, 1]); ``scale`` multiplies each
-    output by ``alpha = mean|W|``."""
+    output by ``alpha = mean|W|``. ``input_offset``, ``input_scale``: the
+    input transform ``(x - input_offset) * input_scale`` (see :func:`mlp`)."""
     config = dict(n_in=int(n_in), n_classes=int(n_classes), binary_weights=bool(binary_weights),
                   scale=bool(scale), init=init, input_offset=_offset_config(input_offset), seed=seed)
+    if input_scale is not None:
+        config["input_scale"] = _offset_config(input_scale)
     _check_sizes([n_in, n_classes])
     layer = Dense(n_in, n_classes, binary=binary_weights, scale=scale, init=init, rng=seed,
-                  dtype=dtype, backend=backend, input_offset=input_offset)
+                  dtype=dtype, backend=backend, input_offset=input_offset, input_scale=input_scale)
     return Model([layer], kind="softmax_regression", config=config, backend=backend, dtype=dtype)
 
 
 def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=False, batch_norm=None,
-        output_bn=None, scale=False, init="normal", sigma=0.1, input_offset=None, dropout=0.0, seed=0,
-        backend="fastbin", dtype="float32"):
+        output_bn=None, scale=False, init="normal", sigma=0.1, input_offset=None, input_scale=None, dropout=0.0,
+        seed=0, backend="fastbin", dtype="float32"):
     """Multi-layer perceptron ``sizes = [n_in, hidden..., n_classes]``.
 
     Hidden layer: Dense -> [BatchNorm] -> activation (``"tanh"``,
@@ -262,7 +265,11 @@ def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=Fa
     ``init="normal"`` is notebook 2's (``sigma * randn`` for W and b);
     ``"glorot"`` is uniform Glorot with zero biases. ``input_offset`` is
     subtracted from the input: a number (e.g. 0.5) or a vector (n_in,) such as the
-    training-set mean image (stored in the model file). ``dropout`` (a rate in
+    training-set mean image (stored in the model file). ``input_scale`` (a number
+    > 0, or (n_in,) numbers > 0 with float weights) multiplies the input after
+    the offset: ``(x - input_offset) * input_scale`` is what the first layer
+    sees (e.g. ``offset = X.mean(0)``, ``scale = 1 / X.std(0)`` for features of
+    any range; stored in the model file, applied by the runtime). ``dropout`` (a rate in
     [0, 1)) adds a :class:`~fastbin.nn.layers.Dropout` after every hidden
     activation (float activations only: not with ``"sign"``), its masks seeded
     from ``seed``; it is recorded in the configuration and absent from the
@@ -288,6 +295,8 @@ def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=Fa
                   binary_activations=binary_activations, batch_norm=batch_norm, output_bn=output_bn,
                   scale=bool(scale), init=init, sigma=float(sigma), input_offset=_offset_config(input_offset),
                   dropout=dropout, seed=seed)
+    if input_scale is not None:
+        config["input_scale"] = _offset_config(input_scale)
     rng = np.random.default_rng(seed)
     layers = []
     n_layers = len(sizes) - 1
@@ -296,7 +305,8 @@ def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=Fa
         bn = output_bn if last else batch_norm
         layers.append(Dense(n_in, n_out, binary=binary_weights, scale=scale, bias=not bn, init=init,
                             sigma=sigma, rng=rng, dtype=dtype, backend=backend,
-                            input_offset=input_offset if i == 0 else None))
+                            input_offset=input_offset if i == 0 else None,
+                            input_scale=input_scale if i == 0 else None))
         if bn:
             layers.append(BatchNorm(n_out, dtype=dtype))
         if not last:
@@ -321,7 +331,7 @@ def _training_stages(layers):
 
 
 def _offset_config(offset):
-    """How the config records an input offset: None, a number, or
+    """How the config records an input offset or scale: None, a number, or
     "per-feature" (the vector itself is saved with the arrays)."""
     if offset is None:
         return None
@@ -352,6 +362,8 @@ def _build(schema, backend):
     first = schema.layers[0]
     if config.get("input_offset") == "per-feature":  # placeholder; the saved vector is restored next
         config["input_offset"] = 1.0 if first["input_offset"] else None
+    if config.get("input_scale") == "per-feature":  # the same (a scale of 1 stores no vector)
+        config["input_scale"] = 2.0 if first.get("input_scale") else None
     if schema.kind == "softmax_regression":
         model = softmax_regression(**config, backend=backend, dtype=schema.dtype)
     else:

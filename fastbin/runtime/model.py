@@ -114,19 +114,22 @@ class BinaryDense:
 
 
 class FloatDense:
-    """A float dense layer: ``(x - input_offset) @ W + b``, uint8 input
+    """A float dense layer: ``((x - input_offset) * input_scale) @ W + b``, uint8 input
     meaning ``x / 255``."""
 
     kind = "dense"
 
-    def __init__(self, w, bias, input_offset, dtype):
+    def __init__(self, w, bias, input_offset, dtype, input_scale=None):
         self.w, self.bias, self.input_offset, self.dtype = w, bias, input_offset, np.dtype(dtype)
+        self.input_scale = input_scale
 
     def __call__(self, x):
         if x.dtype == _UINT8:
             x = x.astype(self.dtype) / self.dtype.type(255)
         if self.input_offset is not None:
             x = x - self.input_offset
+        if self.input_scale is not None:
+            x = x * self.input_scale
         z = x @ self.w
         if self.bias is not None:
             z += self.bias
@@ -247,7 +250,11 @@ class InferenceModel:
     ``predict(x)`` classes (m,) int64, ``predict_proba(x)`` their softmax. ``x`` (m, n_in) float in [0, 1] or raw
     uint8 pixels, checked by ``fastbin._validate.check_model_input``.
     ``engine`` is the engine class it runs on (``engine.name``: ``"numba"`` or
-    ``"numpy"``). Holds no per-call state: safe to call from several threads."""
+    ``"numpy"``). Holds no per-call state: safe to call from several threads.
+    ``input_scaled``: the model scales its input (``input_scale``), so it takes features,
+    not pixels (the C export refuses it)."""
+
+    input_scaled = False
 
     def __init__(self, stages, n_in, dtype, engine):
         self.stages, self.n_in, self.dtype = list(stages), int(n_in), np.dtype(dtype)

@@ -6,7 +6,7 @@ process and with a traceback, by ``python -m fastbin.tools.fuzz --seed s --case 
 
 The valid files: one model of every kind the trainer makes (softmax regression float, binary,
 binary scaled, with input offsets; MLPs with float, binary and scaled binary weights, tanh,
-hard-tanh and binary activations, batch norm, dropout), saved packed and latent; training
+hard-tanh and binary activations, batch norm, dropout, input scales), saved packed and latent; training
 checkpoints (SGD with momentum, Nesterov and weight decay, AdamW, every schedule, with and
 without a run state); and small IDX files (every element type, raw and gzip). The mutations:
 truncation at every region boundary (prefix,
@@ -82,6 +82,12 @@ def _base_models():
         "mlp-tanh": mlp([n_in, 9, 6, 4], seed=1, backend=b),
         "mlp-hardtanh": mlp([n_in, 7, 4], activation="hardtanh", backend=b),
         "mlp-tanh-dropout": mlp([n_in, 7, 5, 4], dropout=0.25, backend=b),
+        "mlp-tanh-input-scale": mlp([n_in, 7, 4], input_offset=np.linspace(-2, 3, n_in),
+                                    input_scale=np.linspace(0.1, 4, n_in), backend=b),
+        "mlp-binary-input-scale": mlp([n_in, 9, 4], binary_weights=True, binary_activations=True, input_scale=0.25,
+                                      input_offset=0.5, backend=b),
+        "softmax-binary-input-scale": softmax_regression(n_in, 4, binary_weights=True, init="normal",
+                                                         input_scale=3.0, backend=b),
         "mlp-binary-weights": mlp([n_in, 9, 4], binary_weights=True, backend=b),
         "mlp-binary-weights-bn-scaled": mlp([n_in, 9, 4], binary_weights=True, batch_norm=True, output_bn=True,
                                             scale=True, backend=b),
