@@ -483,7 +483,8 @@ def test_recipe_options_are_applied_or_refused(tmp_path, capsys, monkeypatch):
     for extra, named in [(["--hidden", "16"], "--hidden"), (["--lr", "0.1"], "--lr"),
                          (["--no-binary-weights"], "--no-binary-weights"), (["--model", "mlp"], "--model"),
                          (["--schedule", "none", "--warmup", "5"], "--schedule, --warmup"),
-                         (["--weight-decay", "0"], "--weight-decay"), (["--dropout", "0.1"], "--dropout")]:
+                         (["--weight-decay", "0"], "--weight-decay"), (["--dropout", "0.1"], "--dropout"),
+                         (["--standardize"], "--standardize")]:
         with pytest.raises(SystemExit) as exc:
             main(["train", "--recipe", "bnn", *extra, "-o", out])
         assert exc.value.code == 2
@@ -504,6 +505,7 @@ def test_recipe_options_are_applied_or_refused(tmp_path, capsys, monkeypatch):
     (["--binary-activations", "--activation", "tanh"], "--binary-activations means --activation sign"),
     (["--scale", "--no-binary-weights"], "--scale scales binary weights"),
     (["--schedule", "cosine:0"], "total_steps must be an int >= 1"),
+    (["--data-dir", "x", "--standardize"], "--data and --data-dir exclude each other"),
     (["--schedule", "cosine", "--warmup", "14", "--epochs", "2", "--batch-size", "32"],
      "--warmup 14 leaves none of the run's 14 steps to --schedule cosine"),
 ])
@@ -516,3 +518,31 @@ def test_train_option_errors_exit_2(extra, message, tmp_path, capsys, rng):
     assert ": error: " in err[-1] and message in err[-1], err  # usage, then one error line
     assert sum("error" in line for line in err) == 1, err
     assert not (tmp_path / "m.fbm").exists()
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_standardize_stores_the_transform_and_helps(binary, tmp_path, capsys, rng):
+    """Features around 500 with spreads of 40 to 400: --standardize puts mean and scale in the model."""
+    n, k = 400, 10
+    y = rng.integers(0, 3, n + 100)
+    spread = np.linspace(40, 400, k)
+    x = (500 + spread * (rng.normal(0, 1, (n + 100, k)) + 1.5 * np.eye(3, k)[y])).astype(np.float32)
+    data = tmp_path / "wide.npz"
+    np.savez(data, x_train=x[:n], y_train=y[:n], x_test=x[n:], y_test=y[n:])
+    out = tmp_path / "m.fbm"
+    argv = ["train", "--data", str(data), "--hidden", "32", "--epochs", "8", "--batch-size", "32", "--no-progress",
+            "-o", str(out), "--standardize"] + ([] if binary else ["--no-binary-weights", "--activation", "tanh"])
+    assert main(argv) == 0
+    model = cli._load_model(str(out))
+    np.testing.assert_allclose(model.layers[0].buffers["input_offset"], x[:n].mean(0), rtol=1e-5)
+    scale = model.layers[0].buffers["input_scale"]
+    expected = 1 / x[:n].astype(np.float64).std(0)
+    np.testing.assert_allclose(scale, np.full(k, 1 / (1 / expected).mean()) if binary else expected, rtol=1e-4)
+    capsys.readouterr()
+    assert main(["eval", str(out), "--data", str(data)]) == 0
+    accuracy = float(capsys.readouterr().out.split("accuracy ")[1].split("%")[0])
+    if not binary:  # per-feature scales: far better than the raw features (a binary layer folds one scale only)
+        assert main([a for a in argv if a != "--standardize"]) == 0
+        assert main(["eval", str(out), "--data", str(data)]) == 0
+        raw = float(capsys.readouterr().out.split("accuracy ")[1].split("%")[0])
+        assert accuracy > 65 and accuracy > raw + 15, (accuracy, raw)

@@ -168,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch norm after hidden dense layers (default: with binary activations)")
     t.add_argument("--dropout", type=_fraction, metavar="RATE",
                    help="dropout after every hidden activation (float activations only: tanh, hardtanh)")
+    t.add_argument("--standardize", action="store_true", default=None,
+                   help="with --data: store the input transform (x - mean) * scale in the model, the mean and "
+                        "standard deviation per feature of x_train (scale 1/std per feature with float weights; "
+                        "one scale, 1/the mean std, with binary weights), so features of any range train and "
+                        "deploy as they are")
     t.add_argument("--optimizer", choices=["sgd", "adam"], help="optimizer (default: adam)")
     t.add_argument("--lr", type=_positive_float, help="learning rate (default: sgd 0.5; adam 1e-2 with binary "
                    "weights, 1e-3 with float weights)")
@@ -353,7 +358,7 @@ def _save_model(model, path, latent):
 
 #: the train options that build the model, and the optimizer; a recipe sets both
 _MODEL_OPTIONS = ("model", "hidden", "activation", "binary_weights", "binary_activations", "scale", "batch_norm",
-                  "dropout")
+                  "dropout", "standardize")
 _OPTIMIZER_OPTIONS = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup")
 
 
@@ -384,6 +389,8 @@ def _train_options(args, parser):
         if args.dropout and activation == "sign":
             parser.error("--dropout acts on float activations: give --activation tanh or hardtanh")
         model_args.update(activation=activation, batch_norm=args.batch_norm, dropout=args.dropout or 0.0)
+    if args.standardize and not args.data:
+        parser.error("--standardize is for your own data (--data); the datasets' pixels are already in [0, 1]")
     optimizer = args.optimizer or "adam"
     if optimizer == "adam" and (args.momentum is not None or args.nesterov):
         parser.error("--momentum and --nesterov are options of --optimizer sgd")
@@ -402,6 +409,18 @@ def _train_options(args, parser):
     except ValueError as exc:
         parser.error(str(exc))
     return kind, model_args, opt, spelling
+
+
+def _standard_transform(x, binary_weights):
+    """``input_offset`` and ``input_scale`` standardising the features of ``x`` (uint8: ``x / 255``):
+    the mean, and 1/std per feature (features with std 0: 1), or with binary weights, which fold
+    one scale only, 1/(the mean of the stds)."""
+    x = x / 255.0 if x.dtype == "uint8" else x.astype("float64")
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    if binary_weights:
+        spread = float(std.mean())
+        return {"input_offset": mean.astype("float32"), "input_scale": 1.0 / spread if spread > 0 else 1.0}
+    return {"input_offset": mean.astype("float32"), "input_scale": (1.0 / (std + (std == 0))).astype("float32")}
 
 
 def _run_steps(fit_args, n_rows):
@@ -479,6 +498,8 @@ def _cmd_train(args, parser):
         opt = recipe.optimizer()
         fit_args = {**fit_args, **recipe.fit_args()}
     else:
+        if args.standardize:
+            model_args.update(_standard_transform(x_train, model_args["binary_weights"]))
         if kind == "softmax":
             model = softmax_regression(n_in, n_classes, seed=args.seed, backend=args.backend, **model_args)
         else:
