@@ -28,7 +28,8 @@ def test_fuzz_cases_have_only_allowed_outcomes():
     assert report.ok, report.summary()
     assert sum(report.counts.values()) == N_CASES
     # the mix exercises both outcomes of both targets
-    for key in ("rejected (model)", "loaded (model)", "rejected (idx)", "loaded (idx)"):
+    for key in ("rejected (model)", "loaded (model)", "rejected (checkpoint)", "loaded (checkpoint)",
+                "rejected (idx)", "loaded (idx)"):
         assert report.counts[key] > 0, report.summary()
 
 
@@ -67,13 +68,14 @@ def test_cases_are_deterministic_and_cover_every_mutation():
     for a, b in zip(again, (cases[0], cases[17], cases[399])):
         assert a.data == b.data and a.label == b.label
     mutations = {(c.target, c.mutation) for c in cases}
-    expected = {("model", m) for m in ("truncate", "flip", "flip-raw", "meta", "table", "prefix", "arrays",
-                                       "folded")}
+    expected = {(t, m) for m in ("truncate", "flip", "flip-raw", "meta", "table", "prefix", "arrays")
+                for t in ("model", "checkpoint")} | {("model", "folded")}
     expected |= {("idx", m) for m in ("truncate", "flip", "header", "bomb", "options")}
     assert expected <= mutations, expected - mutations
     bases = {c.base for c in cases if c.target == "model"}
     assert {"softmax", "softmax-binary", "softmax-binary-scaled", "mlp-tanh", "mlp-binary",
-            "mlp-binary-weights-bn-scaled", "mlp-binary-latent"} <= bases
+            "mlp-binary-weights-bn-scaled", "mlp-binary-latent", "mlp-tanh-dropout"} <= bases
+    assert {c.base for c in cases if c.target == "checkpoint"} == set(fuzz._bases()["checkpoint"])
 
 
 def test_disallowed_outcomes_are_reported(tmp_path, monkeypatch):
