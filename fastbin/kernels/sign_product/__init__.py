@@ -8,6 +8,8 @@ The kernels live side by side in this folder (the layout of Larq Compute Engine'
   kernel); the reference the others are tested against;
 * ``avx512``: float32 table lookups (``vpermps``), and the exact product by lookups;
 * ``avx512_int16``: int16 table lookups of uint8 rows (``vpermw``, ``vpmaddubsw``);
+* ``avx2``: the exact product of uint8 rows by byte multiply-adds (``vpmaddubsw``)
+  on ±1 int8 signs (x86-64 with AVX2);
 * ``blas``: BLAS on unpacked ±1 signs, a cache-sized block at a time (x86-64 without
   AVX-512F);
 * ``exact``: the exact float product (same bits on every engine, CPU and thread count);
@@ -45,6 +47,7 @@ from .avx512 import (
     sign_matmul_lut16_parallel,
     sign_matmul_lut_parallel,
 )
+from .avx2 import sign_matmul_madd, sign_matmul_madd_parallel
 from .blas import blas_product
 from .exact import exact_lut_product, exact_lut_product_parallel, exact_sign_dot_rows, exact_sign_dot_rows_parallel
 from .portable import (
@@ -108,6 +111,8 @@ _SIGN_MATMUL = {
     "uint8_lut": (_contiguous(sign_matmul_lut), ("lut_chunk_bytes",), "u"),
     "uint8_lut_parallel": (_contiguous(sign_matmul_lut_parallel), ("lut_chunk_bytes",), "u"),
     "uint8_blas": (_uint8_blas, ("blas_chunk_bytes",), "u"),
+    "uint8_madd": (sign_matmul_madd, ("madd_panel_bytes",), "u"),
+    "uint8_madd_parallel": (sign_matmul_madd_parallel, ("madd_panel_bytes",), "u"),
 }
 #: Paths without table arguments, made once (the hot 1 x 784 calls allocate no plan).
 _FIXED = {name: Path(name, kernel) for name, (kernel, keys, _) in _SIGN_MATMUL.items() if not keys}
@@ -119,7 +124,7 @@ PATHS: dict[str, str] = {name: kinds for name, (_, _, kinds) in _SIGN_MATMUL.ite
 NEEDS: dict[str, str] = {
     "lut": "FLOAT_LUT", "lut_parallel": "FLOAT_LUT", "uint8_lut": "FLOAT_LUT",
     "uint8_lut_parallel": "FLOAT_LUT", "uint8_lut16": "INT16_LUT", "uint8_lut16_parallel": "INT16_LUT",
-    "exact_lut": "FLOAT_LUT", "exact_lut_parallel": "FLOAT_LUT", "lut_rows": "FLOAT_LUT",
+    "uint8_madd": "INT8_MADD", "uint8_madd_parallel": "INT8_MADD", "exact_lut": "FLOAT_LUT", "exact_lut_parallel": "FLOAT_LUT", "lut_rows": "FLOAT_LUT",
 }
 
 
@@ -155,6 +160,11 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
             # int16 tables, widened to int32 every 32 groups: exact for every k the int32 result holds
             return path("uint8_lut16_parallel" if config.use_threads("sign_matmul", m * n * k, threads)
                         else "uint8_lut16")
+        if (config.INT8_MADD and "uint8_madd_min_rows" in table and m >= table["uint8_madd_min_rows"]
+                and n >= table["uint8_madd_min_cols"]):
+            # ±1 int8 signs by vpmaddubsw (AVX2 tables only), int16 sums widened every 64 steps: exact
+            return path("uint8_madd_parallel" if config.use_threads("sign_matmul", m * n * k, threads)
+                        else "uint8_madd")
         if (config.SIGN_MATMUL_BLAS and config.SIGN_MATMUL_UINT8_FLOAT_PATH and k <= UINT8_F32_EXACT_MAX_K
                 and _blas_rows(table, m, k, n)):
             return path("uint8_blas")
