@@ -42,9 +42,10 @@ from ..pack import padding_is_zero
 
 __all__ = ["ROWS", "COLS", "FLUSH", "STEP", "signs_into", "sign_matmul_madd", "sign_matmul_madd_parallel"]
 
-#: rows and outputs per register block (12 int16 accumulators of 16 ymm registers)
-ROWS = 4
-COLS = 3
+#: rows and outputs per register block: 8 int16 accumulators, 4 sign vectors and a row's bytes
+#: in the 16 ymm registers (4 x 3 spilled; 2 x 4, 3 x 3, 2 x 5 within noise of each other)
+ROWS = 2
+COLS = 4
 #: inputs per ``vpmaddubsw``
 STEP = 32
 #: steps added in int16 before widening to int32: 64 * 510 = 32640 < 2**15
