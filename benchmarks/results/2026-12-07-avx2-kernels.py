@@ -8,6 +8,7 @@ OPENBLAS_CORETYPE=Haswell, OPENBLAS_NUM_THREADS=1, NUMBA_NUM_THREADS=1 (the .md 
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 
@@ -22,14 +23,15 @@ SHAPES = [(1, 784, 512), (16, 784, 512), (64, 784, 512), (256, 784, 512), (128, 
 BINARY_SHAPES = [(1, 784, 512), (16, 784, 512), (128, 784, 512), (10000, 784, 512), (2048, 2048, 2048)]
 
 
-def timed(fn, budget=1.5, least=7, most=400):
-    """(median, first quartile, third quartile) seconds of ``fn()`` over as many repeats as fit ``budget``."""
-    fn()
+def timed(fn, *args, budget=1.5, least=7, most=400):
+    """(median, first quartile, third quartile) seconds of ``fn(*args)`` over as many repeats as fit
+    ``budget``."""
+    fn(*args)
     times = []
     start = time.perf_counter()
     while len(times) < least or (len(times) < most and time.perf_counter() - start < budget):
         t0 = time.perf_counter()
-        fn()
+        fn(*args)
         times.append(time.perf_counter() - t0)
     q1, med, q3 = np.percentile(times, [25, 50, 75])
     return med, q1, q3
@@ -52,27 +54,27 @@ def main(kind, paths):
         m, k, n = shape
         signs = np.where(rng.random((k, n)) < 0.5, -1.0, 1.0).astype(np.float32)
         xf = rng.standard_normal((m, k)).astype(np.float32)
-        sgemm = timed(lambda: xf @ signs)
+        sgemm = timed(np.matmul, xf, signs)
         w = fastbin.pack_weights(signs)
         if kind == "binary":
             a = fastbin.pack_signs(xf)
             out = np.empty((m, n), np.int32)
             for name in paths or ["public"]:
                 if name == "public":
-                    row("binary_matmul", shape, sgemm, timed(lambda: fastbin.binary_matmul(a, w, threads=False)))
+                    row("binary_matmul", shape, sgemm, timed(functools.partial(fastbin.binary_matmul, threads=False), a, w))
                 else:
                     p = binary_product.plan(m, n, a.n_words, force=name)
-                    row(name, shape, sgemm, timed(lambda: p(a.bits, w.bits, k, out)))
+                    row(name, shape, sgemm, timed(p, a.bits, w.bits, k, out))
             continue
         x = rng.integers(0, 256, (m, k), dtype=np.uint8) if kind == "uint8" else xf
         out = np.empty((m, n), np.int32 if kind == "uint8" else np.float32)
         for name in paths or ["public"]:
             if name == "public":
                 p = sign_product.plan(m, k, n, x.dtype, threads=False)
-                row(f"sign_matmul ({p.name})", shape, sgemm, timed(lambda: fastbin.sign_matmul(x, w, threads=False)))
+                row(f"sign_matmul ({p.name})", shape, sgemm, timed(functools.partial(fastbin.sign_matmul, threads=False), x, w))
             else:
                 p = sign_product.plan(m, k, n, x.dtype, force=name)
-                row(name, shape, sgemm, timed(lambda: p(x, w.bits, out)))
+                row(name, shape, sgemm, timed(p, x, w.bits, out))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from ... import _config
 from ..._limits import UINT8_F32_EXACT_MAX_K
 from ..._tables import AVX2, AVX512
 from .._plan import Path
+from .avx2 import sign_matmul_madd, sign_matmul_madd_parallel
 from .avx512 import (
     lut_product,
     lut_product_parallel,
@@ -47,7 +48,6 @@ from .avx512 import (
     sign_matmul_lut16_parallel,
     sign_matmul_lut_parallel,
 )
-from .avx2 import sign_matmul_madd, sign_matmul_madd_parallel
 from .blas import blas_product
 from .exact import exact_lut_product, exact_lut_product_parallel, exact_sign_dot_rows, exact_sign_dot_rows_parallel
 from .portable import (
@@ -124,7 +124,8 @@ PATHS: dict[str, str] = {name: kinds for name, (_, _, kinds) in _SIGN_MATMUL.ite
 NEEDS: dict[str, str] = {
     "lut": "FLOAT_LUT", "lut_parallel": "FLOAT_LUT", "uint8_lut": "FLOAT_LUT",
     "uint8_lut_parallel": "FLOAT_LUT", "uint8_lut16": "INT16_LUT", "uint8_lut16_parallel": "INT16_LUT",
-    "uint8_madd": "INT8_MADD", "uint8_madd_parallel": "INT8_MADD", "exact_lut": "FLOAT_LUT", "exact_lut_parallel": "FLOAT_LUT", "lut_rows": "FLOAT_LUT",
+    "uint8_madd": "INT8_MADD", "uint8_madd_parallel": "INT8_MADD",
+    "exact_lut": "FLOAT_LUT", "exact_lut_parallel": "FLOAT_LUT", "lut_rows": "FLOAT_LUT",
 }
 
 
