@@ -45,6 +45,8 @@ def row(label, shape, sgemm, ours):
 
 
 def main(kind, paths):
+    serial_binary = functools.partial(fastbin.binary_matmul, threads=False)
+    serial_sign = functools.partial(fastbin.sign_matmul, threads=False)
     rng = np.random.default_rng(0)
     print(f"CPU kind {_config.CPU_KIND}, magic {_config._MAGIC_TUPLE[1]}, Numba threads "
           f"{__import__('numba').get_num_threads()}")
@@ -61,7 +63,7 @@ def main(kind, paths):
             out = np.empty((m, n), np.int32)
             for name in paths or ["public"]:
                 if name == "public":
-                    row("binary_matmul", shape, sgemm, timed(functools.partial(fastbin.binary_matmul, threads=False), a, w))
+                    row("binary_matmul", shape, sgemm, timed(serial_binary, a, w))
                 else:
                     p = binary_product.plan(m, n, a.n_words, force=name)
                     row(name, shape, sgemm, timed(p, a.bits, w.bits, k, out))
@@ -71,7 +73,7 @@ def main(kind, paths):
         for name in paths or ["public"]:
             if name == "public":
                 p = sign_product.plan(m, k, n, x.dtype, threads=False)
-                row(f"sign_matmul ({p.name})", shape, sgemm, timed(functools.partial(fastbin.sign_matmul, threads=False), x, w))
+                row(f"sign_matmul ({p.name})", shape, sgemm, timed(serial_sign, x, w))
             else:
                 p = sign_product.plan(m, k, n, x.dtype, force=name)
                 row(name, shape, sgemm, timed(p, x, w.bits, out))
