@@ -77,7 +77,6 @@ AVX2: dict = {
     # uint8 rows by vpmaddubsw on ±1 int8 signs (kernels.sign_product.avx2) from 2 rows, ahead of
     # everything (1.5-9x the bit planes at 2-32 rows; one row: W's unpacking costs 2x the planes)
     "uint8_madd_min_rows": 2,
-    "uint8_madd_min_cols": 1,
     "madd_panel_bytes": 256 * 1024,  # a panel of x's rows stays in L2 while W's blocks pass over it
 }
 

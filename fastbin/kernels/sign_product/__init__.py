@@ -161,8 +161,7 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
             # int16 tables, widened to int32 every 32 groups: exact for every k the int32 result holds
             return path("uint8_lut16_parallel" if config.use_threads("sign_matmul", m * n * k, threads)
                         else "uint8_lut16")
-        if (config.INT8_MADD and "uint8_madd_min_rows" in table and m >= table["uint8_madd_min_rows"]
-                and n >= table["uint8_madd_min_cols"]):
+        if config.INT8_MADD and "uint8_madd_min_rows" in table and m >= table["uint8_madd_min_rows"]:
             # ±1 int8 signs by vpmaddubsw (AVX2 tables only), int16 sums widened every 64 steps: exact
             return path("uint8_madd_parallel" if config.use_threads("sign_matmul", m * n * k, threads)
                         else "uint8_madd")
