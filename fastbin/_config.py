@@ -66,6 +66,7 @@ __all__ = [
     "FLOAT_LUT",
     "INT16_LUT",
     "INT8_MADD",
+    "FLOAT_LUT8",
     "SIGN_MATMUL_BLAS",
     "SIGN_MATMUL_UINT8_FLOAT_PATH",
     "VECTOR_REGISTERS",
@@ -261,6 +262,9 @@ def int8_madd(magic_tuple: tuple[str, str, str]) -> bool:
 
 #: The AVX2 byte multiply-add kernels can run.
 INT8_MADD: bool = int8_madd(_MAGIC_TUPLE)
+#: The AVX2 8-entry float32 table lookups (``vpermps`` on ymm:
+#: ``fastbin.kernels.sign_product.avx2_lut``) can run: the same CPUs (AVX2).
+FLOAT_LUT8: bool = INT8_MADD
 
 
 def sign_matmul_blas(magic_tuple: tuple[str, str, str]) -> bool:

@@ -10,6 +10,8 @@ The kernels live side by side in this folder (the layout of Larq Compute Engine'
 * ``avx512_int16``: int16 table lookups of uint8 rows (``vpermw``, ``vpmaddubsw``);
 * ``avx2``: the exact product of uint8 rows by byte multiply-adds (``vpmaddubsw``)
   on ±1 int8 signs (x86-64 with AVX2);
+* ``avx2_lut``: float32 8-entry table lookups (``vpermps`` on ymm, groups of 3 inputs;
+  x86-64 with AVX2);
 * ``blas``: BLAS on unpacked ±1 signs, a cache-sized block at a time (x86-64 without
   AVX-512F);
 * ``exact``: the exact float product (same bits on every engine, CPU and thread count);
@@ -39,6 +41,7 @@ from ..._limits import UINT8_F32_EXACT_MAX_K
 from ..._tables import AVX2, AVX512
 from .._plan import Path
 from .avx2 import sign_matmul_madd, sign_matmul_madd_parallel
+from .avx2_lut import sign_matmul_lut3, sign_matmul_lut3_parallel
 from .avx512 import (
     lut_product,
     lut_product_parallel,
@@ -103,6 +106,8 @@ _SIGN_MATMUL = {
     "lut": (sign_matmul_lut, ("lut_chunk_bytes",), "s"),
     "lut_parallel": (sign_matmul_lut_parallel, ("lut_chunk_bytes",), "s"),
     "blas": (blas_product, ("blas_chunk_bytes",), "s"),
+    "lut3": (_contiguous(sign_matmul_lut3), ("lut3_chunk_bytes",), "s"),
+    "lut3_parallel": (_contiguous(sign_matmul_lut3_parallel), ("lut3_chunk_bytes",), "s"),
     # uint8 rows (exact int32)
     "uint8_planes": (sign_matmul_uint8, (), "u"),
     "uint8_float": (sign_matmul_uint8_float, (), "u"),
@@ -125,6 +130,7 @@ NEEDS: dict[str, str] = {
     "lut": "FLOAT_LUT", "lut_parallel": "FLOAT_LUT", "uint8_lut": "FLOAT_LUT",
     "uint8_lut_parallel": "FLOAT_LUT", "uint8_lut16": "INT16_LUT", "uint8_lut16_parallel": "INT16_LUT",
     "uint8_madd": "INT8_MADD", "uint8_madd_parallel": "INT8_MADD",
+    "lut3": "FLOAT_LUT8", "lut3_parallel": "FLOAT_LUT8",
     "exact_lut": "FLOAT_LUT", "exact_lut_parallel": "FLOAT_LUT", "lut_rows": "FLOAT_LUT",
 }
 
@@ -182,6 +188,10 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
     f32 = char == "f"
     if config.FLOAT_LUT and f32 and m >= table["lut_min_rows"] and n >= table["lut_min_cols"]:
         return path("lut_parallel" if threaded else "lut")
+    if (config.FLOAT_LUT8 and f32 and "lut3_min_rows" in table and m >= table["lut3_min_rows"]
+            and n >= table["lut3_min_cols"]):
+        # 8-entry tables of 3 inputs (AVX2 tables only), ahead of BLAS
+        return path("lut3_parallel" if threaded else "lut3")
     if config.SIGN_MATMUL_BLAS and f32 and _blas_rows(table, m, k, n):
         return path("blas")
     if m < table["unpack_min_rows_f32" if f32 else "unpack_min_rows_f64"]:
