@@ -77,11 +77,11 @@ AVX2: dict = {
     # uint8 rows by vpmaddubsw on ±1 int8 signs (kernels.sign_product.avx2) from 2 rows, ahead of
     # everything (1.5-9x the bit planes at 2-32 rows; one row: W's unpacking costs 2x the planes)
     "uint8_madd_min_rows": 2,
-    "madd_panel_bytes": 256 * 1024,
+    "madd_panel_bytes": 256 * 1024,  # a panel of x's rows stays in L2 while W's blocks pass over it
     # float32 rows by 8-entry tables of 3 inputs (kernels.sign_product.avx2_lut), ahead of BLAS
     "lut3_min_rows": 16,
     "lut3_min_cols": 64,
-    "lut3_chunk_bytes": 512 * 1024,  # a pass's index bytes within L2  # a panel of x's rows stays in L2 while W's blocks pass over it
+    "lut3_chunk_bytes": 512 * 1024,  # a pass's index bytes within L2
 }
 
 #: AArch64: the portable kernels (no NEON-specific measurement yet).
