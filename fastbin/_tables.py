@@ -78,9 +78,11 @@ AVX2: dict = {
     # everything (1.5-9x the bit planes at 2-32 rows; one row: W's unpacking costs 2x the planes)
     "uint8_madd_min_rows": 2,
     "madd_panel_bytes": 256 * 1024,  # a panel of x's rows stays in L2 while W's blocks pass over it
-    # float32 rows by 8-entry tables of 3 inputs (kernels.sign_product.avx2_lut), ahead of BLAS
-    "lut3_min_rows": 16,
-    "lut3_min_cols": 64,
+    # float32 rows by 8-entry tables of 3 inputs (kernels.sign_product.avx2_lut), ahead of BLAS:
+    # from 2 rows and 256 outputs (at 64 outputs the register blocks won from 16 rows; one row:
+    # making the index form per call costs more than the bits path's whole product)
+    "lut3_min_rows": 2,
+    "lut3_min_cols": 256,
     "lut3_chunk_bytes": 2 << 20,  # a pass's index bytes (512x4096x4096: 1.3-1.8x sgemm, 0.9-1.3x at 64 KiB-512 KiB)
 }
 
