@@ -196,7 +196,9 @@ _SIGN_MATMUL_PUBLIC = {
     "unpack_parallel": ("avx512", {}, np.float32, 16, 784, 10, True),
     "lut": ("avx512", {}, np.float32, 8, 784, 256, False),
     "lut_parallel": ("avx512", {}, np.float32, 8, 784, 256, True),
-    "blas": ("avx2", {}, np.float32, 64, 784, 256, None),
+    "blas": ("avx2", {"FLOAT_LUT8": False}, np.float32, 64, 784, 256, None),
+    "lut3": ("avx2", {}, np.float32, 16, 784, 256, False),
+    "lut3_parallel": ("avx2", {}, np.float32, 16, 784, 256, True),
     "uint8_planes": ("avx512", {}, np.uint8, 1, 784, 10, None),
     "uint8_float": ("neon", {}, np.uint8, 64, 784, 10, None),
     "uint8_lut16": ("avx512", {}, np.uint8, 32, 784, 256, False),
@@ -346,9 +348,10 @@ def test_tables_hold_their_paths_thresholds():
 # ---------------------------------------------------------------------------
 PACKAGE = FilePath(fastbin.__file__).resolve().parent
 #: The names of the CPU probes and of the threshold table (``fastbin._config``).
-PROBES = {"FLOAT_LUT", "INT16_LUT", "INT8_MADD", "int8_madd", "VECTOR_POPCOUNT", "VECTOR_REGISTERS", "SIGN_MATMUL_BLAS",
-          "SIGN_MATMUL_UINT8_FLOAT_PATH", "CPU_KIND", "TABLE", "TABLES", "_MAGIC_TUPLE", "magic_tuple",
-          "float_lut", "int16_lut", "sign_matmul_blas", "vector_popcount", "vector_registers", "cpu_kind"}
+PROBES = {"FLOAT_LUT", "INT16_LUT", "INT8_MADD", "int8_madd", "FLOAT_LUT8", "VECTOR_POPCOUNT",
+          "VECTOR_REGISTERS", "SIGN_MATMUL_BLAS", "SIGN_MATMUL_UINT8_FLOAT_PATH", "CPU_KIND", "TABLE",
+          "TABLES", "_MAGIC_TUPLE", "magic_tuple", "float_lut", "int16_lut", "sign_matmul_blas",
+          "vector_popcount", "vector_registers", "cpu_kind"}
 #: The modules that may read them: the configuration, the tables and the planners.
 READERS = {"_config.py", "_tables.py", "kernels/sign_product/__init__.py", "kernels/binary_product/__init__.py"}
 

@@ -24,6 +24,8 @@ from fastbin import _config
 from fastbin import reference as R
 from fastbin.kernels.sign_product import avx2
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
 pytestmark = pytest.mark.skipif(not (_config.INT8_MADD or _config.jit_disabled()),
                                 reason="no AVX2 on this CPU (and the JIT is on)")
 
@@ -67,27 +69,44 @@ import numpy as np
 import fastbin
 from fastbin import _config
 from fastbin import reference as R
-from fastbin.kernels import sign_product, binary_product
+from fastbin.kernels import sign_product
+
+sys.path.insert(0, sys.argv[2])
+from tolerance import assert_close
 
 assert _config.CPU_KIND == "avx2" and not _config.FLOAT_LUT and not _config.VECTOR_POPCOUNT, _config.CPU_KIND
-assert _config.INT8_MADD
+assert _config.INT8_MADD and _config.FLOAT_LUT8
 rng = np.random.default_rng(5)
 checked = []
-for m, k, n in [(1, 63, 1), (3, 64, 10), (16, 784, 65), (5, 2100, 9)]:
-    x = rng.integers(0, 256, (m, 2 * k), dtype=np.uint8)[:, ::2]
-    x[0] = 255
+for m, k, n in [(1, 63, 1), (3, 64, 10), (16, 784, 65), (5, 2100, 9), (17, 130, 300)]:
     w = rng.standard_normal((k, n)).astype(np.float32)
     w[:, 0] = -1.0
     packed = fastbin.pack_weights(w)
-    want = R.sign_matmul(x, packed)
-    for name in sys.argv[1].split(","):
-        out = np.full((m, n), 7, np.int32)
-        assert sign_product.plan(m, k, n, x.dtype, force=name)(x, packed.bits, out)
-        assert np.array_equal(out, want), (name, m, k, n)
-        checked.append(name)
-    public = sign_product.plan(m, k, n, x.dtype, threads=False).name
-    assert np.array_equal(fastbin.sign_matmul(x, packed, threads=False), want), (public, m, k, n)
-    checked.append(public)
+    for dtype in (np.uint8, np.float32):
+        if dtype == np.uint8:
+            x = rng.integers(0, 256, (m, 2 * k), dtype=np.uint8)[:, ::2]
+            x[0] = 255
+        else:
+            x = rng.standard_normal((m, k)).astype(np.float32)
+        want = R.sign_matmul(x, packed)
+        scale = max(1.0, float(np.abs(x.astype(np.float64)).sum(axis=1).max()))
+
+        def check(got, what):
+            if dtype == np.uint8:
+                assert got.dtype == np.int32 and np.array_equal(got, want), what
+            else:
+                assert_close(got, want, scale=scale, err_msg=str(what))
+
+        for name in sys.argv[1].split(","):
+            if sign_product.PATHS[name] != ("u" if dtype == np.uint8 else "s"):
+                continue
+            out = np.full((m, n), 7, want.dtype)
+            assert sign_product.plan(m, k, n, x.dtype, force=name)(np.ascontiguousarray(x), packed.bits, out)
+            check(out, (name, m, k, n))
+            checked.append(name)
+        public = sign_product.plan(m, k, n, x.dtype, threads=False).name
+        check(fastbin.sign_matmul(x, packed, threads=False), (public, m, k, n))
+        checked.append(public)
     a = fastbin.pack_signs(rng.standard_normal((m, k)))
     assert np.array_equal(fastbin.binary_matmul(a, packed, threads=False), R.binary_matmul(a, packed))
     checked.append("binary_matmul")
@@ -117,16 +136,16 @@ def test_avx2_paths_compiled_for_zen3():
     env = {**os.environ, "NUMBA_CPU_NAME": "znver3", "NUMBA_CPU_FEATURES": avx2_features(features)}
     env.pop("NUMBA_DISABLE_JIT", None)
     paths = list(avx2_need())
-    done = subprocess.run([sys.executable, "-c", CHILD, ",".join(paths)], env=env, capture_output=True, text=True,
-                          timeout=1200)
+    done = subprocess.run([sys.executable, "-c", CHILD, ",".join(paths), str(HERE)], env=env, capture_output=True,
+                          text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     checked = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(paths) <= set(checked)
-    assert "uint8_madd" in checked  # the public function planned it at 16 rows
+    assert {"uint8_madd", "lut3"} <= set(checked)  # the public function planned them
 
 
 def avx2_need():
-    """The ``sign_matmul`` paths that need the AVX2 multiply-adds."""
+    """The ``sign_matmul`` paths that need AVX2 (the multiply-adds, the 8-entry tables)."""
     from fastbin.kernels import sign_product
 
-    return {name: need for name, need in sign_product.NEEDS.items() if need == "INT8_MADD"}
+    return {name: need for name, need in sign_product.NEEDS.items() if need in ("INT8_MADD", "FLOAT_LUT8")}
