@@ -83,6 +83,11 @@ AVX2: dict = {
     # making the index form per call costs more than the bits path's whole product)
     "lut3_min_rows": 2,
     "lut3_min_cols": 256,
+    # one float32 row by 256-entry tables of 8 inputs (kernels.sign_product.byte_lut) from 256
+    # outputs (1 x 784 x 512: 1.2-1.5x sgemm where the bits path gave 0.6-0.85x; at 64 outputs and
+    # fewer the bits path wins: the tables cost ~3 us per 784 inputs)
+    "bytes_max_rows": 1,
+    "bytes_min_cols": 256,
     "lut3_chunk_bytes": 2 << 20,  # a pass's index bytes (512x4096x4096: 1.3-1.8x sgemm, 0.9-1.3x at 64 KiB-512 KiB)
 }
 

@@ -198,6 +198,7 @@ _SIGN_MATMUL_PUBLIC = {
     "lut_parallel": ("avx512", {}, np.float32, 8, 784, 256, True),
     "blas": ("avx2", {"FLOAT_LUT8": False}, np.float32, 64, 784, 256, None),
     "lut3": ("avx2", {}, np.float32, 16, 784, 256, False),
+    "bytes": ("avx2", {}, np.float32, 1, 784, 256, None),
     "lut3_parallel": ("avx2", {}, np.float32, 16, 784, 256, True),
     "uint8_planes": ("avx512", {}, np.uint8, 1, 784, 10, None),
     "uint8_float": ("neon", {}, np.uint8, 64, 784, 10, None),

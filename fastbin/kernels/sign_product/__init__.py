@@ -12,6 +12,8 @@ The kernels live side by side in this folder (the layout of Larq Compute Engine'
   on ±1 int8 signs (x86-64 with AVX2);
 * ``avx2_lut``: float32 8-entry table lookups (``vpermps`` on ymm, groups of 3 inputs;
   x86-64 with AVX2);
+* ``byte_lut``: one float row by 256-entry tables of 8 inputs, one scalar lookup per
+  byte of W's packed rows (portable; planned on the AVX2 kind);
 * ``blas``: BLAS on unpacked ±1 signs, a cache-sized block at a time (x86-64 without
   AVX-512F);
 * ``exact``: the exact float product (same bits on every engine, CPU and thread count);
@@ -52,6 +54,7 @@ from .avx512 import (
     sign_matmul_lut_parallel,
 )
 from .blas import blas_product
+from .byte_lut import sign_matmul_bytes
 from .exact import exact_lut_product, exact_lut_product_parallel, exact_sign_dot_rows, exact_sign_dot_rows_parallel
 from .portable import (
     sign_dot_rows,
@@ -101,6 +104,7 @@ _SIGN_MATMUL = {
     # float rows
     "bits": (sign_matmul_bits, (), "f"),
     "bits_parallel": (sign_matmul_bits_parallel, (), "f"),
+    "bytes": (_contiguous(sign_matmul_bytes), (), "f"),
     "unpack": (sign_matmul_float, (), "f"),
     "unpack_parallel": (sign_matmul_float_parallel, (), "f"),
     "lut": (sign_matmul_lut, ("lut_chunk_bytes",), "s"),
@@ -188,6 +192,9 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
     f32 = char == "f"
     if config.FLOAT_LUT and f32 and m >= table["lut_min_rows"] and n >= table["lut_min_cols"]:
         return path("lut_parallel" if threaded else "lut")
+    if f32 and "bytes_max_rows" in table and m <= table["bytes_max_rows"] and n >= table["bytes_min_cols"]:
+        # one row: 256-entry tables of 8 inputs, one lookup per byte of W (AVX2 tables only)
+        return _FIXED["bytes"]
     if (config.FLOAT_LUT8 and f32 and "lut3_min_rows" in table and m >= table["lut3_min_rows"]
             and n >= table["lut3_min_cols"]):
         # 8-entry tables of 3 inputs (AVX2 tables only), ahead of BLAS
