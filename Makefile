@@ -21,6 +21,7 @@ help:
 	@echo "make test-c      the C export: host gcc, AArch64/armhf under QEMU, Cortex-M4 size (missing tools skip)"
 	@echo "make test-arm64  kernels, runtime and x86-equal predictions on AArch64 under QEMU (scripts/arm-emu.sh)"
 	@echo "make test-armv7  the runtime's numpy engine on 32-bit ARM (armhf, NumPy 1.24, no Numba) under QEMU"
+	@echo "make bench-arm64 AArch64 instructions per call (QEMU plugin) vs C NEON references -> bench-results/arm64.md"
 	@echo "make test-dask   fastbin.dask on a 2-worker LocalCluster (installs the dask and zarr extras)"
 	@echo "make bench-dask  images/s of fastbin.dask, 1 and 2 workers, against the local runtime"
 	@echo "make clean-cache delete Numba's on-disk kernel cache"
@@ -57,7 +58,7 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed-test
-	$(PY) -m ruff check fastbin tests benchmarks
+	$(PY) -m ruff check fastbin tests benchmarks scripts
 
 test-nojit: $(VENV)/.installed-test
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -m "not slow"
@@ -83,7 +84,7 @@ ARM_GOLDEN    = $(ARMLAB)/golden
 ARM_ENV       = FASTBIN_GOLDEN=$(ARM_GOLDEN) PYTHONPATH=$(CURDIR)
 ARM_PYTEST    = -m pytest -p no:cacheprovider -q -m "not slow" --hypothesis-profile=nojit
 # two emulated pytest runs side by side (a cold Numba compile dominates): the binary products, then the rest
-ARM64_TESTS_A ?= tests/test_binary_matmul.py tests/test_bits.py tests/test_exact_dot.py
+ARM64_TESTS_A ?= tests/test_binary_matmul.py tests/test_bits.py tests/test_exact_dot.py tests/test_planner.py
 ARM64_TESTS_B ?= tests/test_sign_matmul.py tests/test_pack.py tests/test_fold.py tests/test_runtime.py \
                  tests/test_cross_arch.py
 ARM64_SKIP    ?= not without_numba and not numba_named_but_missing
@@ -106,6 +107,21 @@ test-armv7: arm-golden
 	ARMLAB=$(ARMLAB) HOSTPY=$(PY) bash scripts/arm-emu.sh armhf
 	$(ARM_ENV) FASTBIN_CROSS_ENGINES=numpy $(ARMLAB)/qpy-armhf $(ARM_PYTEST) tests/test_cross_arch.py \
 		tests/test_reference.py::test_bn_scale_root_is_correctly_rounded
+
+# AArch64 instruction counts (benchmarks/arm64/README.md): the products at 1 and 64 x 784 x 512 and the
+# runtime's batch-1 predict of a 784-512-512-10 binary MLP, each next to a C NEON reference kernel, counted
+# exactly by a TCG plugin under the dynamic qemu-aarch64 (qemu-user: qemu-aarch64-static loads no plugin),
+# Numba compiling for cortex-a72 (Pi 4) and cortex-a76 (Pi 5). Reuses test-arm64's sysroot in ARMLAB; the
+# Debian packages below are installed when missing (root or sudo). ARM64_CPUS=cortex-a72 for one CPU.
+BENCH_ARM64_DEBS = qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+ARM64_CPUS      ?= cortex-a72,cortex-a76
+.PHONY: bench-arm64
+bench-arm64: $(VENV)/.installed-test
+	@missing=""; for p in $(BENCH_ARM64_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; echo "bench-arm64: apt-get install$$missing"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+	ARMLAB=$(ARMLAB) HOSTPY=$(PY) bash scripts/arm-emu.sh arm64
+	$(PY) benchmarks/arm64/run.py --armlab $(ARMLAB) --cpus $(ARM64_CPUS)
 
 # The demo: both seed notebooks and the binary MLPs, fastbin vs the NumPy
 # reference, results table at the end. DEMO_ARGS=--quick for a short run.
@@ -149,14 +165,15 @@ bench-compare: $(VENV)/.installed-bench
 	@test -n "$(BASELINE)" || { echo "usage: make bench-compare BASELINE=saved/bench.json [THRESHOLD=1.25] [FAIL=1] [NO_RUN=1]"; exit 2; }
 	$(BENCH) $(if $(NO_RUN),--no-run) --compare $(BASELINE) --threshold $(THRESHOLD) $(if $(FAIL),--fail)
 
-# Fuzz the model-file loader and the IDX reader (fastbin/tools/fuzz.py): N seeded cases, run in
+# Fuzz the model-file loaders (fastbin.nn.load, fastbin.runtime.load on both engines) and the IDX
+# reader (scripts/fuzz.py, a developer tool outside the package): N seeded cases, run in
 # worker subprocesses under RLIMIT_AS with a timeout per case; prints the count per outcome and the
 # workers' peak RSS, exits 1 on any disallowed outcome (each listed with its reproduce command).
 N    ?= 2000
 SEED ?= 0
 .PHONY: fuzz
 fuzz: $(VENV)/.installed-test
-	$(PY) -m fastbin.tools.fuzz -n $(N) --seed $(SEED)
+	$(PY) scripts/fuzz.py -n $(N) --seed $(SEED)
 
 clean-cache:
 	find fastbin -name '*.nbi' -delete -o -name '*.nbc' -delete

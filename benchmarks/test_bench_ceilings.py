@@ -11,7 +11,7 @@ import numpy as np
 from benchutil import measure, size
 
 from fastbin._config import jit
-from fastbin.kernels._popcount import popcount
+from fastbin.kernels.intrinsics import popcount
 
 #: 2 x 1024 words = 16 KiB: resident in L1 on every current x86/ARM core.
 XOR_WORDS = 1024

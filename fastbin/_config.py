@@ -1,8 +1,10 @@
-"""Every Numba option fastbin uses, in one place.
+"""Every Numba option fastbin uses, the CPU probes and the choice of threshold table.
 
 Kernels never pass options to Numba themselves: they are decorated with
-:func:`jit` (serial) or :func:`jit_parallel` (``prange`` loops), and the public
-layer picks between a serial and a threaded kernel with the thresholds below.
+:func:`jit` (serial) or :func:`jit_parallel` (``prange`` loops). The planners
+(``fastbin.kernels.sign_product``, ``fastbin.kernels.binary_product``) pick a kernel
+with the probes below and the per-CPU threshold table ``TABLE`` (``fastbin._tables``),
+read when a plan is made.
 
 Why these options:
 
@@ -48,52 +50,33 @@ import sys
 import threading
 
 import numba
+import numpy as np
 from numba.core.registry import cpu_target
 from numba.np.ufunc import parallel as _numba_parallel
+
+from ._tables import TABLES, cpu_kind
 
 __all__ = [
     "CACHE",
     "FASTMATH",
     "FASTMATH_EXACT",
     "JIT_OPTIONS",
-    "PARALLEL_MIN_WORK",
-    "SIGN_MATMUL_UNPACK_MIN_ROWS_F32",
-    "SIGN_MATMUL_LUT_MIN_ROWS",
-    "SIGN_MATMUL_LUT_MIN_COLS",
-    "LUT_NIBBLE_CHUNK_BYTES",
-    "SIGN_MATMUL_UINT8_LUT_MIN_ROWS",
-    "SIGN_MATMUL_UINT8_LUT16_MIN_ROWS",
+    "CPU_KIND",
+    "TABLE",
+    "FLOAT_LUT",
     "INT16_LUT",
+    "INT8_MADD",
+    "FLOAT_LUT8",
     "SIGN_MATMUL_BLAS",
-    "SIGN_MATMUL_BLAS_MIN_ROWS",
-    "SIGN_MATMUL_BLAS_MIN_COLS",
-    "SIGN_MATMUL_BLAS_MIN_ROWS_BIG",
-    "SIGN_MATMUL_BLAS_BIG",
-    "SIGN_MATMUL_BLAS_CHUNK_BYTES",
-    "SIGN_MATMUL_UINT8_LUT_MAX_K",
-    "SIGN_MATMUL_UNPACK_MIN_ROWS_F64",
+    "SIGN_MATMUL_UINT8_FLOAT_PATH",
     "VECTOR_REGISTERS",
     "VECTOR_POPCOUNT",
+    "DOT_BLOCK",
+    "LOGITS_BLOCK",
+    "BYTE_POPCOUNT_LANES",
     "vector_popcount",
     "vector_registers",
-    "SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS",
-    "SIGN_MATMUL_UINT8_FLOAT_PATH",
-    "SIGN_MATMUL_UINT8_FLOAT_HALF_COLS",
-    "DENSE_ROWS_MAX_PRODUCT",
-    "DENSE_BLAS_MAX_ROWS",
-    "DENSE_BLAS_MIN_COLS",
-    "DENSE_LUT_MIN_COLS",
-    "DENSE_LUT_MIN_K",
-    "DENSE_LUT_MIN_ROWS",
-    "DENSE_LUT_MIN_ROWS_SHORT",
-    "EXACT_LUT_MIN_ROWS",
-    "EXACT_LUT_MIN_COLS",
-    "EXACT_LUT_MIN_COLS_LONG",
-    "FEW_ROWS",
-    "THREADED_MIN_COLS",
     "ALIGNED_MIN_WORDS",
-    "EVAL_CHUNK",
-    "FLOAT_LUT",
     "INT32_MAX",
     "BINARY_MATMUL_MAX_K",
     "SIGN_MATMUL_UINT8_MAX_K",
@@ -129,120 +112,9 @@ JIT_OPTIONS: dict = dict(
     boundscheck=False,
 )
 
-#: Minimum amount of work (inner-loop iterations, kernel-specific unit) before
-#: a threaded kernel is used instead of the serial one. An empty parallel region
-#: costs 1-2 us on the 2-core development machine, so small calls stay serial.
-PARALLEL_MIN_WORK: dict[str, int] = {
-    # each about 50-130 us of serial work (benchmarks/results/tuning-notes.md)
-    "binary_matmul": 1 << 19,  # m * n * n_words word operations
-    "sign_matmul": 1 << 21,  # m * n * k multiply-adds
-    "pack_signs": 1 << 20,  # elements
-    "linear_softmax_ce": 1 << 22,  # m * k * c multiply-adds (each done twice)
-}
-
-#: ``sign_matmul`` on float rows: below this many rows of ``x`` the kernels
-#: sum ``x`` signed straight from ``W``'s bits; from it on they unpack ``W``
-#: to a ±1 buffer once and reuse it for every row (crossover measured on
-#: Zen 4: benchmarks/results/tuning-notes.md).
-SIGN_MATMUL_UNPACK_MIN_ROWS_F32: int = 8
-
-#: ``sign_matmul`` on float32 rows where ``FLOAT_LUT``: from this many rows and
-#: outputs on, the table-lookup kernel (``fastbin.kernels.sign_lut``; its
-#: per-call nibble form of ``W`` costs k/4 bytes per output, repaid by a few
-#: rows; its blocks are 64 outputs wide). Measured on the Xeon (rocketlake),
-#: one thread: 1.2-3.6x sgemm from 8 rows and 256 outputs on, where the
-#: unpacking kernel gave 0.3-1.2x (benchmarks/results/2026-12-03-rocketlake-lut.md).
-SIGN_MATMUL_LUT_MIN_ROWS: int = 8
-SIGN_MATMUL_LUT_MIN_COLS: int = 256
-#: The lookup kernels' pass over the rows covers as many groups of 4 inputs as
-#: keep the nibbles (indices) of that pass within this many bytes: half the 2 MiB
-#: L2 of the Xeon measured. From 2 MiB on one pass ran up to 1.5x slower; 1 MiB
-#: beat 512 KiB by 5-10% on the float32 tables (256 x 784 x 4096, 128 x 4096 x 4096)
-#: and tied on the int16 ones (benchmarks/results/2026-12-03-rocketlake-lut16.md).
-LUT_NIBBLE_CHUNK_BYTES: int = 1024 * 1024
-#: ``sign_matmul`` on uint8 rows where ``FLOAT_LUT``: from this many rows (and
-#: ``SIGN_MATMUL_LUT_MIN_COLS`` outputs, ``k <= SIGN_MATMUL_UINT8_LUT_MAX_K``) the
-#: lookup kernel on float32 tables, exact there (every partial sum an integer of
-#: at most ``255 * k <= 2**24``), else the bit-plane kernel. Measured on the Xeon
-#: (rocketlake), one thread: 1.1-1.5x the bit-plane kernel from 128 rows, 0.45-0.8x
-#: at 8-16 rows (benchmarks/results/2026-12-03-rocketlake-lut-uint8.md).
-SIGN_MATMUL_UINT8_LUT_MIN_ROWS: int = 128
-SIGN_MATMUL_UINT8_LUT_MAX_K: int = (1 << 24) // 255
-#: ``sign_matmul`` on uint8 rows where ``INT16_LUT``: from this many rows (and
-#: ``SIGN_MATMUL_LUT_MIN_COLS`` outputs; any ``k`` the int32 result holds) the
-#: lookup kernel on int16 tables (``fastbin.kernels.sign_lut16``, exact), ahead of
-#: both the float32 tables and the bit planes. Measured on the Xeon (rocketlake),
-#: one thread: 1.0-1.9x the bit planes from 32 rows, 1.0-1.4x the float32 tables
-#: from 128 rows; below 32 rows the bit planes win
-#: (benchmarks/results/2026-12-03-rocketlake-lut16.md).
-SIGN_MATMUL_UINT8_LUT16_MIN_ROWS: int = 32
-#: ``sign_matmul`` where ``SIGN_MATMUL_BLAS`` (x86-64 without AVX-512F: no lookup
-#: kernels): from ``MIN_COLS`` outputs and ``MIN_ROWS`` rows (or ``MIN_ROWS_BIG``
-#: rows when ``k * n >= BIG``), float32 rows (and uint8 rows without a vector
-#: popcount, converted to float32: exact while ``255 * k < 2**24``) multiply the
-#: unpacked ±1 float32 signs with BLAS, ``CHUNK_BYTES`` of signs at a time (cache
-#: blocking that fastbin's register-block kernel lacks, and no 64 MiB unpacking of
-#: a 4096 x 4096 W). Measured with the AVX2 code path compiled on the Xeon
-#: (``NUMBA_CPU_NAME=znver2``, AVX-512 features off, ``OPENBLAS_CORETYPE=Haswell``):
-#: 0.84-0.99x sgemm on ±1 floats where the kernel gave 0.21-0.9x; the kernel stays
-#: ahead below 64 rows of a small W and at n = 10
-#: (benchmarks/results/2026-12-03-avx2-emulated.md).
-SIGN_MATMUL_BLAS_MIN_ROWS: int = 64
-SIGN_MATMUL_BLAS_MIN_ROWS_BIG: int = 16
-SIGN_MATMUL_BLAS_BIG: int = 2048 * 2048
-SIGN_MATMUL_BLAS_MIN_COLS: int = 256
-SIGN_MATMUL_BLAS_CHUNK_BYTES: int = 4 << 20
-SIGN_MATMUL_UNPACK_MIN_ROWS_F64: int = 5
-
-
-#: ``dense_sign_matmul`` on float rows (``fastbin.ops.dense``), on m rows
-#: of x times an (k, n) sign(W): the few-row kernel on int8 signs when
-#: ``m == 1`` or ``m * n <= DENSE_ROWS_MAX_PRODUCT``; BLAS on ±1 floats when
-#: ``m < DENSE_BLAS_MAX_ROWS``; from there on ``sign_matmul`` unless
-#: ``n >= DENSE_BLAS_MIN_COLS`` (BLAS again) or the threaded ``sign_matmul``
-#: is due. Measurements: ``benchmarks/results/``, the first layer of the models.
-DENSE_ROWS_MAX_PRODUCT: int = 64
-DENSE_BLAS_MAX_ROWS: int = 16
-DENSE_BLAS_MIN_COLS: int = 64
-#: ... and before all of these, on float32 rows where ``FLOAT_LUT``, the
-#: table-lookup kernel (``fastbin.kernels.sign_lut.lut_product``, nibbles
-#: straight from the real weights) from ``DENSE_LUT_MIN_COLS`` outputs and
-#: ``DENSE_LUT_MIN_K`` inputs on, with ``DENSE_LUT_MIN_ROWS`` rows (k >= 512) or
-#: ``DENSE_LUT_MIN_ROWS_SHORT`` (shorter rows: the tables cost more per output).
-#: Measured on the Xeon (rocketlake), one thread, against BLAS on ±1 floats:
-#: benchmarks/results/2026-12-03-rocketlake-dense-lut.md.
-DENSE_LUT_MIN_COLS: int = 100
-DENSE_LUT_MIN_K: int = 200
-DENSE_LUT_MIN_ROWS: int = 64
-DENSE_LUT_MIN_ROWS_SHORT: int = 256
-#: The *exact* float product (``dense_sign_matmul(exact=True)``) where
-#: ``FLOAT_LUT``: by table lookups on chunks of the grid integers
-#: (``fastbin.kernels.sign_lut.exact_lut_product``, 3-4 lookups per input and
-#: output) from ``EXACT_LUT_MIN_ROWS`` rows and ``EXACT_LUT_MIN_COLS`` outputs
-#: (``EXACT_LUT_MIN_COLS_LONG`` from 2048 inputs on), else row by row on the
-#: bits (``exact_sign_dot_rows``). Measured on the Xeon (rocketlake), one
-#: thread: 1.1-3.2x the row kernel there (benchmarks/results/2026-12-03-rocketlake-dense-lut.md).
-EXACT_LUT_MIN_ROWS: int = 8
-EXACT_LUT_MIN_COLS: int = 64
-EXACT_LUT_MIN_COLS_LONG: int = 100
-
-#: Folded binary layers (``fastbin.runtime``): below this many rows the packed
-#: products use the unblocked kernels of ``fastbin.kernels.few_rows`` (no
-#: per-call scratch buffers).
-FEW_ROWS: int = 16
-
-#: The threaded ``binary_matmul`` of a folded model's float tail only from this
-#: many outputs on (the logits: the threaded kernel measured 36x slower at
-#: 8192 x 512 -> 10 on 2 cores).
-THREADED_MIN_COLS: int = 64
-
 #: Packed outputs of fewer words than this are allocated with ``np.empty``
 #: (``aligned_words``' ``ctypes`` call costs about a microsecond).
 ALIGNED_MIN_WORDS: int = 4096
-
-#: Rows per forward pass of ``Model.forward`` / the runtime (bounds memory;
-#: the folded and unfolded models chunk alike, so their products match).
-EVAL_CHUNK: int = 8192
 
 #: int32 outputs (``binary_matmul``, ``sign_matmul`` on uint8) hold every
 #: result exactly while ``max|result| <= INT32_MAX``: the public functions
@@ -334,18 +206,12 @@ def vector_registers(magic_tuple: tuple[str, str, str]) -> int:
     return 16
 
 
-#: The vector register count of the CPU Numba compiles for, which picks the
-#: register-block shape of ``sign_matmul``'s float dot products
-#: (``fastbin.kernels._dot_blocks``): 4 x 5 blocks (20 accumulators) with 32
-#: registers, as measured on Zen 4 (AVX-512); 4 x 3 blocks (12 accumulators +
-#: 3 loaded rows, no spills) with 16 (the 4 x 5 loop spilled on AVX2;
-#: measurements: benchmarks/results/tuning-notes.md).
-#: Decided at import from ``magic_tuple()``: safe with ``cache=True`` because
-#: Numba keys every cache entry by that same tuple (see above), so machine
-#: code compiled with one block shape is only loaded on a CPU that picks the
-#: same shape (also under ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``, which
-#: both the tuple and this choice follow).
+# The probes: what the CPU Numba compiles for can run, each decided once at import
+# from ``magic_tuple()``, the tuple Numba keys every cache entry by (see above).
+# Only the planners (``fastbin.kernels.sign_product``, ``fastbin.kernels.binary_product``)
+# read them, when a plan is made (tests/test_planner.py greps for that).
 _MAGIC_TUPLE = cpu_target.target_context.codegen().magic_tuple()
+#: SIMD registers (32: AVX-512, AArch64; else 16).
 VECTOR_REGISTERS: int = vector_registers(_MAGIC_TUPLE)
 
 
@@ -358,39 +224,47 @@ def vector_popcount(magic_tuple: tuple[str, str, str]) -> bool:
     return triple.split("-", 1)[0] == "x86_64" and "+avx512vpopcntdq" in features.split(",")
 
 
-#: Whether the CPU Numba compiles for has a native vector popcount; without
-#: one, ``binary_matmul``'s lane kernel sums byte popcounts instead
-#: (``fastbin.kernels._lanes_bytes``). Chosen at import from the same tuple
-#: as the cache key (see above).
+#: A native vector popcount (AVX-512 VPOPCNTDQ).
 VECTOR_POPCOUNT: bool = vector_popcount(_MAGIC_TUPLE)
+
 
 def float_lut(magic_tuple: tuple[str, str, str]) -> bool:
     """Whether the target of ``codegen.magic_tuple()`` has AVX-512F's 16-lane
     float permute (``vpermps`` on zmm), which the table-lookup product of
-    ``fastbin.kernels.sign_lut`` is written with (x86-64 only)."""
+    ``fastbin.kernels.sign_product.avx512`` is written with (x86-64 only)."""
     triple, _cpu, features = magic_tuple
     return triple.split("-", 1)[0] == "x86_64" and "+avx512f" in features.split(",")
 
 
-#: Whether few float32 rows of ``x @ sign(W)`` before a threshold take the
-#: table-lookup kernel (``fastbin.kernels.sign_lut``) instead of the int8
-#: multiply-add one; nothing calls (so nothing compiles) the lookup kernel
-#: where this is False. Chosen at import from the same tuple as the cache key.
+#: The float32 table-lookup kernels can run (nothing calls, so nothing compiles, them elsewhere).
 FLOAT_LUT: bool = float_lut(_MAGIC_TUPLE)
 
 
 def int16_lut(magic_tuple: tuple[str, str, str]) -> bool:
     """Whether the target of ``codegen.magic_tuple()`` has AVX-512BW's 32-lane int16
     permute (``vpermw`` on zmm) and byte multiply-adds (``pmaddubsw`` on zmm), which
-    ``fastbin.kernels.sign_lut16`` is written with (x86-64 only)."""
+    ``fastbin.kernels.sign_product.avx512_int16`` is written with (x86-64 only)."""
     triple, _cpu, features = magic_tuple
     return triple.split("-", 1)[0] == "x86_64" and "+avx512bw" in features.split(",")
 
 
-#: Whether many uint8 rows of ``sign_matmul`` take the int16 lookup kernel; nothing
-#: calls (so nothing compiles) it where this is False. Chosen at import from the
-#: same tuple as the cache key.
+#: The int16 table-lookup kernels can run.
 INT16_LUT: bool = int16_lut(_MAGIC_TUPLE)
+
+
+def int8_madd(magic_tuple: tuple[str, str, str]) -> bool:
+    """Whether the target of ``codegen.magic_tuple()`` has AVX2's 32-byte multiply-adds
+    (``vpmaddubsw``, ``vpmaddwd`` on ymm), which ``fastbin.kernels.sign_product.avx2`` is
+    written with (x86-64 only; every AVX-512 CPU has them too)."""
+    triple, _cpu, features = magic_tuple
+    return triple.split("-", 1)[0] == "x86_64" and "+avx2" in features.split(",")
+
+
+#: The AVX2 byte multiply-add kernels can run.
+INT8_MADD: bool = int8_madd(_MAGIC_TUPLE)
+#: The AVX2 8-entry float32 table lookups (``vpermps`` on ymm:
+#: ``fastbin.kernels.sign_product.avx2_lut``) can run: the same CPUs (AVX2).
+FLOAT_LUT8: bool = INT8_MADD
 
 
 def sign_matmul_blas(magic_tuple: tuple[str, str, str]) -> bool:
@@ -400,25 +274,28 @@ def sign_matmul_blas(magic_tuple: tuple[str, str, str]) -> bool:
     return magic_tuple[0].split("-", 1)[0] == "x86_64" and not float_lut(magic_tuple)
 
 
-#: Chosen at import from the same tuple as the cache key.
+#: Many rows through BLAS on unpacked signs (x86-64 without AVX-512F).
 SIGN_MATMUL_BLAS: bool = sign_matmul_blas(_MAGIC_TUPLE)
 
-#: Whether ``sign_matmul`` on uint8 rows may take the exact float32 path
-#: (below). Only without a native vector popcount: with VPOPCNTDQ the
-#: bit-plane kernel is fast and the float path was not measured there.
-#: Chosen at import from the same tuple as the cache key (see above).
+#: uint8 rows may take the exact float32 register blocks (only without a native vector
+#: popcount: with VPOPCNTDQ the bit planes are fast; benchmarks/results/tuning-notes.md).
 SIGN_MATMUL_UINT8_FLOAT_PATH: bool = not VECTOR_POPCOUNT
 
-#: ``sign_matmul`` on uint8 rows: the kernel converts ``x`` to float32 and
-#: multiplies with ``W`` unpacked to ±1 (exact, see ``fastbin.kernels.
-#: sign_matmul``) instead of splitting rows into bit-planes from
-#: ``m >= MIN_ROWS * n / (n + HALF_COLS)`` rows on: unpacking costs ~n, the
-#: saving per row is a row's plane split plus a little per output (the float
-#: block product beat the plane popcounts per output), so few rows repay a
-#: narrow W and at most ``MIN_ROWS`` a wide one (fitted on Zen 2:
-#: benchmarks/results/tuning-notes.md).
-SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS: int = 40
-SIGN_MATMUL_UINT8_FLOAT_HALF_COLS: int = 92
+#: The CPU kind (``fastbin._tables.cpu_kind``) and its threshold table, chosen once here;
+#: read when a plan is made (never inside jitted code).
+CPU_KIND: str = cpu_kind(_MAGIC_TUPLE)
+TABLE: dict = TABLES[CPU_KIND]
+
+# Compile-time choices, keyed by the CPU like the cache entries that hold them (so a
+# cache written with one choice is only loaded on a CPU that makes the same one, also
+# under NUMBA_CPU_NAME/NUMBA_CPU_FEATURES): register-block shapes and the popcount lanes.
+#: ``sign_matmul``'s float register blocks (``kernels.sign_product._dot_blocks``): 4 x 5
+#: with 32 vector registers, 4 x 3 with 16 (the 4 x 5 loop spilled on AVX2).
+DOT_BLOCK: str = "4x5" if VECTOR_REGISTERS >= 32 else "4x3"
+#: The fused linear + softmax CE's logit blocks (``kernels.linear_ce``).
+LOGITS_BLOCK: str = "8x2" if VECTOR_REGISTERS >= 32 else "4x3"
+#: ``binary_matmul``'s lane kernel sums byte popcounts (no native vector popcount).
+BYTE_POPCOUNT_LANES: bool = not VECTOR_POPCOUNT
 
 
 def jit(*args, **overrides):
@@ -471,16 +348,23 @@ def use_threads(kernel: str, work: int, threads: bool | None) -> bool:
     """Whether a public function should call the threaded kernel.
 
     ``threads=None`` means automatic: ``work`` (in the unit of
-    ``PARALLEL_MIN_WORK[kernel]``) at least the threshold and more than one
+    ``TABLE["parallel_min_work"][kernel]``) at least the threshold and more than one
     Numba thread. The cheap test comes first: ``numba.get_num_threads()``
     costs about a microsecond, as much as a whole 1 x 784 product.
-    ``True``/``False`` force the choice, except that on a threading layer
+    ``True``/``False`` (or ``numpy.bool_``) force the choice, except that on a threading layer
     that is not thread-safe only the main thread gets the threaded kernel
-    (:func:`threads_allowed_here`).
+    (:func:`threads_allowed_here`). Anything else (``2``, ``"yes"``) is a
+    ``TypeError`` naming ``threads``, raised before any kernel runs.
     """
     if threads is None:
-        if work < PARALLEL_MIN_WORK[kernel] or numba.get_num_threads() <= 1:
+        if work < TABLE["parallel_min_work"][kernel] or numba.get_num_threads() <= 1:
             return False
-    elif not threads:
-        return False
+    elif threads is False or threads is True:
+        if not threads:
+            return False
+    elif isinstance(threads, np.bool_):
+        if not threads:
+            return False
+    else:  # 2, "yes", 1.0: not a choice of the two
+        raise TypeError(f"threads must be None, True or False, got {threads!r}")
     return threads_allowed_here()

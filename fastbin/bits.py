@@ -32,7 +32,7 @@ Allocation
 Packed buffers start on a 64-byte boundary (``ALIGNMENT``: one cache line,
 one AVX-512 register): unaligned packed operands measured about 27% slower.
 
-Plain NumPy: the popcount the kernels use is ``fastbin.kernels._popcount``.
+Plain NumPy: the popcount the kernels use is ``fastbin.kernels.intrinsics``.
 """
 from __future__ import annotations
 

@@ -55,6 +55,7 @@ __all__ = [
     # trainable model and the folded runtime (the same operations, the same bits)
     "dense_affine",
     "offset_bias",
+    "binary_eval_scale",
     "bn_affine",
     "bn_scale",
     # the exact real-valued product x @ sign(W) of the evaluation path
@@ -311,7 +312,7 @@ def refine_near_thresholds(x, rows, dot, thresholds, *, pairs_per_chunk=4096):
     times ``THRESHOLD_BOUND_FACTOR``), plus the grid's rounding (``k *
     max|x| * 2**-G``), plus two ulps of the threshold. Only those entries are
     recomputed, each as one exact dot product. The jitted
-    ``fastbin.kernels.exact_dot.refine_near_thresholds`` does the same."""
+    ``fastbin.kernels.sign_product.exact.refine_near_thresholds`` does the same."""
     unit, tiny = rounding_constants(dot.dtype)
     m, k = x.shape
     x64 = np.abs(x.astype(np.float64))
@@ -403,6 +404,23 @@ def dense_affine(dot, scale, bias, *, out=None):
     if bias is not None:
         z += bias
     return z
+
+
+def binary_eval_scale(alpha, input_scale, n, dtype, uint8_input):
+    """``dense_affine``'s scale (n,) of a binary layer's evaluation path, or None: ``alpha``
+    (n,) or None, times the layer's single input scale ``s`` (``input_scale``: None, or a
+    (k,) vector holding one value, which a binary layer folds: ``((x - o) * s) @ sign(W) =
+    s * (x @ sign(W)) - s * (o @ sign(W))``), times ``1/255`` for raw pixels (``uint8_input``).
+    Each factor is applied element by element in ``dtype``."""
+    dtype = np.dtype(dtype)
+    scale = alpha
+    if input_scale is not None:
+        s = np.asarray(input_scale, dtype=dtype).reshape(-1)[0]
+        scale = np.full(n, s, dtype=dtype) if scale is None else (scale * s).astype(dtype)
+    if not uint8_input:
+        return scale
+    inv = np.full(n, 1.0 / 255.0, dtype=dtype)
+    return inv if scale is None else (scale * inv).astype(dtype)
 
 
 def offset_bias(bias, input_offset, signs, alpha, dtype):

@@ -157,7 +157,7 @@ def test_binary_matmul_rejects_bad_input(rng):
 def test_garbage_padding_would_change_the_result(rng):
     """Why the padding is checked: the XOR loop counts padding bits, so the raw
     kernel refuses (returns False, writes nothing) and the API raises."""
-    from fastbin.kernels import binary_matmul as module
+    from fastbin.kernels.binary_product import blocked as module
 
     a, w = _operands(rng, 2, 70, 3)
     bad = _garbage_padding(a)
@@ -220,7 +220,7 @@ def test_user_njit_function_calls_the_raw_kernels(rng):
 
 
 # ------------------------------------------- both word loops of the lane block
-from fastbin.kernels import _lanes, _lanes_bytes  # noqa: E402
+from fastbin.kernels.binary_product import _lanes, _lanes_bytes  # noqa: E402
 
 #: Across the byte-sum / Harley-Seal switch (32 words, also the i8 limit),
 #: Harley-Seal tails (n_words % 4) and its widening every 124 words.
@@ -289,8 +289,7 @@ def test_binary_matmul_k_limit(monkeypatch):
     monkeypatch.setattr(matmul, "BINARY_MATMUL_MAX_K", 100)
     ones = lambda k: PackedSigns(np.zeros((2, -(-k // 64)), np.uint64), k)  # noqa: E731 (all +1)
     np.testing.assert_array_equal(fastbin.binary_matmul(ones(100), ones(100)), 100)
-    monkeypatch.setattr(matmul, "binary_matmul_kernel", _must_not_run)
-    monkeypatch.setattr(matmul, "binary_matmul_parallel", _must_not_run)
+    monkeypatch.setattr(matmul, "_plan_binary", _must_not_run)
     for threads in (None, True, False):
         with pytest.raises(ValueError, match=r"k=101 is too long for the int32 result.*at most 100"):
             fastbin.binary_matmul(ones(101), ones(101), threads=threads)

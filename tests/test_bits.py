@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastbin
-from fastbin.kernels import _popcount as popcount_module
+from fastbin.kernels import intrinsics as popcount_module
 from fastbin.packed import PackedSigns
 
 EDGE_WORDS = [0, 1, (1 << 64) - 1, 1 << 63, (1 << 63) - 1, 0x5555555555555555, 0xF0F0F0F0F0F0F0F0]

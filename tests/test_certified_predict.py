@@ -9,9 +9,11 @@ import pytest
 from random_models import randomise
 
 from fastbin import runtime
-from fastbin._config import FEW_ROWS
+from fastbin._config import TABLE
 from fastbin.nn.model import mlp, softmax_regression
 from fastbin.runtime import model as runtime_model
+
+FEW_ROWS = TABLE["few_rows"]
 
 
 def _tied(model, rng):
@@ -67,7 +69,7 @@ def test_the_check_can_fail_and_undecided_rows_are_recomputed(tmp_path, rng, mon
     """The fast product replaced by the exact one plus an error of up to 0.99 of its bound
     (random signs): the classes stay exact and only the tied rows are recomputed; with the
     same error and a zero-width interval, tied rows come out wrong."""
-    from fastbin.kernels.exact_dot import row_bound
+    from fastbin.kernels.sign_product.exact import row_bound
     from fastbin.ops.dense import dense_sign_matmul
     from fastbin.runtime import _numba
 
@@ -78,14 +80,13 @@ def test_the_check_can_fail_and_undecided_rows_are_recomputed(tmp_path, rng, mon
     want = np.argmax(model.logits(x), axis=1)
     unit = np.finfo(np.float32).eps / 2
 
-    def perturbed(a, w, *, exact=True, **caches):
+    def perturbed(path, a, w, **caches):  # the engine's fast product (plan_dense(exact=False)'s path)
+        assert not path.name.startswith("exact")
         dot = dense_sign_matmul(a, w, exact=True)
-        if exact:
-            return dot
         bounds = np.array([row_bound(row, unit) for row in a])[:, None]
         return (dot + 0.99 * bounds * rng.choice([-1.0, 1.0], dot.shape)).astype(dot.dtype)
 
-    monkeypatch.setattr(_numba, "dense_sign_matmul", perturbed)
+    monkeypatch.setattr(_numba, "dense_product", perturbed)
     recomputed = []
     real_call = runtime_model.FloatStage.__call__
 

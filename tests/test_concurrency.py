@@ -108,7 +108,7 @@ def test_eight_threads_calling_every_op_match_serial(monkeypatch):
     forced, pack_signs' threshold lowered so it threads too); each result
     equals the one computed serially beforehand (``APPROXIMATE``: within the
     float32 tolerance)."""
-    monkeypatch.setitem(_config.PARALLEL_MIN_WORK, "pack_signs", 1)
+    monkeypatch.setitem(_config.TABLE["parallel_min_work"], "pack_signs", 1)
     serial_calls = _calls(np.random.default_rng(12), threads=False)
     expected = {name: _flat(call()) for name, call in serial_calls.items()}
     calls = _calls(np.random.default_rng(12), threads=True)

@@ -561,3 +561,15 @@ def test_conv_model_file_activation_bound_is_checked(rng, tmp_path):
     save_arrays(tmp_path / "huge.fbm", meta, arrays)
     with pytest.raises(ModelFileError, match=r"layer 3 \(conv2d\) can reach activations of magnitude"):
         load(tmp_path / "huge.fbm")
+
+
+def test_an_empty_batch_gives_an_empty_result():
+    """As every other model and engine: logits (0, n_classes), classes (0,), trainable and folded."""
+    from fastbin.nn.model import bnn_conv
+
+    model = bnn_conv(channels=(4, 4, 8, 8), seed=0)
+    folded = model.to_inference()
+    for x in (np.zeros((0, 784), np.float32), np.zeros((0, 28, 28, 1), np.uint8)):
+        assert model.forward(x).shape == (0, 10) and model.predict(x).shape == (0,)
+        assert folded.logits(x).shape == (0, 10) and folded.predict(x).shape == (0,)
+        assert folded.predict(x).dtype == np.int64

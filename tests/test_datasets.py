@@ -301,3 +301,36 @@ def test_batch_iterator_errors():
         BatchIterator(x, y, 0)
     with pytest.raises(ValueError, match="empty"):
         BatchIterator(x[:0], y[:0], 1)
+
+
+def test_verified_gzip_is_not_decompressed_past_the_published_shape(tmp_path, monkeypatch):
+    """Issue 21, item 7: with a content digest to check, a gzip IDX file must declare exactly the
+    published shape before anything is decompressed: a 50 KB bomb declaring 60,001 images is refused
+    at its header, not inflated to 47 MB first."""
+    import zlib
+
+    from fastbin.io.idx import IdxError
+
+    info = ds._FASHION.files["x_train"]
+    bomb = tmp_path / f"{info.stem}.gz"
+    bomb.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + struct.pack(">III", 60001, 28, 28) + bytes(60001 * 784)))
+    assert bomb.stat().st_size < 100_000
+    inflated = []
+    real = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, *args, **kwargs):
+            self._d = real(*args, **kwargs)
+
+        def decompress(self, data, max_length=0):
+            out = self._d.decompress(data, max_length)
+            inflated.append(len(out))
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self._d, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)  # the one gzip.GzipFile uses
+    with pytest.raises(IdxError, match=r"header declares \(60001, 28, 28\).*SHA-256 does not match.*verify=False"):
+        ds._load_file(bomb, info, verify=True)
+    assert sum(inflated) < 1 << 20, sum(inflated)

@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import struct
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +29,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.hits.append(self.path)
         mode, _, name = self.path.lstrip("/").partition("/")
         data = self.files.get(name)
-        if data is None or mode not in ("ok", "short"):
+        if data is None or mode not in ("ok", "short", "drip"):
             self.send_error(404)
             return
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         try:
-            if mode == "short":  # promise everything, send half, hang up
+            if mode == "drip":  # one byte every 0.1 s: never idle long enough for a per-read timeout
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            elif mode == "short":  # promise everything, send half, hang up
                 self.wfile.write(data[: len(data) // 2])
                 self.wfile.flush()
                 self.close_connection = True
@@ -47,7 +53,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    """(base_url, files dict, hits list); serves /ok/<name> and /short/<name>."""
+    """(base_url, files dict, hits list); serves /ok/<name>, /short/<name> and /drip/<name>."""
     handler = type("Handler", (_Handler,), {"files": {}, "hits": []})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
@@ -234,3 +240,35 @@ def test_download_real_fashion_mnist(server, isolated):  # noqa: F811
     cache = isolated / "xdg" / "fastbin" / "fashion-mnist"
     for info in ds._FASHION.files.values():
         assert hashlib.sha256((cache / f"{info.stem}.gz").read_bytes()).hexdigest() == info.gz_sha256
+
+
+def test_a_dripping_server_meets_the_overall_deadline(server, tmp_path):
+    """Issue 21, item 7: a byte every 0.1 s never trips the 10 s per-read timeout; the overall
+    deadline ends the download, and nothing is left behind."""
+    base, files, _ = server
+    files["a.gz"] = bytes(200)  # 20 s at the server's pace
+    with pytest.raises(DownloadError, match=r"no complete file within the 1(\.0)? s deadline"):
+        download_file([f"{base}/drip/a.gz"], tmp_path / "a.gz", hashlib.sha256(files["a.gz"]).hexdigest(),
+                      timeout=10, deadline=1.0)
+    assert _leftovers(tmp_path) == []
+
+
+def test_part_files_of_a_killed_download_are_removed_by_the_next(server, tmp_path):
+    """Issue 21, item 7: a download killed outright leaves its ``.part`` file; the next download of the
+    same target deletes it once it is old enough that no download still writes it."""
+    import os
+
+    from fastbin.io.atomic import STALE_TEMP_SECONDS
+
+    base, files, _ = server
+    files["a.gz"] = b"payload"
+    stale = tmp_path / ".a.gz.0123456789abcdef.part"
+    fresh = tmp_path / ".a.gz.fedcba9876543210.part"  # another download, still running
+    other = tmp_path / ".b.gz.0123456789abcdef.part"  # another target's
+    for p in (stale, fresh, other):
+        p.write_bytes(b"partial")
+    for p in (stale, other):
+        t = p.stat().st_mtime - STALE_TEMP_SECONDS - 60
+        os.utime(p, (t, t))
+    download_file([f"{base}/ok/a.gz"], tmp_path / "a.gz", hashlib.sha256(b"payload").hexdigest(), timeout=10)
+    assert _leftovers(tmp_path) == sorted(["a.gz", fresh.name, other.name])

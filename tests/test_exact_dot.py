@@ -1,6 +1,6 @@
 """The exact ``x @ sign(W)`` of the evaluation path (``fastbin.reference.dense_sign_matmul``
 on float input) and the refinement of a fast product near thresholds
-(``fastbin.kernels.exact_dot``): the jitted kernels give the reference's bits over a grid of
+(``fastbin.kernels.sign_product.exact``): the jitted kernels give the reference's bits over a grid of
 shapes, dtypes and scales (non-finite rows, subnormals and huge values included), the
 product is within float rounding of the float64 sum, and a fast product refined near its
 thresholds decides every threshold as the exact product does, even when the fast product is
@@ -17,13 +17,16 @@ import fastbin
 from fastbin import _config
 from fastbin import reference as R
 from fastbin._config import FLOAT_LUT, jit_disabled
-from fastbin.kernels.exact_dot import (
+from fastbin.kernels.sign_product.avx512 import nibbles_of
+from fastbin.kernels.sign_product.exact import (
+    exact_chunks,
+    exact_lut_product,
+    exact_lut_product_parallel,
     exact_sign_dot_rows,
     exact_sign_dot_rows_parallel,
     grid_scratch,
     refine_near_thresholds,
 )
-from fastbin.kernels.sign_lut import exact_chunks, exact_lut_product, exact_lut_product_parallel, lut_nibbles
 from fastbin.reference import rounding_constants
 
 DTYPES = [np.float32, np.float64]
@@ -193,7 +196,7 @@ def test_grid_bits():
         assert k * 2 ** R.grid_bits(k) <= 2**52
 
 
-# The exact product by table lookups (fastbin.kernels.sign_lut.exact_lut_product, AVX-512) ---------
+# The exact product by table lookups (fastbin.kernels.sign_product.avx512.exact_lut_product, AVX-512) ---------
 
 needs_lut = pytest.mark.skipif(not (FLOAT_LUT or jit_disabled()),
                                reason="the lookup kernels need AVX-512F (FLOAT_LUT); a plain-Python twin without JIT")
@@ -202,7 +205,7 @@ needs_lut = pytest.mark.skipif(not (FLOAT_LUT or jit_disabled()),
 def _exact_by_lookup(x, packed, parallel=False):
     out = np.full((x.shape[0], packed.rows), np.nan, x.dtype)
     kernel = exact_lut_product_parallel if parallel else exact_lut_product
-    kernel(x, packed.bits, lut_nibbles(packed.bits, packed.n_bits), out)
+    kernel(x, packed.bits, nibbles_of(packed.bits, packed.n_bits), out)
     return out
 
 
@@ -264,8 +267,8 @@ def test_dense_sign_matmul_takes_the_lookups_and_gives_the_same_bits(m, k, n, rn
     exact_sign_dot_rows(x, packed.bits, rows, grid_scratch(k))
     np.testing.assert_array_equal(rows, want)
     np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, w), want)
-    np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, packed, nibbles=lut_nibbles(packed.bits, k)), want)
-    monkeypatch.setitem(_config.PARALLEL_MIN_WORK, "sign_matmul", 0)  # the threaded lookups
+    np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, packed, nibbles=nibbles_of(packed.bits, k)), want)
+    monkeypatch.setitem(_config.TABLE["parallel_min_work"], "sign_matmul", 0)  # the threaded lookups
     np.testing.assert_array_equal(fastbin.dense_sign_matmul(x, packed), want)
     with pytest.raises(ValueError, match="nibble form"):
-        fastbin.dense_sign_matmul(x, packed, nibbles=lut_nibbles(packed.bits, k)[:, :1])
+        fastbin.dense_sign_matmul(x, packed, nibbles=nibbles_of(packed.bits, k)[:, :1])

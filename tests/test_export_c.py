@@ -303,3 +303,30 @@ def test_fashion_mnist_test_set(tmp_path, recipe, target):
         pytest.skip(f"Fashion-MNIST not installed: {data}")
     _need(TARGETS[target][0], *TARGETS[target][2])
     _compare(tmp_path, _trained(recipe), data.x_test, target)
+
+
+def test_export_c_any_file_name_and_atomic_files(tmp_path, capsys, monkeypatch):
+    """Issue 21, item 5: a model file name outside ASCII is exported (cited escaped in the ASCII C files);
+    a failed export leaves the previous export's files as they were, and no temporary file."""
+    model = _models()["bnn-odd-no-bn"]()
+    out = tmp_path / "c"
+    plain = str(tmp_path / "m.fbm")
+    model.save(plain)
+    assert cli.main(["export-c", plain, "-o", str(out), "--name", "tiny"]) == 0
+    previous = {p: (out / p).read_bytes() for p in ("tiny.h", "tiny.c")}
+    odd = str(tmp_path / "modèle-ü\u2013.fbm")
+    model.save(odd)
+    assert cli.main(["export-c", odd, "-o", str(out), "--name", "tiny"]) == 0, capsys.readouterr().err
+    header = (out / "tiny.h").read_bytes()
+    assert header.isascii() and b"mod\\xe8le-\\xfc\\u2013.fbm" in header
+    assert (out / "tiny.c").read_bytes().split(b"\n", 1)[1] == previous["tiny.c"].split(b"\n", 1)[1]
+    previous = {p: (out / p).read_bytes() for p in ("tiny.h", "tiny.c")}
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert cli.main(["export-c", plain, "-o", str(out), "--name", "tiny"]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["tiny.c", "tiny.h"]
+    assert {p: (out / p).read_bytes() for p in ("tiny.h", "tiny.c")} == previous

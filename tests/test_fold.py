@@ -182,8 +182,8 @@ def test_folded_equals_unfolded_few_rows(backend, m, rng):
 @pytest.mark.parametrize("n", [1, 10, 63, 64, 65, 130])
 def test_few_row_and_threshold_kernels_match_numpy(n, rng):
     from fastbin import pack_signs, pack_weights
-    from fastbin.kernels.few_rows import binary_dot_rows, dense_sign_rows
-    from fastbin.kernels.threshold import threshold_pack
+    from fastbin.kernels.binary_product.few_rows import binary_dot_rows, dense_sign_rows
+    from fastbin.kernels.binary_product.threshold import threshold_pack
     from fastbin.reference import binary_dense_sign, binary_matmul
 
     k, m = 70, 5
@@ -221,7 +221,7 @@ def test_folded_equals_unfolded_threaded_first_layer(threshold, rng, monkeypatch
 
     from fastbin import _config
 
-    monkeypatch.setitem(_config.PARALLEL_MIN_WORK, "sign_matmul", threshold)
+    monkeypatch.setitem(_config.TABLE["parallel_min_work"], "sign_matmul", threshold)
     model = mlp([70, 80, 10], binary_weights=True, binary_activations=True, seed=3, backend="fastbin")
     _randomise(model, rng)
     folded = model.to_inference()

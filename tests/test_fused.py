@@ -8,9 +8,11 @@ import pytest
 from random_models import randomise
 
 from fastbin import runtime
-from fastbin._config import FEW_ROWS
+from fastbin._config import TABLE
 from fastbin.nn.model import mlp, softmax_regression
 from fastbin.runtime import _fused
+
+FEW_ROWS = TABLE["few_rows"]
 
 #: name -> constructor of a kind the fused path runs (odd sizes: n_in 100, hidden 65/33, 7 classes)
 FUSED_KINDS = {
@@ -109,7 +111,7 @@ def test_large_batches_keep_the_stage_path(models, rng, monkeypatch):
     from fastbin import _config
 
     model = models["bnn"].to_inference()
-    monkeypatch.setitem(_config.PARALLEL_MIN_WORK, "binary_matmul", 1)
+    monkeypatch.setitem(_config.TABLE["parallel_min_work"], "binary_matmul", 1)
     for m in (FEW_ROWS - 1, FEW_ROWS, 40):
         x = _inputs(rng, m, 100)["uint8"]
         before = model.fused.calls

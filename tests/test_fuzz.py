@@ -1,13 +1,23 @@
-"""The fuzzer (fastbin.tools.fuzz): seeded hostile model and IDX files, each case in a worker
-subprocess with a memory cap and a timeout; only the documented error or a sound model is allowed.
+"""The fuzzer (scripts/fuzz.py, outside the installed package): seeded hostile model and IDX files,
+each case in a worker subprocess with a memory cap and a timeout, every model file read by
+``fastbin.nn.load`` and ``fastbin.runtime.load`` on both engines; only the documented error from
+every loader, or a sound model that every loader reads alike, is allowed.
 
 ``make fuzz N=5000`` runs the long version."""
+import importlib.util
 import os
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fastbin.tools import fuzz
+_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fuzz.py"
+_spec = importlib.util.spec_from_file_location("fastbin_fuzz_script", _SCRIPT)
+fuzz = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = fuzz  # dataclasses look their module up
+_spec.loader.exec_module(fuzz)
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 N_CASES = 120 if NOJIT else 300
@@ -18,8 +28,38 @@ def test_fuzz_cases_have_only_allowed_outcomes():
     assert report.ok, report.summary()
     assert sum(report.counts.values()) == N_CASES
     # the mix exercises both outcomes of both targets
-    for key in ("rejected (model)", "loaded (model)", "rejected (idx)", "loaded (idx)"):
+    for key in ("rejected (model)", "loaded (model)", "rejected (checkpoint)", "loaded (checkpoint)",
+                "rejected (idx)", "loaded (idx)"):
         assert report.counts[key] > 0, report.summary()
+
+
+def test_mutated_folded_sections_are_refused_by_every_loader(tmp_path):
+    """Issue 21, item 2 through the fuzzer's own check: a folded section that no longer folds the
+    layers (every flip inverted, re-sealed) is ``rejected``, never loaded by one reader and not the other."""
+    rng = np.random.default_rng(0)
+    data = fuzz._bases()["model"]["mlp-binary"]
+    for _ in range(100):  # draw until the mutation is "every flip inverted"
+        out, what = fuzz._mutate_folded(rng, data)
+        if "every flip inverted" in what:
+            break
+    case = fuzz.Case(0, -1, "model", "mlp-binary", "folded", what, out)
+    outcome, detail = fuzz.run_case(case, str(tmp_path), "reference")
+    assert outcome == "rejected" and "do not fold the layers" in detail, (outcome, detail)
+
+
+def test_a_file_one_loader_refuses_is_a_failure(tmp_path, monkeypatch):
+    """A file ``fastbin.nn.load`` reads but the runtime refuses (the blind spot that hid issue 21's
+    first two defects) is reported as ``load-mismatch``."""
+    from fastbin import runtime
+    from fastbin.io.modelfile import ModelFileError
+
+    def refuse(*args, **kwargs):
+        raise ModelFileError("refused by the runtime")
+
+    case = fuzz.Case(0, -1, "model", "softmax", "none", "valid", fuzz._bases()["model"]["softmax"])
+    monkeypatch.setattr(runtime, "load", refuse)
+    outcome, detail = fuzz.run_case(case, str(tmp_path), "reference")
+    assert outcome == "load-mismatch" and "refused by ['runtime.load(numba)', 'runtime.load(numpy)']" in detail
 
 
 def test_cases_are_deterministic_and_cover_every_mutation():
@@ -28,12 +68,14 @@ def test_cases_are_deterministic_and_cover_every_mutation():
     for a, b in zip(again, (cases[0], cases[17], cases[399])):
         assert a.data == b.data and a.label == b.label
     mutations = {(c.target, c.mutation) for c in cases}
-    expected = {("model", m) for m in ("truncate", "flip", "flip-raw", "meta", "table", "prefix", "arrays")}
+    expected = {(t, m) for m in ("truncate", "flip", "flip-raw", "meta", "table", "prefix", "arrays")
+                for t in ("model", "checkpoint")} | {("model", "folded")}
     expected |= {("idx", m) for m in ("truncate", "flip", "header", "bomb", "options")}
     assert expected <= mutations, expected - mutations
     bases = {c.base for c in cases if c.target == "model"}
     assert {"softmax", "softmax-binary", "softmax-binary-scaled", "mlp-tanh", "mlp-binary",
-            "mlp-binary-weights-bn-scaled", "mlp-binary-latent"} <= bases
+            "mlp-binary-weights-bn-scaled", "mlp-binary-latent", "mlp-tanh-dropout"} <= bases
+    assert {c.base for c in cases if c.target == "checkpoint"} == set(fuzz._bases()["checkpoint"])
 
 
 def test_disallowed_outcomes_are_reported(tmp_path, monkeypatch):
@@ -50,10 +92,13 @@ def test_disallowed_outcomes_are_reported(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("how,outcome", [("crash", "crash"), ("hang", "timeout"), ("alloc", "memory-error")])
-def test_dying_worker_is_reported_as_the_case(monkeypatch, how, outcome):
+def test_dying_worker_is_reported_as_the_case(monkeypatch, tmp_path, how, outcome):
     monkeypatch.setenv("FASTBIN_FUZZ_SELFTEST", f"{how}:2")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # temporary files of the driver and of its workers
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     report = fuzz.run_cases(5, seed=1, batch=5, mem_mib=1024, timeout=5, backend="reference")
     assert [f[:2] for f in report.failures] == [(2, outcome)], report.summary()
     assert sum(report.counts.values()) == 5  # the worker is restarted for the cases after it
     assert "--seed 1 --case 2" in report.summary()
     assert np.isfinite(report.peak_rss_mib) and report.peak_rss_mib > 0
+    assert list(tmp_path.iterdir()) == []  # no scratch directory left, also of the killed worker

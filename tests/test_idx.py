@@ -237,3 +237,23 @@ def test_gzip_read_stops_after_the_declared_payload(tmp_path, monkeypatch):
     with pytest.raises(IdxError, match="too long"):
         read_idx(f)
     assert sum(counted) <= 4 + 4 + 10 + 1, counted
+
+
+def test_read_racing_a_replace_sees_one_whole_file(tmp_path, monkeypatch):
+    """Issue 21, item 4: a file replaced right after the reader's size query (the old reader asked
+    ``os.path.getsize`` before it opened the file) is read whole, old or new, never called corrupt."""
+    import os
+
+    f, bigger = tmp_path / "a.idx", tmp_path / "b.idx"
+    write_idx(f, np.arange(4, dtype=np.uint8))
+    write_idx(bigger, np.arange(200, dtype=np.uint8))
+    real_getsize = os.path.getsize
+
+    def getsize(path):
+        size = real_getsize(path)
+        if os.fspath(path) == str(f) and bigger.exists():
+            os.replace(bigger, f)
+        return size
+
+    monkeypatch.setattr(os.path, "getsize", getsize)
+    assert read_idx(f).shape in ((4,), (200,))

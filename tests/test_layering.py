@@ -29,7 +29,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "fastbin"
 FACADE = {"fastbin", "fastbin.__main__"}
-BASE = {"_config", "_version", "bits", "packed", "_validate", "reference"}
+BASE = {"_config", "_limits", "_tables", "_version", "bits", "packed", "_validate", "reference"}
 SUBPACKAGES = {"tools", "nn", "runtime", "ops", "io", "kernels"}
 #: top-level modules of a subpackage's layer: fastbin.dask is a tool on top of the runtime,
 #: fastbin.sklearn (scikit-learn's estimator API) a tool on top of the trainer

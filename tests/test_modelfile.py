@@ -402,3 +402,109 @@ def test_check_hook_runs_before_payloads_are_copied(tmp_path, monkeypatch):
     with pytest.raises(ModelFileError, match="no"):
         load_arrays(f, check=check)
     assert seen == [({"k": 1}, [("b", "float32", [3])])]
+
+
+# What a save may replace, and the modes it leaves (issue 21, item 3) ----------------------------------
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling symlink", "fifo", "directory"])
+def test_save_replaces_only_a_regular_file(tmp_path, kind):
+    target, f = tmp_path / "real.fbm", tmp_path / "m.fbm"
+    save_arrays(target, {"v": "target"}, {})
+    before = target.read_bytes()
+    if kind == "symlink":
+        f.symlink_to(target)
+    elif kind == "dangling symlink":
+        f.symlink_to(tmp_path / "nowhere.fbm")
+    elif kind == "fifo":
+        os.mkfifo(f)
+    else:
+        f.mkdir()
+    what = {"symlink": "a symbolic link", "dangling symlink": "a symbolic link", "fifo": "a FIFO",
+            "directory": "a directory"}[kind]
+    with pytest.raises(FileExistsError, match=f"refusing to replace {what}: only a regular file is replaced"):
+        save_arrays(f, {"v": "new"}, {"b": np.ones(3, np.float32)})
+    assert os.path.lexists(f) and f.is_symlink() == kind.endswith("symlink") and f.is_dir() == (kind == "directory")
+    assert target.read_bytes() == before  # a link's target is untouched too
+    assert sorted(os.listdir(tmp_path)) == sorted(["real.fbm", "m.fbm"])  # no temporary file left
+
+
+def test_new_file_mode_follows_the_umask_and_a_replaced_file_keeps_its_mode(tmp_path):
+    old = os.umask(0o027)
+    try:
+        new = tmp_path / "new.fbm"
+        save_arrays(new, {}, {})
+        assert oct(new.stat().st_mode & 0o777) == oct(0o666 & ~0o027)
+        kept = tmp_path / "kept.fbm"
+        for mode in (0o600, 0o664, 0o640):
+            save_arrays(kept, {"mode": mode}, {})
+            os.chmod(kept, mode)
+            save_arrays(kept, {"again": True}, {"b": np.ones(2, np.float32)})
+            assert oct(kept.stat().st_mode & 0o777) == oct(mode)
+            assert load_arrays(kept)[0] == {"again": True}
+    finally:
+        os.umask(old)
+
+
+# A load reads the size and the bytes from one open file (issue 21, item 4) ----------------------------
+
+
+def test_load_racing_an_atomic_save_sees_one_whole_file(tmp_path, monkeypatch):
+    """A save replacing the file between the loader's size query and its open must not make a
+    good file look corrupt: here the replacement happens right after any ``os.path.getsize`` or
+    ``os.stat`` of the path (where the old loader asked for the size); the loader must read
+    either file whole."""
+    f = tmp_path / "m.fbm"
+    save_arrays(f, {"v": "small"}, {"a": np.ones(3, np.float32)})
+    real_getsize, real_stat, swapped = os.path.getsize, os.stat, []
+
+    def swap():
+        if not swapped:
+            swapped.append(True)
+            save_arrays(f, {"v": "large"}, {"a": np.ones(5000, np.float32)})
+
+    def getsize(path):
+        size = real_getsize(path)
+        if os.fspath(path) == str(f):
+            swap()
+        return size
+
+    def stat(path, *args, **kwargs):
+        result = real_stat(path, *args, **kwargs)
+        if not isinstance(path, int) and os.fspath(path) == str(f):
+            swap()
+        return result
+
+    monkeypatch.setattr(os.path, "getsize", getsize)
+    monkeypatch.setattr(os, "stat", stat)
+    meta, arrays = load_arrays(f)
+    assert (meta, arrays["a"].shape) in (({"v": "small"}, (3,)), ({"v": "large"}, (5000,)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_batch_norm_eps_that_is_zero_in_the_model_dtype_is_refused(tmp_path, dtype):
+    """Issue 21, item 1: eps > 0 in float64 but 0 in the model's dtype, with a zero running variance
+    and gamma on one channel, made the batch-norm factor 0/0 = NaN in the runtime (the bound check
+    computed it in float64). Every loader refuses it now; a representable eps still loads."""
+    from fastbin import runtime
+    from fastbin.nn import load, mlp
+
+    tiny = 1e-50 if dtype == "float32" else 1e-330  # 1e-330 is 0 in float64 as well: JSON keeps it 0.0
+    model = mlp([8, 3], binary_weights=True, output_bn=True, dtype=dtype, seed=0)
+    layers, meta, arrays = model.file_contents()
+    bn = next(j for j, layer in enumerate(layers) if layer["kind"] == "batchnorm")
+    arrays[f"{bn}.gamma"][0] = 0
+    arrays[f"{bn}.running_var"][0] = 0
+    for eps, refused in ((tiny, True), (1e-5, False)):
+        meta["layers"][bn]["eps"] = eps
+        path = tmp_path / f"eps-{eps}.fbm"
+        save_arrays(path, meta, arrays)
+        if eps == 0.0:  # float64 underflow: the header check (eps in (0, 1]) refuses it already
+            refused = True
+        for read in (runtime.load, load):
+            if refused:
+                with pytest.raises(ModelFileError, match="batch|activations|eps"):
+                    read(path)
+            else:
+                x = np.random.default_rng(0).random((5, 8))
+                assert np.isfinite(read(path).logits(x) if read is runtime.load else read(path).forward(x)).all()

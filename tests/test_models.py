@@ -367,3 +367,71 @@ def test_load_peak_memory_bounded_by_file_size(tmp_path, name, binary):
         tracemalloc.stop()
     factor = 256 if binary else 8
     assert peak <= factor * size + (1 << 20), (peak, size, peak / size)
+
+
+def test_save_refuses_a_file_its_own_loader_would_refuse(tmp_path):
+    """Issue 21, item 6: the trainer checks what it writes with the loader's schema before the rename:
+    a seed of 2**128 or weights that overflowed to inf give a clear error, and the previous file stays."""
+    import os
+
+    f = tmp_path / "m.fbm"
+    softmax_regression(7, 3, backend="reference").save(f)
+    before = f.read_bytes()
+    overflowed = mlp([7, 5, 3], backend="reference")
+    overflowed.layers[0].params["W"][0, 0] = np.inf
+    for model, reason in [(softmax_regression(7, 3, seed=2**128, backend="reference"), "config.seed"),
+                          (overflowed, "array '0.W' holds NaN or infinite values")]:
+        with pytest.raises(ValueError, match=f"not saved: its loader would refuse it: {reason}"):
+            model.save(f)
+        assert f.read_bytes() == before and os.listdir(tmp_path) == ["m.fbm"]
+    with pytest.raises(ValueError, match="config.seed"):
+        softmax_regression(7, 3, seed=2**128, backend="reference").save(tmp_path / "new.fbm")
+    assert os.listdir(tmp_path) == ["m.fbm"]
+
+
+def test_a_header_declaring_half_a_million_layers_is_refused_cheaply(tmp_path):
+    """Issue 21, item 7: a 1 MB header whose configuration declares 520,000 layer sizes is refused
+    at the count, before any work proportional to it (it used to build 1.5 million layer configs:
+    250 MB). Peak memory: a small multiple of the file."""
+    import tracemalloc
+
+    from fastbin.io.modelschema import MAX_DENSE_LAYERS
+
+    path = tmp_path / "m.fbm"
+    mlp([5, 3, 2], backend="reference").save(path)
+    meta, arrays = load_arrays(path)
+    meta["config"]["sizes"] = [1] * 520_000
+    save_arrays(path, meta, arrays)
+    size = path.stat().st_size
+    assert size > 1_000_000
+    for loader in (load, lambda p: runtime.load(p, engine="numpy")):
+        tracemalloc.start()
+        try:
+            with pytest.raises(ModelFileError, match=f"config.sizes has 520000 entries: at most "
+                                                     f"{MAX_DENSE_LAYERS + 1}"):
+                loader(path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 12 * size, (peak, size)
+
+
+def test_batch_norm_momentum_and_eps_of_the_file_are_kept(tmp_path, rng):
+    """Any batch-norm momentum and eps the schema allows is read by every loader alike (the fuzzer's
+    seed 0 case 4363, momentum -0.0: fastbin.nn.load refused what fastbin.runtime.load ran); eps is
+    part of the evaluation, so the loaded model must use the file's."""
+    import json
+
+    model = mlp([7, 9, 3], binary_weights=True, binary_activations=True, backend="reference")
+    for layer in model.layers:
+        if layer.kind == "batchnorm":
+            layer.momentum, layer.eps = -0.0, 0.25
+            layer.buffers["running_var"][...] = 1e-3
+    path = tmp_path / "m.fbm"
+    model.save(path)
+    loaded = load(path, backend="reference")
+    assert [layer.config() for layer in loaded.layers] == [layer.config() for layer in model.layers]
+    assert json.dumps(loaded.layers[1].config()["momentum"]) == "-0.0"
+    x = rng.random((20, 7)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+    np.testing.assert_array_equal(runtime.load(path, engine="numpy").predict(x), model.predict(x))

@@ -97,7 +97,7 @@ def test_import_fastbin_compiles_nothing(tmp_path):
 @needs_jit
 @pytest.mark.parametrize("name", ["binary_matmul", "sign_matmul", "pack_signs"])
 def test_parallel_thresholds_are_registered(name):
-    assert _config.PARALLEL_MIN_WORK[name] > 0
+    assert _config.TABLE["parallel_min_work"][name] > 0
     assert _config.use_threads(name, 1, True) and not _config.use_threads(name, 1 << 62, False)
     assert not _config.use_threads(name, 1, None)
 
@@ -227,3 +227,21 @@ def test_writable_cache_says_nothing(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert NO_CACHE_NOTE not in done.stderr
+
+
+@pytest.mark.parametrize("bad", [2, 0, 1, "yes", 1.0, [True]])
+def test_threads_is_none_or_a_bool(bad, rng):
+    """Issue 21, item 7: ``threads=2`` or ``"yes"`` is a TypeError naming the argument, not True."""
+    import numpy as np
+
+    from fastbin.ops import binary_matmul, linear_softmax_cross_entropy, pack_signs, pack_weights, sign_matmul
+
+    x = rng.standard_normal((3, 70)).astype(np.float32)
+    w = pack_weights(rng.standard_normal((70, 5)).astype(np.float32))
+    calls = [lambda t: binary_matmul(pack_signs(x), w, threads=t), lambda t: sign_matmul(x, w, threads=t),
+             lambda t: linear_softmax_cross_entropy(x, w, np.zeros(5, np.float32), np.arange(3), threads=t)]
+    for call in calls:
+        with pytest.raises(TypeError, match=r"threads must be None, True or False, got"):
+            call(bad)
+        for good in (None, True, False, np.bool_(True)):
+            call(good)

@@ -73,7 +73,7 @@ def test_zeros_and_negative_zero_are_positive():
 @pytest.mark.parametrize("threads", [True, False])
 def test_threaded_pack_equals_serial(rng, threads, monkeypatch):
     x = _matrix(rng, (33, 200), np.float32)
-    monkeypatch.setitem(fastbin._config.PARALLEL_MIN_WORK, "pack_signs", 1 if threads else 1 << 62)
+    monkeypatch.setitem(fastbin._config.TABLE["parallel_min_work"], "pack_signs", 1 if threads else 1 << 62)
     _same(fastbin.pack_signs(x), ref.pack_signs(x))
 
 

@@ -297,11 +297,14 @@ def test_input_checked_at_the_boundary(files, engine):
         model.predict(np.full((1, 37), 1e300))
 
 
-def test_numpy_engine_chunk_equals_config():
-    from fastbin import _config
-    from fastbin.runtime import _numpy
+def test_engines_and_model_chunk_alike():
+    """Both engines and the trainable model chunk rows by the one ``fastbin._limits.EVAL_CHUNK``
+    (the products' rounding may depend on the number of rows)."""
+    from fastbin import _limits
+    from fastbin.nn import model as nn_model
+    from fastbin.runtime import _numba, _numpy
 
-    assert _numpy.EVAL_CHUNK == _config.EVAL_CHUNK
+    assert _numpy.NumpyEngine.eval_chunk == _numba.NumbaEngine.eval_chunk == nn_model.EVAL_CHUNK == _limits.EVAL_CHUNK
 
 
 def test_numpy_popcount_fallback_matches(rng):
@@ -372,3 +375,42 @@ def test_cli_predict_uses_the_runtime(files, tmp_path, monkeypatch, capsys, rng)
         np.testing.assert_array_equal(np.load(out), runtime.load(files["bnn"]).predict(x))
     with pytest.raises(AssertionError, match="trainer's load"):  # --unfolded still means the trainable model
         main(["--debug", "predict", str(files["bnn"]), str(tmp_path / "x.npy"), "--unfolded"])
+
+
+def _inner(a):
+    """A mask of the one threshold nearest zero (a change point inside the domain)."""
+    return np.arange(a.size) == np.argmin(np.abs(a))
+
+
+def _next_float_bits(bits):
+    """The next float32 up of the float32 threshold nearest zero (stored as int32 bits)."""
+    f = bits.view(np.float32)
+    return np.where(_inner(f), np.nextafter(f, np.float32(np.inf)), f).astype(np.float32).view(np.int32)
+
+
+@pytest.mark.parametrize("name, change", [
+    ("folded.3.packed_flip", lambda a: ~a),  # the issue's file: every flip inverted, checksum re-sealed
+    ("folded.0.uint8_flip", lambda a: ~a),
+    ("folded.0.float_flip", lambda a: ~a),
+    ("folded.3.packed_flip", lambda a: np.where(np.arange(a.size) == 0, ~a, a)),  # one output only
+    ("folded.3.packed_t", lambda a: a + _inner(a)),
+    ("folded.0.uint8_t", lambda a: a - _inner(a)),
+    ("folded.0.float_t", _next_float_bits),
+])
+def test_stored_thresholds_are_checked_against_the_layers(files, tmp_path, name, change, capsys):
+    """Issue 21, item 2: a folded section that does not fold the file's own layers is refused by every
+    loader (the runtime on both engines, ``fastbin.nn.load``, so ``eval``, ``predict`` and ``export-c``
+    too): what is evaluated is what is deployed."""
+    from fastbin.tools import cli
+
+    path = _hostile(files, tmp_path, lambda m, a: a.update({name: change(a[name]).astype(a[name].dtype)}))
+    match = rf"{name[:-len(name.rsplit('_', 1)[1]) - 1]}_(t|flip).*do not fold the layers"
+    for loader in (lambda p: runtime.load(p, engine="numpy"), lambda p: runtime.load(p, engine="numba"), load):
+        with pytest.raises(ModelFileError, match=match):
+            loader(path)
+    np.save(tmp_path / "x.npy", np.zeros((2, 37), np.uint8))
+    for argv in (["predict", str(path), str(tmp_path / "x.npy")], ["predict", "--unfolded", str(path),
+                                                                   str(tmp_path / "x.npy")]):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("fastbin: error: ") and "do not fold the layers" in err and err.count("\n") == 1

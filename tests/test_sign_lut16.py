@@ -1,4 +1,4 @@
-"""The exact uint8 product by int16 table lookups (``fastbin.kernels.sign_lut16``, AVX-512BW):
+"""The exact uint8 product by int16 table lookups (``fastbin.kernels.sign_product.avx512_int16``, AVX-512BW):
 the index layout against the bit convention, the int32 bits of the reference over the shape
 grid (hypothesis where shapes vary), the int16 accumulators at their extreme (all-255 rows
 against all -1 or all +1 weights, across the widening every FLUSH groups), several passes
@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from planning import use_cpu
 from shapes import KS, NS, assert_uint8_sign_matmul_exact, skip_big_without_jit
 
 import fastbin
 from fastbin import reference as R
 from fastbin._config import INT16_LUT, jit_disabled
-from fastbin.kernels.sign_lut import (
+from fastbin.kernels.sign_product.avx512 import (
     BLOCK,
     index_words,
     lut16_product,
@@ -20,7 +21,7 @@ from fastbin.kernels.sign_lut import (
     sign_matmul_lut16,
     sign_matmul_lut16_parallel,
 )
-from fastbin.kernels.sign_lut16 import FLUSH
+from fastbin.kernels.sign_product.avx512_int16 import FLUSH
 
 pytestmark = pytest.mark.skipif(
     not (INT16_LUT or jit_disabled()),
@@ -28,6 +29,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 KERNELS = [sign_matmul_lut16, sign_matmul_lut16_parallel]
+#: One pass over the groups of the shapes here (the kernels take the pass size from the planner).
+CHUNK = 1 << 20
 
 
 def _want(x, w):
@@ -57,7 +60,7 @@ def test_lookup_product_is_exact(kernel, m, k, n, rng):
     w = rng.standard_normal((k, n)).astype(np.float32)
     packed = fastbin.pack_weights(w)
     out = np.full((m, n), 7, np.int32)
-    assert kernel(x, packed.bits, out)
+    assert kernel(x, packed.bits, out, CHUNK)
     np.testing.assert_array_equal(out, _want(x, w))
     np.testing.assert_array_equal(out, R.sign_matmul(x, packed))
 
@@ -88,7 +91,7 @@ def test_int16_accumulators_at_their_extreme(kernel, k, sign):
     w[:, 1] = -sign
     w[::2, 2] = -sign  # a mixed column: alternating signs
     out = np.empty((3, 64), np.int32)
-    assert kernel(x, fastbin.pack_weights(w).bits, out)
+    assert kernel(x, fastbin.pack_weights(w).bits, out, CHUNK)
     np.testing.assert_array_equal(out, _want(x, w))
     assert out[0, 0] == sign * 255 * k
 
@@ -100,7 +103,7 @@ def test_nonzero_padding_bits_write_nothing(kernel, rng):
     bits = packed.bits.copy()
     bits[3, -1] |= np.uint64(1) << np.uint64(63)  # bit 127 of a 70-bit row
     out = np.full((4, 65), 11, np.int32)
-    assert not kernel(x, bits, out)
+    assert not kernel(x, bits, out, CHUNK)
     assert (out == 11).all()
 
 
@@ -112,24 +115,24 @@ def test_lookup_product_is_exact_hypothesis(m, k, n, seed):
     x = rng.integers(0, 256, (m, k), dtype=np.uint8)
     w = rng.standard_normal((k, n)).astype(np.float32)
     out = np.empty((m, n), np.int32)
-    assert sign_matmul_lut16(x, fastbin.pack_weights(w).bits, out)
+    assert sign_matmul_lut16(x, fastbin.pack_weights(w).bits, out, CHUNK)
     np.testing.assert_array_equal(out, _want(x, w))
 
 
 @pytest.mark.parametrize("m,k,n", [(32, 784, 256), (33, 3, 300), (200, 1000, 257), (64, 20000, 256)])
 def test_sign_matmul_uint8_takes_the_int16_tables(m, k, n, rng, monkeypatch):
-    """From ``SIGN_MATMUL_UINT8_LUT16_MIN_ROWS`` rows and ``SIGN_MATMUL_LUT_MIN_COLS`` outputs
+    """From ``TABLE["uint8_lut16_min_rows"]`` rows and ``TABLE["lut_min_cols"]`` outputs
     ``sign_matmul`` takes uint8 rows through the int16 tables, also past the float32 tables'
     ``k <= 2**24 / 255`` (k = 20000): the reference's int32 bits, strided rows, threaded or not.
-    The kernel is seen to run (a spy), so the test covers it and not a fallback."""
-    from fastbin import _config
+    The planner is seen to pick it (a spy), so the test covers it and not a fallback."""
+    from fastbin.kernels import sign_product
     from fastbin.ops import matmul
 
     skip_big_without_jit(m * k * n)
-    assert m >= _config.SIGN_MATMUL_UINT8_LUT16_MIN_ROWS and n >= _config.SIGN_MATMUL_LUT_MIN_COLS
+    table = use_cpu(monkeypatch, "avx512")
+    assert m >= table["uint8_lut16_min_rows"] and n >= table["lut_min_cols"]
     calls = []
-    for name in ("sign_matmul_lut16", "sign_matmul_lut16_parallel"):
-        real = getattr(matmul, name)
-        monkeypatch.setattr(matmul, name, lambda *a, _real=real: calls.append(1) or _real(*a))
+    real = sign_product.plan
+    monkeypatch.setattr(matmul, "_plan", lambda *a, **kw: calls.append(real(*a, **kw).name) or real(*a, **kw))
     assert_uint8_sign_matmul_exact(rng, m, k, n)
-    assert len(calls) == 2
+    assert len(calls) == 2 and set(calls) <= {"uint8_lut16", "uint8_lut16_parallel"}

@@ -7,8 +7,10 @@ from shapes import KS, MS, NS, assert_uint8_sign_matmul_exact, skip_big_without_
 from tolerance import assert_close
 
 import fastbin
+from fastbin import _config, _limits
 from fastbin import reference as ref
-from fastbin._config import SIGN_MATMUL_UNPACK_MIN_ROWS_F32, SIGN_MATMUL_UNPACK_MIN_ROWS_F64
+from fastbin._config import TABLE
+from fastbin.kernels import sign_product
 from fastbin.packed import PackedSigns
 
 
@@ -157,8 +159,8 @@ def test_sign_matmul_rejects_bad_input(rng):
 
 
 _ROW_THRESHOLDS = {
-    np.float32: SIGN_MATMUL_UNPACK_MIN_ROWS_F32,
-    np.float64: SIGN_MATMUL_UNPACK_MIN_ROWS_F64,
+    np.float32: TABLE["unpack_min_rows_f32"],
+    np.float64: TABLE["unpack_min_rows_f64"],
 }
 
 
@@ -168,7 +170,7 @@ _ROW_THRESHOLDS = {
 def test_float_rows_around_unpack_threshold(rng, dtype, k, delta):
     """Below the threshold the float kernels sum straight from the bits (no
     unpacked W), from it on they unpack: both sides, serial and threaded,
-    against the reference, and through the raw kernel."""
+    against the reference, and through the planned kernel (``bits`` below, ``unpack`` from it)."""
     m = max(1, _ROW_THRESHOLDS[dtype] + delta)
     x = _x(rng, m, k, dtype)
     w = fastbin.pack_weights(rng.standard_normal((k, 7)))
@@ -178,8 +180,10 @@ def test_float_rows_around_unpack_threshold(rng, dtype, k, delta):
     assert serial.dtype == np.dtype(dtype)
     assert_close(serial, expected, scale=scale)
     np.testing.assert_array_equal(fastbin.sign_matmul(x, w, threads=True), serial)
+    path = sign_product.plan(m, k, 7, np.dtype(dtype), threads=False)
+    assert path.name == ("bits" if delta < 0 or m < _ROW_THRESHOLDS[dtype] else "unpack")
     out = np.full(expected.shape, np.nan, dtype)
-    assert fastbin.kernels.sign_matmul_float(x, w.bits, out)
+    assert path(x, w.bits, out)
     np.testing.assert_array_equal(out, serial)
 
 
@@ -200,18 +204,21 @@ def test_few_rows_padding_is_rejected(rng):
     """The bits path checks the padding too, writing nothing on failure."""
     x = _x(rng, 1, 70, np.float32)
     w = fastbin.pack_weights(rng.standard_normal((70, 3)))
-    _assert_padding_rejected(x, w, 2, 40, fastbin.kernels.sign_matmul_float, np.float32)
+    _assert_padding_rejected(x, w, 2, 40, fastbin.kernels.sign_matmul_bits, np.float32)
 
 
 def test_float_kernel_from_user_njit(rng):
-    """The raw float kernel (both of its paths) is callable from a user's
-    own @njit function."""
+    """The raw float kernels (from the bits, and on unpacked signs) are callable from a
+    user's own @njit function."""
     import numba
 
     @numba.njit
     def user(x, w_bits):
         out = np.empty((x.shape[0], w_bits.shape[0]), x.dtype)
-        ok = fastbin.kernels.sign_matmul_float(x, w_bits, out)
+        if x.shape[0] < 8:
+            ok = fastbin.kernels.sign_matmul_bits(x, w_bits, out)
+        else:
+            ok = fastbin.kernels.sign_matmul_float(x, w_bits, out)
         return ok, out
 
     w = fastbin.pack_weights(rng.standard_normal((130, 5)))
@@ -225,39 +232,48 @@ def test_float_kernel_from_user_njit(rng):
 
 def _uint8_float_min_rows(n):
     """The fewest rows that take the uint8 kernel's float32 path (k <= bound)."""
-    from fastbin._config import SIGN_MATMUL_UINT8_FLOAT_HALF_COLS as half_cols
-    from fastbin._config import SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS as min_rows
-
+    half_cols, min_rows = TABLE["uint8_float_half_cols"], TABLE["uint8_float_min_rows"]
     return -(-min_rows * n // (n + half_cols))
 
 
-def test_uint8_float_exactness_bound():
+def _portable_cpu(monkeypatch):
+    """The planner as on a CPU without lookups, AVX2 multiply-adds, BLAS or a vector popcount
+    (the probes of ``fastbin._config``, where it reads them)."""
+    for flag, value in (("FLOAT_LUT", False), ("INT16_LUT", False), ("INT8_MADD", False), ("FLOAT_LUT8", False),
+                        ("SIGN_MATMUL_BLAS", False),
+                        ("SIGN_MATMUL_UINT8_FLOAT_PATH", True)):
+        monkeypatch.setattr(_config, flag, value)
+
+
+def test_uint8_float_exactness_bound(monkeypatch):
     """float32 holds the integers up to 2**24: the uint8 float path's bound on
-    k is the largest with 255 * k < 2**24, and the kernel leaves it above."""
-    from fastbin._config import SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS
-    from fastbin.kernels.sign_matmul import UINT8_F32_EXACT_MAX_K as bound
-    from fastbin.kernels.sign_matmul import _uint8_float_pays
+    k is the largest with 255 * k < 2**24, and the planner leaves it above."""
+    bound = _limits.UINT8_F32_EXACT_MAX_K
+    _portable_cpu(monkeypatch)
+
+    def pays(m, n, k):
+        return sign_product.plan(m, k, n, np.dtype(np.uint8)).name == "uint8_float"
 
     assert 255 * bound < 2**24 <= 255 * (bound + 1)
     assert np.float32(255 * bound) == 255 * bound
-    assert _uint8_float_pays(1000, 10, bound)
-    assert not _uint8_float_pays(1000, 10, bound + 1)
+    assert pays(1000, 10, bound)
+    assert not pays(1000, 10, bound + 1)
     for n in (1, 2, 10, 50, 100, 10**6):
         m = _uint8_float_min_rows(n)
-        assert 1 <= m <= SIGN_MATMUL_UINT8_FLOAT_MIN_ROWS
-        assert _uint8_float_pays(m, n, 784)
-        assert m == 1 or not _uint8_float_pays(m - 1, n, 784)
+        assert 1 <= m <= TABLE["uint8_float_min_rows"]
+        assert pays(m, n, 784)
+        assert m == 1 or not pays(m - 1, n, 784)
 
 
 @pytest.mark.parametrize("n", [1, 2, 10])
 @pytest.mark.parametrize("k", [1, 63, 64, 65, 784])
 @pytest.mark.parametrize("fill", ["random", "full", "zeros", "strided"])
 def test_uint8_rows_around_float_threshold(rng, n, k, fill):
-    """Around the rows where the uint8 kernel switches from bit-planes to
+    """Around the rows where the planner switches uint8 rows from bit-planes to
     exact float32 sums (and at an odd row count past a row block): both
-    inner paths, the raw kernel and the public function equal the reference
+    inner paths, both raw kernels and the public function equal the reference
     exactly, also for the largest sums (x = 255) and a strided x."""
-    from fastbin.kernels.sign_matmul import _uint8_float_rows, _uint8_rows
+    from fastbin.kernels.sign_product.portable import _uint8_float_rows, _uint8_rows
 
     signs = rng.standard_normal((k, n))
     if fill == "full":
@@ -275,9 +291,10 @@ def test_uint8_rows_around_float_threshold(rng, n, k, fill):
             x = _x(rng, m, k, np.uint8)
         expected = ref.sign_matmul(x, w)
         np.testing.assert_array_equal(fastbin.sign_matmul(x, w), expected)
-        out = np.full(expected.shape, 7, np.int32)
-        assert fastbin.kernels.sign_matmul_uint8(x, w.bits, out)
-        np.testing.assert_array_equal(out, expected)
+        for kernel in (fastbin.kernels.sign_matmul_uint8, fastbin.kernels.sign_matmul_uint8_float):
+            out = np.full(expected.shape, 7, np.int32)
+            assert kernel(x, w.bits, out)
+            np.testing.assert_array_equal(out, expected)
         xc = np.ascontiguousarray(x)
         for inner in (_uint8_float_rows, _uint8_rows):
             out = np.full(expected.shape, 7, np.int32)
@@ -286,7 +303,7 @@ def test_uint8_rows_around_float_threshold(rng, n, k, fill):
 
 
 # Both register-block kernels against NumPy, whichever one this CPU selected
-# (fastbin._config.VECTOR_REGISTERS): the other one is what a CPU with the
+# (fastbin._config.DOT_BLOCK): the other one is what a CPU with the
 # other register count runs.
 _DOT_MS = range(1, 10)  # 0-2 full blocks of 4 rows plus every leftover count
 _DOT_NS = [1, 2, 3, 4, 5, 6, 10, 11]  # below, at and past both column blocks
@@ -296,7 +313,7 @@ _DOT_NS = [1, 2, 3, 4, 5, 6, 10, 11]  # below, at and past both column blocks
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("block", ["dot_rows_4x5", "dot_rows_4x3"])
 def test_dot_block_kernels_match_numpy(rng, block, dtype, k):
-    from fastbin.kernels import _dot_blocks
+    from fastbin.kernels.sign_product import _dot_blocks
 
     kernel = getattr(_dot_blocks, block)
     for m in _DOT_MS:
@@ -316,13 +333,14 @@ def test_dot_block_kernels_match_numpy(rng, block, dtype, k):
 
 
 def test_dot_block_is_chosen_by_vector_registers():
-    from fastbin._config import VECTOR_REGISTERS
-    from fastbin.kernels import _dot_blocks, sign_matmul
+    from fastbin._config import DOT_BLOCK, VECTOR_REGISTERS
+    from fastbin.kernels.sign_product import _dot_blocks, portable
 
     wide = VECTOR_REGISTERS >= 32
+    assert DOT_BLOCK == ("4x5" if wide else "4x3")
     assert _dot_blocks.dot_rows is (_dot_blocks.dot_rows_4x5 if wide else _dot_blocks.dot_rows_4x3)
-    assert sign_matmul._dot_rows is _dot_blocks.dot_rows
-    assert _dot_blocks.COL_BLOCK == (5 if wide else 3) and sign_matmul.ROW_BLOCK == _dot_blocks.ROW_BLOCK == 4
+    assert portable._dot_rows is _dot_blocks.dot_rows
+    assert _dot_blocks.COL_BLOCK == (5 if wide else 3) and portable.ROW_BLOCK == _dot_blocks.ROW_BLOCK == 4
 
 
 # ------------------------------------------------ int32 overflow (issue 12)
@@ -339,7 +357,7 @@ def test_uint8_k_over_the_limit_raises_before_the_kernel(monkeypatch, strided):
     from fastbin.ops import matmul
 
     monkeypatch.setattr(matmul, "SIGN_MATMUL_UINT8_MAX_K", 100)
-    monkeypatch.setattr(matmul, "sign_matmul_uint8", _must_not_run)
+    monkeypatch.setattr(matmul, "_plan", _must_not_run)
     x = np.full((2, 202 if strided else 101), 255, np.uint8)[:, ::2 if strided else 1]
     w = PackedSigns(np.zeros((3, 2), np.uint64), 101)
     with pytest.raises(ValueError, match=r"k=101 is too long for the int32 result.*at most 100"):
@@ -382,22 +400,24 @@ def test_blas_path_of_machines_without_lookups(m, k, n, chunk_cols, rng, monkeyp
     outputs at a time (here also blocks of 16-48 outputs, the last one partial, and 16
     rows through the large-W rule): float32 within the tolerance table, uint8 the
     reference's int32 bits (float32 sums of integers below 2**24), strided rows too; bad
-    padding bits raise as on every path. Forced on here (the flags are the module's),
+    padding bits raise as on every path. Forced on here (the probes and table of ``_config``),
     with a spy, so the test covers the path and not a fallback."""
+    from fastbin import _tables
     from fastbin.ops import matmul
 
     skip_big_without_jit(m * k * n)
-    for flag, value in (("SIGN_MATMUL_BLAS", True), ("FLOAT_LUT", False), ("INT16_LUT", False),
-                        ("SIGN_MATMUL_UINT8_FLOAT_PATH", True)):
-        monkeypatch.setattr(matmul, flag, value)
+    _portable_cpu(monkeypatch)
+    monkeypatch.setattr(_config, "SIGN_MATMUL_BLAS", True)
+    table = dict(_tables.AVX2)  # the planner reads the AVX2 kind's table
     if chunk_cols is not None:
-        monkeypatch.setattr(matmul, "SIGN_MATMUL_BLAS_CHUNK_BYTES", 4 * k * chunk_cols)
-    if m < matmul.SIGN_MATMUL_BLAS_MIN_ROWS:
-        monkeypatch.setattr(matmul, "SIGN_MATMUL_BLAS_BIG", k * n)
+        table["blas_chunk_bytes"] = 4 * k * chunk_cols
+    if m < table["blas_min_rows"]:
+        table["blas_big"] = k * n
+    monkeypatch.setattr(_config, "TABLE", table)
     calls = []
-    real = matmul._blas_product
-    monkeypatch.setattr(matmul, "_blas_product", lambda *a: calls.append(a[0].dtype) or real(*a))
-    assert matmul._blas_rows(m, k, n)
+    real = sign_product.plan
+    monkeypatch.setattr(matmul, "_plan", lambda *a, **kw: calls.append(real(*a, **kw)) or calls[-1])
+    assert sign_product._blas_rows(table, m, k, n)
     w = rng.standard_normal((k, n)).astype(np.float32)
     w[:, 0] = -1.0
     packed = fastbin.pack_weights(w)
@@ -407,7 +427,8 @@ def test_blas_path_of_machines_without_lookups(m, k, n, chunk_cols, rng, monkeyp
     assert_close(got, (x.astype(np.float64) @ np.where(w < 0, -1.0, 1.0)).astype(np.float32),
                  scale=max(1.0, float(np.abs(x).sum(axis=1).max())) / 10)
     assert_uint8_sign_matmul_exact(rng, m, k, n, threads=(None,))
-    assert calls == [np.dtype(np.float32), np.dtype(np.float32)]
+    assert [path.name for path in calls] == ["blas", "uint8_blas"]
+    assert calls[0].args == (table["blas_chunk_bytes"],)
     u = rng.integers(0, 256, (m, k), dtype=np.uint8)
     bad = fastbin.PackedSigns(packed.bits.copy(), k)
     if k % 64:

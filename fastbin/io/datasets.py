@@ -32,7 +32,7 @@ import numpy as np
 import platformdirs
 
 from .download import DownloadError, download_file
-from .idx import IdxError, read_idx
+from .idx import IdxError, IdxShapeError, read_idx
 
 __all__ = [
     "DATASETS",
@@ -253,22 +253,30 @@ def _load_file(file: Path, info: DatasetFile, verify: bool) -> np.ndarray:
     """Read one split file with :func:`~fastbin.io.idx.read_idx`: its shape is
     checked before anything is allocated (at least one item of the published
     item shape), and with ``verify`` the digest of the stored file (streamed
-    before any decompression) or of its decompressed IDX bytes must match
-    (which also fixes the number of items)."""
+    before any decompression) or of its decompressed IDX bytes must match. A
+    content digest fixes the number of items too, so with one the header must
+    declare exactly the published shape before anything is decompressed: a
+    small gzip file cannot expand to ~1,100x its size before its digest fails."""
+    exact = verify and info.content_sha256 is not None
     try:
         return read_idx(
-            file, expected_ndim=len(info.shape), expected_dtype=np.uint8, expected_shape=(None, *info.shape[1:]),
-            allow_empty=False,
+            file, expected_ndim=len(info.shape), expected_dtype=np.uint8,
+            expected_shape=info.shape if exact else (None, *info.shape[1:]), allow_empty=False,
             sha256=info.gz_sha256 if verify else None,
             content_sha256=info.content_sha256 if verify else None,
         )
+    except IdxShapeError as exc:
+        if not exact:
+            raise
+        why = f"{exc}, so its SHA-256 does not match the published file's"
     except IdxError as exc:
         if "SHA-256" not in str(exc) and "digest" not in str(exc):
             raise
-        raise IdxError(
-            f"{exc}; the file is corrupt or a different version of {info.stem} (delete it to re-download, "
-            f"or pass verify=False to load it anyway)"
-        ) from None
+        why = str(exc)
+    raise IdxError(
+        f"{why}; the file is corrupt or a different version of {info.stem} (delete it to re-download, "
+        f"or pass verify=False to load it anyway)"
+    ) from None
 
 
 def load_dataset(

@@ -35,7 +35,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["IDX_DTYPES", "MAX_NDIM", "IdxError", "read_idx", "write_idx", "is_gzip"]
+__all__ = ["IDX_DTYPES", "MAX_NDIM", "IdxError", "IdxShapeError", "read_idx", "write_idx", "is_gzip"]
 
 #: IDX element-type code -> big-endian numpy dtype.
 IDX_DTYPES = {
@@ -59,6 +59,11 @@ MAX_NDIM = 16
 class IdxError(ValueError):
     """An IDX file is malformed, truncated, too long, corrupt, of an unexpected
     shape or type, or does not match its digest. The message names the file."""
+
+
+class IdxShapeError(IdxError):
+    """The header declares a shape other than ``expected_shape`` (raised before any payload
+    is read or decompressed)."""
 
 
 def is_gzip(path) -> bool:
@@ -96,7 +101,7 @@ def _check_dims(path, dims, expected_shape, allow_empty) -> None:
         expected = tuple(expected_shape)
         if len(dims) != len(expected) or any(e is not None and d != e for d, e in zip(dims, expected)):
             shown = "(" + ", ".join("n" if e is None else str(e) for e in expected) + ")"
-            raise IdxError(f"{path}: expected an IDX array of shape {shown}, header declares {tuple(dims)}")
+            raise IdxShapeError(f"{path}: expected an IDX array of shape {shown}, header declares {tuple(dims)}")
     if not allow_empty and (not dims or dims[0] == 0):
         raise IdxError(f"{path}: IDX file holds no items (dims {tuple(dims)}); expected at least one")
 
@@ -189,9 +194,9 @@ def read_idx(path, *, expected_ndim: int | None = None, expected_dtype=None, exp
         payload, corrupt gzip stream, digest mismatch.
     """
     path = os.fspath(path)
-    stored_size = os.path.getsize(path)
     verify = sha256 is not None or content_sha256 is not None
     with open(path, "rb") as raw:
+        stored_size = os.fstat(raw.fileno()).st_size  # of the file being read, not of the path
         if verify and sha256 is not None and _file_sha256(raw) == sha256.lower():
             verify = False  # the stored file is the published one
         hasher = hashlib.sha256() if verify and content_sha256 is not None else None

@@ -25,15 +25,20 @@ are raw numbers) and nothing is compressed, so there is no decompression bomb.
 Every size in the header is checked against the actual file size before
 anything is allocated; the checksum, bounds, overlaps and ``prod(shape) *
 itemsize == nbytes`` are all verified. Any problem raises ``ModelFileError``
-(a ``ValueError``). Writes are atomic: a temporary file in the same directory,
-fsynced, then ``os.replace``; a failure leaves any previous file untouched.
+(a ``ValueError``). The size and the bytes come from one open file, so a save
+replacing the file meanwhile gives the old file or the new one, whole. Writes
+are atomic (:mod:`fastbin.io.atomic`): a temporary file in the same directory,
+fsynced, then ``os.replace``; a failure leaves any previous file untouched;
+only a regular file is replaced (a symbolic link, device node, FIFO or
+directory is refused); a new file gets the mode the umask allows, a replaced
+one keeps its mode.
 
 Temporary files are named ``.<target name>.<16 hex digits>.tmp`` and removed on
 every error Python sees (exceptions, ``KeyboardInterrupt``). A process killed
 outright (SIGKILL, the default SIGTERM action, power loss) cannot clean up, so
 each ``save_arrays`` also deletes the temporary files of *the same target*
-(exactly that pattern, owned by this user) older than ``STALE_TEMP_SECONDS``:
-old enough that no save still writes them. A library installing signal
+(exactly that pattern, owned by this user) older than ``STALE_TEMP_SECONDS``
+(:mod:`fastbin.io.atomic`): old enough that no save still writes them. A library installing signal
 handlers would be worse: they belong to the application.
 """
 from __future__ import annotations
@@ -42,15 +47,13 @@ import hashlib
 import json
 import math
 import os
-import re
-import secrets
 import struct
-import time
 
 import numpy as np
 
 from ..bits import aligned_empty, n_words_for
 from ..packed import PackedSigns
+from .atomic import STALE_TEMP_SECONDS, atomic_write
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "STALE_TEMP_SECONDS", "ModelFileError", "load_arrays", "load_arrays_bytes",
            "read_model_bytes", "save_arrays"]
@@ -62,9 +65,6 @@ _PREFIX = struct.Struct("<8sII")  # magic, version, header length
 _DIGEST = 32
 _ALIGN = 64
 _MAX_NDIM = 32
-#: A temporary file of an interrupted save older than this (seconds) is deleted by the
-#: next save of the same target.
-STALE_TEMP_SECONDS = 3600
 
 #: Stored dtype name -> little-endian numpy dtype.
 _DTYPES = {
@@ -116,49 +116,18 @@ def _write_payload(f, hasher, data: bytes | memoryview) -> None:
     f.write(data)
 
 
-def _temp_pattern(base: str):
-    return re.compile(rf"\.{re.escape(base)}\.[0-9a-f]{{16}}\.tmp")
-
-
-def _remove_stale_temps(directory: str, base: str) -> None:
-    """Delete ``.<base>.<16 hex>.tmp`` files in ``directory`` older than STALE_TEMP_SECONDS."""
-    pattern, cutoff = _temp_pattern(base), time.time() - STALE_TEMP_SECONDS
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    for name in names:
-        if not pattern.fullmatch(name):
-            continue
-        full = os.path.join(directory, name)
-        try:
-            st = os.lstat(full)
-            if st.st_mtime < cutoff and os.path.isfile(full) and not os.path.islink(full) and (
-                    not hasattr(os, "getuid") or st.st_uid == os.getuid()):
-                os.unlink(full)
-        except OSError:  # gone already, or not ours to remove
-            pass
-
-
-def _open_temp(directory: str, base: str):
-    """(fd, name) of a new ``.<base>.<16 hex>.tmp`` in ``directory``, created exclusively."""
-    for _ in range(100):
-        name = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.tmp")
-        try:
-            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600), name
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file in {directory}")
-
-
-def save_arrays(path, meta: dict, arrays: dict) -> None:
+def save_arrays(path, meta: dict, arrays: dict, *, check=None) -> None:
     """Write ``meta`` (a JSON-serialisable dict) and ``arrays`` (name ->
     ndarray or ``PackedSigns``) to ``path`` atomically.
 
     Raises ``TypeError`` / ``ValueError`` for input that cannot be stored
     (non-JSON meta, NaN in meta, unsupported dtype, non-str names, a header
-    over 1 MiB); ``OSError`` from the filesystem. The target is replaced only
-    after the whole file is written and fsynced.
+    over 1 MiB); ``OSError`` from the filesystem, ``FileExistsError`` when
+    ``path`` is not a regular file (a symbolic link, directory, device, FIFO:
+    never replaced). The target is replaced only after the whole file is
+    written and fsynced (:func:`fastbin.io.atomic.atomic_write`: a new file
+    gets the mode the umask allows, a replaced one keeps its mode), and after
+    ``check(temp_path)``, if given, returned without an error.
     """
     path = os.fspath(path)
     if not isinstance(meta, dict):
@@ -183,36 +152,16 @@ def save_arrays(path, meta: dict, arrays: dict) -> None:
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header))
     data_start = _round_up(len(prefix) + len(header))
 
-    directory, base = os.path.split(os.path.abspath(path))
-    fd, tmp_name = _open_temp(directory, base)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            hasher = hashlib.sha256()
-            _write_payload(f, hasher, prefix + header + bytes(data_start - len(prefix) - len(header)))
-            position = 0
-            for entry, data in zip(entries, payloads):
-                _write_payload(f, hasher, bytes(entry["offset"] - position))
-                if data.nbytes:
-                    _write_payload(f, hasher, memoryview(data.reshape(-1).view(np.uint8)))
-                position = entry["offset"] + data.nbytes
-            f.write(hasher.digest())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    _remove_stale_temps(directory, base)
-    try:  # make the rename itself durable; not possible everywhere
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    with atomic_write(path, check=check) as f:
+        hasher = hashlib.sha256()
+        _write_payload(f, hasher, prefix + header + bytes(data_start - len(prefix) - len(header)))
+        position = 0
+        for entry, data in zip(entries, payloads):
+            _write_payload(f, hasher, bytes(entry["offset"] - position))
+            if data.nbytes:
+                _write_payload(f, hasher, memoryview(data.reshape(-1).view(np.uint8)))
+            position = entry["offset"] + data.nbytes
+        f.write(hasher.digest())
 
 
 def _fail(path, message: str):
@@ -304,8 +253,8 @@ def read_model_bytes(path) -> bytes:
     :func:`load_arrays` (so a non-model file is not read whole); the rest is checked by
     :func:`load_arrays_bytes`. ``ModelFileError``, or ``OSError`` when it cannot be read."""
     path = os.fspath(path)
-    file_size = os.path.getsize(path)
     with open(path, "rb") as f:
+        file_size = os.fstat(f.fileno()).st_size  # the size of the file being read, not of the path
         head = f.read(_PREFIX.size)
         _check_prefix(path, head, file_size)
         body = head + f.read(file_size - _PREFIX.size)  # file_size is the real size: bounded

@@ -7,7 +7,9 @@ A model file (:mod:`fastbin.io.modelfile`) holds ``meta`` (JSON) and named array
             "config": {...the constructor's arguments...}, "dtype": "float32" | "float64",
             "layers": [layer.config(), ...], "latent": bool}
 
-and one array per parameter and buffer, named ``"<layer index>.<name>"``. Version 2 adds
+and one array per parameter and buffer, named ``"<layer index>.<name>"``. An MLP's ``config``
+may hold ``"dropout"`` (a rate in [0, 1), 0 unless the hidden activations are float; files
+written before dropout lack it): dropout is training-only, so it adds no layer or array. Version 2 adds
 ``"folded": bool`` to ``meta``; when true the file also holds the folded form's thresholds
 (:func:`fold_plan`: for each sign stage, first dense layer ``i``, thresholds ``t`` and flips
 (bool) of shape (n_out,): ``"folded.<i>.packed_t"`` and ``"folded.<i>.packed_flip"`` for a
@@ -52,7 +54,7 @@ import numpy as np
 
 from ..bits import n_words_for
 from ..packed import PackedSigns
-from ..reference import conv_geometry, int_pair
+from ..reference import bn_scale, conv_geometry, int_pair
 from .modelfile import ModelFileError, load_arrays, load_arrays_bytes
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "READ_VERSIONS",
     "INITS",
     "MAX_ACTIVATION",
+    "MAX_DENSE_LAYERS",
     "MAX_IMAGE_VALUES",
     "ArraySpec",
     "ModelSchema",
@@ -86,6 +89,9 @@ KINDS = ("softmax_regression", "mlp", "conv")
 ACTIVATIONS = ("tanh", "hardtanh", "sign")
 INITS = ("uniform", "normal", "glorot", "zeros")
 MODEL_DTYPES = ("float32", "float64")
+#: Most dense layers a model file may declare (``config.sizes`` holds one more entry): checked
+#: before any work proportional to the count (a 1 MB header can list 520,000 sizes).
+MAX_DENSE_LAYERS = 1000
 #: Largest activation magnitude (interval bound, inputs in [0, 1]) a loadable model may
 #: reach: far beyond any trained model, far below float32 overflow (3.4e38).
 MAX_ACTIVATION = 1e20
@@ -111,7 +117,8 @@ _BN_KEYS = {"kind", "n", "momentum", "eps"}
 class ArraySpec:
     """What one stored array must be: ``kind`` (``"array"`` or ``"packed_signs"``), stored
     ``dtype`` name, ``shape`` (for packed signs ``(rows, n_words)``), ``n_bits`` (packed signs
-    only) and the value rule: ``"finite"``, ``"nonnegative"`` (finite and >= 0) or None."""
+    only) and the value rule: ``"finite"``, ``"nonnegative"`` (finite and >= 0), ``"positive"``
+    (finite and > 0), ``"uniform_positive"`` (the same, all values equal) or None."""
 
     kind: str
     dtype: str
@@ -181,7 +188,12 @@ def _input_offset(path, v):
 
 def _check_config(path, kind, config):
     """Types and ranges of ``config``; returns the dense layer sizes ``[n_in, ..., n_classes]``."""
-    _keys(path, "config", config, _CONFIG_KEYS[kind])
+    keys = _CONFIG_KEYS[kind]
+    if kind == "mlp" and isinstance(config, dict) and "dropout" in config:  # files before dropout lack it
+        keys = keys | {"dropout"}
+    if isinstance(config, dict) and "input_scale" in config:  # only models with an input scale have it
+        keys = keys | {"input_scale"}
+    _keys(path, "config", config, keys)
     for key in ("binary_weights", "scale") + (("binary_activations", "batch_norm", "output_bn") if kind == "mlp"
                                               else ()):
         _bool(path, f"config.{key}", config[key])
@@ -189,6 +201,10 @@ def _check_config(path, kind, config):
     _require(path, "config.seed", config["seed"], lambda x: x is None or (_is_int(x) and 0 <= x < 2**128),
              "null or an int in [0, 2**128)")
     _input_offset(path, config["input_offset"])
+    if "input_scale" in config:
+        v = config["input_scale"]
+        _require(path, "config.input_scale", v, lambda _: v == "per-feature" or (_is_number(v) and v > 0),
+                 "a finite number > 0 or 'per-feature'")
     if kind == "softmax_regression":
         return [_size(path, "config.n_in", config["n_in"]), _size(path, "config.n_classes", config["n_classes"])]
     _require(path, "config.activation", config["activation"], lambda x: x in ACTIVATIONS, f"one of {list(ACTIVATIONS)}")
@@ -198,7 +214,16 @@ def _check_config(path, kind, config):
     _require(path, "config.sigma", config["sigma"], _is_number, "a finite number")
     sizes = _require(path, "config.sizes", config["sizes"], lambda x: isinstance(x, list) and len(x) >= 2,
                      "a list [n_in, ..., n_classes] of at least 2 sizes")
-    return [_size(path, f"config.sizes[{i}]", s) for i, s in enumerate(sizes)]
+    if len(sizes) > MAX_DENSE_LAYERS + 1:
+        _fail(path, f"config.sizes has {len(sizes)} entries: at most {MAX_DENSE_LAYERS + 1} "
+                    f"({MAX_DENSE_LAYERS} dense layers)")
+    sizes = [_size(path, f"config.sizes[{i}]", s) for i, s in enumerate(sizes)]
+    dropout = _require(path, "config.dropout", config.get("dropout", 0.0), lambda x: _is_number(x) and 0 <= x < 1,
+                       "a number in [0, 1)")
+    if dropout and (config["activation"] == "sign" or len(sizes) < 3):
+        _fail(path, "config.dropout must be 0 without float hidden activations (activation 'sign' or no hidden "
+                    "layer)")
+    return sizes
 
 
 def _expected_layers(path, kind, config, saved_layers):
@@ -211,22 +236,33 @@ def _expected_layers(path, kind, config, saved_layers):
     sizes = _check_config(path, kind, config)
     if not isinstance(saved_layers, list):
         _fail(path, f"meta.layers must be a list, got {_short(saved_layers)}")
+    if len(saved_layers) > 3 * len(sizes):  # dense, batch norm, activation per size: more is never right
+        _fail(path, f"meta.layers has {len(saved_layers)} entries, the configuration implies at most "
+                    f"{3 * len(sizes)}")
     offset = config["input_offset"]
     if offset == "per-feature":
         first = saved_layers[0] if saved_layers and isinstance(saved_layers[0], dict) else {}
         has_offset = _bool(path, "meta.layers[0].input_offset", first.get("input_offset"))
     else:
         has_offset = offset is not None and offset != 0
+    in_scale = config.get("input_scale")
+    if in_scale == "per-feature":
+        first = saved_layers[0] if saved_layers and isinstance(saved_layers[0], dict) else {}
+        has_scale = "input_scale" in first and _require(path, "meta.layers[0].input_scale", first["input_scale"],
+                                                        lambda x: x is True, "true (or absent)")
+    else:
+        has_scale = in_scale is not None and in_scale != 1
     binary, scale = config["binary_weights"], config["scale"]
     if kind == "softmax_regression":
         return [{"kind": "dense", "n_in": sizes[0], "n_out": sizes[1], "binary": binary, "scale": scale,
-                 "bias": True, "input_offset": has_offset}]
+                 "bias": True, "input_offset": has_offset, **({"input_scale": True} if has_scale else {})}]
     layers, n = [], len(sizes) - 1
     for i in range(n):
         last = i == n - 1
         bn = config["output_bn"] if last else config["batch_norm"]
         layers.append({"kind": "dense", "n_in": sizes[i], "n_out": sizes[i + 1], "binary": binary, "scale": scale,
-                       "bias": not bn, "input_offset": has_offset and i == 0})
+                       "bias": not bn, "input_offset": has_offset and i == 0,
+                       **({"input_scale": True} if has_scale and i == 0 else {})})
         if bn:
             j = len(layers)
             saved = saved_layers[j] if j < len(saved_layers) and isinstance(saved_layers[j], dict) else {}
@@ -382,6 +418,9 @@ def _expected_arrays(layers, latent):
                 arrays[f"{i}.b"] = ArraySpec("array", "float32", (n_out,), values="finite")
             if layer["input_offset"]:
                 arrays[f"{i}.input_offset"] = ArraySpec("array", "float32", (n_in,), values="finite")
+            if layer.get("input_scale"):  # a binary layer folds one scale: all its values equal
+                arrays[f"{i}.input_scale"] = ArraySpec("array", "float32", (n_in,),
+                                                       values="uniform_positive" if layer["binary"] else "positive")
             if layer["binary"] and layer["scale"] and not latent:
                 arrays[f"{i}.alpha"] = ArraySpec("array", "float32", (n_out,), values="nonnegative")
         elif layer["kind"] == "batchnorm":
@@ -485,9 +524,12 @@ def _activation_bounds(schema: ModelSchema, arrays) -> None:
         elif kind == "dense":
             n_in = layer["n_in"]
             offset = arrays.get(f"{i}.input_offset")
-            # |x - offset| <= 1 + |offset| for x in [0, 1] (also covers the offset folded into the bias)
+            # |x - offset| <= 1 + |offset| for x in [0, 1] (also covers the offset folded into the bias),
+            # times the input scale
             if h is None:
                 h = np.ones(n_in) if offset is None else 1.0 + np.abs(offset.astype(np.float64))
+                if f"{i}.input_scale" in arrays:
+                    h = h * np.abs(arrays[f"{i}.input_scale"].astype(np.float64))
             if f"{i}.W" in arrays:
                 w = np.abs(arrays[f"{i}.W"].astype(np.float64))
                 if layer["binary"]:
@@ -502,8 +544,10 @@ def _activation_bounds(schema: ModelSchema, arrays) -> None:
                 z = z + np.abs(arrays[f"{i}.b"].astype(np.float64))
             h = z
         elif kind == "batchnorm":
-            var = arrays[f"{i}.running_var"].astype(np.float64)
-            k = np.abs(arrays[f"{i}.gamma"].astype(np.float64)) / np.sqrt(var + layer["eps"])
+            # the factor as the runtime computes it, in the model's dtype: an eps that is 0 there
+            # (with a zero variance) makes it inf or NaN however positive it is in float64
+            k = np.abs(bn_scale(arrays[f"{i}.gamma"], arrays[f"{i}.running_var"], layer["eps"],
+                                schema.dtype).astype(np.float64))
             h = (h + np.abs(arrays[f"{i}.running_mean"].astype(np.float64))) * k + np.abs(
                 arrays[f"{i}.beta"].astype(np.float64))
         else:  # tanh, hardtanh, sign: |y| <= 1
@@ -540,8 +584,13 @@ def check_values(schema: ModelSchema, arrays, *, path="model file") -> None:
                 _fail(path, f"array {name!r} holds NaN or infinite values")
             if spec.values == "nonnegative" and a.size and a.min() < 0:
                 _fail(path, f"array {name!r} must be >= 0, holds {a.min()}")
+            if spec.values in ("positive", "uniform_positive") and a.size and a.min() <= 0:
+                _fail(path, f"array {name!r} must be > 0, holds {a.min()}")
+            if spec.values == "uniform_positive" and a.size and a.max() != a.min():
+                _fail(path, f"array {name!r} of a binary layer must hold one value (a binary layer folds one "
+                            f"input scale), holds {a.min()} to {a.max()}")
     try:
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             _activation_bounds(schema, arrays)
     except ValueError as exc:
         _fail(path, str(exc))

@@ -5,13 +5,13 @@ shapes, zero padding bits) and write into preallocated outputs; the public
 functions in ``fastbin`` validate and allocate, then call these.
 """
 from ..bits import WORD_BITS
-from ._popcount import popcount
-from .binary_matmul import (
+from .binary_product.blocked import (
     binary_dense_sign_kernel,
     binary_dense_sign_parallel,
     binary_matmul_kernel,
     binary_matmul_parallel,
 )
+from .intrinsics import popcount
 from .linear_ce import (
     linear_softmax_ce_labels,
     linear_softmax_ce_packed_labels,
@@ -20,7 +20,14 @@ from .linear_ce import (
     linear_softmax_ce_targets,
 )
 from .pack import pack_columns, pack_rows, pack_rows_parallel, padding_is_zero, unpack_rows
-from .sign_matmul import sign_matmul_float, sign_matmul_float_parallel, sign_matmul_uint8
+from .sign_product.portable import (
+    sign_matmul_bits,
+    sign_matmul_bits_parallel,
+    sign_matmul_float,
+    sign_matmul_float_parallel,
+    sign_matmul_uint8,
+    sign_matmul_uint8_float,
+)
 from .softmax_ce import ce_block_labels, ce_block_targets, exp_nonpositive, softmax_ce_labels, softmax_ce_targets
 from .updates import adam_update_flat, sgd_update_flat
 
@@ -33,19 +40,25 @@ __all__ = [
     "pack_columns",
     "unpack_rows",
     "padding_is_zero",
-    # binary products (fastbin.kernels.binary_matmul): binary_matmul_kernel(a_bits (m,nw),
+    # binary products (fastbin.kernels.binary_product.blocked): binary_matmul_kernel(a_bits (m,nw),
     # w_bits (n,nw), n_bits, out int32 (m,n)); binary_dense_sign_kernel(a_bits, w_bits, n_bits,
     # thresholds int64 (n,), flip bool (n,), out_bits uint64 (m, ceil(n/64)))
     "binary_matmul_kernel",
     "binary_matmul_parallel",
     "binary_dense_sign_kernel",
     "binary_dense_sign_parallel",
-    # x @ sign(W) (fastbin.kernels.sign_matmul): sign_matmul_float(x float (m,k), w_bits (n,nw),
-    # out (m,n) x.dtype); sign_matmul_uint8(x uint8 (m,k), w_bits, out int32 (m,n))
+    # x @ sign(W) (fastbin.kernels.sign_product.portable; which one pays is
+    # fastbin.kernels.sign_product.plan's choice): sign_matmul_bits (few rows: signed sums
+    # from the bits) and sign_matmul_float (W unpacked once, register blocks) (x float (m,k),
+    # w_bits (n,nw), out (m,n) x.dtype); sign_matmul_uint8 (bit planes) and
+    # sign_matmul_uint8_float (float32 blocks, k <= 65793) (x uint8 (m,k), w_bits, out int32 (m,n))
     # Kernels taking packed operands return False (writing nothing) on non-zero padding bits.
+    "sign_matmul_bits",
+    "sign_matmul_bits_parallel",
     "sign_matmul_float",
     "sign_matmul_float_parallel",
     "sign_matmul_uint8",
+    "sign_matmul_uint8_float",
     # softmax cross-entropy (fastbin.kernels.softmax_ce): softmax_ce_labels(logits (m,c),
     # labels intp (m,), dlogits out (m,c)) -> mean loss float64; softmax_ce_targets(logits,
     # targets (m,c), dlogits) -> loss; ce_block_* the same on a block, returning the loss sum;

@@ -35,9 +35,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .._config import VECTOR_REGISTERS, jit, jit_parallel
-from ._dot_blocks import dot_rows_4x3
+from .._config import LOGITS_BLOCK, jit, jit_parallel
 from .pack import unpack_rows
+from .sign_product._dot_blocks import dot_rows_4x3
 from .softmax_ce import ce_block_labels, ce_block_targets
 
 __all__ = [
@@ -158,7 +158,7 @@ def _logits_4x3(xb, w_t, zero, z):
 
 # Picked by the CPU's vector register count (fastbin._config; per-CPU at
 # import is safe with the cache, keyed by CPU + features).
-_block_logits = _logits_8x2 if VECTOR_REGISTERS >= 32 else _logits_4x3
+_block_logits = _logits_8x2 if LOGITS_BLOCK == "8x2" else _logits_4x3
 
 
 @jit

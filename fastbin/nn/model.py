@@ -16,22 +16,24 @@ over the batch; Adam is invariant to that constant factor (up to ``eps``).
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
-from .._config import EVAL_CHUNK
-from .._validate import check_int, check_labels, check_model_input
+from .._limits import EVAL_CHUNK
+from .._validate import check_fraction, check_int, check_labels, check_model_input
 from ..io.modelfile import ModelFileError, save_arrays
-from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays
+from ..io.modelschema import FORMAT, FORMAT_VERSION, load_model_arrays_bytes
 from ..ops.backend import get_backend
 from ..packed import PackedSigns
 from ..reference import softmax
 from ..runtime.conv import fold_conv
 from ..runtime.engines import engine_for
 from ..runtime.fold import layer_arrays, search_thresholds
+from ..runtime.load import read_model
 from .conv import Conv2D, Flatten, MaxPool2D
 from .fold import fold, fold_inputs
-from .layers import ACTIVATIONS, BatchNorm, BatchNormSign, Dense, Layer, Sign
+from .layers import ACTIVATIONS, BatchNorm, BatchNormSign, Dense, Dropout, HardTanh, Layer, Sign, Tanh
 from .summary import summary_table
 
 __all__ = ["Model", "ConvModel", "softmax_regression", "mlp", "sequential", "bnn_conv", "load", "FORMAT"]
@@ -44,13 +46,22 @@ class Model:
     """A stack of layers with a softmax cross-entropy head.
 
     Parameters that share a clip bound live in one flat buffer (``groups``),
-    so an optimizer step is one fused update per group."""
+    so an optimizer step is one fused update per group. ``Dropout`` layers in
+    ``layers`` (each directly after a ``Tanh`` or ``HardTanh``) run in the
+    training passes only (``train_stages``); ``self.layers``, what evaluation,
+    folding and model files use, leaves them out."""
 
     #: rows per evaluation pass of :meth:`forward` (bounds the memory of a large batch)
     eval_chunk = EVAL_CHUNK
 
     def __init__(self, layers, *, kind, config, backend="fastbin", dtype=np.float32):
-        self.layers: list[Layer] = list(layers)
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Dropout) and (i == 0 or not isinstance(layers[i - 1], (Tanh, HardTanh))):
+                raise ValueError("a Dropout layer must directly follow a tanh or hardtanh activation (dropout "
+                                 "acts on float activations)")
+        self.dropout = [layer for layer in layers if isinstance(layer, Dropout)]
+        self.layers: list[Layer] = [layer for layer in layers if not isinstance(layer, Dropout)]
         self.kind = kind
         self.config = dict(config)
         self.backend = get_backend(backend)
@@ -62,7 +73,7 @@ class Model:
         for before, layer in zip(self.layers, self.layers[1:], strict=False):
             if isinstance(layer, Dense):
                 layer.sign_input = isinstance(before, Sign)
-        self.train_stages = _training_stages(self.layers)
+        self.train_stages = _training_stages(layers)
         self._flatten()
 
     def _flatten(self):
@@ -99,6 +110,8 @@ class Model:
         """Logits (m, n_classes) for ``x`` (m, n_in): float in [0, 1] or raw
         uint8 pixels (meaning ``x / 255``)."""
         x = self.check_input(x)
+        if x.shape[0] == 0:  # an empty batch: an empty result, as the runtime's engines give
+            return np.empty((0, self.n_classes), self.dtype)
         chunk = self.eval_chunk
         if training or x.shape[0] <= chunk:
             return self._forward(x, training)
@@ -134,7 +147,9 @@ class Model:
     # -- training ------------------------------------------------------------
     def train_step(self, x, labels, opt) -> float:
         """One optimizer step on the batch; returns the batch's mean loss
-        (before the update)."""
+        (before the update). Dropout masks are drawn for the optimizer's step count."""
+        for layer in self.dropout:
+            layer.step = opt.steps
         loss = self.compute_gradients(x, labels)
         opt.step(self.backend, self.groups)
         return loss
@@ -147,7 +162,7 @@ class Model:
         if x.dtype == np.uint8:  # raw pixels: the same float32(u) / 255 as the float datasets, one pass
             x = self.backend.unit_from_uint8(x, self.dtype)
         first = self.layers[0]
-        if len(self.layers) == 1 and not first.scale:
+        if len(self.layers) == 1 and not first.scale and "input_scale" not in first.buffers:
             return float(self._fused_step(first, x, labels))
         logits = self._forward(x, True)
         loss, d = self.backend.softmax_cross_entropy(logits, labels)
@@ -163,7 +178,7 @@ class Model:
         x.T @ dz - outer(mu, sum_i dz)``."""
         if not layer.binary:
             w = layer.params["W"]
-        elif self.backend.name == "fastbin":
+        elif self.backend.sign_products:
             # the fused kernel unpacks packed signs to +-1 floats anyway: give it
             # those directly (same values, same results; skips pack + checks)
             w = self.backend.signs(layer.params["W"])
@@ -197,11 +212,16 @@ class Model:
         folded form's thresholds and flips (``"folded.*"``, see
         :mod:`fastbin.io.modelschema`), found from the arrays as stored, so that
         ``fastbin.runtime.load`` searches nothing and predicts exactly what
-        ``load(path).to_inference()`` predicts."""
+        ``load(path).to_inference()`` predicts.
+
+        The written file is checked with the loader's own schema before it is
+        renamed into place (:func:`_loadable`): a model its loader would refuse
+        (weights that overflowed to inf, a seed outside [0, 2**128)) raises
+        ``ValueError`` and leaves any previous file at ``path`` as it was."""
         layers, meta, arrays = self.file_contents(latent=latent)
         meta["folded"] = True
         arrays.update(_folded_arrays(layers, arrays, self.dtype, self.backend.name))
-        save_arrays(path, meta, arrays)
+        save_arrays(path, meta, arrays, check=lambda written: _loadable(written, path))
 
     def file_contents(self, *, latent=False):
         """``(layer configs, meta, arrays)`` of the model file :meth:`save` writes,
@@ -235,22 +255,25 @@ class Model:
 # Constructors
 # ---------------------------------------------------------------------------
 def softmax_regression(n_in=784, n_classes=10, *, binary_weights=False, scale=False, init="uniform",
-                       input_offset=None, seed=0, backend="fastbin", dtype="float32"):
+                       input_offset=None, input_scale=None, seed=0, backend="fastbin", dtype="float32"):
     """``softmax(x @ W + b)``. ``init="uniform"`` is notebook 1's
     (``W ~ rand[0, 1)``, ``b = 1``); ``binary_weights`` is BinaryConnect
     (forward with sign(W), W clipped to [-1, 1]); ``scale`` multiplies each
-    output by ``alpha = mean|W|``."""
+    output by ``alpha = mean|W|``. ``input_offset``, ``input_scale``: the
+    input transform ``(x - input_offset) * input_scale`` (see :func:`mlp`)."""
     config = dict(n_in=int(n_in), n_classes=int(n_classes), binary_weights=bool(binary_weights),
                   scale=bool(scale), init=init, input_offset=_offset_config(input_offset), seed=seed)
+    if input_scale is not None:
+        config["input_scale"] = _offset_config(input_scale)
     _check_sizes([n_in, n_classes])
     layer = Dense(n_in, n_classes, binary=binary_weights, scale=scale, init=init, rng=seed,
-                  dtype=dtype, backend=backend, input_offset=input_offset)
+                  dtype=dtype, backend=backend, input_offset=input_offset, input_scale=input_scale)
     return Model([layer], kind="softmax_regression", config=config, backend=backend, dtype=dtype)
 
 
 def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=False, batch_norm=None,
-        output_bn=None, scale=False, init="normal", sigma=0.1, input_offset=None, seed=0, backend="fastbin",
-        dtype="float32"):
+        output_bn=None, scale=False, init="normal", sigma=0.1, input_offset=None, input_scale=None, dropout=0.0,
+        seed=0, backend="fastbin", dtype="float32"):
     """Multi-layer perceptron ``sizes = [n_in, hidden..., n_classes]``.
 
     Hidden layer: Dense -> [BatchNorm] -> activation (``"tanh"``,
@@ -263,9 +286,18 @@ def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=Fa
     ``init="normal"`` is notebook 2's (``sigma * randn`` for W and b);
     ``"glorot"`` is uniform Glorot with zero biases. ``input_offset`` is
     subtracted from the input: a number (e.g. 0.5) or a vector (n_in,) such as the
-    training-set mean image (stored in the model file).
+    training-set mean image (stored in the model file). ``input_scale`` (a number
+    > 0, or (n_in,) numbers > 0 with float weights) multiplies the input after
+    the offset: ``(x - input_offset) * input_scale`` is what the first layer
+    sees (e.g. ``offset = X.mean(0)``, ``scale = 1 / X.std(0)`` for features of
+    any range; stored in the model file, applied by the runtime). ``dropout`` (a rate in
+    [0, 1)) adds a :class:`~fastbin.nn.layers.Dropout` after every hidden
+    activation (float activations only: not with ``"sign"``), its masks seeded
+    from ``seed``; it is recorded in the configuration and absent from the
+    evaluation path and the folded model.
     """
     sizes = [int(s) for s in _check_sizes(sizes)]
+    dropout = check_fraction("dropout", dropout)
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least [n_in, n_classes], got {sizes}")
     if activation not in ACTIVATIONS:
@@ -273,12 +305,19 @@ def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=Fa
     if binary_activations:
         activation = "sign"
     binary_activations = activation == "sign"
+    if dropout and binary_activations:
+        raise ValueError("dropout acts on float activations: a model with activation 'sign' (binary activations) "
+                         "has none")
+    if dropout and len(sizes) < 3:
+        raise ValueError(f"dropout acts on hidden activations: sizes {sizes} has no hidden layer")
     batch_norm = binary_activations if batch_norm is None else bool(batch_norm)
     output_bn = binary_activations if output_bn is None else bool(output_bn)
     config = dict(sizes=sizes, activation=activation, binary_weights=bool(binary_weights),
                   binary_activations=binary_activations, batch_norm=batch_norm, output_bn=output_bn,
                   scale=bool(scale), init=init, sigma=float(sigma), input_offset=_offset_config(input_offset),
-                  seed=seed)
+                  dropout=dropout, seed=seed)
+    if input_scale is not None:
+        config["input_scale"] = _offset_config(input_scale)
     rng = np.random.default_rng(seed)
     layers = []
     n_layers = len(sizes) - 1
@@ -287,11 +326,14 @@ def mlp(sizes, *, activation="tanh", binary_weights=False, binary_activations=Fa
         bn = output_bn if last else batch_norm
         layers.append(Dense(n_in, n_out, binary=binary_weights, scale=scale, bias=not bn, init=init,
                             sigma=sigma, rng=rng, dtype=dtype, backend=backend,
-                            input_offset=input_offset if i == 0 else None))
+                            input_offset=input_offset if i == 0 else None,
+                            input_scale=input_scale if i == 0 else None))
         if bn:
             layers.append(BatchNorm(n_out, dtype=dtype))
         if not last:
             layers.append(ACTIVATIONS[activation]())
+            if dropout:
+                layers.append(Dropout(dropout, seed=seed, index=i))
     return Model(layers, kind="mlp", config=config, backend=backend, dtype=dtype)
 
 
@@ -362,9 +404,10 @@ class ConvModel(Model):
 
     def save(self, path, *, latent=False):
         """Write the model file (:meth:`Model.file_contents`; ``meta["folded"]`` false:
-        conv models have no folded form yet)."""
+        conv models have no folded form yet), checked with the loader's schema before it is
+        renamed into place, as :meth:`Model.save`."""
         _, meta, arrays = self.file_contents(latent=latent)
-        save_arrays(path, meta, arrays)
+        save_arrays(path, meta, arrays, check=lambda written: _loadable(written, path))
 
 
 def sequential(layers, input_shape, *, backend="fastbin", dtype="float32") -> ConvModel:
@@ -431,7 +474,7 @@ def _training_stages(layers):
 
 
 def _offset_config(offset):
-    """How the config records an input offset: None, a number, or
+    """How the config records an input offset or scale: None, a number, or
     "per-feature" (the vector itself is saved with the arrays)."""
     if offset is None:
         return None
@@ -455,22 +498,39 @@ def _folded_arrays(layers, arrays, dtype, backend_name):
     return search_thresholds(layers, layer_arrays(layers, stored, dtype, engine), dtype, engine)
 
 
+def _loadable(written, path):
+    """``ValueError`` unless the complete temporary file ``written`` (about to replace ``path``)
+    passes the loader's schema and value checks (``fastbin.io.modelschema``)."""
+    path = os.fspath(path)
+    with open(written, "rb") as f:
+        data = f.read()
+    try:
+        load_model_arrays_bytes(data, name=path)
+    except ModelFileError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise ValueError(f"{path}: not saved: its loader would refuse it: {reason}") from None
+
+
 def _build(schema, backend):
     """The model ``schema`` (checked by :func:`fastbin.io.modelschema.check_header`) describes,
     with zero parameters (no random initialisation: ``_restore`` writes every one)."""
     if schema.kind == "conv":
         return _build_conv(schema.layers, schema.config["input_shape"], backend, schema.dtype)
-    config = dict(schema.config, init="zeros", seed=0)
+    config = dict(schema.config, init="zeros")  # the seed stays: it seeds the dropout masks
     first = schema.layers[0]
     if config.get("input_offset") == "per-feature":  # placeholder; the saved vector is restored next
         config["input_offset"] = 1.0 if first["input_offset"] else None
+    if config.get("input_scale") == "per-feature":  # the same (a scale of 1 stores no vector)
+        config["input_scale"] = 2.0 if first.get("input_scale") else None
     if schema.kind == "softmax_regression":
         model = softmax_regression(**config, backend=backend, dtype=schema.dtype)
     else:
         model = mlp(config.pop("sizes"), **config, backend=backend, dtype=schema.dtype)
-    for layer in model.layers:
+    for layer, saved in zip(model.layers, schema.layers):
         if isinstance(layer, Dense):
             layer.init = schema.config["init"]
+        elif isinstance(layer, BatchNorm):  # any momentum and eps the schema allows, as the runtime reads them
+            layer.momentum, layer.eps = float(saved["momentum"]), float(saved["eps"])
     return model
 
 
@@ -501,8 +561,10 @@ def load(path, *, backend="fastbin") -> Model:
     """Read a model written by :meth:`Model.save`. The file's meta and array table are
     checked against the schema (:mod:`fastbin.io.modelschema`: every size, dtype and shape,
     finite parameters, ``alpha >= 0``) before the model is built, so memory use is bounded by
-    the stored arrays; anything else raises ``ModelFileError``."""
-    schema, meta, arrays = load_model_arrays(path)
+    the stored arrays; the stored folded thresholds of a folded file are checked against its
+    layers (:func:`fastbin.runtime.load.read_model`, the runtime's own reading); anything else
+    raises ``ModelFileError``."""
+    schema, meta, arrays = read_model(path)
     try:
         model = _build(schema, backend)
         _restore(model, meta, arrays)

@@ -30,6 +30,10 @@ class Backend:
         if missing:
             raise RuntimeError(f"{module.__name__} lacks backend functions {missing}")
         self.name = name
+        #: Whether a binary layer trains on the packed and planned products (``fastbin.ops``:
+        #: ``binary_matmul`` on ±1 input, ``dense_sign_matmul(exact=False)`` on real input)
+        #: instead of BLAS on the float ``sign(W)`` (the reference: plain NumPy all the way down).
+        self.sign_products = module is ops
         for fn in self.functions:
             setattr(self, fn, getattr(module, fn))
 

@@ -7,22 +7,16 @@ results.
 
 On float ``x`` it is *exact* by default (``fastbin.reference.dense_sign_matmul``:
 ``x`` rounded to a per-row grid of ``2**-43`` or so of its largest ``|x|``,
-summed without rounding, rounded once), so every backend, engine, batch size,
-thread count and CPU gives the same bits: row by row on the jitted
-``exact_sign_dot_rows`` (rows over threads when due), each output a signed
-sum of the row's grid integers straight from the bits. ``exact=False`` gives the fastest product within float rounding
-instead, which a folded sign stage uses together with
-``fastbin.kernels.exact_dot.refine_near_thresholds`` (exact where a threshold
-is near); it picks, with the thresholds in ``fastbin._config`` (``DENSE_*``):
-
-* ``"rows"``: the few-row kernel ``sign_dot_rows`` on int8 signs (one row,
-  or tiny products, where a BLAS call costs more than the product);
-* ``"blas"``: NumPy's BLAS on the ±1 float matrix (a few rows, or wide W);
-* ``"packed"``: :func:`fastbin.sign_matmul` on the packed bits (many rows and
-  narrow W, or whenever its threaded kernel is due);
-* ``"lut"`` (float32 where ``FLOAT_LUT``, many rows and outputs, checked first):
-  the table-lookup kernel of ``fastbin.kernels.sign_lut`` on the nibbles of
-  ``sign(W)``, made straight from the real weights (or the packed bits).
+summed without rounding, rounded once; ``fastbin.kernels.sign_product.exact``),
+so every backend, engine, batch size, thread count and CPU gives the same bits.
+``exact=False`` gives the fastest product within float rounding instead, which a
+folded sign stage uses together with ``refine_near_thresholds`` (exact where a
+threshold is near). Which kernel runs is the planner's choice
+(``fastbin.kernels.sign_product.plan_dense``, its ``DENSE_PATHS``): exact on rows
+or by table lookups; fast on int8 rows (``"rows"``), BLAS on ±1 floats
+(``"blas"``), table lookups on the nibbles of ``sign(W)`` made straight from the
+real weights (``"lut"``), or :func:`fastbin.sign_matmul` on the packed bits
+(``"packed"``).
 
 uint8 ``x``: the exact int32 product of :func:`fastbin.sign_matmul` either way.
 Mirrors ``fastbin.reference.dense_sign_matmul``.
@@ -31,58 +25,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._config import (
-    DENSE_BLAS_MAX_ROWS,
-    DENSE_BLAS_MIN_COLS,
-    DENSE_LUT_MIN_COLS,
-    DENSE_LUT_MIN_K,
-    DENSE_LUT_MIN_ROWS,
-    DENSE_LUT_MIN_ROWS_SHORT,
-    DENSE_ROWS_MAX_PRODUCT,
-    EXACT_LUT_MIN_COLS,
-    EXACT_LUT_MIN_COLS_LONG,
-    EXACT_LUT_MIN_ROWS,
-    FLOAT_LUT,
-    use_threads,
-)
 from .._validate import FLOAT_DTYPES, check_array
-from ..kernels.exact_dot import exact_sign_dot_rows, exact_sign_dot_rows_parallel, grid_scratch
-from ..kernels.few_rows import sign_dot_rows
-from ..kernels.sign_lut import (
-    exact_lut_product,
-    exact_lut_product_parallel,
-    lut_product,
-    lut_product_parallel,
-    nibbles_of,
-    weight_nibbles,
-)
+from ..kernels.sign_product import DENSE_PATHS, Path, plan_dense
+from ..kernels.sign_product.avx512 import lut_scratch, nibbles_of, nibbles_of_weights
+from ..kernels.sign_product.exact import grid_scratch
 from ..packed import PackedSigns
 from .convert import signs as _signs
 from .matmul import sign_matmul
 from .pack import pack_weights, unpack_signs
 
-__all__ = ["dense_sign_matmul", "dense_product_kind", "exact_by_lookup"]
+__all__ = ["dense_sign_matmul", "dense_product", "dense_product_kind", "exact_by_lookup"]
 
 _UINT8 = np.dtype(np.uint8)
 _INT8 = np.dtype(np.int8)
-_FLOAT32 = np.dtype(np.float32)
 
 
-def dense_product_kind(m: int, n: int, k: int, dtype=None) -> str:
-    """How :func:`dense_sign_matmul` computes a float (m, k) @ sign(W) (k, n)
-    of ``dtype`` (None: not float32): ``"rows"``, ``"lut"``, ``"blas"`` or
-    ``"packed"`` (see the module docstring). Depends only on the shapes, the
-    dtype, the CPU (``FLOAT_LUT``) and the Numba thread count."""
-    if m == 1 or m * n <= DENSE_ROWS_MAX_PRODUCT:
-        return "rows"
-    if (FLOAT_LUT and dtype == _FLOAT32 and n >= DENSE_LUT_MIN_COLS and k >= DENSE_LUT_MIN_K
-            and m >= (DENSE_LUT_MIN_ROWS if k >= 512 else DENSE_LUT_MIN_ROWS_SHORT)):
-        return "lut"
-    if m < DENSE_BLAS_MAX_ROWS:
-        return "blas"
-    if use_threads("sign_matmul", m * n * k, None):
-        return "packed"
-    return "blas" if n >= DENSE_BLAS_MIN_COLS else "packed"
+def dense_product_kind(m: int, n: int, k: int, dtype=None, exact: bool = False) -> str:
+    """The name of the path (``fastbin.kernels.sign_product.DENSE_PATHS``) by which
+    :func:`dense_sign_matmul` computes a float (m, k) @ sign(W) (k, n) of ``dtype``
+    (None: not float32): for the fast product ``"rows"``, ``"lut"``/``"lut_parallel"``,
+    ``"blas"`` or ``"packed"``. Depends only on the shapes, the dtype, the CPU and the
+    Numba thread count."""
+    return plan_dense(m, k, n, dtype, exact=exact).name
 
 
 def dense_sign_matmul(x, w, *, signs=None, rows=None, nibbles=None, exact=True) -> np.ndarray:
@@ -95,7 +59,7 @@ def dense_sign_matmul(x, w, *, signs=None, rows=None, nibbles=None, exact=True) 
     float rounding. ``signs`` ((k, n) ±1 of ``x``'s dtype, C-contiguous) and
     ``rows`` ((n, k) ±1 int8, C-contiguous) are optional caches of ``sign(W)``
     and ``sign(W).T`` for the fast product (a folded model keeps them), and
-    so is ``nibbles`` (``fastbin.kernels.sign_lut.lut_nibbles`` of the packed
+    so is ``nibbles`` (``fastbin.kernels.sign_product.avx512.nibbles_of`` of the packed
     signs, for the ``"lut"`` kind); what is missing is derived from ``w``."""
     if type(x) is not np.ndarray or x.ndim != 2:
         x = check_array("x", x, None, 2)
@@ -115,48 +79,63 @@ def dense_sign_matmul(x, w, *, signs=None, rows=None, nibbles=None, exact=True) 
         raise TypeError(f"w must have x's dtype {x.dtype}, got {w.dtype}")
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
-    if exact:
+    return dense_product(plan_dense(x.shape[0], k, n, x.dtype, exact=exact), x, w, signs, rows, nibbles)
+
+
+def dense_product(path: Path, x, w, signs=None, rows=None, nibbles=None) -> np.ndarray:
+    """``x @ sign(W)`` by the planned ``path`` (``plan_dense``) on checked float ``x``
+    (m, k) C-contiguous and ``w`` (real (k, n) of ``x``'s dtype, or packed), deriving
+    the form of ``sign(W)`` the path takes unless cached (``signs``, ``rows``,
+    ``nibbles``: :func:`dense_sign_matmul`'s)."""
+    packed = type(w) is PackedSigns
+    k, n = (w.n_bits, w.rows) if packed else w.shape
+    name = path.name
+    form = DENSE_FORMS[name]
+    if form == "nibbles":
+        exact = name.startswith("exact")
+        w_bits = (w if packed else pack_weights(w)).bits if packed or exact else None
+        if nibbles is not None:
+            nibbles = _checked_nibbles(nibbles, n, k)
+        else:
+            nibbles = nibbles_of_weights(w) if w_bits is None else nibbles_of(w_bits, k)
+        out = np.empty((x.shape[0], n), x.dtype)
+        if exact:
+            path(x, w_bits, nibbles, out)
+        elif name == "lut_rows":
+            path(x, nibbles, out, *lut_scratch(k))
+        else:
+            path(x, nibbles, out)  # + the pass size the plan read (path.args)
+        return out
+    if form == "bits":  # the exact product row by row
         out = np.empty((x.shape[0], n), x.dtype)
         w_bits = (w if packed else pack_weights(w)).bits
-        threaded = use_threads("sign_matmul", x.shape[0] * n * k, None)
-        if exact_by_lookup(x.shape[0], n, k):  # the same bits, by table lookups on chunks of the grid
-            nibbles = nibbles_of(w_bits, k) if nibbles is None else _checked_nibbles(nibbles, n, k)
-            (exact_lut_product_parallel if threaded else exact_lut_product)(x, w_bits, nibbles, out)
-        elif threaded:  # row by row on the jitted kernel: as fast as float64 BLAS, without its grid passes
-            exact_sign_dot_rows_parallel(x, w_bits, out)
+        if name == "exact_rows":
+            path(x, w_bits, out, grid_scratch(k))
         else:
-            exact_sign_dot_rows(x, w_bits, out, grid_scratch(k))
+            path(x, w_bits, out)
         return out
-    kind = dense_product_kind(x.shape[0], n, k, x.dtype)
-    if kind == "lut":
-        if nibbles is None:
-            nibbles = nibbles_of(w.bits, k) if packed else weight_nibbles(w)
-        else:
-            nibbles = _checked_nibbles(nibbles, n, k)
-        out = np.empty((x.shape[0], n), x.dtype)
-        if use_threads("sign_matmul", x.shape[0] * n * k, None):
-            lut_product_parallel(x, nibbles, out)
-        else:
-            lut_product(x, nibbles, out)
-        return out
-    if kind == "rows":
+    if form == "rows":
         rows = _checked_rows(w, packed, rows, n, k)
         out = np.empty((x.shape[0], n), x.dtype)
-        sign_dot_rows(x, rows, out)
+        path(x, rows, out)
         return out
-    if kind == "blas":
+    if form == "signs":
         if signs is None:
             signs = np.ascontiguousarray(unpack_signs(w, x.dtype).T) if packed else _signs(w)
         elif type(signs) is not np.ndarray or signs.dtype != x.dtype or signs.shape != (k, n):
             raise ValueError(f"signs must be a {x.dtype} array of shape ({k}, {n})")
-        return x @ signs
-    return sign_matmul(x, w if packed else pack_weights(w))
+        return path(x, signs)  # np.matmul: x @ signs
+    return sign_matmul(x, w if packed else pack_weights(w))  # "packed": sign_matmul's own plan
+
+
+#: The form of ``sign(W)`` each path takes (``DENSE_PATHS``).
+DENSE_FORMS = {name: form for name, (_, form) in DENSE_PATHS.items()}
 
 
 def exact_by_lookup(m: int, n: int, k: int) -> bool:
     """Whether the exact float product of (m, k) rows and (k, n) signs runs on
-    table lookups (``_config.EXACT_LUT_*``), where ``FLOAT_LUT``."""
-    return FLOAT_LUT and m >= EXACT_LUT_MIN_ROWS and n >= (EXACT_LUT_MIN_COLS if k < 2048 else EXACT_LUT_MIN_COLS_LONG)
+    table lookups (the planner's ``"exact_lut"`` paths)."""
+    return plan_dense(m, k, n, None, exact=True).name.startswith("exact_lut")
 
 
 def _checked_nibbles(nibbles, n, k):
@@ -165,7 +144,7 @@ def _checked_nibbles(nibbles, n, k):
     if (type(nibbles) is not np.ndarray or nibbles.dtype != _UINT8 or not nibbles.flags.c_contiguous
             or nibbles.shape != shape):
         raise ValueError(f"nibbles must be the C-contiguous uint8 nibble form {shape} of sign(W) "
-                         "(fastbin.kernels.sign_lut.lut_nibbles)")
+                         "(fastbin.kernels.sign_product.avx512.nibbles_of)")
     return nibbles
 
 

@@ -104,7 +104,7 @@ def linear_softmax_cross_entropy(x, w, b, labels, *, threads=None):
 
     threads : bool or None
         ``None``: split the rows over Numba's threads when ``m * k * c`` is
-        at least ``PARALLEL_MIN_WORK["linear_softmax_ce"]`` (and more than
+        at least ``_config.TABLE["parallel_min_work"]["linear_softmax_ce"]`` (and more than
         one thread is available); ``True``/``False`` force the choice.
 
     Returns

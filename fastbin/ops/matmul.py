@@ -3,8 +3,9 @@
 Each function mirrors the function of the same name in ``fastbin.reference``
 (same arguments, same results); the bit layout is ``fastbin.bits``'. The
 functions check their arguments, allocate outputs (packed ones 64-byte
-aligned), pick the serial or threaded kernel (``threads=None``: automatic,
-``True``/``False``: forced) and call the kernels in ``fastbin.kernels``.
+aligned) and call the kernel the planners of ``fastbin.kernels.sign_product``
+and ``fastbin.kernels.binary_product`` pick (``threads=None``: automatic,
+``True``/``False``: forced).
 
 Validation is a handful of attribute checks: at 1 x 784 the call overhead is
 most of the run time. For the same reason the padding bits of packed operands
@@ -15,46 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._config import (
-    BINARY_MATMUL_MAX_K,
-    FLOAT_LUT,
-    INT16_LUT,
-    SIGN_MATMUL_BLAS,
-    SIGN_MATMUL_BLAS_BIG,
-    SIGN_MATMUL_BLAS_CHUNK_BYTES,
-    SIGN_MATMUL_BLAS_MIN_COLS,
-    SIGN_MATMUL_BLAS_MIN_ROWS,
-    SIGN_MATMUL_BLAS_MIN_ROWS_BIG,
-    SIGN_MATMUL_LUT_MIN_COLS,
-    SIGN_MATMUL_LUT_MIN_ROWS,
-    SIGN_MATMUL_UINT8_FLOAT_PATH,
-    SIGN_MATMUL_UINT8_LUT16_MIN_ROWS,
-    SIGN_MATMUL_UINT8_LUT_MAX_K,
-    SIGN_MATMUL_UINT8_LUT_MIN_ROWS,
-    SIGN_MATMUL_UINT8_MAX_K,
-    use_threads,
-)
+from .._config import BINARY_MATMUL_MAX_K, SIGN_MATMUL_UINT8_MAX_K
 from .._validate import FLOAT_DTYPES, check_packed
 from ..bits import n_words_for
-from ..kernels.binary_matmul import (
-    binary_dense_sign_kernel,
-    binary_dense_sign_parallel,
-    binary_matmul_kernel,
-    binary_matmul_parallel,
-)
-from ..kernels.pack import aligned_words, padding_is_zero, unpack_rows
-from ..kernels.sign_lut import (
-    sign_matmul_lut,
-    sign_matmul_lut16,
-    sign_matmul_lut16_parallel,
-    sign_matmul_lut_parallel,
-)
-from ..kernels.sign_matmul import (
-    UINT8_F32_EXACT_MAX_K,
-    sign_matmul_float,
-    sign_matmul_float_parallel,
-    sign_matmul_uint8,
-)
+from ..kernels.binary_product import plan as _plan_binary
+from ..kernels.binary_product import plan_sign as _plan_sign
+from ..kernels.pack import aligned_words
+from ..kernels.sign_product import plan as _plan
 from ..packed import PackedSigns
 from .pack import check_packed_lean
 
@@ -62,7 +30,6 @@ __all__ = ["binary_matmul", "sign_matmul", "binary_dense_sign"]
 
 _UINT8 = np.dtype(np.uint8)
 _INT32 = np.dtype(np.int32)
-_FLOAT32 = np.dtype(np.float32)
 _NDARRAY = np.ndarray
 #: ``np.empty`` with a dtype object: measured 0.15 us against 0.22 us with
 #: ``np.int32`` (a third of the Python cost of a 128 x 784 -> 10 product).
@@ -116,8 +83,8 @@ def binary_matmul(a, w, *, threads=None) -> np.ndarray:
     if k > BINARY_MATMUL_MAX_K:
         raise _too_long("binary_matmul", k, f"k = {k}", BINARY_MATMUL_MAX_K)
     out = _empty((m, n), _INT32)
-    kernel = binary_matmul_parallel if use_threads("binary_matmul", m * n * n_words, threads) else binary_matmul_kernel
-    if not kernel(a_bits, w_bits, k, out):  # False: non-zero padding bits
+    path = _plan_binary(m, n, n_words, threads)
+    if not path.kernel(a_bits, w_bits, k, out):  # False: non-zero padding bits
         _check_pair(a, w)  # raises the padding error
     return out
 
@@ -139,64 +106,10 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
         n = w_bits.shape[0]
         if k == w.n_bits and m and n and k <= SIGN_MATMUL_UINT8_MAX_K:
             out = _empty((m, n), _INT32)
-            if _uint8_product(x, w_bits, out, threads):  # False: non-zero padding bits
+            path = _plan(m, k, n, _UINT8, threads)  # the kernel called directly: no extra Python frame
+            if path.kernel(x, w_bits, out, *path.args):  # False: non-zero padding bits
                 return out
     return _sign_matmul_checked(x, w, threads)
-
-
-def _uint8_product(x, w_bits, out, threads) -> bool:
-    """The exact int32 ``out`` of uint8 ``x`` (any strides) and packed signs: the
-    int16 lookup kernel on many rows where ``INT16_LUT`` (``_config.SIGN_MATMUL_UINT8_LUT16_MIN_ROWS``),
-    else the float32 one where ``FLOAT_LUT`` (``_config.SIGN_MATMUL_UINT8_LUT_*``),
-    else the bit-plane kernel. False, writing nothing, for non-zero padding bits."""
-    m, k = x.shape
-    n = w_bits.shape[0]
-    if INT16_LUT and m >= SIGN_MATMUL_UINT8_LUT16_MIN_ROWS and n >= SIGN_MATMUL_LUT_MIN_COLS:
-        # int16 tables, widened to int32 every 32 groups: exact for every k the int32 result holds
-        threaded = use_threads("sign_matmul", m * n * k, threads)
-        return (sign_matmul_lut16_parallel if threaded else sign_matmul_lut16)(np.ascontiguousarray(x), w_bits, out)
-    if SIGN_MATMUL_BLAS and SIGN_MATMUL_UINT8_FLOAT_PATH and k <= UINT8_F32_EXACT_MAX_K and _blas_rows(m, k, n):
-        # float32 sums of integers below 255 * k <= 2**24: exact in any order, BLAS's included
-        return _blas_product(x.astype(_FLOAT32), w_bits, out)
-    if (FLOAT_LUT and m >= SIGN_MATMUL_UINT8_LUT_MIN_ROWS and n >= SIGN_MATMUL_LUT_MIN_COLS
-            and k <= SIGN_MATMUL_UINT8_LUT_MAX_K):
-        # float32 tables of uint8 rows: every partial sum an integer <= 255 * k <= 2**24, exact
-        kernel = sign_matmul_lut_parallel if use_threads("sign_matmul", m * n * k, threads) else sign_matmul_lut
-        return kernel(np.ascontiguousarray(x), w_bits, out)
-    return sign_matmul_uint8(x, w_bits, out)
-
-
-def _blas_product(x, w_bits, out) -> bool:
-    """``out[...] = x @ sign(W)`` by BLAS on the unpacked ±1 rows of ``w_bits`` (as
-    ``x``'s dtype; ``SIGN_MATMUL_BLAS``), a block of outputs at a time: each block's
-    signs (``SIGN_MATMUL_BLAS_CHUNK_BYTES``) are unpacked into one reused buffer that
-    stays in cache for BLAS, so a large W is never unpacked whole (64 MiB of float32
-    at 4096 x 4096, whose first touch alone cost more than the product). BLAS's own
-    threads, whatever ``threads`` says. False, writing nothing, for non-zero padding
-    bits."""
-    k = x.shape[1]
-    n = w_bits.shape[0]
-    if not padding_is_zero(w_bits, k):
-        return False
-    cols = min(n, max(16, SIGN_MATMUL_BLAS_CHUNK_BYTES // (x.itemsize * k) // 16 * 16))
-    buffer = np.empty((cols, k), x.dtype)
-    same = out.dtype == x.dtype
-    for j0 in range(0, n, cols):
-        j1 = min(n, j0 + cols)
-        signs = buffer[: j1 - j0]
-        unpack_rows(w_bits[j0:j1], k, signs)
-        if same:
-            np.matmul(x, signs.T, out=out[:, j0:j1])
-        else:  # uint8 rows as float32: exact integers, cast to the int32 out
-            out[:, j0:j1] = np.matmul(x, signs.T)
-    return True
-
-
-def _blas_rows(m, k, n) -> bool:
-    """Whether ``SIGN_MATMUL_BLAS`` takes an (m, k) x (k, n) product (``_config``)."""
-    return n >= SIGN_MATMUL_BLAS_MIN_COLS and (
-        m >= SIGN_MATMUL_BLAS_MIN_ROWS or (m >= SIGN_MATMUL_BLAS_MIN_ROWS_BIG and k * n >= SIGN_MATMUL_BLAS_BIG)
-    )
 
 
 def _sign_matmul_checked(x, w, threads) -> np.ndarray:
@@ -218,7 +131,8 @@ def _sign_matmul_checked(x, w, threads) -> np.ndarray:
             raise _too_long("sign_matmul on uint8 x", shape[1], f"255 * k = {255 * shape[1]}", SIGN_MATMUL_UINT8_MAX_K)
         # Any strides: the bit-plane kernel copies a strided x once.
         out = _empty((m, n), _INT32)
-        if not _uint8_product(x, w.bits, out, threads):  # False: non-zero padding bits
+        path = _plan(m, shape[1], n, _UINT8, threads)
+        if not path.kernel(x, w.bits, out, *path.args):  # False: non-zero padding bits
             check_packed_lean("w", w)  # raises the padding error
         return out
     if dtype not in FLOAT_DTYPES:
@@ -226,14 +140,8 @@ def _sign_matmul_checked(x, w, threads) -> np.ndarray:
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
     out = np.empty((m, n), dtype)
-    threaded = use_threads("sign_matmul", m * n * w.n_bits, threads)
-    if FLOAT_LUT and dtype == _FLOAT32 and m >= SIGN_MATMUL_LUT_MIN_ROWS and n >= SIGN_MATMUL_LUT_MIN_COLS:
-        kernel = sign_matmul_lut_parallel if threaded else sign_matmul_lut
-    elif SIGN_MATMUL_BLAS and dtype == _FLOAT32 and _blas_rows(m, w.n_bits, n):
-        kernel = _blas_product
-    else:
-        kernel = sign_matmul_float_parallel if threaded else sign_matmul_float
-    if not kernel(x, w.bits, out):  # False: non-zero padding bits
+    path = _plan(m, w.n_bits, n, dtype, threads)
+    if not path.kernel(x, w.bits, out, *path.args):  # False: non-zero padding bits
         check_packed_lean("w", w)  # raises the padding error
     return out
 
@@ -268,8 +176,7 @@ def binary_dense_sign(a, w, thresholds, flip, *, threads=None) -> PackedSigns:
     flip = np.ascontiguousarray(flip)
     m = a.rows
     out_bits = aligned_words(m, n_words_for(n))
-    threaded = use_threads("binary_matmul", m * n * a.n_words, threads)
-    kernel = binary_dense_sign_parallel if threaded else binary_dense_sign_kernel
-    if not kernel(a.bits, w.bits, a.n_bits, thresholds, flip, out_bits):
+    path = _plan_sign(m, n, a.n_words, threads)
+    if not path.kernel(a.bits, w.bits, a.n_bits, thresholds, flip, out_bits):
         _check_pair(a, w)  # raises the padding error
     return PackedSigns(out_bits, n)

@@ -9,15 +9,15 @@ model then sends every batch it takes (:meth:`Fused.takes`) to one jitted
 function, which runs every stage row by row:
 
 * the first layer on uint8 rows: the bit-plane product of
-  ``fastbin.kernels.sign_matmul`` (``plane_words``/``plane_dot``, exact
+  ``fastbin.kernels.sign_product.portable`` (``plane_words``/``plane_dot``, exact
   integers) and the stage's int64 ``"uint8"`` thresholds (or, tail first, the
   logits);
 * on float rows: ``dot = x @ sign(W)`` as the stage path gets it: tail
   first, the exact product (``exact_sign_dot_rows``); before the float
-  thresholds of a sign stage, the fast product (float32 where ``FLOAT_LUT``:
-  the table lookups of ``fastbin.kernels.sign_lut``, one call before the
-  fused one; else ``sign_dot_rows`` inside the fused function when
-  ``dense_sign_matmul`` would pick ``"rows"``, else ``dense_sign_matmul(...,
+  thresholds of a sign stage, the fast product the planner picks
+  (``fastbin.kernels.sign_product.plan_dense``: ``"lut_rows"``, the table
+  lookups on the cached nibbles, one call before the fused one; ``"rows"``,
+  ``sign_dot_rows`` inside the fused function; else ``dense_sign_matmul(...,
   exact=False)`` handed in) refined to the exact product near each threshold
   (``refine_near_thresholds``), so the signs are the exact product's;
 * packed stages: ``k - 2 * popcount(a ^ w)`` and the int64 ``"packed"``
@@ -25,7 +25,7 @@ function, which runs every stage row by row:
 * the tail: ``dot * scale + bias`` (``fastbin.reference.dense_affine``) then
   ``(z - mean) * k + beta`` (``bn_affine``), each operation one IEEE
   operation in the model dtype, in that order, each result passed through
-  ``_opaque`` (below) so that LLVM neither contracts two of them to an FMA
+  ``opaque`` (``fastbin.kernels.intrinsics``) so that LLVM neither contracts two of them to an FMA
   nor reassociates them (Numba puts the kernels' ``contract``/``reassoc``
   flags on every float operation; without ``_opaque`` LLVM formed FMAs and
   the logits differed in the last bit); so the logits are those of the stage
@@ -39,7 +39,7 @@ Scratch (bit-plane and activation words, the few-row float dot, the exact
 product's grid row, a row of logits) is per thread (``threading.local``) and reused across calls, so
 concurrent calls are safe and a batch of one allocates only its output.
 
-Batches of ``FEW_ROWS`` rows or more keep the stage path (its blocked and
+Batches of ``few_rows()`` rows (``fastbin.kernels.sign_product``) or more keep the stage path (its blocked and
 threaded kernels; :meth:`Fused.takes`).
 """
 from __future__ import annotations
@@ -47,21 +47,18 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
-from .._config import FEW_ROWS, jit, jit_disabled
+from .._config import jit
 from ..bits import n_words_for
-from ..kernels._llvm import intp_args as _intp_args
-from ..kernels._llvm import is_words as _is_words
-from ..kernels._popcount import popcount
-from ..kernels._sign_lanes import plane_dot, plane_words
-from ..kernels.exact_dot import exact_sign_dot_rows, grid_scratch, refine_near_thresholds
-from ..kernels.few_rows import sign_dot_rows
-from ..kernels.sign_lut import lut_scratch, sign_dot_lut
-from ..ops.dense import dense_product_kind, dense_sign_matmul
+from ..kernels.intrinsics import opaque as _opaque
+from ..kernels.intrinsics import to_float as _to_float
+from ..kernels.intrinsics import xor_count as _xor_count
+from ..kernels.sign_product import few_rows, plan_dense
+from ..kernels.sign_product._lanes import plane_dot, plane_words
+from ..kernels.sign_product.avx512 import lut_scratch, sign_dot_lut
+from ..kernels.sign_product.exact import exact_sign_dot_rows, grid_scratch, refine_near_thresholds
+from ..kernels.sign_product.portable import sign_dot_rows
+from ..ops.dense import dense_sign_matmul
 from ..reference import rounding_constants
 from .model import BatchNormOp, BinaryDense, FloatStage, SignStage
 
@@ -77,111 +74,6 @@ _T_W, _T_N, _T_NW, _T_BITS, _T_SCALE_F, _T_SCALE_U8, _T_BIAS, _T_BN = range(8)
 # packed stage records: ints[_STAGES + 5 * s + field]
 _STAGES = 16
 _S_W, _S_N, _S_NW, _S_BITS, _S_THR = range(5)
-
-
-# ---------------------------------------------------------------------------
-# One IEEE operation at a time (no FMA contraction, no reassociation)
-# ---------------------------------------------------------------------------
-@intrinsic
-def _opaque_llvm(typingctx, value, zero):
-    """``value`` unchanged, through an integer OR with ``zero`` (a run-time 0
-    that LLVM cannot see): the float operations before and after it cannot
-    be fused (Numba puts ``contract``/``reassoc`` on every float operation of
-    a function, intrinsics included, and LLVM then forms FMAs)."""
-    if not (isinstance(value, types.Float) and isinstance(zero, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        float_type = context.get_value_type(value)
-        int_type = ir.IntType(value.bitwidth)
-        z = context.cast(builder, args[1], zero, types.int64)
-        z = builder.trunc(z, int_type) if value.bitwidth < 64 else z
-        return builder.bitcast(builder.or_(builder.bitcast(args[0], int_type), z), float_type)
-
-    return value(value, zero), codegen
-
-
-@intrinsic
-def _to_float_llvm(typingctx, like, value):
-    """``value`` (integer) as ``like``'s float type, correctly rounded (``astype``)."""
-    if not (isinstance(like, types.Float) and isinstance(value, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        target = context.get_value_type(like)
-        if value.signed:
-            return builder.sitofp(args[1], target)
-        return builder.uitofp(args[1], target)
-
-    return like(like, value), codegen
-
-
-@intrinsic
-def _xor_count_llvm(typingctx, a, w, j):
-    """``sum_t popcount(a[t] ^ w[j, t])`` (int64) over the ``w.shape[1]``
-    words: ``a`` 1-D and ``w`` 2-D C-contiguous uint64. Eight words per
-    vector (masked loads at the end, zeros past it), one ``ctpop`` and add
-    each; LLVM's own vectorisation of the word loop needs 32 words before its
-    vector body runs (a 512-bit row has 8)."""
-    a_ok = isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.uint64
-    if not (a_ok and _is_words(w)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        a_value, w_value, j_value = _intp_args(context, builder, signature, args)
-        a_type, w_type, _ = signature.args
-        a_array = context.make_array(a_type)(context, builder, a_value)
-        w_array = context.make_array(w_type)(context, builder, w_value)
-        i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
-        intp = context.get_value_type(types.intp)
-        vec, mask_type = ir.VectorType(i64, 8), ir.VectorType(i1, 8)
-        ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec]), "llvm.ctpop.v8i64")
-        reduce_add = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(i64, [vec]), "llvm.vector.reduce.add.v8i64"
-        )
-        masked_load = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec, [vec.as_pointer(), i32, mask_type, vec]), "llvm.masked.load.v8i64.p0"
-        )
-        n_words = cgutils.unpack_tuple(builder, w_array.shape, 2)[1]
-        n_chunks = builder.udiv(builder.add(n_words, ir.Constant(intp, 7)), ir.Constant(intp, 8))
-        index_type = ir.VectorType(intp, 8)
-        lanes = ir.Constant(index_type, list(range(8)))
-        zeros = ir.Constant(vec, None)
-        acc = cgutils.alloca_once_value(builder, zeros)
-        with cgutils.for_range(builder, n_chunks) as loop:
-            t0 = builder.mul(loop.index, ir.Constant(intp, 8))
-            left = builder.sub(n_words, t0)
-            left_v = builder.insert_element(ir.Constant(index_type, ir.Undefined), left, ir.Constant(i32, 0))
-            left_v = builder.shuffle_vector(left_v, ir.Constant(index_type, ir.Undefined),
-                                            ir.Constant(ir.VectorType(i32, 8), [0] * 8))
-            mask = builder.icmp_signed("<", lanes, left_v)
-            a_ptr = builder.bitcast(builder.gep(a_array.data, [t0]), vec.as_pointer())
-            w_ptr = builder.bitcast(cgutils.get_item_pointer(context, builder, w_type, w_array, [j_value, t0]),
-                                    vec.as_pointer())
-            x = builder.call(masked_load, [a_ptr, ir.Constant(i32, 8), mask, zeros])
-            y = builder.call(masked_load, [w_ptr, ir.Constant(i32, 8), mask, zeros])
-            builder.store(builder.add(builder.load(acc), builder.call(ctpop, [builder.xor(x, y)])), acc)
-        return builder.call(reduce_add, [builder.load(acc)])
-
-    return types.int64(a, w, j), codegen
-
-
-def _xor_count_python(a, w, j):
-    return sum(popcount(a[t] ^ w[j, t]) for t in range(w.shape[1]))
-
-
-def _opaque_python(value, zero):
-    return value
-
-
-def _to_float_python(like, value):
-    return type(like)(value)
-
-
-# Under NUMBA_DISABLE_JIT: NumPy scalars of the model dtype, one correctly rounded operation each.
-_opaque = _opaque_python if jit_disabled() else _opaque_llvm
-_to_float = _to_float_python if jit_disabled() else _to_float_llvm
-_xor_count = _xor_count_python if jit_disabled() else _xor_count_llvm
 
 
 # ---------------------------------------------------------------------------
@@ -300,7 +192,7 @@ def fused_float(x, rows, w0, dot, compute, t0, unit, tiny, q, wflat, ints, float
     a sign stage first, the fast ``sign_dot_rows(x, rows, dot)`` (here when
     ``compute``, else given) refined to the exact product near its float
     thresholds ``t0`` (``refine_near_thresholds``), as the stage path does.
-    ``q``: the grid scratch row of ``fastbin.kernels.exact_dot``."""
+    ``q``: the grid scratch row of ``fastbin.kernels.sign_product.exact``."""
     m = x.shape[0]
     tail_first = ints[_TAIL_FIRST] == 1
     if compute:
@@ -338,7 +230,7 @@ def fused_float(x, rows, w0, dot, compute, t0, unit, tiny, q, wflat, ints, float
 # The plan
 # ---------------------------------------------------------------------------
 def _signed(t, flip, dtype):
-    """``(sign, sign * t)`` of ``fastbin.kernels.threshold.signed_thresholds``."""
+    """``(sign, sign * t)`` of ``fastbin.kernels.binary_product.threshold.signed_thresholds``."""
     sign = np.where(np.asarray(flip, bool), -1, 1).astype(dtype)
     return sign, (sign * np.asarray(t, dtype)).astype(dtype)
 
@@ -399,7 +291,7 @@ class Fused:
         self.w0 = np.ascontiguousarray(first.weights.packed.bits)
         self.rows0 = first.weights.rows
         #: the table-lookup form of the first layer when it is a sign stage (the engine's weight
-        #: form: None unless FLOAT_LUT and float32), else None
+        #: form: None unless the planner wants it, ``sign_product.wants_nibbles``), else None
         self.nibbles0 = first.weights.nibbles if signs else None
         n0 = self.n0 = first.weights.packed.rows
         ints[_TAIL_FIRST] = 0 if signs else 1
@@ -437,12 +329,12 @@ class Fused:
         self.calls = 0
 
     def takes(self, m):
-        """Whether a batch of ``m`` rows runs fused: below ``FEW_ROWS`` rows,
+        """Whether a batch of ``m`` rows runs fused: below ``few_rows()`` rows (the planner's),
         where the stage path takes the unblocked few-row kernels. From there on
         its blocked (and, with several Numba threads, threaded) products were
         as fast as this row-by-row pass or faster (one thread, 784-512-512-10:
         0.8-1.2x at 128 and 10000 rows; 784-10: 0.7-0.9x at 1000 rows)."""
-        return m < FEW_ROWS
+        return m < few_rows()
 
     def _scratch(self):
         local = self.local
@@ -469,21 +361,25 @@ class Fused:
         if x.dtype == _UINT8:
             fused_uint8(x, self.w0, self.wflat, self.ints, self.floats, words, logits, labels, predict)
         else:
-            lut = self.nibbles0 is not None
-            compute = not lut and (self.tail_first or dense_product_kind(m, self.n0, self.n_in) == "rows")
-            if compute or lut:
+            if self.tail_first:  # the exact product, row by row inside the fused call
+                name = "exact_rows"
+            else:  # the fast product the stage path's engine would take, refined inside the fused call
+                name = plan_dense(m, self.n_in, self.n0, self.dtype, exact=False,
+                                  nibbles=self.nibbles0 is not None).name
+            compute = name in ("exact_rows", "rows")  # computed inside the fused call
+            if compute or name == "lut_rows":
                 dots = self.local.dots
                 dot = dots.get(m)
                 if dot is None:
                     dot = dots[m] = np.empty((m, self.n0), self.dtype)
-                if lut:  # the fast product by table lookups, then refined in the fused call
+                if name == "lut_rows":  # the table lookups on the cached nibbles, one call before
                     tables = self.local.tables
                     if tables is None:
                         tables = self.local.tables = lut_scratch(self.n_in)
                     sign_dot_lut(x, self.nibbles0, dot, *tables)
-            else:  # the very product of the stage path (exact for the tail, fast before a threshold)
+            else:  # the very product of the stage path
                 dot = dense_sign_matmul(x, self.first_weights.packed, signs=self.first_weights.signs,
-                                        rows=self.rows0, exact=self.tail_first)
+                                        rows=self.rows0, nibbles=self.nibbles0, exact=False)
             grid = self.local.grid
             if grid is None:
                 grid = self.local.grid = grid_scratch(self.n_in)

@@ -14,17 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import reference
+from .._limits import EVAL_CHUNK, F32_EXACT_INT
 from ..bits import n_words_for
 
 __all__ = ["NumpyEngine", "popcount_words"]
 
-#: Rows per forward call of a folded model: must equal ``fastbin._config.EVAL_CHUNK``
-#: (which imports Numba; tests/test_runtime.py holds the two equal), since the products'
-#: rounding may depend on the number of rows, as the unfolded model's does.
-EVAL_CHUNK = 8192
 #: Below this many rows a packed product uses popcounts, from here on BLAS on ±1 floats.
 POPCOUNT_MAX_ROWS = 16
-_BLAS_EXACT_K = 1 << 24
+_BLAS_EXACT_K = F32_EXACT_INT
 #: Below this many rows a sign stage on float input refines a BLAS product near its thresholds;
 #: from here on it takes the exact product (float64 BLAS).
 REFINE_MAX_ROWS = 64

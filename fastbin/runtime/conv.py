@@ -133,6 +133,8 @@ class ConvInferenceModel:
                                  f"(m, {self.n_in}), got {x.shape}")
             x = x.reshape(x.shape[0], self.n_in)
         x = check_model_input(x, self.n_in, self.dtype)
+        if x.shape[0] == 0:  # an empty batch: an empty result, as the other engines give
+            return np.empty((0, self.affine.n), self.dtype)
         if x.shape[0] > self.chunk:  # the patch matrices grow with h * w * kh * kw * c per image
             return np.concatenate([self._forward(x[i : i + self.chunk]) for i in range(0, x.shape[0], self.chunk)])
         return self._forward(x)
@@ -144,6 +146,8 @@ class ConvInferenceModel:
             h, kind = stage(h, kind), "packed"
         dot = _sign_product(h.reshape(h.shape[0], -1), self.dense_bits, self.dense_signs)
         return self.affine(dot.astype(self.dtype))
+
+    logits = forward
 
     def predict(self, x):
         """Class indices (m,) int64."""

@@ -17,7 +17,9 @@ exact integer, the 1/255 of raw pixels sits in the scale) or over the ordered
 float values (float input), so the folded model's signs, and so its
 predictions, equal the unfolded model's bit for bit, ties included. A folded
 model file stores them (:func:`search_thresholds`), so loading it searches
-nothing.
+nothing; it checks them instead (four evaluations of the same formula per
+output, :func:`_disagreement`), so a folded section that does not fold the
+file's own layers is refused, never run.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import numpy as np
 
 from ..io.modelschema import FOLDED_FLOAT_RANGE, fold_plan, threshold_dtype
 from ..packed import PackedSigns
-from ..reference import bn_affine, bn_scale, dense_affine, offset_bias
+from ..reference import binary_eval_scale, bn_affine, bn_scale, dense_affine, offset_bias
 from .model import Activation, BatchNormOp, BinaryDense, FloatDense, FloatStage, InferenceModel, SignStage, SignWeights
 
 __all__ = ["Affine", "FLOAT_RANGE", "float_thresholds", "fold_arrays", "int_thresholds", "layer_arrays",
@@ -107,10 +109,14 @@ def _search(negative, lo, hi, to_value):
     return t, np.array(flip, dtype=bool)
 
 
+def _int_values(keys):
+    return np.array(keys, np.float64)
+
+
 def int_thresholds(affine, bound):
     """Integer thresholds for integer ``dot`` in [-bound, bound]."""
     n = affine.n
-    t, flip = _search(affine.negative, [-bound] * n, [bound] * n, lambda keys: np.array(keys, np.float64))
+    t, flip = _search(affine.negative, [-bound] * n, [bound] * n, _int_values)
     return np.array(t, dtype=np.int64), flip
 
 
@@ -123,23 +129,46 @@ def float_thresholds(affine):
     return _keys_to_floats(t, affine.dtype), flip
 
 
+def _floats_to_keys(values, dtype):
+    """Floats -> their ordered integer keys (int64; the inverse of :func:`_keys_to_floats`)."""
+    ints, _ = _float_keys(dtype)
+    bits = np.ascontiguousarray(values, dtype=dtype).view(ints).astype(np.int64)
+    magnitude = bits & np.int64((1 << (8 * ints.itemsize - 1)) - 1)
+    return np.where(bits < 0, -magnitude, magnitude)
+
+
+def _disagreement(negative, t, flip, lo, hi, to_value):
+    """The first output ``j`` whose stored threshold ``(t[j], flip[j])`` (integer keys, int64) does
+    not describe ``negative`` on [lo, hi], or None. ``negative`` is monotone (every rounding of
+    ``f`` is), so it equals the monotone claim ``v < t`` (``v > t`` with flip) on the whole domain
+    exactly when the two agree at ``lo``, ``hi`` and on both sides of the claim's change point:
+    four evaluations per output instead of a search."""
+    t = np.asarray(t, dtype=np.int64)
+    flip = np.asarray(flip, dtype=bool)
+    before = np.where(flip, t, t - 1)  # the claim changes between `before` and `before + 1`
+    for point in (np.full(t.shape, lo), np.full(t.shape, hi), np.clip(before, lo, hi),
+                  np.clip(before + 1, lo, hi)):
+        claim = np.where(flip, point > t, point < t)
+        wrong = np.flatnonzero(negative(to_value(point.tolist())) != claim)
+        if wrong.size:
+            return int(wrong[0])
+    return None
+
+
 # ---------------------------------------------------------------------------
 # The evaluation-time constants of a layer, from its arrays
 # ---------------------------------------------------------------------------
 def _scale(arrays, i, n, dtype, uint8_input):
-    """``dense_affine``'s scale: ``alpha`` (or None), times 1/255 for raw pixels."""
-    alpha = arrays.get(f"{i}.alpha")
-    if not uint8_input:
-        return alpha
-    inv = np.full(n, 1.0 / 255.0, dtype=dtype)
-    return inv if alpha is None else (alpha * inv).astype(dtype)
+    """``dense_affine``'s scale: ``alpha`` (or None), times the input scale, times 1/255 for
+    raw pixels (``fastbin.reference.binary_eval_scale``)."""
+    return binary_eval_scale(arrays.get(f"{i}.alpha"), arrays.get(f"{i}.input_scale"), n, dtype, uint8_input)
 
 
 def _bias(arrays, i, weights, dtype):
-    """``dense_affine``'s bias of a binary layer: ``b - input_offset @ W_eff``
-    (the input offset folded in, ``fastbin.reference.offset_bias``), or None."""
+    """``dense_affine``'s bias of a binary layer: ``b - input_offset @ W_eff`` times the
+    input scale (the input offset folded in, ``fastbin.reference.offset_bias``), or None."""
     return offset_bias(arrays.get(f"{i}.b"), arrays.get(f"{i}.input_offset"), weights.signs,
-                       arrays.get(f"{i}.alpha"), dtype)
+                       _scale(arrays, i, weights.packed.rows, dtype, False), dtype)
 
 
 def _bn(arrays, j, layers, dtype):
@@ -157,13 +186,25 @@ def _affine(layers, arrays, i, bn, weights, dtype, uint8_input):
                   _bn(arrays, bn, layers, dtype), dtype, n)
 
 
-def _stage_thresholds(layers, arrays, i, bn, weights, dtype, first):
-    """The first stage sees model input (uint8 or float), the others packed signs."""
+def _stage_domains(layers, arrays, i, bn, weights, dtype, first):
+    """input kind -> ``(affine, lo, hi, keys -> values)`` of one sign stage: the first stage
+    sees model input (uint8: integer dots in [-255 n_in, 255 n_in]; float: float keys up to
+    FLOAT_RANGE), the others packed signs (integer dots in [-n_in, n_in])."""
     n_in = layers[i]["n_in"]
     if not first:
-        return {"packed": int_thresholds(_affine(layers, arrays, i, bn, weights, dtype, False), n_in)}
-    return {"uint8": int_thresholds(_affine(layers, arrays, i, bn, weights, dtype, True), 255 * n_in),
-            "float": float_thresholds(_affine(layers, arrays, i, bn, weights, dtype, False))}
+        return {"packed": (_affine(layers, arrays, i, bn, weights, dtype, False), -n_in, n_in, _int_values)}
+    _, top = _float_keys(dtype)
+    return {"uint8": (_affine(layers, arrays, i, bn, weights, dtype, True), -255 * n_in, 255 * n_in, _int_values),
+            "float": (_affine(layers, arrays, i, bn, weights, dtype, False), -top, top,
+                      lambda keys: _keys_to_floats(keys, dtype))}
+
+
+def _stage_thresholds(layers, arrays, i, bn, weights, dtype, first):
+    """The searched ``(t, flip)`` of each input kind of one sign stage."""
+    found = {}
+    for kind, (affine, _, hi, _) in _stage_domains(layers, arrays, i, bn, weights, dtype, first).items():
+        found[kind] = int_thresholds(affine, hi) if kind != "float" else float_thresholds(affine)
+    return found
 
 
 def layer_arrays(layers, arrays, dtype, engine):
@@ -186,27 +227,41 @@ def layer_arrays(layers, arrays, dtype, engine):
     return out
 
 
-def _thresholds_from(arrays, i, first, dtype):
-    kinds = ("uint8", "float") if first else ("packed",)
+def _thresholds_from(layers, arrays, i, bn, weights, dtype, first, folded):
+    """The stored ``(t, flip)`` of one sign stage, each checked against the folding of the
+    layers (:func:`_disagreement`) before anything trusts it: ``ValueError`` naming the arrays
+    and the first output they get wrong."""
     found = {}
-    for kind in kinds:
-        t = arrays[f"folded.{i}.{kind}_t"]
-        t = t.view(dtype) if kind == "float" else t.astype(np.int64, copy=False)
-        found[kind] = (np.ascontiguousarray(t), np.ascontiguousarray(arrays[f"folded.{i}.{kind}_flip"], dtype=bool))
+    for kind, (affine, lo, hi, to_value) in _stage_domains(layers, arrays, i, bn, weights, dtype, first).items():
+        t = folded[f"folded.{i}.{kind}_t"]
+        flip = np.ascontiguousarray(folded[f"folded.{i}.{kind}_flip"], dtype=bool)
+        if kind == "float":
+            t = np.ascontiguousarray(t.view(dtype))
+            keys = _floats_to_keys(t, dtype)
+        else:
+            t = keys = np.ascontiguousarray(t.astype(np.int64, copy=False))
+        if t.shape != (affine.n,) or flip.shape != (affine.n,):
+            raise ValueError(f"folded.{i}.{kind}_t/_flip must have shape ({affine.n},)")
+        j = _disagreement(affine.negative, keys, flip, lo, hi, to_value)
+        if j is not None:
+            raise ValueError(f"the stored thresholds folded.{i}.{kind}_t and folded.{i}.{kind}_flip do not fold "
+                             f"the layers: output {j} would get other signs than layer {i}'s evaluation gives")
+        found[kind] = (t, flip)
     return found
 
 
 def fold_arrays(layers, arrays, dtype, engine, *, folded=None) -> InferenceModel:
     """The folded model of ``layers`` (configs) and ``arrays`` (see the module
     doc) on ``engine``. ``folded``: the stored ``"folded.*"`` arrays of a folded
-    model file (thresholds taken from them, no search), or None (searched)."""
+    model file (thresholds taken from them, no search, once checked against the
+    layers: ``ValueError`` when they do not fold them), or None (searched)."""
     dtype = np.dtype(dtype)
     plan, tail = fold_plan(layers)
     stages = []
     for s, (i, bn) in enumerate(plan):
         weights = SignWeights(engine, arrays[f"{i}.W_bits"], dtype)
         if folded is not None:
-            thresholds = _thresholds_from(folded, i, s == 0, dtype)
+            thresholds = _thresholds_from(layers, arrays, i, bn, weights, dtype, s == 0, folded)
         else:
             thresholds = _stage_thresholds(layers, arrays, i, bn, weights, dtype, s == 0)
         stages.append(SignStage(engine, weights, thresholds, dtype))
@@ -221,7 +276,8 @@ def fold_arrays(layers, arrays, dtype, engine, *, folded=None) -> InferenceModel
                 ops.append(BinaryDense(engine, weights, _scale(arrays, i, n, dtype, False),
                                        _scale(arrays, i, n, dtype, True), _bias(arrays, i, weights, dtype), dtype))
             else:
-                ops.append(FloatDense(arrays[f"{i}.W"], arrays.get(f"{i}.b"), arrays.get(f"{i}.input_offset"), dtype))
+                ops.append(FloatDense(arrays[f"{i}.W"], arrays.get(f"{i}.b"), arrays.get(f"{i}.input_offset"), dtype,
+                                      input_scale=arrays.get(f"{i}.input_scale")))
         elif layer["kind"] == "batchnorm":
             ops.append(BatchNormOp(*_bn(arrays, i, layers, dtype)))
         else:
@@ -229,7 +285,9 @@ def fold_arrays(layers, arrays, dtype, engine, *, folded=None) -> InferenceModel
     if ops:
         n_in = layers[tail]["n_in"] if layers[tail]["kind"] == "dense" else stages[-1].n_out
         stages.append(FloatStage(engine, ops, n_in, dtype))
-    return InferenceModel(stages, layers[0]["n_in"], dtype, engine)
+    model = InferenceModel(stages, layers[0]["n_in"], dtype, engine)
+    model.input_scaled = bool(layers[0].get("input_scale"))
+    return model
 
 
 def threshold_arrays(model: InferenceModel) -> dict:

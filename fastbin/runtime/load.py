@@ -6,7 +6,10 @@ The file is read and checked by ``fastbin.io.modelschema.load_model_arrays``
 copied, so every size is bounded by the stored arrays; then the values). A
 folded file (format version 2, ``meta["folded"]``) supplies the thresholds;
 an older one is folded at load by the threshold search of
-:mod:`fastbin.runtime.fold`. Either way the predictions equal those of
+:mod:`fastbin.runtime.fold`. Stored thresholds are checked against the folding
+of the file's own layers before any engine runs them (a file whose folded
+section was changed and re-sealed is refused, by :func:`read_model` and so by
+``fastbin.nn.load`` as well). Either way the predictions equal those of
 ``fastbin.nn.load(path).to_inference()`` on the same engine.
 
 :func:`loads` does the same from the bytes of a model file, with the same
@@ -26,7 +29,7 @@ from .engines import ENGINES, get_engine
 from .fold import fold_arrays, layer_arrays
 from .model import InferenceModel
 
-__all__ = ["load", "loads"]
+__all__ = ["load", "loads", "read_model"]
 
 
 def load(path, *, engine=None) -> InferenceModel:
@@ -49,20 +52,36 @@ def loads(data, *, engine=None) -> InferenceModel:
     return _build(bytes(data), "<bytes>", engine)
 
 
-def _build(data: bytes, path: str, engine) -> InferenceModel:
-    schema, _meta, arrays = load_model_arrays_bytes(data, name=path)
-    if schema.kind == "conv":  # plain NumPy, folded at load (fastbin.runtime.conv), whatever the engine
-        try:
+def read_model(path):
+    """``(schema, meta, arrays)`` of the model file ``path``, checked as :func:`load` checks it:
+    the container, the schema and the values (``fastbin.io.modelschema``), and the stored
+    folded thresholds of a folded file against the folding of its layers. The one reading of
+    a model file: ``fastbin.nn.load`` (so ``eval``, ``predict --unfolded`` and ``export-c``)
+    takes it too, so every loader agrees on what a file means. ``ModelFileError`` /
+    ``OSError`` as :func:`load`."""
+    path = os.fspath(path)
+    schema, meta, arrays = load_model_arrays_bytes(read_model_bytes(path), name=path)
+    if schema.folded:
+        _fold(schema, arrays, path, get_engine("numpy"))
+    return schema, meta, arrays
+
+
+def _fold(schema, arrays, path, engine) -> InferenceModel:
+    """The folded model of checked ``arrays`` on ``engine`` (stored thresholds checked)."""
+    try:
+        if schema.kind == "conv":  # plain NumPy, folded at load (fastbin.runtime.conv), whatever the engine
             layer_data = layer_arrays(schema.layers, arrays, schema.dtype, get_engine("numpy"))
             return fold_conv(schema.layers, layer_data, schema.dtype, schema.config["input_shape"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"{path}: inconsistent model file: {exc}") from exc
-    try:
         layer_data = layer_arrays(schema.layers, arrays, schema.dtype, engine)
         folded = arrays if schema.folded else None
-        model = fold_arrays(schema.layers, layer_data, schema.dtype, engine, folded=folded)
-    except (KeyError, TypeError, ValueError) as exc:  # the schema should have caught it: still a file error
+        return fold_arrays(schema.layers, layer_data, schema.dtype, engine, folded=folded)
+    except (KeyError, TypeError, ValueError) as exc:  # a folded section that does not fold the layers
         raise ModelFileError(f"{path}: inconsistent model file: {exc}") from exc
+
+
+def _build(data: bytes, path: str, engine) -> InferenceModel:
+    schema, _meta, arrays = load_model_arrays_bytes(data, name=path)
+    model = _fold(schema, arrays, path, engine)
     model._reduced = (_unpickle, (data, _pickle_engine(engine)))  # InferenceModel.__reduce__
     return model
 

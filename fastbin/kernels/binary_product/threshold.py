@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._config import jit
+from ..._config import jit
 
 __all__ = ["signed_thresholds", "below_word", "threshold_pack"]
 

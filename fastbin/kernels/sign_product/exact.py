@@ -1,23 +1,45 @@
-"""The exact real-valued product ``x @ sign(W)`` of the evaluation path, and
-the refinement that makes a fast float product decide thresholds exactly.
+"""The exact product ``x @ sign(W)`` of float rows: its contract, and how it stays cheap.
 
-The exact product is ``fastbin.reference.dense_sign_matmul`` on float input:
-each row of ``x`` is rounded to integers ``q`` on a grid of ``2**-G`` of its
-largest ``|x|`` (``fastbin.reference.sign_grid``; ``G = grid_bits(k)``), the
-signed sum of ``q`` is an integer below ``2**52`` (exact in float64 in any
-order: these loops may be vectorised and reassociated freely), and the result
-is scaled back by two powers of two and rounded once to the output's dtype.
+**The contract.** For float32/float64 ``x`` (m, k) and packed signs of ``W`` (k, n), the
+evaluation path's product is one function of its inputs, bit for bit: every engine (the
+numba engine, the NumPy-only one, the fused forward pass), every CPU (AVX-512, AVX2,
+ARM64 and 32-bit ARM), every thread count and batch size, the trainer's ``Model.forward``
+and the exported C give the same bits. It is ``fastbin.reference.dense_sign_matmul``:
+each row of ``x`` is rounded to integers ``q`` on a grid of ``2**-G`` of its largest
+``|x|`` (``fastbin.reference.sign_grid``; ``G = grid_bits(k)``), the signed sum of ``q``
+is an integer below ``2**52`` (exact in float64 in any order), and the result is scaled
+back by two powers of two and rounded once to the output's dtype.
 
-Both take ``q``, a (1, k) float64 scratch row (the caller's, so that a fused
-forward pass allocates nothing per call).
+**Why.** A binary layer's output is a sign: a product that rounds one way on the x86
+machine a model was validated on and the other way on the board it is deployed to flips
+that sign, and the flip runs through every later layer. With one exact product, a model
+folded and exported predicts what the trained model predicted, class for class, on
+every target (tests/test_fold.py, tests/test_cross_arch.py, the C export's tests).
+
+**How it stays cheap.** The sum is integer arithmetic, so any order is right: the loops
+below are vectorised and reassociated freely, rows go over threads, and on AVX-512 the
+sums are table lookups (``exact_lut_product``: each grid integer split into
+``exact_chunks(k)`` chunks whose float32 sums are exact integers). Most callers need
+less than the exact value and pay for it only where it matters: a sign stage takes the
+fastest product and refines it to the exact one only near a threshold
+(``refine_near_thresholds``), and ``predict`` through a float tail certifies most rows'
+classes from an interval around the fast product (``sign_dot_interval``), computing
+exactly only the near ties. Which kernel runs is ``fastbin.kernels.sign_product.plan_dense``'s
+choice.
+
+``exact_sign_dot_rows`` and ``refine_near_thresholds`` take ``q``, a (1, k) float64
+scratch row (the caller's, so that a fused forward pass allocates nothing per call).
 
 * ``exact_sign_dot_rows(x, w_bits, out, q)``: ``out`` (m, n) of ``x``'s dtype
   gets the exact product of float ``x`` (m, k) and the packed signs
   ``w_bits`` (n, ceil(k/64)) uint64 (zero padding bits); one row at a time,
   each output a signed sum of the row's grid integers straight from the bits
-  (``fastbin.kernels._sign_lanes.signed_dot``);
+  (``fastbin.kernels.sign_product._lanes.signed_dot``);
   ``exact_sign_dot_rows_parallel(x, w_bits, out)`` the same with blocks of
   rows over threads.
+* ``exact_lut_product(x, w_bits, nib, out)`` / ``_parallel``: the same bits by the
+  table lookups of ``avx512`` (``nib``: the nibble form of the signs; where
+  ``FLOAT_LUT``), rows 4 at a time.
 * ``refine_near_thresholds(x, w_bits, dot, thresholds, unit, tiny, q)``: ``dot``
   (m, n) is a fast float product of ``x`` (any summation order: BLAS,
   ``sign_matmul``, ``sign_dot_rows``). Wherever ``dot[i, j]`` is close enough
@@ -30,7 +52,7 @@ forward pass allocates nothing per call).
   real sum (Higham, *Accuracy and Stability of Numerical Algorithms*, 4.2);
   every fast product here is such a sum (BLAS, ``sign_dot_rows``,
   ``sign_matmul``'s signed sums, the table lookups of
-  ``fastbin.kernels.sign_lut``: their table entries are partial sums), and
+  ``fastbin.kernels.sign_product.avx512``: their table entries are partial sums), and
   the kernel takes the bound for ``k + 1`` terms
   (``fastbin.reference.THRESHOLD_BOUND_FACTOR`` times it; ``unit`` and ``tiny``
   from ``fastbin.reference.rounding_constants``), plus the grid's
@@ -49,12 +71,14 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-from .._config import FASTMATH_EXACT, jit, jit_disabled, jit_parallel
-from ..reference import THRESHOLD_BOUND_FACTOR
-from ._sign_lanes import signed_dot
+from ..._config import FASTMATH_EXACT, jit, jit_disabled, jit_parallel
+from ...reference import THRESHOLD_BOUND_FACTOR
+from ._lanes import signed_dot
+from .avx512 import BLOCK, ROWS, _lut_block4_upto, _tables
 
-__all__ = ["exact_sign_dot_rows", "exact_sign_dot_rows_parallel", "refine_near_thresholds", "grid_row",
-           "grid_scratch", "exact_row", "scaled", "grid_bits_of", "row_bound", "sign_dot_interval"]
+__all__ = ["exact_sign_dot_rows", "exact_sign_dot_rows_parallel", "exact_lut_product", "exact_lut_product_parallel",
+           "exact_chunks", "refine_near_thresholds", "grid_row", "grid_scratch", "exact_row", "scaled", "grid_bits_of",
+           "row_bound", "sign_dot_interval"]
 
 def grid_scratch(k):
     """A scratch row ``q`` for ``k`` inputs."""
@@ -236,3 +260,99 @@ def sign_dot_interval(x, fast, unit, lo, hi):
             width = bound + 1e-12 * (abs(f) + bound)
             lo[i, j] = f - width
             hi[i, j] = f + width
+
+
+# ---------------------------------------------------------------------------
+# The exact product by table lookups
+# ---------------------------------------------------------------------------
+@jit
+def exact_chunks(k):
+    """``(bits, count)``: the exact product splits each
+    grid integer ``q`` (``|q| <= 2**G``, ``G = grid_bits(k)``) into ``count`` chunks of
+    ``bits = 24 - ceil(log2 k)`` bits, ``q = sum_c chunk_c * 2**(bits * c)`` (the low
+    chunks in ``[0, 2**bits)``, the top one signed, ``|chunk| <= 2**bits``), so that a
+    signed sum of ``k`` chunks, and every partial sum of it, is an integer of at most
+    ``k * 2**bits <= 2**24``: exact in float32, in any order, table entries included."""
+    g = grid_bits_of(k)
+    bits = g - 28  # 24 - ceil(log2 k), as G = 52 - ceil(log2 k)
+    return bits, (g + bits - 1) // bits
+
+
+@jit
+def _exact_block(x, w_bits, nib, out, i0, q, chunk_row, tabs, acc, totals):
+    """Rows ``i0 .. i0 + 4`` of the exact product ``out`` (fewer at the end): each row's
+    grid integers (``grid_row``), then per chunk (``exact_chunks``) the tables of the
+    chunk values and the lookups, whose float32 sums are exact integers, added to
+    int64 ``totals`` shifted into place; the total is scaled back and rounded once
+    (``scaled``), as ``exact_row``'s. A row holding a NaN or an infinity takes
+    ``exact_row`` (its plain float64 sum)."""
+    m, k = x.shape
+    n = out.shape[1]
+    k4 = nib.shape[0]
+    rows = min(ROWS, m - i0)
+    bits, count = exact_chunks(k)
+    low = np.int64((1 << bits) - 1)
+    finite = np.zeros(ROWS, np.bool_)
+    steps = np.ones((ROWS, 2), np.float64)
+    for r in range(rows):
+        s1, s2 = grid_row(x[i0 + r], q[r : r + 1])
+        steps[r, 0], steps[r, 1] = s1, s2
+        ok = True
+        for t in range(k):
+            ok &= abs(q[r, t]) <= 4503599627370496.0  # 2**52; False for NaN and inf
+        finite[r] = ok
+    totals[:, :] = 0
+    for c in range(count):
+        shift = np.int64(bits * c)
+        for r in range(ROWS):
+            if r < rows and finite[r]:
+                for t in range(k):
+                    v = np.int64(q[r, t]) >> shift
+                    if c < count - 1:
+                        v &= low
+                    chunk_row[t] = np.float32(v)
+                _tables(chunk_row, tabs[r], 0, k4)
+            else:
+                tabs[r, :] = 0
+        for j in range(0, n, BLOCK):
+            width = n - j
+            _lut_block4_upto(tabs, nib, j, width, acc)
+            for r in range(rows):
+                for e in range(min(BLOCK, width)):
+                    totals[r, j + e] += np.int64(acc[r, e]) << shift
+    for r in range(rows):
+        if finite[r]:
+            for j in range(n):
+                out[i0 + r, j] = scaled(np.float64(totals[r, j]), steps[r, 0], steps[r, 1])
+        else:
+            exact_row(x, i0 + r, w_bits, out, q[r : r + 1])
+
+
+@jit
+def exact_lut_product(x, w_bits, nib, out):
+    """``out`` (m, n) = the exact ``x @ sign(W)`` (bit for bit
+    ``exact_sign_dot_rows``'s) for float ``x`` (m, k), by table lookups: ``nib`` the nibble form of
+    the packed signs ``w_bits`` (n, ceil(k/64)) uint64 (zero padding bits), rows 4 at
+    a time, ``exact_chunks(k)[1]`` lookups per input and output (module section)."""
+    m, k = x.shape
+    q = np.empty((ROWS, k), np.float64)
+    chunk_row = np.empty(k, np.float32)
+    tabs = np.empty((ROWS, nib.shape[0] * 16), np.float32)
+    acc = np.empty((ROWS, BLOCK), np.float32)
+    totals = np.empty((ROWS, out.shape[1]), np.int64)
+    for i0 in range(0, m, ROWS):
+        _exact_block(x, w_bits, nib, out, i0, q, chunk_row, tabs, acc, totals)
+
+
+@jit_parallel
+def exact_lut_product_parallel(x, w_bits, nib, out):
+    """:func:`exact_lut_product` with blocks of 4 rows over threads."""
+    m, k = x.shape
+    n_blocks = (m + ROWS - 1) // ROWS
+    for b in prange(n_blocks):
+        q = np.empty((ROWS, k), np.float64)
+        chunk_row = np.empty(k, np.float32)
+        tabs = np.empty((ROWS, nib.shape[0] * 16), np.float32)
+        acc = np.empty((ROWS, BLOCK), np.float32)
+        totals = np.empty((ROWS, out.shape[1]), np.int64)
+        _exact_block(x, w_bits, nib, out, b * ROWS, q, chunk_row, tabs, acc, totals)

@@ -6,22 +6,19 @@ register blocks, nothing to amortise.
   (exact: |dot| <= n_bits).
 * ``dense_sign_rows(a_bits, w_bits, n_bits, thresholds, flip, out_bits)``:
   ``binary_dense_sign`` for a few rows: one row of dots at a time, then the
-  threshold words of ``fastbin.kernels.threshold`` (int64 thresholds). The
-  blocked kernel in ``fastbin.kernels.binary_matmul`` allocates a block of
+  threshold words of ``fastbin.kernels.binary_product.threshold`` (int64 thresholds). The
+  blocked kernel in ``fastbin.kernels.binary_product.blocked`` allocates a block of
   dots per call, several times slower at 1 x 512 -> 512.
-* ``sign_dot_rows(x, signs, out)``: ``x @ signs.T`` for float ``x`` (m, k)
-  and ``signs`` (n, k) ±1 (int8, or any dtype); one row or tiny products,
-  where BLAS's call costs more than the product.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._config import jit
-from ._popcount import popcount
+from ..._config import jit
+from ..intrinsics import popcount
 from .threshold import below_word, signed_thresholds
 
-__all__ = ["binary_dot_rows", "dense_sign_rows", "sign_dot_rows"]
+__all__ = ["binary_dot_rows", "dense_sign_rows"]
 
 
 @jit
@@ -46,25 +43,3 @@ def dense_sign_rows(a_bits, w_bits, n_bits, thresholds, flip, out_bits):
         for w in range(out_bits.shape[1]):
             j0 = w * 64
             out_bits[i, w] = below_word(dots, 0, j0, min(n, j0 + 64), sign, signed)
-
-
-@jit
-def sign_dot_rows(x, signs, out):
-    """``out[i, j] = dot(x[i], signs[j])``: ``x`` (m, k) float, ``signs`` (n, k)
-    the ±1 rows of ``W.T`` (int8), ``out`` (m, n) of ``x``'s dtype. One
-    vectorised reduction per entry, summed in ``out``'s dtype."""
-    m, k = x.shape
-    n = signs.shape[0]
-    zero = np.zeros(1, out.dtype)[0]
-    for i in range(m):
-        for j in range(n):
-            acc = zero
-            for t in range(k):
-                acc += x[i, t] * zero_plus(zero, signs[j, t])
-            out[i, j] = acc
-
-
-@jit(inline="always")
-def zero_plus(zero, v):
-    """``v`` converted to ``zero``'s float type (exact for ±1)."""
-    return zero + v

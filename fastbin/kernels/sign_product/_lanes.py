@@ -1,4 +1,4 @@
-"""The vector building blocks of ``fastbin.kernels.sign_matmul``, as LLVM
+"""The vector building blocks of ``fastbin.kernels.sign_product.portable``, as LLVM
 intrinsics, each with a plain-Python twin for ``NUMBA_DISABLE_JIT=1``:
 
 * ``signed_dot(x, i, w_bits, j)``: ``x[i] @ sign(W)[:, j]`` straight from the
@@ -18,10 +18,10 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._config import jit_disabled
-from ._llvm import intp_args as _intp_args
-from ._llvm import is_words as _is_words
-from ._popcount import popcount
+from ..._config import jit_disabled
+from ..intrinsics import intp_args as _intp_args
+from ..intrinsics import is_words as _is_words
+from ..intrinsics import popcount
 
 __all__ = ["signed_dot", "plane_words", "plane_dot"]
 

@@ -8,7 +8,7 @@
   reassociated (``fastbin._config.FASTMATH``).
 
 ``dot_rows`` is one of two kernels with the same contract, picked at import
-by ``fastbin._config.VECTOR_REGISTERS`` (each register-block's accumulators
+by ``fastbin._config.DOT_BLOCK`` (each register-block's accumulators
 must stay in vector registers, see the measurements there):
 
 * ``dot_rows_4x5``: 4 rows x 5 columns, 20 vector accumulators, for 32
@@ -21,7 +21,7 @@ use ``ROW_BLOCK`` = 4 rows, which the threaded kernel uses as its unit of work.
 """
 from __future__ import annotations
 
-from .._config import VECTOR_REGISTERS, jit
+from ..._config import DOT_BLOCK, jit
 
 __all__ = [
     "COL_BLOCK",
@@ -224,8 +224,8 @@ def dot_rows_4x3(x, s, i0, i1, out):
 
 # The block for this CPU. Choosing at import is safe with Numba's on-disk
 # cache: callers' cache entries are keyed by the CPU name + features that
-# VECTOR_REGISTERS is derived from (fastbin._config).
-if VECTOR_REGISTERS >= 32:
+# DOT_BLOCK is derived from (fastbin._config).
+if DOT_BLOCK == "4x5":
     dot_rows = dot_rows_4x5
     COL_BLOCK = COL_BLOCK_4X5
 else:

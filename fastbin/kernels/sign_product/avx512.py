@@ -4,42 +4,39 @@ made once per row, and each output's 4 weight bits of the group (a nibble,
 one per byte) pick its sum with one ``vpermps`` lane: one permute and one add
 per 4 inputs and 16 outputs, where a multiply-add product needs 4 FMAs.
 
-* ``lut_nibbles(w_bits, n_bits) -> nib``: uint8 (ceil(k/4), n_pad), ``nib[g, j]``
+* ``nibbles_of(w_bits, n_bits) -> nib``, the nibble form: uint8 (ceil(k/4), n_pad), ``nib[g, j]``
   = bits ``4g .. 4g+3`` of row ``j`` of the packed signs (bit 1 means -1),
   ``n_pad`` = n rounded up to 64 (zero columns past n).
 * ``nibbles_into(w_bits, n_bits, nib, times=1)``: the same (times ``times``), jitted,
   into ``nib`` of any unsigned dtype (``sign_matmul``'s float32 path converts per
   call: k/4 bytes per output, a sixteenth of unpacking ``W`` to float32;
-  ``sign_lut16`` takes twice the nibbles as uint16).
+  ``avx512_int16`` takes twice the nibbles as uint16).
 * ``sign_matmul_lut(x, w_bits, out) -> bool`` / ``sign_matmul_lut_parallel``:
   ``sign_matmul_float``'s contract for float32 ``x`` (False, writing
   nothing, for non-zero padding bits): the nibbles made per call, then rows
   4 at a time (tables of 4 rows, each nibble vector loaded once for the 4),
   row blocks over threads in the parallel one; in passes over as many groups
-  of inputs as keep a pass's nibbles within ``chunk_bytes`` (default
-  ``fastbin._config.LUT_NIBBLE_CHUNK_BYTES``), each pass adding to ``out``.
+  of inputs as keep a pass's nibbles within ``chunk_bytes`` (the planner passes
+  the table's ``lut_chunk_bytes``), each pass adding to ``out``.
 * ``sign_dot_lut(x, nib, out, tab, acc)``: ``out`` (m, n) float32 = ``x @
   sign(W)`` for float32 ``x`` (m, k); ``tab`` (1, ceil(k/4) * 16) float32 and
   ``acc`` (1, 64) float32 are scratch (``lut_scratch``) (the caller's, so a fused call allocates
   nothing). A sum of the k terms ``±x`` in another order than BLAS's: within
-  float rounding (the bound of ``fastbin.kernels.exact_dot``), not bit for bit.
-* ``weight_nibbles(w) -> nib``: the nibble form of ``sign(w)`` straight from real
+  float rounding (the bound of ``fastbin.kernels.sign_product.exact``), not bit for bit.
+* ``nibbles_of_weights(w) -> nib``: the nibble form of ``sign(w)`` straight from real
   weights ``w`` (k, n) (one pass along its rows; no packing first).
 * ``lut_product(x, nib, out)`` / ``lut_product_parallel``: the many-row product on
   a nibble form (``sign_matmul_lut`` is it on packed bits; ``fastbin.ops.dense_sign_matmul``
   calls it with nibbles from the weights or a model's cache).
 * ``index_words(w_bits, n_bits) -> idx``: uint16, twice the nibbles: the index form of
-  the int16 tables of ``fastbin.kernels.sign_lut16`` (AVX-512BW).
+  the int16 tables of ``fastbin.kernels.sign_product.avx512_int16`` (AVX-512BW).
 * ``lut16_product(x, idx, out)`` / ``lut16_product_parallel``, ``sign_matmul_lut16(x,
   w_bits, out) -> bool`` / ``sign_matmul_lut16_parallel``: the exact int32 product of
   uint8 rows by those int16 tables (``sign_matmul_uint8``'s contract), through the
   same passes over rows and groups as the float32 tables (``_lookup_passes``: the
   accumulator dtype picks the table kind).
-* ``exact_lut_product(x, w_bits, nib, out)`` / ``exact_lut_product_parallel``: the
-  *exact* product of ``fastbin.kernels.exact_dot`` (its bits), by lookups: each
-  row's grid integers are split into ``exact_chunks(k)`` chunks (3 at k = 784) whose
-  signed sums are integers below ``2**24``, exact in float32 tables and sums; the
-  chunk sums are recombined in int64 and rounded once.
+* The exact product by these lookups is ``fastbin.kernels.sign_product.exact``'s
+  (``exact_lut_product``).
 
 The 16 table entries of a group are one 16-lane vector (four broadcasts, four
 multiplies by constant ±1 vectors, three adds: ``_tables_group_intrinsic``).
@@ -57,15 +54,13 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from .._config import LUT_NIBBLE_CHUNK_BYTES, jit, jit_disabled, jit_parallel
-from ._llvm import intp_args
-from .exact_dot import exact_row, grid_bits_of, grid_row, scaled
-from .pack import padding_is_zero
-from .sign_lut16 import TABLE as TABLE16
-from .sign_lut16 import _lut16_block, _tables16_group
+from ..._config import jit, jit_disabled, jit_parallel
+from ..intrinsics import intp_args
+from ..pack import padding_is_zero
+from .avx512_int16 import TABLE as TABLE16
+from .avx512_int16 import _lut16_block, _tables16_group
 
 __all__ = [
-    "lut_nibbles",
     "sign_dot_lut",
     "lut_scratch",
     "nibbles_into",
@@ -73,11 +68,8 @@ __all__ = [
     "sign_matmul_lut_parallel",
     "lut_product",
     "lut_product_parallel",
-    "weight_nibbles",
+    "nibbles_of_weights",
     "nibbles_of",
-    "exact_lut_product",
-    "exact_lut_product_parallel",
-    "exact_chunks",
     "index_words",
     "lut16_product",
     "lut16_product_parallel",
@@ -89,20 +81,6 @@ __all__ = [
 BLOCK = 64
 #: rows per block of the many-row kernel (4 x 4 vector accumulators)
 ROWS = 4
-
-
-def lut_nibbles(w_bits, n_bits):
-    """The nibble form of packed signs ``w_bits`` (n, ceil(n_bits/64)) uint64 (module doc)."""
-    n = w_bits.shape[0]
-    k4 = -(-n_bits // 4)
-    n_pad = -(-max(n, 1) // BLOCK) * BLOCK
-    as_bytes = np.ascontiguousarray(w_bits, dtype="<u8").view(np.uint8).reshape(n, -1)  # bits 8b.. in byte b
-    low, high = as_bytes & 0x0F, as_bytes >> 4
-    nibbles = np.empty((n, as_bytes.shape[1] * 2), np.uint8)
-    nibbles[:, 0::2], nibbles[:, 1::2] = low, high
-    out = np.zeros((k4, n_pad), np.uint8)
-    out[:, :n] = nibbles[:, :k4].T
-    return out
 
 
 def lut_scratch(n_bits):
@@ -233,7 +211,7 @@ def nibbles_into(w_bits, n_bits, nib, times=1):
 
 # ---------------------------------------------------------------------------
 # The passes over rows and groups, shared by the float32 tables (float32
-# accumulators) and the int16 tables of ``sign_lut16`` (int32 accumulators):
+# accumulators) and the int16 tables of ``avx512_int16`` (int32 accumulators):
 # the accumulator dtype picks the table kind (``_pass_tables``, ``_lookup_block``,
 # and ``_tables`` by the table dtype through ``_table_group``: Python functions
 # with a jitted overload each, so the choice is made at compile time and
@@ -241,7 +219,7 @@ def nibbles_into(w_bits, n_bits, nib, times=1):
 # ---------------------------------------------------------------------------
 def _pass_tables(acc_like, rows, groups):
     """Table scratch for ``rows`` rows and ``groups`` groups: int16, ``TABLE16`` lanes
-    a group (``sign_lut16``) for int32 ``acc_like``, else float32, 16 a group."""
+    a group (``avx512_int16``) for int32 ``acc_like``, else float32, 16 a group."""
     if acc_like.dtype == np.int32:
         return np.empty((rows, groups * TABLE16), np.int16)
     return np.empty((rows, groups * 16), np.float32)
@@ -342,19 +320,19 @@ def _nibble_form(w_bits, k, like, times):
 
 @jit
 def nibbles_of(w_bits, k):
-    """:func:`lut_nibbles` of packed signs ``w_bits`` of ``k`` bits a row, jitted."""
+    """The nibble form (module doc) of packed signs ``w_bits`` of ``k`` bits a row."""
     return _nibble_form(w_bits, k, np.empty(0, np.uint8), 1)
 
 
 @jit
 def index_words(w_bits, k):
-    """The uint16 index form (ceil(k/4), n_pad) of the int16 tables (``sign_lut16``):
+    """The uint16 index form (ceil(k/4), n_pad) of the int16 tables (``avx512_int16``):
     twice the nibbles (the lane of table entry ``e`` is ``2e``)."""
     return _nibble_form(w_bits, k, np.empty(0, np.uint16), 2)
 
 
 @jit
-def lut_product(x, nib, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def lut_product(x, nib, out, chunk_bytes):
     """``out`` (m, n) = ``x @ sign(W)`` for float32 (or uint8: exact while
     ``255 * k <= 2**24``) ``x`` (m, k) and the nibble form ``nib`` (ceil(k/4), n_pad)
     of ``W``, by float32 tables."""
@@ -362,26 +340,26 @@ def lut_product(x, nib, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
 
 
 @jit  # the threads are _lookup_passes_parallel's
-def lut_product_parallel(x, nib, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def lut_product_parallel(x, nib, out, chunk_bytes):
     """:func:`lut_product` with the blocks of 4 rows over threads."""
     _lookup_passes_parallel(x, nib, out, chunk_bytes, np.empty(0, np.float32))
 
 
 @jit
-def lut16_product(x, idx, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def lut16_product(x, idx, out, chunk_bytes):
     """``out`` (m, n) int32 = the exact ``x @ sign(W)`` for uint8 ``x`` (m, k) and the
-    index form ``idx`` (:func:`index_words`) of ``W``, by int16 tables (``sign_lut16``)."""
+    index form ``idx`` (:func:`index_words`) of ``W``, by int16 tables (``avx512_int16``)."""
     _lookup_passes(x, idx, out, chunk_bytes, np.empty(0, np.int32))
 
 
 @jit  # the threads are _lookup_passes_parallel's
-def lut16_product_parallel(x, idx, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def lut16_product_parallel(x, idx, out, chunk_bytes):
     """:func:`lut16_product` with the blocks of 4 rows over threads."""
     _lookup_passes_parallel(x, idx, out, chunk_bytes, np.empty(0, np.int32))
 
 
 @jit
-def sign_matmul_lut(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def sign_matmul_lut(x, w_bits, out, chunk_bytes):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     lut_product(x, nibbles_of(w_bits, x.shape[1]), out, chunk_bytes)
@@ -389,7 +367,7 @@ def sign_matmul_lut(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
 
 
 @jit
-def sign_matmul_lut_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def sign_matmul_lut_parallel(x, w_bits, out, chunk_bytes):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     lut_product_parallel(x, nibbles_of(w_bits, x.shape[1]), out, chunk_bytes)
@@ -397,7 +375,7 @@ def sign_matmul_lut_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES)
 
 
 @jit
-def sign_matmul_lut16(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def sign_matmul_lut16(x, w_bits, out, chunk_bytes):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     lut16_product(x, index_words(w_bits, x.shape[1]), out, chunk_bytes)
@@ -405,7 +383,7 @@ def sign_matmul_lut16(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
 
 
 @jit
-def sign_matmul_lut16_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTES):
+def sign_matmul_lut16_parallel(x, w_bits, out, chunk_bytes):
     if not padding_is_zero(w_bits, x.shape[1]):
         return False
     lut16_product_parallel(x, index_words(w_bits, x.shape[1]), out, chunk_bytes)
@@ -413,7 +391,7 @@ def sign_matmul_lut16_parallel(x, w_bits, out, chunk_bytes=LUT_NIBBLE_CHUNK_BYTE
 
 
 @jit
-def weight_nibbles(w):
+def nibbles_of_weights(w):
     """The nibble form (ceil(k/4), n_pad) uint8 of ``sign(w)`` for real weights
     ``w`` (k, n) of a float dtype, C-contiguous, straight from the floats:
     ``nib[g, j]`` has bit ``q`` set where ``w[4 g + q, j] < 0`` (sign(0) = sign(-0.0)
@@ -498,7 +476,7 @@ _tables_group = _tables_group_python if jit_disabled() else _tables_group_intrin
 
 def _table_group(row, t, tab, base):
     """One group's table into ``tab`` from ``base``, of ``tab``'s kind: float32 sums
-    (``_tables_group``, 16 lanes) or int16 ones (``sign_lut16``, ``TABLE16`` lanes)."""
+    (``_tables_group``, 16 lanes) or int16 ones (``avx512_int16``, ``TABLE16`` lanes)."""
     if tab.dtype == np.int16:
         _tables16_group(row, t, tab, base)
     else:
@@ -554,100 +532,3 @@ def sign_dot_lut(x, nib, out, tab, acc):
             _lut_block(tab, nib, j, acc)
             for c in range(min(BLOCK, n - j)):
                 out[i, j + c] = acc[0, c]
-
-
-
-# ---------------------------------------------------------------------------
-# The exact product by table lookups
-# ---------------------------------------------------------------------------
-@jit
-def exact_chunks(k):
-    """``(bits, count)``: the exact product of ``fastbin.kernels.exact_dot`` splits each
-    grid integer ``q`` (``|q| <= 2**G``, ``G = grid_bits(k)``) into ``count`` chunks of
-    ``bits = 24 - ceil(log2 k)`` bits, ``q = sum_c chunk_c * 2**(bits * c)`` (the low
-    chunks in ``[0, 2**bits)``, the top one signed, ``|chunk| <= 2**bits``), so that a
-    signed sum of ``k`` chunks, and every partial sum of it, is an integer of at most
-    ``k * 2**bits <= 2**24``: exact in float32, in any order, table entries included."""
-    g = grid_bits_of(k)
-    bits = g - 28  # 24 - ceil(log2 k), as G = 52 - ceil(log2 k)
-    return bits, (g + bits - 1) // bits
-
-
-@jit
-def _exact_block(x, w_bits, nib, out, i0, q, chunk_row, tabs, acc, totals):
-    """Rows ``i0 .. i0 + 4`` of the exact product ``out`` (fewer at the end): each row's
-    grid integers (``grid_row``), then per chunk (``exact_chunks``) the tables of the
-    chunk values and the lookups, whose float32 sums are exact integers, added to
-    int64 ``totals`` shifted into place; the total is scaled back and rounded once
-    (``scaled``), as ``exact_dot``'s. A row holding a NaN or an infinity takes
-    ``exact_row`` (its plain float64 sum)."""
-    m, k = x.shape
-    n = out.shape[1]
-    k4 = nib.shape[0]
-    rows = min(ROWS, m - i0)
-    bits, count = exact_chunks(k)
-    low = np.int64((1 << bits) - 1)
-    finite = np.zeros(ROWS, np.bool_)
-    steps = np.ones((ROWS, 2), np.float64)
-    for r in range(rows):
-        s1, s2 = grid_row(x[i0 + r], q[r : r + 1])
-        steps[r, 0], steps[r, 1] = s1, s2
-        ok = True
-        for t in range(k):
-            ok &= abs(q[r, t]) <= 4503599627370496.0  # 2**52; False for NaN and inf
-        finite[r] = ok
-    totals[:, :] = 0
-    for c in range(count):
-        shift = np.int64(bits * c)
-        for r in range(ROWS):
-            if r < rows and finite[r]:
-                for t in range(k):
-                    v = np.int64(q[r, t]) >> shift
-                    if c < count - 1:
-                        v &= low
-                    chunk_row[t] = np.float32(v)
-                _tables(chunk_row, tabs[r], 0, k4)
-            else:
-                tabs[r, :] = 0
-        for j in range(0, n, BLOCK):
-            width = n - j
-            _lut_block4_upto(tabs, nib, j, width, acc)
-            for r in range(rows):
-                for e in range(min(BLOCK, width)):
-                    totals[r, j + e] += np.int64(acc[r, e]) << shift
-    for r in range(rows):
-        if finite[r]:
-            for j in range(n):
-                out[i0 + r, j] = scaled(np.float64(totals[r, j]), steps[r, 0], steps[r, 1])
-        else:
-            exact_row(x, i0 + r, w_bits, out, q[r : r + 1])
-
-
-@jit
-def exact_lut_product(x, w_bits, nib, out):
-    """``out`` (m, n) = the exact ``x @ sign(W)`` of ``fastbin.kernels.exact_dot``
-    (bit for bit) for float ``x`` (m, k), by table lookups: ``nib`` the nibble form of
-    the packed signs ``w_bits`` (n, ceil(k/64)) uint64 (zero padding bits), rows 4 at
-    a time, ``exact_chunks(k)[1]`` lookups per input and output (module section)."""
-    m, k = x.shape
-    q = np.empty((ROWS, k), np.float64)
-    chunk_row = np.empty(k, np.float32)
-    tabs = np.empty((ROWS, nib.shape[0] * 16), np.float32)
-    acc = np.empty((ROWS, BLOCK), np.float32)
-    totals = np.empty((ROWS, out.shape[1]), np.int64)
-    for i0 in range(0, m, ROWS):
-        _exact_block(x, w_bits, nib, out, i0, q, chunk_row, tabs, acc, totals)
-
-
-@jit_parallel
-def exact_lut_product_parallel(x, w_bits, nib, out):
-    """:func:`exact_lut_product` with blocks of 4 rows over threads."""
-    m, k = x.shape
-    n_blocks = (m + ROWS - 1) // ROWS
-    for b in prange(n_blocks):
-        q = np.empty((ROWS, k), np.float64)
-        chunk_row = np.empty(k, np.float32)
-        tabs = np.empty((ROWS, nib.shape[0] * 16), np.float32)
-        acc = np.empty((ROWS, BLOCK), np.float32)
-        totals = np.empty((ROWS, out.shape[1]), np.int64)
-        _exact_block(x, w_bits, nib, out, b * ROWS, q, chunk_row, tabs, acc, totals)

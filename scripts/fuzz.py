@@ -1,30 +1,41 @@
 """Fuzz the model-file loader and the IDX reader with seeded mutations of valid files.
 
-``python -m fastbin.tools.fuzz -n 5000 [--seed 0]`` (``make fuzz N=5000``). Case ``i`` of seed
-``s`` is generated from ``numpy.random.default_rng([s, i])`` and is reproduced alone, in this
-process and with a traceback, by ``python -m fastbin.tools.fuzz --seed s --case i``.
+``python scripts/fuzz.py -n 5000 [--seed 0]`` (``make fuzz N=5000``; a developer tool, not part of
+the installed package). Case ``i`` of seed ``s`` is generated from ``numpy.random.default_rng([s, i])``
+and is reproduced alone, in this process and with a traceback, by
+``python scripts/fuzz.py --seed s --case i``.
 
 The valid files: one model of every kind the trainer makes (softmax regression float, binary,
 binary scaled, with input offsets; MLPs with float, binary and scaled binary weights, tanh,
-hard-tanh and binary activations, batch norm), saved packed and latent, and small IDX files
-(every element type, raw and gzip). The mutations: truncation at every region boundary (prefix,
+hard-tanh and binary activations, batch norm, dropout, input scales), saved packed and latent; training
+checkpoints (SGD with momentum, Nesterov and weight decay, AdamW, every schedule, with and
+without a run state); and small IDX files (every element type, raw and gzip). The mutations:
+truncation at every region boundary (prefix,
 header, each payload, the digest) and at random points; bit flips with the SHA-256 recomputed
 (or the gzip stream rewritten), so the parser and the schema see them, and a few without;
 hostile JSON (huge, negative, zero, fractional and wrong-typed sizes, wrong dtypes and kinds,
 infinities, deleted and added keys, nested junk); hostile arrays in a well-formed container
 (NaN, inf, negative ``alpha``/``running_var``, huge values, int8/bool/uint8/int64 weights,
-wrong shapes, missing and extra arrays, sizes of 600,000 and 10**12 declared in the meta); and
+wrong shapes, missing and extra arrays, sizes of 600,000 and 10**12 declared in the meta);
+folded sections that no longer fold the file's layers (flips inverted, thresholds moved by a
+step, outputs swapped, extreme or random thresholds; re-sealed); and
 hostile IDX headers (ndim 0 to 255, huge dims, unknown type codes, extra bytes, gzip members
 with trailing junk, digests and expected shapes that do not match).
 
 Each batch of cases runs in a worker subprocess with ``RLIMIT_AS`` set (``--mem-mib``, after the
 worker's imports and a warm-up, which need Numba's address space) and a timeout per case. The
-worker prints one JSON line per case. Allowed outcomes: ``rejected`` (the documented error:
-``ModelFileError`` / ``IdxError``) and ``loaded`` (a model that predicts finite logits on float
-and uint8 input, whose folded predictions equal its own, and whose save/load round trip gives
-bit-identical logits; an IDX array whose write/read round trip is identical). Anything else,
-including a worker killed, out of memory or timed out on a case, is a failure, reported with
-the seed and case number. The exit status is 1 when any case failed.
+worker prints one JSON line per case. A model file is read every way fastbin reads one:
+``fastbin.nn.load`` (the unfolded model of ``eval`` and ``export-c``) and ``fastbin.runtime.load``
+on the numpy and the numba engine (what is deployed). Allowed outcomes: ``rejected`` (the
+documented error, ``ModelFileError`` / ``IdxError``, from every loader) and ``loaded`` (every
+loader accepts the file, each predicts finite logits on float and uint8 input, bit for bit the
+unfolded model's on both engines, the classes of the unfolded model, its own folding and both
+engines are equal, and its save/load round trip gives bit-identical logits; an IDX array whose
+write/read round trip is identical). A file one loader accepts and another refuses is a failure
+(``load-mismatch``). Anything else, including a worker killed, out of memory or timed out on a
+case, is a failure, reported with the seed and case number. A checkpoint (``fastbin.nn.load_checkpoint``)
+is allowed to be ``rejected`` or ``loaded`` (its model predicts soundly, its save/load round trip keeps
+the model, optimizer and run state, and its optimizer takes a training step). The exit status is 1 when any case failed.
 """
 from __future__ import annotations
 
@@ -35,6 +46,7 @@ import json
 import os
 import queue
 import resource
+import shutil
 import struct
 import subprocess
 import sys
@@ -47,8 +59,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..io.idx import IdxError, read_idx, write_idx
-from ..io.modelfile import MAGIC, ModelFileError, load_arrays, save_arrays
+from fastbin.io.idx import IdxError, read_idx, write_idx
+from fastbin.io.modelfile import MAGIC, ModelFileError, load_arrays, save_arrays
 
 __all__ = ["ALLOWED", "Case", "FuzzReport", "generate_case", "run_cases", "main"]
 
@@ -62,8 +74,8 @@ _ALIGN = 64
 # ---------------------------------------------------------------------------
 def _base_models():
     """name -> model file bytes: every model kind the trainer makes, small, a few steps trained."""
-    from ..nn.model import mlp, softmax_regression
-    from ..nn.optim import SGD, Adam
+    from fastbin.nn.model import mlp, softmax_regression
+    from fastbin.nn.optim import SGD, Adam
 
     n_in = 21  # not a multiple of 64: padding bits in every packed row
     rng = np.random.default_rng(7)
@@ -77,6 +89,13 @@ def _base_models():
         "softmax-offset": softmax_regression(n_in, 4, input_offset=0.5, backend=b),
         "mlp-tanh": mlp([n_in, 9, 6, 4], seed=1, backend=b),
         "mlp-hardtanh": mlp([n_in, 7, 4], activation="hardtanh", backend=b),
+        "mlp-tanh-dropout": mlp([n_in, 7, 5, 4], dropout=0.25, backend=b),
+        "mlp-tanh-input-scale": mlp([n_in, 7, 4], input_offset=np.linspace(-2, 3, n_in),
+                                    input_scale=np.linspace(0.1, 4, n_in), backend=b),
+        "mlp-binary-input-scale": mlp([n_in, 9, 4], binary_weights=True, binary_activations=True, input_scale=0.25,
+                                      input_offset=0.5, backend=b),
+        "softmax-binary-input-scale": softmax_regression(n_in, 4, binary_weights=True, init="normal",
+                                                         input_scale=3.0, backend=b),
         "mlp-binary-weights": mlp([n_in, 9, 4], binary_weights=True, backend=b),
         "mlp-binary-weights-bn-scaled": mlp([n_in, 9, 4], binary_weights=True, batch_norm=True, output_bn=True,
                                             scale=True, backend=b),
@@ -122,12 +141,51 @@ def _base_idx():
     return files
 
 
+def _base_checkpoints():
+    """name -> checkpoint bytes: every optimizer and schedule a checkpoint stores, with and
+    without a run state, momentum velocities, Adam moments and a dropout model."""
+    from fastbin.nn.checkpoint import save_checkpoint
+    from fastbin.nn.model import mlp, softmax_regression
+    from fastbin.nn.optim import SGD, Adam, CosineDecay, DecayOnRise, StepDecay, WarmUp
+    from fastbin.nn.train import fit
+
+    n_in = 21
+    rng = np.random.default_rng(8)
+    x = rng.random((24, n_in)).astype(np.float32)
+    y = rng.integers(0, 4, 24)
+    b = "reference"
+    runs = {
+        "ckpt-nesterov-wd-warmup-cosine-dropout": (
+            mlp([n_in, 9, 4], activation="hardtanh", dropout=0.3, seed=2, backend=b),
+            SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-3, schedule=WarmUp(3, CosineDecay(10, 0.1)))),
+        "ckpt-adamw-step-binary": (
+            mlp([n_in, 9, 4], binary_weights=True, binary_activations=True, backend=b),
+            Adam(1e-2, weight_decay=1e-2, schedule=StepDecay(2, 0.9))),
+        "ckpt-sgd-warmup-rise-softmax": (
+            softmax_regression(n_in, 4, binary_weights=True, input_offset=0.5, backend=b),
+            SGD(0.5, schedule=WarmUp(2, DecayOnRise(0.9, 5)))),
+        "ckpt-adam-fresh": (mlp([n_in, 5, 4], backend=b), Adam(1e-3)),
+    }
+    files = {}
+    with tempfile.TemporaryDirectory() as d:
+        for name, (model, opt) in runs.items():
+            state = None
+            if not name.endswith("fresh"):
+                state = fit(model, opt, x, y, steps=5, batch_size=5, validation_split=0.25, seed=1, progress=False)
+            path = os.path.join(d, "c.fbc")
+            save_checkpoint(path, model, opt, state)
+            with open(path, "rb") as f:
+                files[name] = f.read()
+    return files
+
+
 _BASES = {}
 
 
 def _bases():
     if not _BASES:
         _BASES["model"] = _base_models()
+        _BASES["checkpoint"] = _base_checkpoints()
         _BASES["idx"] = _base_idx()
     return _BASES
 
@@ -259,7 +317,7 @@ def _mutate_table(rng, header, region):
 
 def _hostile_array(rng, name, a):
     """(new value, description) for one stored array."""
-    from ..packed import PackedSigns
+    from fastbin.packed import PackedSigns
 
     if isinstance(a, PackedSigns):
         op = rng.integers(4)
@@ -330,14 +388,16 @@ def _mutate_model_arrays(rng, data):
             what = "an extra array"
         else:  # the issue's file: small arrays, huge sizes declared everywhere in meta
             big = int(rng.choice([600_000, 10**12, 2**40]))
-            cfg = meta.get("config", {})
+            # a checkpoint declares its sizes in its model part
+            inner = meta["model"] if isinstance(meta.get("model"), dict) else meta
+            cfg = inner.get("config", {})
             if "sizes" in cfg:
                 cfg["sizes"] = [big] * (len(cfg["sizes"]) - 1) + [cfg["sizes"][-1]]
             else:
                 cfg["n_in"] = big
-            for layer in meta.get("layers", []):
+            for layer in inner.get("layers", []):
                 for key in ("n_in", "n_out", "n"):
-                    if key in layer and not (key == "n_out" and layer is meta["layers"][-1]):
+                    if key in layer and not (key == "n_out" and layer is inner["layers"][-1]):
                         layer[key] = big
             what = f"layer sizes {big} declared in meta, arrays unchanged"
         try:
@@ -346,6 +406,57 @@ def _mutate_model_arrays(rng, data):
             return data, f"{what} (not storable: {exc}; original file)"
         with open(path, "rb") as f:
             return f.read(), what
+
+
+def _mutate_folded(rng, data):
+    """A folded (version-2) file whose folded section no longer matches its layers, or
+    differently written (re-sealed by save_arrays): flips inverted (all or one), thresholds
+    moved by one step (one or all), two outputs swapped, extreme or random thresholds."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m")
+        with open(path, "wb") as f:
+            f.write(data)
+        meta, arrays = load_arrays(path)
+        names = sorted(n for n in arrays if n.startswith("folded.") and n.endswith("_t"))
+        if not names:
+            return data, "no folded section (original file)"
+        name = names[rng.integers(len(names))]
+        flip_name = name[:-2] + "_flip"
+        t, flip = arrays[name].copy(), arrays[flip_name].copy()
+        floats = name.endswith("float_t")
+        values = t.view(np.float32 if t.dtype == np.int32 else np.float64) if floats else t
+        j = int(rng.integers(t.size))
+        op = int(rng.integers(7))
+        with np.errstate(all="ignore"):
+            if op == 0:
+                flip, what = ~flip, "every flip inverted"
+            elif op == 1:
+                flip[j], what = ~flip[j], f"flip {j} inverted"
+            elif op in (2, 3):
+                step = int(rng.choice([-1, 1]))
+                where = slice(None) if op == 3 else slice(j, j + 1)
+                if floats:
+                    values[where] = np.nextafter(values[where], values.dtype.type(step * np.inf))
+                else:
+                    values[where] += step
+                what = f"threshold{'s' if op == 3 else ' ' + str(j)} moved by {step} step"
+            elif op == 4:
+                k = int(rng.integers(t.size))
+                values[[j, k]], flip[[j, k]] = values[[k, j]], flip[[k, j]]
+                what = f"outputs {j} and {k} swapped"
+            elif op == 5:
+                big = values.max() if values.size else 0
+                values[j] = -abs(big) if rng.random() < 0.5 else abs(big)
+                what = f"threshold {j} set to {values[j]}"
+            else:
+                scale = float(rng.choice([1.0, 100.0, 1e6]))
+                noise = rng.standard_normal(values.size) * scale
+                values[...] = noise.astype(values.dtype) if floats else np.round(noise).astype(values.dtype)
+                what = f"random thresholds (scale {scale:g})"
+        arrays[name], arrays[flip_name] = t, flip
+        save_arrays(path, meta, arrays)
+        with open(path, "rb") as f:
+            return f.read(), f"{name}/{flip_name}: {what}"
 
 
 def _mutate_model(rng, data):
@@ -380,6 +491,9 @@ def _mutate_model(rng, data):
         if junk:
             return "prefix", _container(b"\xff" * int(rng.integers(1, 50)), region), "header not UTF-8"
         return "prefix", _container(_dump(header), region, version=version), f"format version {version}"
+    if r < 0.82:
+        out, what = _mutate_folded(rng, data)
+        return "folded", out, what
     out, what = _mutate_model_arrays(rng, data)
     return "arrays", out, what
 
@@ -477,11 +591,13 @@ def generate_case(seed: int, index: int) -> Case:
     """Case ``index`` of ``seed`` (deterministic)."""
     bases = _bases()
     rng = np.random.default_rng([seed, index])
-    if rng.random() < 0.75:
-        names = sorted(bases["model"])
+    r = rng.random()
+    if r < 0.75:
+        target = "model" if r < 0.6 else "checkpoint"
+        names = sorted(bases[target])
         base = names[rng.integers(len(names))]
-        mutation, data, what = _mutate_model(rng, bases["model"][base])
-        return Case(seed, index, "model", base, mutation, what, data)
+        mutation, data, what = _mutate_model(rng, bases[target][base])
+        return Case(seed, index, target, base, mutation, what, data)
     names = sorted(bases["idx"])
     base = names[rng.integers(len(names))]
     mutation, data, opts, what = _mutate_idx(rng, bases["idx"][base])
@@ -504,31 +620,112 @@ def _same(a, b):
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def check_model_file(path, scratch, backend="fastbin"):
-    """(outcome, detail) of loading the model file at ``path``."""
-    from ..nn.model import load
+ENGINES = ("numpy", "numba")
 
-    try:
-        model = load(path, backend=backend)
-    except ModelFileError as exc:
-        return "rejected", str(exc)[:300]
+
+def _loaders(backend):
+    """name -> loader of every way a model file is read: ``fastbin.nn.load`` (the unfolded model,
+    what ``eval`` and ``export-c`` see) and ``fastbin.runtime.load`` on both engines (what is
+    deployed)."""
+    from fastbin import runtime
+    from fastbin.nn.model import load
+
+    loaders = {"nn.load": lambda p: load(p, backend=backend)}
+    for engine in ENGINES:
+        loaders[f"runtime.load({engine})"] = lambda p, engine=engine: runtime.load(p, engine=engine)
+    return loaders
+
+
+def check_model_file(path, scratch, backend="fastbin"):
+    """(outcome, detail) of loading the model file at ``path`` every way (:func:`_loaders`).
+    Allowed: every loader refuses it with ``ModelFileError`` (``rejected``), or every loader
+    accepts it and then: finite logits from each on float and uint8 input, the runtime's on both
+    engines bit for bit the unfolded model's, the same classes from the unfolded model, its own
+    folding and both engines, and a save/load round trip with bit-identical logits (``loaded``)."""
+    from fastbin.nn.model import load
+
+    models, refused = {}, {}
+    for name, loader in _loaders(backend).items():
+        try:
+            models[name] = loader(path)
+        except ModelFileError as exc:
+            refused[name] = str(exc)
+    if refused and models:
+        return "load-mismatch", (f"refused by {sorted(refused)} ({next(iter(refused.values()))[:200]}), "
+                                 f"loaded by {sorted(models)}")
+    if refused:
+        return "rejected", next(iter(refused.values()))[:300]
+    model = models["nn.load"]
     x, u8 = _inputs(model.n_in)
-    for name, inputs in (("float", x), ("uint8", u8)):
+    for kind, inputs in (("float", x), ("uint8", u8)):
         with np.errstate(all="ignore"):
-            logits = model.forward(inputs)
-        if not np.all(np.isfinite(logits)):
-            return "nonfinite", f"{name} input gives non-finite logits"
-        folded = model.to_inference().predict(inputs)
-        if not np.array_equal(folded, np.argmax(logits, axis=1)):
-            return "fold-mismatch", f"{name} input: folded predictions differ from the model's"
+            logits = {"nn.load": model.forward(inputs)}
+            logits.update((name, m.logits(inputs)) for name, m in models.items() if name != "nn.load")
+        for name, z in logits.items():
+            if not np.all(np.isfinite(z)):
+                return "nonfinite", f"{kind} input gives non-finite logits through {name}"
+        for name, z in logits.items():
+            if not _same(z, logits["nn.load"]):
+                return "logits-mismatch", f"{kind} input: the logits of {name} differ from the unfolded model's"
+        classes = {"nn.load": np.argmax(logits["nn.load"], axis=1),
+                   "nn.load().to_inference()": model.to_inference().predict(inputs)}
+        classes.update((name, m.predict(inputs)) for name, m in models.items() if name != "nn.load")
+        for name, c in classes.items():
+            if not np.array_equal(c, classes["nn.load"]):
+                return "fold-mismatch", f"{kind} input: the classes of {name} differ from the unfolded model's"
     again_path = os.path.join(scratch, "again.fbm")
     model.save(again_path)
     again = load(again_path, backend=backend)
-    for name, inputs in (("float", x), ("uint8", u8)):
+    for kind, inputs in (("float", x), ("uint8", u8)):
         with np.errstate(all="ignore"):
             if not _same(again.forward(inputs), model.forward(inputs)):
-                return "roundtrip-mismatch", f"{name} input: logits differ after save + load"
+                return "roundtrip-mismatch", f"{kind} input: logits differ after save + load"
     return "loaded", f"{model.kind} {model.config.get('sizes', model.config.get('n_in'))}"
+
+
+
+def _check_predictions(model):
+    """None, or (outcome, detail) when ``model`` gives non-finite logits or its folded form
+    predicts otherwise, on float and uint8 input."""
+    x, u8 = _inputs(model.n_in)
+    for kind, inputs in (("float", x), ("uint8", u8)):
+        with np.errstate(all="ignore"):
+            logits = model.forward(inputs)
+        if not np.all(np.isfinite(logits)):
+            return "nonfinite", f"{kind} input gives non-finite logits"
+        folded = model.to_inference().predict(inputs)
+        if not np.array_equal(folded, np.argmax(logits, axis=1)):
+            return "fold-mismatch", f"{kind} input: folded predictions differ from the model's"
+    return None
+
+
+def check_checkpoint_file(path, scratch, backend="fastbin"):
+    """(outcome, detail) of loading the checkpoint at ``path``: rejected, or a model that
+    predicts soundly, whose save + load round trip keeps the model, optimizer and run state,
+    and that takes a training step with the loaded optimizer."""
+    from fastbin.nn.checkpoint import load_checkpoint, save_checkpoint
+
+    try:
+        model, opt, state = load_checkpoint(path, backend=backend)
+    except ModelFileError as exc:
+        return "rejected", str(exc)[:300]
+    bad = _check_predictions(model)
+    if bad is not None:
+        return bad
+    again_path = os.path.join(scratch, "again.fbc")
+    save_checkpoint(again_path, model, opt, state)
+    again, again_opt, again_state = load_checkpoint(again_path, backend=backend)
+    x, _ = _inputs(model.n_in)
+    with np.errstate(all="ignore"):
+        if not _same(again.forward(x), model.forward(x)):
+            return "roundtrip-mismatch", "logits differ after save_checkpoint + load_checkpoint"
+    if (repr(again_opt), again_opt.steps, getattr(again_state, "step", None)) != (
+            repr(opt), opt.steps, getattr(state, "step", None)):
+        return "roundtrip-mismatch", "optimizer or run state differs after save_checkpoint + load_checkpoint"
+    labels = np.arange(x.shape[0]) % model.n_classes
+    with np.errstate(all="ignore"):
+        model.train_step(x, labels, opt)
+    return "loaded", f"{model.kind} {type(opt).__name__} {opt.schedule!r}"
 
 
 def check_idx_file(path, scratch, options):
@@ -545,12 +742,14 @@ def check_idx_file(path, scratch, options):
 
 def run_case(case: Case, scratch: str, backend="fastbin"):
     """(outcome, detail) of one case, in this process. Unexpected exceptions are outcomes too."""
-    path = os.path.join(scratch, "case.fbm" if case.target == "model" else "case.idx")
+    path = os.path.join(scratch, {"model": "case.fbm", "checkpoint": "case.fbc"}.get(case.target, "case.idx"))
     with open(path, "wb") as f:
         f.write(case.data)
     try:
         if case.target == "model":
             return check_model_file(path, scratch, backend)
+        if case.target == "checkpoint":
+            return check_checkpoint_file(path, scratch, backend)
         return check_idx_file(path, scratch, case.options)
     except MemoryError as exc:
         return "memory-error", repr(exc)[:300]
@@ -575,35 +774,35 @@ def _vm_bytes():
 def _worker(args):
     """Run cases (seed, indices from stdin as JSON) and print one JSON line per case."""
     spec = json.loads(sys.stdin.readline())
-    seed, indices = spec["seed"], spec["indices"]
-    with tempfile.TemporaryDirectory(prefix="fastbin-fuzz-") as scratch:
-        # warm up (imports, kernel compilation or cache loads) before the memory cap
-        warm = generate_case(seed, 0)
-        for name in sorted(_bases()["model"]):
-            run_case(Case(seed, -1, "model", name, "none", "valid", _bases()["model"][name]), scratch, args.backend)
-        run_case(warm, scratch, args.backend)
-        vm = _vm_bytes()
-        cap = args.mem_mib << 20
-        if vm is not None and vm + (256 << 20) > cap:
-            cap = vm + (256 << 20)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
-        print(json.dumps({"ready": True, "vm_mib": (vm or 0) >> 20, "cap_mib": cap >> 20}), flush=True)
-        selftest = os.environ.get("FASTBIN_FUZZ_SELFTEST", "")  # "crash:i", "hang:i" or "alloc:i": prove the
-        for i in indices:                                         # driver reports a dying worker
-            if selftest == f"crash:{i}":
-                os.kill(os.getpid(), 9)
-            if selftest == f"hang:{i}":
-                time.sleep(3600)
-            case = generate_case(seed, i)
-            if selftest == f"alloc:{i}":
-                try:
-                    np.ones(cap, np.uint8)
-                    outcome, detail = "loaded", "allocated more than the cap?"
-                except MemoryError as exc:
-                    outcome, detail = "memory-error", repr(exc)
-            else:
-                outcome, detail = run_case(case, scratch, args.backend)
-            print(json.dumps({"id": i, "outcome": outcome, "detail": detail}), flush=True)
+    seed, indices, scratch = spec["seed"], spec["indices"], spec["scratch"]
+    # ``scratch`` is the driver's: it removes it, also after it killed this worker
+    # warm up (imports, kernel compilation or cache loads) before the memory cap
+    warm = generate_case(seed, 0)
+    for name in sorted(_bases()["model"]):
+        run_case(Case(seed, -1, "model", name, "none", "valid", _bases()["model"][name]), scratch, args.backend)
+    run_case(warm, scratch, args.backend)
+    vm = _vm_bytes()
+    cap = args.mem_mib << 20
+    if vm is not None and vm + (256 << 20) > cap:
+        cap = vm + (256 << 20)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    print(json.dumps({"ready": True, "vm_mib": (vm or 0) >> 20, "cap_mib": cap >> 20}), flush=True)
+    selftest = os.environ.get("FASTBIN_FUZZ_SELFTEST", "")  # "crash:i", "hang:i" or "alloc:i": prove the
+    for i in indices:                                         # driver reports a dying worker
+        if selftest == f"crash:{i}":
+            os.kill(os.getpid(), 9)
+        if selftest == f"hang:{i}":
+            time.sleep(3600)
+        case = generate_case(seed, i)
+        if selftest == f"alloc:{i}":
+            try:
+                np.ones(cap, np.uint8)
+                outcome, detail = "loaded", "allocated more than the cap?"
+            except MemoryError as exc:
+                outcome, detail = "memory-error", repr(exc)
+        else:
+            outcome, detail = run_case(case, scratch, args.backend)
+        print(json.dumps({"id": i, "outcome": outcome, "detail": detail}), flush=True)
     print(json.dumps({"done": True, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
 
 
@@ -626,7 +825,7 @@ class FuzzReport:
         for key in sorted(self.counts):
             lines.append(f"  {key:<40} {self.counts[key]:>6}{'' if key.split(' ')[0] in ALLOWED else '  <-- FAIL'}")
         for index, outcome, detail, label in self.failures[:50]:
-            lines.append(f"FAIL {outcome}: {label}\n     {detail}\n     reproduce: python -m fastbin.tools.fuzz "
+            lines.append(f"FAIL {outcome}: {label}\n     {detail}\n     reproduce: python scripts/fuzz.py "
                          f"--seed {self.seed} --case {index}")
         return "\n".join(lines)
 
@@ -640,7 +839,7 @@ def _reader(stream, q):
 def _run_worker(seed, indices, args, results, rusage):
     """Run ``indices`` in one worker; returns the indices left when it died (the first of them
     is then recorded as the failing case)."""
-    cmd = [sys.executable, "-m", "fastbin.tools.fuzz", "--worker", "--mem-mib", str(args.mem_mib),
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--mem-mib", str(args.mem_mib),
            "--backend", args.backend]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     q: queue.Queue = queue.Queue()
@@ -649,8 +848,20 @@ def _run_worker(seed, indices, args, results, rusage):
                threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)]
     for t in readers:
         t.start()
-    proc.stdin.write(json.dumps({"seed": seed, "indices": list(indices)}) + "\n")
-    proc.stdin.close()
+    scratch = tempfile.mkdtemp(prefix="fastbin-fuzz-")  # removed below, whatever became of the worker
+    try:
+        proc.stdin.write(json.dumps({"seed": seed, "indices": list(indices), "scratch": scratch}) + "\n")
+        proc.stdin.close()
+        return _collect(proc, q, readers, err_lines, indices, args, results, rusage)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _collect(proc, q, readers, err_lines, indices, args, results, rusage):
+    """Read the worker's result lines (see :func:`_run_worker`)."""
     pending = list(indices)
     timeout, failure = args.startup_timeout, None
     while True:
@@ -711,7 +922,7 @@ def run_cases(n: int, seed: int = 0, *, batch: int = 250, mem_mib: int = 2048, t
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fastbin.tools.fuzz", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python scripts/fuzz.py", description=__doc__.split("\n\n")[0])
     p.add_argument("-n", "--cases", type=int, default=500, help="number of cases (default 500)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--start", type=int, default=0, help="first case index")
@@ -732,17 +943,15 @@ def main(argv=None) -> int:
             path = os.path.join(scratch, "case")
             with open(path, "wb") as f:
                 f.write(case.data)
-            try:
-                from ..nn.model import load
-
-                if case.target == "model":
-                    load(path, backend=args.backend)
-                else:
-                    read_idx(path, **case.options)
-            except (ModelFileError, IdxError):
-                pass
-            except BaseException:
-                traceback.print_exc()
+            readers = (_loaders(args.backend).values() if case.target == "model"
+                       else [lambda p: read_idx(p, **case.options)])
+            for read in readers:
+                try:
+                    read(path)
+                except (ModelFileError, IdxError):
+                    pass
+                except BaseException:
+                    traceback.print_exc()
             outcome, detail = run_case(case, scratch, args.backend)
         print(f"{outcome}: {detail}")
         return 0 if outcome in ALLOWED else 1

@@ -1,4 +1,4 @@
-"""The word loop of the lane block (``fastbin.kernels._lanes``) for CPUs
+"""The word loop of the lane block (``fastbin.kernels.binary_product._lanes``) for CPUs
 without a native vector popcount (``fastbin._config.VECTOR_POPCOUNT``
 False: AVX2, NEON, ...). There LLVM lowers ``ctpop.v8i64`` per 256-bit
 vector to two ``vpshufb`` nibble lookups + add + ``vpsadbw`` (byte sums to
@@ -27,7 +27,7 @@ from __future__ import annotations
 from llvmlite import ir
 from numba.core import cgutils
 
-from .._config import jit_disabled
+from ..._config import jit_disabled
 from ._lanes import LANES, lane_block_llvm, lane_blocks
 
 __all__ = ["HARLEY_SEAL_MIN_WORDS", "byte_lane_blocks"]
@@ -137,7 +137,7 @@ def _harley_seal(b, accs):
 
 
 def accumulate_counts(b):
-    """The ``accumulate`` of ``fastbin.kernels._lanes.lane_block_llvm`` for
+    """The ``accumulate`` of ``fastbin.kernels.binary_product._lanes.lane_block_llvm`` for
     CPUs without a native vector popcount: byte sums below
     HARLEY_SEAL_MIN_WORDS words, Harley-Seal from there."""
     builder = b.builder

@@ -1,5 +1,5 @@
 """The exact int32 ``x @ sign(W)`` for uint8 rows by int16 table lookup
-(AVX-512BW ``vpermw``), the integer twin of :mod:`fastbin.kernels.sign_lut`.
+(AVX-512BW ``vpermw``), the integer twin of :mod:`fastbin.kernels.sign_product.avx512`.
 
 Per group of 4 inputs the 16 signed sums ``±x0 ±x1 ±x2 ±x3`` of a row are
 int16 (``|sum| <= 4 * 255 = 1020``), one table of 32 int16 lanes with entry ``e``
@@ -7,7 +7,7 @@ in lane ``2e`` (where ``pmaddubsw`` and one shift-add leave it, see
 ``_tables16_group_intrinsic``), and each output's 4 weight bits of the group
 (a nibble, stored doubled as one uint16 per output) pick its sum with one
 ``vpermw`` lane. A 32-lane int16 permute serves 32 outputs, where the
-float32 table of ``sign_lut`` serves 16: one permute and one add per 4
+float32 table of ``avx512`` serves 16: one permute and one add per 4
 inputs and 32 outputs, against 8 FMAs for sgemm on 16-lane floats.
 
 Exact: the int16 accumulators add at most ``FLUSH = 32`` groups
@@ -19,7 +19,7 @@ This module holds the int16 pieces: ``_tables16_group`` (one group's table) and
 ``_lut16_block`` (ROWS rows x 64 outputs over the groups of a pass). The index
 form (``index_words``), the passes over rows and groups and the public kernels
 (``lut16_product``, ``sign_matmul_lut16`` and their threaded twins) are
-``fastbin.kernels.sign_lut``'s, shared with the float32 tables.
+``fastbin.kernels.sign_product.avx512``'s, shared with the float32 tables.
 
 Available where ``fastbin._config.INT16_LUT`` (x86-64 with AVX-512BW, as Numba's
 target says): ``llvm.x86.avx512.permvar.hi.512`` exists nowhere else, so nothing
@@ -33,8 +33,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._config import jit_disabled
-from ._llvm import intp_args
+from ..._config import jit_disabled
+from ..intrinsics import intp_args
 
 __all__ = ["FLUSH", "TABLE"]
 

@@ -1,9 +1,9 @@
 """The 8-lane building blocks of the binary product (``_dots_lanes`` in
-``fastbin.kernels.binary_matmul``): an 8 x 8 uint64 transpose and the
+``fastbin.kernels.binary_product.blocked``): an 8 x 8 uint64 transpose and the
 ``cols`` x 8 xor/popcount block, as LLVM intrinsics, each with a plain-Python
 twin for ``NUMBA_DISABLE_JIT=1``. The block's word loop is pluggable
 (``lane_block_llvm(cols, accumulate)``): ``native_counts`` here (``vpopcntq``),
-``fastbin.kernels._lanes_bytes`` for CPUs without a vector popcount.
+``fastbin.kernels.binary_product._lanes_bytes`` for CPUs without a vector popcount.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._config import jit_disabled
-from ._llvm import intp_args as _intp_args
-from ._llvm import is_words as _is_words
-from ._popcount import popcount
+from ..._config import jit_disabled
+from ..intrinsics import intp_args as _intp_args
+from ..intrinsics import is_words as _is_words
+from ..intrinsics import popcount
 
 __all__ = ["LANES", "transpose_8x8", "lane_blocks", "lane_block_llvm", "native_counts"]
 
@@ -160,7 +160,7 @@ def lane_block_llvm(cols, accumulate=native_counts):
         word-major from row ``p``; ``w``: uint64 (n, n_words); ``out``:
         int32 or int64; all 2-D C-contiguous. ``accumulate`` emits the word
         loop into one <8 x i64> popcount sum per column (``native_counts``,
-        or ``fastbin.kernels._lanes_bytes``). The cols x 8 result is then
+        or ``fastbin.kernels.binary_product._lanes_bytes``). The cols x 8 result is then
         transposed with shuffles and each output row written by one masked
         store (8 * cols scalar stores took a third of the time)."""
         out_ok = isinstance(out, types.Array) and out.ndim == 2 and out.layout == "C"

@@ -41,11 +41,11 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._config import VECTOR_POPCOUNT, jit, jit_parallel
+from ..._config import BYTE_POPCOUNT_LANES, jit, jit_parallel
+from ..intrinsics import popcount
+from ..pack import aligned_words, padding_is_zero
 from ._lanes import LANES, lane_blocks, transpose_8x8
 from ._lanes_bytes import byte_lane_blocks
-from ._popcount import popcount
-from .pack import aligned_words, padding_is_zero
 from .threshold import below_word, signed_thresholds
 
 __all__ = [
@@ -179,7 +179,7 @@ def _dots_rows(a, w, k, i0, i1, out, o0):
 #: (``_lanes_bytes``; Zen 2, AVX2, kernel alone: 1.17x at 1024^3, 1.5x at
 #: 4096^3, 1.05x at 128 x 784 -> 10).
 _lane_block1, _lane_block2, _lane_block3, _lane_block4, _lane_block5, _lane_block6, _lane_block7, _lane_block8 = (
-    lane_blocks if VECTOR_POPCOUNT else byte_lane_blocks
+    byte_lane_blocks if BYTE_POPCOUNT_LANES else lane_blocks
 )
 
 

@@ -1,0 +1,110 @@
+"""The dispatch thresholds, one small table per CPU kind.
+
+``fastbin._config`` picks ``TABLES[cpu_kind(magic_tuple)]`` once (``_config.TABLE``);
+the planners (``fastbin.kernels.sign_product``, ``fastbin.kernels.binary_product``) and
+``_config.use_threads`` read it *when a plan is made*, never inside jitted code, so an
+edited table takes effect without stale machine code in Numba's cache. A table holds
+the thresholds of the paths its kind can take: the lookup kernels' only on ``avx512``,
+BLAS on unpacked signs only on ``avx2``; the portable kernels' everywhere (``GENERIC``).
+
+Each entry keeps a one-line reason; the measurements are in
+``benchmarks/results/tuning-notes.md`` (section named after the key) and the files it cites.
+Numba-free: plain data.
+"""
+from __future__ import annotations
+
+__all__ = ["GENERIC", "TABLES", "cpu_kind"]
+
+#: The portable kernels' thresholds (every CPU kind has them).
+GENERIC: dict = {
+    # minimum work before a threaded kernel, each ~50-130 us of serial work on Zen 4
+    "parallel_min_work": {
+        "binary_matmul": 1 << 19,  # m * n * n_words word operations
+        "sign_matmul": 1 << 21,  # m * n * k multiply-adds
+        "pack_signs": 1 << 20,  # elements
+        "linear_softmax_ce": 1 << 22,  # m * k * c multiply-adds (each done twice)
+    },
+    # float rows below this sum x straight from W's bits; from it on W is unpacked once (Zen 4)
+    "unpack_min_rows_f32": 8,
+    "unpack_min_rows_f64": 5,
+    # uint8 rows (no vector popcount): float32 register blocks from m >= MIN_ROWS * n / (n + HALF_COLS)
+    # rows, else bit planes (fitted on Zen 2)
+    "uint8_float_min_rows": 40,
+    "uint8_float_half_cols": 92,
+    # dense_sign_matmul(exact=False): the int8 few-row kernel for m == 1 or m * n <= this (Zen 4)
+    "dense_rows_max_product": 64,
+    # ... BLAS on ±1 floats below this many rows, and from dense_blas_min_cols outputs (Zen 4)
+    "dense_blas_max_rows": 16,
+    "dense_blas_min_cols": 64,
+    # folded model: below this many rows the unblocked packed kernels and the fused pass (Zen 4)
+    "few_rows": 16,
+    # folded model's float tail: the threaded binary product only from this many outputs (2 cores)
+    "threaded_min_cols": 64,
+}
+
+#: x86-64 with AVX-512F: the table-lookup kernels (measured on the Xeon, rocketlake).
+AVX512: dict = {
+    **GENERIC,
+    # float32 rows by table lookups from 8 rows and 256 outputs (1.2-3.6x sgemm there)
+    "lut_min_rows": 8,
+    "lut_min_cols": 256,
+    # a lookup pass keeps its nibbles within half the 2 MiB L2
+    "lut_chunk_bytes": 1024 * 1024,
+    # uint8 rows on float32 tables from 128 rows (also needs lut_min_cols and k <= 65793)
+    "uint8_lut_min_rows": 128,
+    # uint8 rows on int16 tables (AVX-512BW) from 32 rows
+    "uint8_lut16_min_rows": 32,
+    # dense_sign_matmul(exact=False) on nibbles of the real weights, ahead of rows/BLAS/packed
+    "dense_lut_min_cols": 100,
+    "dense_lut_min_k": 200,
+    "dense_lut_min_rows": 64,  # k >= 512
+    "dense_lut_min_rows_short": 256,  # k < 512: the tables cost more per output
+    # the exact product by lookups on chunks of the grid integers, else the row kernel
+    "exact_lut_min_rows": 8,
+    "exact_lut_min_cols": 64,
+    "exact_lut_min_cols_long": 100,  # from k = 2048 on
+}
+
+#: x86-64 without AVX-512F: many rows through BLAS on unpacked ±1 float32 signs (AVX2 code
+#: path compiled on the Xeon: 0.84-0.99x sgemm where the register blocks gave 0.21-0.9x).
+AVX2: dict = {
+    **GENERIC,
+    "blas_min_rows": 64,
+    "blas_min_rows_big": 16,  # when k * n >= blas_big
+    "blas_big": 2048 * 2048,
+    "blas_min_cols": 256,
+    "blas_chunk_bytes": 4 << 20,  # signs unpacked per BLAS call: one reused buffer in cache
+    # uint8 rows by vpmaddubsw on ±1 int8 signs (kernels.sign_product.avx2) from 2 rows, ahead of
+    # everything (1.5-9x the bit planes at 2-32 rows; one row: W's unpacking costs 2x the planes)
+    "uint8_madd_min_rows": 2,
+    "madd_panel_bytes": 256 * 1024,  # a panel of x's rows stays in L2 while W's blocks pass over it
+    # float32 rows by 8-entry tables of 3 inputs (kernels.sign_product.avx2_lut), ahead of BLAS:
+    # from 2 rows and 256 outputs (at 64 outputs the register blocks won from 16 rows; one row:
+    # making the index form per call costs more than the bits path's whole product)
+    "lut3_min_rows": 2,
+    "lut3_min_cols": 256,
+    # one float32 row by 256-entry tables of 8 inputs (kernels.sign_product.byte_lut) from 256
+    # outputs (1 x 784 x 512: 1.2-1.5x sgemm where the bits path gave 0.6-0.85x; at 64 outputs and
+    # fewer the bits path wins: the tables cost ~3 us per 784 inputs)
+    "bytes_max_rows": 1,
+    "bytes_min_cols": 256,
+    "lut3_chunk_bytes": 2 << 20,  # a pass's index bytes (512x4096x4096: 1.3-1.8x sgemm, 0.9-1.3x at 64 KiB-512 KiB)
+}
+
+#: AArch64: the portable kernels (no NEON-specific measurement yet).
+NEON: dict = {**GENERIC}
+
+TABLES: dict[str, dict] = {"avx512": AVX512, "avx2": AVX2, "neon": NEON, "generic": GENERIC}
+
+
+def cpu_kind(magic_tuple: tuple[str, str, str]) -> str:
+    """The table of Numba's ``codegen.magic_tuple()`` ``(triple, cpu name, features)``:
+    ``"avx512"`` (x86-64 with AVX-512F), ``"avx2"`` (any other x86-64), ``"neon"``
+    (AArch64), else ``"generic"``."""
+    triple, _cpu, features = magic_tuple
+    arch = triple.split("-", 1)[0]
+    if arch == "x86_64":
+        return "avx512" if "+avx512f" in features.split(",") else "avx2"
+    if arch in ("aarch64", "arm64"):
+        return "neon"
+    return "generic"

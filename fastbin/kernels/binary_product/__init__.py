@@ -1,0 +1,76 @@
+"""Binary x binary products (xor + popcount): the kernels side by side, and the planner.
+
+* ``blocked``: the blocked kernels, with 8-row lane panels (serial and threaded),
+  for ``binary_matmul`` and ``binary_dense_sign``;
+* ``_lanes``: the lane block with a native vector popcount; ``_lanes_bytes``: the
+  same with byte popcounts (CPUs without VPOPCNTDQ; a compile-time choice keyed by
+  the CPU like the cache: ``_config.BYTE_POPCOUNT_LANES``);
+* ``few_rows``: unblocked kernels, no scratch (batch 1);
+* ``threshold``: the folded batch norm + sign as one compare and the packed words.
+
+``xor_count`` and ``popcount`` are ``fastbin.kernels.intrinsics``'. This module is the
+one place that chooses among the kernels, reading ``fastbin._config``'s thresholds
+(``TABLE``) when called.
+
+* :func:`plan` ``(m, n, n_words, *, threads=None, few=False, tail=False)``: the
+  product ``k - 2 * popcount(a ^ w)`` into ``out`` (m, n); ``path(a_bits, w_bits,
+  n_bits, out)``. ``few``: the caller (a folded model) takes the unblocked kernel
+  below ``TABLE["few_rows"]`` rows (it writes any numeric dtype); ``tail``: a float
+  tail's product, threaded only from ``TABLE["threaded_min_cols"]`` outputs.
+* :func:`plan_sign` ``(m, n, n_words, *, threads=None, few=False)``: the product, a
+  threshold test and packing (``binary_dense_sign``); ``path(a_bits, w_bits, n_bits,
+  thresholds, flip, out_bits)``.
+
+The blocked kernels return False (writing nothing) for non-zero padding bits; the
+unblocked ones trust their input (a folded model's words).
+"""
+from __future__ import annotations
+
+from ... import _config
+from .._plan import Path
+from .blocked import (
+    binary_dense_sign_kernel,
+    binary_dense_sign_parallel,
+    binary_matmul_kernel,
+    binary_matmul_parallel,
+)
+from .few_rows import binary_dot_rows, dense_sign_rows
+
+__all__ = ["PATHS", "SIGN_PATHS", "plan", "plan_sign"]
+
+#: The paths of :func:`plan`.
+PATHS: dict[str, Path] = {
+    "blocked": Path("blocked", binary_matmul_kernel),
+    "blocked_parallel": Path("blocked_parallel", binary_matmul_parallel),
+    "few_rows": Path("few_rows", binary_dot_rows),
+}
+#: The paths of :func:`plan_sign`.
+SIGN_PATHS: dict[str, Path] = {
+    "blocked": Path("blocked", binary_dense_sign_kernel),
+    "blocked_parallel": Path("blocked_parallel", binary_dense_sign_parallel),
+    "few_rows": Path("few_rows", dense_sign_rows),
+}
+
+
+def plan(m: int, n: int, n_words: int, threads=None, *, few: bool = False, tail: bool = False,
+         force: str | None = None) -> Path:
+    """The kernel of ``sign(A) @ sign(W)`` for ``a`` (m, n_words) and ``w`` (n, n_words)."""
+    if force is not None:
+        return PATHS[force]
+    config = _config
+    if few and m < config.TABLE["few_rows"]:
+        return PATHS["few_rows"]
+    if tail and n < config.TABLE["threaded_min_cols"]:
+        return PATHS["blocked"]
+    return PATHS["blocked_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads) else "blocked"]
+
+
+def plan_sign(m: int, n: int, n_words: int, threads=None, *, few: bool = False, force: str | None = None) -> Path:
+    """The kernel of the binary dense layer + threshold + packing."""
+    if force is not None:
+        return SIGN_PATHS[force]
+    config = _config
+    if few and m < config.TABLE["few_rows"]:
+        return SIGN_PATHS["few_rows"]
+    return SIGN_PATHS["blocked_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads)
+                      else "blocked"]

@@ -1,0 +1,183 @@
+"""The generic LLVM intrinsics of the kernels, and the helpers to write them.
+
+Only generic LLVM operations are emitted here (``ctpop``, vector loads and
+masked loads, integer casts and bitcasts): LLVM lowers them for whatever CPU
+compiles the kernel (AVX-512 here, NEON on ARM64), so no result depends on the
+CPU. The CPU-specific intrinsics (the ``vpermps``/``vpermw`` table lookups) stay
+next to their kernels in ``fastbin.kernels.sign_product.avx512*``; the vector
+lane blocks beside theirs (``sign_product._lanes``, ``binary_product._lanes``).
+Under ``NUMBA_DISABLE_JIT=1`` each public name is a plain-Python function, so
+every kernel still runs (slowly) as ordinary Python.
+
+* :func:`popcount` ``(value) -> intp``: LLVM ``ctpop`` (``popcnt`` on x86, ``cnt``
+  on ARM64, ``vpopcntq`` in a vectorised loop with AVX-512 VPOPCNTDQ). Numba has
+  no popcount builtin.
+* :func:`xor_count` ``(a, w, j) -> int64``: ``sum_t popcount(a[t] ^ w[j, t])``,
+  eight words per vector with masked loads at the row's end (the fused forward
+  pass's packed stages).
+* :func:`opaque` ``(value, zero) -> value``: ``value`` through an integer OR with
+  a run-time zero, so that LLVM neither contracts the float operations around it
+  to an FMA nor reassociates them (the fused pass's bit-exact float tail).
+* :func:`to_float` ``(like, value)``: integer ``value`` as ``like``'s float type,
+  correctly rounded.
+* :func:`intp_args`, :func:`is_words`: helpers for writing intrinsics.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .._config import jit_disabled
+
+__all__ = ["popcount", "xor_count", "opaque", "to_float", "intp_args", "is_words"]
+
+
+def intp_args(context, builder, signature, args):
+    """The arguments, integers cast to intp (arrays unchanged)."""
+    return [
+        context.cast(builder, value, typ, types.intp) if isinstance(typ, types.Integer) else value
+        for value, typ in zip(args, signature.args)
+    ]
+
+
+def is_words(*arrays):
+    return all(
+        isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" and a.dtype == types.uint64 for a in arrays
+    )
+
+
+@intrinsic
+def _ctpop(typingctx, value):
+    """LLVM ``ctpop`` on any integer; returns ``intp`` so that arithmetic with
+    it stays signed (Numba turns ``uint64 - int64`` into float64)."""
+    if not isinstance(value, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        [arg] = args
+        count = builder.ctpop(arg)
+        intp = context.get_value_type(types.intp)
+        if count.type.width < intp.width:
+            return builder.zext(count, intp)
+        if count.type.width > intp.width:
+            return builder.trunc(count, intp)
+        return count
+
+    return types.intp(value), codegen
+
+
+def _popcount_python(value) -> int:
+    """Plain-Python popcount for ``NUMBA_DISABLE_JIT=1``."""
+    return int(value).bit_count()
+
+
+# The public name: the intrinsic when Numba compiles, plain Python otherwise.
+popcount = _popcount_python if jit_disabled() else _ctpop
+
+
+# ---------------------------------------------------------------------------
+# The fused forward pass's: one IEEE operation at a time (no FMA contraction, no
+# reassociation), and the xor-popcount of a packed row
+# ---------------------------------------------------------------------------
+@intrinsic
+def _opaque_llvm(typingctx, value, zero):
+    """``value`` unchanged, through an integer OR with ``zero`` (a run-time 0
+    that LLVM cannot see): the float operations before and after it cannot
+    be fused (Numba puts ``contract``/``reassoc`` on every float operation of
+    a function, intrinsics included, and LLVM then forms FMAs)."""
+    if not (isinstance(value, types.Float) and isinstance(zero, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        float_type = context.get_value_type(value)
+        int_type = ir.IntType(value.bitwidth)
+        z = context.cast(builder, args[1], zero, types.int64)
+        z = builder.trunc(z, int_type) if value.bitwidth < 64 else z
+        return builder.bitcast(builder.or_(builder.bitcast(args[0], int_type), z), float_type)
+
+    return value(value, zero), codegen
+
+
+@intrinsic
+def _to_float_llvm(typingctx, like, value):
+    """``value`` (integer) as ``like``'s float type, correctly rounded (``astype``)."""
+    if not (isinstance(like, types.Float) and isinstance(value, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        target = context.get_value_type(like)
+        if value.signed:
+            return builder.sitofp(args[1], target)
+        return builder.uitofp(args[1], target)
+
+    return like(like, value), codegen
+
+
+@intrinsic
+def _xor_count_llvm(typingctx, a, w, j):
+    """``sum_t popcount(a[t] ^ w[j, t])`` (int64) over the ``w.shape[1]``
+    words: ``a`` 1-D and ``w`` 2-D C-contiguous uint64. Eight words per
+    vector (masked loads at the end, zeros past it), one ``ctpop`` and add
+    each; LLVM's own vectorisation of the word loop needs 32 words before its
+    vector body runs (a 512-bit row has 8)."""
+    a_ok = isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.uint64
+    if not (a_ok and is_words(w)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        a_value, w_value, j_value = intp_args(context, builder, signature, args)
+        a_type, w_type, _ = signature.args
+        a_array = context.make_array(a_type)(context, builder, a_value)
+        w_array = context.make_array(w_type)(context, builder, w_value)
+        i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+        intp = context.get_value_type(types.intp)
+        vec, mask_type = ir.VectorType(i64, 8), ir.VectorType(i1, 8)
+        ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec]), "llvm.ctpop.v8i64")
+        reduce_add = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(i64, [vec]), "llvm.vector.reduce.add.v8i64"
+        )
+        masked_load = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec.as_pointer(), i32, mask_type, vec]), "llvm.masked.load.v8i64.p0"
+        )
+        n_words = cgutils.unpack_tuple(builder, w_array.shape, 2)[1]
+        n_chunks = builder.udiv(builder.add(n_words, ir.Constant(intp, 7)), ir.Constant(intp, 8))
+        index_type = ir.VectorType(intp, 8)
+        lanes = ir.Constant(index_type, list(range(8)))
+        zeros = ir.Constant(vec, None)
+        acc = cgutils.alloca_once_value(builder, zeros)
+        with cgutils.for_range(builder, n_chunks) as loop:
+            t0 = builder.mul(loop.index, ir.Constant(intp, 8))
+            left = builder.sub(n_words, t0)
+            left_v = builder.insert_element(ir.Constant(index_type, ir.Undefined), left, ir.Constant(i32, 0))
+            left_v = builder.shuffle_vector(left_v, ir.Constant(index_type, ir.Undefined),
+                                            ir.Constant(ir.VectorType(i32, 8), [0] * 8))
+            mask = builder.icmp_signed("<", lanes, left_v)
+            a_ptr = builder.bitcast(builder.gep(a_array.data, [t0]), vec.as_pointer())
+            w_ptr = builder.bitcast(cgutils.get_item_pointer(context, builder, w_type, w_array, [j_value, t0]),
+                                    vec.as_pointer())
+            x = builder.call(masked_load, [a_ptr, ir.Constant(i32, 8), mask, zeros])
+            y = builder.call(masked_load, [w_ptr, ir.Constant(i32, 8), mask, zeros])
+            builder.store(builder.add(builder.load(acc), builder.call(ctpop, [builder.xor(x, y)])), acc)
+        return builder.call(reduce_add, [builder.load(acc)])
+
+    return types.int64(a, w, j), codegen
+
+
+def _xor_count_python(a, w, j):
+    return sum(popcount(a[t] ^ w[j, t]) for t in range(w.shape[1]))
+
+
+def _opaque_python(value, zero):
+    return value
+
+
+def _to_float_python(like, value):
+    return type(like)(value)
+
+
+# Under NUMBA_DISABLE_JIT: NumPy scalars of the model dtype, one correctly rounded operation each.
+opaque = _opaque_python if jit_disabled() else _opaque_llvm
+to_float = _to_float_python if jit_disabled() else _to_float_llvm
+xor_count = _xor_count_python if jit_disabled() else _xor_count_llvm
