@@ -155,6 +155,8 @@ def _break_perm(meta, arrays):
     (_set(["extra"], 1), "unexpected \\['extra'\\]"),
     (_set(["optimizer", "lr"], -1.0), "meta.optimizer.lr must be a finite number > 0"),
     (_set(["optimizer", "kind"], "rmsprop"), "kind 'sgd' or 'adam'"),
+    (_set(["optimizer", "kind"], []), "kind 'sgd' or 'adam'"),  # the fuzzer's case 3302: unhashable
+    (_set(["optimizer", "schedule"], {"kind": {"a": 1}}), "schedule must be null or an object with kind"),
     (_set(["optimizer", "b1"], 1.5), "meta.optimizer.b1 must be a number in \\[0, 1\\)"),
     (_set(["optimizer", "schedule"], {"kind": "step", "every": 0, "factor": 0.5}), "schedule.every must be an int"),
     (_set(["trainer", "rng", "state"], "-1"), "128-bit unsigned integer"),

@@ -100,8 +100,15 @@ def _float(path, where, v, ok=lambda x: x > 0, expected="a finite number > 0"):
     return float(v)
 
 
+def _kind(obj):
+    """``obj["kind"]`` when ``obj`` is a dict whose kind is a string, else None (a JSON list or
+    object as a kind must not reach a dict look-up: unhashable)."""
+    kind = obj.get("kind") if isinstance(obj, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def _check_optimizer(path, opt):
-    if not isinstance(opt, dict) or opt.get("kind") not in _OPT_KEYS:
+    if _kind(opt) not in _OPT_KEYS:
         _fail(path, "meta.optimizer must be an object with kind 'sgd' or 'adam'")
     _keys(path, "meta.optimizer", opt, _OPT_KEYS[opt["kind"]])
     _float(path, "meta.optimizer.lr", opt["lr"])
@@ -131,7 +138,7 @@ def _check_optimizer(path, opt):
 def _check_schedule(path, where, schedule, kinds):
     if schedule is None:
         return
-    if not isinstance(schedule, dict) or schedule.get("kind") not in kinds:
+    if _kind(schedule) not in kinds:
         _fail(path, f"{where} must be null or an object with kind {' or '.join(map(repr, kinds))}")
     _keys(path, where, schedule, kinds[schedule["kind"]])
     if schedule["kind"] == "cosine":
@@ -189,7 +196,7 @@ def check_checkpoint_header(meta, table, *, path="checkpoint"):
         hint = " (a model file: load it with fastbin.nn.load)" if fmt == MODEL_FORMAT else ""
         _fail(path, f"not a fastbin checkpoint (format {fmt!r}, expected {CHECKPOINT_FORMAT!r}){hint}")
     if meta.get("version") == 1 and isinstance(meta.get("optimizer"), dict):  # read as version 2
-        for key, value in _V1_DEFAULTS.get(meta["optimizer"].get("kind"), {}).items():
+        for key, value in _V1_DEFAULTS.get(_kind(meta["optimizer"]), {}).items():
             if key in meta["optimizer"]:
                 _fail(path, f"meta.optimizer.{key} is not a version 1 field")
             meta["optimizer"][key] = value
