@@ -65,6 +65,8 @@ __all__ = [
     "TABLE",
     "FLOAT_LUT",
     "INT16_LUT",
+    "INT8_MADD",
+    "FLOAT_LUT8",
     "SIGN_MATMUL_BLAS",
     "SIGN_MATMUL_UINT8_FLOAT_PATH",
     "VECTOR_REGISTERS",
@@ -249,6 +251,21 @@ def int16_lut(magic_tuple: tuple[str, str, str]) -> bool:
 
 #: The int16 table-lookup kernels can run.
 INT16_LUT: bool = int16_lut(_MAGIC_TUPLE)
+
+
+def int8_madd(magic_tuple: tuple[str, str, str]) -> bool:
+    """Whether the target of ``codegen.magic_tuple()`` has AVX2's 32-byte multiply-adds
+    (``vpmaddubsw``, ``vpmaddwd`` on ymm), which ``fastbin.kernels.sign_product.avx2`` is
+    written with (x86-64 only; every AVX-512 CPU has them too)."""
+    triple, _cpu, features = magic_tuple
+    return triple.split("-", 1)[0] == "x86_64" and "+avx2" in features.split(",")
+
+
+#: The AVX2 byte multiply-add kernels can run.
+INT8_MADD: bool = int8_madd(_MAGIC_TUPLE)
+#: The AVX2 8-entry float32 table lookups (``vpermps`` on ymm:
+#: ``fastbin.kernels.sign_product.avx2_lut``) can run: the same CPUs (AVX2).
+FLOAT_LUT8: bool = INT8_MADD
 
 
 def sign_matmul_blas(magic_tuple: tuple[str, str, str]) -> bool:

@@ -79,6 +79,21 @@ AVX2: dict = {
     "blas_big": 2048 * 2048,
     "blas_min_cols": 256,
     "blas_chunk_bytes": 4 << 20,  # signs unpacked per BLAS call: one reused buffer in cache
+    # uint8 rows by vpmaddubsw on ±1 int8 signs (kernels.sign_product.avx2) from 2 rows, ahead of
+    # everything (1.5-9x the bit planes at 2-32 rows; one row: W's unpacking costs 2x the planes)
+    "uint8_madd_min_rows": 2,
+    "madd_panel_bytes": 256 * 1024,  # a panel of x's rows stays in L2 while W's blocks pass over it
+    # float32 rows by 8-entry tables of 3 inputs (kernels.sign_product.avx2_lut), ahead of BLAS:
+    # from 2 rows and 256 outputs (at 64 outputs the register blocks won from 16 rows; one row:
+    # making the index form per call costs more than the bits path's whole product)
+    "lut3_min_rows": 2,
+    "lut3_min_cols": 256,
+    # one float32 row by 256-entry tables of 8 inputs (kernels.sign_product.byte_lut) from 256
+    # outputs (1 x 784 x 512: 1.2-1.5x sgemm where the bits path gave 0.6-0.85x; at 64 outputs and
+    # fewer the bits path wins: the tables cost ~3 us per 784 inputs)
+    "bytes_max_rows": 1,
+    "bytes_min_cols": 256,
+    "lut3_chunk_bytes": 2 << 20,  # a pass's index bytes (512x4096x4096: 1.3-1.8x sgemm, 0.9-1.3x at 64 KiB-512 KiB)
 }
 
 #: AArch64: the portable kernels, and the 4-row byte-popcount binary kernel for few rows

@@ -22,6 +22,7 @@ __all__ = [
     "check_labels",
     "check_positive_float",
     "check_int",
+    "check_fraction",
     "check_model_input",
     "check_same_dtype",
 ]
@@ -167,3 +168,11 @@ def _finite_input(x):
         raise ValueError(f"x must be finite (float scaled to [0, 1]): row {rows[0]} holds a NaN or an infinity"
                          f"{f' (and {rows.size - 1} more rows)' if rows.size > 1 else ''} in {x.dtype}")
     return x
+
+
+def check_fraction(name, value) -> float:
+    """A real number in ``[0, 1)`` (a decay rate, a momentum, a dropout rate); returns it as a float."""
+    value = check_positive_float(name, value, allow_zero=True)
+    if value >= 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value}")
+    return value

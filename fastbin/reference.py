@@ -55,6 +55,7 @@ __all__ = [
     # trainable model and the folded runtime (the same operations, the same bits)
     "dense_affine",
     "offset_bias",
+    "binary_eval_scale",
     "bn_affine",
     "bn_scale",
     # the exact real-valued product x @ sign(W) of the evaluation path
@@ -63,6 +64,15 @@ __all__ = [
     "exact_sign_product",
     "refine_near_thresholds",
     "rounding_constants",
+    # convolution over NHWC images: im2col with one-padding, the binary conv, max pooling
+    "int_pair",
+    "conv_geometry",
+    "im2col",
+    "col2im",
+    "sign_conv2d",
+    "sign_conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
 ]
 
 
@@ -396,6 +406,23 @@ def dense_affine(dot, scale, bias, *, out=None):
     return z
 
 
+def binary_eval_scale(alpha, input_scale, n, dtype, uint8_input):
+    """``dense_affine``'s scale (n,) of a binary layer's evaluation path, or None: ``alpha``
+    (n,) or None, times the layer's single input scale ``s`` (``input_scale``: None, or a
+    (k,) vector holding one value, which a binary layer folds: ``((x - o) * s) @ sign(W) =
+    s * (x @ sign(W)) - s * (o @ sign(W))``), times ``1/255`` for raw pixels (``uint8_input``).
+    Each factor is applied element by element in ``dtype``."""
+    dtype = np.dtype(dtype)
+    scale = alpha
+    if input_scale is not None:
+        s = np.asarray(input_scale, dtype=dtype).reshape(-1)[0]
+        scale = np.full(n, s, dtype=dtype) if scale is None else (scale * s).astype(dtype)
+    if not uint8_input:
+        return scale
+    inv = np.full(n, 1.0 / 255.0, dtype=dtype)
+    return inv if scale is None else (scale * inv).astype(dtype)
+
+
 def offset_bias(bias, input_offset, signs, alpha, dtype):
     """``dense_affine``'s bias of a binary layer whose input is centred first:
     ``b - input_offset @ (sign(W) * alpha)`` (n,) of ``dtype``, or ``bias``
@@ -581,3 +608,192 @@ def adam_update(param, grad, m, v, step, lr=0.001, b1=0.9, b2=0.999, eps=1e-8, c
     if clip is not None:
         np.clip(param, -clip, clip, out=param)
     return param
+
+
+# --------------------------------------------------------------------------
+# Convolution over NHWC images (m, height, width, channels)
+# --------------------------------------------------------------------------
+# A binary convolution is a dense product on patches: im2col lays every
+# (kh, kw, c) patch out as one row, so ``conv(x, W) = im2col(x) @ W`` with W
+# as a (kh * kw * c_in, c_out) matrix, row index ``(i * kw + j) * c_in + ch``
+# (the row order of a (kh, kw, c_in, c_out) array reshaped). "same" padding
+# writes ``pad_value`` around the image: 1 by default ("one-padding", as
+# larq/compute-engine: +1 is bit 0 of a packed sign, so it costs nothing in
+# the packed form, where true zero padding would need a correction term).
+
+
+def int_pair(name, value):
+    """``value`` (an int >= 1 or a pair of them) as a pair of ints."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+                                 for v in pair):
+        raise ValueError(f"{name} must be an int >= 1 or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def conv_geometry(height, width, kernel_size, stride=1, padding="valid"):
+    """Output size and padding of a convolution (or pooling) window over an
+    image of ``height`` x ``width``: ``(out_h, out_w, (top, bottom), (left,
+    right))``.
+
+    ``"valid"``: no padding, ``out = (size - kernel) // stride + 1`` (the
+    window must fit: ``size >= kernel``). ``"same"``: ``out = ceil(size /
+    stride)``, padding ``max((out - 1) * stride + kernel - size, 0)`` split
+    with the smaller half first (top/left), as TensorFlow and LCE do."""
+    kh, kw = int_pair("kernel_size", kernel_size)
+    sh, sw = int_pair("stride", stride)
+    if padding not in ("valid", "same"):
+        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+    sizes = []
+    for name, size, k, s in (("height", height, kh, sh), ("width", width, kw, sw)):
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"image {name} must be an int >= 1, got {size!r}")
+        if padding == "valid":
+            if size < k:
+                raise ValueError(f"'valid' window of {k} does not fit an image {name} of {size}")
+            out, pad = (size - k) // s + 1, 0
+        else:
+            out = -(-size // s)
+            pad = max((out - 1) * s + k - size, 0)
+        sizes.append((out, (pad // 2, pad - pad // 2)))
+    (out_h, pad_h), (out_w, pad_w) = sizes
+    return out_h, out_w, pad_h, pad_w
+
+
+def _check_images(name, x):
+    x = np.asarray(x)
+    if x.ndim != 4 or 0 in x.shape:
+        raise ValueError(f"{name} must be non-empty images (m, height, width, channels), got shape {x.shape}")
+    return x
+
+
+def im2col(x, kernel_size, stride=1, padding="valid", pad_value=1):
+    """The patches of images ``x`` (m, h, w, c) as rows: (m * out_h * out_w,
+    kh * kw * c) of ``x``'s dtype, row ``(n * out_h + p) * out_w + q`` the
+    patch under output pixel (p, q) of image n, column ``(i * kw + j) * c +
+    ch`` its pixel (i, j), channel ch. Padding (:func:`conv_geometry`) holds
+    ``pad_value`` in ``x``'s units (1: one-padding; raw uint8 pixels meaning
+    x / 255 pad with 255 for 1.0)."""
+    x = _check_images("x", x)
+    m, h, w, c = x.shape
+    kh, kw = int_pair("kernel_size", kernel_size)
+    sh, sw = int_pair("stride", stride)
+    out_h, out_w, pad_h, pad_w = conv_geometry(h, w, (kh, kw), (sh, sw), padding)
+    xp = np.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=pad_value)
+    cols = np.empty((m, out_h, out_w, kh, kw, c), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = xp[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :]
+    return cols.reshape(m * out_h * out_w, kh * kw * c)
+
+
+def col2im(cols, input_shape, kernel_size, stride=1, padding="valid"):
+    """The adjoint of :func:`im2col`: gradients ``cols`` (m * out_h * out_w,
+    kh * kw * c) of the patches summed back onto the pixels they came from,
+    (m, h, w, c) of ``cols``' dtype with ``input_shape = (m, h, w, c)``. The
+    padding is a constant: its gradients are dropped."""
+    m, h, w, c = (int(v) for v in input_shape)
+    kh, kw = int_pair("kernel_size", kernel_size)
+    sh, sw = int_pair("stride", stride)
+    out_h, out_w, (top, bottom), (left, right) = conv_geometry(h, w, (kh, kw), (sh, sw), padding)
+    cols = np.asarray(cols)
+    if cols.shape != (m * out_h * out_w, kh * kw * c):
+        raise ValueError(f"cols must have shape {(m * out_h * out_w, kh * kw * c)}, got {cols.shape}")
+    d = cols.reshape(m, out_h, out_w, kh, kw, c)
+    xp = np.zeros((m, h + top + bottom, w + left + right, c), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xp[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :] += d[:, :, :, i, j, :]
+    return xp[:, top : top + h, left : left + w, :]
+
+
+def _conv_weights(w, c_in):
+    w = np.asarray(w)
+    if w.ndim != 4 or w.shape[2] != c_in or 0 in w.shape:
+        raise ValueError(f"w must be (kh, kw, {c_in}, c_out) for images of {c_in} channels, got shape {w.shape}")
+    return w
+
+
+def sign_conv2d(x, w, stride=1, padding="valid", pad_value=1):
+    """A convolution with binary weights: ``im2col(x) @ sign(W)`` as (m,
+    out_h, out_w, c_out), with ``w`` the real weights W (kh, kw, c_in, c_out)
+    (sign(0) = +1) and ``x`` (m, h, w, c_in). Float ``x``: ``x``'s dtype (a
+    plain float sum); uint8 ``x``: the exact int32 product. ``pad_value`` in
+    ``x``'s units, as :func:`im2col`."""
+    x = _check_images("x", x)
+    w = _conv_weights(w, x.shape[3])
+    kh, kw, c_in, c_out = w.shape
+    out_h, out_w, _, _ = conv_geometry(x.shape[1], x.shape[2], (kh, kw), stride, padding)
+    cols = im2col(x, (kh, kw), stride, padding, pad_value)
+    s = signs(w).reshape(kh * kw * c_in, c_out)
+    if x.dtype == np.uint8:
+        z = (cols.astype(np.int64) @ s.astype(np.int64)).astype(np.int32)
+    else:
+        z = cols @ s.astype(x.dtype)
+    return z.reshape(x.shape[0], out_h, out_w, c_out)
+
+
+def sign_conv2d_backward(dz, x, w, stride=1, padding="valid", pad_value=1):
+    """Gradients of :func:`sign_conv2d` from ``dz`` (m, out_h, out_w, c_out)
+    (float): ``(dx, dw)`` with ``dx = col2im(dz @ sign(W).T)`` (m, h, w,
+    c_in) and ``dw = im2col(x).T @ dz`` (kh, kw, c_in, c_out), the gradient
+    w.r.t. ``sign(W)`` that BinaryConnect applies to W (straight through);
+    both of ``dz``'s dtype (uint8 ``x`` is taken as its raw values)."""
+    x = _check_images("x", x)
+    w = _conv_weights(w, x.shape[3])
+    kh, kw, c_in, c_out = w.shape
+    dz = np.asarray(dz)
+    out_h, out_w, _, _ = conv_geometry(x.shape[1], x.shape[2], (kh, kw), stride, padding)
+    if dz.shape != (x.shape[0], out_h, out_w, c_out):
+        raise ValueError(f"dz must have shape {(x.shape[0], out_h, out_w, c_out)}, got {dz.shape}")
+    d = dz.reshape(-1, c_out)
+    cols = im2col(x, (kh, kw), stride, padding, pad_value).astype(dz.dtype)
+    s = signs(w).reshape(kh * kw * c_in, c_out).astype(dz.dtype)
+    dx = col2im(d @ s.T, x.shape, (kh, kw), stride, padding)
+    dw = (cols.T @ d).reshape(w.shape)
+    return dx, dw
+
+
+def _pool_windows(x, pool_size, stride):
+    """``(x, (ph, pw), (sh, sw), out_h, out_w)`` of a "valid" pooling of ``x``."""
+    x = _check_images("x", x)
+    ph, pw = int_pair("pool_size", pool_size)
+    sh, sw = int_pair("stride", (ph, pw) if stride is None else stride)
+    out_h, out_w, _, _ = conv_geometry(x.shape[1], x.shape[2], (ph, pw), (sh, sw), "valid")
+    return x, (ph, pw), (sh, sw), out_h, out_w
+
+
+def max_pool2d(x, pool_size, stride=None):
+    """Max pooling of images ``x`` (m, h, w, c) over ``pool_size`` windows
+    moved by ``stride`` (default: the pool size), no padding ("valid"):
+    (m, out_h, out_w, c) of ``x``'s dtype. On ±1 values this is a bitwise
+    operation: the max is -1 only where the whole window is -1, i.e. the AND
+    of the packed bits (bit 1 = -1)."""
+    x, (ph, pw), (sh, sw), out_h, out_w = _pool_windows(x, pool_size, stride)
+    y = None
+    for i in range(ph):
+        for j in range(pw):
+            v = x[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :]
+            y = v.copy() if y is None else np.maximum(y, v)
+    return y
+
+
+def max_pool2d_backward(dy, x, pool_size, stride=None):
+    """Gradient of :func:`max_pool2d` w.r.t. ``x`` from ``dy`` (m, out_h,
+    out_w, c): each window's gradient goes to its *first* maximum in
+    row-major window order (ties are common on ±1 or integer inputs; PyTorch
+    also picks one), summed where windows overlap. (m, h, w, c) of ``dy``'s dtype."""
+    x, (ph, pw), (sh, sw), out_h, out_w = _pool_windows(x, pool_size, stride)
+    dy = np.asarray(dy)
+    if dy.shape != (x.shape[0], out_h, out_w, x.shape[3]):
+        raise ValueError(f"dy must have shape {(x.shape[0], out_h, out_w, x.shape[3])}, got {dy.shape}")
+    y = max_pool2d(x, (ph, pw), (sh, sw))
+    dx = np.zeros(x.shape, dtype=dy.dtype)
+    taken = np.zeros(y.shape, dtype=bool)
+    for i in range(ph):
+        for j in range(pw):
+            window = (slice(None), slice(i, i + sh * (out_h - 1) + 1, sh), slice(j, j + sw * (out_w - 1) + 1, sw))
+            hit = (x[window] == y) & ~taken
+            dx[window] += np.where(hit, dy, 0)
+            taken |= hit
+    return dx

@@ -7,8 +7,10 @@ and is reproduced alone, in this process and with a traceback, by
 
 The valid files: one model of every kind the trainer makes (softmax regression float, binary,
 binary scaled, with input offsets; MLPs with float, binary and scaled binary weights, tanh,
-hard-tanh and binary activations, batch norm), saved packed and latent, and small IDX files
-(every element type, raw and gzip). The mutations: truncation at every region boundary (prefix,
+hard-tanh and binary activations, batch norm, dropout, input scales), saved packed and latent; training
+checkpoints (SGD with momentum, Nesterov and weight decay, AdamW, every schedule, with and
+without a run state); and small IDX files (every element type, raw and gzip). The mutations:
+truncation at every region boundary (prefix,
 header, each payload, the digest) and at random points; bit flips with the SHA-256 recomputed
 (or the gzip stream rewritten), so the parser and the schema see them, and a few without;
 hostile JSON (huge, negative, zero, fractional and wrong-typed sizes, wrong dtypes and kinds,
@@ -31,7 +33,9 @@ unfolded model's on both engines, the classes of the unfolded model, its own fol
 engines are equal, and its save/load round trip gives bit-identical logits; an IDX array whose
 write/read round trip is identical). A file one loader accepts and another refuses is a failure
 (``load-mismatch``). Anything else, including a worker killed, out of memory or timed out on a
-case, is a failure, reported with the seed and case number. The exit status is 1 when any case failed.
+case, is a failure, reported with the seed and case number. A checkpoint (``fastbin.nn.load_checkpoint``)
+is allowed to be ``rejected`` or ``loaded`` (its model predicts soundly, its save/load round trip keeps
+the model, optimizer and run state, and its optimizer takes a training step). The exit status is 1 when any case failed.
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ import json
 import os
 import queue
 import resource
+import shutil
 import struct
 import subprocess
 import sys
@@ -84,6 +89,13 @@ def _base_models():
         "softmax-offset": softmax_regression(n_in, 4, input_offset=0.5, backend=b),
         "mlp-tanh": mlp([n_in, 9, 6, 4], seed=1, backend=b),
         "mlp-hardtanh": mlp([n_in, 7, 4], activation="hardtanh", backend=b),
+        "mlp-tanh-dropout": mlp([n_in, 7, 5, 4], dropout=0.25, backend=b),
+        "mlp-tanh-input-scale": mlp([n_in, 7, 4], input_offset=np.linspace(-2, 3, n_in),
+                                    input_scale=np.linspace(0.1, 4, n_in), backend=b),
+        "mlp-binary-input-scale": mlp([n_in, 9, 4], binary_weights=True, binary_activations=True, input_scale=0.25,
+                                      input_offset=0.5, backend=b),
+        "softmax-binary-input-scale": softmax_regression(n_in, 4, binary_weights=True, init="normal",
+                                                         input_scale=3.0, backend=b),
         "mlp-binary-weights": mlp([n_in, 9, 4], binary_weights=True, backend=b),
         "mlp-binary-weights-bn-scaled": mlp([n_in, 9, 4], binary_weights=True, batch_norm=True, output_bn=True,
                                             scale=True, backend=b),
@@ -129,12 +141,51 @@ def _base_idx():
     return files
 
 
+def _base_checkpoints():
+    """name -> checkpoint bytes: every optimizer and schedule a checkpoint stores, with and
+    without a run state, momentum velocities, Adam moments and a dropout model."""
+    from fastbin.nn.checkpoint import save_checkpoint
+    from fastbin.nn.model import mlp, softmax_regression
+    from fastbin.nn.optim import SGD, Adam, CosineDecay, DecayOnRise, StepDecay, WarmUp
+    from fastbin.nn.train import fit
+
+    n_in = 21
+    rng = np.random.default_rng(8)
+    x = rng.random((24, n_in)).astype(np.float32)
+    y = rng.integers(0, 4, 24)
+    b = "reference"
+    runs = {
+        "ckpt-nesterov-wd-warmup-cosine-dropout": (
+            mlp([n_in, 9, 4], activation="hardtanh", dropout=0.3, seed=2, backend=b),
+            SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-3, schedule=WarmUp(3, CosineDecay(10, 0.1)))),
+        "ckpt-adamw-step-binary": (
+            mlp([n_in, 9, 4], binary_weights=True, binary_activations=True, backend=b),
+            Adam(1e-2, weight_decay=1e-2, schedule=StepDecay(2, 0.9))),
+        "ckpt-sgd-warmup-rise-softmax": (
+            softmax_regression(n_in, 4, binary_weights=True, input_offset=0.5, backend=b),
+            SGD(0.5, schedule=WarmUp(2, DecayOnRise(0.9, 5)))),
+        "ckpt-adam-fresh": (mlp([n_in, 5, 4], backend=b), Adam(1e-3)),
+    }
+    files = {}
+    with tempfile.TemporaryDirectory() as d:
+        for name, (model, opt) in runs.items():
+            state = None
+            if not name.endswith("fresh"):
+                state = fit(model, opt, x, y, steps=5, batch_size=5, validation_split=0.25, seed=1, progress=False)
+            path = os.path.join(d, "c.fbc")
+            save_checkpoint(path, model, opt, state)
+            with open(path, "rb") as f:
+                files[name] = f.read()
+    return files
+
+
 _BASES = {}
 
 
 def _bases():
     if not _BASES:
         _BASES["model"] = _base_models()
+        _BASES["checkpoint"] = _base_checkpoints()
         _BASES["idx"] = _base_idx()
     return _BASES
 
@@ -337,14 +388,16 @@ def _mutate_model_arrays(rng, data):
             what = "an extra array"
         else:  # the issue's file: small arrays, huge sizes declared everywhere in meta
             big = int(rng.choice([600_000, 10**12, 2**40]))
-            cfg = meta.get("config", {})
+            # a checkpoint declares its sizes in its model part
+            inner = meta["model"] if isinstance(meta.get("model"), dict) else meta
+            cfg = inner.get("config", {})
             if "sizes" in cfg:
                 cfg["sizes"] = [big] * (len(cfg["sizes"]) - 1) + [cfg["sizes"][-1]]
             else:
                 cfg["n_in"] = big
-            for layer in meta.get("layers", []):
+            for layer in inner.get("layers", []):
                 for key in ("n_in", "n_out", "n"):
-                    if key in layer and not (key == "n_out" and layer is meta["layers"][-1]):
+                    if key in layer and not (key == "n_out" and layer is inner["layers"][-1]):
                         layer[key] = big
             what = f"layer sizes {big} declared in meta, arrays unchanged"
         try:
@@ -538,11 +591,13 @@ def generate_case(seed: int, index: int) -> Case:
     """Case ``index`` of ``seed`` (deterministic)."""
     bases = _bases()
     rng = np.random.default_rng([seed, index])
-    if rng.random() < 0.75:
-        names = sorted(bases["model"])
+    r = rng.random()
+    if r < 0.75:
+        target = "model" if r < 0.6 else "checkpoint"
+        names = sorted(bases[target])
         base = names[rng.integers(len(names))]
-        mutation, data, what = _mutate_model(rng, bases["model"][base])
-        return Case(seed, index, "model", base, mutation, what, data)
+        mutation, data, what = _mutate_model(rng, bases[target][base])
+        return Case(seed, index, target, base, mutation, what, data)
     names = sorted(bases["idx"])
     base = names[rng.integers(len(names))]
     mutation, data, opts, what = _mutate_idx(rng, bases["idx"][base])
@@ -628,6 +683,51 @@ def check_model_file(path, scratch, backend="fastbin"):
     return "loaded", f"{model.kind} {model.config.get('sizes', model.config.get('n_in'))}"
 
 
+
+def _check_predictions(model):
+    """None, or (outcome, detail) when ``model`` gives non-finite logits or its folded form
+    predicts otherwise, on float and uint8 input."""
+    x, u8 = _inputs(model.n_in)
+    for kind, inputs in (("float", x), ("uint8", u8)):
+        with np.errstate(all="ignore"):
+            logits = model.forward(inputs)
+        if not np.all(np.isfinite(logits)):
+            return "nonfinite", f"{kind} input gives non-finite logits"
+        folded = model.to_inference().predict(inputs)
+        if not np.array_equal(folded, np.argmax(logits, axis=1)):
+            return "fold-mismatch", f"{kind} input: folded predictions differ from the model's"
+    return None
+
+
+def check_checkpoint_file(path, scratch, backend="fastbin"):
+    """(outcome, detail) of loading the checkpoint at ``path``: rejected, or a model that
+    predicts soundly, whose save + load round trip keeps the model, optimizer and run state,
+    and that takes a training step with the loaded optimizer."""
+    from fastbin.nn.checkpoint import load_checkpoint, save_checkpoint
+
+    try:
+        model, opt, state = load_checkpoint(path, backend=backend)
+    except ModelFileError as exc:
+        return "rejected", str(exc)[:300]
+    bad = _check_predictions(model)
+    if bad is not None:
+        return bad
+    again_path = os.path.join(scratch, "again.fbc")
+    save_checkpoint(again_path, model, opt, state)
+    again, again_opt, again_state = load_checkpoint(again_path, backend=backend)
+    x, _ = _inputs(model.n_in)
+    with np.errstate(all="ignore"):
+        if not _same(again.forward(x), model.forward(x)):
+            return "roundtrip-mismatch", "logits differ after save_checkpoint + load_checkpoint"
+    if (repr(again_opt), again_opt.steps, getattr(again_state, "step", None)) != (
+            repr(opt), opt.steps, getattr(state, "step", None)):
+        return "roundtrip-mismatch", "optimizer or run state differs after save_checkpoint + load_checkpoint"
+    labels = np.arange(x.shape[0]) % model.n_classes
+    with np.errstate(all="ignore"):
+        model.train_step(x, labels, opt)
+    return "loaded", f"{model.kind} {type(opt).__name__} {opt.schedule!r}"
+
+
 def check_idx_file(path, scratch, options):
     try:
         a = read_idx(path, **options)
@@ -642,12 +742,14 @@ def check_idx_file(path, scratch, options):
 
 def run_case(case: Case, scratch: str, backend="fastbin"):
     """(outcome, detail) of one case, in this process. Unexpected exceptions are outcomes too."""
-    path = os.path.join(scratch, "case.fbm" if case.target == "model" else "case.idx")
+    path = os.path.join(scratch, {"model": "case.fbm", "checkpoint": "case.fbc"}.get(case.target, "case.idx"))
     with open(path, "wb") as f:
         f.write(case.data)
     try:
         if case.target == "model":
             return check_model_file(path, scratch, backend)
+        if case.target == "checkpoint":
+            return check_checkpoint_file(path, scratch, backend)
         return check_idx_file(path, scratch, case.options)
     except MemoryError as exc:
         return "memory-error", repr(exc)[:300]
@@ -672,35 +774,35 @@ def _vm_bytes():
 def _worker(args):
     """Run cases (seed, indices from stdin as JSON) and print one JSON line per case."""
     spec = json.loads(sys.stdin.readline())
-    seed, indices = spec["seed"], spec["indices"]
-    with tempfile.TemporaryDirectory(prefix="fastbin-fuzz-") as scratch:
-        # warm up (imports, kernel compilation or cache loads) before the memory cap
-        warm = generate_case(seed, 0)
-        for name in sorted(_bases()["model"]):
-            run_case(Case(seed, -1, "model", name, "none", "valid", _bases()["model"][name]), scratch, args.backend)
-        run_case(warm, scratch, args.backend)
-        vm = _vm_bytes()
-        cap = args.mem_mib << 20
-        if vm is not None and vm + (256 << 20) > cap:
-            cap = vm + (256 << 20)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
-        print(json.dumps({"ready": True, "vm_mib": (vm or 0) >> 20, "cap_mib": cap >> 20}), flush=True)
-        selftest = os.environ.get("FASTBIN_FUZZ_SELFTEST", "")  # "crash:i", "hang:i" or "alloc:i": prove the
-        for i in indices:                                         # driver reports a dying worker
-            if selftest == f"crash:{i}":
-                os.kill(os.getpid(), 9)
-            if selftest == f"hang:{i}":
-                time.sleep(3600)
-            case = generate_case(seed, i)
-            if selftest == f"alloc:{i}":
-                try:
-                    np.ones(cap, np.uint8)
-                    outcome, detail = "loaded", "allocated more than the cap?"
-                except MemoryError as exc:
-                    outcome, detail = "memory-error", repr(exc)
-            else:
-                outcome, detail = run_case(case, scratch, args.backend)
-            print(json.dumps({"id": i, "outcome": outcome, "detail": detail}), flush=True)
+    seed, indices, scratch = spec["seed"], spec["indices"], spec["scratch"]
+    # ``scratch`` is the driver's: it removes it, also after it killed this worker
+    # warm up (imports, kernel compilation or cache loads) before the memory cap
+    warm = generate_case(seed, 0)
+    for name in sorted(_bases()["model"]):
+        run_case(Case(seed, -1, "model", name, "none", "valid", _bases()["model"][name]), scratch, args.backend)
+    run_case(warm, scratch, args.backend)
+    vm = _vm_bytes()
+    cap = args.mem_mib << 20
+    if vm is not None and vm + (256 << 20) > cap:
+        cap = vm + (256 << 20)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    print(json.dumps({"ready": True, "vm_mib": (vm or 0) >> 20, "cap_mib": cap >> 20}), flush=True)
+    selftest = os.environ.get("FASTBIN_FUZZ_SELFTEST", "")  # "crash:i", "hang:i" or "alloc:i": prove the
+    for i in indices:                                         # driver reports a dying worker
+        if selftest == f"crash:{i}":
+            os.kill(os.getpid(), 9)
+        if selftest == f"hang:{i}":
+            time.sleep(3600)
+        case = generate_case(seed, i)
+        if selftest == f"alloc:{i}":
+            try:
+                np.ones(cap, np.uint8)
+                outcome, detail = "loaded", "allocated more than the cap?"
+            except MemoryError as exc:
+                outcome, detail = "memory-error", repr(exc)
+        else:
+            outcome, detail = run_case(case, scratch, args.backend)
+        print(json.dumps({"id": i, "outcome": outcome, "detail": detail}), flush=True)
     print(json.dumps({"done": True, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
 
 
@@ -746,8 +848,20 @@ def _run_worker(seed, indices, args, results, rusage):
                threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)]
     for t in readers:
         t.start()
-    proc.stdin.write(json.dumps({"seed": seed, "indices": list(indices)}) + "\n")
-    proc.stdin.close()
+    scratch = tempfile.mkdtemp(prefix="fastbin-fuzz-")  # removed below, whatever became of the worker
+    try:
+        proc.stdin.write(json.dumps({"seed": seed, "indices": list(indices), "scratch": scratch}) + "\n")
+        proc.stdin.close()
+        return _collect(proc, q, readers, err_lines, indices, args, results, rusage)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _collect(proc, q, readers, err_lines, indices, args, results, rusage):
+    """Read the worker's result lines (see :func:`_run_worker`)."""
     pending = list(indices)
     timeout, failure = args.startup_timeout, None
     while True:

@@ -33,6 +33,7 @@ SCRIPT = r"""
 import json
 import numpy as np
 from fastbin import kernels as K
+from fastbin.kernels.sign_product import avx2, avx2_lut
 
 a = np.zeros((5, 13), np.uint64)
 w = np.zeros((3, 13), np.uint64)
@@ -43,12 +44,17 @@ K.binary_dense_sign_kernel(a, w, 784, np.zeros(3, np.int64), np.zeros(3, np.bool
 K.sign_matmul_uint8(x8, w, np.zeros((2, 3), np.int32))
 K.sign_matmul_float(x32, w, np.zeros((5, 3), np.float32))
 K.pack_rows(x32, np.zeros((5, 13), np.uint64))
+avx2.sign_matmul_madd(x8, w, np.zeros((2, 3), np.int32), 4096)
+K.sign_matmul_madd = avx2.sign_matmul_madd
+avx2_lut.sign_matmul_lut3(x32, w, np.zeros((5, 3), np.float32), 1 << 20)
+K.sign_matmul_lut3 = avx2_lut.sign_matmul_lut3
 found = {}
 for name in ["binary_matmul_kernel", "binary_dense_sign_kernel", "sign_matmul_uint8",
-             "sign_matmul_float", "pack_rows"]:
+             "sign_matmul_float", "pack_rows", "sign_matmul_madd", "sign_matmul_lut3"]:
     d = getattr(K, name)
     asm = d.inspect_asm(d.signatures[0])
-    found[name] = {op: asm.count(op) for op in ["vpopcntq", "vpshufb", "zmm", "ymm", "vfmadd"]}
+    found[name] = {op: asm.count(op) for op in ["vpopcntq", "vpshufb", "zmm", "ymm", "vfmadd", "vpmaddubsw",
+                                                "vpmaddwd", "vpermps", "vpermd"]}
 print(json.dumps(found))
 """
 
@@ -75,3 +81,18 @@ def test_float_sign_matmul_uses_vector_fma(asm_counts):
 
 def test_pack_rows_is_vectorised(asm_counts):
     assert asm_counts["pack_rows"][ISA["vector"]] > 0, asm_counts["pack_rows"]
+
+
+def test_uint8_madd_uses_byte_multiply_adds(asm_counts):
+    """The AVX2 uint8 kernel (``sign_product.avx2``): ``vpmaddubsw`` on ymm (every CPU this
+    module runs on has AVX2; the widening ``vpmaddwd`` by ones LLVM may lower otherwise,
+    as it does on Zen 5)."""
+    counts = asm_counts["sign_matmul_madd"]
+    assert counts["vpmaddubsw"] > 0 and counts["ymm"] > 0, counts
+
+
+def test_float_lut3_uses_ymm_permutes(asm_counts):
+    """The AVX2 float32 tables (``sign_product.avx2_lut``): ``vpermps`` on ymm (or its
+    integer twin ``vpermd``, the same lanes, which LLVM picks for Zen 5)."""
+    counts = asm_counts["sign_matmul_lut3"]
+    assert counts["vpermps"] + counts["vpermd"] > 0 and counts["ymm"] > 0, counts

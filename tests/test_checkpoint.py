@@ -7,9 +7,11 @@ from fastbin.io.modelfile import ModelFileError, load_arrays, save_arrays
 from fastbin.nn import (
     SGD,
     Adam,
+    CosineDecay,
     DecayOnRise,
     Schedule,
     StepDecay,
+    WarmUp,
     fit,
     load,
     load_checkpoint,
@@ -34,6 +36,11 @@ def _state(model):
 OPTIMIZERS = {
     "adam-step": lambda: Adam(1e-2, schedule=StepDecay(7, 0.9)),
     "sgd-rise": lambda: SGD(0.5, schedule=DecayOnRise(0.9, 100, first_counts=False)),
+    # 70 steps: 10 of warm-up, 50 of cosine, 10 at the final lr; the checkpoint is at step 35
+    "nesterov-wd-warmup-cosine": lambda: SGD(0.2, momentum=0.9, nesterov=True, weight_decay=1e-2,
+                                            schedule=WarmUp(10, then=CosineDecay(50, 0.1))),
+    "momentum-warmup-rise": lambda: SGD(0.1, momentum=0.5, schedule=WarmUp(40, DecayOnRise(0.9, 100))),
+    "adamw-cosine": lambda: Adam(1e-2, weight_decay=0.05, schedule=CosineDecay(60)),
 }
 KW = dict(batch_size=32, validation_split=0.2, seed=11, progress=False)  # 200 training rows: 7 steps an epoch
 
@@ -61,12 +68,21 @@ def test_5_plus_5_epochs_through_a_file_equal_10(binary, dtype, optimizer, rng, 
     assert resumed.dtype == model.dtype and resumed_opt.lr == opt.lr and resumed_opt.steps == opt.steps
     for a, b in zip(_state(model), _state(resumed)):
         np.testing.assert_array_equal(a, b)
+    assert repr(resumed_opt) == repr(opt) and resumed_opt.weight_decay == opt.weight_decay
     if isinstance(opt, Adam):
+        assert set(opt.moments) == set(resumed_opt.moments)
         for key in opt.moments:
             for a, b in zip(opt.moments[key], resumed_opt.moments[key]):
                 np.testing.assert_array_equal(a, b)
     else:
-        assert resumed_opt.schedule.rises == opt.schedule.rises and resumed_opt.schedule.prev == opt.schedule.prev
+        assert set(opt.velocity) == set(resumed_opt.velocity) and bool(opt.velocity) == (opt.momentum > 0)
+        for key in opt.velocity:
+            np.testing.assert_array_equal(opt.velocity[key], resumed_opt.velocity[key])
+        rise, resumed_rise = opt.schedule, resumed_opt.schedule
+        if isinstance(rise, WarmUp):
+            rise, resumed_rise = rise.then, resumed_rise.then
+        if isinstance(rise, DecayOnRise):
+            assert resumed_rise.rises == rise.rises and resumed_rise.prev == rise.prev
 
 
 def test_checkpoint_without_a_run_state_and_before_any_step(rng, tmp_path):
@@ -135,10 +151,12 @@ def _break_perm(meta, arrays):
 
 
 @pytest.mark.parametrize("change, match", [
-    (_set(["version"], 2), "checkpoint version 2 is not supported"),
+    (_set(["version"], 3), "checkpoint version 3 is not supported"),
     (_set(["extra"], 1), "unexpected \\['extra'\\]"),
     (_set(["optimizer", "lr"], -1.0), "meta.optimizer.lr must be a finite number > 0"),
     (_set(["optimizer", "kind"], "rmsprop"), "kind 'sgd' or 'adam'"),
+    (_set(["optimizer", "kind"], []), "kind 'sgd' or 'adam'"),  # the fuzzer's case 3302: unhashable
+    (_set(["optimizer", "schedule"], {"kind": {"a": 1}}), "schedule must be null or an object with kind"),
     (_set(["optimizer", "b1"], 1.5), "meta.optimizer.b1 must be a number in \\[0, 1\\)"),
     (_set(["optimizer", "schedule"], {"kind": "step", "every": 0, "factor": 0.5}), "schedule.every must be an int"),
     (_set(["trainer", "rng", "state"], "-1"), "128-bit unsigned integer"),
@@ -164,3 +182,58 @@ def test_hostile_checkpoints_are_refused(change, match, rng, tmp_path):
     bad = _rewrite(good, tmp_path / "bad.fbc", change)
     with pytest.raises(ModelFileError, match=match.replace("*", ".*")):
         load_checkpoint(bad)
+
+
+def _negate_velocity_to_nan(meta, arrays):
+    name = next(n for n in arrays if n.startswith("sgd.velocity."))
+    arrays[name] = np.full_like(arrays[name].view(np.float32), np.nan).view(np.int32)
+
+
+@pytest.mark.parametrize("change, match", [
+    (_set(["optimizer", "momentum"], 1.0), "meta.optimizer.momentum must be a number in \\[0, 1\\)"),
+    (_set(["optimizer", "momentum"], 0), "nesterov is true but momentum is 0"),
+    (_set(["optimizer", "nesterov"], 1), "meta.optimizer.nesterov must be true or false"),
+    (_set(["optimizer", "weight_decay"], -0.5), "weight_decay must be a finite number >= 0"),
+    (_set(["optimizer", "weight_decay"], 1e6), "lr . weight_decay must be < 1"),
+    (_set(["optimizer", "velocity"], False), "unexpected \\['sgd.velocity.0.W'"),
+    (_set(["optimizer", "schedule", "steps"], 0), "schedule.steps must be an int >= 1"),
+    (_set(["optimizer", "schedule", "then", "total_steps"], -3), "schedule.then.total_steps must be an int >= 1"),
+    (_set(["optimizer", "schedule", "then", "final_factor"], 1.5), "final_factor must be a number in \\[0, 1\\]"),
+    (_set(["optimizer", "schedule", "then"], {"kind": "warmup", "steps": 3, "then": None}),
+     "schedule.then must be null or an object with kind 'step' or 'rise' or 'cosine'"),
+    (_set(["optimizer", "schedule", "then", "extra"], 1), "schedule.then has the wrong keys"),
+    (lambda meta, arrays: arrays.pop("sgd.velocity.0.W"), "missing \\['sgd.velocity.0.W'\\]"),
+    (_negate_velocity_to_nan, "sgd.velocity.* holds NaN"),
+])
+def test_hostile_momentum_and_schedule_fields_are_refused(change, match, rng, tmp_path):
+    x, y = _data(rng)
+    model = mlp([20, 9, 3], seed=0)
+    opt = SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-3, schedule=WarmUp(3, then=CosineDecay(5)))
+    h = fit(model, opt, x, y, epochs=1, **KW)
+    good = tmp_path / "good.fbc"
+    save_checkpoint(good, model, opt, h)
+    load_checkpoint(good)
+    bad = _rewrite(good, tmp_path / "bad.fbc", change)
+    with pytest.raises(ModelFileError, match=match.replace("*", ".*")):
+        load_checkpoint(bad)
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_version_1_checkpoints_still_load(kind, rng, tmp_path):
+    x, y = _data(rng)
+    model, opt = mlp([20, 9, 3], seed=0), SGD(0.1) if kind == "sgd" else Adam(1e-2)
+    h = fit(model, opt, x, y, epochs=1, **KW)
+    save_checkpoint(tmp_path / "v2.fbc", model, opt, h)
+
+    def to_v1(meta, arrays):
+        meta["version"] = 1
+        for key in ("weight_decay", "momentum", "nesterov", "velocity"):
+            meta["optimizer"].pop(key, None)
+
+    old = _rewrite(tmp_path / "v2.fbc", tmp_path / "v1.fbc", to_v1)
+    loaded, loaded_opt, state = load_checkpoint(old)
+    assert repr(loaded_opt) == repr(opt) and loaded_opt.weight_decay == 0 and state.step == h.state.step
+    for a, b in zip(_state(model), _state(loaded)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ModelFileError, match="not a version 1 field"):
+        load_checkpoint(_rewrite(tmp_path / "v2.fbc", tmp_path / "v1b.fbc", _set(["version"], 1)))

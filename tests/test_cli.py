@@ -41,7 +41,7 @@ def test_help_and_version():
 @pytest.mark.parametrize("argv", [
     [], ["frobnicate"], ["train"], ["train", "-o", "m.fbm", "--steps", "0"],
     ["train", "-o", "m.fbm", "--epochs", "1", "--steps", "5"], ["train", "-o", "m.fbm", "--lr", "-1"],
-    ["train", "-o", "m.fbm", "--hidden", "200,x"], ["train", "-o", "m.fbm", "--schedule", "cosine"],
+    ["train", "-o", "m.fbm", "--hidden", "200,x"], ["train", "-o", "m.fbm", "--schedule", "cosine:x"],
     ["train", "-o", "m.fbm", "--recipe", "nope"], ["eval"], ["demo", "--recipes", "nope"],
     ["demo", "--backends", "torch"], ["predict", "only-model.fbm"],
 ])
@@ -352,8 +352,8 @@ def test_train_eval_round_trip_on_fashion_mnist(tmp_path):
     if dataset_source("fashion-mnist") is None:
         pytest.skip("Fashion-MNIST not installed")
     path = tmp_path / "sr.fbm"
-    result = _run("train", "--model", "softmax", "--optimizer", "sgd", "--lr", "0.5", "--steps", "30",
-                  "--batch-size", "128", "--backend", "reference", "--no-progress", "-o", str(path))
+    result = _run("train", "--model", "softmax", "--no-binary-weights", "--optimizer", "sgd", "--lr", "0.5",
+                  "--steps", "30", "--batch-size", "128", "--backend", "reference", "--no-progress", "-o", str(path))
     assert result.returncode == 0, result.stderr
     assert "test acc" in result.stdout and path.exists()
     result = _run("eval", str(path), "--backend", "reference", "--folded")
@@ -487,6 +487,116 @@ def test_train_with_a_huge_learning_rate_saves_nothing(tmp_path, capsys, monkeyp
     argv = ["train", "--model", "softmax", "--optimizer", "sgd", "--lr", "1e38", "--steps", "3", "--batch-size",
             "8", "--backend", "reference", "--no-progress", "-o", str(out)]
     assert main(argv) == 1
-    _one_error_line(capsys, f"cannot save the model to {out}: not saved: its loader would refuse it",
-                    "NaN or infinite")
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("fastbin: error: "), err
+    assert f"cannot save the model to {out}: not saved: its loader would refuse it" in err[0], err
+    assert "NaN or infinite" in err[0] or "the parameters are corrupt" in err[0], err  # inf, or merely huge
     assert out.read_bytes() == b"the previous model" and os.listdir(tmp_path) == ["m.fbm"]
+
+
+# -- train: defaults, recipes, the optimizer and dropout options -----------------------------------------------
+def test_train_without_model_options_trains_a_binary_model(tmp_path, capsys, rng):
+    data = _own_npz(tmp_path / "mine.npz", rng)
+    out = tmp_path / "m.fbm"
+    assert main(["train", "--data", str(data), "--epochs", "1", "--no-progress", "-o", str(out)]) == 0
+    assert "optimizer: Adam(lr=0.01, " in capsys.readouterr().out
+    config = cli._load_model(str(out)).config
+    assert (config["binary_weights"], config["activation"], config["batch_norm"], config["sizes"]) == (
+        True, "sign", True, [12, 200, 100, 3])
+    assert main(["train", "--data", str(data), "--epochs", "1", "--no-progress", "--no-binary-weights",
+                 "--activation", "tanh", "-o", str(out)]) == 0
+    assert "optimizer: Adam(lr=0.001, " in capsys.readouterr().out
+    config = cli._load_model(str(out)).config
+    assert (config["binary_weights"], config["activation"], config["batch_norm"]) == (False, "tanh", False)
+
+
+def test_train_applies_momentum_weight_decay_schedules_and_dropout(tmp_path, capsys, rng):
+    data = _own_npz(tmp_path / "mine.npz", rng)
+    out = tmp_path / "m.fbm"
+    # 240 rows, 24 held out: 216 training rows, 7 batches of 32 an epoch, 14 steps; 3 of warm-up
+    argv = ["train", "--data", str(data), "--hidden", "16", "--activation", "hardtanh", "--dropout", "0.2",
+            "--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9", "--nesterov", "--weight-decay", "1e-4",
+            "--schedule", "cosine", "--warmup", "3", "--epochs", "2", "--batch-size", "32", "--no-progress",
+            "-o", str(out)]
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert ("optimizer: SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.0001, schedule=WarmUp(steps=3, "
+            "then=CosineDecay(total_steps=11, final_factor=0.0)))") in stdout
+    assert cli._load_model(str(out)).config["dropout"] == 0.2
+    argv[argv.index("cosine")] = "cosine:5:0.1"
+    assert main(argv) == 0
+    assert "then=CosineDecay(total_steps=5, final_factor=0.1)" in capsys.readouterr().out
+
+
+def test_recipe_options_are_applied_or_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "load_data", _toy_data)
+    out = str(tmp_path / "m.fbm")
+    assert main(["train", "--recipe", "nb1-float", "--steps", "3", "--batch-size", "8", "--backend", "reference",
+                 "--no-progress", "-o", out]) == 0
+    assert "trained 3 steps" in capsys.readouterr().out
+    for extra, named in [(["--hidden", "16"], "--hidden"), (["--lr", "0.1"], "--lr"),
+                         (["--no-binary-weights"], "--no-binary-weights"), (["--model", "mlp"], "--model"),
+                         (["--schedule", "none", "--warmup", "5"], "--schedule, --warmup"),
+                         (["--weight-decay", "0"], "--weight-decay"), (["--dropout", "0.1"], "--dropout"),
+                         (["--standardize"], "--standardize")]:
+        with pytest.raises(SystemExit) as exc:
+            main(["train", "--recipe", "bnn", *extra, "-o", out])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.splitlines()
+        assert f"error: --recipe bnn sets the model and the optimizer: {named} cannot be used" in err[-1], err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--momentum", "0.9"], "--momentum and --nesterov are options of --optimizer sgd"),
+    (["--optimizer", "sgd", "--nesterov"], "--nesterov needs --momentum > 0"),
+    (["--optimizer", "sgd", "--momentum", "1"], "expected a fraction in [0, 1)"),
+    (["--dropout", "0.3"], "--dropout acts on float activations"),
+    (["--model", "softmax", "--hidden", "8"], "--hidden: options of --model mlp"),
+    (["--model", "softmax", "--no-batch-norm"], "--no-batch-norm: options of --model mlp"),
+    (["--weight-decay", "-1"], "expected a finite number >= 0"),
+    (["--weight-decay", "1000"], "lr * weight_decay must be < 1"),
+    (["--warmup", "0"], "expected an integer >= 1"),
+    (["--binary-activations", "--activation", "tanh"], "--binary-activations means --activation sign"),
+    (["--scale", "--no-binary-weights"], "--scale scales binary weights"),
+    (["--schedule", "cosine:0"], "total_steps must be an int >= 1"),
+    (["--data-dir", "x", "--standardize"], "--data and --data-dir exclude each other"),
+    (["--schedule", "cosine", "--warmup", "14", "--epochs", "2", "--batch-size", "32"],
+     "--warmup 14 leaves none of the run's 14 steps to --schedule cosine"),
+])
+def test_train_option_errors_exit_2(extra, message, tmp_path, capsys, rng):
+    data = _own_npz(tmp_path / "mine.npz", rng)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(data), *extra, "-o", str(tmp_path / "m.fbm")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert ": error: " in err[-1] and message in err[-1], err  # usage, then one error line
+    assert sum("error" in line for line in err) == 1, err
+    assert not (tmp_path / "m.fbm").exists()
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_standardize_stores_the_transform_and_helps(binary, tmp_path, capsys, rng):
+    """Features around 500 with spreads of 40 to 400: --standardize puts mean and scale in the model."""
+    n, k = 400, 10
+    y = rng.integers(0, 3, n + 100)
+    spread = np.linspace(40, 400, k)
+    x = (500 + spread * (rng.normal(0, 1, (n + 100, k)) + 1.5 * np.eye(3, k)[y])).astype(np.float32)
+    data = tmp_path / "wide.npz"
+    np.savez(data, x_train=x[:n], y_train=y[:n], x_test=x[n:], y_test=y[n:])
+    out = tmp_path / "m.fbm"
+    argv = ["train", "--data", str(data), "--hidden", "32", "--epochs", "8", "--batch-size", "32", "--no-progress",
+            "-o", str(out), "--standardize"] + ([] if binary else ["--no-binary-weights", "--activation", "tanh"])
+    assert main(argv) == 0
+    model = cli._load_model(str(out))
+    np.testing.assert_allclose(model.layers[0].buffers["input_offset"], x[:n].mean(0), rtol=1e-5)
+    scale = model.layers[0].buffers["input_scale"]
+    expected = 1 / x[:n].astype(np.float64).std(0)
+    np.testing.assert_allclose(scale, np.full(k, 1 / (1 / expected).mean()) if binary else expected, rtol=1e-4)
+    capsys.readouterr()
+    assert main(["eval", str(out), "--data", str(data)]) == 0
+    accuracy = float(capsys.readouterr().out.split("accuracy ")[1].split("%")[0])
+    if not binary:  # per-feature scales: far better than the raw features (a binary layer folds one scale only)
+        assert main([a for a in argv if a != "--standardize"]) == 0
+        assert main(["eval", str(out), "--data", str(data)]) == 0
+        raw = float(capsys.readouterr().out.split("accuracy ")[1].split("%")[0])
+        assert accuracy > 65 and accuracy > raw + 15, (accuracy, raw)

@@ -7,6 +7,7 @@ every loader, or a sound model that every loader reads alike, is allowed.
 import importlib.util
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,8 @@ def test_fuzz_cases_have_only_allowed_outcomes():
     assert report.ok, report.summary()
     assert sum(report.counts.values()) == N_CASES
     # the mix exercises both outcomes of both targets
-    for key in ("rejected (model)", "loaded (model)", "rejected (idx)", "loaded (idx)"):
+    for key in ("rejected (model)", "loaded (model)", "rejected (checkpoint)", "loaded (checkpoint)",
+                "rejected (idx)", "loaded (idx)"):
         assert report.counts[key] > 0, report.summary()
 
 
@@ -66,13 +68,14 @@ def test_cases_are_deterministic_and_cover_every_mutation():
     for a, b in zip(again, (cases[0], cases[17], cases[399])):
         assert a.data == b.data and a.label == b.label
     mutations = {(c.target, c.mutation) for c in cases}
-    expected = {("model", m) for m in ("truncate", "flip", "flip-raw", "meta", "table", "prefix", "arrays",
-                                       "folded")}
+    expected = {(t, m) for m in ("truncate", "flip", "flip-raw", "meta", "table", "prefix", "arrays")
+                for t in ("model", "checkpoint")} | {("model", "folded")}
     expected |= {("idx", m) for m in ("truncate", "flip", "header", "bomb", "options")}
     assert expected <= mutations, expected - mutations
     bases = {c.base for c in cases if c.target == "model"}
     assert {"softmax", "softmax-binary", "softmax-binary-scaled", "mlp-tanh", "mlp-binary",
-            "mlp-binary-weights-bn-scaled", "mlp-binary-latent"} <= bases
+            "mlp-binary-weights-bn-scaled", "mlp-binary-latent", "mlp-tanh-dropout"} <= bases
+    assert {c.base for c in cases if c.target == "checkpoint"} == set(fuzz._bases()["checkpoint"])
 
 
 def test_disallowed_outcomes_are_reported(tmp_path, monkeypatch):
@@ -89,10 +92,13 @@ def test_disallowed_outcomes_are_reported(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("how,outcome", [("crash", "crash"), ("hang", "timeout"), ("alloc", "memory-error")])
-def test_dying_worker_is_reported_as_the_case(monkeypatch, how, outcome):
+def test_dying_worker_is_reported_as_the_case(monkeypatch, tmp_path, how, outcome):
     monkeypatch.setenv("FASTBIN_FUZZ_SELFTEST", f"{how}:2")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # temporary files of the driver and of its workers
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     report = fuzz.run_cases(5, seed=1, batch=5, mem_mib=1024, timeout=5, backend="reference")
     assert [f[:2] for f in report.failures] == [(2, outcome)], report.summary()
     assert sum(report.counts.values()) == 5  # the worker is restarted for the cases after it
     assert "--seed 1 --case 2" in report.summary()
     assert np.isfinite(report.peak_rss_mib) and report.peak_rss_mib > 0
+    assert list(tmp_path.iterdir()) == []  # no scratch directory left, also of the killed worker

@@ -196,7 +196,10 @@ _SIGN_MATMUL_PUBLIC = {
     "unpack_parallel": ("avx512", {}, np.float32, 16, 784, 10, True),
     "lut": ("avx512", {}, np.float32, 8, 784, 256, False),
     "lut_parallel": ("avx512", {}, np.float32, 8, 784, 256, True),
-    "blas": ("avx2", {}, np.float32, 64, 784, 256, None),
+    "blas": ("avx2", {"FLOAT_LUT8": False}, np.float32, 64, 784, 256, None),
+    "lut3": ("avx2", {}, np.float32, 16, 784, 256, False),
+    "bytes": ("avx2", {}, np.float32, 1, 784, 256, None),
+    "lut3_parallel": ("avx2", {}, np.float32, 16, 784, 256, True),
     "uint8_planes": ("avx512", {}, np.uint8, 1, 784, 10, None),
     "uint8_float": ("neon", {"uint8_masks_min_rows": 0}, np.uint8, 64, 784, 10, None),
     "uint8_masks": ("neon", {}, np.uint8, 64, 784, 10, None),
@@ -204,7 +207,9 @@ _SIGN_MATMUL_PUBLIC = {
     "uint8_lut16_parallel": ("avx512", {}, np.uint8, 32, 784, 256, True),
     "uint8_lut": ("avx512", {"INT16_LUT": False}, np.uint8, 128, 784, 256, False),
     "uint8_lut_parallel": ("avx512", {"INT16_LUT": False}, np.uint8, 128, 784, 256, True),
-    "uint8_blas": ("avx2", {}, np.uint8, 64, 784, 256, None),
+    "uint8_blas": ("avx2", {"INT8_MADD": False}, np.uint8, 64, 784, 256, None),
+    "uint8_madd": ("avx2", {}, np.uint8, 16, 784, 256, False),
+    "uint8_madd_parallel": ("avx2", {}, np.uint8, 16, 784, 256, True),
 }
 
 
@@ -336,6 +341,7 @@ def test_cpu_kind_from_magic_tuple(magic, kind):
     # the kind's table holds the thresholds of every path its probes allow
     assert (kind == "avx512") == _config.float_lut(magic)
     assert (kind == "avx2") == _config.sign_matmul_blas(magic)
+    assert _config.int8_madd(magic) == (magic[0].startswith("x86_64") and "+avx2" in magic[2].split(","))
 
 
 def test_tables_hold_their_paths_thresholds():
@@ -352,9 +358,10 @@ def test_tables_hold_their_paths_thresholds():
 # ---------------------------------------------------------------------------
 PACKAGE = FilePath(fastbin.__file__).resolve().parent
 #: The names of the CPU probes and of the threshold table (``fastbin._config``).
-PROBES = {"FLOAT_LUT", "INT16_LUT", "VECTOR_POPCOUNT", "VECTOR_REGISTERS", "SIGN_MATMUL_BLAS",
-          "SIGN_MATMUL_UINT8_FLOAT_PATH", "CPU_KIND", "TABLE", "TABLES", "_MAGIC_TUPLE", "magic_tuple",
-          "float_lut", "int16_lut", "sign_matmul_blas", "vector_popcount", "vector_registers", "cpu_kind"}
+PROBES = {"FLOAT_LUT", "INT16_LUT", "INT8_MADD", "int8_madd", "FLOAT_LUT8", "VECTOR_POPCOUNT",
+          "VECTOR_REGISTERS", "SIGN_MATMUL_BLAS", "SIGN_MATMUL_UINT8_FLOAT_PATH", "CPU_KIND", "TABLE",
+          "TABLES", "_MAGIC_TUPLE", "magic_tuple", "float_lut", "int16_lut", "sign_matmul_blas",
+          "vector_popcount", "vector_registers", "cpu_kind"}
 #: The modules that may read them: the configuration, the tables and the planners.
 READERS = {"_config.py", "_tables.py", "kernels/sign_product/__init__.py", "kernels/binary_product/__init__.py"}
 

@@ -7,7 +7,9 @@ A model file (:mod:`fastbin.io.modelfile`) holds ``meta`` (JSON) and named array
             "config": {...the constructor's arguments...}, "dtype": "float32" | "float64",
             "layers": [layer.config(), ...], "latent": bool}
 
-and one array per parameter and buffer, named ``"<layer index>.<name>"``. Version 2 adds
+and one array per parameter and buffer, named ``"<layer index>.<name>"``. An MLP's ``config``
+may hold ``"dropout"`` (a rate in [0, 1), 0 unless the hidden activations are float; files
+written before dropout lack it): dropout is training-only, so it adds no layer or array. Version 2 adds
 ``"folded": bool`` to ``meta``; when true the file also holds the folded form's thresholds
 (:func:`fold_plan`: for each sign stage, first dense layer ``i``, thresholds ``t`` and flips
 (bool) of shape (n_out,): ``"folded.<i>.packed_t"`` and ``"folded.<i>.packed_flip"`` for a
@@ -34,6 +36,12 @@ Any violation is a :class:`~fastbin.io.modelfile.ModelFileError` naming the file
 field or array. :func:`load_model_arrays` does both around ``load_arrays``; the trainer's
 ``fastbin.nn.load`` calls it (and so can any other loader, e.g. the runtime's).
 
+A convolutional model (``kind: "conv"``, ``fastbin.nn.model.sequential``) has ``config =
+{"input_shape": [h, w, c]}`` and its layer list is its configuration (conv2d, maxpool2d,
+flatten, dense, batchnorm, activations): :func:`check_header` checks each layer's keys and
+types and the shapes passed from layer to layer; a conv2d layer's arrays are those of a dense
+layer on its (kh * kw * in_channels) patch rows. Such files have no folded section yet.
+
 This module is part of ``io`` (a leaf): it knows the file's layout, not the layer classes.
 """
 from __future__ import annotations
@@ -46,7 +54,7 @@ import numpy as np
 
 from ..bits import n_words_for
 from ..packed import PackedSigns
-from ..reference import bn_scale
+from ..reference import bn_scale, conv_geometry, int_pair
 from .modelfile import ModelFileError, load_arrays, load_arrays_bytes
 
 __all__ = [
@@ -58,6 +66,7 @@ __all__ = [
     "INITS",
     "MAX_ACTIVATION",
     "MAX_DENSE_LAYERS",
+    "MAX_IMAGE_VALUES",
     "ArraySpec",
     "ModelSchema",
     "check_header",
@@ -76,7 +85,7 @@ READ_VERSIONS = (1, 2)
 #: Folded float thresholds lie in [-FOLDED_FLOAT_RANGE, FOLDED_FLOAT_RANGE] (the search domain
 #: of ``fastbin.runtime.fold``).
 FOLDED_FLOAT_RANGE = 1e30
-KINDS = ("softmax_regression", "mlp")
+KINDS = ("softmax_regression", "mlp", "conv")
 ACTIVATIONS = ("tanh", "hardtanh", "sign")
 INITS = ("uniform", "normal", "glorot", "zeros")
 MODEL_DTYPES = ("float32", "float64")
@@ -92,7 +101,14 @@ _CONFIG_KEYS = {
     "softmax_regression": {"n_in", "n_classes", "binary_weights", "scale", "init", "input_offset", "seed"},
     "mlp": {"sizes", "activation", "binary_weights", "binary_activations", "batch_norm", "output_bn", "scale",
             "init", "sigma", "input_offset", "seed"},
+    "conv": {"input_shape"},
 }
+#: Largest ``h * w * c`` of a conv model's input image (far beyond any dataset; bounds the
+#: activation-bound vectors :func:`check_values` builds before anything else of the model).
+MAX_IMAGE_VALUES = 2**24
+_CONV_KEYS = {"kind", "in_channels", "filters", "kernel_size", "stride", "padding", "pad_value", "binary", "scale",
+              "bias"}
+_POOL_KEYS = {"kind", "pool_size", "stride"}
 _DENSE_KEYS = {"kind", "n_in", "n_out", "binary", "scale", "bias", "input_offset"}
 _BN_KEYS = {"kind", "n", "momentum", "eps"}
 
@@ -101,7 +117,8 @@ _BN_KEYS = {"kind", "n", "momentum", "eps"}
 class ArraySpec:
     """What one stored array must be: ``kind`` (``"array"`` or ``"packed_signs"``), stored
     ``dtype`` name, ``shape`` (for packed signs ``(rows, n_words)``), ``n_bits`` (packed signs
-    only) and the value rule: ``"finite"``, ``"nonnegative"`` (finite and >= 0) or None."""
+    only) and the value rule: ``"finite"``, ``"nonnegative"`` (finite and >= 0), ``"positive"``
+    (finite and > 0), ``"uniform_positive"`` (the same, all values equal) or None."""
 
     kind: str
     dtype: str
@@ -171,7 +188,12 @@ def _input_offset(path, v):
 
 def _check_config(path, kind, config):
     """Types and ranges of ``config``; returns the dense layer sizes ``[n_in, ..., n_classes]``."""
-    _keys(path, "config", config, _CONFIG_KEYS[kind])
+    keys = _CONFIG_KEYS[kind]
+    if kind == "mlp" and isinstance(config, dict) and "dropout" in config:  # files before dropout lack it
+        keys = keys | {"dropout"}
+    if isinstance(config, dict) and "input_scale" in config:  # only models with an input scale have it
+        keys = keys | {"input_scale"}
+    _keys(path, "config", config, keys)
     for key in ("binary_weights", "scale") + (("binary_activations", "batch_norm", "output_bn") if kind == "mlp"
                                               else ()):
         _bool(path, f"config.{key}", config[key])
@@ -179,6 +201,10 @@ def _check_config(path, kind, config):
     _require(path, "config.seed", config["seed"], lambda x: x is None or (_is_int(x) and 0 <= x < 2**128),
              "null or an int in [0, 2**128)")
     _input_offset(path, config["input_offset"])
+    if "input_scale" in config:
+        v = config["input_scale"]
+        _require(path, "config.input_scale", v, lambda _: v == "per-feature" or (_is_number(v) and v > 0),
+                 "a finite number > 0 or 'per-feature'")
     if kind == "softmax_regression":
         return [_size(path, "config.n_in", config["n_in"]), _size(path, "config.n_classes", config["n_classes"])]
     _require(path, "config.activation", config["activation"], lambda x: x in ACTIVATIONS, f"one of {list(ACTIVATIONS)}")
@@ -191,13 +217,22 @@ def _check_config(path, kind, config):
     if len(sizes) > MAX_DENSE_LAYERS + 1:
         _fail(path, f"config.sizes has {len(sizes)} entries: at most {MAX_DENSE_LAYERS + 1} "
                     f"({MAX_DENSE_LAYERS} dense layers)")
-    return [_size(path, f"config.sizes[{i}]", s) for i, s in enumerate(sizes)]
+    sizes = [_size(path, f"config.sizes[{i}]", s) for i, s in enumerate(sizes)]
+    dropout = _require(path, "config.dropout", config.get("dropout", 0.0), lambda x: _is_number(x) and 0 <= x < 1,
+                       "a number in [0, 1)")
+    if dropout and (config["activation"] == "sign" or len(sizes) < 3):
+        _fail(path, "config.dropout must be 0 without float hidden activations (activation 'sign' or no hidden "
+                    "layer)")
+    return sizes
 
 
 def _expected_layers(path, kind, config, saved_layers):
     """The layer configs the trainer builds from ``config``. Taken from the saved list, and
     checked, where the configuration leaves them open (batch-norm momentum and eps, and whether
-    a per-feature input offset was all zeros, which stores no vector)."""
+    a per-feature input offset was all zeros, which stores no vector). A conv model's layer list
+    is its configuration: :func:`_conv_layers` checks it as saved."""
+    if kind == "conv":
+        return _conv_layers(path, config, saved_layers)
     sizes = _check_config(path, kind, config)
     if not isinstance(saved_layers, list):
         _fail(path, f"meta.layers must be a list, got {_short(saved_layers)}")
@@ -210,16 +245,24 @@ def _expected_layers(path, kind, config, saved_layers):
         has_offset = _bool(path, "meta.layers[0].input_offset", first.get("input_offset"))
     else:
         has_offset = offset is not None and offset != 0
+    in_scale = config.get("input_scale")
+    if in_scale == "per-feature":
+        first = saved_layers[0] if saved_layers and isinstance(saved_layers[0], dict) else {}
+        has_scale = "input_scale" in first and _require(path, "meta.layers[0].input_scale", first["input_scale"],
+                                                        lambda x: x is True, "true (or absent)")
+    else:
+        has_scale = in_scale is not None and in_scale != 1
     binary, scale = config["binary_weights"], config["scale"]
     if kind == "softmax_regression":
         return [{"kind": "dense", "n_in": sizes[0], "n_out": sizes[1], "binary": binary, "scale": scale,
-                 "bias": True, "input_offset": has_offset}]
+                 "bias": True, "input_offset": has_offset, **({"input_scale": True} if has_scale else {})}]
     layers, n = [], len(sizes) - 1
     for i in range(n):
         last = i == n - 1
         bn = config["output_bn"] if last else config["batch_norm"]
         layers.append({"kind": "dense", "n_in": sizes[i], "n_out": sizes[i + 1], "binary": binary, "scale": scale,
-                       "bias": not bn, "input_offset": has_offset and i == 0})
+                       "bias": not bn, "input_offset": has_offset and i == 0,
+                       **({"input_scale": True} if has_scale and i == 0 else {})})
         if bn:
             j = len(layers)
             saved = saved_layers[j] if j < len(saved_layers) and isinstance(saved_layers[j], dict) else {}
@@ -231,6 +274,91 @@ def _expected_layers(path, kind, config, saved_layers):
         if not last:
             layers.append({"kind": config["activation"]})
     return layers
+
+
+def _pair(path, where, v):
+    if not (isinstance(v, list) and len(v) == 2 and all(_is_int(x) and x >= 1 for x in v)):
+        _fail(path, f"{where} must be a list of 2 ints >= 1, got {_short(v)}")
+    return int_pair(where, v)
+
+
+def _batchnorm_layer(path, where, layer):
+    _keys(path, where, layer, _BN_KEYS)
+    _size(path, f"{where}.n", layer["n"])
+    _require(path, f"{where}.momentum", layer["momentum"], lambda x: _is_number(x) and 0 <= x <= 1,
+             "a number in [0, 1]")
+    _require(path, f"{where}.eps", layer["eps"], lambda x: _is_number(x) and 0 < x <= 1, "a number in (0, 1]")
+
+
+def _conv_layers(path, config, saved):
+    """Check the layer list of a conv model (``fastbin.nn.model.sequential``'s layers: conv2d,
+    maxpool2d, flatten, dense, batchnorm, activations) and the shapes it passes along from
+    ``config.input_shape``; returns it. The output must be (n_classes,) from a final dense layer."""
+    _keys(path, "config", config, _CONFIG_KEYS["conv"])
+    dims = _require(path, "config.input_shape", config["input_shape"], lambda x: isinstance(x, list) and len(x) == 3,
+                    "[height, width, channels]")
+    shape = tuple(_size(path, f"config.input_shape[{i}]", v) for i, v in enumerate(dims))
+    if math.prod(shape) > MAX_IMAGE_VALUES:
+        _fail(path, f"config.input_shape {list(shape)} has more than {MAX_IMAGE_VALUES} values per image")
+    if not isinstance(saved, list) or not saved:
+        _fail(path, f"meta.layers must be a non-empty list, got {_short(saved)}")
+    last_dense = None
+    for j, layer in enumerate(saved):
+        where = f"meta.layers[{j}]"
+        kind = layer.get("kind") if isinstance(layer, dict) else None
+        if kind == "conv2d":
+            _keys(path, where, layer, _CONV_KEYS)
+            c_in, filters = _size(path, f"{where}.in_channels", layer["in_channels"]), _size(
+                path, f"{where}.filters", layer["filters"])
+            kernel, stride = _pair(path, f"{where}.kernel_size", layer["kernel_size"]), _pair(
+                path, f"{where}.stride", layer["stride"])
+            padding = _require(path, f"{where}.padding", layer["padding"], lambda x: x in ("valid", "same"),
+                               "'valid' or 'same'")
+            _require(path, f"{where}.pad_value", layer["pad_value"], lambda x: _is_number(x) and x in (0, 1), "0 or 1")
+            for key in ("binary", "scale", "bias"):
+                _bool(path, f"{where}.{key}", layer[key])
+            if len(shape) != 3 or shape[2] != c_in:
+                _fail(path, f"{where} (conv2d) expects images of {c_in} channels, gets shape {list(shape)}")
+            try:
+                out_h, out_w, _, _ = conv_geometry(shape[0], shape[1], kernel, stride, padding)
+            except ValueError as exc:
+                _fail(path, f"{where} (conv2d): {exc}")
+            shape = (out_h, out_w, filters)
+        elif kind == "maxpool2d":
+            _keys(path, where, layer, _POOL_KEYS)
+            pool, stride = _pair(path, f"{where}.pool_size", layer["pool_size"]), _pair(
+                path, f"{where}.stride", layer["stride"])
+            if len(shape) != 3:
+                _fail(path, f"{where} (maxpool2d) expects images, gets shape {list(shape)}")
+            try:
+                out_h, out_w, _, _ = conv_geometry(shape[0], shape[1], pool, stride, "valid")
+            except ValueError as exc:
+                _fail(path, f"{where} (maxpool2d): {exc}")
+            shape = (out_h, out_w, shape[2])
+        elif kind == "flatten":
+            _keys(path, where, layer, {"kind"})
+            shape = (math.prod(shape),)
+        elif kind == "dense":
+            _keys(path, where, layer, _DENSE_KEYS)
+            n_in, n_out = _size(path, f"{where}.n_in", layer["n_in"]), _size(path, f"{where}.n_out", layer["n_out"])
+            for key in ("binary", "scale", "bias"):
+                _bool(path, f"{where}.{key}", layer[key])
+            _require(path, f"{where}.input_offset", layer["input_offset"], lambda x: x is False, "false")
+            if shape != (n_in,):
+                _fail(path, f"{where} (dense) expects ({n_in},) features, gets shape {list(shape)}")
+            shape, last_dense = (n_out,), n_out
+        elif kind == "batchnorm":
+            _batchnorm_layer(path, where, layer)
+            if shape[-1] != layer["n"]:
+                _fail(path, f"{where} (batchnorm of {layer['n']}) gets shape {list(shape)}")
+        elif kind in ACTIVATIONS:
+            _keys(path, where, layer, {"kind"})
+        else:
+            _fail(path, f"{where}.kind must be one of conv2d, maxpool2d, flatten, dense, batchnorm, "
+                        f"{', '.join(ACTIVATIONS)}, got {_short(kind)}")
+    if last_dense is None or shape != (last_dense,):
+        _fail(path, f"meta.layers must end in a dense layer (+ batchnorm) giving (n_classes,), ends in {list(shape)}")
+    return list(saved)
 
 
 def fold_plan(layers):
@@ -277,7 +405,10 @@ def _folded_arrays(layers, dtype):
 def _expected_arrays(layers, latent):
     arrays = {}
     for i, layer in enumerate(layers):
-        if layer["kind"] == "dense":
+        if layer["kind"] == "conv2d":  # a dense layer on the (kh * kw * in_channels) patch rows
+            kh, kw = layer["kernel_size"]
+            layer = dict(layer, n_in=kh * kw * layer["in_channels"], n_out=layer["filters"], input_offset=False)
+        if layer["kind"] in ("dense", "conv2d"):
             n_in, n_out = layer["n_in"], layer["n_out"]
             if layer["binary"] and not latent:
                 arrays[f"{i}.W_bits"] = ArraySpec("packed_signs", "uint64", (n_out, n_words_for(n_in)), n_bits=n_in)
@@ -287,6 +418,9 @@ def _expected_arrays(layers, latent):
                 arrays[f"{i}.b"] = ArraySpec("array", "float32", (n_out,), values="finite")
             if layer["input_offset"]:
                 arrays[f"{i}.input_offset"] = ArraySpec("array", "float32", (n_in,), values="finite")
+            if layer.get("input_scale"):  # a binary layer folds one scale: all its values equal
+                arrays[f"{i}.input_scale"] = ArraySpec("array", "float32", (n_in,),
+                                                       values="uniform_positive" if layer["binary"] else "positive")
             if layer["binary"] and layer["scale"] and not latent:
                 arrays[f"{i}.alpha"] = ArraySpec("array", "float32", (n_out,), values="nonnegative")
         elif layer["kind"] == "batchnorm":
@@ -362,15 +496,40 @@ def check_header(meta, table, *, path="model file") -> ModelSchema:
 
 def _activation_bounds(schema: ModelSchema, arrays) -> None:
     """Raise ValueError when an interval bound of some activation exceeds MAX_ACTIVATION."""
-    h = None
+    h = spatial = None
+    if schema.kind == "conv":  # per channel of the images, then per feature after flatten
+        spatial, h = schema.config["input_shape"][:2], np.ones(schema.config["input_shape"][2])
     for i, layer in enumerate(schema.layers):
         kind = layer["kind"]
-        if kind == "dense":
+        if kind == "conv2d":
+            kh, kw = layer["kernel_size"]
+            hp = np.maximum(h, layer["pad_value"]) if layer["padding"] == "same" else h  # the padding's value
+            if f"{i}.W" in arrays:
+                w = np.abs(arrays[f"{i}.W"].astype(np.float64)).reshape(kh * kw, layer["in_channels"], -1)
+                if layer["binary"]:
+                    z = kh * kw * hp.sum() * (w.mean(axis=(0, 1)) if layer["scale"] else np.ones(layer["filters"]))
+                else:
+                    z = np.einsum("pco,c->o", w, hp)
+            else:
+                alpha = arrays.get(f"{i}.alpha")
+                z = kh * kw * hp.sum() * (np.ones(layer["filters"]) if alpha is None else alpha.astype(np.float64))
+            if f"{i}.b" in arrays:
+                z = z + np.abs(arrays[f"{i}.b"].astype(np.float64))
+            h = z
+            spatial = conv_geometry(spatial[0], spatial[1], (kh, kw), layer["stride"], layer["padding"])[:2]
+        elif kind == "maxpool2d":
+            spatial = conv_geometry(spatial[0], spatial[1], layer["pool_size"], layer["stride"], "valid")[:2]
+        elif kind == "flatten":
+            h = np.tile(h, spatial[0] * spatial[1])
+        elif kind == "dense":
             n_in = layer["n_in"]
             offset = arrays.get(f"{i}.input_offset")
-            # |x - offset| <= 1 + |offset| for x in [0, 1] (also covers the offset folded into the bias)
+            # |x - offset| <= 1 + |offset| for x in [0, 1] (also covers the offset folded into the bias),
+            # times the input scale
             if h is None:
                 h = np.ones(n_in) if offset is None else 1.0 + np.abs(offset.astype(np.float64))
+                if f"{i}.input_scale" in arrays:
+                    h = h * np.abs(arrays[f"{i}.input_scale"].astype(np.float64))
             if f"{i}.W" in arrays:
                 w = np.abs(arrays[f"{i}.W"].astype(np.float64))
                 if layer["binary"]:
@@ -425,6 +584,11 @@ def check_values(schema: ModelSchema, arrays, *, path="model file") -> None:
                 _fail(path, f"array {name!r} holds NaN or infinite values")
             if spec.values == "nonnegative" and a.size and a.min() < 0:
                 _fail(path, f"array {name!r} must be >= 0, holds {a.min()}")
+            if spec.values in ("positive", "uniform_positive") and a.size and a.min() <= 0:
+                _fail(path, f"array {name!r} must be > 0, holds {a.min()}")
+            if spec.values == "uniform_positive" and a.size and a.max() != a.min():
+                _fail(path, f"array {name!r} of a binary layer must hold one value (a binary layer folds one "
+                            f"input scale), holds {a.min()} to {a.max()}")
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             _activation_bounds(schema, arrays)

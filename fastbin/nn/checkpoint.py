@@ -9,8 +9,9 @@ exactly, in one file (the model file container; schema: :mod:`fastbin.io.checkpo
 Resumed this way, 5 + 5 epochs give bit for bit the weights of 10 epochs in one go (the
 conditions are :func:`fastbin.nn.fit`'s ``resume``). Saved: every parameter and buffer
 (bit patterns of the model dtype, plus the float32 model file arrays), ``SGD``/``Adam`` (lr,
-initial lr, step count, Adam's constants and moment estimates), a ``StepDecay`` or
-``DecayOnRise`` schedule with its state, and the :class:`~fastbin.nn.train.TrainState` (step,
+initial lr, step count, weight decay, SGD's momentum and velocities, Adam's constants and
+moment estimates), a ``StepDecay``, ``DecayOnRise``, ``CosineDecay`` or ``WarmUp`` schedule
+with its state, and the :class:`~fastbin.nn.train.TrainState` (step,
 seed, batch order: the generator's state and the current epoch's permutation). Not saved:
 an ``EarlyStopping`` object's state, and other optimizer or schedule classes (``TypeError``).
 """
@@ -21,7 +22,7 @@ import numpy as np
 from ..io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, bits_dtype, load_checkpoint_arrays
 from ..io.modelfile import ModelFileError, save_arrays
 from .model import Model, _build, _restore
-from .optim import SGD, Adam, DecayOnRise, StepDecay
+from .optim import SGD, Adam, CosineDecay, DecayOnRise, StepDecay, WarmUp
 from .train import History, TrainState
 
 __all__ = ["save_checkpoint", "load_checkpoint"]
@@ -40,14 +41,20 @@ def _schedule_meta(schedule):
         prev = None if schedule.prev == np.inf else float(schedule.prev)
         return {"kind": "rise", "factor": schedule.factor, "max_rises": schedule.max_rises, "prev": prev,
                 "rises": schedule.rises}
-    raise TypeError(f"cannot checkpoint the schedule {schedule!r}: StepDecay, DecayOnRise or None")
+    if type(schedule) is CosineDecay:
+        return {"kind": "cosine", "total_steps": schedule.total_steps, "final_factor": schedule.final_factor}
+    if type(schedule) is WarmUp:
+        return {"kind": "warmup", "steps": schedule.steps, "then": _schedule_meta(schedule.then)}
+    raise TypeError(f"cannot checkpoint the schedule {schedule!r}: StepDecay, DecayOnRise, CosineDecay, WarmUp "
+                    f"or None")
 
 
 def _optimizer_meta(opt):
     common = {"lr": float(opt.lr), "initial_lr": float(opt.initial_lr), "steps": int(opt.steps),
-              "schedule": _schedule_meta(opt.schedule)}
+              "weight_decay": opt.weight_decay, "schedule": _schedule_meta(opt.schedule)}
     if type(opt) is SGD:
-        return {"kind": "sgd", **common}
+        return {"kind": "sgd", **common, "momentum": opt.momentum, "nesterov": opt.nesterov,
+                "velocity": bool(opt.velocity)}
     if type(opt) is Adam:
         return {"kind": "adam", **common, "b1": opt.b1, "b2": opt.b2, "eps": opt.eps, "moments": bool(opt.moments)}
     raise TypeError(f"cannot checkpoint the optimizer {opt!r}: SGD or Adam")
@@ -67,7 +74,7 @@ def _trainer_meta(state):
 
 def save_checkpoint(path, model, opt, state=None) -> None:
     """Write ``model`` (a :class:`~fastbin.nn.Model`), ``opt`` (``SGD``/``Adam``, schedule
-    ``StepDecay``/``DecayOnRise``/None) and ``state`` (a ``TrainState``, the ``History`` of
+    ``StepDecay``/``DecayOnRise``/``CosineDecay``/``WarmUp``/None) and ``state`` (a ``TrainState``, the ``History`` of
     the run, or None) to ``path`` atomically. ``TypeError`` for anything else."""
     if not isinstance(model, Model):
         raise TypeError(f"model must be a fastbin.nn.Model, got {type(model).__name__}")
@@ -80,11 +87,15 @@ def save_checkpoint(path, model, opt, state=None) -> None:
             "optimizer": _optimizer_meta(opt), "trainer": None if state is None else _trainer_meta(state)}
     arrays = {f"model.{name}": value for name, value in model_arrays.items()}
     arrays.update({f"exact.{name}": _bits(value, model.dtype) for name, value in model_arrays.items()})
+    buffers = {}  # array name prefix -> {group key: flat buffer}
     if meta["optimizer"]["kind"] == "adam" and opt.moments:
+        buffers = {f"adam.{which}": {key: pair[i] for key, pair in opt.moments.items()} for i, which in enumerate("mv")}
+    elif meta["optimizer"]["kind"] == "sgd" and opt.velocity:
+        buffers = {"sgd.velocity": opt.velocity}
+    for prefix, flats in buffers.items():
         for name, (key, offset, size) in model.param_slices.items():
             shape = model_arrays[name].shape
-            for which, moment in zip("mv", opt.moments[key]):
-                arrays[f"adam.{which}.{name}"] = _bits(moment[offset : offset + size].reshape(shape), model.dtype)
+            arrays[f"{prefix}.{name}"] = _bits(flats[key][offset : offset + size].reshape(shape), model.dtype)
     if state is not None and state.data["perm"] is not None:
         arrays["data.perm"] = np.asarray(state.data["perm"], dtype=np.int64)
     save_arrays(path, meta, arrays)
@@ -117,24 +128,43 @@ def load_checkpoint(path, *, backend="fastbin"):
     return model, opt, state
 
 
+def _schedule(meta):
+    if meta is None:
+        return None
+    if meta["kind"] == "step":
+        return StepDecay(meta["every"], meta["factor"])
+    if meta["kind"] == "cosine":
+        return CosineDecay(meta["total_steps"], meta["final_factor"])
+    if meta["kind"] == "warmup":
+        return WarmUp(meta["steps"], then=_schedule(meta["then"]))
+    rise = DecayOnRise(meta["factor"], meta["max_rises"])
+    rise.prev = np.inf if meta["prev"] is None else meta["prev"]
+    rise.rises = meta["rises"]
+    return rise
+
+
+def _flat_buffers(model, arrays, prefix, dtype):
+    """``{group key: flat buffer}`` from the per-parameter arrays ``"<prefix>.<name>"``."""
+    flats = {key: np.zeros_like(flat) for key, flat, _, _ in model.groups}
+    for name, (key, offset, size) in model.param_slices.items():
+        flats[key][offset : offset + size] = arrays[f"{prefix}.{name}"].view(dtype).ravel()
+    return flats
+
+
 def _optimizer(meta, model, arrays, dtype):
-    schedule = meta["schedule"]
-    if schedule is not None and schedule["kind"] == "step":
-        schedule = StepDecay(schedule["every"], schedule["factor"])
-    elif schedule is not None:
-        rise = DecayOnRise(schedule["factor"], schedule["max_rises"])
-        rise.prev = np.inf if schedule["prev"] is None else schedule["prev"]
-        rise.rises = schedule["rises"]
-        schedule = rise
+    schedule = _schedule(meta["schedule"])
+    # the constructor checks lr * weight_decay < 1 for the initial lr, which a
+    # schedule may have lowered: build with the initial lr
     if meta["kind"] == "sgd":
-        opt = SGD(meta["lr"], schedule=schedule)
+        opt = SGD(meta["initial_lr"], schedule=schedule, momentum=meta["momentum"], nesterov=meta["nesterov"],
+                  weight_decay=meta["weight_decay"])
+        if meta["velocity"]:
+            opt.velocity = _flat_buffers(model, arrays, "sgd.velocity", dtype)
     else:
-        opt = Adam(meta["lr"], schedule=schedule, b1=meta["b1"], b2=meta["b2"], eps=meta["eps"])
+        opt = Adam(meta["initial_lr"], schedule=schedule, b1=meta["b1"], b2=meta["b2"], eps=meta["eps"],
+                   weight_decay=meta["weight_decay"])
         if meta["moments"]:
-            for key, flat, _, _ in model.groups:
-                opt.moments[key] = (np.zeros_like(flat), np.zeros_like(flat))
-            for name, (key, offset, size) in model.param_slices.items():
-                for moment, which in zip(opt.moments[key], "mv"):
-                    moment[offset : offset + size] = arrays[f"adam.{which}.{name}"].view(dtype).ravel()
+            m, v = (_flat_buffers(model, arrays, f"adam.{which}", dtype) for which in "mv")
+            opt.moments = {key: (m[key], v[key]) for key in m}
     opt.lr, opt.initial_lr, opt.steps = meta["lr"], meta["initial_lr"], meta["steps"]
     return opt

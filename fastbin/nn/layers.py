@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import check_fraction, check_int
 from ..ops.backend import get_backend
-from ..reference import bn_affine, bn_scale, dense_affine, offset_bias
+from ..reference import binary_eval_scale, bn_affine, bn_scale, dense_affine, offset_bias
 
 __all__ = [
     "Layer",
@@ -30,6 +31,7 @@ __all__ = [
     "Sign",
     "BatchNorm",
     "BatchNormSign",
+    "Dropout",
     "ACTIVATIONS",
 ]
 
@@ -85,13 +87,19 @@ class Dense(Layer):
     exactly in integers (the 1/255 goes into the scale). ``input_offset``
     (scalar or (n_in,), e.g. the training-set mean pixel) is subtracted from
     the input first (centring helps BinaryConnect on [0, 1] pixels); the
-    evaluation path folds it into the bias.
+    evaluation path folds it into the bias. ``input_scale`` (a number > 0, or
+    (n_in,) numbers > 0 for float weights) multiplies the input after the offset:
+    the layer computes ``((x - input_offset) * input_scale) @ W_eff + b``, so
+    features of any range (standardised with ``offset = mean``, ``scale = 1/std``)
+    train and deploy without a separate transform. A binary layer folds its one
+    scale into ``dense_affine``'s scale (``fastbin.reference.binary_eval_scale``),
+    which a per-feature scale cannot be (``ValueError``).
     """
 
     kind = "dense"
 
     def __init__(self, n_in, n_out, *, binary=False, scale=False, bias=True, init="normal",
-                 sigma=0.1, rng=None, dtype=np.float32, backend="fastbin", input_offset=None):
+                 sigma=0.1, rng=None, dtype=np.float32, backend="fastbin", input_offset=None, input_scale=None):
         super().__init__(backend)
         rng = np.random.default_rng(rng)
         self.n_in, self.n_out = int(n_in), int(n_out)
@@ -116,6 +124,15 @@ class Dense(Layer):
         if input_offset is not None and np.any(input_offset):
             offset = np.broadcast_to(np.asarray(input_offset, dtype=self.dtype), (self.n_in,))
             self.buffers["input_offset"] = np.array(offset)
+        if input_scale is not None:
+            scale = np.broadcast_to(np.asarray(input_scale, dtype=np.float64), (self.n_in,))
+            if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
+                raise ValueError("input_scale must hold finite numbers > 0")
+            if self.binary and np.any(scale != scale[0]):
+                raise ValueError("a binary layer folds one input scale for all its inputs: give input_scale as a "
+                                 "number (a per-feature scale needs float weights in the first layer)")
+            if np.any(scale != 1):
+                self.buffers["input_scale"] = scale.astype(self.dtype)
         self.alpha_override = None  # alpha stored in a packed model file
         #: True when the input is known to be ±1 (``Model`` sets it for a dense
         #: layer right after a ``Sign``): the training forward may then use
@@ -163,16 +180,13 @@ class Dense(Layer):
         bias = self.params["b"] if self.use_bias else None
         if "input_offset" not in self.buffers:
             return bias
-        return offset_bias(bias, self.buffers["input_offset"], self.backend.signs(self.params["W"]), self.alpha(),
-                           self.dtype)
+        return offset_bias(bias, self.buffers["input_offset"], self.backend.signs(self.params["W"]),
+                           self.eval_scale(False), self.dtype)
 
     def eval_scale(self, uint8_input: bool):
-        """The ``scale`` of :func:`dense_affine` for the evaluation path."""
-        alpha = self.alpha()
-        if not uint8_input:
-            return alpha
-        inv = np.full(self.n_out, 1.0 / 255.0, dtype=self.dtype)
-        return inv if alpha is None else (alpha * inv).astype(self.dtype)
+        """The ``scale`` of :func:`dense_affine` for the evaluation path
+        (:func:`fastbin.reference.binary_eval_scale`)."""
+        return binary_eval_scale(self.alpha(), self.buffers.get("input_scale"), self.n_out, self.dtype, uint8_input)
 
     # -- forward / backward -------------------------------------------------
     def forward(self, x, training=False):
@@ -182,6 +196,8 @@ class Dense(Layer):
                 x = x.astype(self.dtype) / self.dtype.type(255)
             if "input_offset" in self.buffers:
                 x = x - self.buffers["input_offset"]
+            if "input_scale" in self.buffers:
+                x = x * self.buffers["input_scale"]
             if training and self.sign_input and self.binary and not self.scale and self.backend.sign_products:
                 # ±1 input times ±1 weights: BLAS's float sums are exact integers
                 # (|dot| <= n_in < 2**24), so the packed XNOR-popcount product
@@ -235,8 +251,11 @@ class Dense(Layer):
         return dz @ w_eff.T
 
     def config(self):
-        return {"kind": self.kind, "n_in": self.n_in, "n_out": self.n_out, "binary": self.binary,
-                "scale": self.scale, "bias": self.use_bias, "input_offset": "input_offset" in self.buffers}
+        config = {"kind": self.kind, "n_in": self.n_in, "n_out": self.n_out, "binary": self.binary,
+                  "scale": self.scale, "bias": self.use_bias, "input_offset": "input_offset" in self.buffers}
+        if "input_scale" in self.buffers:  # only then: the layer configs of files before input scales stay valid
+            config["input_scale"] = True
+        return config
 
 
 class _Activation(Layer):
@@ -292,6 +311,49 @@ class Sign(_Activation):
 ACTIVATIONS = {"tanh": Tanh, "hardtanh": HardTanh, "sign": Sign}
 
 
+class Dropout(Layer):
+    """Inverted dropout on float activations (m, n): in training ``y = x * keep / (1 -
+    rate)`` with ``keep`` 1 with probability ``1 - rate`` per element, else 0; backward
+    ``dy * keep / (1 - rate)``; at evaluation the identity.
+
+    The mask of a training pass is drawn from ``numpy.random.default_rng([seed, index,
+    step])`` (``seed`` None: a random one, drawn once), ``step`` counting the training
+    passes; :meth:`fastbin.nn.Model.train_step` sets it to the optimizer's step count, so a
+    run resumed from a checkpoint draws the same masks. A :class:`~fastbin.nn.Model` keeps a
+    dropout layer in its training stages only (it must directly follow a ``Tanh`` or
+    ``HardTanh``): the evaluation path, folding, model files and the runtime never see it.
+    """
+
+    kind = "dropout"
+
+    def __init__(self, rate, *, seed=None, index=0):
+        super().__init__()
+        self.rate = check_fraction("rate", rate)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy)
+        self.seed = check_int("seed", seed, minimum=0)
+        self.index = check_int("index", index, minimum=0)
+        self.step = 0
+        self._mask = None
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0:
+            return x
+        rng = np.random.default_rng([self.seed, self.index, self.step])
+        self.step += 1
+        keep = rng.random(x.shape, dtype=x.dtype) >= self.rate
+        self._mask = keep * x.dtype.type(1.0 / (1.0 - self.rate))
+        return x * self._mask
+
+    def backward(self, dy, need_dx=True):
+        if self._mask is None:  # rate 0
+            return dy
+        return dy * self._mask
+
+    def config(self):
+        return {"kind": self.kind, "rate": self.rate}
+
+
 class BatchNormSign:
     """Training stage of a ``BatchNorm`` followed by a ``Sign``: one backend
     call forward (:meth:`BatchNorm.forward_sign`) and one backward (the batch
@@ -309,7 +371,9 @@ class BatchNormSign:
 
 
 class BatchNorm(Layer):
-    """Batch normalisation over the batch axis of (m, n).
+    """Batch normalisation over the batch axis of (m, n); over every axis but
+    the last of (..., n), e.g. per channel of images (m, h, w, n): the
+    statistics of the (m * h * w, n) view.
 
     Training: ``y = gamma * (x - mu_B) / sqrt(var_B + eps) + beta`` with the
     batch mean and (biased) variance; the running averages follow
@@ -335,26 +399,29 @@ class BatchNorm(Layer):
     def forward(self, x, training=False):
         if not training:
             return bn_affine(x, self.buffers["running_mean"], self.eval_k(), self.params["beta"])
+        self._shape = x.shape
         y, self._xhat, self._inv_std = self.backend.batch_norm_train(
-            x, self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
+            x.reshape(-1, self.n), self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
             self.buffers["running_var"], self.momentum, self.eps)
-        return y
+        return y.reshape(x.shape)
 
     def forward_sign(self, x, sign):
         """Training forward of this batch norm followed by the ``Sign`` layer
         ``sign``, fused (``backend.batch_norm_sign_train``): returns ``sign(y)``
         and leaves the straight-through mask on ``sign``."""
+        self._shape = x.shape
         h, sign._mask, self._xhat, self._inv_std = self.backend.batch_norm_sign_train(
-            x, self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
+            x.reshape(-1, self.n), self.params["gamma"], self.params["beta"], self.buffers["running_mean"],
             self.buffers["running_var"], self.momentum, self.eps)
-        return h
+        return h.reshape(x.shape)
 
     def backward(self, dy, need_dx=True, mask=None):
         """``dy = dL/dy``; with ``mask`` (a following ``Sign``'s, see
         :meth:`forward_sign`) ``dy`` is ``dL/dh`` and the estimator's mask is applied first."""
         dx, self.grads["gamma"][...], self.grads["beta"][...] = self.backend.batch_norm_backward(
-            dy, self._xhat, self._inv_std, self.params["gamma"], mask)
-        return dx if need_dx else None
+            dy.reshape(-1, self.n), self._xhat, self._inv_std, self.params["gamma"],
+            None if mask is None else mask.reshape(-1, self.n))
+        return dx.reshape(self._shape) if need_dx else None
 
     def config(self):
         return {"kind": self.kind, "n": self.n, "momentum": self.momentum, "eps": self.eps}

@@ -2,14 +2,14 @@
 binary ops per layer."""
 from __future__ import annotations
 
-from .layers import BatchNorm, Dense, Sign
+from .layers import BatchNorm, Dense
 
 __all__ = ["layer_costs", "summary_table"]
 
 
 def layer_costs(model):
     """Per layer: dict(name, shape, params, bits, bytes, float32_bytes, macs, binary_ops)."""
-    rows, sign_input = [], False
+    rows = []
     for i, layer in enumerate(model.layers):
         row = dict(name=f"{i}:{layer.kind}", shape="", params=0, bits=0, bytes=0.0, float32_bytes=0,
                    macs=0, binary_ops=0)
@@ -20,15 +20,15 @@ def layer_costs(model):
             row["params"] = n_w + n_other
             row["bits"] = n_w * (1 if layer.binary else 32) + 32 * n_other
             row["float32_bytes"] = 4 * row["params"]
-            row["binary_ops" if layer.binary and sign_input else "macs"] = n_w
-            sign_input = False
+            # a convolution (fastbin.nn.conv.Conv2D) applies its weights at every output pixel;
+            # the model sets sign_input where the input is ±1 (after a sign, pooling, flattening)
+            ops = n_w * getattr(layer, "output_positions", 1)
+            row["binary_ops" if layer.binary and layer.sign_input else "macs"] = ops
         elif isinstance(layer, BatchNorm):
             row["shape"] = f"{layer.n}"
             row["params"] = 2 * layer.n
             row["bits"] = 32 * 4 * layer.n  # gamma, beta, running mean and variance
             row["float32_bytes"] = 4 * 4 * layer.n
-        else:  # activation: the next dense layer sees +-1 after a sign
-            sign_input = isinstance(layer, Sign)
         row["bytes"] = row["bits"] / 8
         rows.append(row)
     return rows
@@ -38,7 +38,8 @@ def summary_table(model) -> str:
     rows = layer_costs(model)
     head = (f"{'layer':<14}{'shape':>14}{'params':>10}{'bits':>11}{'bytes':>11}{'MACs':>10}{'bin ops':>10}"
             f"{'vs f32':>8}")
-    lines = [f"Model: {model.kind} {model.config.get('sizes', '')} backend={model.backend.name}".rstrip(),
+    shape = model.config.get('sizes', model.config.get('input_shape', ''))  # an MLP's sizes, a conv model's image
+    lines = [f"Model: {model.kind} {shape} backend={model.backend.name}".rstrip(),
              head, "-" * len(head)]
     for r in rows:
         saving = f"{r['float32_bytes'] / r['bytes']:.1f}x" if r["bytes"] else ""

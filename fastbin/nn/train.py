@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validate import check_int, check_labels, check_model_input
+from .._validate import check_int, check_labels
 from ..io.datasets import BatchIterator
 
 __all__ = ["History", "EarlyStopping", "TrainState", "fit", "split_validation"]
@@ -175,7 +175,7 @@ def _pair(name, value):
 def _check_arrays(model, name, x, y):
     """``x`` as ``check_model_input`` returns it (uint8 kept, floats cast to the model's
     dtype once), ``y`` checked against the model's classes."""
-    x = check_model_input(x, model.n_in, model.dtype)
+    x = model.check_input(x)
     check_labels(f"{name} labels", y, x.shape[0], model.n_classes, model.dtype)
     return x, y
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..io.modelschema import FOLDED_FLOAT_RANGE, fold_plan, threshold_dtype
 from ..packed import PackedSigns
-from ..reference import bn_affine, bn_scale, dense_affine, offset_bias
+from ..reference import binary_eval_scale, bn_affine, bn_scale, dense_affine, offset_bias
 from .model import Activation, BatchNormOp, BinaryDense, FloatDense, FloatStage, InferenceModel, SignStage, SignWeights
 
 __all__ = ["Affine", "FLOAT_RANGE", "float_thresholds", "fold_arrays", "int_thresholds", "layer_arrays",
@@ -159,19 +159,16 @@ def _disagreement(negative, t, flip, lo, hi, to_value):
 # The evaluation-time constants of a layer, from its arrays
 # ---------------------------------------------------------------------------
 def _scale(arrays, i, n, dtype, uint8_input):
-    """``dense_affine``'s scale: ``alpha`` (or None), times 1/255 for raw pixels."""
-    alpha = arrays.get(f"{i}.alpha")
-    if not uint8_input:
-        return alpha
-    inv = np.full(n, 1.0 / 255.0, dtype=dtype)
-    return inv if alpha is None else (alpha * inv).astype(dtype)
+    """``dense_affine``'s scale: ``alpha`` (or None), times the input scale, times 1/255 for
+    raw pixels (``fastbin.reference.binary_eval_scale``)."""
+    return binary_eval_scale(arrays.get(f"{i}.alpha"), arrays.get(f"{i}.input_scale"), n, dtype, uint8_input)
 
 
 def _bias(arrays, i, weights, dtype):
-    """``dense_affine``'s bias of a binary layer: ``b - input_offset @ W_eff``
-    (the input offset folded in, ``fastbin.reference.offset_bias``), or None."""
+    """``dense_affine``'s bias of a binary layer: ``b - input_offset @ W_eff`` times the
+    input scale (the input offset folded in, ``fastbin.reference.offset_bias``), or None."""
     return offset_bias(arrays.get(f"{i}.b"), arrays.get(f"{i}.input_offset"), weights.signs,
-                       arrays.get(f"{i}.alpha"), dtype)
+                       _scale(arrays, i, weights.packed.rows, dtype, False), dtype)
 
 
 def _bn(arrays, j, layers, dtype):
@@ -222,7 +219,7 @@ def layer_arrays(layers, arrays, dtype, engine):
             continue
         out[name] = value if isinstance(value, PackedSigns) else np.ascontiguousarray(value, dtype=dtype)
     for i, layer in enumerate(layers):
-        if layer["kind"] == "dense" and layer["binary"] and f"{i}.W" in out:
+        if layer["kind"] in ("dense", "conv2d") and layer["binary"] and f"{i}.W" in out:
             w = out.pop(f"{i}.W")
             out[f"{i}.W_bits"] = engine.pack_weights(w)
             if layer["scale"]:
@@ -279,7 +276,8 @@ def fold_arrays(layers, arrays, dtype, engine, *, folded=None) -> InferenceModel
                 ops.append(BinaryDense(engine, weights, _scale(arrays, i, n, dtype, False),
                                        _scale(arrays, i, n, dtype, True), _bias(arrays, i, weights, dtype), dtype))
             else:
-                ops.append(FloatDense(arrays[f"{i}.W"], arrays.get(f"{i}.b"), arrays.get(f"{i}.input_offset"), dtype))
+                ops.append(FloatDense(arrays[f"{i}.W"], arrays.get(f"{i}.b"), arrays.get(f"{i}.input_offset"), dtype,
+                                      input_scale=arrays.get(f"{i}.input_scale")))
         elif layer["kind"] == "batchnorm":
             ops.append(BatchNormOp(*_bn(arrays, i, layers, dtype)))
         else:
@@ -287,7 +285,9 @@ def fold_arrays(layers, arrays, dtype, engine, *, folded=None) -> InferenceModel
     if ops:
         n_in = layers[tail]["n_in"] if layers[tail]["kind"] == "dense" else stages[-1].n_out
         stages.append(FloatStage(engine, ops, n_in, dtype))
-    return InferenceModel(stages, layers[0]["n_in"], dtype, engine)
+    model = InferenceModel(stages, layers[0]["n_in"], dtype, engine)
+    model.input_scaled = bool(layers[0].get("input_scale"))
+    return model
 
 
 def threshold_arrays(model: InferenceModel) -> dict:

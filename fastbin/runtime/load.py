@@ -24,6 +24,7 @@ import os
 
 from ..io.modelfile import ModelFileError, read_model_bytes
 from ..io.modelschema import load_model_arrays_bytes
+from .conv import fold_conv
 from .engines import ENGINES, get_engine
 from .fold import fold_arrays, layer_arrays
 from .model import InferenceModel
@@ -68,6 +69,9 @@ def read_model(path):
 def _fold(schema, arrays, path, engine) -> InferenceModel:
     """The folded model of checked ``arrays`` on ``engine`` (stored thresholds checked)."""
     try:
+        if schema.kind == "conv":  # plain NumPy, folded at load (fastbin.runtime.conv), whatever the engine
+            layer_data = layer_arrays(schema.layers, arrays, schema.dtype, get_engine("numpy"))
+            return fold_conv(schema.layers, layer_data, schema.dtype, schema.config["input_shape"])
         layer_data = layer_arrays(schema.layers, arrays, schema.dtype, engine)
         folded = arrays if schema.folded else None
         return fold_arrays(schema.layers, layer_data, schema.dtype, engine, folded=folded)

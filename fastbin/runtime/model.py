@@ -94,6 +94,8 @@ class BinaryDense:
     ``dot * scale + bias`` (``fastbin.reference.dense_affine``) with
     ``dot = x @ sign(W)``; ``scale_uint8`` holds the 1/255 of raw pixels."""
 
+    kind = "binary_dense"
+
     def __init__(self, engine, weights: SignWeights, scale_float, scale_uint8, bias, dtype):
         self.engine, self.weights, self.dtype = engine, weights, np.dtype(dtype)
         self.scale_float, self.scale_uint8, self.bias = scale_float, scale_uint8, bias
@@ -112,17 +114,22 @@ class BinaryDense:
 
 
 class FloatDense:
-    """A float dense layer: ``(x - input_offset) @ W + b``, uint8 input
+    """A float dense layer: ``((x - input_offset) * input_scale) @ W + b``, uint8 input
     meaning ``x / 255``."""
 
-    def __init__(self, w, bias, input_offset, dtype):
+    kind = "dense"
+
+    def __init__(self, w, bias, input_offset, dtype, input_scale=None):
         self.w, self.bias, self.input_offset, self.dtype = w, bias, input_offset, np.dtype(dtype)
+        self.input_scale = input_scale
 
     def __call__(self, x):
         if x.dtype == _UINT8:
             x = x.astype(self.dtype) / self.dtype.type(255)
         if self.input_offset is not None:
             x = x - self.input_offset
+        if self.input_scale is not None:
+            x = x * self.input_scale
         z = x @ self.w
         if self.bias is not None:
             z += self.bias
@@ -131,6 +138,8 @@ class FloatDense:
 
 class BatchNormOp:
     """Batch norm at evaluation time (``fastbin.reference.bn_affine``)."""
+
+    kind = "batchnorm"
 
     def __init__(self, mean, k, beta):
         self.mean, self.k, self.beta = mean, k, beta
@@ -241,7 +250,11 @@ class InferenceModel:
     ``predict(x)`` classes (m,) int64, ``predict_proba(x)`` their softmax. ``x`` (m, n_in) float in [0, 1] or raw
     uint8 pixels, checked by ``fastbin._validate.check_model_input``.
     ``engine`` is the engine class it runs on (``engine.name``: ``"numba"`` or
-    ``"numpy"``). Holds no per-call state: safe to call from several threads."""
+    ``"numpy"``). Holds no per-call state: safe to call from several threads.
+    ``input_scaled``: the model scales its input (``input_scale``), so it takes features,
+    not pixels (the C export refuses it)."""
+
+    input_scaled = False
 
     def __init__(self, stages, n_in, dtype, engine):
         self.stages, self.n_in, self.dtype = list(stages), int(n_in), np.dtype(dtype)
@@ -288,6 +301,13 @@ class InferenceModel:
         """Class probabilities (m, n_classes) of the model dtype, rows summing to 1:
         ``fastbin.reference.softmax(logits(x))``."""
         return softmax(self.logits(x))
+
+    def summary(self) -> str:
+        """Per stage and layer: shape, bytes held, float MACs and binary ops per sample
+        (:func:`fastbin.runtime.summary.summary_table`)."""
+        from .summary import summary_table
+
+        return summary_table(self)
 
     def __repr__(self):
         return f"InferenceModel(stages={[s.kind for s in self.stages]})"

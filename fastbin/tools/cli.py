@@ -36,8 +36,9 @@ class CommandError(Exception):
     returns 1."""
 
 EPILOG = """examples:
-  fastbin train --recipe bnn -o bnn.fbm           # fully binary MLP on Fashion-MNIST
-  fastbin train --model mlp --hidden 200,100 --optimizer adam --lr 1e-3 --epochs 5 -o mlp.fbm
+  fastbin train -o bnn.fbm                        # binary MLP (1-bit weights and activations)
+  fastbin train --recipe bnn -o bnn.fbm           # the demo's fully binary MLP, 10 epochs
+  fastbin train --activation tanh --no-binary-weights --hidden 200,100 --lr 1e-3 -o mlp.fbm   # float MLP
   fastbin eval bnn.fbm --folded                   # test accuracy, folded packed inference
   fastbin train --data mine.npz --binary-weights --binary-activations -o mine.fbm   # your own data
   fastbin eval mine.fbm --data mine.npz           # accuracy on its x_test, y_test
@@ -70,6 +71,16 @@ def _positive_float(text):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
     return value
 
 
@@ -146,25 +157,48 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     t = sub.add_parser("train", parents=[common], help="train a model and save it", description="Train a model on "
-                       "(Fashion-)MNIST and save it. Either --recipe NAME, or build one with the options.")
+                       "(Fashion-)MNIST or your own data (--data) and save it. Either --recipe NAME, or build one "
+                       "with the model and optimizer options. With none of them: a binary MLP, 1-bit weights and "
+                       "sign activations with batch norm (784-200-100-10 on (Fashion-)MNIST), Adam 1e-2, 5 epochs "
+                       "of batch 256.")
     t.add_argument("-o", "--output", required=True, metavar="PATH", help="model file to write")
-    t.add_argument("--recipe", choices=sorted(RECIPES), help="a predefined recipe (see the demo); other model "
-                   "and optimizer options are then ignored")
-    t.add_argument("--model", choices=["softmax", "mlp"], default="mlp", help="model kind (default: mlp)")
-    t.add_argument("--hidden", type=_sizes, default=[200, 100], metavar="N,N",
+    t.add_argument("--recipe", choices=sorted(RECIPES), help="a predefined recipe (see the demo). It sets the model "
+                   "and the optimizer: their options (--model ... --dropout, --optimizer ... --warmup) are refused "
+                   "with it; --epochs, --steps, --batch-size, --eval-every, --seed and --validation-split apply")
+    t.add_argument("--model", choices=["softmax", "mlp"], help="model kind (default: mlp)")
+    t.add_argument("--hidden", type=_sizes, metavar="N,N",
                    help="hidden layer sizes for --model mlp (default: 200,100)")
-    t.add_argument("--activation", choices=["tanh", "hardtanh", "sign"], default="tanh",
-                   help="hidden activation (default: tanh; sign = binary activations)")
-    t.add_argument("--binary-weights", action="store_true", help="1-bit weights (BinaryConnect)")
-    t.add_argument("--binary-activations", action="store_true", help="1-bit hidden activations (sign + STE)")
-    t.add_argument("--scale", action="store_true", help="scale binary weights by alpha = mean|W| per output")
+    t.add_argument("--activation", choices=["tanh", "hardtanh", "sign"],
+                   help="hidden activation (default: sign, binary activations; tanh or hardtanh: float)")
+    t.add_argument("--binary-weights", action=argparse.BooleanOptionalAction, default=None,
+                   help="1-bit weights, BinaryConnect (default: on; --no-binary-weights for float weights)")
+    t.add_argument("--binary-activations", action="store_true", default=None, help="the same as --activation sign")
+    t.add_argument("--scale", action="store_true", default=None,
+                   help="scale binary weights by alpha = mean|W| per output")
     t.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
                    help="batch norm after hidden dense layers (default: with binary activations)")
-    t.add_argument("--optimizer", choices=["sgd", "adam"], default="adam", help="optimizer (default: adam)")
-    t.add_argument("--lr", type=_positive_float, help="learning rate (default: 0.5 sgd, 1e-3 adam)")
-    t.add_argument("--schedule", default="none",
-                   help="lr schedule: none, step:EVERY:FACTOR (x FACTOR every EVERY steps) or "
-                        "rise:FACTOR:MAX (x FACTOR when the test loss rises, stop after MAX rises)")
+    t.add_argument("--dropout", type=_fraction, metavar="RATE",
+                   help="dropout after every hidden activation (float activations only: tanh, hardtanh)")
+    t.add_argument("--standardize", action="store_true", default=None,
+                   help="with --data: store the input transform (x - mean) * scale in the model, the mean and "
+                        "standard deviation per feature of x_train (scale 1/std per feature with float weights; "
+                        "one scale, 1/the mean std, with binary weights), so features of any range train and "
+                        "deploy as they are")
+    t.add_argument("--optimizer", choices=["sgd", "adam"], help="optimizer (default: adam)")
+    t.add_argument("--lr", type=_positive_float, help="learning rate (default: sgd 0.5; adam 1e-2 with binary "
+                   "weights, 1e-3 with float weights)")
+    t.add_argument("--momentum", type=_fraction, metavar="M", help="SGD momentum in [0, 1) (default: 0)")
+    t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (needs --momentum)")
+    t.add_argument("--weight-decay", type=_non_negative_float, metavar="WD",
+                   help="decoupled weight decay (AdamW; SGD too): each step multiplies every parameter by "
+                        "1 - lr * WD (default: 0)")
+    t.add_argument("--schedule",
+                   help="lr schedule: none (default), step:EVERY:FACTOR (x FACTOR every EVERY steps), "
+                        "rise:FACTOR:MAX (x FACTOR when the evaluation loss rises, stop after MAX rises), "
+                        "cosine (cosine decay to 0 over the run, after the warm-up) or cosine:STEPS[:FINAL] "
+                        "(over STEPS updates down to FINAL x lr)")
+    t.add_argument("--warmup", type=_positive_int, metavar="N",
+                   help="linear warm-up of the lr over the first N steps, then --schedule")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--epochs", type=_positive_int, help="passes over the training set (default: 5)")
     g.add_argument("--steps", type=_positive_int, help="number of updates instead of --epochs")
@@ -343,25 +377,115 @@ def _save_model(model, path, latent):
         raise CommandError(f"cannot save the model to {path}: {str(exc).removeprefix(f'{path}: ')}") from exc
 
 
+#: the train options that build the model, and the optimizer; a recipe sets both
+_MODEL_OPTIONS = ("model", "hidden", "activation", "binary_weights", "binary_activations", "scale", "batch_norm",
+                  "dropout", "standardize")
+_OPTIMIZER_OPTIONS = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup")
+
+
+def _flag(dest, value=True):
+    return ("--" if value is not False else "--no-") + dest.replace("_", "-")
+
+
+def _train_options(args, parser):
+    """The model and optimizer settings of ``fastbin train`` without --recipe, defaults filled
+    in, every combination checked (a usage error, never an option ignored): ``(model kind,
+    model keyword arguments, optimizer, schedule spelling)``, the optimizer without its schedule."""
+    from ..nn.optim import SGD, Adam, parse_schedule
+
+    kind = args.model or "mlp"
+    if kind == "softmax":
+        mlp_only = [_flag(d, getattr(args, d)) for d in ("hidden", "activation", "binary_activations", "batch_norm",
+                                                          "dropout") if getattr(args, d) is not None]
+        if mlp_only:
+            parser.error(f"{', '.join(mlp_only)}: options of --model mlp, not of --model softmax")
+    if args.binary_activations and args.activation not in (None, "sign"):
+        parser.error(f"--binary-activations means --activation sign, not --activation {args.activation}")
+    activation = "sign" if args.binary_activations else args.activation or "sign"
+    binary_weights = True if args.binary_weights is None else args.binary_weights
+    if args.scale and not binary_weights:
+        parser.error("--scale scales binary weights: it needs --binary-weights")
+    model_args = {"binary_weights": binary_weights, "scale": bool(args.scale)}
+    if kind == "mlp":
+        if args.dropout and activation == "sign":
+            parser.error("--dropout acts on float activations: give --activation tanh or hardtanh")
+        model_args.update(activation=activation, batch_norm=args.batch_norm, dropout=args.dropout or 0.0)
+    if args.standardize and not args.data:
+        parser.error("--standardize is for your own data (--data); the datasets' pixels are already in [0, 1]")
+    optimizer = args.optimizer or "adam"
+    if optimizer == "adam" and (args.momentum is not None or args.nesterov):
+        parser.error("--momentum and --nesterov are options of --optimizer sgd")
+    if args.nesterov and not args.momentum:
+        parser.error("--nesterov needs --momentum > 0")
+    lr = args.lr or (0.5 if optimizer == "sgd" else 1e-2 if binary_weights else 1e-3)
+    spelling = args.schedule or "none"
+    try:
+        if spelling != "cosine":  # cosine alone: over the run, known once the data is
+            parse_schedule(spelling)
+        if optimizer == "sgd":
+            opt = SGD(lr, momentum=args.momentum or 0.0, nesterov=bool(args.nesterov),
+                      weight_decay=args.weight_decay or 0.0)
+        else:
+            opt = Adam(lr, weight_decay=args.weight_decay or 0.0)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return kind, model_args, opt, spelling
+
+
+def _standard_transform(x, binary_weights):
+    """``input_offset`` and ``input_scale`` standardising the features of ``x`` (uint8: ``x / 255``):
+    the mean, and 1/std per feature (features with std 0: 1), or with binary weights, which fold
+    one scale only, 1/(the mean of the stds)."""
+    x = x / 255.0 if x.dtype == "uint8" else x.astype("float64")
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    if binary_weights:
+        spread = float(std.mean())
+        return {"input_offset": mean.astype("float32"), "input_scale": 1.0 / spread if spread > 0 else 1.0}
+    return {"input_offset": mean.astype("float32"), "input_scale": (1.0 / (std + (std == 0))).astype("float32")}
+
+
+def _run_steps(fit_args, n_rows):
+    """The number of updates ``fit(**fit_args)`` makes on ``n_rows`` rows."""
+    if "steps" in fit_args:
+        return fit_args["steps"]
+    n_train = n_rows - round(n_rows * fit_args.get("validation_split", 0))
+    return fit_args["epochs"] * math.ceil(n_train / fit_args["batch_size"])
+
+
+def _schedule(args, parser, spelling, total_steps):
+    """The schedule of ``--schedule spelling`` and ``--warmup`` for a run of ``total_steps``."""
+    from ..nn.optim import CosineDecay, WarmUp, parse_schedule
+
+    warmup = args.warmup or 0
+    if spelling == "cosine":
+        if total_steps - warmup < 1:
+            parser.error(f"--warmup {warmup} leaves none of the run's {total_steps} steps to --schedule cosine")
+        schedule = CosineDecay(total_steps - warmup)
+    else:
+        schedule = parse_schedule(spelling)
+    return WarmUp(warmup, then=schedule) if warmup else schedule
+
+
 def _cmd_train(args, parser):
     from ..nn.model import mlp, softmax_regression
-    from ..nn.optim import SGD, Adam, parse_schedule
     from ..nn.train import fit
     from .demo import RECIPES
 
     # Everything that can be checked is checked before any data is loaded (--data: before
     # the model is built, its input and output sizes being the data's).
     fit_args = {}
-    schedule = None
     if args.data and args.recipe:
         parser.error("--recipe trains on (Fashion-)MNIST; with --data build the model with --model, --hidden, ...")
     if args.data and args.data_dir:
         parser.error("--data and --data-dir exclude each other")
-    if not args.recipe:
-        try:
-            schedule = parse_schedule(args.schedule)
-        except ValueError as exc:
-            parser.error(str(exc))
+    if args.recipe:
+        given = [_flag(d, getattr(args, d)) for d in _MODEL_OPTIONS + _OPTIMIZER_OPTIONS
+                 if getattr(args, d) is not None]
+        if given:
+            parser.error(f"--recipe {args.recipe} sets the model and the optimizer: {', '.join(given)} cannot be "
+                         f"used with it (drop --recipe to build your own)")
+    else:
+        kind, model_args, opt, spelling = _train_options(args, parser)
     _check_output(args.output, "the model")
     if args.data:
         own = _read_npz(args.data, ["train"], ["val"])
@@ -373,7 +497,7 @@ def _cmd_train(args, parser):
     else:
         n_in, n_classes = 784, 10
     if not args.recipe:
-        sizes = [n_in, n_classes] if args.model == "softmax" else [n_in, *args.hidden, n_classes]
+        sizes = [n_in, n_classes] if kind == "softmax" else [n_in, *(args.hidden or [200, 100]), n_classes]
         if _parameter_count(sizes) > MAX_PARAMETERS:
             parser.error(f"a {'-'.join(map(str, sizes))} model has {_parameter_count(sizes):,} parameters, "
                          f"more than the {MAX_PARAMETERS:,} limit; use smaller --hidden sizes")
@@ -402,17 +526,12 @@ def _cmd_train(args, parser):
         opt = recipe.optimizer()
         fit_args = {**fit_args, **recipe.fit_args()}
     else:
-        if args.model == "softmax":
-            model = softmax_regression(n_in, n_classes, binary_weights=args.binary_weights, scale=args.scale,
-                                       seed=args.seed, backend=args.backend)
+        if args.standardize:
+            model_args.update(_standard_transform(x_train, model_args["binary_weights"]))
+        if kind == "softmax":
+            model = softmax_regression(n_in, n_classes, seed=args.seed, backend=args.backend, **model_args)
         else:
-            model = mlp(sizes, activation=args.activation, binary_weights=args.binary_weights,
-                        binary_activations=args.binary_activations, batch_norm=args.batch_norm,
-                        scale=args.scale, seed=args.seed, backend=args.backend)
-        if args.optimizer == "sgd":
-            opt = SGD(args.lr or 0.5, schedule=schedule)
-        else:
-            opt = Adam(args.lr or 1e-3, schedule=schedule)
+            model = mlp(sizes, seed=args.seed, backend=args.backend, **model_args)
         fit_args.update(epochs=5, batch_size=256, eval_every="epoch" if args.data else 0)
     if args.data:
         fit_args["batch_size"] = min(fit_args["batch_size"], len(x_train) - (  # at most the training rows
@@ -425,11 +544,15 @@ def _cmd_train(args, parser):
         fit_args["batch_size"] = args.batch_size
     if args.eval_every is not None:
         fit_args["eval_every"] = args.eval_every
+    if not args.recipe:
+        opt.schedule = _schedule(args, parser, spelling, _run_steps(fit_args, len(x_train if args.data else
+                                                                                  data.x_train)))
     if args.data:
         print(f"data: {args.data} ({len(x_train)} rows of {n_in} features, {n_classes} classes)")
     else:
         print(f"dataset: {data.name} ({data.source})")
     print(model.summary())
+    print(f"optimizer: {opt!r}")
     history = fit(model, opt, *data if args.data else (data,), seed=args.seed, progress=not args.no_progress,
                   **fit_args)
     where = {"test": "test", "validation": "validation"}.get(history.eval_on)

@@ -12,6 +12,10 @@ Recipes (``RECIPES``) are also what ``fastbin train --recipe NAME`` uses:
 * ``softmax``, ``binary-softmax``, ``mlp``, ``binary-mlp``, ``bnn``: fastbin's
   recipes for the accuracy targets on Fashion-MNIST (longer schedules, batch
   norm on binary layers).
+* ``bnn-conv``, ``binary-conv``: binary convolutional networks (issue 25,
+  :func:`fastbin.nn.model.bnn_conv`), fully binary and BinaryConnect with
+  hardtanh; slow on a small CPU, so ``fastbin train --recipe`` only, not in
+  the demo's lists.
 
 Every recipe trains on a :class:`fastbin.datasets.Dataset`, so ``fit`` evaluates
 on its test split, and ``nb1-binary``'s decay-on-rise watches the test loss:
@@ -30,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..nn.model import mlp, softmax_regression
+from ..nn.model import bnn_conv, mlp, softmax_regression
 from ..nn.optim import SGD, Adam, DecayOnRise, StepDecay
 
 __all__ = ["Recipe", "RECIPES", "DEMO_RECIPES", "load_data", "run_recipe", "main"]
@@ -109,6 +113,20 @@ RECIPES = {
         lambda be, seed, data=None: mlp(_MLP, binary_weights=True, binary_activations=True, seed=seed, backend=be),
         lambda: Adam(1e-2, schedule=StepDecay(470, 0.6)),
         dict(epochs=10, batch_size=256, eval_every=235), dict(epochs=2)),
+    # issue 25: binary convolutional networks (fastbin.nn.model.bnn_conv); slow here (several minutes an
+    # epoch on 2 shared cores), so in neither demo list
+    "bnn-conv": Recipe(
+        "fully binary CNN: 4 binary 3x3 convs (32, 32, 64, 64) with max pooling, batch norm, sign; "
+        "binary dense", "1-bit", "1-bit",
+        lambda be, seed, data=None: bnn_conv((28, 28, 1), 10, seed=seed, backend=be),
+        lambda: Adam(5e-3, schedule=StepDecay(469, 0.5)),
+        dict(epochs=3, batch_size=128, eval_every=469), dict(epochs=1)),
+    "binary-conv": Recipe(
+        "BinaryConnect CNN: the same binary weights with alpha scales, hardtanh activations", "1-bit", "hardtanh",
+        lambda be, seed, data=None: bnn_conv((28, 28, 1), 10, activation="hardtanh", scale=True, seed=seed,
+                                             backend=be),
+        lambda: Adam(5e-3, schedule=StepDecay(469, 0.5)),
+        dict(epochs=3, batch_size=128, eval_every=469), dict(epochs=1)),
 }
 
 #: Recipes the demo runs, in order.

@@ -31,7 +31,9 @@ Supported model kinds: fully binary MLPs (1-bit weights and activations, with
 or without batch norm) and binary-weight softmax regression (with or without an
 input offset, alpha scale, output batch norm). Anything else (float weights, a
 tanh/hardtanh layer, a binary layer on float input) raises ``ValueError``: its
-float products would not match the Python model exactly.
+float products would not match the Python model exactly. So does a model with an
+input scale (``input_scale``): it was trained on features, not pixels, and the C
+functions take raw uint8 pixels only.
 
 The stages are read through :func:`plan` (one adapter: the only code here that
 knows the runtime's classes).
@@ -133,6 +135,9 @@ def plan(model) -> Plan:
     dtype = np.dtype(model.dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise _unsupported(f"model dtype {dtype} (float32 or float64 expected)")
+    if getattr(model, "input_scaled", False):
+        raise _unsupported("the model scales its input (input_scale): it takes features, not [0, 1] pixels, and "
+                           "the C functions take raw uint8 pixels only")
     stages = list(model.stages)
     if not stages or not isinstance(stages[-1], FloatStage):
         raise _unsupported("the model does not end in a float stage (the logits)")

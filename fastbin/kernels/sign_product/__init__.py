@@ -8,6 +8,12 @@ The kernels live side by side in this folder (the layout of Larq Compute Engine'
   kernel); the reference the others are tested against;
 * ``avx512``: float32 table lookups (``vpermps``), and the exact product by lookups;
 * ``avx512_int16``: int16 table lookups of uint8 rows (``vpermw``, ``vpmaddubsw``);
+* ``avx2``: the exact product of uint8 rows by byte multiply-adds (``vpmaddubsw``)
+  on ±1 int8 signs (x86-64 with AVX2);
+* ``avx2_lut``: float32 8-entry table lookups (``vpermps`` on ymm, groups of 3 inputs;
+  x86-64 with AVX2);
+* ``byte_lut``: one float row by 256-entry tables of 8 inputs, one scalar lookup per
+  byte of W's packed rows (portable; planned on the AVX2 kind);
 * ``uint8_masks``: uint8 rows in integers on byte masks of ``W`` unpacked once (and +
   pairwise adds: ``uadalp`` on AArch64), exact for every ``k`` the int32 result holds;
 * ``blas``: BLAS on unpacked ±1 signs, a cache-sized block at a time (x86-64 without
@@ -38,6 +44,8 @@ from ... import _config
 from ..._limits import UINT8_F32_EXACT_MAX_K
 from ..._tables import AVX2, AVX512
 from .._plan import Path
+from .avx2 import sign_matmul_madd, sign_matmul_madd_parallel
+from .avx2_lut import sign_matmul_lut3, sign_matmul_lut3_parallel
 from .avx512 import (
     lut_product,
     lut_product_parallel,
@@ -48,6 +56,7 @@ from .avx512 import (
     sign_matmul_lut_parallel,
 )
 from .blas import blas_product
+from .byte_lut import sign_matmul_bytes
 from .exact import exact_lut_product, exact_lut_product_parallel, exact_sign_dot_rows, exact_sign_dot_rows_parallel
 from .portable import (
     sign_dot_rows,
@@ -98,11 +107,14 @@ _SIGN_MATMUL = {
     # float rows
     "bits": (sign_matmul_bits, (), "f"),
     "bits_parallel": (sign_matmul_bits_parallel, (), "f"),
+    "bytes": (_contiguous(sign_matmul_bytes), (), "f"),
     "unpack": (sign_matmul_float, (), "f"),
     "unpack_parallel": (sign_matmul_float_parallel, (), "f"),
     "lut": (sign_matmul_lut, ("lut_chunk_bytes",), "s"),
     "lut_parallel": (sign_matmul_lut_parallel, ("lut_chunk_bytes",), "s"),
     "blas": (blas_product, ("blas_chunk_bytes",), "s"),
+    "lut3": (_contiguous(sign_matmul_lut3), ("lut3_chunk_bytes",), "s"),
+    "lut3_parallel": (_contiguous(sign_matmul_lut3_parallel), ("lut3_chunk_bytes",), "s"),
     # uint8 rows (exact int32)
     "uint8_planes": (sign_matmul_uint8, (), "u"),
     "uint8_float": (sign_matmul_uint8_float, (), "u"),
@@ -112,6 +124,8 @@ _SIGN_MATMUL = {
     "uint8_lut": (_contiguous(sign_matmul_lut), ("lut_chunk_bytes",), "u"),
     "uint8_lut_parallel": (_contiguous(sign_matmul_lut_parallel), ("lut_chunk_bytes",), "u"),
     "uint8_blas": (_uint8_blas, ("blas_chunk_bytes",), "u"),
+    "uint8_madd": (sign_matmul_madd, ("madd_panel_bytes",), "u"),
+    "uint8_madd_parallel": (sign_matmul_madd_parallel, ("madd_panel_bytes",), "u"),
 }
 #: Paths without table arguments, made once (the hot 1 x 784 calls allocate no plan).
 _FIXED = {name: Path(name, kernel) for name, (kernel, keys, _) in _SIGN_MATMUL.items() if not keys}
@@ -123,6 +137,8 @@ PATHS: dict[str, str] = {name: kinds for name, (_, _, kinds) in _SIGN_MATMUL.ite
 NEEDS: dict[str, str] = {
     "lut": "FLOAT_LUT", "lut_parallel": "FLOAT_LUT", "uint8_lut": "FLOAT_LUT",
     "uint8_lut_parallel": "FLOAT_LUT", "uint8_lut16": "INT16_LUT", "uint8_lut16_parallel": "INT16_LUT",
+    "uint8_madd": "INT8_MADD", "uint8_madd_parallel": "INT8_MADD",
+    "lut3": "FLOAT_LUT8", "lut3_parallel": "FLOAT_LUT8",
     "exact_lut": "FLOAT_LUT", "exact_lut_parallel": "FLOAT_LUT", "lut_rows": "FLOAT_LUT",
 }
 
@@ -159,6 +175,10 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
             # int16 tables, widened to int32 every 32 groups: exact for every k the int32 result holds
             return path("uint8_lut16_parallel" if config.use_threads("sign_matmul", m * n * k, threads)
                         else "uint8_lut16")
+        if config.INT8_MADD and "uint8_madd_min_rows" in table and m >= table["uint8_madd_min_rows"]:
+            # ±1 int8 signs by vpmaddubsw (AVX2 tables only), int16 sums widened every 64 steps: exact
+            return path("uint8_madd_parallel" if config.use_threads("sign_matmul", m * n * k, threads)
+                        else "uint8_madd")
         if (config.SIGN_MATMUL_BLAS and config.SIGN_MATMUL_UINT8_FLOAT_PATH and k <= UINT8_F32_EXACT_MAX_K
                 and _blas_rows(table, m, k, n)):
             return path("uint8_blas")
@@ -179,6 +199,13 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
     f32 = char == "f"
     if config.FLOAT_LUT and f32 and m >= table["lut_min_rows"] and n >= table["lut_min_cols"]:
         return path("lut_parallel" if threaded else "lut")
+    if f32 and "bytes_max_rows" in table and m <= table["bytes_max_rows"] and n >= table["bytes_min_cols"]:
+        # one row: 256-entry tables of 8 inputs, one lookup per byte of W (AVX2 tables only)
+        return _FIXED["bytes"]
+    if (config.FLOAT_LUT8 and f32 and "lut3_min_rows" in table and m >= table["lut3_min_rows"]
+            and n >= table["lut3_min_cols"]):
+        # 8-entry tables of 3 inputs (AVX2 tables only), ahead of BLAS
+        return path("lut3_parallel" if threaded else "lut3")
     if config.SIGN_MATMUL_BLAS and f32 and _blas_rows(table, m, k, n):
         return path("blas")
     if m < table["unpack_min_rows_f32" if f32 else "unpack_min_rows_f64"]:
