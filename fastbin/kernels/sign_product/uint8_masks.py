@@ -125,7 +125,7 @@ def byte_masks(w_bits, k):
             word = w_bits[j, t]
             base = t * 64
             for b in range(min(64, k - base)):
-                masks[j, base + b] = np.uint8(0) - np.uint8((word >> np.uint64(b)) & np.uint64(1))
+                masks[j, base + b] = np.uint8(255) * np.uint8((word >> np.uint64(b)) & np.uint64(1))  # 0xFF or 0
     return masks
 
 
@@ -133,7 +133,7 @@ def byte_masks(w_bits, k):
 def _tail_sum(x, i, masks, j, t0):
     s = 0
     for t in range(t0, x.shape[1]):
-        s += x[i, t] & masks[j, t]
+        s += np.int64(x[i, t] & masks[j, t])  # an int64 sum also as plain Python (uint8 would wrap)
     return s
 
 
