@@ -48,13 +48,14 @@ import ctypes
 import os
 import sys
 import threading
+import types
 
 import numba
 import numpy as np
 from numba.core.registry import cpu_target
 from numba.np.ufunc import parallel as _numba_parallel
 
-from ._tables import TABLES, cpu_kind
+from ._tables import TABLES, cpu_kind, edited
 
 __all__ = [
     "CACHE",
@@ -77,7 +78,6 @@ __all__ = [
     "XOR_COUNT_ROWS4",
     "vector_popcount",
     "vector_registers",
-    "ALIGNED_MIN_WORDS",
     "INT32_MAX",
     "BINARY_MATMUL_MAX_K",
     "SIGN_MATMUL_UINT8_MAX_K",
@@ -112,10 +112,6 @@ JIT_OPTIONS: dict = dict(
     error_model="numpy",
     boundscheck=False,
 )
-
-#: Packed outputs of fewer words than this are allocated with ``np.empty``
-#: (``aligned_words``' ``ctypes`` call costs about a microsecond).
-ALIGNED_MIN_WORDS: int = 4096
 
 #: int32 outputs (``binary_matmul``, ``sign_matmul`` on uint8) hold every
 #: result exactly while ``max|result| <= INT32_MAX``: the public functions
@@ -376,3 +372,16 @@ def use_threads(kernel: str, work: int, threads: bool | None) -> bool:
     else:  # 2, "yes", 1.0: not a choice of the two
         raise TypeError(f"threads must be None, True or False, got {threads!r}")
     return threads_allowed_here()
+
+
+class _Config(types.ModuleType):
+    """This module, counting every attribute set on it as an edit (``_tables.edited``): a
+    probe or ``TABLE`` set by a test or a tuning session drops the planners' memo of plans
+    (``fastbin.kernels._plan.memoized``) as an edited table entry does."""
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        edited()
+
+
+sys.modules[__name__].__class__ = _Config

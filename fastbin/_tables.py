@@ -13,17 +13,73 @@ Numba-free: plain data.
 """
 from __future__ import annotations
 
-__all__ = ["GENERIC", "TABLES", "cpu_kind"]
+__all__ = ["ENGINE", "GENERIC", "TABLES", "Table", "cpu_kind", "edited", "edits", "memo"]
+
+#: How many times a table entry or a ``fastbin._config`` attribute (probe, ``TABLE``) has
+#: been set in this process, and the planners' memos of plans (``fastbin.kernels._plan.memoized``),
+#: emptied at every such edit.
+_EDITS = [0]
+_MEMOS: list[dict] = []
+
+
+def edits() -> list[int]:
+    """The one-element list holding the edit count (read ``edits()[0]``)."""
+    return _EDITS
+
+
+def memo() -> dict:
+    """A new planner's memo, emptied at every edit."""
+    held: dict = {}
+    _MEMOS.append(held)
+    return held
+
+
+def edited() -> None:
+    """Count one edit (a table entry or a ``fastbin._config`` attribute was set) and
+    empty the planners' memos."""
+    _EDITS[0] += 1
+    for held in _MEMOS:
+        held.clear()
+
+
+class Table(dict):
+    """A threshold table: a ``dict`` whose every change counts as an edit (``edits``), so a
+    plan made with the old entry is not served again (tests and tuning edit tables live)."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        edited()
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        edited()
+
+    def _changed(method):  # noqa: N805 - a decorator of the class body
+        def changed(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                edited()
+        changed.__name__ = method.__name__
+        return changed
+
+    update = _changed(dict.update)
+    pop = _changed(dict.pop)
+    popitem = _changed(dict.popitem)
+    clear = _changed(dict.clear)
+    setdefault = _changed(dict.setdefault)
+    __ior__ = _changed(dict.__ior__)
+    del _changed
 
 #: The portable kernels' thresholds (every CPU kind has them).
-GENERIC: dict = {
+GENERIC: Table = Table({
     # minimum work before a threaded kernel, each ~50-130 us of serial work on Zen 4
-    "parallel_min_work": {
+    "parallel_min_work": Table({
         "binary_matmul": 1 << 19,  # m * n * n_words word operations
         "sign_matmul": 1 << 21,  # m * n * k multiply-adds
         "pack_signs": 1 << 20,  # elements
         "linear_softmax_ce": 1 << 22,  # m * k * c multiply-adds (each done twice)
-    },
+    }),
     # float rows below this sum x straight from W's bits; from it on W is unpacked once (Zen 4)
     "unpack_min_rows_f32": 8,
     "unpack_min_rows_f64": 5,
@@ -45,10 +101,10 @@ GENERIC: dict = {
     "rows4_max_rows": 0,
     # folded model's float tail: the threaded binary product only from this many outputs (2 cores)
     "threaded_min_cols": 64,
-}
+})
 
 #: x86-64 with AVX-512F: the table-lookup kernels (measured on the Xeon, rocketlake).
-AVX512: dict = {
+AVX512: Table = Table({
     **GENERIC,
     # float32 rows by table lookups from 8 rows and 256 outputs (1.2-3.6x sgemm there)
     "lut_min_rows": 8,
@@ -68,11 +124,11 @@ AVX512: dict = {
     "exact_lut_min_rows": 8,
     "exact_lut_min_cols": 64,
     "exact_lut_min_cols_long": 100,  # from k = 2048 on
-}
+})
 
 #: x86-64 without AVX-512F: many rows through BLAS on unpacked ±1 float32 signs (AVX2 code
 #: path compiled on the Xeon: 0.84-0.99x sgemm where the register blocks gave 0.21-0.9x).
-AVX2: dict = {
+AVX2: Table = Table({
     **GENERIC,
     "blas_min_rows": 64,
     "blas_min_rows_big": 16,  # when k * n >= blas_big
@@ -94,17 +150,35 @@ AVX2: dict = {
     "bytes_max_rows": 1,
     "bytes_min_cols": 256,
     "lut3_chunk_bytes": 2 << 20,  # a pass's index bytes (512x4096x4096: 1.3-1.8x sgemm, 0.9-1.3x at 64 KiB-512 KiB)
-}
+})
 
 #: AArch64: the portable kernels, and the 4-row byte-popcount binary kernel for few rows
 #: (QEMU instruction counts, cortex-a72/a76: benchmarks/results/2026-12-07-arm64-insn.md).
-NEON: dict = {
+NEON: Table = Table({
     **GENERIC,
     # below the blocked kernel's 8-row lanes, rows4 shares each load of a row of a over 4 rows of w
     "rows4_max_rows": 7,
     # uint8 rows in integers on byte masks (and/uadalp) instead of the exact float32 path
     "uint8_masks_min_rows": 8,
-}
+})
+
+#: The runtime's choices that do not depend on the CPU kind (plain NumPy work, Python-side
+#: allocation), read at call time by the engines and ``InferenceModel.predict``; the NumPy
+#: engine runs without Numba, so these cannot go through ``_config.TABLE``.
+ENGINE: Table = Table({
+    # numpy engine: a packed product of fewer rows by popcounts word by word, from here on BLAS on ±1 floats
+    "numpy_popcount_max_rows": 16,
+    # numpy engine: a float sign stage of fewer rows refines a BLAS product near its thresholds,
+    # from here on it takes the exact product (float64 BLAS beats gathering the near entries)
+    "numpy_refine_max_rows": 64,
+    # predict on float rows certifies classes from bounds from this many rows on (below, the bounds'
+    # few NumPy calls cost about what they save), first on a probe of certify_probe_rows rows: when
+    # more than half of them are near a tie the rest take the exact product directly
+    "certify_min_rows": 256,
+    "certify_probe_rows": 32,
+    # numba engine: packed outputs of fewer words are np.empty (aligned_words' ctypes call costs ~1 us)
+    "aligned_min_words": 4096,
+})
 
 TABLES: dict[str, dict] = {"avx512": AVX512, "avx2": AVX2, "neon": NEON, "generic": GENERIC}
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from random_models import randomise
 
-from fastbin import runtime
+from fastbin import _tables, runtime
 from fastbin._config import TABLE
 from fastbin.nn.model import mlp, softmax_regression
 from fastbin.runtime import model as runtime_model
@@ -58,7 +58,7 @@ def test_certified_classes_are_the_exact_argmax(name, engine, tmp_path, rng):
     _tied(MODELS[name](), rng).save(path)
     model = runtime.load(path, engine=engine)
     assert model.certify == (engine == "numba")
-    for m in (FEW_ROWS, 40, runtime_model.CERTIFY_MIN_ROWS, 301, 1000):
+    for m in (FEW_ROWS, 40, _tables.ENGINE["certify_min_rows"], 301, 1000):
         x = _inputs(rng, m, model.dtype)
         logits = model.logits(x)
         assert (logits[:, 0] == logits[:, 1]).all()  # the copied output ties on every row
@@ -114,4 +114,4 @@ def test_a_model_tied_everywhere_skips_the_bounds_after_the_probe(tmp_path, rng,
     monkeypatch.setattr(runtime_model.FloatStage, "__call__", lambda stage, a: calls.append(a.shape[0])
                         or real_call(stage, a))
     np.testing.assert_array_equal(model.predict(x), np.zeros(500, np.int64))  # the first of the tied
-    assert calls == [runtime_model.CERTIFY_PROBE_ROWS, 500 - runtime_model.CERTIFY_PROBE_ROWS]
+    assert calls == [_tables.ENGINE["certify_probe_rows"], 500 - _tables.ENGINE["certify_probe_rows"]]

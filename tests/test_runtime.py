@@ -414,3 +414,38 @@ def test_stored_thresholds_are_checked_against_the_layers(files, tmp_path, name,
         assert cli.main(argv) == 1
         err = capsys.readouterr().err
         assert err.startswith("fastbin: error: ") and "do not fold the layers" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("kind", ["bnn", "bnn_scaled_centred"])
+def test_numpy_engine_reads_its_thresholds_at_call_time(files, rng, monkeypatch, kind):
+    """The numpy engine's two choices (popcounts or BLAS for packed products; refinement or the
+    exact product for float sign stages) come from ``fastbin._tables.ENGINE`` when called: an
+    edited entry switches the path at once, and both sides give the same bits."""
+    from fastbin import _tables
+    from fastbin.runtime import _numpy
+
+    model = runtime.load(files[kind], engine="numpy")
+    x = _inputs(rng, 40)["float_fine"]
+    calls = {"popcount": 0, "exact": 0}
+    real_popcount, real_exact = _numpy.popcount_words, _numpy.reference.exact_sign_product
+
+    def popcount(v):
+        calls["popcount"] += 1
+        return real_popcount(v)
+
+    def exact(*args):
+        calls["exact"] += 1
+        return real_exact(*args)
+
+    monkeypatch.setattr(_numpy, "popcount_words", popcount)
+    monkeypatch.setattr(_numpy.reference, "exact_sign_product", exact)
+    results = {}
+    for side, rows in (("low", 0), ("high", 10**9)):
+        monkeypatch.setitem(_tables.ENGINE, "numpy_popcount_max_rows", rows)
+        monkeypatch.setitem(_tables.ENGINE, "numpy_refine_max_rows", rows)
+        calls.update(popcount=0, exact=0)
+        results[side] = model.logits(x)
+        # low thresholds: BLAS for packed products and the exact float stage; high: popcounts, refinement
+        assert (calls["popcount"] > 0) == (side == "high"), (side, calls)
+        assert (calls["exact"] > 0) == (side == "low"), (side, calls)
+    np.testing.assert_array_equal(results["low"], results["high"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._config import ALIGNED_MIN_WORDS
+from .. import _tables
 from .._limits import EVAL_CHUNK
 from ..bits import n_words_for
 from ..kernels import binary_product, sign_product
@@ -29,7 +29,7 @@ __all__ = ["NumbaEngine"]
 def _words(rows, n_words):
     """Output words: 64-byte aligned for large outputs (``aligned_words``);
     small ones skip its ``ctypes`` call."""
-    if rows * n_words < ALIGNED_MIN_WORDS:
+    if rows * n_words < _tables.ENGINE["aligned_min_words"]:
         return np.empty((rows, n_words), np.uint64)
     return aligned_words(rows, n_words)
 

@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import reference
+from .. import _tables, reference
 from .._limits import EVAL_CHUNK, F32_EXACT_INT
 from ..bits import n_words_for
 
 __all__ = ["NumpyEngine", "popcount_words"]
 
-#: Below this many rows a packed product uses popcounts, from here on BLAS on ±1 floats.
-POPCOUNT_MAX_ROWS = 16
 _BLAS_EXACT_K = F32_EXACT_INT
-#: Below this many rows a sign stage on float input refines a BLAS product near its thresholds;
-#: from here on it takes the exact product (float64 BLAS).
-REFINE_MAX_ROWS = 64
 _M1, _M2, _M4, _H01 = (np.uint64(0x5555555555555555), np.uint64(0x3333333333333333),
                        np.uint64(0x0F0F0F0F0F0F0F0F), np.uint64(0x0101010101010101))
 
@@ -82,7 +77,7 @@ class NumpyEngine:
     def binary_dot(a, weights, dtype):
         w = weights.packed
         m, k = a.shape[0], w.n_bits
-        if m < POPCOUNT_MAX_ROWS or k >= _BLAS_EXACT_K:
+        if m < _tables.ENGINE["numpy_popcount_max_rows"] or k >= _BLAS_EXACT_K:
             c = popcount_words(a[:, None, :] ^ w.bits[None, :, :]).sum(axis=2, dtype=np.int64)
             return (k - 2 * c).astype(dtype)
         dot = _unpack(a, k, np.float32) @ weights.rows_f32.T
@@ -117,7 +112,7 @@ class NumpyEngine:
         product: for a few rows BLAS in the model dtype, then the exact product near
         a threshold (``fastbin.reference.refine_near_thresholds``); for more the
         exact product itself (float64 BLAS beats gathering the near entries)."""
-        if x.shape[0] >= REFINE_MAX_ROWS:
+        if x.shape[0] >= _tables.ENGINE["numpy_refine_max_rows"]:
             return reference.exact_sign_product(x, weights.signs64)
         dot = x @ weights.rows_float.T
         return reference.refine_near_thresholds(x, weights.rows_float, dot, thresholds)

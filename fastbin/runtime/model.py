@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _tables
 from .._validate import check_model_input
 from ..reference import bn_affine, dense_affine, softmax
 
@@ -188,19 +189,12 @@ class FloatStage:
         return a
 
 
-#: ``predict`` certifies classes from ``CERTIFY_MIN_ROWS`` rows on (below, the bounds' few NumPy
-#: calls cost about what they save). It first certifies ``CERTIFY_PROBE_ROWS`` rows; when more
-#: than half of them are near a tie (a model whose logits tie everywhere, such as notebook 1's
-#: initial all-positive weights), the other rows skip the bounds and take the exact product
-#: directly, so a tie-heavy model pays the probe's block twice and no more.
-CERTIFY_MIN_ROWS = 256
-CERTIFY_PROBE_ROWS = 32
-
-
 def certified_classes(stage, x):
-    """:func:`_certified_block` on a probe of ``CERTIFY_PROBE_ROWS`` rows, then on the rest,
-    or, when the probe was mostly near ties, the exact argmax of the rest."""
-    head = x[:CERTIFY_PROBE_ROWS]
+    """:func:`_certified_block` on a probe of ``_tables.ENGINE["certify_probe_rows"]`` rows, then
+    on the rest, or, when the probe was mostly near ties (a model whose logits tie everywhere,
+    such as notebook 1's initial all-positive weights), the exact argmax of the rest: a
+    tie-heavy model pays the probe's block twice and no more."""
+    head = x[: _tables.ENGINE["certify_probe_rows"]]
     classes, unsure = _certified_block(stage, head)
     if x.shape[0] == head.shape[0]:
         return classes
@@ -282,7 +276,7 @@ class InferenceModel:
         fused = self.fused
         if fused is not None and fused.takes(x.shape[0]):
             return fused(x, predict)
-        if predict and self.certify and x.shape[0] >= CERTIFY_MIN_ROWS and x.dtype != _UINT8:
+        if predict and self.certify and x.shape[0] >= _tables.ENGINE["certify_min_rows"] and x.dtype != _UINT8:
             return certified_classes(self.stages[0], x)
         z = self._run(x)
         return z.argmax(axis=1) if predict else z

@@ -30,7 +30,7 @@ unblocked ones trust their input (a folded model's words).
 from __future__ import annotations
 
 from ... import _config
-from .._plan import Path
+from .._plan import Path, memoized
 from .blocked import (
     binary_dense_sign_kernel,
     binary_dense_sign_parallel,
@@ -59,6 +59,7 @@ SIGN_PATHS: dict[str, Path] = {
 }
 
 
+@memoized(3, "binary_matmul", lambda m, n, n_words, *_: m * n * n_words)
 def plan(m: int, n: int, n_words: int, threads=None, *, few: bool = False, tail: bool = False,
          force: str | None = None) -> Path:
     """The kernel of ``sign(A) @ sign(W)`` for ``a`` (m, n_words) and ``w`` (n, n_words)."""
@@ -76,6 +77,7 @@ def plan(m: int, n: int, n_words: int, threads=None, *, few: bool = False, tail:
     return PATHS["blocked_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads) else "blocked"]
 
 
+@memoized(3, "binary_matmul", lambda m, n, n_words, *_: m * n * n_words)
 def plan_sign(m: int, n: int, n_words: int, threads=None, *, few: bool = False, force: str | None = None) -> Path:
     """The kernel of the binary dense layer + threshold + packing."""
     if force is not None:

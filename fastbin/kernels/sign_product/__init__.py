@@ -43,7 +43,7 @@ import numpy as np
 from ... import _config
 from ..._limits import UINT8_F32_EXACT_MAX_K
 from ..._tables import AVX2, AVX512
-from .._plan import Path
+from .._plan import Path, memoized
 from .avx2 import sign_matmul_madd, sign_matmul_madd_parallel
 from .avx2_lut import sign_matmul_lut3, sign_matmul_lut3_parallel
 from .avx512 import (
@@ -159,6 +159,7 @@ def _blas_rows(table, m, k, n) -> bool:
     )
 
 
+@memoized(4, "sign_matmul", lambda m, k, n, *_: m * n * k)
 def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = None) -> Path:
     """The kernel of ``sign_matmul`` on ``x`` (m, k) of ``dtype`` (a ``numpy.dtype``:
     float32, float64 or uint8) and packed signs of ``n`` rows: ``threads`` None (automatic), True or False
