@@ -55,7 +55,7 @@ import numpy as np
 from numba.core.registry import cpu_target
 from numba.np.ufunc import parallel as _numba_parallel
 
-from ._tables import TABLES, cpu_kind, edited
+from ._tables import TABLES, Table, cpu_kind, edited
 
 __all__ = [
     "CACHE",
@@ -380,6 +380,9 @@ class _Config(types.ModuleType):
     (``fastbin.kernels._plan.memoized``) as an edited table entry does."""
 
     def __setattr__(self, name, value):
+        if name == "TABLE" and not isinstance(value, Table):
+            # a plain dict's later edits would not empty the memo: refuse it
+            raise TypeError(f"fastbin._config.TABLE must be a fastbin._tables.Table, got {type(value).__name__}")
         super().__setattr__(name, value)
         edited()
 

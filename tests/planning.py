@@ -22,7 +22,7 @@ def use_cpu(monkeypatch, kind, **changes):
         monkeypatch.setattr(_config, name, changes.pop(name, value))
     for name in [key for key in changes if key.isupper()]:
         monkeypatch.setattr(_config, name, changes.pop(name))
-    table = {**_tables.TABLES[kind], **changes}
-    table["parallel_min_work"] = dict(table["parallel_min_work"])
+    table = _tables.Table({**_tables.TABLES[kind], **changes})  # its edits empty the planners' memo
+    table["parallel_min_work"] = _tables.Table(table["parallel_min_work"])
     monkeypatch.setattr(_config, "TABLE", table)
     return table

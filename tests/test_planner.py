@@ -324,6 +324,33 @@ def test_an_edited_table_changes_the_plan(rng, monkeypatch):
     assert binary_product.plan(3, 10, 13, threads=False).name == "blocked"
 
 
+def test_the_memo_of_plans_follows_every_edit(monkeypatch):
+    """Plans asked with positional arguments are kept (``fastbin.kernels._plan.memoized``),
+    and every edit of what a plan reads empties the memo: a table entry, a nested entry, a
+    probe, ``_config.TABLE`` itself. Plans that depend on the thread count are never kept."""
+    f32 = np.dtype(np.float32)
+    table = use_cpu(monkeypatch, "generic")
+    memo = sign_product.plan.memo
+    first = sign_product.plan(4, 784, 10, f32, False)
+    assert first.name == "bits" and memo[(4, 784, 10, f32, False)] is first
+    assert sign_product.plan(4, 784, 10, f32, False) is first  # served from the memo
+    monkeypatch.setitem(table, "unpack_min_rows_f32", 2)  # an entry
+    assert not memo and sign_product.plan(4, 784, 10, f32, False).name == "unpack"
+    monkeypatch.setitem(table["parallel_min_work"], "sign_matmul", 1)  # a nested entry
+    assert not memo and sign_product.plan(4, 784, 10, f32, None).name == "unpack_parallel"
+    assert not memo  # work above the threshold: the plan asked numba.get_num_threads(), not kept
+    assert sign_product.plan(4, 784, 10, f32, True).name == "unpack_parallel" and not memo
+    use_cpu(monkeypatch, "avx512")  # probes and another table
+    assert sign_product.plan(64, 784, 512, f32, False).name == "lut"
+    monkeypatch.setattr(_config, "FLOAT_LUT", False)  # a probe alone
+    assert sign_product.plan(64, 784, 512, f32, False).name != "lut"
+    assert binary_product.plan(2, 10, 13, False).name == "blocked"
+    monkeypatch.setitem(_config.TABLE, "rows4_max_rows", 2)
+    assert binary_product.plan(2, 10, 13, False).name == "rows4"
+    with pytest.raises(TypeError, match="must be a fastbin._tables.Table"):
+        _config.TABLE = dict(_config.TABLE)  # a plain dict's edits could not empty the memo
+
+
 @pytest.mark.parametrize(
     "magic, kind",
     [
@@ -362,8 +389,9 @@ PROBES = {"FLOAT_LUT", "INT16_LUT", "INT8_MADD", "int8_madd", "FLOAT_LUT8", "VEC
           "VECTOR_REGISTERS", "SIGN_MATMUL_BLAS", "SIGN_MATMUL_UINT8_FLOAT_PATH", "CPU_KIND", "TABLE",
           "TABLES", "_MAGIC_TUPLE", "magic_tuple", "float_lut", "int16_lut", "sign_matmul_blas",
           "vector_popcount", "vector_registers", "cpu_kind"}
-#: The modules that may read them: the configuration, the tables and the planners.
-READERS = {"_config.py", "_tables.py", "kernels/sign_product/__init__.py", "kernels/binary_product/__init__.py"}
+#: The modules that may read them: the configuration, the tables, the planners and their memo.
+READERS = {"_config.py", "_tables.py", "kernels/sign_product/__init__.py", "kernels/binary_product/__init__.py",
+           "kernels/_plan.py"}
 
 
 def probe_reads(source: str) -> list[str]:

@@ -410,7 +410,7 @@ def test_blas_path_of_machines_without_lookups(m, k, n, chunk_cols, rng, monkeyp
     skip_big_without_jit(m * k * n)
     _portable_cpu(monkeypatch)
     monkeypatch.setattr(_config, "SIGN_MATMUL_BLAS", True)
-    table = dict(_tables.AVX2)  # the planner reads the AVX2 kind's table
+    table = _tables.Table(_tables.AVX2)  # the planner reads the AVX2 kind's table
     if chunk_cols is not None:
         table["blas_chunk_bytes"] = 4 * k * chunk_cols
     if m < table["blas_min_rows"]:
