@@ -50,15 +50,15 @@ def memoized(threads_at: int, kernel: str, work: Callable[..., int]):
         def planned(*args, **options):
             if options:
                 return planner(*args, **options)
+            threads = args[threads_at] if len(args) > threads_at else None
+            if threads is not False and threads is not None:  # True, or 0 (== False): the planner checks it
+                return planner(*args)
             path = held.get(args)
             if path is not None:
                 return path
             made_at = count[0]
             path = planner(*args)
-            threads = args[threads_at] if len(args) > threads_at else None
-            if threads is False or (
-                threads is None and work(*args) < _config.TABLE["parallel_min_work"][kernel]
-            ):
+            if threads is False or work(*args) < _config.TABLE["parallel_min_work"][kernel]:
                 if len(held) >= MEMO_SIZE:
                     held.clear()
                 if count[0] == made_at:  # no edit while planning (another thread's)
