@@ -172,7 +172,7 @@ def test_packed_conv_model_equals_the_specification_and_the_unfolded_model(rng, 
     assert isinstance(spec, ConvInferenceModel)
     for m in (0, 1, 5) if NOJIT else (0, 1, 5, 150):  # 150: three chunks of eval_chunk (64)
         x = _images(rng, model, m)
-        for xs in (x, x / np.float32(255), (x / 255.0).reshape(m, -1)):
+        for xs in (x, x / np.float32(255), (x / 255.0).reshape(m, model.n_in)):
             expected = model.forward(xs)
             assert expected.shape == (m, model.layers[-1].n if isinstance(model.layers[-1], BatchNorm)
                                       else model.layers[-1].n_out)
