@@ -28,7 +28,10 @@ def test_summary_of_a_binary_mlp(engine, tmp_path):
     assert rows[0]["bytes"] > 8 * words[0] * sizes[1] and rows[2]["bytes"] == 8 * words[2] * sizes[3]
     text = model.summary()
     assert f"engine {engine}" in text and "100 inputs" in text
-    assert _total_line(text) == [sum(r[k] for r in rows) for k in ("bytes", "macs", "binary_ops")]
+    assert _total_line(text) == [sum(r[k] for r in rows) for k in ("params", "bits", "bytes", "macs", "binary_ops")]
+    # weights, then one int64 threshold (as held) and one flip bit per output and input kind (two on the first stage)
+    assert rows[0]["params"] == 100 * 70 + 2 * 70 and rows[1]["params"] == 70 * 30 + 30
+    assert rows[1]["bits"] == 70 * 30 + 30 * 64 + 30
 
 
 def test_summary_of_a_float_mlp_counts_its_arrays():
@@ -39,4 +42,5 @@ def test_summary_of_a_float_mlp_counts_its_arrays():
     itemsize = 4
     assert rows[0]["bytes"] == itemsize * (20 * 8 + 8 + 20) and rows[2]["bytes"] == itemsize * (8 * 3 + 3)
     assert [r["macs"] for r in rows] == [160, 0, 24]
-    assert _total_line(folded.summary())[:2] == [itemsize * (20 * 8 + 8 + 20 + 8 * 3 + 3), 184]
+    assert [r["params"] for r in rows] == [20 * 8 + 8 + 20, 0, 8 * 3 + 3]
+    assert _total_line(folded.summary())[2:4] == [itemsize * (20 * 8 + 8 + 20 + 8 * 3 + 3), 184]

@@ -126,5 +126,26 @@ class NumpyEngine:
         return reference.pack_weights(w)
 
     @staticmethod
+    def patches(x, geometry, pad):
+        """im2col of images ``x`` (m, h, w, c): ``fastbin.reference.im2col`` with ``geometry``
+        ``(kh, kw, sh, sw, top, left, out_h, out_w, padding)`` and the padding ``pad``."""
+        kh, kw, sh, sw, _, _, _, _, padding = geometry
+        return reference.im2col(x, (kh, kw), (sh, sw), padding, pad_value=pad)
+
+    @staticmethod
+    def pool_bits(words, size, stride, or_mask):
+        """Max pooling of packed signs ``words`` (m, h, w, cw), "valid": per word the AND of
+        the window, the OR on the bits of ``or_mask`` (cw,)."""
+        (ph, pw), (sh, sw) = size, stride
+        out_h, out_w = (words.shape[1] - ph) // sh + 1, (words.shape[2] - pw) // sw + 1
+        all_ones = any_one = None
+        for i in range(ph):
+            for j in range(pw):
+                v = words[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :]
+                all_ones = v.copy() if all_ones is None else all_ones & v
+                any_one = v.copy() if any_one is None else any_one | v
+        return (all_ones & ~or_mask) | (any_one & or_mask)
+
+    @staticmethod
     def unpack_signs(packed, dtype):
         return _unpack(packed.bits, packed.n_bits, dtype)

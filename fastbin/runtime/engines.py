@@ -18,6 +18,10 @@ convention of ``fastbin.bits``):
   the same bits on both engines); ``sign_threshold_dot(x, weights, t)``: a float
   ``x @ sign(W)`` on the same side of every threshold ``t[j]`` as the exact one;
   ``signs``, ``pack_weights``, ``unpack_signs``;
+* for conv models (:mod:`fastbin.runtime.conv`): ``patches(x, geometry, pad) -> rows``,
+  the im2col of images (m, h, w, c) of any dtype (packed words included, padded with 0:
+  one-padding), and ``pool_bits(words, size, stride, or_mask) -> words``, max pooling of
+  packed signs (m, h, w, cw): the AND of each window's words, the OR on ``or_mask``'s bits;
 * optionally (the numba engine) ``sign_dot_interval(x, weights) -> (lo, hi)``: bounds
   on the exact ``x @ sign(W)`` from a fast product, with which ``predict`` through a
   float tail certifies classes (``fastbin.runtime.model.certified_classes``).

@@ -69,9 +69,9 @@ def read_model(path):
 def _fold(schema, arrays, path, engine) -> InferenceModel:
     """The folded model of checked ``arrays`` on ``engine`` (stored thresholds checked)."""
     try:
-        if schema.kind == "conv":  # plain NumPy, folded at load (fastbin.runtime.conv), whatever the engine
+        if schema.kind == "conv":  # folded at load on the engine (fastbin.runtime.conv): no stored thresholds
             layer_data = layer_arrays(schema.layers, arrays, schema.dtype, get_engine("numpy"))
-            return fold_conv(schema.layers, layer_data, schema.dtype, schema.config["input_shape"])
+            return fold_conv(schema.layers, layer_data, schema.dtype, schema.config["input_shape"], engine)
         layer_data = layer_arrays(schema.layers, arrays, schema.dtype, engine)
         folded = arrays if schema.folded else None
         return fold_arrays(schema.layers, layer_data, schema.dtype, engine, folded=folded)

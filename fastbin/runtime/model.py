@@ -249,6 +249,8 @@ class InferenceModel:
     not pixels (the C export refuses it)."""
 
     input_scaled = False
+    #: rows per forward pass; None: the engine's ``eval_chunk``
+    eval_chunk = None
 
     def __init__(self, stages, n_in, dtype, engine):
         self.stages, self.n_in, self.dtype = list(stages), int(n_in), np.dtype(dtype)
@@ -267,7 +269,7 @@ class InferenceModel:
     def _chunks(self, x, predict):
         if x.shape[0] == 0:  # an empty batch: an empty result of the right shape and dtype, on every engine
             return self._forward(np.zeros((1, self.n_in), x.dtype), predict)[:0]
-        chunk = self.engine.eval_chunk
+        chunk = self.eval_chunk or self.engine.eval_chunk
         if x.shape[0] <= chunk:
             return self._forward(x, predict)
         return np.concatenate([self._forward(x[i : i + chunk], predict) for i in range(0, x.shape[0], chunk)])
