@@ -67,6 +67,7 @@ __all__ = [
     "FLOAT_LUT",
     "INT16_LUT",
     "INT8_MADD",
+    "INT8_DOT",
     "FLOAT_LUT8",
     "SIGN_MATMUL_BLAS",
     "SIGN_MATMUL_UINT8_FLOAT_PATH",
@@ -259,6 +260,18 @@ def int8_madd(magic_tuple: tuple[str, str, str]) -> bool:
 
 #: The AVX2 byte multiply-add kernels can run.
 INT8_MADD: bool = int8_madd(_MAGIC_TUPLE)
+def int8_dot(magic_tuple: tuple[str, str, str]) -> bool:
+    """Whether the target of ``codegen.magic_tuple()`` has AVX-512 VNNI's byte dot products
+    on zmm (``vpdpbusd``) and AVX-512BW's byte masks (``vpmovm2b``), which
+    ``fastbin.kernels.sign_product.avx512_vnni`` is written with (x86-64 only: Ice Lake,
+    Rocket Lake, Zen 4, Zen 5)."""
+    triple, _cpu, features = magic_tuple
+    flags = features.split(",")
+    return triple.split("-", 1)[0] == "x86_64" and "+avx512vnni" in flags and "+avx512bw" in flags
+
+
+#: The VNNI byte dot-product kernels can run.
+INT8_DOT: bool = int8_dot(_MAGIC_TUPLE)
 #: The AVX2 8-entry float32 table lookups (``vpermps`` on ymm:
 #: ``fastbin.kernels.sign_product.avx2_lut``) can run: the same CPUs (AVX2).
 FLOAT_LUT8: bool = INT8_MADD

@@ -124,6 +124,18 @@ AVX512: Table = Table({
     "exact_lut_min_rows": 8,
     "exact_lut_min_cols": 64,
     "exact_lut_min_cols_long": 100,  # from k = 2048 on
+    # uint8 rows by byte dot products on masks of the bits (sign_product.avx512_vnni, AVX-512 VNNI)
+    # from this many rows, ahead of the tables (needs _config.INT8_DOT). Zen 5, loaded machine:
+    # 4.6x-33x sgemm at 2 to 2048 rows (16x784x10 1.4 us, where the bit planes took 2.9 us);
+    # the int16 tables were faster at 128x784x512 only (1.4-2x); one row: the bit planes
+    # (1x784x512 2.6 us, 3.9 us here) (benchmarks/results/2026-12-07-avx512.md)
+    "uint8_dot_min_rows": 2,
+    # float32 rows up to this many, from lut_dwords_min_cols outputs (and below lut_min_rows or
+    # lut_min_cols), by lookups indexed by the packed words (sign_product.avx512_dwords); Zen 5,
+    # loaded machine: 1x784x512 3.8 us where the bits path took 10.3 us, 1x784x64 1.0 us vs 1.6 us;
+    # at 32 outputs and fewer the bits path is as fast (benchmarks/results/2026-12-07-avx512.md)
+    "lut_dwords_max_rows": 7,
+    "lut_dwords_min_cols": 64,
 })
 
 #: x86-64 without AVX-512F: many rows through BLAS on unpacked ±1 float32 signs (AVX2 code

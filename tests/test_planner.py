@@ -190,8 +190,9 @@ def _serial_or_threaded(monkeypatch, table, name, work="sign_matmul"):
 
 #: sign_matmul's paths from ``fastbin.sign_matmul``: (CPU kind, probe/table changes, dtype, m, k, n, threads)
 _SIGN_MATMUL_PUBLIC = {
-    "bits": ("avx512", {}, np.float32, 1, 784, 10, False),
-    "bits_parallel": ("avx512", {}, np.float32, 3, 784, 10, True),
+    "bits": ("avx512", {}, np.float64, 1, 784, 10, False),
+    "bits_parallel": ("avx512", {}, np.float64, 3, 784, 10, True),
+    "lut_dwords": ("avx512", {}, np.float32, 3, 784, 64, None),
     "unpack": ("avx512", {}, np.float64, 16, 784, 10, False),
     "unpack_parallel": ("avx512", {}, np.float32, 16, 784, 10, True),
     "lut": ("avx512", {}, np.float32, 8, 784, 256, False),
@@ -200,16 +201,18 @@ _SIGN_MATMUL_PUBLIC = {
     "lut3": ("avx2", {}, np.float32, 16, 784, 256, False),
     "bytes": ("avx2", {}, np.float32, 1, 784, 256, None),
     "lut3_parallel": ("avx2", {}, np.float32, 16, 784, 256, True),
-    "uint8_planes": ("avx512", {}, np.uint8, 1, 784, 10, None),
+    "uint8_planes": ("avx512", {"INT8_DOT": False}, np.uint8, 1, 784, 10, None),
     "uint8_float": ("neon", {"uint8_masks_min_rows": 0}, np.uint8, 64, 784, 10, None),
     "uint8_masks": ("neon", {}, np.uint8, 64, 784, 10, None),
-    "uint8_lut16": ("avx512", {}, np.uint8, 32, 784, 256, False),
-    "uint8_lut16_parallel": ("avx512", {}, np.uint8, 32, 784, 256, True),
-    "uint8_lut": ("avx512", {"INT16_LUT": False}, np.uint8, 128, 784, 256, False),
-    "uint8_lut_parallel": ("avx512", {"INT16_LUT": False}, np.uint8, 128, 784, 256, True),
+    "uint8_lut16": ("avx512", {"INT8_DOT": False}, np.uint8, 32, 784, 256, False),
+    "uint8_lut16_parallel": ("avx512", {"INT8_DOT": False}, np.uint8, 32, 784, 256, True),
+    "uint8_lut": ("avx512", {"INT16_LUT": False, "INT8_DOT": False}, np.uint8, 128, 784, 256, False),
+    "uint8_lut_parallel": ("avx512", {"INT16_LUT": False, "INT8_DOT": False}, np.uint8, 128, 784, 256, True),
     "uint8_blas": ("avx2", {"INT8_MADD": False}, np.uint8, 64, 784, 256, None),
     "uint8_madd": ("avx2", {}, np.uint8, 16, 784, 256, False),
     "uint8_madd_parallel": ("avx2", {}, np.uint8, 16, 784, 256, True),
+    "uint8_dot": ("avx512", {}, np.uint8, 16, 784, 256, False),
+    "uint8_dot_parallel": ("avx512", {}, np.uint8, 16, 784, 256, True),
 }
 
 
@@ -369,6 +372,9 @@ def test_cpu_kind_from_magic_tuple(magic, kind):
     assert (kind == "avx512") == _config.float_lut(magic)
     assert (kind == "avx2") == _config.sign_matmul_blas(magic)
     assert _config.int8_madd(magic) == (magic[0].startswith("x86_64") and "+avx2" in magic[2].split(","))
+    assert not _config.int8_dot(magic)  # none of these has +avx512vnni
+    with_vnni = (magic[0], magic[1], magic[2] + ",+avx512vnni")
+    assert _config.int8_dot(with_vnni) == (kind == "avx512" and "+avx512bw" in magic[2].split(","))
 
 
 def test_tables_hold_their_paths_thresholds():
@@ -385,7 +391,7 @@ def test_tables_hold_their_paths_thresholds():
 # ---------------------------------------------------------------------------
 PACKAGE = FilePath(fastbin.__file__).resolve().parent
 #: The names of the CPU probes and of the threshold table (``fastbin._config``).
-PROBES = {"FLOAT_LUT", "INT16_LUT", "INT8_MADD", "int8_madd", "FLOAT_LUT8", "VECTOR_POPCOUNT",
+PROBES = {"FLOAT_LUT", "INT16_LUT", "INT8_MADD", "int8_madd", "INT8_DOT", "int8_dot", "FLOAT_LUT8", "VECTOR_POPCOUNT",
           "VECTOR_REGISTERS", "SIGN_MATMUL_BLAS", "SIGN_MATMUL_UINT8_FLOAT_PATH", "CPU_KIND", "TABLE",
           "TABLES", "_MAGIC_TUPLE", "magic_tuple", "float_lut", "int16_lut", "sign_matmul_blas",
           "vector_popcount", "vector_registers", "cpu_kind"}

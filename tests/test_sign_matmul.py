@@ -240,7 +240,8 @@ def _portable_cpu(monkeypatch):
     """The planner as on a CPU without lookups, AVX2 multiply-adds, BLAS or a vector popcount
     (the probes of ``fastbin._config``, where it reads them), taking the uint8 float path (not
     the byte masks the NEON table prefers from ``uint8_masks_min_rows``)."""
-    for flag, value in (("FLOAT_LUT", False), ("INT16_LUT", False), ("INT8_MADD", False), ("FLOAT_LUT8", False),
+    for flag, value in (("FLOAT_LUT", False), ("INT16_LUT", False), ("INT8_MADD", False), ("INT8_DOT", False),
+                        ("FLOAT_LUT8", False),
                         ("SIGN_MATMUL_BLAS", False),
                         ("SIGN_MATMUL_UINT8_FLOAT_PATH", True)):
         monkeypatch.setattr(_config, flag, value)

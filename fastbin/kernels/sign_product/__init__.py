@@ -8,6 +8,10 @@ The kernels live side by side in this folder (the layout of Larq Compute Engine'
   kernel); the reference the others are tested against;
 * ``avx512``: float32 table lookups (``vpermps``), and the exact product by lookups;
 * ``avx512_int16``: int16 table lookups of uint8 rows (``vpermw``, ``vpmaddubsw``);
+* ``avx512_vnni``: the exact product of uint8 rows by byte dot products (``vpdpbusd``)
+  on byte masks of the packed bits (``vpmovm2b``; AVX-512 VNNI);
+* ``avx512_dwords``: one or a few float32 rows by the lookups of ``avx512`` indexed by
+  32-bit pieces of the packed rows (shifted by 4 per group: no nibble form per call);
 * ``avx2``: the exact product of uint8 rows by byte multiply-adds (``vpmaddubsw``)
   on ±1 int8 signs (x86-64 with AVX2);
 * ``avx2_lut``: float32 8-entry table lookups (``vpermps`` on ymm, groups of 3 inputs;
@@ -55,6 +59,8 @@ from .avx512 import (
     sign_matmul_lut16_parallel,
     sign_matmul_lut_parallel,
 )
+from .avx512_dwords import sign_matmul_lut_dwords
+from .avx512_vnni import sign_matmul_dot, sign_matmul_dot_parallel
 from .blas import blas_product
 from .byte_lut import sign_matmul_bytes
 from .exact import exact_lut_product, exact_lut_product_parallel, exact_sign_dot_rows, exact_sign_dot_rows_parallel
@@ -115,6 +121,7 @@ _SIGN_MATMUL = {
     "blas": (blas_product, ("blas_chunk_bytes",), "s"),
     "lut3": (_contiguous(sign_matmul_lut3), ("lut3_chunk_bytes",), "s"),
     "lut3_parallel": (_contiguous(sign_matmul_lut3_parallel), ("lut3_chunk_bytes",), "s"),
+    "lut_dwords": (sign_matmul_lut_dwords, (), "s"),  # float rows come C-contiguous from ops
     # uint8 rows (exact int32)
     "uint8_planes": (sign_matmul_uint8, (), "u"),
     "uint8_float": (sign_matmul_uint8_float, (), "u"),
@@ -126,6 +133,8 @@ _SIGN_MATMUL = {
     "uint8_blas": (_uint8_blas, ("blas_chunk_bytes",), "u"),
     "uint8_madd": (sign_matmul_madd, ("madd_panel_bytes",), "u"),
     "uint8_madd_parallel": (sign_matmul_madd_parallel, ("madd_panel_bytes",), "u"),
+    "uint8_dot": (sign_matmul_dot, (), "u"),  # copies a strided x itself
+    "uint8_dot_parallel": (sign_matmul_dot_parallel, (), "u"),
 }
 #: Paths without table arguments, made once (the hot 1 x 784 calls allocate no plan).
 _FIXED = {name: Path(name, kernel) for name, (kernel, keys, _) in _SIGN_MATMUL.items() if not keys}
@@ -139,6 +148,7 @@ NEEDS: dict[str, str] = {
     "uint8_lut_parallel": "FLOAT_LUT", "uint8_lut16": "INT16_LUT", "uint8_lut16_parallel": "INT16_LUT",
     "uint8_madd": "INT8_MADD", "uint8_madd_parallel": "INT8_MADD",
     "lut3": "FLOAT_LUT8", "lut3_parallel": "FLOAT_LUT8",
+    "uint8_dot": "INT8_DOT", "uint8_dot_parallel": "INT8_DOT", "lut_dwords": "FLOAT_LUT",
     "exact_lut": "FLOAT_LUT", "exact_lut_parallel": "FLOAT_LUT", "lut_rows": "FLOAT_LUT",
 }
 
@@ -172,6 +182,10 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
     table = config.TABLE
     char = dtype.char  # "B" uint8, "f" float32, "d" float64 (a dtype's == costs 50 ns)
     if char == "B":
+        if config.INT8_DOT and "uint8_dot_min_rows" in table and m >= table["uint8_dot_min_rows"]:
+            # byte dot products on byte masks of the packed bits (AVX-512 VNNI), int32 sums: exact
+            return _FIXED["uint8_dot_parallel" if config.use_threads("sign_matmul", m * n * k, threads)
+                          else "uint8_dot"]
         if config.INT16_LUT and m >= table["uint8_lut16_min_rows"] and n >= table["lut_min_cols"]:
             # int16 tables, widened to int32 every 32 groups: exact for every k the int32 result holds
             return path("uint8_lut16_parallel" if config.use_threads("sign_matmul", m * n * k, threads)
@@ -196,8 +210,15 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
             # unpacking costs ~n, each row saves its plane split: few rows repay a narrow W
             return _FIXED["uint8_float"]
         return _FIXED["uint8_planes"]
-    threaded = config.use_threads("sign_matmul", m * n * k, threads)
     f32 = char == "f"
+    if (config.FLOAT_LUT and f32 and "lut_dwords_max_rows" in table and m <= table["lut_dwords_max_rows"]
+            and n >= table["lut_dwords_min_cols"] and (m < table["lut_min_rows"] or n < table["lut_min_cols"])):
+        # few rows by lookups indexed by the packed words themselves (AVX-512 tables only; serial:
+        # tested before use_threads, which costs as much as a 1 x 784 x 10 product)
+        if not (threads is None or threads is False or threads is True):
+            config.use_threads("sign_matmul", 0, threads)  # raises the TypeError for threads=2 etc.
+        return _FIXED["lut_dwords"]
+    threaded = config.use_threads("sign_matmul", m * n * k, threads)
     if config.FLOAT_LUT and f32 and m >= table["lut_min_rows"] and n >= table["lut_min_cols"]:
         return path("lut_parallel" if threaded else "lut")
     if f32 and "bytes_max_rows" in table and m <= table["bytes_max_rows"] and n >= table["bytes_min_cols"]:
