@@ -67,6 +67,7 @@ __all__ = [
     "INT16_LUT",
     "INT8_MADD",
     "FLOAT_LUT8",
+    "BYTE_LUT16",
     "SIGN_MATMUL_BLAS",
     "SIGN_MATMUL_UINT8_FLOAT_PATH",
     "VECTOR_REGISTERS",
@@ -266,6 +267,9 @@ INT8_MADD: bool = int8_madd(_MAGIC_TUPLE)
 #: The AVX2 8-entry float32 table lookups (``vpermps`` on ymm:
 #: ``fastbin.kernels.sign_product.avx2_lut``) can run: the same CPUs (AVX2).
 FLOAT_LUT8: bool = INT8_MADD
+#: AVX2's byte table lookups (``vpshufb`` on ymm: ``fastbin.kernels.binary_product.avx2``)
+#: can run: the same CPUs (AVX2).
+BYTE_LUT16: bool = INT8_MADD
 
 
 def sign_matmul_blas(magic_tuple: tuple[str, str, str]) -> bool:

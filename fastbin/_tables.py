@@ -94,6 +94,14 @@ AVX2: dict = {
     "bytes_max_rows": 1,
     "bytes_min_cols": 256,
     "lut3_chunk_bytes": 2 << 20,  # a pass's index bytes (512x4096x4096: 1.3-1.8x sgemm, 0.9-1.3x at 64 KiB-512 KiB)
+    # a few float32 rows by 8-entry tables indexed by W's shifted words (kernels.sign_product.
+    # avx2_dwords), ahead of bytes/lut3/BLAS/bits: up to this many rows, from this many outputs
+    "dwords_max_rows": 15,
+    "dwords_min_cols": 32,
+    # binary x binary by vpshufb tables of the smaller operand's nibbles at the larger one's
+    # byte-transposed nibbles (kernels.binary_product.avx2), from this many rows of each and words
+    "nibbles_min_rows": 16,
+    "nibbles_min_words": 2,
 }
 
 #: AArch64: the portable kernels, and the 4-row byte-popcount binary kernel for few rows
