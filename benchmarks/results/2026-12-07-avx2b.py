@@ -3,7 +3,7 @@ floats (benchmarks/results/2026-12-07-avx2b.md).
 
 One thread, medians of many repeats; the ratio is sgemm's median time over fastbin's, both in this
 process, a moment apart. Run on the AVX2 code path: ``--avx2`` re-runs this script in a child with
-NUMBA_CPU_NAME=znver3, NUMBA_CPU_FEATURES = the host's with every AVX-512 feature off,
+NUMBA_CPU_NAME=znver3, NUMBA_CPU_FEATURES = the host's with every feature a Zen 3 lacks off (AVX-512, GFNI, AVX-VNNI),
 OPENBLAS_CORETYPE=Haswell and one thread everywhere.
 
     python 2026-12-07-avx2b.py --avx2 binary|float32 [path ...]
@@ -91,8 +91,9 @@ def avx2_env():
     from numba.core.registry import cpu_target
 
     features = cpu_target.target_context.codegen().magic_tuple()[2]
-    off = ",".join(("-" + f[1:]) if f.startswith("+") and any(p in f for p in ("avx512", "avx10", "evex512"))
-                   else f for f in features.split(","))
+    not_zen3 = ("avx512", "avx10", "evex512", "gfni", "avxvnni")  # as tests/test_sign_avx2.py
+    off = ",".join(("-" + f[1:]) if f.startswith("+") and any(p in f for p in not_zen3) else f
+                   for f in features.split(","))
     one = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")}
     return {**os.environ, **one, "NUMBA_CPU_NAME": "znver3", "NUMBA_CPU_FEATURES": off,
             "OPENBLAS_CORETYPE": "Haswell"}

@@ -12,7 +12,7 @@
 * ``threshold``: the folded batch norm + sign as one compare and the packed words;
 * ``avx2``: 16-entry ``vpshufb`` tables of one operand's nibbles looked up at the other's
   byte-transposed nibbles (x86-64 with AVX2, no vector popcount); planned from the AVX2
-  table's ``nibbles_min_rows`` rows on both sides.
+  table's ``nibbles_min_rows`` rows and ``nibbles_min_cols`` outputs.
 
 ``xor_count`` and ``popcount`` are ``fastbin.kernels.intrinsics``'. This module is the
 one place that chooses among the kernels, reading ``fastbin._config``'s thresholds
@@ -81,9 +81,9 @@ def plan(m: int, n: int, n_words: int, threads=None, *, few: bool = False, tail:
         return PATHS["rows4" if rows4 else "blocked"]
     if rows4:
         return PATHS["rows4"]
-    if (config.BYTE_LUT16 and "nibbles_min_rows" in table and min(m, n) >= table["nibbles_min_rows"]
-            and n_words >= table["nibbles_min_words"]):
-        # byte tables of the smaller operand (AVX2 tables only), ahead of the byte-popcount lanes
+    if (config.BYTE_LUT16 and "nibbles_min_rows" in table and m >= table["nibbles_min_rows"]
+            and n >= table["nibbles_min_cols"] and n_words >= table["nibbles_min_words"]):
+        # byte tables of a's nibbles (AVX2 tables only), ahead of the byte-popcount lanes
         return PATHS["nibbles_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads)
                      else "nibbles"]
     return PATHS["blocked_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads) else "blocked"]

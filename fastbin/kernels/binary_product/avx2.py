@@ -2,8 +2,9 @@
 Haswell to Alder Lake): one operand's nibbles looked up in 16-entry tables made from the
 other's (``vpshufb``), so the word loop holds no xor, no nibble split and no popcount.
 
-The operand with more rows is the *panel* side P (p rows), the other the *table* side T
-(q rows); a byte of k is a *step*:
+``w`` is the *panel* side P (p rows), ``a`` the *table* side T (q rows), except for
+narrow ``w`` (fewer than ``TRANSPOSE_BELOW`` rows) and more rows of ``a``; a byte of k is a
+*step*:
 
 * P in panels of ``PANEL = 32`` rows, transposed to bytes and split into nibbles once per
   call (``panel_nibbles``): ``panels[g, s, 0:32]`` are the low nibbles of byte ``s`` (bits
@@ -43,7 +44,7 @@ from ..._config import jit, jit_disabled, jit_parallel
 from ..intrinsics import avx2_pshufb, intp_args
 from ..pack import padding_is_zero
 
-__all__ = ["PANEL", "ROWS", "COLS", "CHUNK", "MAX_PASS", "PASS_STEPS", "panel_nibbles", "tables_of",
+__all__ = ["PANEL", "ROWS", "COLS", "CHUNK", "MAX_PASS", "PASS_STEPS", "TRANSPOSE_BELOW", "panel_nibbles", "tables_of",
            "binary_matmul_nibbles", "binary_matmul_nibbles_parallel"]
 
 #: rows of P per panel (a ymm of bytes)
@@ -62,6 +63,10 @@ PASS_STEPS = 128
 TABLE_BYTES = 64 * 1024
 #: bytes of panels per block of panels (L2)
 PANEL_BYTES = 256 * 1024
+#: ``a`` is the panel side only where ``w`` has fewer rows than this (and ``a`` more): ``w``'s
+#: panels then keep the output rows contiguous, ``a``'s tables cost 32 bytes per byte of ``a``
+#: (at 10000 x 784 x 512 the element stores of ``a``'s panels took 80 ms, ``w``'s 7 ms)
+TRANSPOSE_BELOW = PANEL * ROWS
 
 _I8 = ir.IntType(8)
 _I8X16 = ir.VectorType(_I8, 16)
@@ -457,9 +462,11 @@ def _panels_into(p_bits, panels, g):
 
 @jit
 def _sides(a_bits, w_bits):
-    """(P, T, transposed): the operand with more rows is P; out[i, j] is out[t_row, p_row]
-    when P is ``w`` (transposed 0)."""
-    if w_bits.shape[0] >= a_bits.shape[0]:
+    """(P, T, transposed): P is ``w`` (out[i, j] = out[t_row, p_row], contiguous: transposed 0)
+    unless ``w`` has fewer than TRANSPOSE_BELOW rows and ``a`` more (then ``a``: its panels
+    would run mostly empty and its tables cost 32 bytes a byte; the stores go one element at
+    a time)."""
+    if w_bits.shape[0] >= TRANSPOSE_BELOW or w_bits.shape[0] >= a_bits.shape[0]:
         return w_bits, a_bits, 0
     return a_bits, w_bits, 1
 
@@ -491,9 +498,14 @@ def _tile(p_bits, k, out, transposed, panels, tables, q, s0, s1, t0, t1, g0, g1)
     panels ``g0 .. g1`` over steps ``s0 .. s1``."""
     first = 1 if s0 == 0 else 0
     last = 1 if s1 == panels.shape[1] else 0
-    for c in range(0, t1 - t0, COLS):
+    if transposed:  # out[p_row, t_row]: a panel pair's output rows done together
         for g in range(g0, g1, ROWS):
-            _block(panels, g, tables, c, s0, s1, out, t0 + c, p_bits.shape[0], q, first, last, k, transposed)
+            for c in range(0, t1 - t0, COLS):
+                _block(panels, g, tables, c, s0, s1, out, t0 + c, p_bits.shape[0], q, first, last, k, transposed)
+    else:  # a table group in L1 while the panels pass
+        for c in range(0, t1 - t0, COLS):
+            for g in range(g0, g1, ROWS):
+                _block(panels, g, tables, c, s0, s1, out, t0 + c, p_bits.shape[0], q, first, last, k, transposed)
 
 
 @jit
