@@ -118,7 +118,7 @@ _SIGN_MATMUL = {
     "blas": (blas_product, ("blas_chunk_bytes",), "s"),
     "lut3": (_contiguous(sign_matmul_lut3), ("lut3_chunk_bytes",), "s"),
     "lut3_parallel": (_contiguous(sign_matmul_lut3_parallel), ("lut3_chunk_bytes",), "s"),
-    "dwords": (_contiguous(sign_matmul_dwords), (), "s"),
+    "dwords": (sign_matmul_dwords, (), "s"),
     # uint8 rows (exact int32)
     "uint8_planes": (sign_matmul_uint8, (), "u"),
     "uint8_float": (sign_matmul_uint8_float, (), "u"),
