@@ -94,9 +94,11 @@ AVX2: dict = {
     "bytes_max_rows": 1,
     "bytes_min_cols": 256,
     "lut3_chunk_bytes": 2 << 20,  # a pass's index bytes (512x4096x4096: 1.3-1.8x sgemm, 0.9-1.3x at 64 KiB-512 KiB)
-    # a few float32 rows by 8-entry tables indexed by W's shifted words (kernels.sign_product.
-    # avx2_dwords), ahead of bytes/lut3/BLAS/bits: up to this many rows, from this many outputs
-    "dwords_max_rows": 15,
+    # float32 rows by 8-entry tables indexed by W's shifted words (kernels.sign_product.avx2_dwords,
+    # serial only), ahead of bytes/lut3/BLAS/bits from 32 outputs: up to 64 rows, or any rows below
+    # lut3_min_cols outputs (AVX2 code path on Zen 5: 1x784x512 2.3x sgemm, 16x784x512 2.0x (lut3
+    # 1.5x), n = 64 1.2-1.5x where the register blocks gave 0.9-1.0x; 128x2048x2048: lut3 ahead)
+    "dwords_max_rows": 64,
     "dwords_min_cols": 32,
     # binary x binary by vpshufb tables of a's nibbles at w's byte-transposed nibbles
     # (kernels.binary_product.avx2): from this many rows of a, outputs and words (AVX2 code path on

@@ -204,7 +204,7 @@ _SIGN_MATMUL_PUBLIC = {
     "lut": ("avx512", {}, np.float32, 8, 784, 256, False),
     "lut_parallel": ("avx512", {}, np.float32, 8, 784, 256, True),
     "blas": ("avx2", {"FLOAT_LUT8": False}, np.float32, 64, 784, 256, None),
-    "lut3": ("avx2", {}, np.float32, 16, 784, 256, False),
+    "lut3": ("avx2", {"dwords_max_rows": 0}, np.float32, 16, 784, 256, False),
     "bytes": ("avx2", {"dwords_max_rows": 0}, np.float32, 1, 784, 256, None),
     "dwords": ("avx2", {}, np.float32, 1, 784, 64, None),
     "lut3_parallel": ("avx2", {}, np.float32, 16, 784, 256, True),

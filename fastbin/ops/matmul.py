@@ -29,6 +29,7 @@ from .pack import check_packed_lean
 __all__ = ["binary_matmul", "sign_matmul", "binary_dense_sign"]
 
 _UINT8 = np.dtype(np.uint8)
+_FLOAT32 = np.dtype(np.float32)
 _INT32 = np.dtype(np.int32)
 _NDARRAY = np.ndarray
 #: ``np.empty`` with a dtype object: measured 0.15 us against 0.22 us with
@@ -108,6 +109,16 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
             out = _empty((m, n), _INT32)
             path = _plan(m, k, n, _UINT8, threads)  # the kernel called directly: no extra Python frame
             if path.kernel(x, w_bits, out, *path.args):  # False: non-zero padding bits
+                return out
+    elif type(x) is _NDARRAY and x.dtype is _FLOAT32 and type(w) is PackedSigns and x.ndim == 2:
+        # the same for a float32 row (1 x 784 -> 64 on AVX2: the product takes ~2 us)
+        m, k = x.shape
+        w_bits = w.bits
+        n = w_bits.shape[0]
+        if k == w.n_bits and m and n and x.flags.c_contiguous:
+            out = _empty((m, n), _FLOAT32)
+            path = _plan(m, k, n, _FLOAT32, threads)
+            if path.kernel(x, w_bits, out, *path.args):
                 return out
     return _sign_matmul_checked(x, w, threads)
 

@@ -203,9 +203,9 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
     f32 = char == "f"
     if config.FLOAT_LUT and f32 and m >= table["lut_min_rows"] and n >= table["lut_min_cols"]:
         return path("lut_parallel" if threaded else "lut")
-    if (config.FLOAT_LUT8 and f32 and "dwords_max_rows" in table and m <= table["dwords_max_rows"]
-            and n >= table["dwords_min_cols"]):
-        # a few rows: 8-entry tables indexed by W's words (AVX2 tables only)
+    if (config.FLOAT_LUT8 and f32 and not threaded and "dwords_max_rows" in table and n >= table["dwords_min_cols"]
+            and (m <= table["dwords_max_rows"] or n < table["lut3_min_cols"])):
+        # 8-entry tables indexed by W's words (AVX2 tables only): few rows, or outputs too few for lut3
         return _FIXED["dwords"]
     if f32 and "bytes_max_rows" in table and m <= table["bytes_max_rows"] and n >= table["bytes_min_cols"]:
         # one row: 256-entry tables of 8 inputs, one lookup per byte of W (AVX2 tables only)
