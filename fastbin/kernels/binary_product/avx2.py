@@ -410,20 +410,33 @@ def _block_intrinsic(typingctx, panels, g, tables, c, s0, s1, out, trow, p_rows,
                             piece = builder.shuffle_vector(value, value, _mask(range(8 * part, 8 * part + 8)))
                             pieces.append((offset, piece))
                     with builder.if_else(is_transposed) as (columns, rows):
-                        with rows:  # out[t_row, p_row0 + lane]: 8 lanes a masked vector
+                        with rows:  # out[t_row, p_row0 + lane]: 8 lanes a vector (masked at the end)
                             for offset, piece in pieces:
                                 p_row = builder.add(p_row0, const(offset))
                                 left = builder.sub(p_rows_v, p_row)
-                                left_v = builder.insert_element(ir.Constant(ir.VectorType(intp, 8), None), left,
-                                                                ir.Constant(i32, 0))
-                                left_v = builder.shuffle_vector(left_v, left_v, _mask([0] * 8))
-                                mask = builder.icmp_signed("<", lanes, left_v)
-                                with builder.if_then(builder.icmp_signed(">", left, const(0)), likely=True):
-                                    ptr = cgutils.get_item_pointer(context, builder, out_t, out_a, [t_row, p_row])
-                                    ptr = builder.bitcast(ptr, i32x8.as_pointer())
-                                    old = builder.call(masked_load, [ptr, ir.Constant(i32, 4), mask,
-                                                                     ir.Constant(i32x8, None)])
-                                    builder.call(masked_store, [finish(piece, old), ptr, ir.Constant(i32, 4), mask])
+                                ptr = cgutils.get_item_pointer(context, builder, out_t, out_a, [t_row, p_row])
+                                ptr = builder.bitcast(ptr, i32x8.as_pointer())
+                                whole = builder.icmp_signed(">=", left, const(8))
+                                with builder.if_else(whole, likely=True) as (plain, edge):
+                                    with plain:  # no read of out on the first pass (a cold 20 MB out)
+                                        value = cgutils.alloca_once_value(builder, piece)
+                                        with builder.if_then(builder.not_(is_first)):
+                                            old = builder.load(ptr, align=4)
+                                            builder.store(builder.add(builder.load(value), old), value)
+                                        final = builder.load(value)
+                                        final = builder.select(is_last, builder.sub(k_lanes, builder.add(final, final)),
+                                                               final)
+                                        builder.store(final, ptr, align=4)
+                                    with edge:
+                                        left_v = builder.insert_element(ir.Constant(ir.VectorType(intp, 8), None),
+                                                                        left, ir.Constant(i32, 0))
+                                        left_v = builder.shuffle_vector(left_v, left_v, _mask([0] * 8))
+                                        mask = builder.icmp_signed("<", lanes, left_v)
+                                        with builder.if_then(builder.icmp_signed(">", left, const(0))):
+                                            old = builder.call(masked_load, [ptr, ir.Constant(i32, 4), mask,
+                                                                             ir.Constant(i32x8, None)])
+                                            builder.call(masked_store, [finish(piece, old), ptr, ir.Constant(i32, 4),
+                                                                        mask])
                         with columns:  # out[p_row0 + lane, t_row]: one element at a time
                             for offset, piece in pieces:
                                 for e in range(8):
@@ -522,11 +535,11 @@ def binary_matmul_nibbles(a_bits, w_bits, n_bits, out):
     span = min(MAX_PASS, PASS_STEPS)
     rows = min(q_pad, _table_rows(min(span, n_steps)))
     tables = np.empty((rows, min(span, n_steps), 32), np.uint8)
-    for s0 in range(0, n_steps, span):
-        s1 = min(n_steps, s0 + span)
-        block = _panel_groups(s1 - s0)
-        for t0 in range(0, q_pad, rows):
-            t1 = min(q_pad, t0 + rows)
+    block = _panel_groups(min(span, n_steps))
+    for t0 in range(0, q_pad, rows):  # the passes of a block of T rows in a row: their outputs stay in cache
+        t1 = min(q_pad, t0 + rows)
+        for s0 in range(0, n_steps, span):
+            s1 = min(n_steps, s0 + span)
             _tables_into(t_bits, tables, s0, s1, t0, t1)
             for g0 in range(0, groups, block):
                 _tile(p_bits, n_bits, out, transposed, panels, tables, t_bits.shape[0], s0, s1, t0, t1, g0,
@@ -537,7 +550,7 @@ def binary_matmul_nibbles(a_bits, w_bits, n_bits, out):
 @jit_parallel
 def binary_matmul_nibbles_parallel(a_bits, w_bits, n_bits, out):
     """:func:`binary_matmul_nibbles` with the panels made, and the (table block, panel block)
-    tiles of a pass run, over threads (each tile makes its own tables)."""
+    tiles run (each its passes, with tables of its own), over threads."""
     if not (padding_is_zero(a_bits, n_bits) and padding_is_zero(w_bits, n_bits)):
         return False
     p_bits, t_bits, transposed = _sides(a_bits, w_bits)
@@ -549,16 +562,16 @@ def binary_matmul_nibbles_parallel(a_bits, w_bits, n_bits, out):
     q_pad = (t_bits.shape[0] + COLS - 1) // COLS * COLS
     span = min(MAX_PASS, PASS_STEPS)
     rows = min(q_pad, _table_rows(min(span, n_steps)))
-    for s0 in range(0, n_steps, span):
-        s1 = min(n_steps, s0 + span)
-        block = _panel_groups(s1 - s0)
-        n_t = (q_pad + rows - 1) // rows
-        n_g = (groups + block - 1) // block
-        for tile in prange(n_t * n_g):
-            t0 = (tile // n_g) * rows
-            g0 = (tile % n_g) * block
-            t1 = min(q_pad, t0 + rows)
-            tables = np.empty((rows, s1 - s0, 32), np.uint8)
+    block = _panel_groups(min(span, n_steps))
+    n_t = (q_pad + rows - 1) // rows
+    n_g = (groups + block - 1) // block
+    for tile in prange(n_t * n_g):
+        t0 = (tile // n_g) * rows
+        g0 = (tile % n_g) * block
+        t1 = min(q_pad, t0 + rows)
+        tables = np.empty((rows, min(span, n_steps), 32), np.uint8)
+        for s0 in range(0, n_steps, span):
+            s1 = min(n_steps, s0 + span)
             _tables_into(t_bits, tables, s0, s1, t0, t1)
             _tile(p_bits, n_bits, out, transposed, panels, tables, t_bits.shape[0], s0, s1, t0, t1, g0,
                   min(groups, g0 + block))
