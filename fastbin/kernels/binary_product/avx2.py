@@ -114,18 +114,24 @@ def _panel_nibbles_python(src, r0, t, dst, g):
             dst[g, s, PANEL + r] = byte >> 4
 
 
-def _transpose_lanes(builder, vectors):
-    """16 ``<32 x i8>`` -> their per-lane 16 x 16 byte transposes: four rounds of byte
-    unpacks of vectors ``i`` and ``i + 8`` into ``2 i`` and ``2 i + 1``, each a rotation of
-    the (vector, byte) index bits by one, so four swap them."""
-    for _ in range(4):
-        out = [None] * 16
-        for i in range(8):
-            a, b = vectors[i], vectors[i + 8]
-            out[2 * i] = builder.shuffle_vector(a, b, _UNPACK_LO)
-            out[2 * i + 1] = builder.shuffle_vector(a, b, _UNPACK_HI)
-        vectors = out
-    return vectors
+def _transpose_lanes(builder, vectors, emit):
+    """16 ``<32 x i8>`` -> their per-lane 16 x 16 byte transposes, ``emit(c, column)`` called
+    for each result as soon as it is made: four rounds of byte unpacks of vectors ``i`` and
+    ``i + 8`` into ``2 i`` and ``2 i + 1``, each a rotation of the (vector, byte) index bits by
+    one, so four swap them. Emitted depth first (each pair of a round when its result is
+    needed), so that fewer of the 16 vectors are live at once (16 ymm registers)."""
+    made = {(0, i): v for i, v in enumerate(vectors)}
+
+    def get(level, index):
+        if (level, index) not in made:
+            i = index // 2
+            a, b = get(level - 1, i), get(level - 1, i + 8)
+            made[(level, 2 * i)] = builder.shuffle_vector(a, b, _UNPACK_LO)
+            made[(level, 2 * i + 1)] = builder.shuffle_vector(a, b, _UNPACK_HI)
+        return made[(level, index)]
+
+    for c in range(16):
+        emit(c, get(4, c))
 
 
 @intrinsic
@@ -163,11 +169,12 @@ def _panel_nibbles_intrinsic(typingctx, src, r0, t, dst, g):
         rows_ptr = cgutils.alloca_once(builder, _I8X16, size=PANEL)
 
         with builder.if_else(interior, likely=True) as (fast, edge):
-            with fast:
+            with fast:  # one address, then a row's stride at a time (no multiply per row)
+                ptr = builder.gep(src_bytes, [builder.add(builder.mul(r0_v, row_bytes), builder.mul(t_v, const(8)))])
                 for r in range(PANEL):
-                    at = builder.add(builder.mul(builder.add(r0_v, const(r)), row_bytes), builder.mul(t_v, const(8)))
-                    ptr = builder.bitcast(builder.gep(src_bytes, [at]), _I8X16.as_pointer())
-                    builder.store(builder.load(ptr, align=1), builder.gep(rows_ptr, [const(r)]))
+                    builder.store(builder.load(builder.bitcast(ptr, _I8X16.as_pointer()), align=1),
+                                  builder.gep(rows_ptr, [const(r)]))
+                    ptr = builder.gep(ptr, [row_bytes])
             with edge:
                 has_two = builder.icmp_signed("<", two, n_words)
                 two_c = builder.select(has_two, two, t_v)
@@ -188,18 +195,23 @@ def _panel_nibbles_intrinsic(typingctx, src, r0, t, dst, g):
         rows = [builder.load(builder.gep(rows_ptr, [const(r)])) for r in range(PANEL)]
         halves = PANEL // 2
         vectors = [builder.shuffle_vector(rows[r], rows[r + halves], _mask(range(32))) for r in range(halves)]
-        columns = _transpose_lanes(builder, vectors)
         dst_bytes = builder.bitcast(dst_a.data, _I8.as_pointer())
         first = builder.mul(t_v, const(8))
-        for c in range(16):
-            s = builder.add(first, const(c))
-            with builder.if_then(builder.icmp_signed("<", s, n_steps), likely=True):
-                low, high = _nibbles(builder, columns[c])
-                at = builder.mul(builder.add(builder.mul(g_v, n_steps), s), const(2 * PANEL))
-                ptr = builder.gep(dst_bytes, [at])
+        # the last word alone (odd n_words): only its 8 steps are stored
+        limit = builder.select(builder.icmp_signed("<", two, n_words), const(16), const(8))
+
+        dst_base = builder.gep(dst_bytes, [builder.mul(builder.add(builder.mul(g_v, n_steps), first),
+                                                       const(2 * PANEL))])
+
+        def emit(c, column):
+            low, high = _nibbles(builder, column)
+            with builder.if_then(builder.icmp_signed("<", const(c), limit), likely=True):
+                ptr = builder.gep(dst_base, [const(2 * PANEL * c)])
                 builder.store(low, builder.bitcast(ptr, _I8X32.as_pointer()), align=1)
-                ptr = builder.gep(dst_bytes, [builder.add(at, const(PANEL))])
+                ptr = builder.gep(dst_base, [const(2 * PANEL * c + PANEL)])
                 builder.store(high, builder.bitcast(ptr, _I8X32.as_pointer()), align=1)
+
+        _transpose_lanes(builder, vectors, emit)
         return context.get_dummy_value()
 
     return types.void(src, r0, t, dst, g), codegen
