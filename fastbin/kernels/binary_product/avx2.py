@@ -277,13 +277,23 @@ def _tables_of_intrinsic(typingctx, t_bits, row, s0, s1, tables, c):
             low, high = _nibbles(builder, both)
             # lane 0: the low nibbles, lane 1: the high ones
             halves = builder.shuffle_vector(low, high, _mask(list(range(16)) + list(range(48, 64))))
-            for e in range(16):
-                step = builder.add(s, const(e))
-                with builder.if_then(builder.icmp_signed("<", step, s1_v), likely=True):
-                    spread = avx2_pshufb(builder, halves, _splat8(e))
-                    table = avx2_pshufb(builder, _POP4, builder.xor(spread, _IOTA))
-                    at = builder.mul(builder.sub(step, s0_v), const(32))
-                    builder.store(table, builder.bitcast(builder.gep(dst, [at]), _I8X32.as_pointer()), align=1)
+            base = builder.gep(dst, [builder.mul(builder.sub(s, s0_v), const(32))])
+
+            def table(e):
+                spread = avx2_pshufb(builder, halves, _splat8(e))
+                value = avx2_pshufb(builder, _POP4, builder.xor(spread, _IOTA))
+                builder.store(value, builder.bitcast(builder.gep(base, [const(32 * e)]), _I8X32.as_pointer()),
+                              align=1)
+
+            all16 = builder.icmp_signed("<=", builder.add(s, const(16)), s1_v)
+            with builder.if_else(all16, likely=True) as (whole_run, part):
+                with whole_run:  # no test per step
+                    for e in range(16):
+                        table(e)
+                with part:
+                    for e in range(16):
+                        with builder.if_then(builder.icmp_signed("<", builder.add(s, const(e)), s1_v)):
+                            table(e)
         return context.get_dummy_value()
 
     return types.void(t_bits, row, s0, s1, tables, c), codegen
