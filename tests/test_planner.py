@@ -279,7 +279,7 @@ def test_binary_paths_are_reached_from_the_public_api(name, rng, ran, monkeypatc
     elif name.startswith("nibbles"):  # binary_matmul's only, on the AVX2 kind from 16 rows
         _binary_needs(name)
         use_cpu(monkeypatch, "avx2")
-        m, k, n = 16, 130, 40
+        m, k, n = 16, 130, 70
     a = fastbin.pack_signs(rng.standard_normal((m, k)))
     w = fastbin.pack_weights(rng.standard_normal((k, n)))
     threads = name.endswith("_parallel")
