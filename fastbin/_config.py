@@ -69,6 +69,7 @@ __all__ = [
     "INT8_MADD",
     "INT8_DOT",
     "FLOAT_LUT8",
+    "BYTE_LUT16",
     "SIGN_MATMUL_BLAS",
     "SIGN_MATMUL_UINT8_FLOAT_PATH",
     "VECTOR_REGISTERS",
@@ -275,6 +276,9 @@ INT8_DOT: bool = int8_dot(_MAGIC_TUPLE)
 #: The AVX2 8-entry float32 table lookups (``vpermps`` on ymm:
 #: ``fastbin.kernels.sign_product.avx2_lut``) can run: the same CPUs (AVX2).
 FLOAT_LUT8: bool = INT8_MADD
+#: AVX2's byte table lookups (``vpshufb`` on ymm: ``fastbin.kernels.binary_product.avx2``)
+#: can run: the same CPUs (AVX2).
+BYTE_LUT16: bool = INT8_MADD
 
 
 def sign_matmul_blas(magic_tuple: tuple[str, str, str]) -> bool:

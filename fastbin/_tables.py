@@ -162,6 +162,18 @@ AVX2: Table = Table({
     "bytes_max_rows": 1,
     "bytes_min_cols": 256,
     "lut3_chunk_bytes": 2 << 20,  # a pass's index bytes (512x4096x4096: 1.3-1.8x sgemm, 0.9-1.3x at 64 KiB-512 KiB)
+    # float32 rows by 8-entry tables indexed by W's shifted words (kernels.sign_product.avx2_dwords,
+    # serial only), ahead of bytes/lut3/BLAS/bits from 32 outputs: up to 64 rows, or any rows below
+    # lut3_min_cols outputs (AVX2 code path on Zen 5: 1x784x512 2.3x sgemm, 16x784x512 2.0x (lut3
+    # 1.5x), n = 64 1.2-1.5x where the register blocks gave 0.9-1.0x; 128x2048x2048: lut3 ahead)
+    "dwords_max_rows": 64,
+    "dwords_min_cols": 32,
+    # binary x binary by vpshufb tables of a's nibbles at w's byte-transposed nibbles
+    # (kernels.binary_product.avx2): from this many rows of a, outputs and words (AVX2 code path on
+    # Zen 5: 1.2-1.6x the byte-popcount lanes from 16 x 784 x 512; at 10 outputs the lanes won)
+    "nibbles_min_rows": 16,
+    "nibbles_min_cols": 64,
+    "nibbles_min_words": 2,
 })
 
 #: AArch64: the portable kernels, and the 4-row byte-popcount binary kernel for few rows

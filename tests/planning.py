@@ -5,13 +5,13 @@ from fastbin import _config, _tables
 #: The probes of each CPU kind (``"avx512"``: AVX-512F/BW/VNNI with VPOPCNTDQ, as Zen 4-5, Ice Lake).
 PROBES = {
     "avx512": {"FLOAT_LUT": True, "INT16_LUT": True, "INT8_MADD": True, "INT8_DOT": True, "FLOAT_LUT8": True,
-               "SIGN_MATMUL_BLAS": False, "SIGN_MATMUL_UINT8_FLOAT_PATH": False},
+               "BYTE_LUT16": True, "SIGN_MATMUL_BLAS": False, "SIGN_MATMUL_UINT8_FLOAT_PATH": False},
     "avx2": {"FLOAT_LUT": False, "INT16_LUT": False, "INT8_MADD": True, "INT8_DOT": False, "FLOAT_LUT8": True,
-             "SIGN_MATMUL_BLAS": True, "SIGN_MATMUL_UINT8_FLOAT_PATH": True},
+             "BYTE_LUT16": True, "SIGN_MATMUL_BLAS": True, "SIGN_MATMUL_UINT8_FLOAT_PATH": True},
     "neon": {"FLOAT_LUT": False, "INT16_LUT": False, "INT8_MADD": False, "INT8_DOT": False, "FLOAT_LUT8": False,
-             "SIGN_MATMUL_BLAS": False, "SIGN_MATMUL_UINT8_FLOAT_PATH": True},
+             "BYTE_LUT16": False, "SIGN_MATMUL_BLAS": False, "SIGN_MATMUL_UINT8_FLOAT_PATH": True},
     "generic": {"FLOAT_LUT": False, "INT16_LUT": False, "INT8_MADD": False, "INT8_DOT": False, "FLOAT_LUT8": False,
-                "SIGN_MATMUL_BLAS": False, "SIGN_MATMUL_UINT8_FLOAT_PATH": True},
+                "BYTE_LUT16": False, "SIGN_MATMUL_BLAS": False, "SIGN_MATMUL_UINT8_FLOAT_PATH": True},
 }
 
 

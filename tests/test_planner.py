@@ -124,8 +124,15 @@ def test_dense_path_matches_reference(name, dtype, rng):
             _check(got, want, x, exact)
 
 
+def _binary_needs(name):
+    probe = binary_product.NEEDS.get(name)
+    if not (probe is None or getattr(_config, probe) or _config.jit_disabled()):
+        pytest.skip(f"{name} needs {probe} (this CPU has not)")
+
+
 @pytest.mark.parametrize("name", list(binary_product.PATHS))
 def test_binary_path_matches_reference(name, rng):
+    _binary_needs(name)
     for m, k, n in GRID:
         a = fastbin.pack_signs(rng.standard_normal((m, k)))
         w = fastbin.pack_weights(rng.standard_normal((k, n)))
@@ -198,8 +205,9 @@ _SIGN_MATMUL_PUBLIC = {
     "lut": ("avx512", {}, np.float32, 8, 784, 256, False),
     "lut_parallel": ("avx512", {}, np.float32, 8, 784, 256, True),
     "blas": ("avx2", {"FLOAT_LUT8": False}, np.float32, 64, 784, 256, None),
-    "lut3": ("avx2", {}, np.float32, 16, 784, 256, False),
-    "bytes": ("avx2", {}, np.float32, 1, 784, 256, None),
+    "lut3": ("avx2", {"dwords_max_rows": 0}, np.float32, 16, 784, 256, False),
+    "bytes": ("avx2", {"dwords_max_rows": 0}, np.float32, 1, 784, 256, None),
+    "dwords": ("avx2", {}, np.float32, 1, 784, 64, None),
     "lut3_parallel": ("avx2", {}, np.float32, 16, 784, 256, True),
     "uint8_planes": ("avx512", {"INT8_DOT": False}, np.uint8, 1, 784, 10, None),
     "uint8_float": ("neon", {"uint8_masks_min_rows": 0}, np.uint8, 64, 784, 10, None),
@@ -266,18 +274,24 @@ def test_dense_path_is_reached_from_the_public_api(name, rng, monkeypatch, ran):
     _check(got, R.dense_sign_matmul(x, w), x, exact)
 
 
-@pytest.mark.parametrize("name", ["blocked", "blocked_parallel", "rows4"])
+@pytest.mark.parametrize("name", ["blocked", "blocked_parallel", "rows4", "nibbles", "nibbles_parallel"])
 def test_binary_paths_are_reached_from_the_public_api(name, rng, ran, monkeypatch):
+    m, k, n = 9, 300, 70
     if name == "rows4":  # binary_matmul's only (binary_dense_sign takes it for a folded model's few rows)
         use_cpu(monkeypatch, "neon", rows4_max_rows=9)
-    a = fastbin.pack_signs(rng.standard_normal((9, 300)))
-    w = fastbin.pack_weights(rng.standard_normal((300, 70)))
+    elif name.startswith("nibbles"):  # binary_matmul's only, on the AVX2 kind from 16 rows
+        _binary_needs(name)
+        use_cpu(monkeypatch, "avx2")
+        m, k, n = 16, 130, 70
+    a = fastbin.pack_signs(rng.standard_normal((m, k)))
+    w = fastbin.pack_weights(rng.standard_normal((k, n)))
     threads = name.endswith("_parallel")
     np.testing.assert_array_equal(fastbin.binary_matmul(a, w, threads=threads), R.binary_matmul(a, w))
-    thresholds, flip = rng.integers(-300, 300, 70), rng.random(70) < 0.5
+    thresholds, flip = rng.integers(-k, k, n), rng.random(n) < 0.5
     got = fastbin.binary_dense_sign(a, w, thresholds, flip, threads=threads)
     np.testing.assert_array_equal(got.bits, R.binary_dense_sign(a, w, thresholds, flip).bits)
-    assert ran == [("binary", name), ("binary_sign", "blocked" if name == "rows4" else name)]
+    sign_path = {"rows4": "blocked", "nibbles": "blocked", "nibbles_parallel": "blocked_parallel"}.get(name, name)
+    assert ran == [("binary", name), ("binary_sign", sign_path)]
 
 
 def test_runtime_few_row_paths(rng, ran):
@@ -391,7 +405,8 @@ def test_tables_hold_their_paths_thresholds():
 # ---------------------------------------------------------------------------
 PACKAGE = FilePath(fastbin.__file__).resolve().parent
 #: The names of the CPU probes and of the threshold table (``fastbin._config``).
-PROBES = {"FLOAT_LUT", "INT16_LUT", "INT8_MADD", "int8_madd", "INT8_DOT", "int8_dot", "FLOAT_LUT8", "VECTOR_POPCOUNT",
+PROBES = {"FLOAT_LUT", "INT16_LUT", "INT8_MADD", "int8_madd", "INT8_DOT", "int8_dot", "FLOAT_LUT8", "BYTE_LUT16",
+          "VECTOR_POPCOUNT",
           "VECTOR_REGISTERS", "SIGN_MATMUL_BLAS", "SIGN_MATMUL_UINT8_FLOAT_PATH", "CPU_KIND", "TABLE",
           "TABLES", "_MAGIC_TUPLE", "magic_tuple", "float_lut", "int16_lut", "sign_matmul_blas",
           "vector_popcount", "vector_registers", "cpu_kind"}

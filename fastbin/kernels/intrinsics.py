@@ -1,11 +1,12 @@
 """The generic LLVM intrinsics of the kernels, and the helpers to write them.
 
-Only generic LLVM operations are emitted here (``ctpop``, vector loads and
+Generic LLVM operations are emitted here (``ctpop``, vector loads and
 masked loads, integer casts and bitcasts): LLVM lowers them for whatever CPU
 compiles the kernel (AVX-512 here, NEON on ARM64), so no result depends on the
-CPU. The CPU-specific intrinsics (the ``vpermps``/``vpermw`` table lookups) stay
-next to their kernels in ``fastbin.kernels.sign_product.avx512*``; the vector
-lane blocks beside theirs (``sign_product._lanes``, ``binary_product._lanes``).
+CPU. The AVX2 emitters (``avx2_*``) serve only kernels planned where Numba's target
+has AVX2. The older CPU-specific intrinsics (the ``vpermps``/``vpermw`` table lookups)
+stay next to their kernels in ``fastbin.kernels.sign_product.avx512*`` and ``avx2*``;
+the vector lane blocks beside theirs (``sign_product._lanes``, ``binary_product._lanes``).
 Under ``NUMBA_DISABLE_JIT=1`` each public name is a plain-Python function, so
 every kernel still runs (slowly) as ordinary Python.
 
@@ -24,6 +25,14 @@ every kernel still runs (slowly) as ordinary Python.
 * :func:`tree_sum` ``(builder, vectors, add)``: the lane sums of up to ``lanes``
   vectors as one vector (a transposing tree of shuffles and adds), for the register
   blocks of ``sign_product.avx512_vnni``.
+* :func:`avx2_pshufb` ``(builder, table, index)``: emits AVX2's byte shuffle ``vpshufb``
+  on ymm (``llvm.x86.avx2.pshuf.b``: per 128-bit lane, byte ``i`` of the result is
+  ``table[lane][index[i] & 15]``, or 0 where bit 7 of ``index[i]`` is set), for the
+  kernels of x86-64 CPUs with AVX2 (``fastbin.kernels.binary_product.avx2``); no generic
+  LLVM operation looks a byte up in a register table.
+* :func:`avx2_permps` ``(builder, table, index)``: emits AVX2's ``vpermps`` on ymm
+  (``llvm.x86.avx2.permps``: lane ``i`` of the result is ``table[index[i] & 7]``, the
+  upper bits of each index ignored) for ``fastbin.kernels.sign_product.avx2_dwords``.
 """
 from __future__ import annotations
 
@@ -34,7 +43,8 @@ from numba.extending import intrinsic
 
 from .._config import jit_disabled
 
-__all__ = ["popcount", "xor_count", "opaque", "to_float", "intp_args", "is_words", "tree_sum"]
+__all__ = ["popcount", "xor_count", "opaque", "to_float", "intp_args", "is_words", "tree_sum", "avx2_pshufb",
+           "avx2_permps"]
 
 
 def intp_args(context, builder, signature, args):
@@ -92,6 +102,24 @@ def tree_sum(builder, vectors, add):
     where = {owners[s]: s for s in range(0, lanes, segment)}
     order = ir.Constant(ir.VectorType(i32, count), [where[i] for i in range(count)])
     return builder.shuffle_vector(total, total, order)
+
+
+def avx2_pshufb(builder, table, index):
+    """``vpshufb`` of two ``<32 x i8>`` values (``table`` looked up at ``index``, per
+    128-bit lane): an IR emitter for intrinsics, valid only where Numba compiles for
+    x86-64 with AVX2 (``fastbin._config.INT8_MADD``)."""
+    vec = ir.VectorType(ir.IntType(8), 32)
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec]), "llvm.x86.avx2.pshuf.b")
+    return builder.call(fn, [table, index])
+
+
+def avx2_permps(builder, table, index):
+    """``vpermps`` of a ``<8 x float>`` ``table`` at ``<8 x i32>`` ``index`` (low 3 bits of
+    each lane): an IR emitter, valid only for x86-64 with AVX2 (``fastbin._config.FLOAT_LUT8``)."""
+    f32x8, i32x8 = ir.VectorType(ir.FloatType(), 8), ir.VectorType(ir.IntType(32), 8)
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f32x8, [f32x8, i32x8]),
+                                        "llvm.x86.avx2.permps")
+    return builder.call(fn, [table, index])
 
 
 @intrinsic

@@ -9,7 +9,10 @@
 * ``rows4``: a row at a time, 4 rows of ``w`` sharing the loads of each row of ``a``,
   byte popcounts in byte lanes (CPUs without a 64-bit vector popcount: AArch64);
   taken for at most ``TABLE["rows4_max_rows"]`` rows (0: never);
-* ``threshold``: the folded batch norm + sign as one compare and the packed words.
+* ``threshold``: the folded batch norm + sign as one compare and the packed words;
+* ``avx2``: 16-entry ``vpshufb`` tables of one operand's nibbles looked up at the other's
+  byte-transposed nibbles (x86-64 with AVX2, no vector popcount); planned from the AVX2
+  table's ``nibbles_min_rows`` rows and ``nibbles_min_cols`` outputs.
 
 ``xor_count`` and ``popcount`` are ``fastbin.kernels.intrinsics``'. This module is the
 one place that chooses among the kernels, reading ``fastbin._config``'s thresholds
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 from ... import _config
 from .._plan import Path, memoized
+from .avx2 import binary_matmul_nibbles, binary_matmul_nibbles_parallel
 from .blocked import (
     binary_dense_sign_kernel,
     binary_dense_sign_parallel,
@@ -40,7 +44,7 @@ from .blocked import (
 from .few_rows import binary_dot_rows, dense_sign_rows, dense_sign_rows4
 from .rows4 import binary_dot_rows4, binary_matmul_rows4
 
-__all__ = ["PATHS", "SIGN_PATHS", "plan", "plan_sign"]
+__all__ = ["PATHS", "SIGN_PATHS", "NEEDS", "plan", "plan_sign"]
 
 #: The paths of :func:`plan`.
 PATHS: dict[str, Path] = {
@@ -49,7 +53,11 @@ PATHS: dict[str, Path] = {
     "few_rows": Path("few_rows", binary_dot_rows),
     "rows4": Path("rows4", binary_matmul_rows4),
     "few_rows4": Path("few_rows4", binary_dot_rows4),
+    "nibbles": Path("nibbles", binary_matmul_nibbles),
+    "nibbles_parallel": Path("nibbles_parallel", binary_matmul_nibbles_parallel),
 }
+#: What a path needs of the CPU (``fastbin._config`` probe names); absent: any CPU.
+NEEDS: dict[str, str] = {"nibbles": "BYTE_LUT16", "nibbles_parallel": "BYTE_LUT16"}
 #: The paths of :func:`plan_sign`.
 SIGN_PATHS: dict[str, Path] = {
     "blocked": Path("blocked", binary_dense_sign_kernel),
@@ -74,6 +82,11 @@ def plan(m: int, n: int, n_words: int, threads=None, *, few: bool = False, tail:
         return PATHS["rows4" if rows4 else "blocked"]
     if rows4:
         return PATHS["rows4"]
+    if (config.BYTE_LUT16 and "nibbles_min_rows" in table and m >= table["nibbles_min_rows"]
+            and n >= table["nibbles_min_cols"] and n_words >= table["nibbles_min_words"]):
+        # byte tables of a's nibbles (AVX2 tables only), ahead of the byte-popcount lanes
+        return PATHS["nibbles_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads)
+                     else "nibbles"]
     return PATHS["blocked_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads) else "blocked"]
 
 

@@ -16,6 +16,8 @@ The kernels live side by side in this folder (the layout of Larq Compute Engine'
   on ±1 int8 signs (x86-64 with AVX2);
 * ``avx2_lut``: float32 8-entry table lookups (``vpermps`` on ymm, groups of 3 inputs;
   x86-64 with AVX2);
+* ``avx2_dwords``: the same lookups indexed by W's 32-bit words shifted (no index form
+  to make per call), for a few float32 rows (x86-64 with AVX2);
 * ``byte_lut``: one float row by 256-entry tables of 8 inputs, one scalar lookup per
   byte of W's packed rows (portable; planned on the AVX2 kind);
 * ``uint8_masks``: uint8 rows in integers on byte masks of ``W`` unpacked once (and +
@@ -49,6 +51,7 @@ from ..._limits import UINT8_F32_EXACT_MAX_K
 from ..._tables import AVX2, AVX512
 from .._plan import Path, memoized
 from .avx2 import sign_matmul_madd, sign_matmul_madd_parallel
+from .avx2_dwords import sign_matmul_dwords
 from .avx2_lut import sign_matmul_lut3, sign_matmul_lut3_parallel
 from .avx512 import (
     lut_product,
@@ -122,6 +125,7 @@ _SIGN_MATMUL = {
     "lut3": (_contiguous(sign_matmul_lut3), ("lut3_chunk_bytes",), "s"),
     "lut3_parallel": (_contiguous(sign_matmul_lut3_parallel), ("lut3_chunk_bytes",), "s"),
     "lut_dwords": (sign_matmul_lut_dwords, (), "s"),  # float rows come C-contiguous from ops
+    "dwords": (sign_matmul_dwords, (), "s"),
     # uint8 rows (exact int32)
     "uint8_planes": (sign_matmul_uint8, (), "u"),
     "uint8_float": (sign_matmul_uint8_float, (), "u"),
@@ -147,7 +151,7 @@ NEEDS: dict[str, str] = {
     "lut": "FLOAT_LUT", "lut_parallel": "FLOAT_LUT", "uint8_lut": "FLOAT_LUT",
     "uint8_lut_parallel": "FLOAT_LUT", "uint8_lut16": "INT16_LUT", "uint8_lut16_parallel": "INT16_LUT",
     "uint8_madd": "INT8_MADD", "uint8_madd_parallel": "INT8_MADD",
-    "lut3": "FLOAT_LUT8", "lut3_parallel": "FLOAT_LUT8",
+    "lut3": "FLOAT_LUT8", "lut3_parallel": "FLOAT_LUT8", "dwords": "FLOAT_LUT8",
     "uint8_dot": "INT8_DOT", "uint8_dot_parallel": "INT8_DOT", "lut_dwords": "FLOAT_LUT",
     "exact_lut": "FLOAT_LUT", "exact_lut_parallel": "FLOAT_LUT", "lut_rows": "FLOAT_LUT",
 }
@@ -221,6 +225,10 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
     threaded = config.use_threads("sign_matmul", m * n * k, threads)
     if config.FLOAT_LUT and f32 and m >= table["lut_min_rows"] and n >= table["lut_min_cols"]:
         return path("lut_parallel" if threaded else "lut")
+    if (config.FLOAT_LUT8 and f32 and not threaded and "dwords_max_rows" in table and n >= table["dwords_min_cols"]
+            and (m <= table["dwords_max_rows"] or n < table["lut3_min_cols"])):
+        # 8-entry tables indexed by W's words (AVX2 tables only): few rows, or outputs too few for lut3
+        return _FIXED["dwords"]
     if f32 and "bytes_max_rows" in table and m <= table["bytes_max_rows"] and n >= table["bytes_min_cols"]:
         # one row: 256-entry tables of 8 inputs, one lookup per byte of W (AVX2 tables only)
         return _FIXED["bytes"]
