@@ -51,7 +51,9 @@ import threading
 
 import numba
 import numpy as np
+from numba.core.caching import FunctionCache, NullCache
 from numba.core.registry import cpu_target
+from numba.core.runtime import nrt as _nrt
 from numba.np.ufunc import parallel as _numba_parallel
 
 from ._tables import TABLES, cpu_kind
@@ -319,15 +321,68 @@ def jit(*args, **overrides):
 
 def _decorate(func, args, overrides):
     options = {**JIT_OPTIONS, **overrides}
-    if not _CACHE_USABLE[0]:
-        options["cache"] = False
-    try:
-        return numba.njit(*args, **options)(func)
-    except RuntimeError as exc:
-        if not options.get("cache") or "no locator available" not in str(exc):
-            raise
-    _disable_disk_cache()
-    return numba.njit(*args, **{**options, "cache": False})(func)
+    cache = options.pop("cache") and _CACHE_USABLE[0]
+    if args:  # explicit signatures compile now: Numba's own cache has to be there first
+        options["cache"] = cache
+    dispatcher = numba.njit(*args, **options)(func)
+    if cache and not args and not numba.config.DISABLE_JIT:
+        dispatcher._cache = _LazyCache(dispatcher.py_func)  # Dispatcher.enable_caching, on first use
+    return dispatcher
+
+
+class _LazyCache:
+    """A kernel's on-disk cache (:class:`_KernelCache`), made when the kernel first compiles
+    or loads: making one looks for a writable cache directory (a temporary file written
+    and deleted there), which at import, for every kernel of every imported module, cost a
+    millisecond each. No writable directory ("no locator available"): the kernel, and every
+    later one, compiles in memory (:func:`_disable_disk_cache` says so once)."""
+
+    def __init__(self, py_func):
+        self._py_func = py_func
+        self._cache = None
+
+    def _get(self):
+        if self._cache is None:
+            cache = NullCache()
+            if _CACHE_USABLE[0]:
+                try:
+                    cache = _KernelCache(self._py_func)
+                except RuntimeError as exc:
+                    if "no locator available" not in str(exc):
+                        raise
+                    _disable_disk_cache()
+            self._cache = cache
+        return self._cache
+
+    def __getattr__(self, name):  # cache_path, load_overload, save_overload, flush, ...: the cache's
+        if name in ("_py_func", "_cache") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._get(), name)
+
+
+#: Numba has what ``_KernelCache.load_overload`` calls (its own ``load_overload`` minus the refresh).
+_LIGHT_LOAD: bool = all(hasattr(FunctionCache, name)
+                        for name in ("_load_overload", "_guard_against_spurious_io_errors"))
+
+
+class _KernelCache(FunctionCache):
+    """Numba's on-disk cache of one kernel (``FunctionCache``: the same files, index key and
+    checks, so an entry is only served to the CPU that wrote it) with a lighter first load.
+
+    Numba's ``load_overload`` first calls ``target_context.refresh()``, which imports and
+    installs every implementation registry Numba has (linear algebra, random numbers, typed
+    containers, jitclass, ...) so that a compile could use them: about half a second, paid
+    by the first cached kernel a process loads although loading machine code needs none of
+    it. Loading needs the runtime (NRT: kernels allocate arrays) initialised, and that is
+    what this does instead; any compile still refreshes the contexts first
+    (``numba.core.compiler.compile_extra``). benchmarks/results/2026-12-07-cold-start.md."""
+
+    def load_overload(self, sig, target_context):
+        if not _LIGHT_LOAD:  # another Numba than the one this was written against: its own load
+            return super().load_overload(sig, target_context)
+        _nrt.rtsys.initialize(target_context)
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
 
 
 def _disable_disk_cache() -> None:
