@@ -24,10 +24,13 @@ Why these options:
   a Python exception check in every inner loop.
 * ``boundscheck=False``: kernels trust their inputs; the public layer
   (``fastbin._validate``) checks shapes before any kernel runs.
+* The cache of a kernel is made when it first compiles or loads (``_LazyCache``), and a
+  cached kernel loads without Numba's registry refresh (``_KernelCache``): a fresh
+  process with a warm cache pays for the kernels it calls, not for the compiler.
 * No usable cache directory (a read-only install without a writable
-  ``NUMBA_CACHE_DIR`` or user cache: Numba's "no locator available" at
-  decoration time): :func:`jit` compiles in memory instead and says so once on
-  stderr (``FASTBIN_NO_CACHE=1`` asks for that up front, silently).
+  ``NUMBA_CACHE_DIR`` or user cache: Numba's "no locator available" when the
+  first kernel's cache is made): kernels compile in memory instead, and fastbin says
+  so once on stderr (``FASTBIN_NO_CACHE=1`` asks for that up front, silently).
 
 Threading layer (Numba docs, "The Threading Layers"): ``tbb`` is safe for
 concurrent calls of threaded kernels from several Python threads and for
@@ -312,8 +315,8 @@ def jit(*args, **overrides):
     """``numba.njit`` with fastbin's options; usable bare or with overrides.
 
     When Numba finds no writable cache directory for the function ("no
-    locator available"), it is compiled in memory instead, and so is every
-    later one (one line on stderr, the first time)."""
+    locator available", on its first compile), it is compiled in memory instead,
+    and so is every later one (one line on stderr, the first time)."""
     if args and callable(args[0]):
         return _decorate(args[0], (), overrides)
     return lambda func: _decorate(func, args, overrides)
@@ -370,11 +373,12 @@ class _KernelCache(FunctionCache):
     checks, so an entry is only served to the CPU that wrote it) with a lighter first load.
 
     Numba's ``load_overload`` first calls ``target_context.refresh()``, which imports and
-    installs every implementation registry Numba has (linear algebra, random numbers, typed
-    containers, jitclass, ...) so that a compile could use them: about half a second, paid
-    by the first cached kernel a process loads although loading machine code needs none of
-    it. Loading needs the runtime (NRT: kernels allocate arrays) initialised, and that is
-    what this does instead; any compile still refreshes the contexts first
+    installs every implementation registry Numba has (linear algebra, which imports
+    ``scipy.linalg`` where SciPy is installed, random numbers, typed containers, jitclass,
+    ...) so that a compile could use them: 0.4-0.7 s on a Zen 5, paid by the first cached
+    kernel a process loads, although loading machine code needs none of it. Loading needs
+    the runtime (NRT: kernels allocate arrays) initialised, and that is what this does
+    instead; any compile still refreshes the contexts first
     (``numba.core.compiler.compile_extra``). benchmarks/results/2026-12-07-cold-start.md."""
 
     def load_overload(self, sig, target_context):
