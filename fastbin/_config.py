@@ -24,10 +24,13 @@ Why these options:
   a Python exception check in every inner loop.
 * ``boundscheck=False``: kernels trust their inputs; the public layer
   (``fastbin._validate``) checks shapes before any kernel runs.
+* The cache of a kernel is made when it first compiles or loads (``_LazyCache``), and a
+  cached kernel loads without Numba's registry refresh (``_KernelCache``): a fresh
+  process with a warm cache pays for the kernels it calls, not for the compiler.
 * No usable cache directory (a read-only install without a writable
-  ``NUMBA_CACHE_DIR`` or user cache: Numba's "no locator available" at
-  decoration time): :func:`jit` compiles in memory instead and says so once on
-  stderr (``FASTBIN_NO_CACHE=1`` asks for that up front, silently).
+  ``NUMBA_CACHE_DIR`` or user cache: Numba's "no locator available" when the
+  first kernel's cache is made): kernels compile in memory instead, and fastbin says
+  so once on stderr (``FASTBIN_NO_CACHE=1`` asks for that up front, silently).
 
 Threading layer (Numba docs, "The Threading Layers"): ``tbb`` is safe for
 concurrent calls of threaded kernels from several Python threads and for
@@ -52,7 +55,9 @@ import types
 
 import numba
 import numpy as np
+from numba.core.caching import FunctionCache, NullCache
 from numba.core.registry import cpu_target
+from numba.core.runtime import nrt as _nrt
 from numba.np.ufunc import parallel as _numba_parallel
 
 from ._tables import TABLES, Table, cpu_kind, edited
@@ -323,8 +328,8 @@ def jit(*args, **overrides):
     """``numba.njit`` with fastbin's options; usable bare or with overrides.
 
     When Numba finds no writable cache directory for the function ("no
-    locator available"), it is compiled in memory instead, and so is every
-    later one (one line on stderr, the first time)."""
+    locator available", on its first compile), it is compiled in memory instead,
+    and so is every later one (one line on stderr, the first time)."""
     if args and callable(args[0]):
         return _decorate(args[0], (), overrides)
     return lambda func: _decorate(func, args, overrides)
@@ -332,15 +337,69 @@ def jit(*args, **overrides):
 
 def _decorate(func, args, overrides):
     options = {**JIT_OPTIONS, **overrides}
-    if not _CACHE_USABLE[0]:
-        options["cache"] = False
-    try:
-        return numba.njit(*args, **options)(func)
-    except RuntimeError as exc:
-        if not options.get("cache") or "no locator available" not in str(exc):
-            raise
-    _disable_disk_cache()
-    return numba.njit(*args, **{**options, "cache": False})(func)
+    cache = options.pop("cache") and _CACHE_USABLE[0]
+    if args:  # explicit signatures compile now: Numba's own cache has to be there first
+        options["cache"] = cache
+    dispatcher = numba.njit(*args, **options)(func)
+    if cache and not args and not numba.config.DISABLE_JIT:
+        dispatcher._cache = _LazyCache(dispatcher.py_func)  # Dispatcher.enable_caching, on first use
+    return dispatcher
+
+
+class _LazyCache:
+    """A kernel's on-disk cache (:class:`_KernelCache`), made when the kernel first compiles
+    or loads: making one looks for a writable cache directory (a temporary file written
+    and deleted there), which at import, for every kernel of every imported module, cost a
+    millisecond each. No writable directory ("no locator available"): the kernel, and every
+    later one, compiles in memory (:func:`_disable_disk_cache` says so once)."""
+
+    def __init__(self, py_func):
+        self._py_func = py_func
+        self._cache = None
+
+    def _get(self):
+        if self._cache is None:
+            cache = NullCache()
+            if _CACHE_USABLE[0]:
+                try:
+                    cache = _KernelCache(self._py_func)
+                except RuntimeError as exc:
+                    if "no locator available" not in str(exc):
+                        raise
+                    _disable_disk_cache()
+            self._cache = cache
+        return self._cache
+
+    def __getattr__(self, name):  # cache_path, load_overload, save_overload, flush, ...: the cache's
+        if name in ("_py_func", "_cache") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._get(), name)
+
+
+#: Numba has what ``_KernelCache.load_overload`` calls (its own ``load_overload`` minus the refresh).
+_LIGHT_LOAD: bool = all(hasattr(FunctionCache, name)
+                        for name in ("_load_overload", "_guard_against_spurious_io_errors"))
+
+
+class _KernelCache(FunctionCache):
+    """Numba's on-disk cache of one kernel (``FunctionCache``: the same files, index key and
+    checks, so an entry is only served to the CPU that wrote it) with a lighter first load.
+
+    Numba's ``load_overload`` first calls ``target_context.refresh()``, which imports and
+    installs every implementation registry Numba has (linear algebra, which imports
+    ``scipy.linalg`` where SciPy is installed, random numbers, typed containers, jitclass,
+    ...) so that a compile could use them: 0.4-0.7 s on a Zen 5, paid by the first cached
+    kernel a process loads, although loading machine code needs none of it. Loading needs
+    the runtime (NRT: kernels allocate arrays) initialised, and that is what this does
+    instead; any compile still refreshes the contexts first
+    (``numba.core.compiler.compile_extra``). benchmarks/results/2026-12-07-cold-start.md."""
+
+    def load_overload(self, sig, target_context):
+        if not _LIGHT_LOAD:  # another Numba than the one this was written against: its own load
+            return super().load_overload(sig, target_context)
+        _nrt.rtsys.initialize(target_context)
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
 
 
 def _disable_disk_cache() -> None:

@@ -76,9 +76,12 @@ def test_cache_written_for_one_cpu_is_not_served_to_another(tmp_path):
 
 def test_import_fastbin_compiles_nothing(tmp_path):
     code = """
-        import sys
+        import importlib, pkgutil, sys
         from numba.core.registry import CPUDispatcher
-        import fastbin, fastbin.kernels
+        import fastbin, fastbin.kernels, fastbin.ops, fastbin.runtime
+        for package in (fastbin.kernels, fastbin.ops, fastbin.runtime):  # every module (loaded on first use)
+            for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+                importlib.import_module(info.name)
         found = 0
         for name, module in list(sys.modules.items()):
             if not name.startswith("fastbin"):

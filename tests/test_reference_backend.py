@@ -2,6 +2,8 @@
 kernel of ``fastbin.kernels`` replaced by a function that raises, a reference
 model still trains, evaluates, folds, predicts and round-trips a file; the
 same models on the fastbin backend do reach the kernels (so the trap works)."""
+import importlib
+import pkgutil
 import sys
 
 import numba
@@ -27,7 +29,15 @@ def _is_kernel(value) -> bool:
 
 @pytest.fixture
 def kernels_raise(monkeypatch):
-    """Replace every kernel, in every loaded fastbin module that holds one."""
+    """Replace every kernel, in every fastbin module that holds one (the kernel, ops and
+    runtime modules are imported first: the packages load them on first use)."""
+    import fastbin.kernels
+    import fastbin.ops
+    import fastbin.runtime
+
+    for package in (fastbin.kernels, fastbin.ops, fastbin.runtime):
+        for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            importlib.import_module(info.name)
     trapped = []
     for name, module in list(sys.modules.items()):
         if not name.startswith("fastbin") or module is None:

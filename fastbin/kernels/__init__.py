@@ -4,32 +4,30 @@ They trust their inputs (C-contiguous arrays of the documented dtypes and
 shapes, zero padding bits) and write into preallocated outputs; the public
 functions in ``fastbin`` validate and allocate, then call these.
 """
-from ..bits import WORD_BITS
-from .binary_product.blocked import (
-    binary_dense_sign_kernel,
-    binary_dense_sign_parallel,
-    binary_matmul_kernel,
-    binary_matmul_parallel,
-)
-from .intrinsics import popcount
-from .linear_ce import (
-    linear_softmax_ce_labels,
-    linear_softmax_ce_packed_labels,
-    linear_softmax_ce_packed_targets,
-    linear_softmax_ce_parallel,
-    linear_softmax_ce_targets,
-)
-from .pack import pack_columns, pack_rows, pack_rows_parallel, padding_is_zero, unpack_rows
-from .sign_product.portable import (
-    sign_matmul_bits,
-    sign_matmul_bits_parallel,
-    sign_matmul_float,
-    sign_matmul_float_parallel,
-    sign_matmul_uint8,
-    sign_matmul_uint8_float,
-)
-from .softmax_ce import ce_block_labels, ce_block_targets, exp_nonpositive, softmax_ce_labels, softmax_ce_targets
-from .updates import adam_update_flat, sgd_update_flat
+from __future__ import annotations
+
+import importlib
+
+#: public name -> the submodule that defines it, imported on first use (module ``__getattr__``):
+#: importing one kernel module (the runtime's, a planner's) does not import the others, so a
+#: process pays only for the dispatchers it can call (benchmarks/results/2026-12-07-cold-start.md).
+_SOURCES = {
+    "WORD_BITS": "fastbin.bits",
+    "popcount": "fastbin.kernels.intrinsics",
+    **dict.fromkeys(["binary_dense_sign_kernel", "binary_dense_sign_parallel", "binary_matmul_kernel",
+                     "binary_matmul_parallel"], "fastbin.kernels.binary_product.blocked"),
+    **dict.fromkeys(["linear_softmax_ce_labels", "linear_softmax_ce_packed_labels",
+                     "linear_softmax_ce_packed_targets", "linear_softmax_ce_parallel", "linear_softmax_ce_targets"],
+                    "fastbin.kernels.linear_ce"),
+    **dict.fromkeys(["pack_columns", "pack_rows", "pack_rows_parallel", "padding_is_zero", "unpack_rows"],
+                    "fastbin.kernels.pack"),
+    **dict.fromkeys(["sign_matmul_bits", "sign_matmul_bits_parallel", "sign_matmul_float",
+                     "sign_matmul_float_parallel", "sign_matmul_uint8", "sign_matmul_uint8_float"],
+                    "fastbin.kernels.sign_product.portable"),
+    **dict.fromkeys(["ce_block_labels", "ce_block_targets", "exp_nonpositive", "softmax_ce_labels",
+                     "softmax_ce_targets"], "fastbin.kernels.softmax_ce"),
+    **dict.fromkeys(["adam_update_flat", "sgd_update_flat"], "fastbin.kernels.updates"),
+}
 
 __all__ = [
     # packing (fastbin.kernels.pack): pack_rows(x (m,k), out uint64 (m,nw)) -> NaN count,
@@ -84,3 +82,15 @@ __all__ = [
     "sgd_update_flat",
     "adam_update_flat",
     "WORD_BITS", "popcount"]
+
+
+def __getattr__(name):
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_SOURCES[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
