@@ -336,23 +336,30 @@ def test_export_c_any_file_name_and_atomic_files(tmp_path, capsys, monkeypatch):
 
 
 def _conv_bn(model, seed):
-    """Trained-looking batch norms on a conv model: gammas of both signs (flipped thresholds; a pool before a
-    batch norm with a negative gamma is the OR of the bits), means spread over each layer's dot products."""
+    """Trained-looking batch norms on a conv model: statistics near those of the test images' own activations
+    (each channel's mean moved by up to a standard deviation, its variance scaled by 1/4 to 4), so that every
+    stage's bits vary from pixel to pixel and from image to image; gammas of both signs (flipped thresholds: a
+    pool before a batch norm with a negative gamma is the OR of the bits, a pool after the sign the AND of the
+    flipped bits)."""
     rng = np.random.default_rng(seed)
+    h = _images(model.n_in, m=64, seed=seed).reshape(-1, *model.input_shape)
     for layer in model.layers:
         if layer.kind == "batchnorm":
             n = layer.n
-            layer.buffers["running_mean"][:] = rng.normal(0, 4, n)
-            layer.buffers["running_var"][:] = rng.uniform(0.1, 20, n)
+            z = np.asarray(h, np.float64).reshape(-1, n)
+            mean, sd = z.mean(axis=0), z.std(axis=0) + 1e-3
+            layer.buffers["running_mean"][:] = mean + rng.uniform(-1, 1, n) * sd
+            layer.buffers["running_var"][:] = (sd * rng.uniform(0.5, 2, n)) ** 2
             layer.params["gamma"][:] = rng.normal(0, 1, n)
-            layer.params["beta"][:] = rng.normal(0, 0.5, n)
+            layer.params["beta"][:] = rng.normal(0, 0.1, n)
+        h = layer.forward(h)
     return model
 
 
 def _odd_conv(dtype="float32"):
     """Odd shapes: 2-channel pixels, a (3, 2) kernel with stride (2, 1) and one-padding on raw pixels, alpha and
-    biases, 35 channels (two words per pixel, padding bits), no batch norm, two pools after a sign (one fused,
-    one in place), a pool before a sign without batch norm, a stride-2 "same" conv on packed bits."""
+    biases, 35 channels (two words per pixel, padding bits), two pools after a sign with flipped channels (one
+    fused, one in place), a pool before a sign without batch norm, a stride-2 "same" conv on packed bits."""
     from fastbin.nn import Sign
     from fastbin.nn.conv import Conv2D, Flatten, MaxPool2D
     from fastbin.nn.layers import BatchNorm, Dense
@@ -361,7 +368,8 @@ def _odd_conv(dtype="float32"):
     kw = dict(dtype=dtype, backend=BACKEND)
     layers = [Conv2D(2, 7, (3, 2), stride=(2, 1), padding="same", pad_value=1, scale=True, rng=0, **kw),
               BatchNorm(7, dtype=dtype), Sign(),
-              Conv2D(7, 35, 3, padding="valid", rng=1, **kw), Sign(), MaxPool2D(2, stride=1), MaxPool2D((1, 2)),
+              Conv2D(7, 35, 3, padding="valid", rng=1, **kw), BatchNorm(35, dtype=dtype), Sign(),
+              MaxPool2D(2, stride=1), MaxPool2D((1, 2)),
               Conv2D(35, 6, 2, stride=2, padding="same", bias=False, rng=2, **kw), MaxPool2D(2, stride=1), Sign(),
               Flatten(), Dense(6, 4, binary=True, scale=True, rng=3, **kw)]
     return _conv_bn(sequential(layers, (11, 9, 2), backend=BACKEND, dtype=dtype), 3)
