@@ -96,3 +96,23 @@ def test_largest_allowed_sizes_still_load(tmp_path):
     path = tmp_path / "edge.fbm"
     model.save(path)
     assert load(path, backend="reference").input_shape == (side, side, 1)
+
+
+def test_zero_padding_on_signs_is_refused_by_the_folding(tmp_path):
+    """A conv after a sign with ``pad_value=0`` and "same" padding pads its ±1 input with a true 0, which the
+    packed folded form (one-padding, bit 0 = +1) does not have: folding it raises NotImplementedError (it gave
+    other logits than the unfolded model before), the unfolded model still loads."""
+    from fastbin.nn import Dense, Sign
+    from fastbin.nn.conv import Conv2D, Flatten
+    from fastbin.nn.model import sequential
+
+    model = sequential([Conv2D(1, 3, 3, padding="same", rng=0, backend="reference"), Sign(),
+                        Conv2D(3, 3, 3, padding="same", pad_value=0, rng=1, backend="reference"), Sign(), Flatten(),
+                        Dense(8 * 8 * 3, 2, binary=True, rng=2, backend="reference")], (8, 8, 1), backend="reference")
+    with pytest.raises(NotImplementedError, match=r"layers\[2\] \(conv2d\) pads its ±1 input with 0"):
+        model.to_inference()
+    path = tmp_path / "zero.fbm"
+    model.save(path)
+    assert load(path, backend="reference").input_shape == (8, 8, 1)
+    with pytest.raises(NotImplementedError, match="one-padding"):
+        runtime.load(path, engine="numpy")

@@ -452,7 +452,7 @@ def test_unsupported_conv_models_raise_a_clear_error(tmp_path):
     zero_padded = sequential([Conv2D(1, 3, 3, padding="same", rng=0), Sign(),
                               Conv2D(3, 3, 3, padding="same", pad_value=0, rng=1), Sign(), Flatten(),
                               Dense(8 * 8 * 3, 2, binary=True, rng=2)], (8, 8, 1), backend=BACKEND)
-    with pytest.raises(ValueError, match="pads its \\+-1 input with 0"):
+    with pytest.raises(ValueError, match="pads its .*input with 0"):
         export_c(zero_padded, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
