@@ -584,72 +584,81 @@ typedef struct {
     int32_t out_h, out_w;         /* the output map after the fused pool */
 } fb_conv;
 
-/* sum over the patch at conv position (p, q) of pixel * (+-1) (bit 1 = -1): total - 2 * (pixels under bit 1) */
-static int32_t fb_conv_dot_uint8(const uint8_t *px, const fb_conv *g, const uint32_t *w, int32_t p, int32_t q)
+/* The patch under conv position (p, q) of raw pixels, (i, j, channel) order, the padding holding g->pad;
+   returns the sum of its kh * kw * c values */
+static int32_t fb_patch_uint8(const uint8_t *px, const fb_conv *g, int32_t p, int32_t q, uint8_t *patch)
 {
-    int32_t i, j, ch, b = 0, total = 0, neg = 0;
+    int32_t i, j, ch, total = 0;
     for (i = 0; i < g->kh; ++i) {
         int32_t y = p * g->sh - g->top + i;
         for (j = 0; j < g->kw; ++j) {
             int32_t x = q * g->sw - g->left + j;
             int32_t inside = y >= 0 && y < g->h && x >= 0 && x < g->w;
             const uint8_t *v = px + (inside ? (y * g->w + x) * g->c : 0);
-            for (ch = 0; ch < g->c; ++ch, ++b) {
-                int32_t value = inside ? (int32_t)v[ch] : g->pad;
+            for (ch = 0; ch < g->c; ++ch) {
+                uint8_t value = inside ? v[ch] : (uint8_t)g->pad;
+                *patch++ = value;
                 total += value;
-                neg += value & -(int32_t)((w[b >> 5] >> (b & 31)) & 1u);
             }
         }
     }
-    return total - 2 * neg;
+    return total;
 }
 
-/* n - 2 * popcount(patch ^ w) at conv position (p, q) of a packed map: one group of g->c words per kernel tap;
-   a tap in the padding reads input bit 0 (+1, one-padding) */
-static int32_t fb_conv_dot_packed(const uint32_t *in, const fb_conv *g, const uint32_t *w, int32_t p, int32_t q)
+/* The patch under conv position (p, q) of a packed map: kh * kw groups of g->c words, 0 outside the image
+   (one-padding: bit 0 is +1, so a tap in the padding costs popcount(w), no correction) */
+static void fb_patch_packed(const uint32_t *in, const fb_conv *g, int32_t p, int32_t q, uint32_t *patch)
 {
-    int32_t i, j, k, ones = 0;
+    int32_t i, j, k;
     for (i = 0; i < g->kh; ++i) {
         int32_t y = p * g->sh - g->top + i;
-        for (j = 0; j < g->kw; ++j, w += g->c) {
+        for (j = 0; j < g->kw; ++j, patch += g->c) {
             int32_t x = q * g->sw - g->left + j;
-            if (y < 0 || y >= g->h || x < 0 || x >= g->w) {
-                for (k = 0; k < g->c; ++k)
-                    ones += FB_POPCOUNT(w[k]);
-            } else {
-                const uint32_t *a = in + (y * g->w + x) * g->c;
-                for (k = 0; k < g->c; ++k)
-                    ones += FB_POPCOUNT(a[k] ^ w[k]);
-            }
+            int32_t inside = y >= 0 && y < g->h && x >= 0 && x < g->w;
+            for (k = 0; k < g->c; ++k)
+                patch[k] = inside ? in[(y * g->w + x) * g->c + k] : 0u;
         }
     }
-    return g->n - 2 * ones;
 }
 
 /* One sign stage: raw pixels (px) or a packed map (in) -> the packed map out. Output bit f of pooled pixel
    (P, Q) = AND over the pool window of ((dot < t[f]) XOR e), XOR (flip[f] XOR e), e = flip[f] when the pool
-   follows the sign, else 0: a max before the batch norm (e = 0) or after the sign (e = flip). The AND stops
-   at the first 0. */
+   follows the sign, else 0: a max before the batch norm (e = 0) or after the sign (e = flip). The output
+   words hold the AND while the window is scanned; a filter whose bit is 0 is not computed again. */
 static void fb_conv_stage(const uint8_t *px, const uint32_t *in, uint32_t *out, const fb_conv *g,
-                          const uint32_t *w, const fb_thr *t, const uint32_t *flips)
+                          const uint32_t *w, const fb_thr *t, const uint32_t *flips, uint8_t *patch8,
+                          uint32_t *patch)
 {
-    int32_t P, Q, f, a, b, k;
+    int32_t P, Q, f, a, b, k, total = 0;
     for (P = 0; P < g->out_h; ++P)
         for (Q = 0; Q < g->out_w; ++Q) {
             uint32_t *o = out + (P * g->out_w + Q) * g->nw_out;
             for (k = 0; k < g->nw_out; ++k)
                 o[k] = 0;
-            for (f = 0; f < g->filters; ++f) {
-                const uint32_t *wf = w + f * g->row;
-                uint32_t fl = (flips[f >> 5] >> (f & 31)) & 1u, e = g->pre ? fl : 0u, acc = 1u;
-                for (a = 0; a < g->ph && acc; ++a)
-                    for (b = 0; b < g->pw && acc; ++b) {
-                        int32_t p = P * g->psh + a, q = Q * g->psw + b;
-                        int32_t dot = px ? fb_conv_dot_uint8(px, g, wf, p, q) : fb_conv_dot_packed(in, g, wf, p, q);
-                        acc = (uint32_t)(dot < t[f]) ^ e;
+            for (f = 0; f < g->filters; ++f)
+                o[f >> 5] |= (uint32_t)1 << (f & 31);
+            for (a = 0; a < g->ph; ++a)
+                for (b = 0; b < g->pw; ++b) {
+                    int32_t p = P * g->psh + a, q = Q * g->psw + b;
+                    if (px)
+                        total = fb_patch_uint8(px, g, p, q, patch8);
+                    else
+                        fb_patch_packed(in, g, p, q, patch);
+                    for (f = 0; f < g->filters; ++f) {
+                        uint32_t bit = (uint32_t)1 << (f & 31);
+                        if (o[f >> 5] & bit) {
+                            const uint32_t *wf = w + f * g->row;
+                            int32_t dot = px ? fb_dot_uint8(patch8, wf, g->n, total)
+                                             : fb_dot_packed(patch, wf, g->row, g->n);
+                            uint32_t e = g->pre ? (flips[f >> 5] >> (f & 31)) & 1u : 0u;
+                            if (((uint32_t)(dot < t[f]) ^ e) == 0u)
+                                o[f >> 5] &= ~bit;
+                        }
                     }
-                o[f >> 5] |= (acc ^ fl ^ e) << (f & 31);
-            }
+                }
+            if (!g->pre)
+                for (k = 0; k < g->nw_out; ++k)
+                    o[k] ^= flips[k];
         }
 }
 """
@@ -685,9 +694,12 @@ def _generate_conv(p: ConvPlan, name, origin):
     # the ping-pong plan: stage s writes buffer s % 2 (the fused pool's output; further pools shrink it in place)
     sizes = [s.pooled_shape[0] * s.pooled_shape[1] * _n_words(s.filters) for s in p.stages]
     buffers = [max(sizes[b::2]) for b in range(min(2, len(sizes)))]
-    work = 4 * sum(buffers)
+    # one patch at a time: raw pixels of the first stage, packed words of the others (at least 1 word)
+    patch8 = max(st.kernel[0] * st.kernel[1] * st.in_shape[2] for st in p.stages if st.uint8_input)
+    patch = max([st.bits.shape[1] for st in p.stages if not st.uint8_input] + [1])
+    work = 4 * sum(buffers) + patch8 + 4 * patch
     extra = (f"#define {up}_HEIGHT {h}\n#define {up}_WIDTH {w}\n#define {up}_CHANNELS {c}\n"
-             f"/* static RAM of the two packed activation buffers */\n#define {up}_WORK_BYTES {work}\n")
+             f"/* static RAM: the two packed activation buffers and one patch */\n#define {up}_WORK_BYTES {work}\n")
     notes = ("\n * Pixels in (height, width, channels) order, channel fastest. The activation maps live in static"
              "\n * buffers: one call at a time (not reentrant).")
     header = _header(name, p, layers, origin, extra, notes)
@@ -716,7 +728,7 @@ def _generate_conv(p: ConvPlan, name, origin):
         consts.append(f"static const fb_conv {name}_g{s} = {{{', '.join(map(str, fields))}}};\n\n")
         src = "pixels, 0" if st.uint8_input else f"0, {name}_buf{(s - 1) % 2}"
         body.append(f"    fb_conv_stage({src}, {name}_buf{s % 2}, &{name}_g{s}, {name}_w{s}, {name}_t{s}, "
-                    f"{name}_f{s});\n")
+                    f"{name}_f{s}, {name}_patch8, {name}_patch);\n")
         fh, fw = st.pooled_shape
         for (a, b), (c_, d) in st.pools:
             oh, ow = (fh - a) // c_ + 1, (fw - b) // d + 1
@@ -724,6 +736,8 @@ def _generate_conv(p: ConvPlan, name, origin):
             fh, fw = oh, ow
     for b, size in enumerate(buffers):
         consts.append(f"static uint32_t {name}_buf{b}[{size}]; /* packed maps of stages {b}, {b + 2}, ... */\n")
+    consts.append(f"static uint8_t {name}_patch8[{patch8}]; /* the patch of one conv position: raw pixels */\n"
+                  f"static uint32_t {name}_patch[{patch}]; /* ... or packed words, one group per kernel tap */\n")
     consts.append("\n")
     tail = p.tail
     last = f"{name}_buf{(len(p.stages) - 1) % 2}"
@@ -732,7 +746,7 @@ def _generate_conv(p: ConvPlan, name, origin):
                                         f"fb_dot_packed({last}, {name}_wl + c * {nw_in}, {nw_in}, {tail.n_in})")
     consts += tail_consts
     body.append(tail_body)
-    helpers = _POPCOUNT + "\n" + _CONV + ("\n" + _POOL if any(st.pools for st in p.stages) else "")
+    helpers = _POPCOUNT + "\n" + _DOT_U8 + "\n" + _CONV + ("\n" + _POOL if any(st.pools for st in p.stages) else "")
     # fb_thr is used by the helpers: its typedef goes first
     helpers = consts[0] + helpers
     comment = ("\n * Conv kernels after the first: one group of ceil(channels / 32) words per kernel tap; maps: one"
