@@ -51,7 +51,7 @@ def m4(c_file, opt, work):
     frames = {}
     for line in obj.with_suffix(".su").read_text().splitlines():
         where, n, kind = line.split("\t")
-        frames[where.rsplit(":", 1)[-1]] = (int(n), kind)
+        frames[where.rsplit(":", 1)[-1].split(".")[0]] = (int(n), kind)  # fb_conv_stage.constprop: gcc's clone
     return text, data, bss, sections, frames
 
 
