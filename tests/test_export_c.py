@@ -330,3 +330,174 @@ def test_export_c_any_file_name_and_atomic_files(tmp_path, capsys, monkeypatch):
     assert "No space left on device" in capsys.readouterr().err
     assert sorted(os.listdir(out)) == ["tiny.c", "tiny.h"]
     assert {p: (out / p).read_bytes() for p in ("tiny.h", "tiny.c")} == previous
+
+
+# -- binary conv networks (issue 25) ------------------------------------------------------------------------------
+
+
+def _conv_bn(model, seed):
+    """Trained-looking batch norms on a conv model: statistics near those of the test images' own activations
+    (each channel's mean moved by up to a standard deviation, its variance scaled by 1/4 to 4), so that every
+    stage's bits vary from pixel to pixel and from image to image; gammas of both signs (flipped thresholds: a
+    pool before a batch norm with a negative gamma is the OR of the bits, a pool after the sign the AND of the
+    flipped bits)."""
+    rng = np.random.default_rng(seed)
+    h = _images(model.n_in, m=64, seed=seed).reshape(-1, *model.input_shape)
+    for layer in model.layers:
+        if layer.kind == "batchnorm":
+            n = layer.n
+            z = np.asarray(h, np.float64).reshape(-1, n)
+            mean, sd = z.mean(axis=0), z.std(axis=0) + 1e-3
+            layer.buffers["running_mean"][:] = mean + rng.uniform(-1, 1, n) * sd
+            layer.buffers["running_var"][:] = (sd * rng.uniform(0.5, 2, n)) ** 2
+            layer.params["gamma"][:] = rng.normal(0, 1, n)
+            layer.params["beta"][:] = rng.normal(0, 0.1, n)
+        h = layer.forward(h)
+    return model
+
+
+def _odd_conv(dtype="float32"):
+    """Odd shapes: 2-channel pixels, a (3, 2) kernel with stride (2, 1) and one-padding on raw pixels, alpha and
+    biases, 35 channels (two words per pixel, padding bits), two pools after a sign with flipped channels (one
+    fused, one in place), a pool before a sign without batch norm, a stride-2 "same" conv on packed bits."""
+    from fastbin.nn import Sign
+    from fastbin.nn.conv import Conv2D, Flatten, MaxPool2D
+    from fastbin.nn.layers import BatchNorm, Dense
+    from fastbin.nn.model import sequential
+
+    kw = dict(dtype=dtype, backend=BACKEND)
+    layers = [Conv2D(2, 7, (3, 2), stride=(2, 1), padding="same", pad_value=1, scale=True, rng=0, **kw),
+              BatchNorm(7, dtype=dtype), Sign(),
+              Conv2D(7, 35, 3, padding="valid", rng=1, **kw), BatchNorm(35, dtype=dtype), Sign(),
+              MaxPool2D(2, stride=1), MaxPool2D((1, 2)),
+              Conv2D(35, 6, 2, stride=2, padding="same", bias=False, rng=2, **kw), MaxPool2D(2, stride=1), Sign(),
+              Flatten(), Dense(6, 4, binary=True, scale=True, rng=3, **kw)]
+    return _conv_bn(sequential(layers, (11, 9, 2), backend=BACKEND, dtype=dtype), 3)
+
+
+def _conv_models():
+    """name -> builder of a supported conv model."""
+    from fastbin.nn.model import bnn_conv
+
+    return {
+        "bnn-conv": lambda: _conv_bn(bnn_conv((28, 28, 1), 10, seed=1, backend=BACKEND), 1),
+        "bnn-conv-rgb-scale": lambda: _conv_bn(bnn_conv((12, 10, 3), 5, channels=(5, 33, 8, 40), scale=True, seed=2,
+                                                        backend=BACKEND), 2),
+        "conv-odd": _odd_conv,
+        "conv-odd-float64": lambda: _odd_conv("float64"),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_conv_models()))
+def test_host_c_conv_equals_folded_model_bit_for_bit(tmp_path, kind):
+    model = _conv_models()[kind]()
+    _compare(tmp_path, model, _images(model.n_in))
+
+
+@pytest.mark.parametrize("target", ["aarch64", "armhf"])
+@pytest.mark.parametrize("kind", ["bnn-conv", "bnn-conv-rgb-scale", "conv-odd", "conv-odd-float64"])
+def test_cross_c_conv_under_qemu_equals_folded_model(tmp_path, target, kind):
+    model = _conv_models()[kind]()
+    _compare(tmp_path, model, _images(model.n_in, m=100, seed=2), target)
+
+
+def test_conv_export_is_deterministic_prefixed_and_static():
+    model = _conv_models()["conv-odd"]().to_inference()
+    header, source = generate(plan(model), "tiny")
+    assert generate(plan(model), "tiny") == (header, source)
+    assert "int tiny_predict(const uint8_t *pixels);" in header and "#define TINY_N_IN 198" in header
+    assert "#define TINY_HEIGHT 11\n#define TINY_WIDTH 9\n#define TINY_CHANNELS 2\n" in header
+    assert "malloc" not in source and "fastbin_" not in source
+    assert source.count("fb_conv_stage(") == 4 and source.count("fb_pool_and(") == 2  # 3 calls + 1 definition
+
+
+def _conv_packed_bytes(model):
+    """Packed weight bytes as fastbin stores them (uint64 words per row) of every conv and dense layer."""
+    return sum(8 * layer.n_out * -(-layer.n_in // 64) for layer in model.layers if layer.kind in ("dense", "conv2d"))
+
+
+def test_cortex_m4_conv_flash_and_ram_targets(tmp_path):
+    """The issue's bnn-conv network (four binary 3x3 convs of 32, 32, 64, 64 channels, 2x2 max pools, a binary
+    output layer, 28x28x1 uint8) for Cortex-M4 with newlib-nano: flash (text + data) <= packed weights + 8 KiB;
+    RAM (data + bss + every function's stack frame, summed: more than the deepest call chain) <= 2 x the largest
+    packed activation map + 2 KiB."""
+    _need("arm-none-eabi-gcc", "arm-none-eabi-size")
+    model = _conv_models()["bnn-conv"]()
+    _, c = export_c(model, tmp_path / "m4")
+    obj = tmp_path / "m4" / "fastbin.o"
+    build = subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+                            "-mcpu=cortex-m4", "-mthumb", "-Os", "-specs=nano.specs", "-fstack-usage", "-c", c,
+                            "-o", str(obj)], capture_output=True, text=True, cwd=tmp_path / "m4")
+    assert build.returncode == 0, build.stderr
+    size = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True, text=True, check=True).stdout
+    text, data, bss = (int(v) for v in size.splitlines()[1].split()[:3])
+    stack = sum(int(line.split("\t")[1]) for line in (tmp_path / "m4" / "fastbin.su").read_text().splitlines())
+    largest_map = max(4 * layer.output_positions * -(-layer.filters // 32) for layer in model.layers
+                      if layer.kind == "conv2d")
+    assert largest_map == 28 * 28 * 32 // 8
+    assert text + data <= _conv_packed_bytes(model) + 8192, size
+    assert data + bss + stack <= 2 * largest_map + 2048, (size, stack)
+
+
+def test_unsupported_conv_models_raise_a_clear_error(tmp_path):
+    from fastbin.nn import Sign
+    from fastbin.nn.conv import Conv2D, Flatten
+    from fastbin.nn.layers import Dense
+    from fastbin.nn.model import bnn_conv, sequential
+
+    with pytest.raises(ValueError, match="supported: .*conv networks") as info:
+        export_c(bnn_conv((8, 8, 1), 3, channels=(2, 2, 2, 2), activation="hardtanh", seed=0, backend=BACKEND),
+                 tmp_path / "out")
+    assert "cannot export this model to C exactly" in str(info.value)
+    zero_padded = sequential([Conv2D(1, 3, 3, padding="same", rng=0), Sign(),
+                              Conv2D(3, 3, 3, padding="same", pad_value=0, rng=1), Sign(), Flatten(),
+                              Dense(8 * 8 * 3, 2, binary=True, rng=2)], (8, 8, 1), backend=BACKEND)
+    with pytest.raises(ValueError, match="pads its .*input with 0"):
+        export_c(zero_padded, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_export_c_conv_file(tmp_path, capsys):
+    model = _conv_models()["conv-odd"]()
+    path = str(tmp_path / "conv.fbm")
+    model.save(path)
+    assert cli.main(["export-c", path, "-o", str(tmp_path / "c"), "--name", "conv"]) == 0
+    assert "conv.h" in capsys.readouterr().out
+    # the file (folded at load by fastbin.nn.load) exports the same C as the model itself
+    assert (tmp_path / "c" / "conv.c").read_text().split("\n", 1)[1] == \
+        generate(plan(model.to_inference()), "conv", path)[1].split("\n", 1)[1]
+
+
+@functools.cache
+def _trained_bnn_conv():
+    """The issue's bnn-conv network after 20 Adam steps on Fashion-MNIST (trained weights, batch norm
+    statistics of real images)."""
+    from fastbin.nn.model import bnn_conv
+    from fastbin.nn.optim import Adam
+    from fastbin.nn.train import fit
+
+    data = _fashion_mnist()
+    model = bnn_conv((28, 28, 1), 10, seed=0, backend=BACKEND)
+    fit(model, Adam(5e-3), data, steps=20, batch_size=128, eval_every=0, progress=False)
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_fashion_mnist_test_set_bnn_conv(tmp_path, target):
+    """bnn-conv, trained briefly on Fashion-MNIST: the C predictions equal the folded model's on all 10,000 test
+    images (logits bit for bit)."""
+    data = _fashion_mnist()
+    if isinstance(data, str):
+        pytest.skip(f"Fashion-MNIST not installed: {data}")
+    _need(TARGETS[target][0], *TARGETS[target][2])
+    logits = _bnn_conv_test_logits()
+    pred, c_logits = _run_c(tmp_path, _trained_bnn_conv(), data.x_test, target)
+    np.testing.assert_array_equal(pred, np.argmax(logits, axis=1))  # ConvInferenceModel.predict
+    np.testing.assert_array_equal(c_logits.view("u4"), logits.view("u4"))
+
+
+@functools.cache
+def _bnn_conv_test_logits():
+    """The folded (plain NumPy) model's logits on the 10,000 test images, once for the three targets."""
+    return _trained_bnn_conv().to_inference().forward(_fashion_mnist().x_test)

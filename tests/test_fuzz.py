@@ -69,12 +69,13 @@ def test_cases_are_deterministic_and_cover_every_mutation():
         assert a.data == b.data and a.label == b.label
     mutations = {(c.target, c.mutation) for c in cases}
     expected = {(t, m) for m in ("truncate", "flip", "flip-raw", "meta", "table", "prefix", "arrays")
-                for t in ("model", "checkpoint")} | {("model", "folded")}
+                for t in ("model", "checkpoint")} | {("model", "folded"), ("model", "conv")}
     expected |= {("idx", m) for m in ("truncate", "flip", "header", "bomb", "options")}
     assert expected <= mutations, expected - mutations
     bases = {c.base for c in cases if c.target == "model"}
     assert {"softmax", "softmax-binary", "softmax-binary-scaled", "mlp-tanh", "mlp-binary",
-            "mlp-binary-weights-bn-scaled", "mlp-binary-latent", "mlp-tanh-dropout"} <= bases
+            "mlp-binary-weights-bn-scaled", "mlp-binary-latent", "mlp-tanh-dropout", "conv-bnn", "conv-odd",
+            "conv-hardtanh", "conv-bnn-latent"} <= bases
     assert {c.base for c in cases if c.target == "checkpoint"} == set(fuzz._bases()["checkpoint"])
 
 
@@ -102,3 +103,26 @@ def test_dying_worker_is_reported_as_the_case(monkeypatch, tmp_path, how, outcom
     assert "--seed 1 --case 2" in report.summary()
     assert np.isfinite(report.peak_rss_mib) and report.peak_rss_mib > 0
     assert list(tmp_path.iterdir()) == []  # no scratch directory left, also of the killed worker
+
+
+def test_conv_mutations_are_refused_or_sound(tmp_path):
+    """Issue 25 through the fuzzer's own checks: conv files with hostile geometry (arrays mostly rewritten to
+    match the new layer list) are refused by every loader or load and predict soundly; some are refused by
+    the geometry checks themselves, not by a table mismatch; the hard-tanh conv model is ``unfoldable``."""
+    from collections import Counter
+
+    rng = np.random.default_rng(5)
+    outcomes, by_geometry = Counter(), 0
+    for base in ("conv-bnn", "conv-odd"):
+        data = fuzz._bases()["model"][base]
+        for _ in range(25):
+            out, what = fuzz._mutate_conv(rng, data)
+            case = fuzz.Case(0, -1, "model", base, "conv", what, out)
+            outcome, detail = fuzz.run_case(case, str(tmp_path), "reference")
+            assert outcome in fuzz.ALLOWED, (what, outcome, detail)
+            outcomes[outcome] += 1
+            by_geometry += outcome == "rejected" and "arrays to match" in what and "arrays do not match" not in detail
+    assert outcomes["rejected"] > 0 and outcomes["loaded"] > 0 and by_geometry > 0, outcomes
+    data = fuzz._bases()["model"]["conv-hardtanh"]
+    case = fuzz.Case(0, -1, "model", "conv-hardtanh", "none", "valid", data)
+    assert fuzz.run_case(case, str(tmp_path), "reference")[0] == "unfoldable"

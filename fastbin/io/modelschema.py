@@ -39,8 +39,11 @@ field or array. :func:`load_model_arrays` does both around ``load_arrays``; the 
 A convolutional model (``kind: "conv"``, ``fastbin.nn.model.sequential``) has ``config =
 {"input_shape": [h, w, c]}`` and its layer list is its configuration (conv2d, maxpool2d,
 flatten, dense, batchnorm, activations): :func:`check_header` checks each layer's keys and
-types and the shapes passed from layer to layer; a conv2d layer's arrays are those of a dense
-layer on its (kh * kw * in_channels) patch rows. Such files have no folded section yet.
+types and the shapes passed from layer to layer (every kernel size, stride and pool size in
+``[1, MAX_IMAGE_VALUES]``, every map and every conv layer's patch matrix of one image at most
+:data:`MAX_IMAGE_VALUES` values, at most :data:`MAX_CONV_LAYER_ENTRIES` layers); a conv2d
+layer's arrays are those of a dense layer on its (kh * kw * in_channels) patch rows. Such
+files have no folded section yet.
 
 This module is part of ``io`` (a leaf): it knows the file's layout, not the layer classes.
 """
@@ -67,6 +70,7 @@ __all__ = [
     "MAX_ACTIVATION",
     "MAX_DENSE_LAYERS",
     "MAX_IMAGE_VALUES",
+    "MAX_CONV_LAYER_ENTRIES",
     "ArraySpec",
     "ModelSchema",
     "check_header",
@@ -103,9 +107,15 @@ _CONFIG_KEYS = {
             "init", "sigma", "input_offset", "seed"},
     "conv": {"input_shape"},
 }
-#: Largest ``h * w * c`` of a conv model's input image (far beyond any dataset; bounds the
-#: activation-bound vectors :func:`check_values` builds before anything else of the model).
+#: Largest ``h * w * c`` of a conv model's input image, of every map a layer outputs, and of
+#: the patch matrix ``out_h * out_w * kh * kw * c_in`` of one image under a conv2d layer (far
+#: beyond any dataset and model fastbin trains; bounds the vectors :func:`check_values` and the
+#: runtime build per image before anything else of the model). Every kernel size, stride and
+#: pool size is at most this too, so no window arithmetic leaves a C ``ssize_t``.
 MAX_IMAGE_VALUES = 2**24
+#: Most entries a conv model's layer list may have (4 per conv or dense layer: the layer, a
+#: pool, a batch norm, an activation), checked before any work proportional to the count.
+MAX_CONV_LAYER_ENTRIES = 4 * MAX_DENSE_LAYERS
 _CONV_KEYS = {"kind", "in_channels", "filters", "kernel_size", "stride", "padding", "pad_value", "binary", "scale",
               "bias"}
 _POOL_KEYS = {"kind", "pool_size", "stride"}
@@ -277,8 +287,8 @@ def _expected_layers(path, kind, config, saved_layers):
 
 
 def _pair(path, where, v):
-    if not (isinstance(v, list) and len(v) == 2 and all(_is_int(x) and x >= 1 for x in v)):
-        _fail(path, f"{where} must be a list of 2 ints >= 1, got {_short(v)}")
+    if not (isinstance(v, list) and len(v) == 2 and all(_is_int(x) and 1 <= x <= MAX_IMAGE_VALUES for x in v)):
+        _fail(path, f"{where} must be a list of 2 ints in [1, {MAX_IMAGE_VALUES}], got {_short(v)}")
     return int_pair(where, v)
 
 
@@ -302,6 +312,8 @@ def _conv_layers(path, config, saved):
         _fail(path, f"config.input_shape {list(shape)} has more than {MAX_IMAGE_VALUES} values per image")
     if not isinstance(saved, list) or not saved:
         _fail(path, f"meta.layers must be a non-empty list, got {_short(saved)}")
+    if len(saved) > MAX_CONV_LAYER_ENTRIES:
+        _fail(path, f"meta.layers has {len(saved)} entries: at most {MAX_CONV_LAYER_ENTRIES}")
     last_dense = None
     for j, layer in enumerate(saved):
         where = f"meta.layers[{j}]"
@@ -323,6 +335,12 @@ def _conv_layers(path, config, saved):
                 out_h, out_w, _, _ = conv_geometry(shape[0], shape[1], kernel, stride, padding)
             except ValueError as exc:
                 _fail(path, f"{where} (conv2d): {exc}")
+            # Python ints: no overflow however large the declared sizes
+            patches, values = out_h * out_w * kernel[0] * kernel[1] * c_in, out_h * out_w * filters
+            if patches > MAX_IMAGE_VALUES or values > MAX_IMAGE_VALUES:
+                _fail(path, f"{where} (conv2d): {out_h}x{out_w} outputs of {filters} channels from "
+                            f"{kernel[0]}x{kernel[1]}x{c_in} patches: {max(patches, values)} values per image, more "
+                            f"than {MAX_IMAGE_VALUES}")
             shape = (out_h, out_w, filters)
         elif kind == "maxpool2d":
             _keys(path, where, layer, _POOL_KEYS)

@@ -349,6 +349,8 @@ def fold_conv(layers, arrays, dtype, input_shape, engine=None):
         conv = layers[i]
         if not conv["binary"]:
             raise _unsupported(i, conv, "has float weights")
+        if not first and conv["padding"] == "same" and conv["pad_value"] == 0:  # the packed stages pad with bit 0
+            raise _unsupported(i, conv, "pads its ±1 input with 0 (pad_value=0), not with +1 (one-padding)")
         j = i + 1
         pool_before = bn = None
         if j < len(layers) and layers[j]["kind"] == "maxpool2d":
