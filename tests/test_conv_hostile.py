@@ -3,7 +3,10 @@ layer lists whose shapes do not chain, are refused with ``ModelFileError`` by ev
 is copied (``fastbin.io.modelschema``'s header checks run on the declared layer list, with Python integers, before
 the array table is compared and before ``load_arrays`` allocates anything)."""
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 from fastbin import runtime
@@ -116,3 +119,11 @@ def test_zero_padding_on_signs_is_refused_by_the_folding(tmp_path):
     assert load(path, backend="reference").input_shape == (8, 8, 1)
     with pytest.raises(NotImplementedError, match="one-padding"):
         runtime.load(path, engine="numpy")
+    # the command line: one line and exit code 1, no traceback
+    images = tmp_path / "x.npy"
+    np.save(images, np.zeros((2, 64), np.uint8))
+    done = subprocess.run([sys.executable, "-m", "fastbin", "predict", str(path), str(images)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("fastbin: error:") and "one-padding" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -782,7 +782,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (CommandError, ModelFileError, OSError, ValueError, TypeError, MemoryError) as exc:
+    # NotImplementedError: a file the folded runtime does not cover (e.g. a conv that zero-pads signs)
+    except (CommandError, ModelFileError, OSError, ValueError, TypeError, MemoryError, NotImplementedError) as exc:
         if debug:
             traceback.print_exc()
         print(f"fastbin: error: {_message(exc)}", file=sys.stderr)
