@@ -6,6 +6,7 @@ its outputs, picks the serial or threaded kernel and calls ``fastbin.kernels``.
 the same arguments and results.
 """
 from .batch_norm import batch_norm_backward, batch_norm_sign_train, batch_norm_train
+from .conv import col2im, im2col, max_pool2d, max_pool2d_backward, pack_patches
 from .convert import signs, unit_from_uint8
 from .dense import dense_sign_matmul
 from .loss import linear_softmax_cross_entropy, softmax_cross_entropy
@@ -30,4 +31,9 @@ __all__ = [
     "batch_norm_train",
     "batch_norm_sign_train",
     "batch_norm_backward",
+    "im2col",
+    "col2im",
+    "pack_patches",
+    "max_pool2d",
+    "max_pool2d_backward",
 ]
