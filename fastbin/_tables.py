@@ -65,9 +65,6 @@ AVX512: dict = {
     "dense_lut_min_k": 200,
     "dense_lut_min_rows": 64,  # k >= 512
     "dense_lut_min_rows_short": 256,  # k < 512: the tables cost more per output
-    # ... and below this k BLAS on ±1 floats ahead of the packed path (whose plan picks the lookups):
-    # (100352 x 32) @ (32 x 288), a conv layer's dx, ran 4x slower by lookups (Zen 5, 2026-12-07-convtrain.md)
-    "dense_packed_min_k": 200,
     # the exact product by lookups on chunks of the grid integers, else the row kernel
     "exact_lut_min_rows": 8,
     "exact_lut_min_cols": 64,

@@ -61,15 +61,15 @@ def im2col(x, kernel_size, stride=1, padding="valid", pad_value=1) -> np.ndarray
     """The patches of images ``x`` (m, h, w, c) as rows (m * out_h * out_w, kh * kw *
     c) of ``x``'s dtype (``fastbin.reference.im2col``: row ``(n * out_h + p) * out_w +
     q``, column ``(i * kw + j) * c + ch``); the padding holds ``pad_value`` in ``x``'s
-    units (1: one-padding), which ``x``'s dtype must hold exactly."""
+    units (1: one-padding), which an integer ``x`` must hold exactly."""
     x = _images("x", x)
     m, h, w, c = x.shape
     kh, kw = int_pair("kernel_size", kernel_size)
     sh, sw = int_pair("stride", stride)
     out_h, out_w, (top, _), (left, _) = conv_geometry(h, w, (kh, kw), (sh, sw), padding)
     try:
-        pad = x.dtype.type(pad_value)
-        exact = pad == pad_value
+        pad = x.dtype.type(pad_value)  # float images: rounded as the reference's np.pad rounds it
+        exact = x.dtype.kind == "f" or pad == pad_value
     except (TypeError, ValueError, OverflowError):
         exact = False
     if not exact:

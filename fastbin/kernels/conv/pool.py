@@ -4,7 +4,9 @@ and ``max_pool2d_backward``).
 * ``max_pool_into(x, ph, pw, sh, sw, out)``: ``x`` (m, h, w, c) any real dtype, ``out``
   (m, out_h, out_w, c) of its dtype: the max of each ``ph`` x ``pw`` window moved by
   ``sh, sw``, NaN propagating as ``numpy.maximum`` does (the reference's reduction,
-  taken in the same order: the same value, also for -0.0 against 0.0).
+  taken in the same order: the same values; which zero a window of -0.0 and 0.0 gives
+  follows NumPy's SIMD loop on x86, the later of two equal values, and may differ from
+  NumPy where its loop differs).
 * ``max_pool_backward_into(dy, x, ph, pw, sh, sw, dx)``: ``dy`` (m, out_h, out_w, c)
   float, ``dx`` (m, h, w, c) of its dtype *zeroed* by the caller: each window's
   gradient added to its first maximum in row-major window order (none when the max
@@ -25,8 +27,9 @@ __all__ = ["max_pool_into", "max_pool_parallel", "max_pool_backward_into", "max_
 
 @jit
 def _larger(v, best):
-    """``numpy.maximum(best, v)``: ``v`` where it is larger or NaN, else ``best``."""
-    return v if (v > best or v != v) else best
+    """``numpy.maximum(best, v)``: ``best`` where it is larger or NaN, else ``v`` (NaN
+    propagates; of two equal values the later, as x86's ``maxps`` and NumPy's SIMD loop)."""
+    return best if (best > v or best != best) else v
 
 
 @jit

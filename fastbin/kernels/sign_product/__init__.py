@@ -267,9 +267,6 @@ def plan_dense(m: int, k: int, n: int, dtype, *, exact: bool, nibbles: bool = Fa
         return _dense("lut_parallel" if config.use_threads("sign_matmul", m * n * k, None) else "lut")
     if m < table["dense_blas_max_rows"]:
         return _DENSE["blas"]
-    if "dense_packed_min_k" in table and k < table["dense_packed_min_k"]:
-        # short rows: the packed path's tables cost more per output than BLAS's few multiply-adds
-        return _DENSE["blas"]
     if config.use_threads("sign_matmul", m * n * k, None):
         return _DENSE["packed"]
     return _DENSE["blas" if n >= table["dense_blas_min_cols"] else "packed"]
