@@ -10,6 +10,7 @@ evaluation uses the exact products (``model.evaluate``).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
@@ -21,6 +22,7 @@ from fastbin.nn.model import bnn_conv
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=0, help="updates instead of epochs (0: --epochs)")
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--activation", default="sign")
     args = ap.parse_args()
@@ -30,17 +32,17 @@ def main():
     warm.train_step(data.x_train[:128], data.y_train[:128], Adam(1e-3))  # compiles, not timed
     warm.train_step(data.x_train[128:256], data.y_train[128:256], Adam(1e-3))
     model = bnn_conv(seed=0, activation=args.activation, scale=scale)
-    steps = args.epochs * -(-data.x_train.shape[0] // 128)
+    steps = args.steps or args.epochs * -(-data.x_train.shape[0] // 128)
     opt = Adam(args.lr, schedule=CosineDecay(steps))
+    bound = dict(steps=steps) if args.steps else dict(epochs=args.epochs)
     t0 = time.perf_counter()
-    fit(model, opt, data.x_train, data.y_train, epochs=args.epochs, batch_size=128, eval_every=None, seed=0,
-        progress=False)
+    fit(model, opt, data.x_train, data.y_train, **bound, batch_size=128, eval_every=None, seed=0, progress=False)
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     loss, acc = model.evaluate(data.x_test, data.y_test)
     eval_s = time.perf_counter() - t1
-    print(f"CPU {platform.processor() or platform.machine()}  activation {args.activation}  epochs {args.epochs}  "
-          f"steps {steps}  lr {args.lr}")
+    print(f"CPU {platform.processor() or platform.machine()}  activation {args.activation}  steps {steps}  "
+          f"lr {args.lr}  load average {os.getloadavg()[0]:.1f}")
     print(f"training {train_s:.1f} s ({train_s / steps * 1e3:.0f} ms/step)  test accuracy {100 * acc:.2f}%  "
           f"loss {loss:.4f}  evaluation {eval_s:.1f} s")
 

@@ -2,6 +2,8 @@
 convs of 32, 32, 64, 64 channels, batch 128, Fashion-MNIST uint8 28x28x1) phase by phase.
 
     nice -n 10 .venv/bin/python benchmarks/results/2026-12-07-convtrain.py [--steps 6] [--activation sign]
+    NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python \
+        benchmarks/results/2026-12-07-convtrain.py --cpu-clock
 
 Runs on whatever ``fastbin`` is importable (so ``PYTHONPATH=/tmp/before`` runs an older tree):
 each training stage's forward and backward, the loss and the optimizer step are timed, and
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import os
 import platform
 import time
 
@@ -25,6 +28,7 @@ from fastbin.nn import conv as conv_module
 from fastbin.nn.model import bnn_conv
 
 TIMES = collections.defaultdict(list)  # phase -> seconds in the current step
+CLOCK = [time.perf_counter]  # --cpu-clock: time.process_time (single-threaded runs: the work, not the waits)
 _DEPTH = [0]
 
 
@@ -33,13 +37,13 @@ def timed(name, fn):
     def run(*args, **kwargs):
         top = _DEPTH[0] == 0  # only the outermost call of a helper is counted
         _DEPTH[0] += 1
-        t0 = time.perf_counter()
+        t0 = CLOCK[0]()
         try:
             return fn(*args, **kwargs)
         finally:
             _DEPTH[0] -= 1
             if top:
-                TIMES[name].append(time.perf_counter() - t0)
+                TIMES[name].append(CLOCK[0]() - t0)
 
     return run
 
@@ -47,11 +51,11 @@ def timed(name, fn):
 def stage_timer(name, fn):
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        t0 = time.perf_counter()
+        t0 = CLOCK[0]()
         try:
             return fn(*args, **kwargs)
         finally:
-            TIMES[name].append(time.perf_counter() - t0)
+            TIMES[name].append(CLOCK[0]() - t0)
 
     return run
 
@@ -61,7 +65,10 @@ def main():
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--activation", default="sign")
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--cpu-clock", action="store_true", help="phases in process CPU time (for 1-thread runs)")
     args = ap.parse_args()
+    if args.cpu_clock:
+        CLOCK[0] = time.process_time
     data = load_fashion_mnist(dtype="uint8", download=False)
     x, y = data.x_train, data.y_train
     scale = args.activation != "sign"
@@ -86,22 +93,24 @@ def main():
         stage.forward = stage_timer("fwd " + label, stage.forward)
         stage.backward = stage_timer("bwd " + label, stage.backward)
     opt.step = stage_timer("optimizer step", opt.step)
-    steps = []
+    steps, cpu = [], []
     per_step = []
     rng = np.random.default_rng(0)
     for s in range(2 + args.steps):
         rows = rng.choice(x.shape[0], args.batch, replace=False)
         xb, yb = np.ascontiguousarray(x[rows]), y[rows]
         TIMES.clear()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         model.train_step(xb, yb, opt)
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         if s >= 2:
             steps.append(dt)
+            cpu.append(dc)
             per_step.append({k: sum(v) for k, v in TIMES.items()})
     print(f"fastbin {fastbin.__file__}  CPU {platform.processor() or platform.machine()}  "
-          f"activation {args.activation}  batch {args.batch}")
-    print(f"step: median {np.median(steps):.3f} s  min {min(steps):.3f} s  ({len(steps)} steps)")
+          f"activation {args.activation}  batch {args.batch}  phase clock {CLOCK[0].__name__}")
+    print(f"step: median {np.median(steps):.3f} s  min {min(steps):.3f} s  ({len(steps)} steps); process CPU time "
+          f"median {np.median(cpu):.3f} s  min {min(cpu):.3f} s; load average {os.getloadavg()[0]:.1f}")
     keys = sorted({k for d in per_step for k in d}, key=lambda k: (not k.startswith(("fwd", "bwd")), k[4:7] if
                                                                     k.startswith(("fwd", "bwd")) else k, k))
     for k in keys:
