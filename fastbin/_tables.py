@@ -79,6 +79,7 @@ GENERIC: Table = Table({
         "sign_matmul": 1 << 21,  # m * n * k multiply-adds
         "pack_signs": 1 << 20,  # elements
         "linear_softmax_ce": 1 << 22,  # m * k * c multiply-adds (each done twice)
+        "conv_patches": 1 << 20,  # values im2col, col2im, pack_patches or pooling move
     }),
     # float rows below this sum x straight from W's bits; from it on W is unpacked once (Zen 4)
     "unpack_min_rows_f32": 8,

@@ -69,6 +69,7 @@ __all__ = [
     "conv_geometry",
     "im2col",
     "col2im",
+    "pack_patches",
     "sign_conv2d",
     "sign_conv2d_backward",
     "max_pool2d",
@@ -705,6 +706,14 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding="valid"):
         for j in range(kw):
             xp[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :] += d[:, :, :, i, j, :]
     return xp[:, top : top + h, left : left + w, :]
+
+
+def pack_patches(x, kernel_size, stride=1, padding="valid") -> PackedSigns:
+    """The signs of the patches of images ``x`` (m, h, w, c), packed:
+    ``pack_signs(im2col(x, kernel_size, stride, padding, 1))``, PackedSigns
+    (m * out_h * out_w, kh * kw * c), with one-padding (+1, bit 0). What the
+    packed product of a binary convolution on ±1 input takes."""
+    return pack_signs(im2col(x, kernel_size, stride, padding, 1))
 
 
 def _conv_weights(w, c_in):

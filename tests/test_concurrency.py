@@ -54,7 +54,16 @@ def _calls(rng, threads):
             fastbin.adam_update(p, grad, m, v, step, lr=0.01, clip=1.0)
         return p, m, v
 
+    images = rng.standard_normal((3, 6, 5, 4)).astype(np.float32)
+    cols = rng.standard_normal((3 * 6 * 5, 36)).astype(np.float32)
+    pooled_dy = rng.standard_normal((3, 3, 2, 4)).astype(np.float32)
+
     calls = {
+        "im2col": lambda: ops.im2col(images, 3, 1, "same"),
+        "col2im": lambda: ops.col2im(cols, images.shape, 3, 1, "same"),
+        "pack_patches": lambda: ops.pack_patches(images, 3, (1, 2), "same").bits,
+        "max_pool2d": lambda: ops.max_pool2d(images, 2),
+        "max_pool2d_backward": lambda: ops.max_pool2d_backward(pooled_dy, images, 2),
         "pack_signs": lambda: fastbin.pack_signs(x).bits,
         "pack_weights": lambda: fastbin.pack_weights(W).bits,
         "unpack_signs": lambda: fastbin.unpack_signs(a),
@@ -109,6 +118,7 @@ def test_eight_threads_calling_every_op_match_serial(monkeypatch):
     equals the one computed serially beforehand (``APPROXIMATE``: within the
     float32 tolerance)."""
     monkeypatch.setitem(_config.TABLE["parallel_min_work"], "pack_signs", 1)
+    monkeypatch.setitem(_config.TABLE["parallel_min_work"], "conv_patches", 1)  # the conv kernels thread too
     serial_calls = _calls(np.random.default_rng(12), threads=False)
     expected = {name: _flat(call()) for name, call in serial_calls.items()}
     calls = _calls(np.random.default_rng(12), threads=True)

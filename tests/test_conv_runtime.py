@@ -13,7 +13,7 @@ import pytest
 from fastbin import reference as R
 from fastbin import runtime
 from fastbin.bits import n_words_for
-from fastbin.kernels.conv import patches, pool_words
+from fastbin.kernels.conv.packed import patches, pool_words
 from fastbin.nn import BatchNorm, Dense, Sign
 from fastbin.nn.conv import Conv2D, Flatten, MaxPool2D
 from fastbin.nn.fold import fold_inputs

@@ -7,9 +7,13 @@ optional ``alpha`` per output channel), the same training products on the
 fastbin backend (``binary_matmul`` on packed patches after a ``Sign``,
 ``dense_sign_matmul(..., exact=False)`` for a real-valued input and for
 ``dx``) and the same exact evaluation product (uint8 pixels exact in
-integers). The patches are laid out by the NumPy spec on both backends
-(``im2col`` / ``col2im``: data movement, no arithmetic); pooling is NumPy on
-both as well.
+integers). The patch layout (``im2col``, ``col2im``, ``pack_patches``) and
+max pooling are backend functions: jitted kernels on the fastbin backend
+(``fastbin.ops.conv``), the NumPy specification on the reference backend,
+the same values bit for bit. After a ``Sign`` the training forward packs the
+patches straight from the ±1 images (``pack_patches``: each pixel's signs
+packed once, no float patch matrix); the float patches the weight gradient
+needs are made in the backward pass and dropped after it.
 
 Padding ``"same"`` writes ``pad_value`` around the image: 1 by default,
 "one-padding" (+1 is bit 0 of a packed sign, free in the packed form; true
@@ -37,7 +41,7 @@ import math
 
 import numpy as np
 
-from ..reference import col2im, conv_geometry, dense_affine, im2col, int_pair, max_pool2d, max_pool2d_backward
+from ..reference import conv_geometry, dense_affine, int_pair
 from .layers import Dense, Layer
 
 __all__ = ["Conv2D", "MaxPool2D", "Flatten"]
@@ -82,6 +86,7 @@ class Conv2D(Dense):
         #: output pixels per image (set by :func:`sequential`; the summary's MAC count)
         self.output_positions = 1
         self._input_shape = None
+        self._images = None  # ±1 input images kept by a packed training forward
 
     @property
     def sign_input(self):
@@ -103,31 +108,47 @@ class Conv2D(Dense):
         return out_h, out_w, self.filters
 
     def patches(self, x):
-        """``im2col`` of images ``x`` (m, h, w, in_channels) with this layer's geometry."""
+        """``im2col`` of images ``x`` (m, h, w, in_channels) with this layer's geometry
+        (the backend's: jitted on the fastbin backend)."""
         if x.ndim != 4 or x.shape[3] != self.in_channels:
             raise ValueError(f"conv2d expects images (m, h, w, {self.in_channels}), got shape {x.shape}")
         pad = self.pad_value * 255 if x.dtype == _UINT8 else self.pad_value
-        return im2col(x, self.kernel_size, self.stride, self.padding, pad)
+        return self.backend.im2col(x, self.kernel_size, self.stride, self.padding, pad)
+
+    def packed_patches(self, x):
+        """The packed signs of the patches of ±1 images ``x`` (one-padding): the backend's
+        ``pack_patches``, what ``pack_signs(patches(x))`` gives."""
+        return self.backend.pack_patches(x, self.kernel_size, self.stride, self.padding)
 
     def forward(self, x, training=False):
         out_h, out_w, _ = self.output_shape(x.shape[1:])
+        be = self.backend
         if training:
-            self._input_shape = x.shape
+            self._input_shape, self._images = x.shape, None
         if not training and self.binary and self.sign_input:
             # ±1 input: the packed XNOR-popcount product is the exact integer product the
             # evaluation path of Dense computes (dense_sign_matmul), the same bits, much faster
-            be = self.backend
-            dot = be.binary_matmul(be.pack_signs(self.patches(x)), self.packed_weights()).astype(self.dtype)
+            dot = be.binary_matmul(self.packed_patches(x), self.packed_weights()).astype(self.dtype)
             z = dense_affine(dot, self.eval_scale(False), self.eval_bias())
+        elif training and self.binary and self.sign_input and not self.scale and be.sign_products:
+            # ±1 input times ±1 weights, as Dense's packed training product, on patches packed
+            # straight from the images; the weight gradient's float patches wait for backward
+            z = be.binary_matmul(self.packed_patches(x), self.packed_weights()).astype(self.dtype)
+            if self.use_bias:
+                z += self.params["b"]
+            self._x, self._w_eff, self._images = None, None, x
         else:
             z = super().forward(self.patches(x), training)
         return z.reshape(x.shape[0], out_h, out_w, self.filters)
 
     def backward(self, dz, need_dx=True):
+        if getattr(self, "_images", None) is not None:
+            self._x = self.patches(self._images)
         dcols = super().backward(np.ascontiguousarray(dz.reshape(-1, self.filters)), need_dx)
+        self._x = self._images = None  # the patch matrix is the largest array of a step: drop it now
         if not need_dx:
             return None
-        return col2im(dcols, self._input_shape, self.kernel_size, self.stride, self.padding)
+        return self.backend.col2im(dcols, self._input_shape, self.kernel_size, self.stride, self.padding)
 
     def config(self):
         return {"kind": self.kind, "in_channels": self.in_channels, "filters": self.filters,
@@ -138,8 +159,8 @@ class Conv2D(Dense):
 class MaxPool2D(Layer):
     """Max pooling of images (m, h, w, c) over ``pool_size`` windows moved by
     ``stride`` (default: the pool size), "valid" (no padding):
-    :func:`fastbin.reference.max_pool2d`; backward to the first maximum of
-    each window (:func:`fastbin.reference.max_pool2d_backward`)."""
+    the backend's ``max_pool2d`` (:func:`fastbin.reference.max_pool2d`); backward
+    to the first maximum of each window (``max_pool2d_backward``)."""
 
     kind = "maxpool2d"
 
@@ -157,10 +178,12 @@ class MaxPool2D(Layer):
     def forward(self, x, training=False):
         if training:
             self._x = x
-        return max_pool2d(x, self.pool_size, self.stride)
+        return self.backend.max_pool2d(x, self.pool_size, self.stride)
 
     def backward(self, dy, need_dx=True):
-        return max_pool2d_backward(dy, self._x, self.pool_size, self.stride) if need_dx else None
+        if not need_dx:
+            return None
+        return self.backend.max_pool2d_backward(dy, self._x, self.pool_size, self.stride)
 
     def config(self):
         return {"kind": self.kind, "pool_size": list(self.pool_size), "stride": list(self.stride)}

@@ -30,6 +30,11 @@ __all__ = [
     "batch_norm_train",
     "batch_norm_sign_train",
     "batch_norm_backward",
+    "im2col",
+    "col2im",
+    "pack_patches",
+    "max_pool2d",
+    "max_pool2d_backward",
 ]
 
 #: public name -> the submodule of ``fastbin.ops`` that defines it
@@ -41,6 +46,7 @@ _SOURCES = {
     **dict.fromkeys(["softmax_cross_entropy", "linear_softmax_cross_entropy"], "loss"),
     **dict.fromkeys(["sgd_update", "adam_update"], "updates"),
     **dict.fromkeys(["batch_norm_train", "batch_norm_sign_train", "batch_norm_backward"], "batch_norm"),
+    **dict.fromkeys(["im2col", "col2im", "pack_patches", "max_pool2d", "max_pool2d_backward"], "conv"),
 }
 
 

@@ -14,8 +14,8 @@ from .._limits import EVAL_CHUNK
 from ..bits import n_words_for
 from ..kernels import binary_product, sign_product
 from ..kernels.binary_product.threshold import threshold_pack
-from ..kernels.conv import patches as _patches
-from ..kernels.conv import pool_words as _pool_words
+from ..kernels.conv.packed import patches as _patches
+from ..kernels.conv.packed import pool_words as _pool_words
 from ..kernels.pack import aligned_words, unpack_rows
 from ..kernels.sign_product.avx512 import nibbles_of
 from ..kernels.sign_product.exact import grid_scratch, refine_near_thresholds, sign_dot_interval
@@ -134,7 +134,7 @@ class NumbaEngine:
     @staticmethod
     def patches(x, geometry, pad):
         """im2col of images ``x`` (m, h, w, c), any dtype, C-contiguous: (m * out_h * out_w,
-        kh * kw * c) of ``x``'s dtype, the padding ``pad`` (``fastbin.kernels.conv.patches``;
+        kh * kw * c) of ``x``'s dtype, the padding ``pad`` (``fastbin.kernels.conv.packed.patches``;
         ``geometry`` = ``(kh, kw, sh, sw, top, left, out_h, out_w, padding)``)."""
         kh, kw, sh, sw, top, left, out_h, out_w, _ = geometry
         out = np.empty((x.shape[0] * out_h * out_w, kh * kw * x.shape[3]), x.dtype)
@@ -144,7 +144,7 @@ class NumbaEngine:
     @staticmethod
     def pool_bits(words, size, stride, or_mask):
         """Max pooling of packed signs ``words`` (m, h, w, cw), "valid": per word the AND of
-        the window, the OR on the bits of ``or_mask`` (cw,) (``fastbin.kernels.conv.pool_words``)."""
+        the window, the OR on the bits of ``or_mask`` (cw,) (``fastbin.kernels.conv.packed.pool_words``)."""
         (ph, pw), (sh, sw) = size, stride
         m, h, w, cw = words.shape
         out = np.empty((m, (h - ph) // sh + 1, (w - pw) // sw + 1, cw), np.uint64)
