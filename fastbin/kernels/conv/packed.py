@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._config import jit
+from ..._config import jit
 
 __all__ = ["patches", "pool_words"]
 
