@@ -7,6 +7,7 @@ Importing this module imports Numba (through ``fastbin._config``).
 """
 from __future__ import annotations
 
+import numba  # noqa: F401 - first: without Numba this engine fails here, before importing any kernel package
 import numpy as np
 
 from .. import _tables
