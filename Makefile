@@ -85,11 +85,16 @@ ARM_ENV       = FASTBIN_GOLDEN=$(ARM_GOLDEN) PYTHONPATH=$(CURDIR)
 ARM_PYTEST    = -m pytest -p no:cacheprovider -q -m "not slow" --hypothesis-profile=nojit
 # two emulated pytest runs side by side (a cold Numba compile dominates): the binary products, then the rest
 ARM64_TESTS_A ?= tests/test_binary_matmul.py tests/test_bits.py tests/test_exact_dot.py tests/test_planner.py \
-                 tests/test_rows4.py tests/test_uint8_masks.py tests/test_asm_arm64.py
-ARM64_TESTS_B ?= tests/test_sign_matmul.py tests/test_pack.py tests/test_fold.py tests/test_runtime.py \
+                 tests/test_rows4.py tests/test_uint8_masks.py tests/test_uint8_rows.py tests/test_f32_rows.py \
+                 tests/test_asm_arm64.py
+ARM64_TESTS_B ?= tests/test_sign_matmul.py tests/test_pack.py tests/test_fold.py tests/test_runtime.py tests/test_fused.py \
                  tests/test_cross_arch.py
+# the uint8 byte-mask kernels again with Numba compiling for cortex-a76 (Pi 5): udot (_config.UINT8_UDOT)
+ARM64_TESTS_UDOT ?= tests/test_uint8_rows.py tests/test_uint8_masks.py tests/test_asm_arm64.py
 ARM64_SKIP    ?= not without_numba and not numba_named_but_missing
 ARM64_RUN      = $(ARM_ENV) NUMBA_CACHE_DIR=$(ARMLAB)/numba-cache-arm64 $(ARMLAB)/qpy-arm64 $(ARM_PYTEST) -k "$(ARM64_SKIP)"
+ARM64_RUN_A76  = $(ARM_ENV) NUMBA_CPU_NAME=cortex-a76 NUMBA_CACHE_DIR=$(ARMLAB)/numba-cache-arm64-a76 $(ARMLAB)/qpy-arm64 \
+                 $(ARM_PYTEST) -k "$(ARM64_SKIP)"
 .PHONY: test-arm64 test-armv7 arm-golden
 
 arm-golden: $(VENV)/.installed-test
@@ -101,8 +106,9 @@ test-arm64: arm-golden
 	start=$$(date +%s); \
 	$(ARM64_RUN) $(ARM64_TESTS_A) > $(ARMLAB)/logs/arm64-a.log 2>&1 & pid=$$!; \
 	$(ARM64_RUN) $(ARM64_TESTS_B) > $(ARMLAB)/logs/arm64-b.log 2>&1; b=$$?; wait $$pid; a=$$?; \
-	cat $(ARMLAB)/logs/arm64-a.log $(ARMLAB)/logs/arm64-b.log; \
-	echo "arm64: tests $$(( $$(date +%s) - start ))s, exit codes $$a $$b"; test $$a = 0 && test $$b = 0
+	$(ARM64_RUN_A76) $(ARM64_TESTS_UDOT) > $(ARMLAB)/logs/arm64-a76.log 2>&1; c=$$?; \
+	cat $(ARMLAB)/logs/arm64-a.log $(ARMLAB)/logs/arm64-b.log $(ARMLAB)/logs/arm64-a76.log; \
+	echo "arm64: tests $$(( $$(date +%s) - start ))s, exit codes $$a $$b $$c"; test $$a = 0 && test $$b = 0 && test $$c = 0
 
 test-armv7: arm-golden
 	ARMLAB=$(ARMLAB) HOSTPY=$(PY) bash scripts/arm-emu.sh armhf

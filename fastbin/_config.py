@@ -83,6 +83,11 @@ __all__ = [
     "LOGITS_BLOCK",
     "BYTE_POPCOUNT_LANES",
     "XOR_COUNT_ROWS4",
+    "UINT8_MASK_ROWS",
+    "UINT8_UDOT",
+    "DOT_PRODUCT",
+    "DOT_PRODUCT_CPUS",
+    "dot_product",
     "vector_popcount",
     "vector_registers",
     "INT32_MAX",
@@ -232,6 +237,34 @@ def vector_popcount(magic_tuple: tuple[str, str, str]) -> bool:
 VECTOR_POPCOUNT: bool = vector_popcount(_MAGIC_TUPLE)
 
 
+#: AArch64 CPUs whose LLVM definition has the dot-product extension (``udot``/``sdot``,
+#: Armv8.2 optional, Armv8.4 on): named by ``NUMBA_CPU_NAME`` or the host, without a
+#: ``-dotprod`` feature string.
+DOT_PRODUCT_CPUS: frozenset[str] = frozenset({
+    "cortex-a55", "cortex-a65", "cortex-a65ae", "cortex-a75", "cortex-a76", "cortex-a76ae", "cortex-a77",
+    "cortex-a78", "cortex-a78ae", "cortex-a78c", "cortex-a510", "cortex-a520", "cortex-a710", "cortex-a715",
+    "cortex-a720", "cortex-x1", "cortex-x1c", "cortex-x2", "cortex-x3", "cortex-x4", "neoverse-e1",
+    "neoverse-n1", "neoverse-n2", "neoverse-v1", "neoverse-v2", "ampere1", "ampere1a", "apple-m1", "apple-m2",
+    "apple-m3", "apple-a13", "apple-a14", "apple-a15", "apple-a16", "apple-a17",
+})
+
+
+def dot_product(magic_tuple: tuple[str, str, str]) -> bool:
+    """Whether the target of ``codegen.magic_tuple()`` has AArch64's dot-product instructions
+    (``udot`` on 16 bytes into 4 uint32 lanes): a ``+dotprod`` feature (a Raspberry Pi 5's
+    host features), or a CPU name of ``DOT_PRODUCT_CPUS`` not turned off by ``-dotprod``
+    (``NUMBA_CPU_NAME=cortex-a76`` under QEMU, whose feature string lists no ``dotprod``)."""
+    triple, cpu, features = magic_tuple
+    if triple.split("-", 1)[0] not in ("aarch64", "arm64"):
+        return False
+    listed = features.split(",")
+    return "+dotprod" in listed or (cpu in DOT_PRODUCT_CPUS and "-dotprod" not in listed)
+
+
+#: AArch64 with ``udot`` (the uint8 products' byte-mask sums use it: ``UINT8_UDOT``).
+DOT_PRODUCT: bool = dot_product(_MAGIC_TUPLE)
+
+
 def float_lut(magic_tuple: tuple[str, str, str]) -> bool:
     """Whether the target of ``codegen.magic_tuple()`` has AVX-512F's 16-lane
     float permute (``vpermps`` on zmm), which the table-lookup product of
@@ -322,6 +355,16 @@ BYTE_POPCOUNT_LANES: bool = not VECTOR_POPCOUNT
 #: where a masked load is a chain of scalar lane loads. A compile-time choice keyed by the CPU
 #: like the cache (the jitted pass reads it), not a table entry.
 XOR_COUNT_ROWS4: bool = CPU_KIND == "neon"
+#: The fused batch-1 pass's first layer on uint8 rows sums the pixels under byte masks made from
+#: W's bits (``sign_product.uint8_rows.mask_sums4``: ``tbl``/``cmtst``, and/``uadalp``) instead
+#: of bit planes of the row (``_lanes.plane_dot``: a scalar popcount per plane and word): on
+#: AArch64. A compile-time choice keyed by the CPU like ``XOR_COUNT_ROWS4``.
+UINT8_MASK_ROWS: bool = CPU_KIND == "neon"
+#: The uint8 products' byte-mask sums (``sign_product.uint8_rows``, ``sign_product.uint8_masks``)
+#: by ``udot`` of the pixels with the 0xFF masks (255 * the sum, divided once at the end) instead
+#: of ``and`` + ``uadalp``: on AArch64 with the dot-product extension (``DOT_PRODUCT``). A
+#: compile-time choice keyed by the CPU like the cache.
+UINT8_UDOT: bool = DOT_PRODUCT
 
 
 def jit(*args, **overrides):

@@ -90,6 +90,12 @@ GENERIC: Table = Table({
     "uint8_float_half_cols": 92,
     # uint8 rows from this many on byte masks of W in integers (sign_product.uint8_masks); 0: never
     "uint8_masks_min_rows": 0,
+    # uint8 rows up to this many on byte masks made from W's bits per row (sign_product.uint8_rows);
+    # 0: never (x86: the bit planes, vpmaddubsw or the lookups)
+    "uint8_rows_max_rows": 0,
+    # float32 rows up to this many (serial) by sign flips from W's bits, 4 rows of W per load of x
+    # (sign_product.f32_rows); 0: never (x86: the masked-select bits path, lookups or BLAS)
+    "f32_rows_max_rows": 0,
     # dense_sign_matmul(exact=False): the int8 few-row kernel for m == 1 or m * n <= this (Zen 4)
     "dense_rows_max_product": 64,
     # ... BLAS on ±1 floats below this many rows, and from dense_blas_min_cols outputs (Zen 4)
@@ -185,6 +191,12 @@ NEON: Table = Table({
     "rows4_max_rows": 7,
     # uint8 rows in integers on byte masks (and/uadalp) instead of the exact float32 path
     "uint8_masks_min_rows": 8,
+    # below that, the masks made from W's bits per row (tbl/cmtst, and/uadalp): the C NEON
+    # reference's one-row kernel, in place of the bit planes
+    "uint8_rows_max_rows": 7,
+    # float32 rows below the unpacking (serial): ushl/and/eor/fadd from W's bits, as the C NEON
+    # reference, in place of the 64-lane masked selects (3.0x the reference's instructions)
+    "f32_rows_max_rows": 7,
 })
 
 #: The runtime's choices that do not depend on the CPU kind (plain NumPy work, Python-side

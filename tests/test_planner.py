@@ -212,6 +212,8 @@ _SIGN_MATMUL_PUBLIC = {
     "uint8_planes": ("avx512", {"INT8_DOT": False}, np.uint8, 1, 784, 10, None),
     "uint8_float": ("neon", {"uint8_masks_min_rows": 0}, np.uint8, 64, 784, 10, None),
     "uint8_masks": ("neon", {}, np.uint8, 64, 784, 10, None),
+    "uint8_rows": ("neon", {}, np.uint8, 3, 784, 10, None),
+    "f32_rows": ("neon", {}, np.float32, 3, 784, 10, False),
     "uint8_lut16": ("avx512", {"INT8_DOT": False}, np.uint8, 32, 784, 256, False),
     "uint8_lut16_parallel": ("avx512", {"INT8_DOT": False}, np.uint8, 32, 784, 256, True),
     "uint8_lut": ("avx512", {"INT16_LUT": False, "INT8_DOT": False}, np.uint8, 128, 784, 256, False),
@@ -391,6 +393,21 @@ def test_cpu_kind_from_magic_tuple(magic, kind):
     assert _config.int8_dot(with_vnni) == (kind == "avx512" and "+avx512bw" in magic[2].split(","))
 
 
+@pytest.mark.parametrize(
+    "magic, has",
+    [
+        (("aarch64-unknown-linux-gnu", "cortex-a76", "-aes,-rand,-sha2,-sve"), True),  # Pi 5 under QEMU
+        (("aarch64-unknown-linux-gnu", "cortex-a72", "-aes,-rand,-sha2,-sve"), False),  # Pi 4
+        (("aarch64-unknown-linux-gnu", "cortex-a76", "+neon,-dotprod"), False),
+        (("aarch64-unknown-linux-gnu", "generic", "+neon,+dotprod"), True),  # a host's features
+        (("arm64-apple-darwin22.1.0", "apple-m1", ""), True),
+        (("x86_64-unknown-linux-gnu", "cortex-a76", "+dotprod"), False),
+    ],
+)
+def test_dot_product_probe(magic, has):
+    assert _config.dot_product(magic) is has
+
+
 def test_tables_hold_their_paths_thresholds():
     assert _config.TABLE is _tables.TABLES[_config.CPU_KIND]
     generic = set(_tables.GENERIC)
@@ -409,7 +426,7 @@ PROBES = {"FLOAT_LUT", "INT16_LUT", "INT8_MADD", "int8_madd", "INT8_DOT", "int8_
           "VECTOR_POPCOUNT",
           "VECTOR_REGISTERS", "SIGN_MATMUL_BLAS", "SIGN_MATMUL_UINT8_FLOAT_PATH", "CPU_KIND", "TABLE",
           "TABLES", "_MAGIC_TUPLE", "magic_tuple", "float_lut", "int16_lut", "sign_matmul_blas",
-          "vector_popcount", "vector_registers", "cpu_kind"}
+          "vector_popcount", "vector_registers", "cpu_kind", "DOT_PRODUCT", "dot_product"}
 #: The modules that may read them: the configuration, the tables, the planners and their memo.
 READERS = {"_config.py", "_tables.py", "kernels/sign_product/__init__.py", "kernels/binary_product/__init__.py",
            "kernels/_plan.py"}

@@ -1,6 +1,7 @@
 """uint8 rows on byte masks of ``W`` (``fastbin.kernels.sign_product.uint8_masks``) against
 ``fastbin.reference``, exact: k around the 16-byte chunks and the uint16 lanes' reduction
-(128 chunks = 2048 bytes), odd rows and leftover rows of ``W``, all-255 rows (the largest sums)."""
+(128 chunks = 2048 bytes), blocks of 4, 2 and 1 rows of ``x``, leftover rows of ``W``, all-255 rows
+(the largest sums)."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ K_GRID = (1, 15, 16, 17, 784, 16 * CHUNKS_PER_BLOCK, 16 * CHUNKS_PER_BLOCK + 16,
 
 @pytest.mark.parametrize("k", K_GRID)
 def test_uint8_masks_match_reference(k, rng):
-    for m, n in ((1, 1), (2, 4), (3, 9), (5, 6)):
+    for m, n in ((1, 1), (2, 4), (3, 9), (5, 6), (6, 9)):
         x = rng.integers(0, 256, (m, 2 * k), dtype=np.uint8)[:, ::2]  # strided: copied to C order
         x[0] = 255
         w = fastbin.pack_weights(rng.standard_normal((k, n)))

@@ -36,6 +36,7 @@ from fastbin.bits import aligned_empty
 from fastbin.kernels import binary_product, sign_product
 from fastbin.kernels.binary_product.blocked import binary_matmul_kernel
 from fastbin.kernels.binary_product.rows4 import binary_matmul_rows4
+from fastbin.kernels.sign_product.f32_rows import sign_matmul_f32_rows
 from fastbin.kernels.sign_product.portable import (
     sign_matmul_bits,
     sign_matmul_float,
@@ -43,6 +44,7 @@ from fastbin.kernels.sign_product.portable import (
     sign_matmul_uint8_float,
 )
 from fastbin.kernels.sign_product.uint8_masks import sign_matmul_uint8_masks
+from fastbin.kernels.sign_product.uint8_rows import sign_matmul_uint8_rows
 
 __all__ = ["main"]
 
@@ -153,6 +155,18 @@ def _loop_uint8_masks(reps, x, w_bits, out):
 
 
 @numba.njit(cache=True)
+def _loop_f32_rows(reps, x, w_bits, out):
+    for _ in range(reps):
+        sign_matmul_f32_rows(x, w_bits, out)
+
+
+@numba.njit(cache=True)
+def _loop_uint8_rows(reps, x, w_bits, out):
+    for _ in range(reps):
+        sign_matmul_uint8_rows(x, w_bits, out)
+
+
+@numba.njit(cache=True)
 def _loop_uint8_float(reps, x, w_bits, out):
     for _ in range(reps):
         sign_matmul_uint8_float(x, w_bits, out)
@@ -160,8 +174,9 @@ def _loop_uint8_float(reps, x, w_bits, out):
 
 #: planned path name -> its @njit loop (binary products, then sign_matmul's)
 BINARY_LOOPS = {"blocked": _loop_blocked, "rows4": _loop_rows4}
-SIGN_LOOPS = {"bits": _loop_bits, "unpack": _loop_unpack, "uint8_planes": _loop_uint8_planes,
-              "uint8_float": _loop_uint8_float, "uint8_masks": _loop_uint8_masks}
+SIGN_LOOPS = {"bits": _loop_bits, "f32_rows": _loop_f32_rows, "unpack": _loop_unpack,
+              "uint8_planes": _loop_uint8_planes, "uint8_float": _loop_uint8_float,
+              "uint8_masks": _loop_uint8_masks, "uint8_rows": _loop_uint8_rows}
 #: the kernel each case ran: (product, shape) -> planned path name (written to the JSON)
 PLANNED: dict = {}
 

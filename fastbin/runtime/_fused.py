@@ -10,8 +10,9 @@ function, which runs every stage row by row:
 
 * the first layer on uint8 rows: the bit-plane product of
   ``fastbin.kernels.sign_product.portable`` (``plane_words``/``plane_dot``, exact
-  integers) and the stage's int64 ``"uint8"`` thresholds (or, tail first, the
-  logits);
+  integers; on AArch64, ``_config.UINT8_MASK_ROWS``, the pixel sums under byte masks
+  of ``sign_product.uint8_rows``, 4 rows of W at a time, the same integers) and the
+  stage's int64 ``"uint8"`` thresholds (or, tail first, the logits);
 * on float rows: ``dot = x @ sign(W)`` as the stage path gets it: tail
   first, the exact product (``exact_sign_dot_rows``); before the float
   thresholds of a sign stage, the fast product the planner picks
@@ -48,7 +49,7 @@ import threading
 
 import numpy as np
 
-from .._config import XOR_COUNT_ROWS4, jit
+from .._config import UINT8_MASK_ROWS, XOR_COUNT_ROWS4, jit
 from ..bits import n_words_for
 from ..kernels.binary_product.rows4 import xor_counts4 as _xor_counts4
 from ..kernels.intrinsics import opaque as _opaque
@@ -59,6 +60,9 @@ from ..kernels.sign_product._lanes import plane_dot, plane_words
 from ..kernels.sign_product.avx512 import lut_scratch, sign_dot_lut
 from ..kernels.sign_product.exact import exact_sign_dot_rows, grid_scratch, refine_near_thresholds
 from ..kernels.sign_product.portable import sign_dot_rows
+from ..kernels.sign_product.uint8_rows import mask_sums1 as _mask_sums1
+from ..kernels.sign_product.uint8_rows import mask_sums4 as _mask_sums4
+from ..kernels.sign_product.uint8_rows import row_total as _row_total
 from ..ops.dense import dense_sign_matmul
 from ..reference import rounding_constants
 from .model import BatchNormOp, BinaryDense, FloatStage, SignStage
@@ -172,6 +176,32 @@ def _chain_and_tail(a, b, wflat, ints, floats, out_row):
         out_row[j] = _affine(_to_float(out_row[0], n_bits - 2 * _xor_count(a, w, j)), j, ints, floats, scale_at)
 
 
+@jit(inline="always")
+def _first_dots4(row, planes, w0, j, total):
+    """``row @ sign(w0_r)`` for ``r = j .. j + 3`` (exact int64)."""
+    if UINT8_MASK_ROWS:
+        s0, s1, s2, s3 = _mask_sums4(row, w0, j)
+        return total - 2 * s0, total - 2 * s1, total - 2 * s2, total - 2 * s3
+    return (total - 2 * plane_dot(planes, w0, j), total - 2 * plane_dot(planes, w0, j + 1),
+            total - 2 * plane_dot(planes, w0, j + 2), total - 2 * plane_dot(planes, w0, j + 3))
+
+
+@jit(inline="always")
+def _first_dot1(row, planes, w0, j, total):
+    """``row @ sign(w0_j)`` (exact int64)."""
+    if UINT8_MASK_ROWS:
+        return total - 2 * _mask_sums1(row, w0, j)
+    return total - 2 * plane_dot(planes, w0, j)
+
+
+@jit(inline="always")
+def _u8_bit(d, ints, at, n0, j, j0):
+    """Bit ``j - j0`` of the first stage's word: set where ``sign * d < signed``."""
+    if ints[at + j] * d < ints[at + n0 + j]:
+        return np.uint64(1) << np.uint64(j - j0)
+    return np.uint64(0)
+
+
 @jit
 def fused_uint8(x, w0, wflat, ints, floats, scratch, logits, labels, predict):
     """Every stage on uint8 rows ``x`` (m, n_in); logits into ``logits`` (m,
@@ -188,22 +218,38 @@ def fused_uint8(x, w0, wflat, ints, floats, scratch, logits, labels, predict):
     for i in range(m):
         row = x[i]
         out_row = logits[0] if predict else logits[i]
-        total = 0
-        for t in range(n_words):
-            total += plane_words(row, t * 64, min(64, k - t * 64), planes, t)
+        if UINT8_MASK_ROWS:
+            total = _row_total(row)
+        else:
+            total = 0
+            for t in range(n_words):
+                total += plane_words(row, t * 64, min(64, k - t * 64), planes, t)
         if tail_first:
             scale_at = ints[_TAIL + _T_SCALE_U8]
-            for j in range(n0):
-                d = total - 2 * plane_dot(planes, w0, j)
+            n4 = n0 // 4 * 4
+            for j in range(0, n4, 4):
+                d0, d1, d2, d3 = _first_dots4(row, planes, w0, j, total)
+                out_row[j] = _affine(_to_float(out_row[0], d0), j, ints, floats, scale_at)
+                out_row[j + 1] = _affine(_to_float(out_row[0], d1), j + 1, ints, floats, scale_at)
+                out_row[j + 2] = _affine(_to_float(out_row[0], d2), j + 2, ints, floats, scale_at)
+                out_row[j + 3] = _affine(_to_float(out_row[0], d3), j + 3, ints, floats, scale_at)
+            for j in range(n4, n0):
+                d = _first_dot1(row, planes, w0, j, total)
                 out_row[j] = _affine(_to_float(out_row[0], d), j, ints, floats, scale_at)
         else:
             for word in range((n0 + 63) // 64):
                 j0 = word * 64
+                j1 = min(n0, j0 + 64)
+                j4 = j0 + (j1 - j0) // 4 * 4
                 bits = np.uint64(0)
-                for j in range(j0, min(n0, j0 + 64)):
-                    d = total - 2 * plane_dot(planes, w0, j)
-                    if ints[at + j] * d < ints[at + n0 + j]:
-                        bits |= np.uint64(1) << np.uint64(j - j0)
+                for j in range(j0, j4, 4):
+                    d0, d1, d2, d3 = _first_dots4(row, planes, w0, j, total)
+                    bits |= _u8_bit(d0, ints, at, n0, j, j0)
+                    bits |= _u8_bit(d1, ints, at, n0, j + 1, j0)
+                    bits |= _u8_bit(d2, ints, at, n0, j + 2, j0)
+                    bits |= _u8_bit(d3, ints, at, n0, j + 3, j0)
+                for j in range(j4, j1):
+                    bits |= _u8_bit(_first_dot1(row, planes, w0, j, total), ints, at, n0, j, j0)
                 a[word] = bits
             _chain_and_tail(a, b, wflat, ints, floats, out_row)
         if predict:

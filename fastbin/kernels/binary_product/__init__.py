@@ -71,11 +71,13 @@ SIGN_PATHS: dict[str, Path] = {
 def plan(m: int, n: int, n_words: int, threads=None, *, few: bool = False, tail: bool = False,
          force: str | None = None) -> Path:
     """The kernel of ``sign(A) @ sign(W)`` for ``a`` (m, n_words) and ``w`` (n, n_words)."""
-    if force is not None:
-        return PATHS[force]
     config = _config
     table = config.TABLE
     rows4 = m <= table["rows4_max_rows"]
+    if rows4 and not (few or tail or force):  # the public few-row product, in a few steps (1 x 784)
+        return PATHS["rows4"]
+    if force is not None:
+        return PATHS[force]
     if few and m < table["few_rows"]:
         return PATHS["few_rows4" if rows4 else "few_rows"]
     if tail and n < table["threaded_min_cols"]:

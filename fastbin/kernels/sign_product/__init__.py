@@ -22,6 +22,10 @@ The kernels live side by side in this folder (the layout of Larq Compute Engine'
   byte of W's packed rows (portable; planned on the AVX2 kind);
 * ``uint8_masks``: uint8 rows in integers on byte masks of ``W`` unpacked once (and +
   pairwise adds: ``uadalp`` on AArch64), exact for every ``k`` the int32 result holds;
+* ``f32_rows``: few float32 rows by sign flips straight from ``W``'s bits (``ushl``/``and``/
+  ``eor``/``fadd`` on AArch64), 4 rows of ``W`` per load of ``x``, within float rounding;
+* ``uint8_rows``: few uint8 rows in integers, the byte masks made from ``W``'s bits on the
+  fly (``tbl`` + ``cmtst``, then and + ``uadalp`` on AArch64), 4 rows of ``W`` per load of ``x``;
 * ``blas``: BLAS on unpacked ±1 signs, a cache-sized block at a time (x86-64 without
   AVX-512F);
 * ``exact``: the exact float product (same bits on every engine, CPU and thread count);
@@ -67,6 +71,7 @@ from .avx512_vnni import sign_matmul_dot, sign_matmul_dot_parallel
 from .blas import blas_product
 from .byte_lut import sign_matmul_bytes
 from .exact import exact_lut_product, exact_lut_product_parallel, exact_sign_dot_rows, exact_sign_dot_rows_parallel
+from .f32_rows import sign_matmul_f32_rows
 from .portable import (
     sign_dot_rows,
     sign_matmul_bits,
@@ -77,6 +82,7 @@ from .portable import (
     sign_matmul_uint8_float,
 )
 from .uint8_masks import sign_matmul_uint8_masks
+from .uint8_rows import sign_matmul_uint8_rows
 
 __all__ = ["Path", "PATHS", "DENSE_PATHS", "NEEDS", "plan", "path", "plan_dense", "wants_nibbles", "few_rows"]
 
@@ -119,6 +125,7 @@ _SIGN_MATMUL = {
     "bytes": (_contiguous(sign_matmul_bytes), (), "f"),
     "unpack": (sign_matmul_float, (), "f"),
     "unpack_parallel": (sign_matmul_float_parallel, (), "f"),
+    "f32_rows": (sign_matmul_f32_rows, (), "s"),
     "lut": (sign_matmul_lut, ("lut_chunk_bytes",), "s"),
     "lut_parallel": (sign_matmul_lut_parallel, ("lut_chunk_bytes",), "s"),
     "blas": (blas_product, ("blas_chunk_bytes",), "s"),
@@ -130,6 +137,7 @@ _SIGN_MATMUL = {
     "uint8_planes": (sign_matmul_uint8, (), "u"),
     "uint8_float": (sign_matmul_uint8_float, (), "u"),
     "uint8_masks": (sign_matmul_uint8_masks, (), "u"),
+    "uint8_rows": (sign_matmul_uint8_rows, (), "u"),
     "uint8_lut16": (_contiguous(sign_matmul_lut16), ("lut_chunk_bytes",), "u"),
     "uint8_lut16_parallel": (_contiguous(sign_matmul_lut16_parallel), ("lut_chunk_bytes",), "u"),
     "uint8_lut": (_contiguous(sign_matmul_lut), ("lut_chunk_bytes",), "u"),
@@ -186,6 +194,10 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
     table = config.TABLE
     char = dtype.char  # "B" uint8, "f" float32, "d" float64 (a dtype's == costs 50 ns)
     if char == "B":
+        if m <= table["uint8_rows_max_rows"]:
+            # byte masks made from W's bits per row of x, integer sums: exact for every k (first:
+            # the tables that take it, NEON's, have none of the paths below for few rows)
+            return _FIXED["uint8_rows"]
         if config.INT8_DOT and "uint8_dot_min_rows" in table and m >= table["uint8_dot_min_rows"]:
             # byte dot products on byte masks of the packed bits (AVX-512 VNNI), int32 sums: exact
             return _FIXED["uint8_dot_parallel" if config.use_threads("sign_matmul", m * n * k, threads)
@@ -238,6 +250,9 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
         return path("lut3_parallel" if threaded else "lut3")
     if config.SIGN_MATMUL_BLAS and f32 and _blas_rows(table, m, k, n):
         return path("blas")
+    if f32 and not threaded and m <= table["f32_rows_max_rows"]:
+        # sign flips from W's bits, 4 rows of W per load of x
+        return _FIXED["f32_rows"]
     if m < table["unpack_min_rows_f32" if f32 else "unpack_min_rows_f64"]:
         return _FIXED["bits_parallel" if threaded else "bits"]
     return _FIXED["unpack_parallel" if threaded else "unpack"]

@@ -7,13 +7,15 @@
   unpacked once per call. Exact for every ``k`` the int32 result holds
   (``k <= SIGN_MATMUL_UINT8_MAX_K``). False, writing nothing, on non-zero padding bits.
 
-The sums run over 16-byte chunks, 2 rows of ``x`` by 4 rows of ``M`` at a time (the loads
-of each shared): ``and``, then the 16 bytes added pairwise into 8 uint16 lanes (on
-AArch64 ``uaddlp`` + ``add``, which LLVM folds to ``uadalp``; elsewhere the same sums
-by generic shuffles), at most ``CHUNKS_PER_BLOCK`` chunks (``<= 2 * 255 * 128 = 65280``
-a lane) before the lanes are reduced (int64). The C NEON reference's shape
-(``benchmarks/arm64/neon_ref.c``); for many rows on CPUs without a 64-bit vector
-popcount, where it replaces the exact float32 path (``sign_matmul_uint8_float``).
+The sums run over 16-byte chunks, 4 rows of ``x`` by 4 rows of ``M`` at a time (then 2 by 4;
+the loads of each shared: the reference's 4 x 4 register block): ``and``, then the 16 bytes
+added pairwise into 8 uint16 lanes (on AArch64 ``uaddlp`` + ``add``, which LLVM folds to
+``uadalp``; elsewhere the same sums by generic shuffles), at most ``CHUNKS_PER_BLOCK`` chunks
+(``<= 2 * 255 * 128 = 65280`` a lane) before the lanes are reduced (int64); with the
+dot-product extension (``_config.UINT8_UDOT``) ``udot`` of ``x`` with the masks instead (one
+instruction a chunk and row of masks: 255 times the sum into uint32 lanes, divided once). The
+C NEON reference's shape (``benchmarks/arm64/neon_ref.c``); for many rows on CPUs without a
+64-bit vector popcount, where it replaces the exact float32 path (``sign_matmul_uint8_float``).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..._config import jit, jit_disabled
+from ..._config import UINT8_UDOT, jit, jit_disabled
 from ..pack import padding_is_zero
 from .portable import _c_order
 
@@ -34,6 +36,9 @@ __all__ = ["sign_matmul_uint8_masks", "byte_masks", "CHUNKS_PER_BLOCK"]
 #: 16-byte chunks summed in uint16 lanes before a reduction (2 * 255 a chunk a lane).
 CHUNKS_PER_BLOCK = 128
 _AARCH64 = platform.machine() in ("aarch64", "arm64")
+#: ``udot`` of ``x`` with the 0xFF masks into 4 uint32 lanes (``255 * S``, ``<= 4 * 255 * 255`` a
+#: chunk a lane) in place of ``and`` + ``uadalp`` (``_config.UINT8_UDOT``: the dot-product extension)
+_UDOT = UINT8_UDOT and _AARCH64
 
 
 def _is_bytes(a):
@@ -44,12 +49,12 @@ def _is_bytes(a):
 def _mask_sums_block(typingctx, x, i, masks, j, c0, c1, rows, cols):
     """``sum_t x[i + r, t] & masks[j + q, t]`` over the bytes of 16-byte chunks
     ``c0 <= c < c1`` (``c1 - c0 <= CHUNKS_PER_BLOCK``): a ``rows * cols``-tuple of int64,
-    row-major (``rows`` 1 or 2, ``cols`` 1 or 4: literals)."""
+    row-major (``rows`` 1, 2 or 4, ``cols`` 1 or 4: literals)."""
     if not (_is_bytes(x) and _is_bytes(masks) and isinstance(rows, types.IntegerLiteral)
             and isinstance(cols, types.IntegerLiteral)):
         return None
     n_rows, n_cols = rows.literal_value, cols.literal_value
-    if n_rows not in (1, 2) or n_cols not in (1, 4):
+    if n_rows not in (1, 2, 4) or n_cols not in (1, 4):
         return None
     result = types.UniTuple(types.int64, n_rows * n_cols)
 
@@ -84,7 +89,25 @@ def _mask_sums_block(typingctx, x, i, masks, j, c0, c1, rows, cols):
         m_k = cgutils.unpack_tuple(builder, m_array.shape, 2)[1]
         x_rows = [builder.mul(builder.add(i_value, ir.Constant(intp, r)), x_k) for r in range(n_rows)]
         m_rows = [builder.mul(builder.add(j_value, ir.Constant(intp, q)), m_k) for q in range(n_cols)]
-        zero = ir.Constant(v8h, None)
+        v4w = ir.VectorType(i32, 4)
+        if _UDOT:
+            udot_fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(v4w, [v4w, v16, v16]), "llvm.aarch64.neon.udot.v4i32.v16i8")
+            reduce4 = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(i32, [v4w]), "llvm.vector.reduce.add.v4i32")
+
+            def accumulate(acc, xv, mask):
+                return builder.call(udot_fn, [acc, xv, mask])
+
+            def reduce(acc):  # 255 * S: exact division
+                return builder.udiv(builder.zext(builder.call(reduce4, [acc]), i64), ir.Constant(i64, 255))
+        else:
+            def accumulate(acc, xv, mask):
+                return builder.add(acc, pairwise(builder.and_(xv, mask)))
+
+            def reduce(acc):
+                return builder.zext(builder.call(reduce_add, [builder.zext(acc, v8w)]), i64)
+        zero = ir.Constant(v4w if _UDOT else v8h, None)
         accs = [cgutils.alloca_once_value(builder, zero) for _ in range(n_rows * n_cols)]
 
         def load(data, offset):
@@ -98,8 +121,8 @@ def _mask_sums_block(typingctx, x, i, masks, j, c0, c1, rows, cols):
             for r in range(n_rows):
                 for q in range(n_cols):
                     acc = accs[r * n_cols + q]
-                    builder.store(builder.add(builder.load(acc), pairwise(builder.and_(xs[r], ms[q]))), acc)
-        sums = [builder.zext(builder.call(reduce_add, [builder.zext(builder.load(acc), v8w)]), i64) for acc in accs]
+                    builder.store(accumulate(builder.load(acc), xs[r], ms[q]), acc)
+        sums = [reduce(builder.load(acc)) for acc in accs]
         return context.make_tuple(builder, result, sums)
 
     return result(x, i, masks, j, c0, c1, rows, cols), codegen
@@ -137,6 +160,66 @@ def _tail_sum(x, i, masks, j, t0):
     return s
 
 
+@jit(inline="always")
+def _block_4x4(x, i, masks, j, chunks, t0, rowsum, out):
+    """``out[i + r, j + q]`` for ``r, q < 4``: 4 rows of ``x`` by 4 rows of masks, 16 sums."""
+    k = x.shape[1]
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = 0
+    for c0 in range(0, chunks, CHUNKS_PER_BLOCK):
+        (a00, a01, a02, a03, a10, a11, a12, a13,
+         a20, a21, a22, a23, a30, a31, a32, a33) = _block(
+            x, i, masks, j, c0, min(chunks, c0 + CHUNKS_PER_BLOCK), 4, 4)
+        s00 += a00
+        s01 += a01
+        s02 += a02
+        s03 += a03
+        s10 += a10
+        s11 += a11
+        s12 += a12
+        s13 += a13
+        s20 += a20
+        s21 += a21
+        s22 += a22
+        s23 += a23
+        s30 += a30
+        s31 += a31
+        s32 += a32
+        s33 += a33
+    if t0 < k:
+        s00 += _tail_sum(x, i, masks, j, t0)
+        s01 += _tail_sum(x, i, masks, j + 1, t0)
+        s02 += _tail_sum(x, i, masks, j + 2, t0)
+        s03 += _tail_sum(x, i, masks, j + 3, t0)
+        s10 += _tail_sum(x, i + 1, masks, j, t0)
+        s11 += _tail_sum(x, i + 1, masks, j + 1, t0)
+        s12 += _tail_sum(x, i + 1, masks, j + 2, t0)
+        s13 += _tail_sum(x, i + 1, masks, j + 3, t0)
+        s20 += _tail_sum(x, i + 2, masks, j, t0)
+        s21 += _tail_sum(x, i + 2, masks, j + 1, t0)
+        s22 += _tail_sum(x, i + 2, masks, j + 2, t0)
+        s23 += _tail_sum(x, i + 2, masks, j + 3, t0)
+        s30 += _tail_sum(x, i + 3, masks, j, t0)
+        s31 += _tail_sum(x, i + 3, masks, j + 1, t0)
+        s32 += _tail_sum(x, i + 3, masks, j + 2, t0)
+        s33 += _tail_sum(x, i + 3, masks, j + 3, t0)
+    out[i, j] = rowsum[i] - 2 * s00
+    out[i, j + 1] = rowsum[i] - 2 * s01
+    out[i, j + 2] = rowsum[i] - 2 * s02
+    out[i, j + 3] = rowsum[i] - 2 * s03
+    out[i + 1, j] = rowsum[i + 1] - 2 * s10
+    out[i + 1, j + 1] = rowsum[i + 1] - 2 * s11
+    out[i + 1, j + 2] = rowsum[i + 1] - 2 * s12
+    out[i + 1, j + 3] = rowsum[i + 1] - 2 * s13
+    out[i + 2, j] = rowsum[i + 2] - 2 * s20
+    out[i + 2, j + 1] = rowsum[i + 2] - 2 * s21
+    out[i + 2, j + 2] = rowsum[i + 2] - 2 * s22
+    out[i + 2, j + 3] = rowsum[i + 2] - 2 * s23
+    out[i + 3, j] = rowsum[i + 3] - 2 * s30
+    out[i + 3, j + 1] = rowsum[i + 3] - 2 * s31
+    out[i + 3, j + 2] = rowsum[i + 3] - 2 * s32
+    out[i + 3, j + 3] = rowsum[i + 3] - 2 * s33
+
+
 @jit
 def _uint8_mask_rows(x, masks, out):
     m, k = x.shape
@@ -147,8 +230,14 @@ def _uint8_mask_rows(x, masks, out):
     for i in range(m):
         for t in range(k):
             rowsum[i] += x[i, t]
-    m2, n4 = m // 2 * 2, n // 4 * 4
-    for i in range(0, m2, 2):
+    m4, m2, n4 = m // 4 * 4, m // 2 * 2, n // 4 * 4
+    for i in range(0, m4, 4):  # 4 x 4 blocks: 8 loads per 16 pairs of rows
+        for j in range(0, n4, 4):
+            _block_4x4(x, i, masks, j, chunks, t0, rowsum, out)
+        for j in range(n4, n):
+            for r in range(4):
+                out[i + r, j] = rowsum[i + r] - 2 * _sums_1x1(x, i + r, masks, j, chunks, t0)
+    for i in range(m4, m2, 2):
         for j in range(0, n4, 4):
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = 0
             for c0 in range(0, chunks, CHUNKS_PER_BLOCK):
