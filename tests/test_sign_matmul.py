@@ -170,7 +170,8 @@ _ROW_THRESHOLDS = {
 def test_float_rows_around_unpack_threshold(rng, dtype, k, delta):
     """Below the threshold the float kernels sum straight from the bits (no
     unpacked W), from it on they unpack: both sides, serial and threaded,
-    against the reference, and through the planned kernel (``bits`` below, ``unpack`` from it)."""
+    against the reference, and through the planned kernel (``bits`` below, ``unpack`` from it;
+    float32 rows up to ``TABLE["f32_rows_max_rows"]``, NEON's 7, take ``f32_rows`` serially)."""
     m = max(1, _ROW_THRESHOLDS[dtype] + delta)
     x = _x(rng, m, k, dtype)
     w = fastbin.pack_weights(rng.standard_normal((k, 7)))
@@ -179,9 +180,14 @@ def test_float_rows_around_unpack_threshold(rng, dtype, k, delta):
     serial = fastbin.sign_matmul(x, w, threads=False)
     assert serial.dtype == np.dtype(dtype)
     assert_close(serial, expected, scale=scale)
-    np.testing.assert_array_equal(fastbin.sign_matmul(x, w, threads=True), serial)
+    few = dtype == np.float32 and m <= TABLE["f32_rows_max_rows"]
+    threaded = fastbin.sign_matmul(x, w, threads=True)
+    if few:  # serial f32_rows, threaded bits_parallel: two summation orders, both within rounding
+        assert_close(threaded, expected, scale=scale)
+    else:  # bits and bits_parallel (unpack and unpack_parallel) add in the same order
+        np.testing.assert_array_equal(threaded, serial)
     path = sign_product.plan(m, k, 7, np.dtype(dtype), threads=False)
-    assert path.name == ("bits" if delta < 0 or m < _ROW_THRESHOLDS[dtype] else "unpack")
+    assert path.name == ("f32_rows" if few else "bits" if delta < 0 or m < _ROW_THRESHOLDS[dtype] else "unpack")
     out = np.full(expected.shape, np.nan, dtype)
     assert path(x, w.bits, out)
     np.testing.assert_array_equal(out, serial)
@@ -239,13 +245,15 @@ def _uint8_float_min_rows(n):
 def _portable_cpu(monkeypatch):
     """The planner as on a CPU without lookups, AVX2 multiply-adds, BLAS or a vector popcount
     (the probes of ``fastbin._config``, where it reads them), taking the uint8 float path (not
-    the byte masks the NEON table prefers from ``uint8_masks_min_rows``)."""
+    the byte masks the NEON table prefers: ``uint8_rows`` up to 7 rows, ``uint8_masks`` from 8)."""
     for flag, value in (("FLOAT_LUT", False), ("INT16_LUT", False), ("INT8_MADD", False), ("INT8_DOT", False),
                         ("FLOAT_LUT8", False),
                         ("SIGN_MATMUL_BLAS", False),
                         ("SIGN_MATMUL_UINT8_FLOAT_PATH", True)):
         monkeypatch.setattr(_config, flag, value)
     monkeypatch.setitem(_config.TABLE, "uint8_masks_min_rows", 0)
+    monkeypatch.setitem(_config.TABLE, "uint8_rows_max_rows", 0)  # NEON's few-row byte masks
+    monkeypatch.setitem(_config.TABLE, "f32_rows_max_rows", 0)  # NEON's few-row sign flips
 
 
 def test_uint8_float_exactness_bound(monkeypatch):
