@@ -829,7 +829,6 @@ def check_model_file(path, scratch, backend="fastbin"):
     accepts it and then: finite logits from each on float and uint8 input, the runtime's on both
     engines bit for bit the unfolded model's, the same classes from the unfolded model, its own
     folding and both engines, and a save/load round trip with bit-identical logits (``loaded``)."""
-    from fastbin.nn.model import load
 
     models, refused, unfoldable = {}, {}, {}
     for name, loader in _loaders(backend).items():
@@ -867,6 +866,17 @@ def check_model_file(path, scratch, backend="fastbin"):
         for name, c in classes.items():
             if not np.array_equal(c, classes["nn.load"]):
                 return "fold-mismatch", f"{kind} input: the classes of {name} differ from the unfolded model's"
+    mismatch = _roundtrip_mismatch(model, scratch, backend, x, u8)
+    if mismatch:
+        return mismatch
+    return "loaded", f"{model.kind} {model.config.get('sizes', model.config.get('n_in'))}"
+
+
+def _roundtrip_mismatch(model, scratch, backend, x, u8):
+    """None, or ``("roundtrip-mismatch", detail)`` when ``model`` saved and loaded again gives other
+    logits on the float input ``x`` or the uint8 input ``u8``."""
+    from fastbin.nn.model import load
+
     again_path = os.path.join(scratch, "again.fbm")
     model.save(again_path)
     again = load(again_path, backend=backend)
@@ -874,8 +884,7 @@ def check_model_file(path, scratch, backend="fastbin"):
         with np.errstate(all="ignore"):
             if not _same(again.forward(inputs), model.forward(inputs)):
                 return "roundtrip-mismatch", f"{kind} input: logits differ after save + load"
-    return "loaded", f"{model.kind} {model.config.get('sizes', model.config.get('n_in'))}"
-
+    return None
 
 
 def _check_unfoldable(model, scratch, backend, reason):
@@ -883,7 +892,6 @@ def _check_unfoldable(model, scratch, backend, reason):
     form does not have, documented in docs/conv.md) and ``fastbin.nn.load`` reads: its unfolded model must
     predict finite logits on float and uint8 input, fold with the same error, and survive a save/load
     round trip bit for bit (``unfoldable``)."""
-    from fastbin.nn.model import load
 
     x, u8 = _inputs(model.n_in)
     for kind, inputs in (("float", x), ("uint8", u8)):
@@ -896,13 +904,9 @@ def _check_unfoldable(model, scratch, backend, reason):
         return "fold-mismatch", "the runtime cannot fold the file, but its unfolded model folds"
     except NotImplementedError:
         pass
-    again_path = os.path.join(scratch, "again.fbm")
-    model.save(again_path)
-    again = load(again_path, backend=backend)
-    for kind, inputs in (("float", x), ("uint8", u8)):
-        with np.errstate(all="ignore"):
-            if not _same(again.forward(inputs), model.forward(inputs)):
-                return "roundtrip-mismatch", f"{kind} input: logits differ after save + load"
+    mismatch = _roundtrip_mismatch(model, scratch, backend, x, u8)
+    if mismatch:
+        return mismatch
     return "unfoldable", reason[:200]
 
 

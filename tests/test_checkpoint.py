@@ -150,6 +150,18 @@ def _break_perm(meta, arrays):
     arrays["data.perm"][0] = arrays["data.perm"][1]
 
 
+def _assert_refused_after(change, match, model, opt, x, y, tmp_path):
+    """Train one epoch, save a checkpoint that loads, apply ``change`` to a copy: loading the copy raises
+    ``ModelFileError`` matching ``match`` (``*`` any text)."""
+    h = fit(model, opt, x, y, epochs=1, **KW)
+    good = tmp_path / "good.fbc"
+    save_checkpoint(good, model, opt, h)
+    load_checkpoint(good)
+    bad = _rewrite(good, tmp_path / "bad.fbc", change)
+    with pytest.raises(ModelFileError, match=match.replace("*", ".*")):
+        load_checkpoint(bad)
+
+
 @pytest.mark.parametrize("change, match", [
     (_set(["version"], 3), "checkpoint version 3 is not supported"),
     (_set(["extra"], 1), "unexpected \\['extra'\\]"),
@@ -175,13 +187,7 @@ def _break_perm(meta, arrays):
 def test_hostile_checkpoints_are_refused(change, match, rng, tmp_path):
     x, y = _data(rng)
     model, opt = mlp([20, 9, 3], batch_norm=True, seed=0), Adam(1e-2)
-    h = fit(model, opt, x, y, epochs=1, **KW)
-    good = tmp_path / "good.fbc"
-    save_checkpoint(good, model, opt, h)
-    load_checkpoint(good)
-    bad = _rewrite(good, tmp_path / "bad.fbc", change)
-    with pytest.raises(ModelFileError, match=match.replace("*", ".*")):
-        load_checkpoint(bad)
+    _assert_refused_after(change, match, model, opt, x, y, tmp_path)
 
 
 def _negate_velocity_to_nan(meta, arrays):
@@ -209,13 +215,7 @@ def test_hostile_momentum_and_schedule_fields_are_refused(change, match, rng, tm
     x, y = _data(rng)
     model = mlp([20, 9, 3], seed=0)
     opt = SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-3, schedule=WarmUp(3, then=CosineDecay(5)))
-    h = fit(model, opt, x, y, epochs=1, **KW)
-    good = tmp_path / "good.fbc"
-    save_checkpoint(good, model, opt, h)
-    load_checkpoint(good)
-    bad = _rewrite(good, tmp_path / "bad.fbc", change)
-    with pytest.raises(ModelFileError, match=match.replace("*", ".*")):
-        load_checkpoint(bad)
+    _assert_refused_after(change, match, model, opt, x, y, tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["sgd", "adam"])

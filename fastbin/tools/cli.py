@@ -64,34 +64,27 @@ def _non_negative_int(text):
     return value
 
 
-def _positive_float(text):
+def _number(text, ok, expected):
+    """``float(text)`` if ``ok(value)``, else an ``ArgumentTypeError`` saying ``expected``."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
     return value
+
+
+def _positive_float(text):
+    return _number(text, lambda v: 0 < v < float("inf"), "a finite number > 0")
 
 
 def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
+    return _number(text, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
 
 
 def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
-    return value
+    return _number(text, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
 
 
 def _seed(text):
