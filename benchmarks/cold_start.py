@@ -91,8 +91,9 @@ RUNTIME_CASES.update({
     # the numba engine without the numpy stand-in: compiled in the first call (before _warm)
     "runtime_numba_float_inline": (_FLOAT_ROW, "rt.load(MODEL, engine='numba').predict(x)"),
     # load, a first prediction (the stand-in on a cold cache), then until the numba engine predicts
-    "runtime_numba_float_switch": (_FLOAT_ROW, "(lambda m: (m.predict(x), getattr(m, 'warmup', None) and m.warmup.wait(), "
-                                               "m.predict(x), m.engine.name))(rt.load(MODEL, engine='numba'))"),
+    "runtime_numba_float_switch": (_FLOAT_ROW, "(lambda m: (m.predict(x), getattr(m, 'warmup', None) "
+                                               "and m.warmup.wait(), m.predict(x), m.engine.name))"
+                                               "(rt.load(MODEL, engine='numba'))"),
 })
 #: A yardstick of the machine's state: the first compile of a trivial ``@numba.njit`` loop in a
 #: fresh process (Numba's one-time registry refresh and LLVM's first compile).
