@@ -2,6 +2,10 @@
 both states forced and observed in this process, the same bits in each, the switch, a failed
 background compile raised in the caller, and the switch turned off. The cold-cache default
 (``auto``) in fresh processes is ``tests/test_start.py``'s."""
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -126,3 +130,37 @@ def test_a_bad_setting_is_named(files, monkeypatch):
     monkeypatch.setenv(_warm.ENV, "sometimes")
     with pytest.raises(ValueError, match=_warm.ENV):
         runtime.load(files["bnn"], engine="numba")
+
+
+_FORK = """
+import os, sys, time
+import numpy as np
+import fastbin.runtime as runtime
+from fastbin.runtime._numba import NumbaEngine
+fuse = NumbaEngine.fuse
+
+def slow(model):  # a background fold that takes a while
+    time.sleep(1.0)
+    return fuse(model)
+
+NumbaEngine.fuse = staticmethod(slow)
+model = runtime.load(sys.argv[1], engine="numba")
+assert model.warmup.state == "compiling"
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print(model.warmup.state)
+"""
+
+
+@needs_jit
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
+def test_fork_waits_for_the_background_compile(files):
+    """A child forked while the thread holds Numba's compiler lock would hang at its first
+    compile: ``os.fork`` waits for the warm-up (in a fresh process: forking this one is not ours)."""
+    env = {**os.environ, _warm.ENV: "1"}
+    done = subprocess.run([sys.executable, "-c", _FORK, str(files["bnn"])], env=env, capture_output=True, text=True,
+                          timeout=1200, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == "ready", done.stdout
