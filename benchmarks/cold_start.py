@@ -27,8 +27,8 @@ import sys
 import tempfile
 import textwrap
 
-__all__ = ["CASES", "RUNTIME_CASES", "child_code", "describe", "start_case", "run_case", "fresh_env", "avx2_cpu",
-           "EXTRA_ENV", "model_file", "PREDICT", "BASELINES"]
+__all__ = ["CASES", "RUNTIME_CASES", "CASE_ENV", "child_code", "describe", "start_case", "run_case", "fresh_env",
+           "avx2_cpu", "EXTRA_ENV", "model_file", "PREDICT", "BASELINES"]
 
 _INPUTS = """
 rng = np.random.default_rng(0)
@@ -86,6 +86,21 @@ RUNTIME_CASES: dict[str, tuple[str, str]] = {
     for engine in ("numba", "numpy")
     for kind in ("float", "uint8")
 }
+_FLOAT_ROW = "import fastbin.runtime as rt\nx = rng.random((1, 784), dtype=np.float32)"
+RUNTIME_CASES.update({
+    # the numba engine without the numpy stand-in: compiled in the first call (before _warm)
+    "runtime_numba_float_inline": (_FLOAT_ROW, "rt.load(MODEL, engine='numba').predict(x)"),
+    # load, a first prediction (the stand-in on a cold cache), then until the numba engine predicts
+    "runtime_numba_float_switch": (_FLOAT_ROW, "(lambda m: (m.predict(x), getattr(m, 'warmup', None) "
+                                               "and m.warmup.wait(), m.predict(x), m.engine.name))"
+                                               "(rt.load(MODEL, engine='numba'))"),
+})
+#: A yardstick of the machine's state: the first compile of a trivial ``@numba.njit`` loop in a
+#: fresh process (Numba's one-time registry refresh and LLVM's first compile).
+CASES["njit_trivial"] = ("import numba\n@numba.njit\ndef f(n):\n    s = 0\n    for i in range(n):\n"
+                         "        s += i\n    return s", "f(10)")
+#: Environment of a case beyond ``fresh_env``.
+CASE_ENV: dict[str, dict[str, str]] = {"runtime_numba_float_inline": {"FASTBIN_BACKGROUND_COMPILE": "0"}}
 
 _CHILD = """\
 import json, sys, time
@@ -157,14 +172,17 @@ def avx2_cpu() -> dict[str, str]:
     return {"NUMBA_CPU_NAME": "znver3", "NUMBA_CPU_FEATURES": off}
 
 
-def fresh_env(cache_dir: str | None) -> dict:
+def fresh_env(cache_dir: str | None, case: str | None = None) -> dict:
     """The environment of a child: Numba's cache in ``cache_dir`` (None: the default), every
-    fastbin/Numba choice left at its default (no forced engine, no cache switch, all threads)."""
+    fastbin/Numba choice left at its default (no forced engine, no cache switch, all threads)
+    but those of ``CASE_ENV[case]``."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("FASTBIN_ENGINE", "FASTBIN_NO_CACHE", "NUMBA_CACHE_DIR", "NUMBA_DISABLE_JIT")}
+           if k not in ("FASTBIN_ENGINE", "FASTBIN_NO_CACHE", "FASTBIN_BACKGROUND_COMPILE", "NUMBA_CACHE_DIR",
+                        "NUMBA_DISABLE_JIT")}
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
     env.update(EXTRA_ENV)
+    env.update(CASE_ENV.get(case, {}))
     return env
 
 
@@ -186,7 +204,7 @@ def start_case(name: str, cache_dir: str | None, model: str = "-") -> subprocess
     """Case ``name`` in a fresh process (Numba's cache in ``cache_dir``), stopped before its
     first call: it has printed ``ready``; send a line to make the call, read ``first-done``."""
     child = subprocess.Popen([sys.executable, "-c", child_code(name), model, "0", "1"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fresh_env(cache_dir),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fresh_env(cache_dir, name),
                              cwd=tempfile.gettempdir())
     line = child.stdout.readline().strip()
     if line != "ready":
@@ -199,7 +217,7 @@ def run_case(name: str, cache_dir: str | None, model: str = "-", profile: bool =
     """Run case ``name`` (of ``CASES`` or ``RUNTIME_CASES``) in a fresh process with Numba's
     cache in ``cache_dir``; the child's timings (seconds) and, with ``profile``, its compiles."""
     done = subprocess.run([sys.executable, "-c", child_code(name), model, "1" if profile else "0", "0"],
-                          capture_output=True, text=True, env=fresh_env(cache_dir), timeout=1800, check=False,
+                          capture_output=True, text=True, env=fresh_env(cache_dir, name), timeout=1800, check=False,
                           cwd=tempfile.gettempdir())
     if done.returncode != 0:
         raise RuntimeError(f"case {name} failed: {done.stderr[-3000:]}")

@@ -17,6 +17,9 @@ _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _NUMPY_WAS_LOADED = "numpy" in sys.modules
 for _name in _BLAS_ENV:
     os.environ.setdefault(_name, "1")
+# Models loaded in this process time the engine they name: no numpy-engine stand-in while the
+# numba engine compiles (fastbin.runtime._warm); benchmarks/cold_start.py's children run the default.
+os.environ["FASTBIN_BACKGROUND_COMPILE"] = "0"
 
 import platform  # noqa: E402
 

@@ -99,6 +99,7 @@ __all__ = [
     "jit",
     "jit_parallel",
     "jit_disabled",
+    "kernel_cached",
     "use_threads",
 ]
 
@@ -443,6 +444,29 @@ class _KernelCache(FunctionCache):
         _nrt.rtsys.initialize(target_context)
         with self._guard_against_spurious_io_errors():
             return self._load_overload(sig, target_context)
+
+
+def kernel_cached(dispatcher) -> bool:
+    """Whether ``dispatcher`` (a kernel made by :func:`jit`) runs without compiling in this
+    process: it has machine code here already, or Numba's on-disk cache holds an entry of it
+    for this CPU (the magic tuple of the index key) and this source (the bytecode hash, and
+    the source file's stamp the index is checked against). Reads the kernel's index file,
+    loads nothing. False without a disk cache (``FASTBIN_NO_CACHE``, no writable directory),
+    where every process compiles. ``fastbin.runtime._warm`` asks this of the fused pass's
+    kernels to tell a cold cache from a warm one."""
+    if dispatcher.overloads:
+        return True
+    cache = getattr(dispatcher, "_cache", None)
+    if isinstance(cache, _LazyCache):
+        cache = cache._get()
+    if not isinstance(cache, FunctionCache):
+        return False
+    try:
+        index = cache._cache_file._load_index()
+        key = cache._index_key(None, cpu_target.target_context.codegen())
+    except Exception:  # another Numba's private names, an unreadable index: say "not cached"
+        return False
+    return any(isinstance(k, tuple) and k[1:] == key[1:] for k in index)
 
 
 def _disable_disk_cache() -> None:

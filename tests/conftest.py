@@ -17,6 +17,11 @@ settings.register_profile(
 )
 settings.load_profile("nojit" if os.environ.get("NUMBA_DISABLE_JIT") == "1" else "default")
 
+# ``fastbin.runtime.load`` gives the numba engine's model from the first call: the suite checks
+# each engine's own path. The numpy-engine stand-in of a cold cache (fastbin.runtime._warm) is
+# tested in tests/test_warm.py and tests/test_start.py, which set the variable themselves.
+os.environ["FASTBIN_BACKGROUND_COMPILE"] = "0"
+
 @pytest.fixture
 def rng():
     """A fresh seeded generator per test."""

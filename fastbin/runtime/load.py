@@ -24,6 +24,7 @@ import os
 
 from ..io.modelfile import ModelFileError, read_model_bytes
 from ..io.modelschema import load_model_arrays_bytes
+from . import _warm
 from .conv import fold_conv
 from .engines import ENGINES, get_engine
 from .fold import fold_arrays, layer_arrays
@@ -81,7 +82,11 @@ def _fold(schema, arrays, path, engine) -> InferenceModel:
 
 def _build(data: bytes, path: str, engine) -> InferenceModel:
     schema, _meta, arrays = load_model_arrays_bytes(data, name=path)
-    model = _fold(schema, arrays, path, engine)
+    # on a cold Numba cache the numpy engine answers while the numba engine compiles (_warm)
+    standby = _warm.standby_engine(engine, schema.kind)
+    model = _fold(schema, arrays, path, standby or engine)
+    if standby is not None:
+        model.warmup = _warm.Warmup(lambda: _fold(schema, arrays, path, engine), model.n_in)
     model._reduced = (_unpickle, (data, _pickle_engine(engine)))  # InferenceModel.__reduce__
     return model
 

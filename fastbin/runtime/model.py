@@ -251,6 +251,8 @@ class InferenceModel:
     input_scaled = False
     #: rows per forward pass; None: the engine's ``eval_chunk``
     eval_chunk = None
+    #: ``fastbin.runtime._warm.Warmup`` while the numba engine compiles behind this numpy-engine model
+    warmup = None
 
     def __init__(self, stages, n_in, dtype, engine):
         self.stages, self.n_in, self.dtype = list(stages), int(n_in), np.dtype(dtype)
@@ -267,6 +269,8 @@ class InferenceModel:
     forward = logits
 
     def _chunks(self, x, predict):
+        if self.warmup is not None:  # a numpy-engine stand-in: switch once the numba engine's is ready
+            self.warmup.poll(self)
         if x.shape[0] == 0:  # an empty batch: an empty result of the right shape and dtype, on every engine
             return self._forward(np.zeros((1, self.n_in), x.dtype), predict)[:0]
         chunk = self.eval_chunk or self.engine.eval_chunk
