@@ -10,15 +10,22 @@ and ``fastbin.kernels.binary_product`` pick (``threads=None``: automatic,
 Validation is a handful of attribute checks: at 1 x 784 the call overhead is
 most of the run time. For the same reason the padding bits of packed operands
 are checked by the product kernels themselves (they return False, writing
-nothing, and the error is raised here) rather than by a separate dispatch.
+nothing, and the error is raised here) rather than by a separate dispatch, and
+``binary_matmul`` and ``sign_matmul`` keep their last plan (one record each, see
+``_remember``): a call of the same shape, dtype and ``threads`` (None or False)
+with no table or probe edited since (``fastbin._tables.edits``) calls the planned
+kernel's compiled entry point (``kernels._plan.entry_point``: no Numba argument
+typing) without asking the planner.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .._config import BINARY_MATMUL_MAX_K, SIGN_MATMUL_UINT8_MAX_K
+from .._tables import edits
 from .._validate import FLOAT_DTYPES, check_packed
 from ..bits import n_words_for
+from ..kernels._plan import entry_point
 from ..kernels.binary_product import plan as _plan_binary
 from ..kernels.binary_product import plan_sign as _plan_sign
 from ..kernels.pack import aligned_words
@@ -29,7 +36,6 @@ from .pack import check_packed_lean
 __all__ = ["binary_matmul", "sign_matmul", "binary_dense_sign"]
 
 _UINT8 = np.dtype(np.uint8)
-_FLOAT32 = np.dtype(np.float32)
 _INT32 = np.dtype(np.int32)
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
@@ -37,6 +43,42 @@ _NDARRAY = np.ndarray
 #: ``np.empty`` with a dtype object: measured 0.15 us against 0.22 us with
 #: ``np.int32`` (a third of the Python cost of a 128 x 784 -> 10 product).
 _empty = np.empty
+#: The count of table and probe edits (``fastbin._tables.edits``): a remembered plan is
+#: served only while it is the count the plan was made at.
+_EDITS = edits()
+
+# The last plan of each public product, one record per function (a list holding one tuple,
+# replaced whole: a reader sees one record or the next, also from other threads):
+# ``(*key, edit count when planned, planner, run)``; ``key`` = the planner's positional
+# arguments, ``run`` the kernel's compiled entry point (``entry_point``) or the kernel.
+# A plan is remembered only where the planner's memo kept it (``kernels._plan.memoized``:
+# threads None or False, and no plan that asks the thread count), so a record serves
+# nothing the memo would not. The planner's identity is part of the match: a test's spy
+# put in its place sees every call.
+_LAST_BINARY: list[tuple] = [(-1, -1, -1, 0, -1, None, None)]
+_LAST_SIGN: list[tuple] = [(-1, -1, -1, None, 0, -1, None, None)]
+#: (kernel, dtype of ``x``/``out``) -> the kernel's entry point (or the kernel), found once.
+_ENTRIES: dict = {}
+
+
+def _run_of(kernel, dtype, operands):
+    """The compiled entry point of ``kernel`` for these operands' types (after
+    ``kernel(*operands)`` ran once), found once per kernel and dtype: the public
+    functions pass C-contiguous 2-D arrays of fixed dtypes (``entry_point``'s terms)."""
+    key = (kernel, dtype)
+    run = _ENTRIES.get(key)
+    if run is None:
+        run = _ENTRIES[key] = entry_point(kernel, *operands)
+    return run
+
+
+def _remember(last, planner, key, made_at, path, run) -> None:
+    """Keep ``key``'s plan as ``last``'s record when the planner's memo kept it (threads
+    None or False, no thread-count question, no edit while planning)."""
+    held = getattr(planner, "memo", None)
+    threads = key[-1]
+    if held is not None and (threads is None or threads is False) and held.get(key) is path:
+        last[0] = (*key, made_at, planner, run)
 
 
 def _check_pair_lean(a, w) -> None:
@@ -86,10 +128,31 @@ def binary_matmul(a, w, *, threads=None) -> np.ndarray:
     if k > BINARY_MATMUL_MAX_K:
         raise _too_long("binary_matmul", k, f"k = {k}", BINARY_MATMUL_MAX_K)
     out = _empty((m, n), _INT32)
-    path = _plan_binary(m, n, n_words, threads)
-    if not path.kernel(a_bits, w_bits, k, out):  # False: non-zero padding bits
+    last = _LAST_BINARY[0]
+    if (last[0] == m and last[1] == n and last[2] == n_words and last[3] is threads and last[4] == _EDITS[0]
+            and last[5] is _plan_binary):
+        ok = last[6](a_bits, w_bits, k, out)  # the last plan: its compiled entry point
+    else:
+        ok = _binary_planned(a_bits, w_bits, k, out, m, n, n_words, threads)
+    if not ok:  # False: non-zero padding bits
         _check_pair(a, w)  # raises the padding error
     return out
+
+
+def _binary_planned(a_bits, w_bits, k, out, m, n, n_words, threads) -> bool:
+    """``binary_matmul``'s kernel as planned now; the plan remembered (``_LAST_BINARY``)."""
+    planner = _plan_binary
+    made_at = _EDITS[0]
+    path = planner(m, n, n_words, threads)
+    kernel = path.kernel
+    run = _ENTRIES.get((kernel, _INT32))
+    if run is None:  # the first call of this kernel here: through Numba's dispatch (compiles or loads)
+        ok = kernel(a_bits, w_bits, k, out)
+        run = _run_of(kernel, _INT32, (a_bits, w_bits, k, out))
+    else:
+        ok = run(a_bits, w_bits, k, out)
+    _remember(_LAST_BINARY, planner, (m, n, n_words, threads), made_at, path, run)
+    return ok
 
 
 def sign_matmul(x, w, *, threads=None) -> np.ndarray:
@@ -101,27 +164,50 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
     ``fastbin._config``: ``|x @ sign(W)| <= 255 * k``); a longer ``k``
     raises ``ValueError``."""
     # A pixel row or a float row (1 x 784) takes ~1 us in all, most of it Python and
-    # dispatch, so the common cases are tested first in a few cheap lines (the planner's
-    # kernel called directly: no extra Python frame). Anything else (or a failed test)
-    # takes the full checks below.
-    if type(x) is _NDARRAY and type(w) is PackedSigns and x.ndim == 2:
+    # dispatch, so the common cases are tested first in a few cheap lines: C-contiguous rows
+    # (the layout the entry points of the planned kernels are compiled for) of the three
+    # dtypes. Anything else (or a failed test) takes the full checks below.
+    if type(x) is _NDARRAY and type(w) is PackedSigns and x.ndim == 2 and x.flags.c_contiguous:
         m, k = x.shape
         w_bits = w.bits
         n = w_bits.shape[0]
         dtype = x.dtype
         if k == w.n_bits and m and n:
             if dtype is _UINT8:
-                if k <= SIGN_MATMUL_UINT8_MAX_K:
-                    out = _empty((m, n), _INT32)
-                    path = _plan(m, k, n, _UINT8, threads)
-                    if path.kernel(x, w_bits, out, *path.args):  # False: non-zero padding bits
-                        return out
-            elif (dtype is _FLOAT32 or dtype is _FLOAT64) and x.flags.c_contiguous:
+                out = _empty((m, n), _INT32) if k <= SIGN_MATMUL_UINT8_MAX_K else None
+            elif dtype is _FLOAT32 or dtype is _FLOAT64:
                 out = _empty((m, n), dtype)
-                path = _plan(m, k, n, dtype, threads)
-                if path.kernel(x, w_bits, out, *path.args):
+            else:
+                out = None
+            if out is not None:
+                last = _LAST_SIGN[0]
+                if (last[0] == m and last[1] == k and last[2] == n and last[3] is dtype and last[4] is threads
+                        and last[5] == _EDITS[0] and last[6] is _plan):
+                    if last[7](x, w_bits, out):  # the last plan; False: non-zero padding bits
+                        return out
+                elif _sign_planned(x, w_bits, out, m, k, n, dtype, threads):
                     return out
     return _sign_matmul_checked(x, w, threads)
+
+
+def _sign_planned(x, w_bits, out, m, k, n, dtype, threads) -> bool:
+    """``sign_matmul``'s kernel on C-contiguous ``x`` as planned now; the plan remembered
+    (``_LAST_SIGN``). A path with table arguments runs as ``path(x, w_bits, out)``."""
+    planner = _plan
+    made_at = _EDITS[0]
+    path = planner(m, k, n, dtype, threads)
+    kernel = path.kernel
+    if path.args:  # a table argument (a block size): many rows, the call's fixed cost matters less
+        ok, run = path(x, w_bits, out), path
+    else:
+        run = _ENTRIES.get((kernel, dtype))
+        if run is None:  # the first call of this kernel here: through Numba's dispatch (compiles or loads)
+            ok = kernel(x, w_bits, out)
+            run = _run_of(kernel, dtype, (x, w_bits, out))
+        else:
+            ok = run(x, w_bits, out)
+    _remember(_LAST_SIGN, planner, (m, k, n, dtype, threads), made_at, path, run)
+    return ok
 
 
 def _sign_matmul_checked(x, w, threads) -> np.ndarray:
