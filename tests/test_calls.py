@@ -90,7 +90,7 @@ def test_binary_matmul_serves_its_last_plan(rng, monkeypatch):
     expected = reference.binary_matmul(a, w)
     np.testing.assert_array_equal(fastbin.binary_matmul(a, w, threads=False), expected)
     record = matmul._LAST_BINARY[0]
-    assert record[:4] == (2, 9, a.n_words, False) and record[5] is matmul._plan_binary
+    assert record[:4] == (2, 9, 300, False) and record[5] is matmul._plan_binary
     planned = binary_product.plan(2, 9, a.n_words, False)
     assert record[6] is matmul._ENTRIES[(planned.kernel, np.dtype(np.int32))]
     if JIT:
@@ -115,7 +115,7 @@ def test_binary_matmul_record_follows_table_edits(rng, monkeypatch):
     expected = reference.binary_matmul(a, w)
     monkeypatch.setitem(_config.TABLE, "rows4_max_rows", 0)
     np.testing.assert_array_equal(fastbin.binary_matmul(a, w, threads=False), expected)
-    assert matmul._LAST_BINARY[0][:4] == (2, 5, 3, False)
+    assert matmul._LAST_BINARY[0][:4] == (2, 5, 130, False)
     assert matmul._LAST_BINARY[0][6] is not matmul._ENTRIES.get((binary_product.PATHS["rows4"].kernel, np.int32))
     monkeypatch.setitem(_config.TABLE, "rows4_max_rows", 2)
     np.testing.assert_array_equal(fastbin.binary_matmul(a, w, threads=False), expected)
@@ -223,3 +223,18 @@ def test_sign_matmul_bad_threads_still_raise_after_a_record(rng):
         fastbin.sign_matmul(x, w, threads=2)
     with pytest.raises(TypeError, match="threads"):
         fastbin.sign_matmul(x, w, threads=0)
+
+
+def test_a_record_never_serves_a_w_of_another_k(rng):
+    """The record holds a's k; a w of the same rows and word count but another k is refused
+    (the checks of the full path), not multiplied with the record's kernel."""
+    a, w = _operands(rng, 1, 300, 9)
+    np.testing.assert_array_equal(fastbin.binary_matmul(a, w, threads=False), reference.binary_matmul(a, w))
+    other = PackedSigns(w.bits.copy(), 310)  # 5 words a row as for k = 300, valid padding for both
+    with pytest.raises(ValueError, match="k=300 bits per row but w has k=310"):
+        fastbin.binary_matmul(a, other, threads=False)
+    for dtype in (np.uint8, np.float32):
+        x = _x(rng, dtype, 1, 300)
+        _assert_sign(fastbin.sign_matmul(x, w, threads=False), x, w)
+        with pytest.raises(ValueError, match="to match w"):
+            fastbin.sign_matmul(x, other, threads=False)

@@ -49,14 +49,15 @@ _EDITS = edits()
 
 # The last plan of each public product, one record per function (a list holding one tuple,
 # replaced whole: a reader sees one record or the next, also from other threads):
-# ``(*key, edit count when planned, planner, run)``; ``key`` = the planner's positional
-# arguments, ``run`` the kernel's compiled entry point (``entry_point``) or the kernel.
-# A plan is remembered only where the planner's memo kept it (``kernels._plan.memoized``:
-# threads None or False, and no plan that asks the thread count), so a record serves
-# nothing the memo would not. The planner's identity is part of the match: a test's spy
-# put in its place sees every call.
+# binary ``(m, n, k, threads, edit count when planned, planner, run)``, sign
+# ``(m, k, n, dtype of x, threads, edit count, planner, run, dtype of out)``; ``run`` the
+# kernel's compiled entry point (``entry_point``) or the kernel (a path with table arguments:
+# the path). A plan is remembered only where the planner's memo kept it
+# (``kernels._plan.memoized``: threads None or False, and no plan that asks the thread count),
+# so a record serves nothing the memo would not. The planner's identity is part of the match:
+# a test's spy put in its place sees every call.
 _LAST_BINARY: list[tuple] = [(-1, -1, -1, 0, -1, None, None)]
-_LAST_SIGN: list[tuple] = [(-1, -1, -1, None, 0, -1, None, None)]
+_LAST_SIGN: list[tuple] = [(-1, -1, -1, None, 0, -1, None, None, None)]
 #: (kernel, dtype of ``x``/``out``) -> the kernel's entry point (or the kernel), found once.
 _ENTRIES: dict = {}
 
@@ -72,13 +73,14 @@ def _run_of(kernel, dtype, operands):
     return run
 
 
-def _remember(last, planner, key, made_at, path, run) -> None:
-    """Keep ``key``'s plan as ``last``'s record when the planner's memo kept it (threads
-    None or False, no thread-count question, no edit while planning)."""
+def _remember(last, planner, key, path, record) -> None:
+    """Keep ``record`` as ``last``'s when the planner's memo kept ``path`` for ``key`` (its
+    positional arguments: threads None or False, no thread-count question, no edit while
+    planning)."""
     held = getattr(planner, "memo", None)
     threads = key[-1]
     if held is not None and (threads is None or threads is False) and held.get(key) is path:
-        last[0] = (*key, made_at, planner, run)
+        last[0] = record
 
 
 def _check_pair_lean(a, w) -> None:
@@ -114,33 +116,37 @@ def binary_matmul(a, w, *, threads=None) -> np.ndarray:
     and ``w = pack_weights(W)`` (n, k): ``k - 2 * popcount(a ^ w)`` per entry
     (``fastbin.bits``), exact for ``k <= BINARY_MATMUL_MAX_K`` (``2**31 - 1``,
     ``fastbin._config``); a longer ``k`` raises ``ValueError``."""
-    # Written flat (no helper calls, one test per rare case) because at
-    # 128 x 784 -> 10 the Python here is a quarter of the run time.
+    # Written flat (no helper calls on the common path) because at 1 x 784 the Python here
+    # is most of the run time. The last plan's record is matched first: it was made for
+    # operands that passed every check below (m, n >= 1, k within the limit, PackedSigns'
+    # n_words = ceil(k / 64)), so a match with the same m, n, k and a w of the same k needs
+    # none of them again.
     if type(a) is not PackedSigns or type(w) is not PackedSigns:
         _check_pair(a, w)  # raises unless both are PackedSigns (subclasses)
     a_bits = a.bits
     w_bits = w.bits
-    m, n_words = a_bits.shape
-    n = w_bits.shape[0]
+    m = len(a_bits)
+    n = len(w_bits)
     k = a.n_bits
+    last = _LAST_BINARY[0]
+    if (last[0] == m and last[1] == n and last[2] == k and last[3] is threads and last[4] == _EDITS[0]
+            and last[5] is _plan_binary and k == w.n_bits):
+        out = _empty((m, n), _INT32)
+        if last[6](a_bits, w_bits, k, out):  # the last plan's compiled entry point
+            return out
+        _check_pair(a, w)  # False: non-zero padding bits; raises the padding error
+    return _binary_planned(a, w, a_bits, w_bits, m, n, k, threads)
+
+
+def _binary_planned(a, w, a_bits, w_bits, m, n, k, threads) -> np.ndarray:
+    """``binary_matmul`` past its record: the checks, the kernel as planned now, the plan
+    remembered (``_LAST_BINARY``)."""
     if k != w.n_bits or m == 0 or n == 0:
         _check_pair(a, w)  # raises: mismatched k or no rows
     if k > BINARY_MATMUL_MAX_K:
         raise _too_long("binary_matmul", k, f"k = {k}", BINARY_MATMUL_MAX_K)
     out = _empty((m, n), _INT32)
-    last = _LAST_BINARY[0]
-    if (last[0] == m and last[1] == n and last[2] == n_words and last[3] is threads and last[4] == _EDITS[0]
-            and last[5] is _plan_binary):
-        ok = last[6](a_bits, w_bits, k, out)  # the last plan: its compiled entry point
-    else:
-        ok = _binary_planned(a_bits, w_bits, k, out, m, n, n_words, threads)
-    if not ok:  # False: non-zero padding bits
-        _check_pair(a, w)  # raises the padding error
-    return out
-
-
-def _binary_planned(a_bits, w_bits, k, out, m, n, n_words, threads) -> bool:
-    """``binary_matmul``'s kernel as planned now; the plan remembered (``_LAST_BINARY``)."""
+    n_words = a_bits.shape[1]
     planner = _plan_binary
     made_at = _EDITS[0]
     path = planner(m, n, n_words, threads)
@@ -151,8 +157,10 @@ def _binary_planned(a_bits, w_bits, k, out, m, n, n_words, threads) -> bool:
         run = _run_of(kernel, _INT32, (a_bits, w_bits, k, out))
     else:
         ok = run(a_bits, w_bits, k, out)
-    _remember(_LAST_BINARY, planner, (m, n, n_words, threads), made_at, path, run)
-    return ok
+    if not ok:  # False: non-zero padding bits
+        _check_pair(a, w)  # raises the padding error
+    _remember(_LAST_BINARY, planner, (m, n, n_words, threads), path, (m, n, k, threads, made_at, planner, run))
+    return out
 
 
 def sign_matmul(x, w, *, threads=None) -> np.ndarray:
@@ -165,27 +173,31 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
     raises ``ValueError``."""
     # A pixel row or a float row (1 x 784) takes ~1 us in all, most of it Python and
     # dispatch, so the common cases are tested first in a few cheap lines: C-contiguous rows
-    # (the layout the entry points of the planned kernels are compiled for) of the three
-    # dtypes. Anything else (or a failed test) takes the full checks below.
+    # (the layout the entry points of the planned kernels are compiled for). The last plan's
+    # record first: made for rows that passed the checks below (dtype, m, n >= 1, uint8's k
+    # limit), it needs none of them again for the same m, k, n and dtype. Anything else (or a
+    # failed test) takes the full checks of ``_sign_matmul_checked``.
     if type(x) is _NDARRAY and type(w) is PackedSigns and x.ndim == 2 and x.flags.c_contiguous:
         m, k = x.shape
         w_bits = w.bits
-        n = w_bits.shape[0]
+        n = len(w_bits)
         dtype = x.dtype
-        if k == w.n_bits and m and n:
+        last = _LAST_SIGN[0]
+        if (last[0] == m and last[1] == k and last[2] == n and last[3] is dtype and last[4] is threads
+                and last[5] == _EDITS[0] and last[6] is _plan and k == w.n_bits):
+            out = _empty((m, n), last[8])
+            if last[7](x, w_bits, out):  # the last plan; False: non-zero padding bits
+                return out
+        elif k == w.n_bits and m and n:
             if dtype is _UINT8:
-                out = _empty((m, n), _INT32) if k <= SIGN_MATMUL_UINT8_MAX_K else None
+                out_dtype = _INT32 if k <= SIGN_MATMUL_UINT8_MAX_K else None
             elif dtype is _FLOAT32 or dtype is _FLOAT64:
-                out = _empty((m, n), dtype)
+                out_dtype = dtype
             else:
-                out = None
-            if out is not None:
-                last = _LAST_SIGN[0]
-                if (last[0] == m and last[1] == k and last[2] == n and last[3] is dtype and last[4] is threads
-                        and last[5] == _EDITS[0] and last[6] is _plan):
-                    if last[7](x, w_bits, out):  # the last plan; False: non-zero padding bits
-                        return out
-                elif _sign_planned(x, w_bits, out, m, k, n, dtype, threads):
+                out_dtype = None
+            if out_dtype is not None:
+                out = _empty((m, n), out_dtype)
+                if _sign_planned(x, w_bits, out, m, k, n, dtype, threads):
                     return out
     return _sign_matmul_checked(x, w, threads)
 
@@ -206,7 +218,8 @@ def _sign_planned(x, w_bits, out, m, k, n, dtype, threads) -> bool:
             run = _run_of(kernel, dtype, (x, w_bits, out))
         else:
             ok = run(x, w_bits, out)
-    _remember(_LAST_SIGN, planner, (m, k, n, dtype, threads), made_at, path, run)
+    key = (m, k, n, dtype, threads)
+    _remember(_LAST_SIGN, planner, key, path, (*key, made_at, planner, run, out.dtype))
     return ok
 
 
