@@ -45,6 +45,7 @@ class _Spy:
 
     def __call__(self, *args):
         self.calls += 1
+        self.args = args
         return self.real(*args)
 
 
@@ -157,6 +158,24 @@ def test_sign_matmul_serves_its_last_plan(rng, dtype, m, n):
     x2 = _x(rng, dtype, m, k)
     _assert_sign(fastbin.sign_matmul(x2, w, threads=False), x2, w)
     assert spy.calls == 1
+
+
+def test_sign_matmul_record_keeps_the_table_arguments(rng, monkeypatch):
+    """A path with a table argument (BLAS on unpacked signs: its block size) is served from
+    the record with that argument."""
+    from planning import use_cpu
+
+    chunk = 4 * 300 * 3  # blocks of 3 outputs
+    use_cpu(monkeypatch, "generic", SIGN_MATMUL_BLAS=True, blas_min_rows=2, blas_min_rows_big=2, blas_big=0,
+            blas_min_cols=1, blas_chunk_bytes=chunk)
+    _, w = _operands(rng, 1, 300, 10)
+    x = _x(rng, np.float32, 4, 300)
+    assert sign_product.plan(4, 300, 10, np.dtype(np.float32), False).name == "blas"
+    _assert_sign(fastbin.sign_matmul(x, w, threads=False), x, w)
+    assert matmul._LAST_SIGN[0][9] == (chunk,)
+    spy = _spy_record(matmul._LAST_SIGN, 7)
+    _assert_sign(fastbin.sign_matmul(x, w, threads=False), x, w)
+    assert spy.calls == 1 and spy.args[3:] == (chunk,)
 
 
 def test_sign_matmul_record_is_keyed_by_dtype_and_layout(rng, monkeypatch):

@@ -50,14 +50,14 @@ _EDITS = edits()
 # The last plan of each public product, one record per function (a list holding one tuple,
 # replaced whole: a reader sees one record or the next, also from other threads):
 # binary ``(m, n, k, threads, edit count when planned, planner, run)``, sign
-# ``(m, k, n, dtype of x, threads, edit count, planner, run, dtype of out)``; ``run`` the
-# kernel's compiled entry point (``entry_point``) or the kernel (a path with table arguments:
-# the path). A plan is remembered only where the planner's memo kept it
-# (``kernels._plan.memoized``: threads None or False, and no plan that asks the thread count),
-# so a record serves nothing the memo would not. The planner's identity is part of the match:
-# a test's spy put in its place sees every call.
+# ``(m, k, n, dtype of x, threads, edit count, planner, run, dtype of out, table arguments
+# or None)``; ``run`` the kernel's compiled entry point (``entry_point``) or the kernel. A
+# plan is remembered only where the planner's memo kept it (``kernels._plan.memoized``:
+# threads None or False, and no plan that asks the thread count), so a record serves
+# nothing the memo would not. The planner's identity is part of the match: a test's spy
+# put in its place sees every call.
 _LAST_BINARY: list[tuple] = [(-1, -1, -1, 0, -1, None, None)]
-_LAST_SIGN: list[tuple] = [(-1, -1, -1, None, 0, -1, None, None, None)]
+_LAST_SIGN: list[tuple] = [(-1, -1, -1, None, 0, -1, None, None, None, None)]
 #: (kernel, dtype of ``x``/``out``) -> the kernel's entry point (or the kernel), found once.
 _ENTRIES: dict = {}
 
@@ -186,8 +186,9 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
         if (last[0] == m and last[1] == k and last[2] == n and last[3] is dtype and last[4] is threads
                 and last[5] == _EDITS[0] and last[6] is _plan and k == w.n_bits):
             out = _empty((m, n), last[8])
-            if last[7](x, w_bits, out):  # the last plan; False: non-zero padding bits
-                return out
+            extra = last[9]  # the plan's table arguments (a block size), None without
+            if last[7](x, w_bits, out) if extra is None else last[7](x, w_bits, out, *extra):
+                return out  # the last plan (False: non-zero padding bits)
         elif k == w.n_bits and m and n:
             if dtype is _UINT8:
                 out_dtype = _INT32 if k <= SIGN_MATMUL_UINT8_MAX_K else None
@@ -204,22 +205,19 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
 
 def _sign_planned(x, w_bits, out, m, k, n, dtype, threads) -> bool:
     """``sign_matmul``'s kernel on C-contiguous ``x`` as planned now; the plan remembered
-    (``_LAST_SIGN``). A path with table arguments runs as ``path(x, w_bits, out)``."""
+    (``_LAST_SIGN``)."""
     planner = _plan
     made_at = _EDITS[0]
     path = planner(m, k, n, dtype, threads)
-    kernel = path.kernel
-    if path.args:  # a table argument (a block size): many rows, the call's fixed cost matters less
-        ok, run = path(x, w_bits, out), path
+    kernel, extra = path.kernel, path.args
+    run = _ENTRIES.get((kernel, dtype))
+    if run is None:  # the first call of this kernel here: through Numba's dispatch (compiles or loads)
+        ok = kernel(x, w_bits, out, *extra)
+        run = _run_of(kernel, dtype, (x, w_bits, out, *extra))
     else:
-        run = _ENTRIES.get((kernel, dtype))
-        if run is None:  # the first call of this kernel here: through Numba's dispatch (compiles or loads)
-            ok = kernel(x, w_bits, out)
-            run = _run_of(kernel, dtype, (x, w_bits, out))
-        else:
-            ok = run(x, w_bits, out)
+        ok = run(x, w_bits, out, *extra)
     key = (m, k, n, dtype, threads)
-    _remember(_LAST_SIGN, planner, key, path, (*key, made_at, planner, run, out.dtype))
+    _remember(_LAST_SIGN, planner, key, path, (*key, made_at, planner, run, out.dtype, extra or None))
     return ok
 
 
