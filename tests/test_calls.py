@@ -257,3 +257,34 @@ def test_a_record_never_serves_a_w_of_another_k(rng):
         _assert_sign(fastbin.sign_matmul(x, w, threads=False), x, w)
         with pytest.raises(ValueError, match="to match w"):
             fastbin.sign_matmul(x, other, threads=False)
+
+
+def test_shapes_in_turn_are_served_from_their_records(rng, monkeypatch):
+    """Two shapes in turn (two layers) miss the last record every call; each finds its own
+    record (``_BINARY_PLANS``, ``_SIGN_PLANS``) until an edit, then plans afresh."""
+    a1, w1 = _operands(rng, 1, 300, 9)
+    a2, w2 = _operands(rng, 1, 300, 20)
+    x = _x(rng, np.float32, 1, 300)
+    for _ in range(2):
+        for w in (w1, w2):
+            np.testing.assert_array_equal(fastbin.binary_matmul(a1, w, threads=False), reference.binary_matmul(a1, w))
+            _assert_sign(fastbin.sign_matmul(x, w, threads=False), x, w)
+    spies = []
+    for plans, key, at in ((matmul._BINARY_PLANS, (1, 9, 300), 6),
+                           (matmul._SIGN_PLANS, (1, 300, 9, np.dtype(np.float32)), 7)):
+        record = plans[key]
+        spies.append(_Spy(record[at]))
+        plans[key] = (*record[:at], spies[-1], *record[at + 1:])
+    # threads=True (another threads than the records'): planned, never kept
+    np.testing.assert_array_equal(fastbin.binary_matmul(a1, w1, threads=True), reference.binary_matmul(a1, w1))
+    _assert_sign(fastbin.sign_matmul(x, w1, threads=True), x, w1)
+    assert [spy.calls for spy in spies] == [0, 0]
+    np.testing.assert_array_equal(fastbin.binary_matmul(a1, w1, threads=False), reference.binary_matmul(a1, w1))
+    _assert_sign(fastbin.sign_matmul(x, w1, threads=False), x, w1)
+    assert [spy.calls for spy in spies] == [1, 1]
+    assert matmul._LAST_BINARY[0][6] is spies[0] and matmul._LAST_SIGN[0][7] is spies[1]
+    monkeypatch.setitem(_config.TABLE, "few_rows", _config.TABLE["few_rows"])  # an edit, nothing else
+    for w in (w2, w1):
+        np.testing.assert_array_equal(fastbin.binary_matmul(a1, w, threads=False), reference.binary_matmul(a1, w))
+        _assert_sign(fastbin.sign_matmul(x, w, threads=False), x, w)
+    assert [spy.calls for spy in spies] == [1, 1]  # planned afresh after the edit

@@ -25,7 +25,7 @@ from .._config import BINARY_MATMUL_MAX_K, SIGN_MATMUL_UINT8_MAX_K
 from .._tables import edits
 from .._validate import FLOAT_DTYPES, check_packed
 from ..bits import n_words_for
-from ..kernels._plan import entry_point
+from ..kernels._plan import MEMO_SIZE, entry_point
 from ..kernels.binary_product import plan as _plan_binary
 from ..kernels.binary_product import plan_sign as _plan_sign
 from ..kernels.pack import aligned_words
@@ -58,6 +58,11 @@ _EDITS = edits()
 # put in its place sees every call.
 _LAST_BINARY: list[tuple] = [(-1, -1, -1, 0, -1, None, None)]
 _LAST_SIGN: list[tuple] = [(-1, -1, -1, None, 0, -1, None, None, None, None)]
+#: The records of every shape seen, by the record's key (its first 3 or 4 items without
+#: ``threads``): a call that misses the last record (two layers' shapes in turn) finds its
+#: plan here without the planner. At most ``MEMO_SIZE`` each, then emptied.
+_BINARY_PLANS: dict = {}
+_SIGN_PLANS: dict = {}
 #: (kernel, dtype of ``x``/``out``) -> the kernel's entry point (or the kernel), found once.
 _ENTRIES: dict = {}
 
@@ -73,14 +78,16 @@ def _run_of(kernel, dtype, operands):
     return run
 
 
-def _remember(last, planner, key, path, record) -> None:
-    """Keep ``record`` as ``last``'s when the planner's memo kept ``path`` for ``key`` (its
-    positional arguments: threads None or False, no thread-count question, no edit while
-    planning)."""
+def _remember(last, plans, key, planner, planned, path, record) -> None:
+    """Keep ``record`` (as ``last``'s, and in ``plans`` under ``key``) when the planner's memo
+    kept ``path`` for ``planned`` (its positional arguments: threads None or False, no
+    thread-count question, no edit while planning)."""
     held = getattr(planner, "memo", None)
-    threads = key[-1]
-    if held is not None and (threads is None or threads is False) and held.get(key) is path:
-        last[0] = record
+    threads = planned[-1]
+    if held is not None and (threads is None or threads is False) and held.get(planned) is path:
+        if len(plans) >= MEMO_SIZE:
+            plans.clear()
+        plans[key] = last[0] = record
 
 
 def _check_pair_lean(a, w) -> None:
@@ -139,27 +146,33 @@ def binary_matmul(a, w, *, threads=None) -> np.ndarray:
 
 
 def _binary_planned(a, w, a_bits, w_bits, m, n, k, threads) -> np.ndarray:
-    """``binary_matmul`` past its record: the checks, the kernel as planned now, the plan
-    remembered (``_LAST_BINARY``)."""
+    """``binary_matmul`` past its last record: the checks, the kernel of this shape's record
+    (``_BINARY_PLANS``) or as planned now, the record kept as the last."""
     if k != w.n_bits or m == 0 or n == 0:
         _check_pair(a, w)  # raises: mismatched k or no rows
     if k > BINARY_MATMUL_MAX_K:
         raise _too_long("binary_matmul", k, f"k = {k}", BINARY_MATMUL_MAX_K)
     out = _empty((m, n), _INT32)
-    n_words = a_bits.shape[1]
     planner = _plan_binary
     made_at = _EDITS[0]
-    path = planner(m, n, n_words, threads)
-    kernel = path.kernel
-    run = _ENTRIES.get((kernel, _INT32))
-    if run is None:  # the first call of this kernel here: through Numba's dispatch (compiles or loads)
-        ok = kernel(a_bits, w_bits, k, out)
-        run = _run_of(kernel, _INT32, (a_bits, w_bits, k, out))
+    record = _BINARY_PLANS.get((m, n, k))
+    if (record is not None and record[3] is threads and record[4] == made_at and record[5] is planner):
+        _LAST_BINARY[0] = record
+        ok = record[6](a_bits, w_bits, k, out)
     else:
-        ok = run(a_bits, w_bits, k, out)
+        n_words = a_bits.shape[1]
+        path = planner(m, n, n_words, threads)
+        kernel = path.kernel
+        run = _ENTRIES.get((kernel, _INT32))
+        if run is None:  # the first call of this kernel here: through Numba's dispatch (compiles or loads)
+            ok = kernel(a_bits, w_bits, k, out)
+            run = _run_of(kernel, _INT32, (a_bits, w_bits, k, out))
+        else:
+            ok = run(a_bits, w_bits, k, out)
+        _remember(_LAST_BINARY, _BINARY_PLANS, (m, n, k), planner, (m, n, n_words, threads), path,
+                  (m, n, k, threads, made_at, planner, run))
     if not ok:  # False: non-zero padding bits
         _check_pair(a, w)  # raises the padding error
-    _remember(_LAST_BINARY, planner, (m, n, n_words, threads), path, (m, n, k, threads, made_at, planner, run))
     return out
 
 
@@ -204,10 +217,15 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
 
 
 def _sign_planned(x, w_bits, out, m, k, n, dtype, threads) -> bool:
-    """``sign_matmul``'s kernel on C-contiguous ``x`` as planned now; the plan remembered
-    (``_LAST_SIGN``)."""
+    """``sign_matmul``'s kernel on C-contiguous ``x`` past its last record: the kernel of this
+    shape's record (``_SIGN_PLANS``) or as planned now, the record kept as the last."""
     planner = _plan
     made_at = _EDITS[0]
+    record = _SIGN_PLANS.get((m, k, n, dtype))
+    if (record is not None and record[4] is threads and record[5] == made_at and record[6] is planner):
+        _LAST_SIGN[0] = record
+        extra = record[9]
+        return record[7](x, w_bits, out) if extra is None else record[7](x, w_bits, out, *extra)
     path = planner(m, k, n, dtype, threads)
     kernel, extra = path.kernel, path.args
     run = _ENTRIES.get((kernel, dtype))
@@ -216,8 +234,9 @@ def _sign_planned(x, w_bits, out, m, k, n, dtype, threads) -> bool:
         run = _run_of(kernel, dtype, (x, w_bits, out, *extra))
     else:
         ok = run(x, w_bits, out, *extra)
-    key = (m, k, n, dtype, threads)
-    _remember(_LAST_SIGN, planner, key, path, (*key, made_at, planner, run, out.dtype, extra or None))
+    key = (m, k, n, dtype)
+    _remember(_LAST_SIGN, _SIGN_PLANS, key, planner, (*key, threads), path,
+              (*key, threads, made_at, planner, run, out.dtype, extra or None))
     return ok
 
 
