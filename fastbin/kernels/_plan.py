@@ -1,5 +1,5 @@
-"""The plan a planner returns (``fastbin.kernels.sign_product``, ``.binary_product``), and
-the planners' memo."""
+"""The plan a planner returns (``fastbin.kernels.sign_product``, ``.binary_product``), the
+planners' memo, and the compiled entry point of a planned kernel (``entry_point``)."""
 from __future__ import annotations
 
 import functools
@@ -9,7 +9,7 @@ from typing import NamedTuple
 from .. import _config
 from .._tables import edits, memo
 
-__all__ = ["Path", "memoized"]
+__all__ = ["Path", "memoized", "entry_point"]
 
 #: Plans held per planner at most (then the memo starts afresh: many distinct shapes).
 MEMO_SIZE = 1024
@@ -69,3 +69,27 @@ def memoized(threads_at: int, kernel: str, work: Callable[..., int]):
         return planned
 
     return wrap
+
+
+def entry_point(kernel: Callable, *operands) -> Callable:
+    """``kernel``'s compiled entry point for ``operands``' Numba types, or ``kernel`` itself.
+
+    A Numba dispatcher's call types every argument, looks the overload up and then calls that
+    overload's compiled wrapper (``dispatcher.overloads[sig].entry_point``): the wrapper unboxes
+    the arguments as the types of ``sig`` say, without checking them. Calling it directly skips
+    the typing and the lookup (counted on cortex-a72 under QEMU: ~1,700 of the ~4,700
+    instructions of a call of a 4-argument no-op; benchmarks/results/2026-12-07-neon2-insn.md).
+    The caller must pass arrays of the same dtype, number of dimensions and C/F/any layout as
+    ``operands`` (the unboxing reads the shape and strides the type says; a read-only array
+    where ``operands`` had a writeable one is harmless for an array the kernel only reads).
+
+    Call it after ``kernel(*operands)`` ran once (a first call compiles or loads the overload;
+    before that there is none). ``kernel`` itself when it is no dispatcher (``NUMBA_DISABLE_JIT=1``,
+    a Python wrapper such as ``sign_product._contiguous``) or holds no overload for these types
+    (the dispatcher converted the arguments to another one)."""
+    overloads = getattr(kernel, "overloads", None)
+    typeof = getattr(kernel, "typeof_pyval", None)
+    if not overloads or typeof is None:
+        return kernel
+    compiled = overloads.get(tuple(typeof(operand) for operand in operands))
+    return kernel if compiled is None else compiled.entry_point

@@ -10,15 +10,22 @@ and ``fastbin.kernels.binary_product`` pick (``threads=None``: automatic,
 Validation is a handful of attribute checks: at 1 x 784 the call overhead is
 most of the run time. For the same reason the padding bits of packed operands
 are checked by the product kernels themselves (they return False, writing
-nothing, and the error is raised here) rather than by a separate dispatch.
+nothing, and the error is raised here) rather than by a separate dispatch, and
+``binary_matmul`` and ``sign_matmul`` keep their last plan (one record each, see
+``_remember``): a call of the same shape, dtype and ``threads`` (None or False)
+with no table or probe edited since (``fastbin._tables.edits``) calls the planned
+kernel's compiled entry point (``kernels._plan.entry_point``: no Numba argument
+typing) without asking the planner.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .._config import BINARY_MATMUL_MAX_K, SIGN_MATMUL_UINT8_MAX_K
+from .._tables import edits
 from .._validate import FLOAT_DTYPES, check_packed
 from ..bits import n_words_for
+from ..kernels._plan import MEMO_SIZE, entry_point
 from ..kernels.binary_product import plan as _plan_binary
 from ..kernels.binary_product import plan_sign as _plan_sign
 from ..kernels.pack import aligned_words
@@ -29,7 +36,6 @@ from .pack import check_packed_lean
 __all__ = ["binary_matmul", "sign_matmul", "binary_dense_sign"]
 
 _UINT8 = np.dtype(np.uint8)
-_FLOAT32 = np.dtype(np.float32)
 _INT32 = np.dtype(np.int32)
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
@@ -37,6 +43,51 @@ _NDARRAY = np.ndarray
 #: ``np.empty`` with a dtype object: measured 0.15 us against 0.22 us with
 #: ``np.int32`` (a third of the Python cost of a 128 x 784 -> 10 product).
 _empty = np.empty
+#: The count of table and probe edits (``fastbin._tables.edits``): a remembered plan is
+#: served only while it is the count the plan was made at.
+_EDITS = edits()
+
+# The last plan of each public product, one record per function (a list holding one tuple,
+# replaced whole: a reader sees one record or the next, also from other threads):
+# binary ``(m, n, k, threads, edit count when planned, planner, run)``, sign
+# ``(m, k, n, dtype of x, threads, edit count, planner, run, dtype of out, table arguments
+# or None)``; ``run`` the kernel's compiled entry point (``entry_point``) or the kernel. A
+# plan is remembered only where the planner's memo kept it (``kernels._plan.memoized``:
+# threads None or False, and no plan that asks the thread count), so a record serves
+# nothing the memo would not. The planner's identity is part of the match: a test's spy
+# put in its place sees every call.
+_LAST_BINARY: list[tuple] = [(-1, -1, -1, 0, -1, None, None)]
+_LAST_SIGN: list[tuple] = [(-1, -1, -1, None, 0, -1, None, None, None, None)]
+#: The records of every shape seen, by the record's key (its first 3 or 4 items without
+#: ``threads``): a call that misses the last record (two layers' shapes in turn) finds its
+#: plan here without the planner. At most ``MEMO_SIZE`` each, then emptied.
+_BINARY_PLANS: dict = {}
+_SIGN_PLANS: dict = {}
+#: (kernel, dtype of ``x``/``out``) -> the kernel's entry point (or the kernel), found once.
+_ENTRIES: dict = {}
+
+
+def _run_of(kernel, dtype, operands):
+    """The compiled entry point of ``kernel`` for these operands' types (after
+    ``kernel(*operands)`` ran once), found once per kernel and dtype: the public
+    functions pass C-contiguous 2-D arrays of fixed dtypes (``entry_point``'s terms)."""
+    key = (kernel, dtype)
+    run = _ENTRIES.get(key)
+    if run is None:
+        run = _ENTRIES[key] = entry_point(kernel, *operands)
+    return run
+
+
+def _remember(last, plans, key, planner, planned, path, record) -> None:
+    """Keep ``record`` (as ``last``'s, and in ``plans`` under ``key``) when the planner's memo
+    kept ``path`` for ``planned`` (its positional arguments: threads None or False, no
+    thread-count question, no edit while planning)."""
+    held = getattr(planner, "memo", None)
+    threads = planned[-1]
+    if held is not None and (threads is None or threads is False) and held.get(planned) is path:
+        if len(plans) >= MEMO_SIZE:
+            plans.clear()
+        plans[key] = last[0] = record
 
 
 def _check_pair_lean(a, w) -> None:
@@ -72,22 +123,55 @@ def binary_matmul(a, w, *, threads=None) -> np.ndarray:
     and ``w = pack_weights(W)`` (n, k): ``k - 2 * popcount(a ^ w)`` per entry
     (``fastbin.bits``), exact for ``k <= BINARY_MATMUL_MAX_K`` (``2**31 - 1``,
     ``fastbin._config``); a longer ``k`` raises ``ValueError``."""
-    # Written flat (no helper calls, one test per rare case) because at
-    # 128 x 784 -> 10 the Python here is a quarter of the run time.
+    # Written flat (no helper calls on the common path) because at 1 x 784 the Python here
+    # is most of the run time. The last plan's record is matched first: it was made for
+    # operands that passed every check below (m, n >= 1, k within the limit, PackedSigns'
+    # n_words = ceil(k / 64)), so a match with the same m, n, k and a w of the same k needs
+    # none of them again.
     if type(a) is not PackedSigns or type(w) is not PackedSigns:
         _check_pair(a, w)  # raises unless both are PackedSigns (subclasses)
     a_bits = a.bits
     w_bits = w.bits
-    m, n_words = a_bits.shape
-    n = w_bits.shape[0]
+    m = len(a_bits)
+    n = len(w_bits)
     k = a.n_bits
+    last = _LAST_BINARY[0]
+    if (last[0] == m and last[1] == n and last[2] == k and last[3] is threads and last[4] == _EDITS[0]
+            and last[5] is _plan_binary and k == w.n_bits):
+        out = _empty((m, n), _INT32)
+        if last[6](a_bits, w_bits, k, out):  # the last plan's compiled entry point
+            return out
+        _check_pair(a, w)  # False: non-zero padding bits; raises the padding error
+    return _binary_planned(a, w, a_bits, w_bits, m, n, k, threads)
+
+
+def _binary_planned(a, w, a_bits, w_bits, m, n, k, threads) -> np.ndarray:
+    """``binary_matmul`` past its last record: the checks, the kernel of this shape's record
+    (``_BINARY_PLANS``) or as planned now, the record kept as the last."""
     if k != w.n_bits or m == 0 or n == 0:
         _check_pair(a, w)  # raises: mismatched k or no rows
     if k > BINARY_MATMUL_MAX_K:
         raise _too_long("binary_matmul", k, f"k = {k}", BINARY_MATMUL_MAX_K)
     out = _empty((m, n), _INT32)
-    path = _plan_binary(m, n, n_words, threads)
-    if not path.kernel(a_bits, w_bits, k, out):  # False: non-zero padding bits
+    planner = _plan_binary
+    made_at = _EDITS[0]
+    record = _BINARY_PLANS.get((m, n, k))
+    if (record is not None and record[3] is threads and record[4] == made_at and record[5] is planner):
+        _LAST_BINARY[0] = record
+        ok = record[6](a_bits, w_bits, k, out)
+    else:
+        n_words = a_bits.shape[1]
+        path = planner(m, n, n_words, threads)
+        kernel = path.kernel
+        run = _ENTRIES.get((kernel, _INT32))
+        if run is None:  # the first call of this kernel here: through Numba's dispatch (compiles or loads)
+            ok = kernel(a_bits, w_bits, k, out)
+            run = _run_of(kernel, _INT32, (a_bits, w_bits, k, out))
+        else:
+            ok = run(a_bits, w_bits, k, out)
+        _remember(_LAST_BINARY, _BINARY_PLANS, (m, n, k), planner, (m, n, n_words, threads), path,
+                  (m, n, k, threads, made_at, planner, run))
+    if not ok:  # False: non-zero padding bits
         _check_pair(a, w)  # raises the padding error
     return out
 
@@ -101,27 +185,59 @@ def sign_matmul(x, w, *, threads=None) -> np.ndarray:
     ``fastbin._config``: ``|x @ sign(W)| <= 255 * k``); a longer ``k``
     raises ``ValueError``."""
     # A pixel row or a float row (1 x 784) takes ~1 us in all, most of it Python and
-    # dispatch, so the common cases are tested first in a few cheap lines (the planner's
-    # kernel called directly: no extra Python frame). Anything else (or a failed test)
-    # takes the full checks below.
-    if type(x) is _NDARRAY and type(w) is PackedSigns and x.ndim == 2:
+    # dispatch, so the common cases are tested first in a few cheap lines: C-contiguous rows
+    # (the layout the entry points of the planned kernels are compiled for). The last plan's
+    # record first: made for rows that passed the checks below (dtype, m, n >= 1, uint8's k
+    # limit), it needs none of them again for the same m, k, n and dtype. Anything else (or a
+    # failed test) takes the full checks of ``_sign_matmul_checked``.
+    if type(x) is _NDARRAY and type(w) is PackedSigns and x.ndim == 2 and x.flags.c_contiguous:
         m, k = x.shape
         w_bits = w.bits
-        n = w_bits.shape[0]
+        n = len(w_bits)
         dtype = x.dtype
-        if k == w.n_bits and m and n:
+        last = _LAST_SIGN[0]
+        if (last[0] == m and last[1] == k and last[2] == n and last[3] is dtype and last[4] is threads
+                and last[5] == _EDITS[0] and last[6] is _plan and k == w.n_bits):
+            out = _empty((m, n), last[8])
+            extra = last[9]  # the plan's table arguments (a block size), None without
+            if last[7](x, w_bits, out) if extra is None else last[7](x, w_bits, out, *extra):
+                return out  # the last plan (False: non-zero padding bits)
+        elif k == w.n_bits and m and n:
             if dtype is _UINT8:
-                if k <= SIGN_MATMUL_UINT8_MAX_K:
-                    out = _empty((m, n), _INT32)
-                    path = _plan(m, k, n, _UINT8, threads)
-                    if path.kernel(x, w_bits, out, *path.args):  # False: non-zero padding bits
-                        return out
-            elif (dtype is _FLOAT32 or dtype is _FLOAT64) and x.flags.c_contiguous:
-                out = _empty((m, n), dtype)
-                path = _plan(m, k, n, dtype, threads)
-                if path.kernel(x, w_bits, out, *path.args):
+                out_dtype = _INT32 if k <= SIGN_MATMUL_UINT8_MAX_K else None
+            elif dtype is _FLOAT32 or dtype is _FLOAT64:
+                out_dtype = dtype
+            else:
+                out_dtype = None
+            if out_dtype is not None:
+                out = _empty((m, n), out_dtype)
+                if _sign_planned(x, w_bits, out, m, k, n, dtype, threads):
                     return out
     return _sign_matmul_checked(x, w, threads)
+
+
+def _sign_planned(x, w_bits, out, m, k, n, dtype, threads) -> bool:
+    """``sign_matmul``'s kernel on C-contiguous ``x`` past its last record: the kernel of this
+    shape's record (``_SIGN_PLANS``) or as planned now, the record kept as the last."""
+    planner = _plan
+    made_at = _EDITS[0]
+    record = _SIGN_PLANS.get((m, k, n, dtype))
+    if (record is not None and record[4] is threads and record[5] == made_at and record[6] is planner):
+        _LAST_SIGN[0] = record
+        extra = record[9]
+        return record[7](x, w_bits, out) if extra is None else record[7](x, w_bits, out, *extra)
+    path = planner(m, k, n, dtype, threads)
+    kernel, extra = path.kernel, path.args
+    run = _ENTRIES.get((kernel, dtype))
+    if run is None:  # the first call of this kernel here: through Numba's dispatch (compiles or loads)
+        ok = kernel(x, w_bits, out, *extra)
+        run = _run_of(kernel, dtype, (x, w_bits, out, *extra))
+    else:
+        ok = run(x, w_bits, out, *extra)
+    key = (m, k, n, dtype)
+    _remember(_LAST_SIGN, _SIGN_PLANS, key, planner, (*key, threads), path,
+              (*key, threads, made_at, planner, run, out.dtype, extra or None))
+    return ok
 
 
 def _sign_matmul_checked(x, w, threads) -> np.ndarray:
