@@ -101,6 +101,9 @@ GENERIC: Table = Table({
     # ... BLAS on ±1 floats below this many rows, and from dense_blas_min_cols outputs (Zen 4)
     "dense_blas_max_rows": 16,
     "dense_blas_min_cols": 64,
+    # the exact product (dense_sign_matmul(exact=True)) from this many rows by float64 BLAS on the
+    # grid integers ("exact_blas"), where the lookups are not planned; 0: never (the row kernel)
+    "dense_exact_blas_min_rows": 0,
     # folded model: below this many rows the unblocked packed kernels and the fused pass (Zen 4)
     "few_rows": 16,
     # binary products of at most this many rows a row at a time, 4 rows of w per load of a row
@@ -181,6 +184,11 @@ AVX2: Table = Table({
     "nibbles_min_rows": 16,
     "nibbles_min_cols": 64,
     "nibbles_min_words": 2,
+    # the exact product (the trainer's evaluation path) by float64 BLAS on the grid integers from 16
+    # rows: AVX2 code path on Zen 5, 8192x784x200 159 ms where the row kernel took 740-757 ms (1 or 2
+    # threads), 256x784x200 5.7 ms vs 11-23 ms, 16x784x200 0.19 vs 0.44 ms; n = 10 about even
+    # (benchmarks/results/2026-12-07-binstep.md)
+    "dense_exact_blas_min_rows": 16,
 })
 
 #: AArch64: the portable kernels, and the 4-row byte-popcount binary kernel for few rows

@@ -250,6 +250,7 @@ _DENSE_PUBLIC = {
     "exact_rows_parallel": (True, np.float32, 3, 784, 10),
     "exact_lut": (True, np.float32, 8, 784, 64),
     "exact_lut_parallel": (True, np.float64, 8, 784, 64),
+    "exact_blas": (True, np.float32, 16, 784, 10),  # on the AVX2 kind's table
     "lut": (False, np.float32, 64, 784, 100),
     "lut_parallel": (False, np.float32, 64, 784, 100),
     "rows": (False, np.float32, 1, 784, 10),
@@ -263,7 +264,7 @@ def test_dense_path_is_reached_from_the_public_api(name, rng, monkeypatch, ran):
     _needs(name)
     exact, dtype, m, k, n = _DENSE_PUBLIC[name]
     skip_big_without_jit(m * k * n)
-    table = use_cpu(monkeypatch, "avx512")
+    table = use_cpu(monkeypatch, "avx2" if name == "exact_blas" else "avx512")
     _serial_or_threaded(monkeypatch, table, name)
     x = _x(rng, m, k, dtype)
     w = _weights(rng, k, n, dtype)
