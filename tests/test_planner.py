@@ -277,6 +277,23 @@ def test_dense_path_is_reached_from_the_public_api(name, rng, monkeypatch, ran):
     _check(got, R.dense_sign_matmul(x, w), x, exact)
 
 
+def test_dense_fast_product_on_avx2_by_k(monkeypatch):
+    """AVX2's table: the unthreaded fast product of many inputs goes to sign_matmul's plan
+    (``dense_packed_min_k``), fewer inputs to BLAS; the exact one to float64 BLAS from 16 rows."""
+    table = use_cpu(monkeypatch, "avx2")
+    _serial_or_threaded(monkeypatch, table, "packed")
+    f32 = np.dtype(np.float32)
+    assert sign_product.plan_dense(256, 784, 200, f32, exact=False).name == "packed"
+    assert sign_product.plan_dense(256, 511, 200, f32, exact=False).name == "blas"
+    assert sign_product.plan_dense(256, 100, 200, f32, exact=False).name == "blas"
+    assert sign_product.plan_dense(16, 784, 200, f32, exact=True).name == "exact_blas"
+    assert sign_product.plan_dense(15, 784, 200, f32, exact=True).name == "exact_rows"
+    table = use_cpu(monkeypatch, "avx512", FLOAT_LUT=False)
+    _serial_or_threaded(monkeypatch, table, "packed")
+    assert sign_product.plan_dense(256, 784, 200, f32, exact=False).name == "blas"
+    assert sign_product.plan_dense(16, 784, 200, f32, exact=True).name == "exact_rows"
+
+
 @pytest.mark.parametrize("name", ["blocked", "blocked_parallel", "rows4", "nibbles", "nibbles_parallel"])
 def test_binary_paths_are_reached_from_the_public_api(name, rng, ran, monkeypatch):
     m, k, n = 9, 300, 70

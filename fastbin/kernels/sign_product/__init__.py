@@ -318,6 +318,8 @@ def plan_dense(m: int, k: int, n: int, dtype, *, exact: bool, nibbles: bool = Fa
         return _DENSE["blas"]
     if config.use_threads("sign_matmul", m * n * k, None):
         return _DENSE["packed"]
+    if table["dense_packed_min_k"] and k >= table["dense_packed_min_k"]:
+        return _DENSE["packed"]
     return _DENSE["blas" if n >= table["dense_blas_min_cols"] else "packed"]
 
 
