@@ -109,6 +109,8 @@ def ab(args):
     models_b, optim_b = _import_fastbin(args.before)
     impls["before"], loss_b, mb = _step_fn(models_b, optim_b, sizes, "fastbin", x, labels)
     before_file = mb.backend.dense_sign_matmul.__code__.co_filename
+    if args.uint8:
+        impls["before-u8"], _, _ = _step_fn(models_b, optim_b, sizes, "fastbin", x, labels, uint8=True)
     models_a, optim_a = _import_fastbin(ROOT)
     impls["reference"], loss_r, _ = _step_fn(models_a, optim_a, sizes, "reference", x, labels)
     impls["after"], loss_a, ma = _step_fn(models_a, optim_a, sizes, "fastbin", x, labels)
@@ -145,7 +147,8 @@ def ab(args):
         tor = f"{med['torch'] / med[name]:.2f}x" if "torch" in med else "-"
         print(f"| {name} | {med[name] * 1e3:.3f} | {min(times[name]) * 1e3:.3f} | {ref:.2f}x | {tor} |")
     if "after-u8" in med:
-        print(f"uint8 input: reference-u8 / after-u8 = {med['reference-u8'] / med['after-u8']:.2f}x")
+        print(f"uint8 input: reference-u8 / after-u8 = {med['reference-u8'] / med['after-u8']:.2f}x, "
+              f"reference-u8 / before-u8 = {med['reference-u8'] / med['before-u8']:.2f}x")
 
 
 def stages(args):
