@@ -250,7 +250,7 @@ _DENSE_PUBLIC = {
     "exact_rows_parallel": (True, np.float32, 3, 784, 10),
     "exact_lut": (True, np.float32, 8, 784, 64),
     "exact_lut_parallel": (True, np.float64, 8, 784, 64),
-    "exact_blas": (True, np.float32, 16, 784, 10),  # on the AVX2 kind's table
+    "exact_blas": (True, np.float32, 16, 784, 64),  # on the AVX2 kind's table
     "lut": (False, np.float32, 64, 784, 100),
     "lut_parallel": (False, np.float32, 64, 784, 100),
     "rows": (False, np.float32, 1, 784, 10),
@@ -288,6 +288,7 @@ def test_dense_fast_product_on_avx2_by_k(monkeypatch):
     assert sign_product.plan_dense(256, 100, 200, f32, exact=False).name == "blas"
     assert sign_product.plan_dense(16, 784, 200, f32, exact=True).name == "exact_blas"
     assert sign_product.plan_dense(15, 784, 200, f32, exact=True).name == "exact_rows"
+    assert sign_product.plan_dense(8192, 784, 63, f32, exact=True).name.startswith("exact_rows")
     table = use_cpu(monkeypatch, "avx512", FLOAT_LUT=False)
     _serial_or_threaded(monkeypatch, table, "packed")
     assert sign_product.plan_dense(256, 784, 200, f32, exact=False).name == "blas"

@@ -120,7 +120,11 @@ def test_uint8_first_layer_forward_is_the_float_one(offset, scale, rng, monkeypa
         calls = []
         be = model.backend
         real = be.sign_matmul
-        monkeypatch.setattr(be, "sign_matmul", lambda a, w, **kw: calls.append(a.dtype) or real(a, w, **kw))
+        def spy(a, w, calls=calls, real=real, **kw):
+            calls.append(a.dtype)
+            return real(a, w, **kw)
+
+        monkeypatch.setattr(be, "sign_matmul", spy)
         loss = model.compute_gradients(inputs, y)
         monkeypatch.setattr(be, "sign_matmul", real)
         assert calls == ([np.uint8] if inputs is u else [])  # the integer product ran for pixels only

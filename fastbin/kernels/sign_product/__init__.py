@@ -303,7 +303,8 @@ def plan_dense(m: int, k: int, n: int, dtype, *, exact: bool, nibbles: bool = Fa
         if config.FLOAT_LUT and m >= table["exact_lut_min_rows"] and n >= (
                 table["exact_lut_min_cols"] if k < 2048 else table["exact_lut_min_cols_long"]):
             return _DENSE["exact_lut_parallel" if threaded else "exact_lut"]
-        if table["dense_exact_blas_min_rows"] and m >= table["dense_exact_blas_min_rows"]:
+        if (table["dense_exact_blas_min_rows"] and m >= table["dense_exact_blas_min_rows"]
+                and n >= table["dense_exact_blas_min_cols"]):
             return _DENSE["exact_blas"]
         return _DENSE["exact_rows_parallel" if threaded else "exact_rows"]
     f32 = dtype == _FLOAT32
