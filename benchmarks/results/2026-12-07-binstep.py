@@ -47,7 +47,8 @@ def _avx2_env():
     off = ",".join(("-" + f[1:]) if f.startswith("+") and any(p in f for p in not_zen3) else f
                    for f in features.split(","))
     return {**os.environ, "NUMBA_CPU_NAME": "znver3", "NUMBA_CPU_FEATURES": off, "OPENBLAS_CORETYPE": "Haswell",
-            "NUMBA_CACHE_DIR": os.environ.get("AVX2_CACHE", "/tmp/binstep-avx2-cache")}
+            "NUMBA_CACHE_DIR": os.environ.get("AVX2_CACHE", "/tmp/binstep-avx2-cache"),
+            "ATEN_CPU_CAPABILITY": "avx2"}  # torch's kernels held to AVX2 too
 
 
 def _import_fastbin(path):
