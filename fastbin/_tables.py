@@ -101,6 +101,14 @@ GENERIC: Table = Table({
     # ... BLAS on ±1 floats below this many rows, and from dense_blas_min_cols outputs (Zen 4)
     "dense_blas_max_rows": 16,
     "dense_blas_min_cols": 64,
+    # the exact product (dense_sign_matmul(exact=True)) from this many rows by float64 BLAS on the
+    # grid integers ("exact_blas"), where the lookups are not planned; 0: never (the row kernel);
+    # and from this many outputs (fewer: the row kernel)
+    "dense_exact_blas_min_rows": 0,
+    "dense_exact_blas_min_cols": 64,
+    # the fast product's unthreaded rows from this many inputs k by sign_matmul's plan ("packed")
+    # instead of BLAS on ±1 floats; 0: by dense_blas_min_cols alone
+    "dense_packed_min_k": 0,
     # folded model: below this many rows the unblocked packed kernels and the fused pass (Zen 4)
     "few_rows": 16,
     # binary products of at most this many rows a row at a time, 4 rows of w per load of a row
@@ -181,6 +189,16 @@ AVX2: Table = Table({
     "nibbles_min_rows": 16,
     "nibbles_min_cols": 64,
     "nibbles_min_words": 2,
+    # the exact product (the trainer's evaluation path) by float64 BLAS on the grid integers from 16
+    # rows: AVX2 code path on Zen 5, 8192x784x200 159 ms where the row kernel took 740-757 ms (1 or 2
+    # threads), 256x784x200 5.7 ms vs 11-23 ms, 16x784x200 0.19 vs 0.44 ms; n = 10 about even, so
+    # from dense_exact_blas_min_cols (64) outputs only (benchmarks/results/2026-12-07-binstep.md)
+    "dense_exact_blas_min_rows": 16,
+    # the fast product (a binary layer's training forward, x real) from k = 512 through sign_matmul's
+    # own plan (dwords/lut3) rather than BLAS on ±1 floats: AVX2 code path on Zen 5, loaded, min of 9
+    # alternating rounds: 256x784x200 1.34 ms vs 1.70, 64x784x200 0.44 vs 0.56, 256x512x200 0.87 vs
+    # 1.17, 256x784x512 1.14 vs 2.98; from k = 200 down BLAS won (256x200x100 85 vs 109 us)
+    "dense_packed_min_k": 512,
 })
 
 #: AArch64: the portable kernels, and the 4-row byte-popcount binary kernel for few rows

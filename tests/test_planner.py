@@ -250,6 +250,7 @@ _DENSE_PUBLIC = {
     "exact_rows_parallel": (True, np.float32, 3, 784, 10),
     "exact_lut": (True, np.float32, 8, 784, 64),
     "exact_lut_parallel": (True, np.float64, 8, 784, 64),
+    "exact_blas": (True, np.float32, 16, 784, 64),  # on the AVX2 kind's table
     "lut": (False, np.float32, 64, 784, 100),
     "lut_parallel": (False, np.float32, 64, 784, 100),
     "rows": (False, np.float32, 1, 784, 10),
@@ -263,7 +264,7 @@ def test_dense_path_is_reached_from_the_public_api(name, rng, monkeypatch, ran):
     _needs(name)
     exact, dtype, m, k, n = _DENSE_PUBLIC[name]
     skip_big_without_jit(m * k * n)
-    table = use_cpu(monkeypatch, "avx512")
+    table = use_cpu(monkeypatch, "avx2" if name == "exact_blas" else "avx512")
     _serial_or_threaded(monkeypatch, table, name)
     x = _x(rng, m, k, dtype)
     w = _weights(rng, k, n, dtype)
@@ -274,6 +275,24 @@ def test_dense_path_is_reached_from_the_public_api(name, rng, monkeypatch, ran):
     else:
         assert ran == [("dense", name)]
     _check(got, R.dense_sign_matmul(x, w), x, exact)
+
+
+def test_dense_fast_product_on_avx2_by_k(monkeypatch):
+    """AVX2's table: the unthreaded fast product of many inputs goes to sign_matmul's plan
+    (``dense_packed_min_k``), fewer inputs to BLAS; the exact one to float64 BLAS from 16 rows."""
+    table = use_cpu(monkeypatch, "avx2")
+    _serial_or_threaded(monkeypatch, table, "packed")
+    f32 = np.dtype(np.float32)
+    assert sign_product.plan_dense(256, 784, 200, f32, exact=False).name == "packed"
+    assert sign_product.plan_dense(256, 511, 200, f32, exact=False).name == "blas"
+    assert sign_product.plan_dense(256, 100, 200, f32, exact=False).name == "blas"
+    assert sign_product.plan_dense(16, 784, 200, f32, exact=True).name == "exact_blas"
+    assert sign_product.plan_dense(15, 784, 200, f32, exact=True).name == "exact_rows"
+    assert sign_product.plan_dense(8192, 784, 63, f32, exact=True).name.startswith("exact_rows")
+    table = use_cpu(monkeypatch, "avx512", FLOAT_LUT=False)
+    _serial_or_threaded(monkeypatch, table, "packed")
+    assert sign_product.plan_dense(256, 784, 200, f32, exact=False).name == "blas"
+    assert sign_product.plan_dense(16, 784, 200, f32, exact=True).name == "exact_rows"
 
 
 @pytest.mark.parametrize("name", ["blocked", "blocked_parallel", "rows4", "nibbles", "nibbles_parallel"])

@@ -102,6 +102,42 @@ def test_uint8_dataset_trains_exactly_like_float(binary, rng):
     assert weights[0][1] == weights[1][1]
 
 
+@pytest.mark.parametrize("offset, scale", [(None, False), (0.5, False), ("mean", True)])
+def test_uint8_first_layer_forward_is_the_float_one(offset, scale, rng, monkeypatch):
+    """fastbin backend: a binary first layer trains on raw pixels through the exact integer
+    product, ``(u @ sign(W)) / 255`` (minus the offset's product, times alpha): within float
+    rounding of the float model's step on ``float32(u) / 255``, and the weight gradient the same
+    bits (the float input it keeps is the float model's)."""
+    u = rng.integers(0, 256, (64, 40), dtype=np.uint8)
+    y = rng.integers(0, 3, 64)
+    x = u.astype(np.float32) / np.float32(255)
+    if offset == "mean":
+        offset = x.mean(axis=0)
+    out = []
+    for inputs in (u, x):
+        model = mlp([40, 16, 8, 3], binary_weights=True, binary_activations=True, scale=scale,
+                    input_offset=offset, seed=4, backend="fastbin")
+        calls = []
+        be = model.backend
+        real = be.sign_matmul
+        def spy(a, w, calls=calls, real=real, **kw):
+            calls.append(a.dtype)
+            return real(a, w, **kw)
+
+        monkeypatch.setattr(be, "sign_matmul", spy)
+        loss = model.compute_gradients(inputs, y)
+        monkeypatch.setattr(be, "sign_matmul", real)
+        assert calls == ([np.uint8] if inputs is u else [])  # the integer product ran for pixels only
+        z = model.layers[0].forward(inputs, training=True)
+        out.append((loss, z, model.layers[0]._x, [g.copy() for _, _, g, _ in model.groups]))
+    (loss_u, z_u, x_u, g_u), (loss_f, z_f, x_f, g_f) = out
+    np.testing.assert_array_equal(x_u, x_f)
+    np.testing.assert_allclose(z_u, z_f, rtol=1e-5, atol=1e-4)
+    assert abs(loss_u - loss_f) <= 1e-5 * abs(loss_f)
+    for a, b in zip(g_u, g_f, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
 # -- own data: fit(model, opt, X, y, validation_split= / validation_data=) ---------------------------------
 class _Untouchable:
     """A stand-in for test data that fails on any use."""

@@ -189,8 +189,38 @@ class Dense(Layer):
         return binary_eval_scale(self.alpha(), self.buffers.get("input_scale"), self.n_out, self.dtype, uint8_input)
 
     # -- forward / backward -------------------------------------------------
+    def uint8_training(self) -> bool:
+        """Whether the training forward takes raw uint8 pixels itself (the exact integer
+        product, :meth:`forward`): a binary layer on the fastbin backend without an input scale."""
+        return self.binary and self.backend.sign_products and "input_scale" not in self.buffers
+
+    def _forward_uint8(self, u):
+        """Training forward of raw pixels ``u`` (m, n_in) uint8, meaning ``x = u / 255``:
+        ``(u @ sign(W)) / 255`` from the exact int32 product (``backend.sign_matmul``: |sums|
+        <= 255 * n_in < 2**24, so exact in float too), minus ``input_offset @ sign(W)``, times
+        alpha, plus the bias: ``(x - offset) @ W_eff + b`` within float rounding, without the
+        float product. The float input (``unit_from_uint8``, offset subtracted) is kept for the
+        weight gradient."""
+        be = self.backend
+        x = be.unit_from_uint8(u, self.dtype)
+        z = be.sign_matmul(u, self.packed_weights()).astype(self.dtype)
+        z *= self.dtype.type(1 / 255)
+        if "input_offset" in self.buffers:
+            offset = self.buffers["input_offset"]
+            x = x - offset
+            z -= (offset @ be.signs(self.params["W"])).astype(self.dtype)
+        alpha = self.alpha()
+        if alpha is not None:
+            z *= alpha
+        if self.use_bias:
+            z += self.params["b"]
+        self._x, self._w_eff = x, None
+        return z
+
     def forward(self, x, training=False):
         bias = self.params["b"] if self.use_bias else None
+        if training and x.dtype == np.uint8 and self.uint8_training():
+            return self._forward_uint8(x)
         if training or not self.binary:
             if x.dtype == np.uint8:
                 x = x.astype(self.dtype) / self.dtype.type(255)

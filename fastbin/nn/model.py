@@ -159,10 +159,14 @@ class Model:
         ``grads`` (the flat ``groups`` buffers) and returns the mean loss."""
         x = self.check_input(x)
         labels = check_labels("labels", labels, x.shape[0], self.n_classes, self.dtype)
-        if x.dtype == np.uint8:  # raw pixels: the same float32(u) / 255 as the float datasets, one pass
-            x = self.backend.unit_from_uint8(x, self.dtype)
         first = self.layers[0]
-        if len(self.layers) == 1 and not first.scale and "input_scale" not in first.buffers:
+        fused = len(self.layers) == 1 and not first.scale and "input_scale" not in first.buffers
+        # raw pixels: the same float32(u) / 255 as the float datasets, one pass; a binary first
+        # layer takes them itself (the exact integer product forward, Dense.uint8_training)
+        if x.dtype == np.uint8 and (fused or not (type(self.train_stages[0]) is Dense
+                                                  and self.train_stages[0].uint8_training())):
+            x = self.backend.unit_from_uint8(x, self.dtype)
+        if fused:
             return float(self._fused_step(first, x, labels))
         logits = self._forward(x, True)
         loss, d = self.backend.softmax_cross_entropy(logits, labels)

@@ -266,7 +266,9 @@ def fit(model, opt, data, y=None, *, epochs=None, steps=None, batch_size=128, ev
 
     Raw uint8 input (``load_fashion_mnist(dtype="uint8")``) trains on the
     same values (``float32(pixel) / 255``, converted per batch) and gathers
-    4x fewer bytes per batch; the evaluation data is converted once.
+    4x fewer bytes per batch; the evaluation data is converted once. On the
+    fastbin backend a binary first layer's forward is the pixels' exact integer
+    product (``Dense.uint8_training``): within float rounding of the float run.
     """
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs= or steps=")

@@ -28,7 +28,7 @@ import numpy as np
 from .._validate import FLOAT_DTYPES, check_array
 from ..kernels.sign_product import DENSE_PATHS, Path, plan_dense
 from ..kernels.sign_product.avx512 import lut_scratch, nibbles_of, nibbles_of_weights
-from ..kernels.sign_product.exact import grid_scratch
+from ..kernels.sign_product.exact import grid_rows, grid_scratch
 from ..packed import PackedSigns
 from .convert import signs as _signs
 from .matmul import sign_matmul
@@ -114,6 +114,16 @@ def dense_product(path: Path, x, w, signs=None, rows=None, nibbles=None) -> np.n
         else:
             path(x, w_bits, out)
         return out
+    if form == "grid":  # the exact product: grid integers times ±1 in float64 BLAS, rounded once
+        q, steps = np.empty(x.shape, np.float64), np.empty((2, x.shape[0]), np.float64)
+        grid_rows(x, q, steps)
+        signs64 = unpack_signs(w, np.float64).T if packed else _signs(w).astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):  # rows with NaN/inf: their float64 sums
+            dot = path(q, signs64)
+        dot *= steps[0][:, None]
+        dot *= steps[1][:, None]
+        with np.errstate(over="ignore"):  # beyond the dtype's range: ±inf, as a float sum gives
+            return dot.astype(x.dtype)
     if form == "rows":
         rows = _checked_rows(w, packed, rows, n, k)
         out = np.empty((x.shape[0], n), x.dtype)

@@ -264,8 +264,9 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
 #: The paths of :func:`plan_dense`, each with the form of ``sign(W)`` its kernel takes:
 #: ``"bits"`` the packed rows, ``"nibbles"`` the lookup form (``avx512.nibbles_of``),
 #: ``"rows"`` ±1 int8 (n, k), ``"signs"`` ±1 (k, n) of ``x``'s dtype (BLAS: ``x @ signs``),
-#: ``"packed"`` the packed signs for :func:`plan` (``sign_matmul``). Kernels:
-#: ``exact_*`` ``(x, w_bits[, nibbles], out)``; ``lut*`` ``(x, nibbles, out, chunk)``;
+#: ``"packed"`` the packed signs for :func:`plan` (``sign_matmul``), ``"grid"`` ±1 float64 (k, n)
+#: times the grid integers of ``x`` (``exact.grid_rows``; BLAS: ``q @ signs64``). Kernels:
+#: ``exact_*`` ``(x, w_bits[, nibbles], out)`` (``exact_blas``: ``np.matmul``); ``lut*`` ``(x, nibbles, out, chunk)``;
 #: ``lut_rows`` ``(x, nibbles, out, *lut_scratch(k))``; ``rows`` ``(x, rows, out)``.
 DENSE_PATHS: dict[str, tuple[Callable | None, str]] = {
     # exact (the same bits everywhere: fastbin.kernels.sign_product.exact)
@@ -273,6 +274,7 @@ DENSE_PATHS: dict[str, tuple[Callable | None, str]] = {
     "exact_lut_parallel": (exact_lut_product_parallel, "nibbles"),
     "exact_rows": (exact_sign_dot_rows, "bits"),
     "exact_rows_parallel": (exact_sign_dot_rows_parallel, "bits"),
+    "exact_blas": (np.matmul, "grid"),  # the grid integers (exact.grid_rows) times ±1 float64 by BLAS
     # within float rounding
     "lut": (lut_product, "nibbles"),
     "lut_parallel": (lut_product_parallel, "nibbles"),
@@ -301,6 +303,9 @@ def plan_dense(m: int, k: int, n: int, dtype, *, exact: bool, nibbles: bool = Fa
         if config.FLOAT_LUT and m >= table["exact_lut_min_rows"] and n >= (
                 table["exact_lut_min_cols"] if k < 2048 else table["exact_lut_min_cols_long"]):
             return _DENSE["exact_lut_parallel" if threaded else "exact_lut"]
+        if (table["dense_exact_blas_min_rows"] and m >= table["dense_exact_blas_min_rows"]
+                and n >= table["dense_exact_blas_min_cols"]):
+            return _DENSE["exact_blas"]
         return _DENSE["exact_rows_parallel" if threaded else "exact_rows"]
     f32 = dtype == _FLOAT32
     if nibbles and f32 and config.FLOAT_LUT and m < table["few_rows"]:
@@ -313,6 +318,8 @@ def plan_dense(m: int, k: int, n: int, dtype, *, exact: bool, nibbles: bool = Fa
     if m < table["dense_blas_max_rows"]:
         return _DENSE["blas"]
     if config.use_threads("sign_matmul", m * n * k, None):
+        return _DENSE["packed"]
+    if table["dense_packed_min_k"] and k >= table["dense_packed_min_k"]:
         return _DENSE["packed"]
     return _DENSE["blas" if n >= table["dense_blas_min_cols"] else "packed"]
 

@@ -164,6 +164,18 @@ def grid_bits_of(k):
 
 
 @jit
+def grid_rows(x, q, steps):
+    """:func:`grid_row` for every row of ``x`` (m, k): ``q`` (m, k) float64 the grid
+    integers, ``steps`` (2, m) float64 each row's two step factors ``s1``, ``s2``; the
+    exact product is then ``(q @ sign(W)) * s1 * s2`` rounded once, in any summation
+    order (float64 BLAS: the ``"exact_blas"`` path of ``plan_dense``)."""
+    for i in range(x.shape[0]):
+        s1, s2 = grid_row(x[i], q[i : i + 1])
+        steps[0, i] = s1
+        steps[1, i] = s2
+
+
+@jit
 def exact_sign_dot_rows(x, w_bits, out, q):
     for i in range(x.shape[0]):
         exact_row(x, i, w_bits, out, q)
