@@ -92,7 +92,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "cores": os.cpu_count(),
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": numba.config.THREADING_LAYER,
-        "blas_env": {name: os.environ.get(name) for name in _BLAS_ENV},
+        "blas_env": {name: os.environ.get(name) for name in (*_BLAS_ENV, "OPENBLAS_CORETYPE")},
         "blas_env_before_numpy": not _NUMPY_WAS_LOADED,
         "blas": _blas(),
         "versions": _versions(),
