@@ -3,12 +3,18 @@ batch for a chain of sign stages + [BinaryDense (+ BatchNorm)], and for binary s
 regression; bit for bit the stage-by-stage path, from several threads at once too."""
 import threading
 
+import numba
 import numpy as np
 import pytest
 from random_models import randomise
 
-from fastbin import runtime
+from fastbin import pack_weights, runtime
 from fastbin._config import TABLE
+from fastbin.kernels.binary_product.count_block import COLS as COUNT_COLS
+from fastbin.kernels.binary_product.count_block import xor_counts
+from fastbin.kernels.sign_product._lanes import plane_words
+from fastbin.kernels.sign_product.plane_block import COLS as PLANE_COLS
+from fastbin.kernels.sign_product.plane_block import plane_sums
 from fastbin.nn.model import mlp, softmax_regression
 from fastbin.runtime import _fused
 
@@ -164,3 +170,57 @@ def test_fused_mnist_sizes_float_first_layer(rng):
                 np.testing.assert_array_equal(logits, _stage_path(model, x), err_msg=f"{kind} m={m}")
                 np.testing.assert_array_equal(logits, unfolded.forward(x), err_msg=f"{kind} m={m}")
                 np.testing.assert_array_equal(model.predict(x), unfolded.predict(x))
+
+
+
+@numba.njit
+def _plane_sums_all(row, w_bits, planes, sums):
+    """The row's pixel total (``plane_words``) and ``sums[b] = plane_sums(planes, w_bits, COLS b, n - 1)``."""
+    k = row.shape[0]
+    total = 0
+    for t in range(w_bits.shape[1]):
+        total += plane_words(row, t * 64, min(64, k - t * 64), planes, t)
+    for b in range(sums.shape[0]):
+        plane_sums(planes, w_bits, b * PLANE_COLS, w_bits.shape[0] - 1, sums[b])
+    return total
+
+
+@pytest.mark.parametrize("k", [1, 63, 64, 65, 200, 784])
+def test_plane_sums_match_the_pixel_sums(k, rng):
+    """``plane_block.plane_sums``: per block of COLS rows of W (the last ones repeated past n)
+    the sum of the row's pixels under each row's -1 bits, exact; the largest sums too."""
+    for n in (1, 5, 8, 13):
+        w = pack_weights(rng.standard_normal((k, n)))
+        signs = np.unpackbits(w.bits.view(np.uint8), axis=1, bitorder="little")[:, :k].astype(bool)  # True: -1
+        for row in (rng.integers(0, 256, k, dtype=np.uint8), np.full(k, 255, np.uint8)):
+            planes = np.zeros((w.bits.shape[1], 8), np.uint64)
+            blocks = -(-n // PLANE_COLS)
+            sums = np.full((blocks, PLANE_COLS), -7, np.int64)
+            total = _plane_sums_all(row, w.bits, planes, sums)
+            assert total == int(row.sum(dtype=np.int64))
+            want = np.array([int(row[signs[j]].sum(dtype=np.int64)) for j in range(n)])
+            rows = np.minimum(np.arange(blocks * PLANE_COLS), n - 1)
+            np.testing.assert_array_equal(sums.ravel(), want[rows], err_msg=str((k, n)))
+
+
+@numba.njit
+def _xor_counts_all(a, w, counts):
+    for b in range(counts.shape[0]):
+        xor_counts(a, w, b * COUNT_COLS, w.shape[0] - 1, counts[b])
+
+
+@pytest.mark.parametrize("n_words", [1, 7, 8, 9, 16, 17])
+def test_xor_counts_match_popcounts(n_words, rng):
+    """``count_block.xor_counts``: per block of COLS rows of w (the last repeated past n)
+    ``popcount(a ^ w[j])``, over a whole number of 8-word chunks or a masked last one;
+    all bits differing and none."""
+    for n in (1, 6, 8, 11):
+        w = rng.integers(0, 256, (n, 8 * n_words), dtype=np.uint8).view(np.uint64)
+        for a in (rng.integers(0, 256, 8 * n_words, dtype=np.uint8).view(np.uint64), ~w[0], w[-1].copy()):
+            want = np.array([int(np.unpackbits((a ^ w[j]).view(np.uint8)).sum()) for j in range(n)])
+            blocks = -(-n // COUNT_COLS)
+            counts = np.full((blocks, COUNT_COLS), -7, np.int64)
+            _xor_counts_all(a, w, counts)
+            rows = np.minimum(np.arange(blocks * COUNT_COLS), n - 1)
+            np.testing.assert_array_equal(counts.ravel(), want[rows], err_msg=str((n_words, n)))
+        assert want[-1] == 0  # a == w[-1]

@@ -267,17 +267,19 @@ class InferenceModel:
     forward = logits
 
     def _chunks(self, x, predict):
-        if x.shape[0] == 0:  # an empty batch: an empty result of the right shape and dtype, on every engine
+        m = x.shape[0]
+        fused = self.fused
+        if fused is not None and m and fused.takes(m):  # first: the batch-1 call's few steps
+            return fused(x, predict)
+        if m == 0:  # an empty batch: an empty result of the right shape and dtype, on every engine
             return self._forward(np.zeros((1, self.n_in), x.dtype), predict)[:0]
         chunk = self.eval_chunk or self.engine.eval_chunk
-        if x.shape[0] <= chunk:
+        if m <= chunk:
             return self._forward(x, predict)
-        return np.concatenate([self._forward(x[i : i + chunk], predict) for i in range(0, x.shape[0], chunk)])
+        return np.concatenate([self._forward(x[i : i + chunk], predict) for i in range(0, m, chunk)])
 
     def _forward(self, x, predict):
-        fused = self.fused
-        if fused is not None and fused.takes(x.shape[0]):
-            return fused(x, predict)
+        """One chunk (rows beyond the fused pass's, or a one-row stand-in for an empty batch)."""
         if predict and self.certify and x.shape[0] >= _tables.ENGINE["certify_min_rows"] and x.dtype != _UINT8:
             return certified_classes(self.stages[0], x)
         z = self._run(x)
