@@ -224,3 +224,58 @@ def test_xor_counts_match_popcounts(n_words, rng):
             rows = np.minimum(np.arange(blocks * COUNT_COLS), n - 1)
             np.testing.assert_array_equal(counts.ravel(), want[rows], err_msg=str((n_words, n)))
         assert want[-1] == 0  # a == w[-1]
+
+
+AVX2_CHILD = r"""
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from random_models import randomise
+from fastbin import _config
+from fastbin.nn.model import mlp, softmax_regression
+
+assert _config.CPU_KIND == "avx2" and not _config.FLOAT_LUT and not _config.VECTOR_POPCOUNT, _config.CPU_KIND
+rng = np.random.default_rng(3)
+runs = 0
+for make in (lambda: mlp([100, 65, 33, 7], binary_weights=True, binary_activations=True, scale=True),
+             lambda: mlp([784, 512, 512, 10], binary_weights=True, binary_activations=True),
+             lambda: mlp([100, 65, 7], binary_weights=True, binary_activations=True, dtype="float64"),
+             lambda: softmax_regression(100, 7, binary_weights=True, init="normal")):
+    unfolded = randomise(make(), rng)
+    model = unfolded.to_inference()
+    for m in (1, 2, 5):
+        u8 = rng.integers(0, 256, (m, model.n_in), dtype=np.uint8)
+        for x in (u8, (u8 / 255).astype(model.dtype)):
+            before = model.fused.calls
+            logits = model.logits(x)
+            assert model.fused.calls == before + 1
+            assert np.array_equal(logits, model._run(x)), (m, x.dtype)
+            assert np.array_equal(model.predict(x), logits.argmax(axis=1))
+            runs += 1
+print(runs)
+"""
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="compiles for another CPU: needs the JIT")
+def test_fused_compiled_for_zen3():
+    """The fused pass in a child compiled for Zen 3 (AVX2, no AVX-512, no vector popcount:
+    ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` as tests/test_sign_avx2.py): the AVX2 CPUs' code
+    path (no table lookups inside the fused call, ``ctpop`` lowered without ``vpopcntq``),
+    bit for bit the stage path's, uint8 and float rows, float32 and float64."""
+    import os
+    import subprocess
+    import sys
+
+    from numba.core.registry import cpu_target
+    from test_sign_avx2 import avx2_features
+
+    triple, _cpu, features = cpu_target.target_context.codegen().magic_tuple()
+    if not triple.startswith("x86_64") or "+avx2" not in features.split(","):
+        pytest.skip("not an x86-64 CPU with AVX2")
+    env = {**os.environ, "NUMBA_CPU_NAME": "znver3", "NUMBA_CPU_FEATURES": avx2_features(features)}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    here = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run([sys.executable, "-c", AVX2_CHILD, here], env=env, capture_output=True, text=True,
+                          timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.strip().splitlines()[-1]) == 4 * 3 * 2

@@ -58,6 +58,7 @@ from numba.extending import overload
 from .._config import UINT8_MASK_ROWS, XOR_COUNT_ROWS4, jit
 from ..bits import n_words_for
 from ..kernels.binary_product.count_block import COLS as _COUNT_COLS
+from ..kernels.binary_product.count_block import xor_bits as _xor_bits
 from ..kernels.binary_product.count_block import xor_counts as _xor_counts
 from ..kernels.binary_product.rows4 import xor_counts4 as _xor_counts4
 from ..kernels.intrinsics import opaque as _opaque
@@ -68,6 +69,7 @@ from ..kernels.sign_product._lanes import plane_words
 from ..kernels.sign_product.avx512 import lut_scratch, sign_dot_lut
 from ..kernels.sign_product.exact import exact_sign_dot_rows, grid_scratch, refine_row
 from ..kernels.sign_product.plane_block import COLS as _PLANE_COLS
+from ..kernels.sign_product.plane_block import plane_bits as _plane_bits
 from ..kernels.sign_product.plane_block import plane_sums as _plane_sums
 from ..kernels.sign_product.portable import sign_dot_rows
 from ..kernels.sign_product.uint8_rows import mask_sums1 as _mask_sums1
@@ -149,9 +151,7 @@ def _packed_stage(a, w, n_bits, ints, at, out, counts):
         j4 = j0
         if not XOR_COUNT_ROWS4:
             for j in range(j0, j1, _COUNT_COLS):
-                _xor_counts(a, w, j, n - 1, counts)
-                for c in range(min(_COUNT_COLS, j1 - j)):
-                    bits |= _stage_bit(counts[c], n_bits, ints, at, n, j + c, j0)
+                bits |= _xor_bits(a, w, j, n_bits, ints, at) << np.uint64(j - j0)
             j4 = j1
         else:
             j4 = j0 + (j1 - j0) // 4 * 4
@@ -240,13 +240,13 @@ def _first_layer_planes(row, w0, planes, tail_first, ints, floats, at, sums, a, 
         j1 = min(n0, j0 + 64)
         bits = np.uint64(0)
         for j in range(j0, j1, _PLANE_COLS):
-            _plane_sums(planes, w0, j, last, sums)
-            for c in range(min(_PLANE_COLS, j1 - j)):
-                d = total - 2 * sums[c]
-                if tail_first:
+            if tail_first:
+                _plane_sums(planes, w0, j, last, sums)
+                for c in range(min(_PLANE_COLS, j1 - j)):
+                    d = total - 2 * sums[c]
                     out_row[j + c] = _affine(_to_float(out_row[0], d), j + c, ints, floats, scale_at)
-                else:
-                    bits |= _u8_bit(d, ints, at, n0, j + c, j0)
+            else:
+                bits |= _plane_bits(planes, w0, j, total, ints, at) << np.uint64(j - j0)
         if not tail_first:
             a[word] = bits
 
@@ -309,14 +309,16 @@ def fused_uint8(x, w0, wflat, ints, floats, scratch, logits, labels, predict):
 
 
 def _lut_dot(x, nib, dot, tab, acc):
-    """``sign_dot_lut(x, nib, dot, tab, acc)`` on float32 rows; inside jitted code nothing on
-    float64 rows (no table-lookup kernel takes them, and ``fused_float`` never asks)."""
+    """``sign_dot_lut(x, nib, dot, tab, acc)`` on float32 rows and the nibbles ``nib``; in
+    jitted code nothing where ``nib`` is None or the rows float64 (a model without the lookup
+    form: ``fused_float`` never asks then, and the lookups' AVX-512 permutes are not
+    compiled on a CPU without them)."""
     sign_dot_lut(x, nib, dot, tab, acc)
 
 
 @overload(_lut_dot)
 def _lut_dot_jit(x, nib, dot, tab, acc):
-    if x.dtype == types.float32:
+    if isinstance(nib, types.Array) and x.dtype == types.float32:
         return lambda x, nib, dot, tab, acc: sign_dot_lut(x, nib, dot, tab, acc)
     return lambda x, nib, dot, tab, acc: None
 
@@ -332,7 +334,8 @@ def fused_float(x, rows, w0, nib, tab, acc, dot, how, t64, slack, unit, q, near,
                 logits, labels, predict):
     """Every stage on float rows ``x`` (m, n_in) of the model dtype. The first
     layer's ``dot`` (m, n0), by ``how`` (``_GIVEN``: as handed in; ``_ROWS``:
-    ``sign_dot_rows(x, rows, dot)``; ``_LUT``: ``sign_dot_lut(x, nib, dot, tab, acc)``;
+    ``sign_dot_rows(x, rows, dot)``; ``_LUT``: ``sign_dot_lut(x, nib, dot, tab, acc)``,
+    ``nib`` the cached nibbles or None;
     ``_EXACT``: ``exact_sign_dot_rows(x, w0, dot, q)``, the logits of a tail first).
     A sign stage first: the fast product refined to the exact one near its float
     thresholds (``refine_row`` with ``t64``/``slack``, the thresholds in float64 and
@@ -451,8 +454,6 @@ class Fused:
         self.unit, tiny = rounding_constants(dtype)
         self.t64 = t0.astype(np.float64)
         self.slack = 2.0 * (np.abs(self.t64) * 2.0 * self.unit + tiny)
-        #: a stand-in for the nibbles where there are none (an argument of the fused call)
-        self.no_nibbles = np.zeros((1, 1), np.uint8)
         ints[_N_PACKED] = max(len(signs) - 1, 0)
         ints[_N0] = n0
         widths = [n_words_for(s.n_out) for s in signs] or [1]
@@ -532,8 +533,7 @@ class Fused:
                 if how == _GIVEN:  # the very product of the stage path
                     dot = dense_sign_matmul(x, self.first_weights.packed, signs=self.first_weights.signs,
                                             rows=self.rows0, nibbles=self.nibbles0, exact=False)
-            nib = self.nibbles0 if how == _LUT else self.no_nibbles
-            fused_float(x, self.rows0, self.w0, nib, *local.tables, dot, how, self.t64, self.slack, self.unit,
+            fused_float(x, self.rows0, self.w0, self.nibbles0, *local.tables, dot, how, self.t64, self.slack, self.unit,
                         local.grid, local.near, self.wflat, self.ints, self.floats, words, logits, labels, predict)
         self.calls += 1
         return labels if predict else logits
