@@ -55,7 +55,8 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from .._config import UINT8_MASK_ROWS, XOR_COUNT_ROWS4, jit
+from .. import _tables
+from .._config import BYTE_POPCOUNT_LANES, UINT8_MASK_ROWS, XOR_COUNT_ROWS4, jit
 from ..bits import n_words_for
 from ..kernels.binary_product.count_block import COLS as _COUNT_COLS
 from ..kernels.binary_product.count_block import xor_bits as _xor_bits
@@ -65,7 +66,7 @@ from ..kernels.intrinsics import opaque as _opaque
 from ..kernels.intrinsics import to_float as _to_float
 from ..kernels.intrinsics import xor_count as _xor_count
 from ..kernels.sign_product import few_rows, plan_dense
-from ..kernels.sign_product._lanes import plane_words
+from ..kernels.sign_product._lanes import plane_dot, plane_words
 from ..kernels.sign_product.avx512 import lut_scratch, sign_dot_lut
 from ..kernels.sign_product.exact import exact_sign_dot_rows, grid_scratch, refine_row
 from ..kernels.sign_product.plane_block import COLS as _PLANE_COLS
@@ -91,6 +92,12 @@ _T_W, _T_N, _T_NW, _T_BITS, _T_SCALE_F, _T_SCALE_U8, _T_BIAS, _T_BN = range(8)
 # packed stage records: ints[_STAGES + 5 * s + field]
 _STAGES = 16
 _S_W, _S_N, _S_NW, _S_BITS, _S_THR = range(5)
+#: 8 outputs per load of the planes or activation words (``plane_block``, ``count_block``) where
+#: the CPU has a vector popcount (``vpopcntq``; 32 zmm registers); without it (AVX2: 16 ymm, the
+#: popcounts built from byte lookups) the 8 accumulators spilled and one output at a time was
+#: faster (znver3 code on Zen 5: float rows 21.2 us against 17.8 us). A compile-time choice keyed
+#: by the CPU like the cache (``_config.BYTE_POPCOUNT_LANES``).
+_BLOCKS = not BYTE_POPCOUNT_LANES
 #: length of the int64 scratch of ``plane_sums`` and ``xor_counts``
 _SUMS = max(_PLANE_COLS, _COUNT_COLS)
 
@@ -149,11 +156,11 @@ def _packed_stage(a, w, n_bits, ints, at, out, counts):
         j1 = min(n, j0 + 64)
         bits = np.uint64(0)
         j4 = j0
-        if not XOR_COUNT_ROWS4:
+        if _BLOCKS and not XOR_COUNT_ROWS4:
             for j in range(j0, j1, _COUNT_COLS):
                 bits |= _xor_bits(a, w, j, n_bits, ints, at) << np.uint64(j - j0)
             j4 = j1
-        else:
+        elif XOR_COUNT_ROWS4:
             j4 = j0 + (j1 - j0) // 4 * 4
             for j in range(j0, j4, 4):
                 c0, c1, c2, c3 = _xor_counts4(a, 0, w, j)
@@ -184,13 +191,13 @@ def _chain_and_tail(a, b, wflat, ints, floats, out_row, counts):
     w = wflat[w0 : w0 + n * n_words].reshape((n, n_words))
     scale_at = ints[_TAIL + _T_SCALE_F]
     j4 = 0
-    if not XOR_COUNT_ROWS4:
+    if _BLOCKS and not XOR_COUNT_ROWS4:
         for j in range(0, n, _COUNT_COLS):
             _xor_counts(a, w, j, n - 1, counts)
             for c in range(min(_COUNT_COLS, n - j)):
                 out_row[j + c] = _affine(_to_float(out_row[0], n_bits - 2 * counts[c]), j + c, ints, floats, scale_at)
         j4 = n
-    else:
+    elif XOR_COUNT_ROWS4:
         j4 = n // 4 * 4
         for j in range(0, j4, 4):
             c0, c1, c2, c3 = _xor_counts4(a, 0, w, j)
@@ -239,6 +246,14 @@ def _first_layer_planes(row, w0, planes, tail_first, ints, floats, at, sums, a, 
         j0 = word * 64
         j1 = min(n0, j0 + 64)
         bits = np.uint64(0)
+        if not _BLOCKS:  # one output at a time (see _BLOCKS)
+            for j in range(j0, j1):
+                d = total - 2 * plane_dot(planes, w0, j)
+                if tail_first:
+                    out_row[j] = _affine(_to_float(out_row[0], d), j, ints, floats, scale_at)
+                else:
+                    bits |= _u8_bit(d, ints, at, n0, j, j0)
+            j1 = j0
         for j in range(j0, j1, _PLANE_COLS):
             if tail_first:
                 _plane_sums(planes, w0, j, last, sums)
@@ -330,8 +345,8 @@ _GIVEN, _ROWS, _LUT, _EXACT = range(4)
 
 
 @jit
-def fused_float(x, rows, w0, nib, tab, acc, dot, how, t64, slack, unit, q, near, wflat, ints, floats, scratch,
-                logits, labels, predict):
+def fused_float(x, rows, w0, nib, tab, acc, dot, how, f64, unit, near, wflat, ints, floats, scratch, logits, labels,
+                predict):
     """Every stage on float rows ``x`` (m, n_in) of the model dtype. The first
     layer's ``dot`` (m, n0), by ``how`` (``_GIVEN``: as handed in; ``_ROWS``:
     ``sign_dot_rows(x, rows, dot)``; ``_LUT``: ``sign_dot_lut(x, nib, dot, tab, acc)``,
@@ -340,9 +355,13 @@ def fused_float(x, rows, w0, nib, tab, acc, dot, how, t64, slack, unit, q, near,
     A sign stage first: the fast product refined to the exact one near its float
     thresholds (``refine_row`` with ``t64``/``slack``, the thresholds in float64 and
     their two ulps, and ``near`` (n0,) bool scratch), as the stage path's
-    ``refine_near_thresholds``. ``q``: the grid scratch row of
-    ``fastbin.kernels.sign_product.exact``."""
-    m = x.shape[0]
+    ``refine_near_thresholds``. ``f64`` (2 n0 + k,) holds ``t64``, ``slack`` and ``q``, the
+    grid scratch row of ``fastbin.kernels.sign_product.exact`` (one argument, not three:
+    each costs the call's dispatch about 50 ns)."""
+    m, k = x.shape
+    n0 = dot.shape[1]
+    t64, slack = f64[:n0], f64[n0 : 2 * n0]
+    q = f64[2 * n0 : 2 * n0 + k].reshape((1, k))
     tail_first = ints[_TAIL_FIRST] == 1
     if how == _EXACT:
         exact_sign_dot_rows(x, w0, dot, q)
@@ -353,7 +372,6 @@ def fused_float(x, rows, w0, nib, tab, acc, dot, how, t64, slack, unit, q, near,
     if not tail_first:
         for i in range(m):
             refine_row(x[i], w0, dot[i], t64, slack, unit, q, near)
-    n0 = dot.shape[1]
     width = ints[_MAX_WORDS]
     sums = np.empty(_SUMS, np.int64)  # xor_counts' scratch
     a = scratch[:width]
@@ -493,7 +511,8 @@ class Fused:
 
     def _scratch(self):
         """This thread's ``(words, row, label)`` scratch (made on first use; also its dict of
-        product buffers ``dots``, and ``grid``, ``tables``, ``near`` for float rows)."""
+        product buffers ``dots``, the plans ``hows``, and ``f64``, ``tables``, ``near`` for float
+        rows)."""
         local = self.local
         try:
             return local.words, local.row, local.label
@@ -502,11 +521,28 @@ class Fused:
             local.row = np.zeros((1, self.n_classes), self.dtype)
             local.label = np.zeros(1, np.int64)
             local.dots = {}
-            local.grid = grid_scratch(self.n_in)
+            local.hows = {}
+            local.f64 = np.concatenate([self.t64, self.slack, grid_scratch(self.n_in).ravel()])
             local.tables = lut_scratch(self.n_in) if self.nibbles0 is not None else (
                 np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32))
             local.near = np.zeros(self.n0, np.bool_)
             return local.words, local.row, local.label
+
+    def _how(self, m):
+        """How ``fused_float`` gets the first layer's product of ``m`` float rows: tail first,
+        exactly (``_EXACT``), else the fast product the stage path's engine would take
+        (``plan_dense``), refined inside the call: ``_LUT``/``_ROWS`` computed there, or
+        ``_GIVEN``. The plan is kept per thread and ``m`` until a threshold table is edited."""
+        if self.tail_first:
+            return _EXACT
+        held = self.local.hows.get(m)
+        count = _tables.edits()[0]
+        if held is not None and held[0] == count:
+            return held[1]
+        name = plan_dense(m, self.n_in, self.n0, self.dtype, exact=False, nibbles=self.nibbles0 is not None).name
+        how = _LUT if name == "lut_rows" else _ROWS if name == "rows" else _GIVEN
+        self.local.hows[m] = (count, how)
+        return how
 
     def __call__(self, x, predict=False):
         """Logits (m, n_classes), or with ``predict`` the classes (m,) int64,
@@ -524,16 +560,11 @@ class Fused:
             dot = local.dots.get(m)
             if dot is None:
                 dot = local.dots[m] = np.empty((m, self.n0), self.dtype)
-            if self.tail_first:  # the exact product, row by row inside the fused call
-                how = _EXACT
-            else:  # the fast product the stage path's engine would take, refined inside the fused call
-                name = plan_dense(m, self.n_in, self.n0, self.dtype, exact=False,
-                                  nibbles=self.nibbles0 is not None).name
-                how = _LUT if name == "lut_rows" else _ROWS if name == "rows" else _GIVEN
-                if how == _GIVEN:  # the very product of the stage path
-                    dot = dense_sign_matmul(x, self.first_weights.packed, signs=self.first_weights.signs,
-                                            rows=self.rows0, nibbles=self.nibbles0, exact=False)
-            fused_float(x, self.rows0, self.w0, self.nibbles0, *local.tables, dot, how, self.t64, self.slack, self.unit,
-                        local.grid, local.near, self.wflat, self.ints, self.floats, words, logits, labels, predict)
+            how = self._how(m)
+            if how == _GIVEN:  # the very product of the stage path
+                dot = dense_sign_matmul(x, self.first_weights.packed, signs=self.first_weights.signs,
+                                        rows=self.rows0, nibbles=self.nibbles0, exact=False)
+            fused_float(x, self.rows0, self.w0, self.nibbles0, *local.tables, dot, how, local.f64, self.unit,
+                        local.near, self.wflat, self.ints, self.floats, words, logits, labels, predict)
         self.calls += 1
         return labels if predict else logits
