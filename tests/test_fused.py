@@ -279,3 +279,19 @@ def test_fused_compiled_for_zen3():
                           timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(done.stdout.strip().splitlines()[-1]) == 4 * 3 * 2
+
+
+def test_float_plan_follows_table_edits(models, rng, monkeypatch):
+    """The fused call keeps its plan of the first layer's float product per thread and batch
+    size, and plans again after a threshold table is edited; either plan gives the stage
+    path's logits."""
+    from fastbin import _config
+
+    model = models["bnn_f64"].to_inference()  # float64: no lookup form, "rows" or BLAS by the table
+    x = _inputs(rng, 2, 100, np.float64)["float"]
+    monkeypatch.setitem(_config.TABLE, "dense_rows_max_product", 1)
+    np.testing.assert_array_equal(model.logits(x), _stage_path(model, x))
+    assert model.fused.local.hows[2][1] == _fused._GIVEN
+    monkeypatch.setitem(_config.TABLE, "dense_rows_max_product", 10**6)
+    np.testing.assert_array_equal(model.logits(x), _stage_path(model, x))
+    assert model.fused.local.hows[2][1] == _fused._ROWS
