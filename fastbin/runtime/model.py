@@ -262,24 +262,22 @@ class InferenceModel:
         self.certify = _certifiable(self.stages, engine)
 
     def logits(self, x):
-        return self._chunks(check_model_input(x, self.n_in, self.dtype), False)
+        return self._batch(check_model_input(x, self.n_in, self.dtype), False)
 
     forward = logits
 
     def _chunks(self, x, predict):
-        m = x.shape[0]
-        fused = self.fused
-        if fused is not None and m and fused.takes(m):  # first: the batch-1 call's few steps
-            return fused(x, predict)
-        if m == 0:  # an empty batch: an empty result of the right shape and dtype, on every engine
+        if x.shape[0] == 0:  # an empty batch: an empty result of the right shape and dtype, on every engine
             return self._forward(np.zeros((1, self.n_in), x.dtype), predict)[:0]
         chunk = self.eval_chunk or self.engine.eval_chunk
-        if m <= chunk:
+        if x.shape[0] <= chunk:
             return self._forward(x, predict)
-        return np.concatenate([self._forward(x[i : i + chunk], predict) for i in range(0, m, chunk)])
+        return np.concatenate([self._forward(x[i : i + chunk], predict) for i in range(0, x.shape[0], chunk)])
 
     def _forward(self, x, predict):
-        """One chunk (rows beyond the fused pass's, or a one-row stand-in for an empty batch)."""
+        fused = self.fused
+        if fused is not None and fused.takes(x.shape[0]):
+            return fused(x, predict)
         if predict and self.certify and x.shape[0] >= _tables.ENGINE["certify_min_rows"] and x.dtype != _UINT8:
             return certified_classes(self.stages[0], x)
         z = self._run(x)
@@ -293,7 +291,16 @@ class InferenceModel:
     def predict(self, x):
         """Classes (m,) int64: ``argmax(logits(x), axis=1)``, the first maximum; through a
         float tail on float rows mostly without its exact product (:func:`certified_classes`)."""
-        return self._chunks(check_model_input(x, self.n_in, self.dtype), True)
+        return self._batch(check_model_input(x, self.n_in, self.dtype), True)
+
+    def _batch(self, x, predict):
+        """A checked batch: straight to the fused pass when it takes the batch (a batch of one
+        is a few steps: no chunking), else ``_chunks``."""
+        fused = self.fused
+        m = x.shape[0]
+        if fused is not None and m and fused.takes(m):
+            return fused(x, predict)
+        return self._chunks(x, predict)
 
     def predict_proba(self, x):
         """Class probabilities (m, n_classes) of the model dtype, rows summing to 1:
