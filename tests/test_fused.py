@@ -3,12 +3,18 @@ batch for a chain of sign stages + [BinaryDense (+ BatchNorm)], and for binary s
 regression; bit for bit the stage-by-stage path, from several threads at once too."""
 import threading
 
+import numba
 import numpy as np
 import pytest
 from random_models import randomise
 
-from fastbin import runtime
+from fastbin import pack_weights, runtime
 from fastbin._config import TABLE
+from fastbin.kernels.binary_product.count_block import COLS as COUNT_COLS
+from fastbin.kernels.binary_product.count_block import xor_counts
+from fastbin.kernels.sign_product._lanes import plane_words
+from fastbin.kernels.sign_product.plane_block import COLS as PLANE_COLS
+from fastbin.kernels.sign_product.plane_block import plane_sums
 from fastbin.nn.model import mlp, softmax_regression
 from fastbin.runtime import _fused
 
@@ -164,3 +170,128 @@ def test_fused_mnist_sizes_float_first_layer(rng):
                 np.testing.assert_array_equal(logits, _stage_path(model, x), err_msg=f"{kind} m={m}")
                 np.testing.assert_array_equal(logits, unfolded.forward(x), err_msg=f"{kind} m={m}")
                 np.testing.assert_array_equal(model.predict(x), unfolded.predict(x))
+
+
+
+@numba.njit
+def _plane_sums_all(row, w_bits, planes, sums):
+    """The row's pixel total (``plane_words``) and ``sums[b] = plane_sums(planes, w_bits, COLS b, n - 1)``."""
+    k = row.shape[0]
+    total = 0
+    for t in range(w_bits.shape[1]):
+        total += plane_words(row, t * 64, min(64, k - t * 64), planes, t)
+    for b in range(sums.shape[0]):
+        plane_sums(planes, w_bits, b * PLANE_COLS, w_bits.shape[0] - 1, sums[b])
+    return total
+
+
+@pytest.mark.parametrize("k", [1, 63, 64, 65, 200, 784])
+def test_plane_sums_match_the_pixel_sums(k, rng):
+    """``plane_block.plane_sums``: per block of COLS rows of W (the last ones repeated past n)
+    the sum of the row's pixels under each row's -1 bits, exact; the largest sums too."""
+    for n in (1, 5, 8, 13):
+        w = pack_weights(rng.standard_normal((k, n)))
+        signs = np.unpackbits(w.bits.view(np.uint8), axis=1, bitorder="little")[:, :k].astype(bool)  # True: -1
+        for row in (rng.integers(0, 256, k, dtype=np.uint8), np.full(k, 255, np.uint8)):
+            planes = np.zeros((w.bits.shape[1], 8), np.uint64)
+            blocks = -(-n // PLANE_COLS)
+            sums = np.full((blocks, PLANE_COLS), -7, np.int64)
+            total = _plane_sums_all(row, w.bits, planes, sums)
+            assert total == int(row.sum(dtype=np.int64))
+            want = np.array([int(row[signs[j]].sum(dtype=np.int64)) for j in range(n)])
+            rows = np.minimum(np.arange(blocks * PLANE_COLS), n - 1)
+            np.testing.assert_array_equal(sums.ravel(), want[rows], err_msg=str((k, n)))
+
+
+@numba.njit
+def _xor_counts_all(a, w, counts):
+    for b in range(counts.shape[0]):
+        xor_counts(a, w, b * COUNT_COLS, w.shape[0] - 1, counts[b])
+
+
+@pytest.mark.parametrize("n_words", [1, 7, 8, 9, 16, 17])
+def test_xor_counts_match_popcounts(n_words, rng):
+    """``count_block.xor_counts``: per block of COLS rows of w (the last repeated past n)
+    ``popcount(a ^ w[j])``, over a whole number of 8-word chunks or a masked last one;
+    all bits differing and none."""
+    for n in (1, 6, 8, 11):
+        w = rng.integers(0, 256, (n, 8 * n_words), dtype=np.uint8).view(np.uint64)
+        for a in (rng.integers(0, 256, 8 * n_words, dtype=np.uint8).view(np.uint64), ~w[0], w[-1].copy()):
+            want = np.array([int(np.unpackbits((a ^ w[j]).view(np.uint8)).sum()) for j in range(n)])
+            blocks = -(-n // COUNT_COLS)
+            counts = np.full((blocks, COUNT_COLS), -7, np.int64)
+            _xor_counts_all(a, w, counts)
+            rows = np.minimum(np.arange(blocks * COUNT_COLS), n - 1)
+            np.testing.assert_array_equal(counts.ravel(), want[rows], err_msg=str((n_words, n)))
+        assert want[-1] == 0  # a == w[-1]
+
+
+AVX2_CHILD = r"""
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from random_models import randomise
+from fastbin import _config
+from fastbin.nn.model import mlp, softmax_regression
+
+assert _config.CPU_KIND == "avx2" and not _config.FLOAT_LUT and not _config.VECTOR_POPCOUNT, _config.CPU_KIND
+rng = np.random.default_rng(3)
+runs = 0
+for make in (lambda: mlp([100, 65, 33, 7], binary_weights=True, binary_activations=True, scale=True),
+             lambda: mlp([784, 512, 512, 10], binary_weights=True, binary_activations=True),
+             lambda: mlp([100, 65, 7], binary_weights=True, binary_activations=True, dtype="float64"),
+             lambda: softmax_regression(100, 7, binary_weights=True, init="normal")):
+    unfolded = randomise(make(), rng)
+    model = unfolded.to_inference()
+    for m in (1, 2, 5):
+        u8 = rng.integers(0, 256, (m, model.n_in), dtype=np.uint8)
+        for x in (u8, (u8 / 255).astype(model.dtype)):
+            before = model.fused.calls
+            logits = model.logits(x)
+            assert model.fused.calls == before + 1
+            assert np.array_equal(logits, model._run(x)), (m, x.dtype)
+            assert np.array_equal(model.predict(x), logits.argmax(axis=1))
+            runs += 1
+print(runs)
+"""
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="compiles for another CPU: needs the JIT")
+def test_fused_compiled_for_zen3():
+    """The fused pass in a child compiled for Zen 3 (AVX2, no AVX-512, no vector popcount:
+    ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` as tests/test_sign_avx2.py): the AVX2 CPUs' code
+    path (no table lookups inside the fused call, ``ctpop`` lowered without ``vpopcntq``),
+    bit for bit the stage path's, uint8 and float rows, float32 and float64."""
+    import os
+    import subprocess
+    import sys
+
+    from numba.core.registry import cpu_target
+    from test_sign_avx2 import avx2_features
+
+    triple, _cpu, features = cpu_target.target_context.codegen().magic_tuple()
+    if not triple.startswith("x86_64") or "+avx2" not in features.split(","):
+        pytest.skip("not an x86-64 CPU with AVX2")
+    env = {**os.environ, "NUMBA_CPU_NAME": "znver3", "NUMBA_CPU_FEATURES": avx2_features(features)}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    here = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run([sys.executable, "-c", AVX2_CHILD, here], env=env, capture_output=True, text=True,
+                          timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.strip().splitlines()[-1]) == 4 * 3 * 2
+
+
+def test_float_plan_follows_table_edits(models, rng, monkeypatch):
+    """The fused call keeps its plan of the first layer's float product per thread and batch
+    size, and plans again after a threshold table is edited; either plan gives the stage
+    path's logits."""
+    from fastbin import _config
+
+    model = models["bnn_f64"].to_inference()  # float64: no lookup form, "rows" or BLAS by the table
+    x = _inputs(rng, 2, 100, np.float64)["float"]
+    monkeypatch.setitem(_config.TABLE, "dense_rows_max_product", 1)
+    np.testing.assert_array_equal(model.logits(x), _stage_path(model, x))
+    assert model.fused.local.hows[2][1] == _fused._GIVEN
+    monkeypatch.setitem(_config.TABLE, "dense_rows_max_product", 10**6)
+    np.testing.assert_array_equal(model.logits(x), _stage_path(model, x))
+    assert model.fused.local.hows[2][1] == _fused._ROWS

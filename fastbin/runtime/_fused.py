@@ -8,21 +8,25 @@ that tail alone (binary softmax regression).
 model then sends every batch it takes (:meth:`Fused.takes`) to one jitted
 function, which runs every stage row by row:
 
-* the first layer on uint8 rows: the bit-plane product of
-  ``fastbin.kernels.sign_product.portable`` (``plane_words``/``plane_dot``, exact
-  integers; on AArch64, ``_config.UINT8_MASK_ROWS``, the pixel sums under byte masks
-  of ``sign_product.uint8_rows``, 4 rows of W at a time, the same integers) and the
-  stage's int64 ``"uint8"`` thresholds (or, tail first, the logits);
+* the first layer on uint8 rows: the row's bit planes (``_lanes.plane_words``) against
+  8 rows of W per load of the planes (``sign_product.plane_block.plane_sums``: an AND
+  with a broadcast word, ``vpopcntq`` and an add per word and output, one transposing
+  tree per 8 outputs; exact integers; on AArch64, ``_config.UINT8_MASK_ROWS``, the pixel
+  sums under byte masks of ``sign_product.uint8_rows``, 4 rows of W at a time, the same
+  integers) and the stage's int64 ``"uint8"`` thresholds (or, tail first, the logits);
 * on float rows: ``dot = x @ sign(W)`` as the stage path gets it: tail
   first, the exact product (``exact_sign_dot_rows``); before the float
   thresholds of a sign stage, the fast product the planner picks
   (``fastbin.kernels.sign_product.plan_dense``: ``"lut_rows"``, the table
-  lookups on the cached nibbles, one call before the fused one; ``"rows"``,
-  ``sign_dot_rows`` inside the fused function; else ``dense_sign_matmul(...,
+  lookups of ``sign_dot_lut`` on the cached nibbles, and ``"rows"``,
+  ``sign_dot_rows``, inside the fused function; else ``dense_sign_matmul(...,
   exact=False)`` handed in) refined to the exact product near each threshold
-  (``refine_near_thresholds``), so the signs are the exact product's;
-* packed stages: ``k - 2 * popcount(a ^ w)`` and the int64 ``"packed"``
-  thresholds (exact);
+  (``refine_row`` with the thresholds' float64 values and slack made once at build,
+  as ``refine_near_thresholds`` makes them per call), so the signs are the exact
+  product's;
+* packed stages: ``k - 2 * popcount(a ^ w)`` (8 rows of w per load of ``a``:
+  ``binary_product.count_block.xor_counts``; on AArch64, ``_config.XOR_COUNT_ROWS4``,
+  4 rows in byte lanes) and the int64 ``"packed"`` thresholds (exact);
 * the tail: ``dot * scale + bias`` (``fastbin.reference.dense_affine``) then
   ``(z - mean) * k + beta`` (``bn_affine``), each operation one IEEE
   operation in the model dtype, in that order, each result passed through
@@ -48,9 +52,15 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
-from .._config import UINT8_MASK_ROWS, XOR_COUNT_ROWS4, jit
+from .. import _tables
+from .._config import BYTE_POPCOUNT_LANES, UINT8_MASK_ROWS, XOR_COUNT_ROWS4, jit
 from ..bits import n_words_for
+from ..kernels.binary_product.count_block import COLS as _COUNT_COLS
+from ..kernels.binary_product.count_block import xor_bits as _xor_bits
+from ..kernels.binary_product.count_block import xor_counts as _xor_counts
 from ..kernels.binary_product.rows4 import xor_counts4 as _xor_counts4
 from ..kernels.intrinsics import opaque as _opaque
 from ..kernels.intrinsics import to_float as _to_float
@@ -58,7 +68,10 @@ from ..kernels.intrinsics import xor_count as _xor_count
 from ..kernels.sign_product import few_rows, plan_dense
 from ..kernels.sign_product._lanes import plane_dot, plane_words
 from ..kernels.sign_product.avx512 import lut_scratch, sign_dot_lut
-from ..kernels.sign_product.exact import exact_sign_dot_rows, grid_scratch, refine_near_thresholds
+from ..kernels.sign_product.exact import exact_sign_dot_rows, grid_scratch, refine_row
+from ..kernels.sign_product.plane_block import COLS as _PLANE_COLS
+from ..kernels.sign_product.plane_block import plane_bits as _plane_bits
+from ..kernels.sign_product.plane_block import plane_sums as _plane_sums
 from ..kernels.sign_product.portable import sign_dot_rows
 from ..kernels.sign_product.uint8_rows import mask_sums1 as _mask_sums1
 from ..kernels.sign_product.uint8_rows import mask_sums4 as _mask_sums4
@@ -79,6 +92,14 @@ _T_W, _T_N, _T_NW, _T_BITS, _T_SCALE_F, _T_SCALE_U8, _T_BIAS, _T_BN = range(8)
 # packed stage records: ints[_STAGES + 5 * s + field]
 _STAGES = 16
 _S_W, _S_N, _S_NW, _S_BITS, _S_THR = range(5)
+#: 8 outputs per load of the planes or activation words (``plane_block``, ``count_block``) where
+#: the CPU has a vector popcount (``vpopcntq``; 32 zmm registers); without it (AVX2: 16 ymm, the
+#: popcounts built from byte lookups) the 8 accumulators spilled and one output at a time was
+#: faster (znver3 code on Zen 5: float rows 21.2 us against 17.8 us). A compile-time choice keyed
+#: by the CPU like the cache (``_config.BYTE_POPCOUNT_LANES``).
+_BLOCKS = not BYTE_POPCOUNT_LANES
+#: length of the int64 scratch of ``plane_sums`` and ``xor_counts``
+_SUMS = max(_PLANE_COLS, _COUNT_COLS)
 
 
 # ---------------------------------------------------------------------------
@@ -125,16 +146,21 @@ def _stage_bit(count, n_bits, ints, at, n, j, j0):
 
 
 @jit
-def _packed_stage(a, w, n_bits, ints, at, out):
+def _packed_stage(a, w, n_bits, ints, at, out, counts):
     """``out`` words: bit j set where ``sign * (n_bits - 2 popcount(a ^ w[j])) < signed``
-    (``XOR_COUNT_ROWS4``: 4 rows of ``w`` per load of ``a``, the same counts)."""
+    (``XOR_COUNT_ROWS4``: 4 rows of ``w`` per load of ``a``; else ``_COUNT_COLS`` rows per
+    ``xor_counts``, ``counts`` its (``_COUNT_COLS``,) int64 scratch; the same counts)."""
     n, n_words = w.shape
     for word in range(out.shape[0]):
         j0 = word * 64
         j1 = min(n, j0 + 64)
         bits = np.uint64(0)
         j4 = j0
-        if XOR_COUNT_ROWS4:
+        if _BLOCKS and not XOR_COUNT_ROWS4:
+            for j in range(j0, j1, _COUNT_COLS):
+                bits |= _xor_bits(a, w, j, n_bits, ints, at) << np.uint64(j - j0)
+            j4 = j1
+        elif XOR_COUNT_ROWS4:
             j4 = j0 + (j1 - j0) // 4 * 4
             for j in range(j0, j4, 4):
                 c0, c1, c2, c3 = _xor_counts4(a, 0, w, j)
@@ -148,23 +174,30 @@ def _packed_stage(a, w, n_bits, ints, at, out):
 
 
 @jit
-def _chain_and_tail(a, b, wflat, ints, floats, out_row):
+def _chain_and_tail(a, b, wflat, ints, floats, out_row, counts):
     """The packed stages after the first one (words in ``a``, ``b`` the other
-    buffer), then the tail's logits into ``out_row``."""
+    buffer), then the tail's logits into ``out_row`` (``counts``: a (``_COUNT_COLS``,) int64
+    scratch)."""
     for s in range(ints[_N_PACKED]):
         r = _STAGES + 5 * s
         n, n_words = ints[r + _S_N], ints[r + _S_NW]
         w0 = ints[r + _S_W]
         w = wflat[w0 : w0 + n * n_words].reshape((n, n_words))
         out = b[: (n + 63) // 64]
-        _packed_stage(a[:n_words], w, ints[r + _S_BITS], ints, ints[r + _S_THR], out)
+        _packed_stage(a[:n_words], w, ints[r + _S_BITS], ints, ints[r + _S_THR], out, counts)
         a, b = out, a
     n, n_words, n_bits = ints[_TAIL + _T_N], ints[_TAIL + _T_NW], ints[_TAIL + _T_BITS]
     w0 = ints[_TAIL + _T_W]
     w = wflat[w0 : w0 + n * n_words].reshape((n, n_words))
     scale_at = ints[_TAIL + _T_SCALE_F]
     j4 = 0
-    if XOR_COUNT_ROWS4:
+    if _BLOCKS and not XOR_COUNT_ROWS4:
+        for j in range(0, n, _COUNT_COLS):
+            _xor_counts(a, w, j, n - 1, counts)
+            for c in range(min(_COUNT_COLS, n - j)):
+                out_row[j + c] = _affine(_to_float(out_row[0], n_bits - 2 * counts[c]), j + c, ints, floats, scale_at)
+        j4 = n
+    elif XOR_COUNT_ROWS4:
         j4 = n // 4 * 4
         for j in range(0, j4, 4):
             c0, c1, c2, c3 = _xor_counts4(a, 0, w, j)
@@ -177,21 +210,16 @@ def _chain_and_tail(a, b, wflat, ints, floats, out_row):
 
 
 @jit(inline="always")
-def _first_dots4(row, planes, w0, j, total):
-    """``row @ sign(w0_r)`` for ``r = j .. j + 3`` (exact int64)."""
-    if UINT8_MASK_ROWS:
-        s0, s1, s2, s3 = _mask_sums4(row, w0, j)
-        return total - 2 * s0, total - 2 * s1, total - 2 * s2, total - 2 * s3
-    return (total - 2 * plane_dot(planes, w0, j), total - 2 * plane_dot(planes, w0, j + 1),
-            total - 2 * plane_dot(planes, w0, j + 2), total - 2 * plane_dot(planes, w0, j + 3))
+def _first_dots4(row, w0, j, total):
+    """``row @ sign(w0_r)`` for ``r = j .. j + 3`` (exact int64; AArch64's byte-mask sums)."""
+    s0, s1, s2, s3 = _mask_sums4(row, w0, j)
+    return total - 2 * s0, total - 2 * s1, total - 2 * s2, total - 2 * s3
 
 
 @jit(inline="always")
-def _first_dot1(row, planes, w0, j, total):
-    """``row @ sign(w0_j)`` (exact int64)."""
-    if UINT8_MASK_ROWS:
-        return total - 2 * _mask_sums1(row, w0, j)
-    return total - 2 * plane_dot(planes, w0, j)
+def _first_dot1(row, w0, j, total):
+    """``row @ sign(w0_j)`` (exact int64; AArch64's byte-mask sums)."""
+    return total - 2 * _mask_sums1(row, w0, j)
 
 
 @jit(inline="always")
@@ -200,6 +228,42 @@ def _u8_bit(d, ints, at, n0, j, j0):
     if ints[at + j] * d < ints[at + n0 + j]:
         return np.uint64(1) << np.uint64(j - j0)
     return np.uint64(0)
+
+
+@jit
+def _first_layer_planes(row, w0, planes, tail_first, ints, floats, at, sums, a, out_row):
+    """The first layer on uint8 ``row`` (k,) by its bit planes (``planes``: an (n_words, 8)
+    uint64 scratch), ``_PLANE_COLS`` outputs per ``plane_sums``: tail first, the logits into
+    ``out_row``; else the first sign stage's words into ``a``."""
+    k = row.shape[0]
+    n0, n_words = w0.shape
+    total = 0
+    for t in range(n_words):
+        total += plane_words(row, t * 64, min(64, k - t * 64), planes, t)
+    last = n0 - 1
+    scale_at = ints[_TAIL + _T_SCALE_U8]
+    for word in range((n0 + 63) // 64):
+        j0 = word * 64
+        j1 = min(n0, j0 + 64)
+        bits = np.uint64(0)
+        if not _BLOCKS:  # one output at a time (see _BLOCKS)
+            for j in range(j0, j1):
+                d = total - 2 * plane_dot(planes, w0, j)
+                if tail_first:
+                    out_row[j] = _affine(_to_float(out_row[0], d), j, ints, floats, scale_at)
+                else:
+                    bits |= _u8_bit(d, ints, at, n0, j, j0)
+            j1 = j0
+        for j in range(j0, j1, _PLANE_COLS):
+            if tail_first:
+                _plane_sums(planes, w0, j, last, sums)
+                for c in range(min(_PLANE_COLS, j1 - j)):
+                    d = total - 2 * sums[c]
+                    out_row[j + c] = _affine(_to_float(out_row[0], d), j + c, ints, floats, scale_at)
+            else:
+                bits |= _plane_bits(planes, w0, j, total, ints, at) << np.uint64(j - j0)
+        if not tail_first:
+            a[word] = bits
 
 
 @jit
@@ -215,26 +279,29 @@ def fused_uint8(x, w0, wflat, ints, floats, scratch, logits, labels, predict):
     b = scratch[n_words * 8 + width : n_words * 8 + 2 * width]
     tail_first = ints[_TAIL_FIRST] == 1
     at = ints[_U8_THR]
+    sums = np.empty(_SUMS, np.int64)  # plane_sums' and xor_counts' scratch
     for i in range(m):
         row = x[i]
         out_row = logits[0] if predict else logits[i]
-        if UINT8_MASK_ROWS:
-            total = _row_total(row)
-        else:
-            total = 0
-            for t in range(n_words):
-                total += plane_words(row, t * 64, min(64, k - t * 64), planes, t)
+        if not UINT8_MASK_ROWS:
+            _first_layer_planes(row, w0, planes, tail_first, ints, floats, at, sums, a, out_row)
+            if not tail_first:
+                _chain_and_tail(a, b, wflat, ints, floats, out_row, sums)
+            if predict:
+                labels[i] = _argmax(out_row)
+            continue
+        total = _row_total(row)
         if tail_first:
             scale_at = ints[_TAIL + _T_SCALE_U8]
             n4 = n0 // 4 * 4
             for j in range(0, n4, 4):
-                d0, d1, d2, d3 = _first_dots4(row, planes, w0, j, total)
+                d0, d1, d2, d3 = _first_dots4(row, w0, j, total)
                 out_row[j] = _affine(_to_float(out_row[0], d0), j, ints, floats, scale_at)
                 out_row[j + 1] = _affine(_to_float(out_row[0], d1), j + 1, ints, floats, scale_at)
                 out_row[j + 2] = _affine(_to_float(out_row[0], d2), j + 2, ints, floats, scale_at)
                 out_row[j + 3] = _affine(_to_float(out_row[0], d3), j + 3, ints, floats, scale_at)
             for j in range(n4, n0):
-                d = _first_dot1(row, planes, w0, j, total)
+                d = _first_dot1(row, w0, j, total)
                 out_row[j] = _affine(_to_float(out_row[0], d), j, ints, floats, scale_at)
         else:
             for word in range((n0 + 63) // 64):
@@ -243,40 +310,70 @@ def fused_uint8(x, w0, wflat, ints, floats, scratch, logits, labels, predict):
                 j4 = j0 + (j1 - j0) // 4 * 4
                 bits = np.uint64(0)
                 for j in range(j0, j4, 4):
-                    d0, d1, d2, d3 = _first_dots4(row, planes, w0, j, total)
+                    d0, d1, d2, d3 = _first_dots4(row, w0, j, total)
                     bits |= _u8_bit(d0, ints, at, n0, j, j0)
                     bits |= _u8_bit(d1, ints, at, n0, j + 1, j0)
                     bits |= _u8_bit(d2, ints, at, n0, j + 2, j0)
                     bits |= _u8_bit(d3, ints, at, n0, j + 3, j0)
                 for j in range(j4, j1):
-                    bits |= _u8_bit(_first_dot1(row, planes, w0, j, total), ints, at, n0, j, j0)
+                    bits |= _u8_bit(_first_dot1(row, w0, j, total), ints, at, n0, j, j0)
                 a[word] = bits
-            _chain_and_tail(a, b, wflat, ints, floats, out_row)
+            _chain_and_tail(a, b, wflat, ints, floats, out_row, sums)
         if predict:
             labels[i] = _argmax(out_row)
 
 
+def _lut_dot(x, nib, dot, tab, acc):
+    """``sign_dot_lut(x, nib, dot, tab, acc)`` on float32 rows and the nibbles ``nib``; in
+    jitted code nothing where ``nib`` is None or the rows float64 (a model without the lookup
+    form: ``fused_float`` never asks then, and the lookups' AVX-512 permutes are not
+    compiled on a CPU without them)."""
+    sign_dot_lut(x, nib, dot, tab, acc)
+
+
+@overload(_lut_dot)
+def _lut_dot_jit(x, nib, dot, tab, acc):
+    if isinstance(nib, types.Array) and x.dtype == types.float32:
+        return lambda x, nib, dot, tab, acc: sign_dot_lut(x, nib, dot, tab, acc)
+    return lambda x, nib, dot, tab, acc: None
+
+
+#: how ``fused_float`` gets the first layer's product: handed in, or computed in the call by
+#: ``sign_dot_rows``, by ``sign_dot_lut`` (the table lookups on the cached nibbles) or exactly
+#: (``exact_sign_dot_rows``, a float tail first)
+_GIVEN, _ROWS, _LUT, _EXACT = range(4)
+
+
 @jit
-def fused_float(x, rows, w0, dot, compute, t0, unit, tiny, q, wflat, ints, floats, scratch, logits, labels,
+def fused_float(x, rows, w0, nib, tab, acc, dot, how, f64, unit, near, wflat, ints, floats, scratch, logits, labels,
                 predict):
     """Every stage on float rows ``x`` (m, n_in) of the model dtype. The first
-    layer's ``dot`` (m, n0): tail first (logits), the exact product
-    (``exact_sign_dot_rows(x, w0, dot, q)`` here when ``compute``, else given);
-    a sign stage first, the fast ``sign_dot_rows(x, rows, dot)`` (here when
-    ``compute``, else given) refined to the exact product near its float
-    thresholds ``t0`` (``refine_near_thresholds``), as the stage path does.
-    ``q``: the grid scratch row of ``fastbin.kernels.sign_product.exact``."""
-    m = x.shape[0]
-    tail_first = ints[_TAIL_FIRST] == 1
-    if compute:
-        if tail_first:
-            exact_sign_dot_rows(x, w0, dot, q)
-        else:
-            sign_dot_rows(x, rows, dot)
-    if not tail_first:
-        refine_near_thresholds(x, w0, dot, t0, unit, tiny, q)
+    layer's ``dot`` (m, n0), by ``how`` (``_GIVEN``: as handed in; ``_ROWS``:
+    ``sign_dot_rows(x, rows, dot)``; ``_LUT``: ``sign_dot_lut(x, nib, dot, tab, acc)``,
+    ``nib`` the cached nibbles or None;
+    ``_EXACT``: ``exact_sign_dot_rows(x, w0, dot, q)``, the logits of a tail first).
+    A sign stage first: the fast product refined to the exact one near its float
+    thresholds (``refine_row`` with ``t64``/``slack``, the thresholds in float64 and
+    their two ulps, and ``near`` (n0,) bool scratch), as the stage path's
+    ``refine_near_thresholds``. ``f64`` (2 n0 + k,) holds ``t64``, ``slack`` and ``q``, the
+    grid scratch row of ``fastbin.kernels.sign_product.exact`` (one argument, not three:
+    each costs the call's dispatch about 50 ns)."""
+    m, k = x.shape
     n0 = dot.shape[1]
+    t64, slack = f64[:n0], f64[n0 : 2 * n0]
+    q = f64[2 * n0 : 2 * n0 + k].reshape((1, k))
+    tail_first = ints[_TAIL_FIRST] == 1
+    if how == _EXACT:
+        exact_sign_dot_rows(x, w0, dot, q)
+    elif how == _ROWS:
+        sign_dot_rows(x, rows, dot)
+    elif how == _LUT:
+        _lut_dot(x, nib, dot, tab, acc)
+    if not tail_first:
+        for i in range(m):
+            refine_row(x[i], w0, dot[i], t64, slack, unit, q, near)
     width = ints[_MAX_WORDS]
+    sums = np.empty(_SUMS, np.int64)  # xor_counts' scratch
     a = scratch[:width]
     b = scratch[width : 2 * width]
     at = ints[_F_THR]
@@ -294,7 +391,7 @@ def fused_float(x, rows, w0, dot, compute, t0, unit, tiny, q, wflat, ints, float
                     if floats[at + j] * dot[i, j] < floats[at + n0 + j]:
                         bits |= np.uint64(1) << np.uint64(j - j0)
                 a[word] = bits
-            _chain_and_tail(a, b, wflat, ints, floats, out_row)
+            _chain_and_tail(a, b, wflat, ints, floats, out_row, sums)
         if predict:
             labels[i] = _argmax(out_row)
 
@@ -369,9 +466,12 @@ class Fused:
         n0 = self.n0 = first.weights.packed.rows
         ints[_TAIL_FIRST] = 0 if signs else 1
         self.tail_first = not signs
-        #: the first sign stage's float thresholds (refinement of the fast product), or a dummy
-        self.t0 = np.ascontiguousarray(signs[0].thresholds["float"][0], dtype) if signs else np.zeros(1, dtype)
-        self.rounding = rounding_constants(dtype)
+        #: the first sign stage's float thresholds in float64 and their two ulps (``slack``), as
+        #: ``refine_near_thresholds`` makes them, for the refinement of the fast product; or dummies
+        t0 = np.asarray(signs[0].thresholds["float"][0], dtype) if signs else np.zeros(n0, dtype)
+        self.unit, tiny = rounding_constants(dtype)
+        self.t64 = t0.astype(np.float64)
+        self.slack = 2.0 * (np.abs(self.t64) * 2.0 * self.unit + tiny)
         ints[_N_PACKED] = max(len(signs) - 1, 0)
         ints[_N0] = n0
         widths = [n_words_for(s.n_out) for s in signs] or [1]
@@ -410,6 +510,9 @@ class Fused:
         return m < few_rows()
 
     def _scratch(self):
+        """This thread's ``(words, row, label)`` scratch (made on first use; also its dict of
+        product buffers ``dots``, the plans ``hows``, and ``f64``, ``tables``, ``near`` for float
+        rows)."""
         local = self.local
         try:
             return local.words, local.row, local.label
@@ -418,9 +521,28 @@ class Fused:
             local.row = np.zeros((1, self.n_classes), self.dtype)
             local.label = np.zeros(1, np.int64)
             local.dots = {}
-            local.grid = None
-            local.tables = None
+            local.hows = {}
+            local.f64 = np.concatenate([self.t64, self.slack, grid_scratch(self.n_in).ravel()])
+            local.tables = lut_scratch(self.n_in) if self.nibbles0 is not None else (
+                np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32))
+            local.near = np.zeros(self.n0, np.bool_)
             return local.words, local.row, local.label
+
+    def _how(self, m):
+        """How ``fused_float`` gets the first layer's product of ``m`` float rows: tail first,
+        exactly (``_EXACT``), else the fast product the stage path's engine would take
+        (``plan_dense``), refined inside the call: ``_LUT``/``_ROWS`` computed there, or
+        ``_GIVEN``. The plan is kept per thread and ``m`` until a threshold table is edited."""
+        if self.tail_first:
+            return _EXACT
+        held = self.local.hows.get(m)
+        count = _tables.edits()[0]
+        if held is not None and held[0] == count:
+            return held[1]
+        name = plan_dense(m, self.n_in, self.n0, self.dtype, exact=False, nibbles=self.nibbles0 is not None).name
+        how = _LUT if name == "lut_rows" else _ROWS if name == "rows" else _GIVEN
+        self.local.hows[m] = (count, how)
+        return how
 
     def __call__(self, x, predict=False):
         """Logits (m, n_classes), or with ``predict`` the classes (m,) int64,
@@ -434,29 +556,15 @@ class Fused:
         if x.dtype == _UINT8:
             fused_uint8(x, self.w0, self.wflat, self.ints, self.floats, words, logits, labels, predict)
         else:
-            if self.tail_first:  # the exact product, row by row inside the fused call
-                name = "exact_rows"
-            else:  # the fast product the stage path's engine would take, refined inside the fused call
-                name = plan_dense(m, self.n_in, self.n0, self.dtype, exact=False,
-                                  nibbles=self.nibbles0 is not None).name
-            compute = name in ("exact_rows", "rows")  # computed inside the fused call
-            if compute or name == "lut_rows":
-                dots = self.local.dots
-                dot = dots.get(m)
-                if dot is None:
-                    dot = dots[m] = np.empty((m, self.n0), self.dtype)
-                if name == "lut_rows":  # the table lookups on the cached nibbles, one call before
-                    tables = self.local.tables
-                    if tables is None:
-                        tables = self.local.tables = lut_scratch(self.n_in)
-                    sign_dot_lut(x, self.nibbles0, dot, *tables)
-            else:  # the very product of the stage path
+            local = self.local
+            dot = local.dots.get(m)
+            if dot is None:
+                dot = local.dots[m] = np.empty((m, self.n0), self.dtype)
+            how = self._how(m)
+            if how == _GIVEN:  # the very product of the stage path
                 dot = dense_sign_matmul(x, self.first_weights.packed, signs=self.first_weights.signs,
                                         rows=self.rows0, nibbles=self.nibbles0, exact=False)
-            grid = self.local.grid
-            if grid is None:
-                grid = self.local.grid = grid_scratch(self.n_in)
-            fused_float(x, self.rows0, self.w0, dot, compute, self.t0, *self.rounding, grid, self.wflat, self.ints,
-                        self.floats, words, logits, labels, predict)
+            fused_float(x, self.rows0, self.w0, self.nibbles0, *local.tables, dot, how, local.f64, self.unit,
+                        local.near, self.wflat, self.ints, self.floats, words, logits, labels, predict)
         self.calls += 1
         return labels if predict else logits

@@ -264,7 +264,7 @@ class InferenceModel:
         self.certify = _certifiable(self.stages, engine)
 
     def logits(self, x):
-        return self._chunks(check_model_input(x, self.n_in, self.dtype), False)
+        return self._batch(check_model_input(x, self.n_in, self.dtype), False)
 
     forward = logits
 
@@ -295,7 +295,16 @@ class InferenceModel:
     def predict(self, x):
         """Classes (m,) int64: ``argmax(logits(x), axis=1)``, the first maximum; through a
         float tail on float rows mostly without its exact product (:func:`certified_classes`)."""
-        return self._chunks(check_model_input(x, self.n_in, self.dtype), True)
+        return self._batch(check_model_input(x, self.n_in, self.dtype), True)
+
+    def _batch(self, x, predict):
+        """A checked batch: straight to the fused pass when it takes the batch (a batch of one
+        is a few steps: no chunking), else ``_chunks``."""
+        fused = self.fused
+        m = x.shape[0]
+        if fused is not None and m and fused.takes(m):
+            return fused(x, predict)
+        return self._chunks(x, predict)
 
     def predict_proba(self, x):
         """Class probabilities (m, n_classes) of the model dtype, rows summing to 1:
