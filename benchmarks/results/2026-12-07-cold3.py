@@ -115,7 +115,7 @@ def speed(repeats, before):
     rows = {"main's kernel": _main_blocked(before).binary_matmul_kernel,
             "kernel (_dots)": blocked.binary_matmul_kernel, "rows": blocked.binary_matmul_rows,
             "rows, helpers inlined": _variant(blocked, True), "rows, helpers not inlined": _variant(blocked, False)}
-    for m, k, n in ((1, 784, 512), (4, 784, 512), (7, 2048, 2048), (1, 4096, 4096), (64, 784, 5)):
+    for m, k, n in ((1, 784, 512), (4, 784, 512), (7, 2048, 2048), (1, 4096, 4096), (64, 784, 5), (128, 784, 512)):
         a = fastbin.pack_signs(rng.standard_normal((m, k)))
         w = fastbin.pack_weights(rng.standard_normal((k, n)))
         out = np.zeros((m, n), np.int32)
