@@ -1,7 +1,8 @@
 """Binary x binary products (xor + popcount): the kernels side by side, and the planner.
 
 * ``blocked``: the blocked kernels, with 8-row lane panels (serial and threaded),
-  for ``binary_matmul`` and ``binary_dense_sign``;
+  for ``binary_matmul`` and ``binary_dense_sign``, and the row blocks alone
+  (``blocked_rows``: below 8 rows of ``a``, or of ``w`` unthreaded);
 * ``_lanes``: the lane block with a native vector popcount; ``_lanes_bytes``: the
   same with byte popcounts (CPUs without VPOPCNTDQ; a compile-time choice keyed by
   the CPU like the cache: ``_config.BYTE_POPCOUNT_LANES``);

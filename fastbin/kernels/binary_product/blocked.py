@@ -10,6 +10,9 @@ whole extra dispatch on a 1 x 784 call.
 * ``binary_matmul_kernel(a_bits, w_bits, n_bits, out) -> bool``: ``a_bits``
   uint64 (m, n_words), ``w_bits`` uint64 (n, n_words), both C-contiguous;
   ``n_bits`` = k; ``out`` int32 (m, n) receives ``sign(A) @ sign(W)``.
+* ``binary_matmul_rows(...)``: the same with the row blocks only (no lane
+  panels in its call graph: a cold first call compiles less); the planner's
+  kernel below 8 rows of ``a`` or ``w``.
 * ``binary_matmul_parallel(...)``: the same, rows of ``a`` split over threads.
 * ``binary_dense_sign_kernel(a_bits, w_bits, n_bits, thresholds, flip,
   out_bits) -> bool``: ``thresholds`` int64 (n,), ``flip`` bool (n,), ``out_bits``
