@@ -33,6 +33,7 @@ SCRIPT = r"""
 import json
 import numpy as np
 from fastbin import kernels as K
+from fastbin.kernels.binary_product import blocked
 from fastbin.kernels.sign_product import avx2, avx2_lut
 
 a = np.zeros((5, 13), np.uint64)
@@ -40,6 +41,8 @@ w = np.zeros((3, 13), np.uint64)
 x8 = np.zeros((2, 784), np.uint8)
 x32 = np.zeros((5, 784), np.float32)
 K.binary_matmul_kernel(a, w, 784, np.zeros((5, 3), np.int32))
+blocked.binary_matmul_rows(a, w, 784, np.zeros((5, 3), np.int32))
+K.binary_matmul_rows = blocked.binary_matmul_rows
 K.binary_dense_sign_kernel(a, w, 784, np.zeros(3, np.int64), np.zeros(3, np.bool_), np.zeros((5, 1), np.uint64))
 K.sign_matmul_uint8(x8, w, np.zeros((2, 3), np.int32))
 K.sign_matmul_float(x32, w, np.zeros((5, 3), np.float32))
@@ -49,7 +52,7 @@ K.sign_matmul_madd = avx2.sign_matmul_madd
 avx2_lut.sign_matmul_lut3(x32, w, np.zeros((5, 3), np.float32), 1 << 20)
 K.sign_matmul_lut3 = avx2_lut.sign_matmul_lut3
 found = {}
-for name in ["binary_matmul_kernel", "binary_dense_sign_kernel", "sign_matmul_uint8",
+for name in ["binary_matmul_kernel", "binary_matmul_rows", "binary_dense_sign_kernel", "sign_matmul_uint8",
              "sign_matmul_float", "pack_rows", "sign_matmul_madd", "sign_matmul_lut3"]:
     d = getattr(K, name)
     asm = d.inspect_asm(d.signatures[0])
@@ -68,7 +71,8 @@ def asm_counts():
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("kernel", ["binary_matmul_kernel", "binary_dense_sign_kernel", "sign_matmul_uint8"])
+@pytest.mark.parametrize("kernel", ["binary_matmul_kernel", "binary_matmul_rows", "binary_dense_sign_kernel",
+                                    "sign_matmul_uint8"])
 def test_popcount_loops_are_vector_popcounts(asm_counts, kernel):
     counts = asm_counts[kernel]
     assert counts[ISA["popcount"]] > 0 and counts[ISA["vector"]] > 0, counts

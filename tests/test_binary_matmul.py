@@ -237,7 +237,7 @@ def _block_runner(block):
 
 _RUNNERS = {
     name: [_block_runner(block) for block in blocks]
-    for name, blocks in (("native", _lanes.lane_blocks), ("bytes", _lanes_bytes.byte_lane_blocks))
+    for name, blocks in (("native", _lanes.lane_blocks()), ("bytes", _lanes_bytes.byte_lane_blocks()))
 }
 
 

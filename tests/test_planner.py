@@ -295,10 +295,13 @@ def test_dense_fast_product_on_avx2_by_k(monkeypatch):
     assert sign_product.plan_dense(16, 784, 200, f32, exact=True).name == "exact_rows"
 
 
-@pytest.mark.parametrize("name", ["blocked", "blocked_parallel", "rows4", "nibbles", "nibbles_parallel"])
+@pytest.mark.parametrize("name", ["blocked", "blocked_parallel", "blocked_rows", "rows4", "nibbles",
+                                  "nibbles_parallel"])
 def test_binary_paths_are_reached_from_the_public_api(name, rng, ran, monkeypatch):
     m, k, n = 9, 300, 70
-    if name == "rows4":  # binary_matmul's only (binary_dense_sign takes it for a folded model's few rows)
+    if name == "blocked_rows":  # binary_matmul's only, below 8 rows (binary_dense_sign: its blocked kernel)
+        m = 3
+    elif name == "rows4":  # binary_matmul's only (binary_dense_sign takes it for a folded model's few rows)
         use_cpu(monkeypatch, "neon", rows4_max_rows=9)
     elif name.startswith("nibbles"):  # binary_matmul's only, on the AVX2 kind from 16 rows
         _binary_needs(name)
@@ -311,7 +314,8 @@ def test_binary_paths_are_reached_from_the_public_api(name, rng, ran, monkeypatc
     thresholds, flip = rng.integers(-k, k, n), rng.random(n) < 0.5
     got = fastbin.binary_dense_sign(a, w, thresholds, flip, threads=threads)
     np.testing.assert_array_equal(got.bits, R.binary_dense_sign(a, w, thresholds, flip).bits)
-    sign_path = {"rows4": "blocked", "nibbles": "blocked", "nibbles_parallel": "blocked_parallel"}.get(name, name)
+    sign_path = {"rows4": "blocked", "blocked_rows": "blocked", "nibbles": "blocked",
+                 "nibbles_parallel": "blocked_parallel"}.get(name, name)
     assert ran == [("binary", name), ("binary_sign", sign_path)]
 
 
@@ -353,13 +357,19 @@ def test_an_edited_table_changes_the_plan(rng, monkeypatch):
     for got in (before, after):
         _check(got, R.sign_matmul(x, w), x, False)
     monkeypatch.setitem(table, "few_rows", 3)
-    assert binary_product.plan(4, 10, 13, few=True, threads=False).name == "blocked"
+    assert binary_product.plan(4, 10, 13, few=True, threads=False).name == "blocked_rows"
+    assert binary_product.plan(8, 10, 13, few=True, threads=False).name == "blocked"
+    assert binary_product.plan(8, 7, 13, few=True, threads=False).name == "blocked_rows"
     assert binary_product.plan(2, 10, 13, few=True, threads=False).name == "few_rows"
     monkeypatch.setitem(table, "rows4_max_rows", 2)
     assert binary_product.plan(2, 10, 13, few=True, threads=False).name == "few_rows4"
     assert binary_product.plan_sign(2, 10, 13, few=True, threads=False).name == "few_rows4"
     assert binary_product.plan(2, 10, 13, threads=False).name == "rows4"
-    assert binary_product.plan(3, 10, 13, threads=False).name == "blocked"
+    assert binary_product.plan(3, 10, 13, threads=False).name == "blocked_rows"
+    assert binary_product.plan(3, 10, 13, threads=True).name == "blocked_rows"  # one task below 8 rows
+    assert binary_product.plan(9, 10, 13, threads=False).name == "blocked"
+    assert binary_product.plan(9, 7, 13, threads=False).name == "blocked_rows"
+    assert binary_product.plan(9, 7, 13, threads=True).name == "blocked_parallel"
 
 
 def test_the_memo_of_plans_follows_every_edit(monkeypatch):
@@ -382,7 +392,7 @@ def test_the_memo_of_plans_follows_every_edit(monkeypatch):
     assert sign_product.plan(64, 784, 512, f32, False).name == "lut"
     monkeypatch.setattr(_config, "FLOAT_LUT", False)  # a probe alone
     assert sign_product.plan(64, 784, 512, f32, False).name != "lut"
-    assert binary_product.plan(2, 10, 13, False).name == "blocked"
+    assert binary_product.plan(2, 10, 13, False).name == "blocked_rows"
     monkeypatch.setitem(_config.TABLE, "rows4_max_rows", 2)
     assert binary_product.plan(2, 10, 13, False).name == "rows4"
     with pytest.raises(TypeError, match="must be a fastbin._tables.Table"):

@@ -1,7 +1,8 @@
 """Binary x binary products (xor + popcount): the kernels side by side, and the planner.
 
 * ``blocked``: the blocked kernels, with 8-row lane panels (serial and threaded),
-  for ``binary_matmul`` and ``binary_dense_sign``;
+  for ``binary_matmul`` and ``binary_dense_sign``, and the row blocks alone
+  (``blocked_rows``: below 8 rows of ``a``, or of ``w`` unthreaded);
 * ``_lanes``: the lane block with a native vector popcount; ``_lanes_bytes``: the
   same with byte popcounts (CPUs without VPOPCNTDQ; a compile-time choice keyed by
   the CPU like the cache: ``_config.BYTE_POPCOUNT_LANES``);
@@ -34,12 +35,14 @@ from __future__ import annotations
 
 from ... import _config
 from .._plan import Path, memoized
+from ._lanes import LANES
 from .avx2 import binary_matmul_nibbles, binary_matmul_nibbles_parallel
 from .blocked import (
     binary_dense_sign_kernel,
     binary_dense_sign_parallel,
     binary_matmul_kernel,
     binary_matmul_parallel,
+    binary_matmul_rows,
 )
 from .few_rows import binary_dot_rows, dense_sign_rows, dense_sign_rows4
 from .rows4 import binary_dot_rows4, binary_matmul_rows4
@@ -50,6 +53,7 @@ __all__ = ["PATHS", "SIGN_PATHS", "NEEDS", "plan", "plan_sign"]
 PATHS: dict[str, Path] = {
     "blocked": Path("blocked", binary_matmul_kernel),
     "blocked_parallel": Path("blocked_parallel", binary_matmul_parallel),
+    "blocked_rows": Path("blocked_rows", binary_matmul_rows),
     "few_rows": Path("few_rows", binary_dot_rows),
     "rows4": Path("rows4", binary_matmul_rows4),
     "few_rows4": Path("few_rows4", binary_dot_rows4),
@@ -81,7 +85,7 @@ def plan(m: int, n: int, n_words: int, threads=None, *, few: bool = False, tail:
     if few and m < table["few_rows"]:
         return PATHS["few_rows4" if rows4 else "few_rows"]
     if tail and n < table["threaded_min_cols"]:
-        return PATHS["rows4" if rows4 else "blocked"]
+        return PATHS["rows4" if rows4 else "blocked" if m >= LANES and n >= LANES else "blocked_rows"]
     if rows4:
         return PATHS["rows4"]
     if (config.BYTE_LUT16 and "nibbles_min_rows" in table and m >= table["nibbles_min_rows"]
@@ -89,7 +93,12 @@ def plan(m: int, n: int, n_words: int, threads=None, *, few: bool = False, tail:
         # byte tables of a's nibbles (AVX2 tables only), ahead of the byte-popcount lanes
         return PATHS["nibbles_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads)
                      else "nibbles"]
-    return PATHS["blocked_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads) else "blocked"]
+    threaded = config.use_threads("binary_matmul", m * n * n_words, threads)
+    if m < LANES or (n < LANES and not threaded):
+        # what "blocked" runs there (its row blocks; threaded: one task below LANES rows), without
+        # compiling its lane blocks on a cold cache's first call
+        return PATHS["blocked_rows"]
+    return PATHS["blocked_parallel" if threaded else "blocked"]
 
 
 @memoized(3, "binary_matmul", lambda m, n, n_words, *_: m * n * n_words)

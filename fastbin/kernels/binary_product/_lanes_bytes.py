@@ -24,6 +24,8 @@ interleaved runs vs ``ctpop.v8i64`` sums: 128 x 784 -> 10 (13 words)
 """
 from __future__ import annotations
 
+import functools
+
 from llvmlite import ir
 from numba.core import cgutils
 
@@ -151,8 +153,10 @@ def accumulate_counts(b):
     return accs
 
 
-#: ``byte_lane_blocks[cols - 1]``: ``lane_blocks[cols - 1]`` with these sums
-#: (the same plain-Python twin under ``NUMBA_DISABLE_JIT=1``).
-byte_lane_blocks = (
-    lane_blocks if jit_disabled() else tuple(lane_block_llvm(cols, accumulate_counts) for cols in range(1, 9))
-)
+@functools.cache
+def byte_lane_blocks() -> tuple:
+    """``byte_lane_blocks()[cols - 1]`` is ``_lanes.lane_blocks()[cols - 1]`` with these sums (the
+    same plain-Python twin under ``NUMBA_DISABLE_JIT=1``); made on the first call, as those."""
+    if jit_disabled():
+        return lane_blocks()
+    return tuple(lane_block_llvm(cols, accumulate_counts) for cols in range(1, 9))

@@ -10,6 +10,9 @@ whole extra dispatch on a 1 x 784 call.
 * ``binary_matmul_kernel(a_bits, w_bits, n_bits, out) -> bool``: ``a_bits``
   uint64 (m, n_words), ``w_bits`` uint64 (n, n_words), both C-contiguous;
   ``n_bits`` = k; ``out`` int32 (m, n) receives ``sign(A) @ sign(W)``.
+* ``binary_matmul_rows(...)``: the same with the row blocks only (no lane
+  panels in its call graph: a cold first call compiles less); the planner's
+  kernel below 8 rows of ``a`` or ``w``.
 * ``binary_matmul_parallel(...)``: the same, rows of ``a`` split over threads.
 * ``binary_dense_sign_kernel(a_bits, w_bits, n_bits, thresholds, flip,
   out_bits) -> bool``: ``thresholds`` int64 (n,), ``flip`` bool (n,), ``out_bits``
@@ -50,6 +53,7 @@ from .threshold import below_word, signed_thresholds
 
 __all__ = [
     "binary_matmul_kernel",
+    "binary_matmul_rows",
     "binary_matmul_parallel",
     "binary_dense_sign_kernel",
     "binary_dense_sign_parallel",
@@ -65,8 +69,14 @@ W_BLOCK_BYTES = 1 << 19
 #: Rows per task of the fused dense-sign kernels (int64 scratch of CHUNK x n).
 CHUNK = 64
 
+# The register blocks below are inlined into ``_dots_rows`` at Numba's IR level
+# (``inline="always"``): as separate functions each was compiled and optimised on its
+# own and then again linked into every caller; inlined, a cold first call of
+# ``binary_matmul_rows`` (1 x 784 x 512) compiled in 0.7-0.8x the time (run time unchanged:
+# benchmarks/results/2026-12-07-cold3.md).
 
-@jit
+
+@jit(inline="always")
 def _pc_1x1(a, i, w, j):
     s = 0
     for t in range(a.shape[1]):
@@ -74,7 +84,7 @@ def _pc_1x1(a, i, w, j):
     return s
 
 
-@jit
+@jit(inline="always")
 def _pc_1x2(a, i, w, j):
     s0 = 0
     s1 = 0
@@ -85,7 +95,7 @@ def _pc_1x2(a, i, w, j):
     return s0, s1
 
 
-@jit
+@jit(inline="always")
 def _pc_4x1(a, i, w, j):
     s0 = 0
     s1 = 0
@@ -100,7 +110,7 @@ def _pc_4x1(a, i, w, j):
     return s0, s1, s2, s3
 
 
-@jit
+@jit(inline="always")
 def _pc_4x2(a, i, w, j):
     s00 = 0
     s01 = 0
@@ -128,7 +138,7 @@ def _pc_4x2(a, i, w, j):
     return s00, s01, s10, s11, s20, s21, s30, s31
 
 
-@jit
+@jit(inline="always")
 def _w_block(n, n_words):
     """Rows of ``w`` per cache block (even, at least 2)."""
     rows = W_BLOCK_BYTES // (8 * n_words)
@@ -178,8 +188,9 @@ def _dots_rows(a, w, k, i0, i1, out, o0):
 #: Without a native vector popcount the blocks sum byte popcounts
 #: (``_lanes_bytes``; Zen 2, AVX2, kernel alone: 1.17x at 1024^3, 1.5x at
 #: 4096^3, 1.05x at 128 x 784 -> 10).
+#: Only the set this CPU takes is made (8 intrinsics each).
 _lane_block1, _lane_block2, _lane_block3, _lane_block4, _lane_block5, _lane_block6, _lane_block7, _lane_block8 = (
-    byte_lane_blocks if BYTE_POPCOUNT_LANES else lane_blocks
+    byte_lane_blocks() if BYTE_POPCOUNT_LANES else lane_blocks()
 )
 
 
@@ -276,6 +287,19 @@ def binary_matmul_kernel(a_bits, w_bits, n_bits, out):
     if not (padding_is_zero(a_bits, n_bits) and padding_is_zero(w_bits, n_bits)):
         return False
     _dots(a_bits, w_bits, n_bits, 0, a_bits.shape[0], out, 0)
+    return True
+
+
+@jit
+def binary_matmul_rows(a_bits, w_bits, n_bits, out):
+    """``binary_matmul_kernel`` with the row blocks only (``_dots_rows``): the
+    planner's kernel for fewer than LANES rows of ``a`` or ``w``, where
+    ``_dots`` takes them anyway. Its call graph has no lane blocks, so a
+    first call on a cold cache compiles a third of ``binary_matmul_kernel``'s
+    code (Numba types and compiles both branches of ``_dots``)."""
+    if not (padding_is_zero(a_bits, n_bits) and padding_is_zero(w_bits, n_bits)):
+        return False
+    _dots_rows(a_bits, w_bits, n_bits, 0, a_bits.shape[0], out, 0)
     return True
 
 
