@@ -90,8 +90,9 @@ def _mask_panel(typingctx, x, i, masks, rowsum, out, rows):
                 c1 = builder.add(c0, const(CHUNKS_PER_BLOCK))
                 c1 = builder.select(builder.icmp_unsigned("<", chunks, c1), chunks, c1)
                 accs = [cgutils.alloca_once_value(builder, zero) for _ in sums]
-                with cgutils.for_range(builder, builder.sub(c1, c0)) as loop:
-                    t = builder.mul(builder.add(c0, loop.index), const(16))
+                # by byte offsets (a shift of a chunk index cost an instruction a chunk)
+                with cgutils.for_range_slice(builder, builder.mul(c0, const(16)), builder.mul(c1, const(16)),
+                                             const(16)) as (t, _):
                     xs = [load(x_array.data, builder.add(row, t)) for row in x_rows]
                     ms = [load(m_array.data, builder.add(row, t)) for row in m_rows]
                     for r in range(n_rows):
