@@ -144,12 +144,22 @@ def _kernel_overload(path, args):
     return call
 
 
-@numba.njit(cache=True)
-def _loop(reps, path, args):
-    """``reps`` calls of the kernel of ``path`` on ``args`` from compiled code (a compiled loop per path)."""
-    numba.literally(path)
-    for _ in range(reps):
-        _kernel(path, args)
+def _kernel_loop(path):
+    """An @njit loop: ``loop(reps, args)`` calls the kernel of ``path`` ``reps`` times on the tuple
+    ``args``. ``path`` is a constant of the closure (a literal string where it is typed, and part of
+    the cache's key), so each path has its own cached loop, chosen in Python by the dict below, and
+    the loop's calls dispatch on its arguments' types alone."""
+
+    @numba.njit(cache=True)
+    def loop(reps, args):
+        for _ in range(reps):
+            _kernel(path, args)
+
+    return loop
+
+
+#: planned path name -> its @njit loop
+LOOPS = {path: _kernel_loop(path) for path in {**BINARY_KERNELS, **SIGN_KERNELS}}
 
 
 #: the kernel each case ran: (product, shape) -> planned path name (written to the JSON)
@@ -162,9 +172,10 @@ def _fastbin_cases(product, m, k, n, data):
     if product == "binary":
         out = aligned_empty((m, n), np.int32)
         name = binary_product.plan(m, n, a.bits.shape[1], threads=False).name
+        loop = LOOPS[name]
 
         def kernel(reps):
-            _loop(reps, name, (a.bits, w.bits, k, out))
+            loop(reps, (a.bits, w.bits, k, out))
 
         def public(reps):
             for _ in range(reps):
@@ -175,9 +186,10 @@ def _fastbin_cases(product, m, k, n, data):
         x = x8 if product == "uint8" else xf
         out = aligned_empty((m, n), np.int32 if product == "uint8" else np.float32)
         name = sign_product.plan(m, k, n, x.dtype, threads=False).name
+        loop = LOOPS[name]
 
         def kernel(reps):
-            _loop(reps, name, (x, w.bits, out))
+            loop(reps, (x, w.bits, out))
 
         def public(reps):
             for _ in range(reps):
