@@ -15,9 +15,9 @@
   ``reduce(acc)`` is the lanes' total, int64. With the dot-product extension (``UDOT``:
   ``_config.UINT8_UDOT`` on AArch64) ``udot`` of ``x`` with the mask into 4 uint32 lanes
   instead (``255 * S``, ``<= 4 * 255 * 255`` a chunk a lane; ``reduce`` divides once).
-* ``spread_chunks(builder, rows, c0, c1, nonneg, body)``: calls ``body(c, masks)`` for every
-  16-byte chunk ``c0 <= c < c1`` (intp, ``c0 % 8 == 0``) in order, ``masks[r]`` the 16 byte
-  masks (0xFF where the bit is 1) of bits ``16c .. 16c + 15`` of the packed row whose first
+* ``spread_chunks(builder, rows, c0, c1, nonneg, body)``: calls ``body(c, mask)`` for every
+  16-byte chunk ``c0 <= c < c1`` (intp, ``c0 % 8 == 0``) in order, ``mask(r)`` emitting the 16
+  byte masks (0xFF where the bit is 1) of bits ``16c .. 16c + 15`` of the packed row whose first
   word ``rows[r]`` points to (``i64*``, ``fastbin.bits``): 128 bits of each row loaded once per
   8 chunks, spread over the byte lanes (a byte shuffle: ``tbl`` on AArch64, its index moving
   by 2 a chunk) and tested against each lane's bit (``cmtst``). Words past chunk ``c1 - 1``
@@ -105,7 +105,7 @@ def accumulator(builder, select):
 
 
 def spread_chunks(builder, rows, c0, c1, nonneg, body):
-    """``body(c, masks)`` for the chunks ``c0 <= c < c1`` (module docstring)."""
+    """``body(c, mask)`` for the chunks ``c0 <= c < c1`` (module docstring)."""
     intp = c0.type
     undef = ir.Constant(_V16, ir.Undefined)
     if _AARCH64:
@@ -134,9 +134,11 @@ def spread_chunks(builder, rows, c0, c1, nonneg, body):
     left = builder.urem(count, eight)
 
     def chunk(pieces, g, q, index):
-        masks = [builder.sext(builder.icmp_unsigned("!=", builder.and_(spread(piece, q, index), bit), no_bits), _V16)
-                 for piece in pieces]
-        body(builder.add(builder.mul(g, eight), ir.Constant(intp, q)), masks)
+        def mask(r):  # emitted where the body asks for it (after its loads: LLVM's order, and counts, as before)
+            return builder.sext(builder.icmp_unsigned("!=", builder.and_(spread(pieces[r], q, index), bit), no_bits),
+                                _V16)
+
+        body(builder.add(builder.mul(g, eight), ir.Constant(intp, q)), mask)
 
     with cgutils.for_range(builder, whole) as loop:  # 8 chunks per 128 bits of each row
         g = builder.add(g0, loop.index)

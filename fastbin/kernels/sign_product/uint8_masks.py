@@ -147,9 +147,9 @@ def _unpack_chunks(typingctx, w_bits, masks):
         with cgutils.for_range(builder, n) as loop:
             row = builder.gep(m_array.data, [builder.mul(loop.index, k)])
 
-            def store(c, masks):
+            def store(c, mask):
                 ptr = builder.gep(row, [builder.mul(c, ir.Constant(intp, 16))])
-                builder.store(masks[0], builder.bitcast(ptr, _V16.as_pointer()), align=1)
+                builder.store(mask(0), builder.bitcast(ptr, _V16.as_pointer()), align=1)
 
             spread_chunks(builder, [builder.gep(w_array.data, [builder.mul(loop.index, n_words)])],
                           ir.Constant(intp, 0), chunks, n, store)

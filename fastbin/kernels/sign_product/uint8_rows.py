@@ -63,11 +63,11 @@ def _mask_sums_block(typingctx, x, w, j, c0, c1, rows):
         zero, accumulate, reduce = accumulator(builder, lambda xv, mask: builder.call(umin, [xv, mask]))
         accs = [cgutils.alloca_once_value(builder, zero) for _ in range(n_rows)]
 
-        def body(c, masks):
+        def body(c, mask):
             ptr = builder.bitcast(builder.gep(x_array.data, [builder.mul(c, ir.Constant(intp, 16))]), _V16.as_pointer())
             xv = builder.load(ptr, align=1)
-            for acc, mask in zip(accs, masks):
-                builder.store(accumulate(builder.load(acc), xv, mask), acc)
+            for r, acc in enumerate(accs):
+                builder.store(accumulate(builder.load(acc), xv, mask(r)), acc)
 
         spread_chunks(builder, w_bases, c0_value, c1_value, n_rows_w, body)
         return context.make_tuple(builder, result, [reduce(builder.load(acc)) for acc in accs])
