@@ -207,11 +207,13 @@ NEON: Table = Table({
     **GENERIC,
     # below the blocked kernel's 8-row lanes, rows4 shares each load of a row of a over 4 rows of w
     "rows4_max_rows": 7,
-    # uint8 rows in integers on byte masks (and/uadalp) instead of the exact float32 path
-    "uint8_masks_min_rows": 8,
+    # uint8 rows in integers on byte masks of W unpacked once (and/uadalp or udot) instead of the
+    # exact float32 path: from 4 rows fewer instructions than uint8_rows (m x 784 x 512, cortex-a72
+    # / a76: 3 rows -2% / -1%, 4 rows -24% / -27%; benchmarks/results/2026-12-07-neon3-insn.md)
+    "uint8_masks_min_rows": 4,
     # below that, the masks made from W's bits per row (tbl/cmtst, and/uadalp): the C NEON
     # reference's one-row kernel, in place of the bit planes
-    "uint8_rows_max_rows": 7,
+    "uint8_rows_max_rows": 3,
     # float32 rows below the unpacking (serial): ushl/and/eor/fadd from W's bits, as the C NEON
     # reference, in place of the 64-lane masked selects (3.0x the reference's instructions)
     "f32_rows_max_rows": 7,

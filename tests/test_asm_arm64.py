@@ -13,7 +13,7 @@ import pytest
 from fastbin._config import JIT_OPTIONS, UINT8_UDOT
 from fastbin.kernels.binary_product.rows4 import binary_matmul_rows4, xor_counts1, xor_counts4
 from fastbin.kernels.sign_product.f32_rows import sign_sums4
-from fastbin.kernels.sign_product.uint8_masks import _uint8_mask_rows
+from fastbin.kernels.sign_product.uint8_masks import _uint8_mask_rows, byte_masks
 from fastbin.kernels.sign_product.uint8_rows import mask_sums4
 
 pytestmark = [
@@ -70,6 +70,17 @@ def test_uint8_masks_accumulate_pairwise_in_uint16_lanes():
     assert re.search(r"\buadalp\s+v\d+\.8h,\s*v\d+\.16b", asm), "no pairwise accumulation"
     ands = len(re.findall(r"\band\s+v\d+\.16b", asm))
     assert ands >= 16, ands
+
+
+def test_uint8_masks_unpack_w_by_tbl_and_cmtst():
+    """W's bits to byte masks once per call: per 16 bytes a ``tbl`` (16 bits spread over the byte
+    lanes), a ``cmtst`` and one 16-byte store, 8 chunks per 128-bit load of W (unrolled); no loop
+    over single bits (a shift per bit: ``lsr`` by a register)."""
+    asm = _asm(byte_masks, np.zeros((4, 13), np.uint64), 784)
+    tbls = len(re.findall(r"\btbl\s+v\d+\.16b", asm))
+    tests = len(re.findall(r"\bcmtst\s+v\d+\.16b", asm))
+    stores = len(re.findall(r"\b(str|stur)\s+q\d+", asm)) + 2 * len(re.findall(r"\bstp\s+q\d+", asm))
+    assert tbls >= 8 and tests >= 8 and stores >= 8, (tbls, tests, stores)
 
 
 def test_uint8_rows_make_byte_masks_by_tbl_and_cmtst():

@@ -245,7 +245,7 @@ def _uint8_float_min_rows(n):
 def _portable_cpu(monkeypatch):
     """The planner as on a CPU without lookups, AVX2 multiply-adds, BLAS or a vector popcount
     (the probes of ``fastbin._config``, where it reads them), taking the uint8 float path (not
-    the byte masks the NEON table prefers: ``uint8_rows`` up to 7 rows, ``uint8_masks`` from 8)."""
+    the byte masks the NEON table prefers: ``uint8_rows`` for few rows, ``uint8_masks`` above)."""
     for flag, value in (("FLOAT_LUT", False), ("INT16_LUT", False), ("INT8_MADD", False), ("INT8_DOT", False),
                         ("FLOAT_LUT8", False),
                         ("SIGN_MATMUL_BLAS", False),

@@ -16,7 +16,7 @@ K_GRID = (1, 15, 16, 17, 784, 16 * CHUNKS_PER_BLOCK, 16 * CHUNKS_PER_BLOCK + 16,
 
 @pytest.mark.parametrize("k", K_GRID)
 def test_uint8_masks_match_reference(k, rng):
-    for m, n in ((1, 1), (2, 4), (3, 9), (5, 6), (6, 9)):
+    for m, n in ((1, 1), (2, 4), (3, 9), (5, 6), (6, 9), (9, 5)):
         x = rng.integers(0, 256, (m, 2 * k), dtype=np.uint8)[:, ::2]  # strided: copied to C order
         x[0] = 255
         w = fastbin.pack_weights(rng.standard_normal((k, n)))
@@ -27,11 +27,14 @@ def test_uint8_masks_match_reference(k, rng):
             np.testing.assert_array_equal(out, R.sign_matmul(x, weights))
 
 
-def test_byte_masks(rng):
-    w = fastbin.pack_weights(rng.standard_normal((70, 3)))
-    masks = byte_masks(w.bits, 70)
+@pytest.mark.parametrize("k", (1, 15, 16, 17, 70, 127, 128, 129, 200, 784, 1000))
+def test_byte_masks(k, rng):
+    """Whole 128-bit pieces of W (8 chunks), 1-7 chunks after them (one word, or two from the
+    fifth chunk on), the k % 16 last bytes."""
+    w = fastbin.pack_weights(rng.standard_normal((k, 3)))
+    masks = byte_masks(w.bits, k)
     bits = (w.bits[:, :, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
-    want = (bits.reshape(3, -1)[:, :70] * 255).astype(np.uint8)
+    want = (bits.reshape(3, -1)[:, :k] * 255).astype(np.uint8)
     np.testing.assert_array_equal(masks, want)
 
 

@@ -29,6 +29,8 @@ import sys
 
 import numba
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 import fastbin
 from fastbin import reference
@@ -117,66 +119,49 @@ def _check(what, got, expected):
         raise SystemExit(f"guest: {what} differs from fastbin.reference")
 
 
-# One @njit loop per serial kernel the planners can take here (the loop calls its kernel directly).
-@numba.njit(cache=True)
-def _loop_blocked(reps, a, w, k, out):
-    for _ in range(reps):
-        binary_matmul_kernel(a, w, k, out)
+#: planned path name -> the serial kernel the public call takes for it (binary products, then
+#: sign_matmul's)
+BINARY_KERNELS = {"blocked": binary_matmul_kernel, "rows4": binary_matmul_rows4}
+SIGN_KERNELS = {"bits": sign_matmul_bits, "f32_rows": sign_matmul_f32_rows, "unpack": sign_matmul_float,
+                "uint8_planes": sign_matmul_uint8, "uint8_float": sign_matmul_uint8_float,
+                "uint8_masks": sign_matmul_uint8_masks, "uint8_rows": sign_matmul_uint8_rows}
 
 
-@numba.njit(cache=True)
-def _loop_rows4(reps, a, w, k, out):
-    for _ in range(reps):
-        binary_matmul_rows4(a, w, k, out)
+def _kernel(path, args):
+    """The kernel of ``path`` (a literal string) called on the tuple ``args``; compiled code only."""
+    raise NotImplementedError
 
 
-@numba.njit(cache=True)
-def _loop_bits(reps, x, w_bits, out):
-    for _ in range(reps):
-        sign_matmul_bits(x, w_bits, out)
+@overload(_kernel)
+def _kernel_overload(path, args):
+    if not isinstance(path, types.StringLiteral):
+        return None
+    kernel = {**BINARY_KERNELS, **SIGN_KERNELS}[path.literal_value]
+
+    def call(path, args):
+        kernel(*args)
+
+    return call
 
 
-@numba.njit(cache=True)
-def _loop_unpack(reps, x, w_bits, out):
-    for _ in range(reps):
-        sign_matmul_float(x, w_bits, out)
+def _kernel_loop(path):
+    """An @njit loop: ``loop(reps, args)`` calls the kernel of ``path`` ``reps`` times on the tuple
+    ``args``. ``path`` is a constant of the closure (a literal string where it is typed, and part of
+    the cache's key), so each path has its own cached loop, chosen in Python by the dict below, and
+    the loop's calls dispatch on its arguments' types alone."""
+
+    @numba.njit(cache=True)
+    def loop(reps, args):
+        for _ in range(reps):
+            _kernel(path, args)
+
+    return loop
 
 
-@numba.njit(cache=True)
-def _loop_uint8_planes(reps, x, w_bits, out):
-    for _ in range(reps):
-        sign_matmul_uint8(x, w_bits, out)
+#: planned path name -> its @njit loop
+LOOPS = {path: _kernel_loop(path) for path in {**BINARY_KERNELS, **SIGN_KERNELS}}
 
 
-@numba.njit(cache=True)
-def _loop_uint8_masks(reps, x, w_bits, out):
-    for _ in range(reps):
-        sign_matmul_uint8_masks(x, w_bits, out)
-
-
-@numba.njit(cache=True)
-def _loop_f32_rows(reps, x, w_bits, out):
-    for _ in range(reps):
-        sign_matmul_f32_rows(x, w_bits, out)
-
-
-@numba.njit(cache=True)
-def _loop_uint8_rows(reps, x, w_bits, out):
-    for _ in range(reps):
-        sign_matmul_uint8_rows(x, w_bits, out)
-
-
-@numba.njit(cache=True)
-def _loop_uint8_float(reps, x, w_bits, out):
-    for _ in range(reps):
-        sign_matmul_uint8_float(x, w_bits, out)
-
-
-#: planned path name -> its @njit loop (binary products, then sign_matmul's)
-BINARY_LOOPS = {"blocked": _loop_blocked, "rows4": _loop_rows4}
-SIGN_LOOPS = {"bits": _loop_bits, "f32_rows": _loop_f32_rows, "unpack": _loop_unpack,
-              "uint8_planes": _loop_uint8_planes, "uint8_float": _loop_uint8_float,
-              "uint8_masks": _loop_uint8_masks, "uint8_rows": _loop_uint8_rows}
 #: the kernel each case ran: (product, shape) -> planned path name (written to the JSON)
 PLANNED: dict = {}
 
@@ -187,10 +172,10 @@ def _fastbin_cases(product, m, k, n, data):
     if product == "binary":
         out = aligned_empty((m, n), np.int32)
         name = binary_product.plan(m, n, a.bits.shape[1], threads=False).name
-        loop = BINARY_LOOPS[name]
+        loop = LOOPS[name]
 
         def kernel(reps):
-            loop(reps, a.bits, w.bits, k, out)
+            loop(reps, (a.bits, w.bits, k, out))
 
         def public(reps):
             for _ in range(reps):
@@ -201,10 +186,10 @@ def _fastbin_cases(product, m, k, n, data):
         x = x8 if product == "uint8" else xf
         out = aligned_empty((m, n), np.int32 if product == "uint8" else np.float32)
         name = sign_product.plan(m, k, n, x.dtype, threads=False).name
-        loop = SIGN_LOOPS[name]
+        loop = LOOPS[name]
 
         def kernel(reps):
-            loop(reps, x, w.bits, out)
+            loop(reps, (x, w.bits, out))
 
         def public(reps):
             for _ in range(reps):

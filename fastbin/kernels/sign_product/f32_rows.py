@@ -26,6 +26,7 @@ from numba.extending import intrinsic
 
 from ..._config import jit, jit_disabled
 from ..pack import padding_is_zero
+from ._neon_ir import row_block, row_operands
 from .portable import _c_order
 
 __all__ = ["sign_sums4", "sign_sums1", "sign_matmul_f32_rows"]
@@ -36,18 +37,14 @@ def _sign_sums(typingctx, x, w, j, rows):
     """``sum_t ±x[t]`` for rows ``j .. j + rows - 1`` of ``w``: a ``rows``-tuple of float32
     (``rows`` 1 or 4); every addition a plain IEEE one in the documented order (no fast-math
     flags: the ``k % 4`` last ones too)."""
-    if not (isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C" and x.dtype == types.float32
-            and isinstance(w, types.Array) and w.ndim == 2 and w.layout == "C" and w.dtype == types.uint64
-            and isinstance(rows, types.IntegerLiteral) and rows.literal_value in (1, 4)):
+    n_rows = row_block(x, types.float32, w, rows)
+    if n_rows is None:
         return None
-    n_rows = rows.literal_value
     result = types.UniTuple(types.float32, n_rows)
 
     def codegen(context, builder, signature, args):
-        x_type, w_type = signature.args[:2]
-        j_value = context.cast(builder, args[2], signature.args[2], types.intp)
-        x_array = context.make_array(x_type)(context, builder, args[0])
-        w_array = context.make_array(w_type)(context, builder, args[1])
+        x_array, w_array, ints = row_operands(context, builder, signature, args)
+        j_value = ints[2]
         intp = context.get_value_type(types.intp)
         i32, f32 = ir.IntType(32), ir.FloatType()
         v4i, v4f = ir.VectorType(i32, 4), ir.VectorType(f32, 4)

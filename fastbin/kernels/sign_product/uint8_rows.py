@@ -17,11 +17,10 @@ lane's bit (``cmtst``: 0xFF where set), and-ed with ``x`` (as ``umin``) and adde
 (``uadalp``; ``<= 2 * 255`` a chunk a lane, so up to ``CHUNKS_PER_BLOCK = 128`` chunks
 before the lanes are reduced); with the dot-product extension (``_config.UINT8_UDOT``) the
 masks meet ``x`` in ``udot`` instead (255 times the sum, into uint32 lanes, divided once).
-4 rows of ``w`` share each load of ``x``. The ``k % 16`` last elements are summed one by one.
+4 rows of ``w`` share each load of ``x`` (the spreads and sums: ``_neon_ir``). The ``k % 16``
+last elements are summed one by one.
 """
 from __future__ import annotations
-
-import platform
 
 import numpy as np
 from llvmlite import ir
@@ -29,8 +28,9 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..._config import UINT8_UDOT, jit, jit_disabled
+from ..._config import jit, jit_disabled
 from ..pack import padding_is_zero
+from ._neon_ir import accumulator, row_block, row_operands, spread_chunks
 from .portable import _c_order
 
 __all__ = ["mask_sums4", "mask_sums1", "row_total", "sign_matmul_uint8_rows", "CHUNKS_PER_BLOCK"]
@@ -38,142 +38,39 @@ __all__ = ["mask_sums4", "mask_sums1", "row_total", "sign_matmul_uint8_rows", "C
 #: 16-byte chunks summed in uint16 lanes before a reduction (2 * 255 a chunk a lane);
 #: a multiple of 8 (blocks start on a 128-bit piece of ``w``).
 CHUNKS_PER_BLOCK = 128
-_AARCH64 = platform.machine() in ("aarch64", "arm64")
-#: ``udot`` of the pixels with the 0xFF masks into 4 uint32 lanes (``255 * S``; ``<= 4 * 255 * 255``
-#: a chunk a lane) instead of ``and`` + ``uadalp`` (``_config.UINT8_UDOT``: the dot-product extension)
-_UDOT = UINT8_UDOT and _AARCH64
+_V16 = ir.VectorType(ir.IntType(8), 16)
 
 
 @intrinsic
 def _mask_sums_block(typingctx, x, w, j, c0, c1, rows):
     """``sum_t x[t] * bit_t(w_{j+r})`` over the 16-byte chunks ``c0 <= c < c1`` of ``x``
     (``c0 % 8 == 0``, ``c1 - c0 <= CHUNKS_PER_BLOCK``): a ``rows``-tuple of int64."""
-    if not (isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C" and x.dtype == types.uint8
-            and isinstance(w, types.Array) and w.ndim == 2 and w.layout == "C" and w.dtype == types.uint64
-            and isinstance(rows, types.IntegerLiteral) and rows.literal_value in (1, 4)):
+    n_rows = row_block(x, types.uint8, w, rows)
+    if n_rows is None:
         return None
-    n_rows = rows.literal_value
     result = types.UniTuple(types.int64, n_rows)
 
     def codegen(context, builder, signature, args):
-        x_type, w_type = signature.args[:2]
-        j_value, c0_value, c1_value = (context.cast(builder, args[k], signature.args[k], types.intp)
-                                       for k in (2, 3, 4))
-        x_array = context.make_array(x_type)(context, builder, args[0])
-        w_array = context.make_array(w_type)(context, builder, args[1])
+        x_array, w_array, ints = row_operands(context, builder, signature, args)
+        j_value, c0_value, c1_value = ints[2:5]
         intp = context.get_value_type(types.intp)
-        i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
-        v16, v8h, v8w, v2d = ir.VectorType(i8, 16), ir.VectorType(i16, 8), ir.VectorType(i32, 8), ir.VectorType(i64, 2)
-        if _AARCH64:
-            pairwise_fn = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(v8h, [v16]), "llvm.aarch64.neon.uaddlp.v8i16.v16i8")
-            tbl_fn = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(v16, [v16, v16]), "llvm.aarch64.neon.tbl1.v16i8")
-
-            def pairwise(v):
-                return builder.call(pairwise_fn, [v])
-
-            def spread(piece, q, index):
-                return builder.call(tbl_fn, [piece, index])
-        else:
-            undef = ir.Constant(v16, ir.Undefined)
-            even = ir.Constant(v8w, list(range(0, 16, 2)))
-            odd = ir.Constant(v8w, list(range(1, 16, 2)))
-
-            def pairwise(v):
-                lo = builder.zext(builder.shuffle_vector(v, undef, even), v8h)
-                hi = builder.zext(builder.shuffle_vector(v, undef, odd), v8h)
-                return builder.add(lo, hi)
-
-            def spread(piece, q, index):
-                lanes = ir.Constant(ir.VectorType(i32, 16), [2 * q] * 8 + [2 * q + 1] * 8)
-                return builder.shuffle_vector(piece, undef, lanes)
-        reduce_add = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(i32, [v8w]), "llvm.vector.reduce.add.v8i32")
-        no_bits = ir.Constant(v16, None)
         n_rows_w, n_words = cgutils.unpack_tuple(builder, w_array.shape, 2)
-        # The byte shuffles' indices and the lanes' bits as vectors LLVM cannot fold to constants
-        # (a shape's sign bit: 0): computed once into registers, where constants were reloaded from
-        # memory at every chunk (an address of 4 instructions each); the index moves by 2 a chunk.
-        zero = builder.zext(builder.icmp_signed("<", n_rows_w, ir.Constant(intp, 0)), i8)
-        zeros = builder.shuffle_vector(builder.insert_element(ir.Constant(v16, ir.Undefined), zero,
-                                                              ir.Constant(i32, 0)),
-                                       ir.Constant(v16, ir.Undefined), ir.Constant(ir.VectorType(i32, 16), [0] * 16))
-        bit = builder.add(ir.Constant(v16, [1 << b for b in range(8)] * 2), zeros)
-        first = builder.add(ir.Constant(v16, [0] * 8 + [1] * 8), zeros)
-        two = ir.Constant(v16, [2] * 16)
         w_bases = [builder.gep(w_array.data, [builder.mul(builder.add(j_value, ir.Constant(intp, r)), n_words)])
                    for r in range(n_rows)]
-        v4w = ir.VectorType(i32, 4)
-        if _UDOT:
-            udot_fn = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(v4w, [v4w, v16, v16]), "llvm.aarch64.neon.udot.v4i32.v16i8")
-            reduce4 = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(i32, [v4w]), "llvm.vector.reduce.add.v4i32")
+        umin = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V16, [_V16, _V16]), "llvm.umin.v16i8")
+        # umin(x, 0 or 0xFF) is the and with the mask, which LLVM keeps as cmtst + umin (where an and
+        # became and + cmeq + bic)
+        zero, accumulate, reduce = accumulator(builder, lambda xv, mask: builder.call(umin, [xv, mask]))
+        accs = [cgutils.alloca_once_value(builder, zero) for _ in range(n_rows)]
 
-            def accumulate(acc, xv, mask):
-                return builder.call(udot_fn, [acc, xv, mask])
+        def body(c, mask):
+            ptr = builder.bitcast(builder.gep(x_array.data, [builder.mul(c, ir.Constant(intp, 16))]), _V16.as_pointer())
+            xv = builder.load(ptr, align=1)
+            for r, acc in enumerate(accs):
+                builder.store(accumulate(builder.load(acc), xv, mask(r)), acc)
 
-            def reduce(acc):  # 255 * S: exact division
-                return builder.udiv(builder.zext(builder.call(reduce4, [acc]), i64), ir.Constant(i64, 255))
-        else:
-            umin = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16, [v16, v16]), "llvm.umin.v16i8")
-
-            def accumulate(acc, xv, mask):  # umin(x, 0 or 0xFF): an and that LLVM keeps as cmtst + umin
-                return builder.add(acc, pairwise(builder.call(umin, [xv, mask])))  # (not and + cmeq + bic)
-
-            def reduce(acc):
-                return builder.zext(builder.call(reduce_add, [builder.zext(acc, v8w)]), i64)
-        accs = [cgutils.alloca_once_value(builder, ir.Constant(v4w if _UDOT else v8h, None)) for _ in range(n_rows)]
-        eight = ir.Constant(intp, 8)
-        g0 = builder.udiv(c0_value, eight)
-        count = builder.sub(c1_value, c0_value)
-        whole = builder.udiv(count, eight)
-        left = builder.urem(count, eight)
-
-        def x_chunk(c):
-            ptr = builder.bitcast(builder.gep(x_array.data, [builder.mul(c, ir.Constant(intp, 16))]), v16.as_pointer())
-            return builder.load(ptr, align=1)
-
-        def chunk(pieces, c, q, index):
-            xv = x_chunk(c)
-            for r in range(n_rows):
-                tested = builder.and_(spread(pieces[r], q, index), bit)
-                mask = builder.sext(builder.icmp_unsigned("!=", tested, no_bits), v16)
-                builder.store(accumulate(builder.load(accs[r]), xv, mask), accs[r])
-
-        with cgutils.for_range(builder, whole) as loop:  # 8 chunks per 128 bits of each row of w
-            g = builder.add(g0, loop.index)
-            pieces = []
-            for r in range(n_rows):
-                ptr = builder.bitcast(builder.gep(w_bases[r], [builder.mul(g, ir.Constant(intp, 2))]), v16.as_pointer())
-                pieces.append(builder.load(ptr, align=8))
-            index = first
-            for q in range(8):
-                chunk(pieces, builder.add(builder.mul(g, eight), ir.Constant(intp, q)), q, index)
-                index = builder.add(index, two)
-        with builder.if_then(builder.icmp_unsigned("!=", left, ir.Constant(intp, 0))):
-            # 1-7 chunks: one word of each row, and the next one from the fifth chunk on (the
-            # words past the chunks may not exist)
-            g = builder.add(g0, whole)
-            t = builder.mul(g, ir.Constant(intp, 2))
-            second = builder.icmp_unsigned(">", left, ir.Constant(intp, 4))
-            pieces = []
-            for r in range(n_rows):
-                lo = builder.insert_element(ir.Constant(v2d, None), builder.load(builder.gep(w_bases[r], [t])),
-                                            ir.Constant(i32, 0))
-                slot = cgutils.alloca_once_value(builder, lo)
-                with builder.if_then(second):
-                    hi = builder.load(builder.gep(w_bases[r], [builder.add(t, ir.Constant(intp, 1))]))
-                    builder.store(builder.insert_element(lo, hi, ir.Constant(i32, 1)), slot)
-                pieces.append(builder.bitcast(builder.load(slot), v16))
-            index = first
-            for q in range(7):
-                with builder.if_then(builder.icmp_unsigned("<", ir.Constant(intp, q), left)):
-                    chunk(pieces, builder.add(builder.mul(g, eight), ir.Constant(intp, q)), q, index)
-                index = builder.add(index, two)
-        sums = [reduce(builder.load(acc)) for acc in accs]
-        return context.make_tuple(builder, result, sums)
+        spread_chunks(builder, w_bases, c0_value, c1_value, n_rows_w, body)
+        return context.make_tuple(builder, result, [reduce(builder.load(acc)) for acc in accs])
 
     return result(x, w, j, c0, c1, rows), codegen
 
