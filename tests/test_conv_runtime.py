@@ -79,6 +79,54 @@ def test_pool_words_is_and_of_bits_or_or_where_masked(rng, h, w, pool, stride, c
             assert not unpacked[..., channels:].any()  # the padding bits stay 0
 
 
+@pytest.mark.parametrize("h, w, c, n, k, s, padding, pad", [
+    (6, 5, 1, 32, 3, 1, "same", 0), (6, 5, 1, 32, 3, 1, "same", 255), (7, 6, 3, 70, (3, 2), (2, 1), "same", 255),
+    (5, 5, 2, 64, 2, 2, "valid", 0), (4, 3, 1, 1, 3, (1, 3), "same", 0), (3, 4, 2, 130, 1, 1, "valid", 0)])
+@pytest.mark.parametrize("acc_dtype", [np.int32, np.int64])
+def test_first_conv_kernel_is_im2col_the_exact_product_and_the_thresholds(rng, h, w, c, n, k, s, padding, pad,
+                                                                          acc_dtype):
+    from fastbin.kernels.binary_product.threshold import signed_thresholds
+    from fastbin.kernels.conv.first import conv_sign_uint8
+
+    x = rng.integers(0, 256, (3, h, w, c), dtype=np.uint8)
+    x[0] = 255  # the largest products
+    kh, kw = R.int_pair("k", k)
+    sh, sw = R.int_pair("s", s)
+    out_h, out_w, (top, _), (left, _) = R.conv_geometry(h, w, (kh, kw), (sh, sw), padding)
+    w_bits = R.pack_signs(rng.standard_normal((n, kh * kw * c)))
+    dot = R.sign_matmul(R.im2col(x, (kh, kw), (sh, sw), padding, pad_value=np.uint8(pad)), w_bits).astype(np.int64)
+    t = dot[rng.integers(0, dot.shape[0], n), np.arange(n)]  # thresholds on products: ties
+    t[: n // 3] += rng.integers(-300, 300, n // 3)
+    flip = rng.random(n) < 0.4
+    expected = R.pack_signs(np.where(np.where(flip, dot > t, dot < t), -1, 1)).bits
+    weights = np.ascontiguousarray(R.unpack_signs(w_bits, acc_dtype).T)
+    sign, signed = signed_thresholds(t, flip)
+    out = np.full(expected.shape, 12345, np.uint64)  # every word is written
+    conv_sign_uint8(x, weights, kh, kw, sh, sw, top, left, out_h, out_w, acc_dtype(pad), sign, signed,
+                    np.empty((1, n), acc_dtype), out)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 8, 16, 33, 64])
+def test_threshold_words_equal_the_compares(rng, dtype, n):
+    """``below_word`` (jitted: the vector compares of ``intrinsics.threshold_word``, their tails
+    one at a time) against the plain compares, ties, flips, and NaN for floats (bit 0)."""
+    from fastbin.kernels.binary_product.threshold import signed_thresholds, threshold_pack
+
+    dot = rng.integers(-40, 41, (5, n)).astype(dtype)
+    t = dot[2].astype(np.int64 if np.dtype(dtype).kind == "i" else dtype)  # row 2 ties every threshold
+    if np.dtype(dtype).kind == "f":
+        dot[3, ::2] = np.nan
+        dot[4] += dtype(0.5)
+    flip = rng.random(n) < 0.5
+    expected = R.pack_signs(np.where(np.where(flip, dot > t, dot < t), -1, 1)).bits
+    out = np.full(expected.shape, 7, np.uint64)
+    threshold_pack(dot, t, flip, out)
+    np.testing.assert_array_equal(out, expected)
+    assert signed_thresholds(t, flip)[0].dtype == t.dtype
+
+
 def test_pixel_words_product_is_the_true_product_plus_the_shift(rng):
     # 50 channels: 3x3x50 = 450 bits, the padding inside every pixel's word is not at the row's end
     w = R.pack_signs(rng.standard_normal((7, 9 * 50)))

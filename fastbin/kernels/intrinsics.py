@@ -21,6 +21,12 @@ every kernel still runs (slowly) as ordinary Python.
   to an FMA nor reassociates them (the fused pass's bit-exact float tail).
 * :func:`to_float` ``(like, value)``: integer ``value`` as ``like``'s float type,
   correctly rounded.
+* :func:`threshold_word` ``(dots, r, j0, count, sign, signed) -> uint64``: bit ``q`` set where
+  ``sign[j0 + q] * dots[r, j0 + q] < signed[j0 + q]`` for ``q < count`` (<= 64), ``sign`` ±1:
+  the folded batch norm + sign of ``fastbin.kernels.binary_product.threshold``, a vector of
+  outputs per compare (``vpcmpq`` into a mask register on AVX-512, ``vpcmpgtq`` +
+  ``vmovmskpd`` on AVX2, compares and a horizontal add of lane bits on NEON: the generic
+  ``bitcast <L x i1> to iL`` lowers everywhere), the last ``count % L`` outputs one at a time.
 * :func:`intp_args`, :func:`is_words`: helpers for writing intrinsics.
 * :func:`tree_sum` ``(builder, vectors, add)``: the lane sums of up to ``lanes``
   vectors as one vector (a transposing tree of shuffles and adds), for the register
@@ -36,6 +42,7 @@ every kernel still runs (slowly) as ordinary Python.
 """
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -43,8 +50,8 @@ from numba.extending import intrinsic
 
 from .._config import jit_disabled
 
-__all__ = ["popcount", "xor_count", "opaque", "to_float", "intp_args", "is_words", "tree_sum", "avx2_pshufb",
-           "avx2_permps"]
+__all__ = ["popcount", "xor_count", "opaque", "to_float", "threshold_word", "threshold_word_types", "intp_args",
+           "is_words", "tree_sum", "avx2_pshufb", "avx2_permps"]
 
 
 def intp_args(context, builder, signature, args):
@@ -255,3 +262,129 @@ def _to_float_python(like, value):
 opaque = _opaque_python if jit_disabled() else _opaque_llvm
 to_float = _to_float_python if jit_disabled() else _to_float_llvm
 xor_count = _xor_count_python if jit_disabled() else _xor_count_llvm
+
+
+# ---------------------------------------------------------------------------
+# Thresholds to packed words: a vector of compares, its mask as bits of a word
+# ---------------------------------------------------------------------------
+def threshold_word_types(dots, sign, signed):
+    """The Numba type the comparison ``sign * dots < signed`` is evaluated in (Numba's own
+    promotion: the widest signed integer if all three are signed integers; the widest float
+    if all are floats; float64 if they mix), or None where :func:`threshold_word` does not
+    apply: ``dots`` not a 2-D C-contiguous array, ``sign``/``signed`` not 1-D C-contiguous,
+    an unsigned integer among them."""
+    ok = (isinstance(dots, types.Array) and dots.ndim == 2 and dots.layout == "C"
+          and all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in (sign, signed)))
+    if not ok:
+        return None
+    dtypes = (dots.dtype, sign.dtype, signed.dtype)
+    if all(isinstance(d, types.Integer) and d.signed for d in dtypes):
+        return max(dtypes, key=lambda d: d.bitwidth)
+    if all(isinstance(d, types.Float) for d in dtypes):
+        return max(dtypes, key=lambda d: d.bitwidth)
+    if all(isinstance(d, types.Float) or (isinstance(d, types.Integer) and d.signed) for d in dtypes):
+        return types.float64
+    return None
+
+
+def _convert(builder, value, source, target):
+    """``value`` (scalar or vector of Numba type ``source``'s element) as ``target``'s element
+    type, exactly as Numba converts (``sext``, ``sitofp``, ``fpext``; the identity)."""
+    ty = ir.VectorType(_llvm_scalar(target), value.type.count) if isinstance(value.type, ir.VectorType) \
+        else _llvm_scalar(target)
+    if source == target:
+        return value
+    if isinstance(target, types.Integer):
+        return builder.sext(value, ty)
+    if isinstance(source, types.Integer):
+        return builder.sitofp(value, ty)
+    return builder.fpext(value, ty)
+
+
+def _llvm_scalar(numba_type):
+    if isinstance(numba_type, types.Integer):
+        return ir.IntType(numba_type.bitwidth)
+    return ir.DoubleType() if numba_type.bitwidth == 64 else ir.FloatType()
+
+
+@intrinsic
+def _threshold_word_llvm(typingctx, dots, r, j0, count, sign, signed):
+    """``threshold_word`` (module doc): the compares ``L`` outputs at a time (``L`` = 512 bits
+    / the compared type's width: 8 or 16), each vector's ``<L x i1>`` mask bitcast to an
+    ``L``-bit integer and shifted into the word; ``sign * d`` as ``(d ^ m) - m`` with ``m =
+    sign >> (width - 1)`` for integers (the same wrapping negation as a multiply by -1, no
+    64-bit vector multiply on AVX2), a multiply by ±1 for floats (exact); ``<`` is ordered
+    (NaN compares false: bit 0)."""
+    compare = threshold_word_types(dots, sign, signed)
+    if compare is None or not all(isinstance(a, types.Integer) for a in (r, j0, count)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        dots_v, r_v, j0_v, count_v, sign_v, signed_v = intp_args(context, builder, signature, args)
+        dots_t, _, _, _, sign_t, signed_t = signature.args
+        dots_a = context.make_array(dots_t)(context, builder, dots_v)
+        sign_a = context.make_array(sign_t)(context, builder, sign_v)
+        signed_a = context.make_array(signed_t)(context, builder, signed_v)
+        intp = context.get_value_type(types.intp)
+        i64 = ir.IntType(64)
+        elem = _llvm_scalar(compare)
+        lanes = min(64, 512 // compare.bitwidth)
+        is_int = isinstance(compare, types.Integer)
+
+        def load(array_t, array, j, n):
+            """``n`` (1 or ``lanes``) elements from index ``j`` (row ``r`` of ``dots``), converted."""
+            if array_t.ndim == 2:
+                ptr = cgutils.get_item_pointer(context, builder, array_t, array, [r_v, j])
+            else:
+                ptr = builder.gep(array.data, [j])
+            width = _llvm_scalar(array_t.dtype)
+            if n == 1:
+                value = builder.load(ptr)
+            else:
+                vec = ir.VectorType(width, n)
+                value = builder.load(builder.bitcast(ptr, vec.as_pointer()), align=array_t.dtype.bitwidth // 8)
+            return _convert(builder, value, array_t.dtype, compare)
+
+        def below(j, n):
+            """The ``<n x i1>`` (or ``i1``) compares of outputs ``j .. j + n - 1``."""
+            d = load(dots_t, dots_a, j, n)
+            s = load(sign_t, sign_a, j, n)
+            t = load(signed_t, signed_a, j, n)
+            if is_int:
+                width = ir.Constant(elem, elem.width - 1)
+                if n > 1:
+                    width = ir.Constant(ir.VectorType(elem, n), [elem.width - 1] * n)
+                m = builder.ashr(s, width)
+                product = builder.sub(builder.xor(d, m), m)
+                return builder.icmp_signed("<", product, t)
+            return builder.fcmp_ordered("<", builder.fmul(s, d), t)
+
+        word = cgutils.alloca_once_value(builder, ir.Constant(i64, 0))
+        full = builder.udiv(count_v, ir.Constant(intp, lanes))
+        with cgutils.for_range(builder, full) as loop:
+            offset = builder.mul(loop.index, ir.Constant(intp, lanes))
+            mask = below(builder.add(j0_v, offset), lanes)
+            bits = builder.zext(builder.bitcast(mask, ir.IntType(lanes)), i64)
+            shifted = builder.shl(bits, context.cast(builder, offset, types.intp, types.uint64))
+            builder.store(builder.or_(builder.load(word), shifted), word)
+        done = builder.mul(full, ir.Constant(intp, lanes))
+        with cgutils.for_range(builder, builder.sub(count_v, done)) as loop:
+            q = builder.add(done, loop.index)
+            bit = builder.zext(below(builder.add(j0_v, q), 1), i64)
+            shifted = builder.shl(bit, context.cast(builder, q, types.intp, types.uint64))
+            builder.store(builder.or_(builder.load(word), shifted), word)
+        return builder.load(word)
+
+    return types.uint64(dots, r, j0, count, sign, signed), codegen
+
+
+def _threshold_word_python(dots, r, j0, count, sign, signed):
+    word = np.uint64(0)
+    for q in range(count):
+        j = j0 + q
+        if sign[j] * dots[r, j] < signed[j]:
+            word |= np.uint64(1) << np.uint64(q)
+    return word
+
+
+threshold_word = _threshold_word_python if jit_disabled() else _threshold_word_llvm
