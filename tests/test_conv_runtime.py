@@ -81,12 +81,10 @@ def test_pool_words_is_and_of_bits_or_or_where_masked(rng, h, w, pool, stride, c
 
 @pytest.mark.parametrize("h, w, c, n, k, s, padding, pad", [
     (6, 5, 1, 32, 3, 1, "same", 0), (6, 5, 1, 32, 3, 1, "same", 255), (7, 6, 3, 70, (3, 2), (2, 1), "same", 255),
-    (5, 5, 2, 64, 2, 2, "valid", 0), (4, 3, 1, 1, 3, (1, 3), "same", 0), (3, 4, 2, 130, 1, 1, "valid", 0)])
-@pytest.mark.parametrize("acc_dtype", [np.int32, np.int64])
-def test_first_conv_kernel_is_im2col_the_exact_product_and_the_thresholds(rng, h, w, c, n, k, s, padding, pad,
-                                                                          acc_dtype):
-    from fastbin.kernels.binary_product.threshold import signed_thresholds
-    from fastbin.kernels.conv.first import conv_sign_uint8
+    (5, 5, 2, 64, 2, 2, "valid", 0), (4, 3, 1, 1, 3, (1, 3), "same", 0), (3, 4, 2, 130, 1, 1, "valid", 0),
+    (4, 4, 200, 17, 3, 1, "same", 255)])  # the last: 1800 taps of 255, sums to 459,000
+def test_first_conv_kernel_is_im2col_the_exact_product_and_the_thresholds(rng, h, w, c, n, k, s, padding, pad):
+    from fastbin.runtime._conv_numba import first_conv_uint8
 
     x = rng.integers(0, 256, (3, h, w, c), dtype=np.uint8)
     x[0] = 255  # the largest products
@@ -94,17 +92,15 @@ def test_first_conv_kernel_is_im2col_the_exact_product_and_the_thresholds(rng, h
     sh, sw = R.int_pair("s", s)
     out_h, out_w, (top, _), (left, _) = R.conv_geometry(h, w, (kh, kw), (sh, sw), padding)
     w_bits = R.pack_signs(rng.standard_normal((n, kh * kw * c)))
+    w_bits.bits[0] = 0  # a filter of +1 only: the largest sum, 255 * k on image 0
     dot = R.sign_matmul(R.im2col(x, (kh, kw), (sh, sw), padding, pad_value=np.uint8(pad)), w_bits).astype(np.int64)
     t = dot[rng.integers(0, dot.shape[0], n), np.arange(n)]  # thresholds on products: ties
     t[: n // 3] += rng.integers(-300, 300, n // 3)
     flip = rng.random(n) < 0.4
     expected = R.pack_signs(np.where(np.where(flip, dot > t, dot < t), -1, 1)).bits
-    weights = np.ascontiguousarray(R.unpack_signs(w_bits, acc_dtype).T)
-    sign, signed = signed_thresholds(t, flip)
-    out = np.full(expected.shape, 12345, np.uint64)  # every word is written
-    conv_sign_uint8(x, weights, kh, kw, sh, sw, top, left, out_h, out_w, acc_dtype(pad), sign, signed,
-                    np.empty((1, n), acc_dtype), out)
-    np.testing.assert_array_equal(out, expected)
+    first = first_conv_uint8(w_bits, t, flip, (kh, kw, sh, sw, top, left, out_h, out_w, padding), pad)
+    np.testing.assert_array_equal(first(x), expected)
+    assert first_conv_uint8(R.pack_signs(np.ones((1, (2**24 - 1) // 255 + 1))), t[:1], flip[:1], None, 0) is None
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float32, np.float64])

@@ -27,6 +27,11 @@ every kernel still runs (slowly) as ordinary Python.
   outputs per compare (``vpcmpq`` into a mask register on AVX-512, ``vpcmpgtq`` +
   ``vmovmskpd`` on AVX2, compares and a horizontal add of lane bits on NEON: the generic
   ``bitcast <L x i1> to iL`` lowers everywhere), the last ``count % L`` outputs one at a time.
+* :func:`column_block_dot` ``(patch, w, f0, dots)``: ``dots[0, f0 + l] = sum_t patch[t] * w[t, f0
+  + l]`` for the 16 lanes ``l`` (float32): three ``<16 x float>`` accumulators in registers over
+  the ``t`` loop (a broadcast, a load, a multiply and an add each), one store; the first conv
+  layer's few-tap product (``fastbin.kernels.conv.first``), where LLVM's own vectorisation of
+  the filter loop (16 lanes times an interleave of 4) needs 64 filters before its vector body runs.
 * :func:`intp_args`, :func:`is_words`: helpers for writing intrinsics.
 * :func:`tree_sum` ``(builder, vectors, add)``: the lane sums of up to ``lanes``
   vectors as one vector (a transposing tree of shuffles and adds), for the register
@@ -50,8 +55,8 @@ from numba.extending import intrinsic
 
 from .._config import jit_disabled
 
-__all__ = ["popcount", "xor_count", "opaque", "to_float", "threshold_word", "threshold_word_types", "intp_args",
-           "is_words", "tree_sum", "avx2_pshufb", "avx2_permps"]
+__all__ = ["popcount", "xor_count", "opaque", "to_float", "threshold_word", "threshold_word_types",
+           "column_block_dot", "COLUMN_BLOCK", "intp_args", "is_words", "tree_sum", "avx2_pshufb", "avx2_permps"]
 
 
 def intp_args(context, builder, signature, args):
@@ -388,3 +393,67 @@ def _threshold_word_python(dots, r, j0, count, sign, signed):
 
 
 threshold_word = _threshold_word_python if jit_disabled() else _threshold_word_llvm
+
+
+# ---------------------------------------------------------------------------
+# A few taps times a block of filters: one vector accumulator in a register
+# ---------------------------------------------------------------------------
+#: Lanes of :func:`column_block_dot` (float32: one 512-bit vector, two on AVX2, four on NEON).
+COLUMN_BLOCK = 16
+
+
+@intrinsic
+def _column_block_dot_llvm(typingctx, patch, w, f0, dots):
+    """``column_block_dot`` (module doc): ``patch`` float32 1-D C-contiguous (k,), ``w``
+    float32 2-D C-contiguous (k, n) with ``f0 + 16 <= n``, ``dots`` float32 2-D C-contiguous
+    (., n), row 0 written at columns ``f0 .. f0 + 15``. The multiply and add are exact here
+    (integers below 2**24), so their order and contraction do not matter."""
+    f32 = types.float32
+    ok = (isinstance(patch, types.Array) and patch.ndim == 1 and patch.layout == "C" and patch.dtype == f32
+          and all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" and a.dtype == f32 for a in (w, dots))
+          and isinstance(f0, types.Integer))
+    if not ok:
+        return None
+
+    def codegen(context, builder, signature, args):
+        patch_v, w_v, f0_v, dots_v = intp_args(context, builder, signature, args)
+        patch_t, w_t, _, dots_t = signature.args
+        patch_a = context.make_array(patch_t)(context, builder, patch_v)
+        w_a = context.make_array(w_t)(context, builder, w_v)
+        dots_a = context.make_array(dots_t)(context, builder, dots_v)
+        intp = context.get_value_type(types.intp)
+        i32 = ir.IntType(32)
+        vec = ir.VectorType(ir.FloatType(), COLUMN_BLOCK)
+        k = cgutils.unpack_tuple(builder, patch_a.shape, 1)[0]
+
+        def term(t):
+            value = builder.load(builder.gep(patch_a.data, [t]))
+            one = builder.insert_element(ir.Constant(vec, ir.Undefined), value, ir.Constant(i32, 0))
+            splat = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
+                                           ir.Constant(ir.VectorType(i32, COLUMN_BLOCK), [0] * COLUMN_BLOCK))
+            ptr = cgutils.get_item_pointer(context, builder, w_t, w_a, [t, f0_v])
+            return builder.fmul(splat, builder.load(builder.bitcast(ptr, vec.as_pointer()), align=4))
+
+        # three accumulators over the taps (t mod 3): a third of the add latency chain
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(vec, None)) for _ in range(3)]
+        triples = builder.udiv(k, ir.Constant(intp, 3))
+        with cgutils.for_range(builder, triples) as loop:
+            t0 = builder.mul(loop.index, ir.Constant(intp, 3))
+            for a, acc in enumerate(accs):
+                builder.store(builder.fadd(builder.load(acc), term(builder.add(t0, ir.Constant(intp, a)))), acc)
+        done = builder.mul(triples, ir.Constant(intp, 3))
+        with cgutils.for_range(builder, builder.sub(k, done)) as loop:
+            builder.store(builder.fadd(builder.load(accs[0]), term(builder.add(done, loop.index))), accs[0])
+        total = builder.fadd(builder.fadd(builder.load(accs[0]), builder.load(accs[1])), builder.load(accs[2]))
+        out = cgutils.get_item_pointer(context, builder, dots_t, dots_a, [ir.Constant(intp, 0), f0_v])
+        builder.store(total, builder.bitcast(out, vec.as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return types.none(patch, w, f0, dots), codegen
+
+
+def _column_block_dot_python(patch, w, f0, dots):
+    dots[0, f0 : f0 + COLUMN_BLOCK] = patch @ w[:, f0 : f0 + COLUMN_BLOCK]
+
+
+column_block_dot = _column_block_dot_python if jit_disabled() else _column_block_dot_llvm
