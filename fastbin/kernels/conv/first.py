@@ -12,13 +12,14 @@ time) into the pixel's packed words. The sums are integers of magnitude at most 
 exact in float32 for ``255 * k <= 2**24`` (the caller's bound; any order, any contraction).
 
 * ``conv_sign_uint8(x, w, kh, kw, sh, sw, top, left, out_h, out_w, pad, sign, signed, image,
-  patch, dots, out)``: ``x`` uint8 (m, h, wd, c) C-contiguous; ``w`` float32 (kh * kw * c, n16) the
-  ±1 weights, row ``(i * kw + j) * c + ch`` (``fastbin.nn.conv.Conv2D``'s layout), the
-  columns past the ``n`` filters 0 up to ``n16``, a multiple of ``COLUMN_BLOCK`` (16);
+  patch, dots, out)``: ``x`` uint8 (m, h, wd, c) C-contiguous; ``w`` float32 (kh * kw * c,
+  n16) the ±1 weights, row ``(i * kw + j) * c + ch`` (``fastbin.nn.conv.Conv2D``'s layout),
+  the columns past the ``n`` filters 0 up to ``n16``, a multiple of ``COLUMN_BLOCK`` (16);
   ``pad`` the padding's pixel value (float32, an integer in [0, 255]); ``sign``, ``signed``
-  (n,) of ``threshold.signed_thresholds`` (float32 thresholds: exact integers up to 2**24); scratch: ``image`` float32 ((out_h - 1) *
-  sh + kh, (out_w - 1) * sw + kw, c) C-contiguous (an image converted once and padded, the
-  windows' whole extent), ``patch`` float32 (kh * kw * c,), ``dots`` float32 (1, n16); ``out`` uint64 (m * out_h * out_w, ceil(n / 64))
+  (n,) of ``threshold.signed_thresholds`` (float32 thresholds: exact integers up to 2**24);
+  scratch: ``image`` float32 ((out_h - 1) * sh + kh, (out_w - 1) * sw + kw, c) C-contiguous
+  (an image converted once and padded: the windows' whole extent), ``patch`` float32 (kh *
+  kw * c,), ``dots`` float32 (1, n16); ``out`` uint64 (m * out_h * out_w, ceil(n / 64))
   receives every word: row ``(img * out_h + p) * out_w + q`` (the patch rows' order), bit
   ``f`` set where ``sign[f] * dot[f] < signed[f]`` for ``dot = patch @ w``, i.e. ``dot < t``
   (``dot > t`` where flipped). The same bits as im2col + the exact product +
