@@ -223,6 +223,8 @@ def test_packed_conv_model_equals_the_specification_and_the_unfolded_model(rng, 
             np.testing.assert_array_equal(folded.forward(xs), expected)
             np.testing.assert_array_equal(spec.forward(xs), expected)
             np.testing.assert_array_equal(folded.predict(xs), np.argmax(expected, axis=1))
+    if engine == "numba":  # uint8 images took the one-call pass (fastbin.kernels.conv.chain)
+        assert folded.fused is not None and folded.fused.calls >= 3
     # the signs were not trivial: some stage has flipped and finite thresholds
     kinds = [t for s in folded.stages[:-1] for t, _ in s.thresholds.values()]
     assert any(s.thresholds[k][1].any() for s in folded.stages[:-1] for k in s.thresholds)
@@ -291,3 +293,17 @@ def test_summary_counts_parameters_bits_and_operations_per_conv_layer(saved, eng
     assert "784 inputs (28x28x1 images)" in text and f"engine {engine}" in text
     totals = [int(v.replace(",", "")) for v in text.splitlines()[-1].split()[1:]]
     assert totals == [sum(r[k] for r in rows) for k in ("params", "bits", "bytes", "macs", "binary_ops")]
+
+
+def test_two_pools_after_a_sign_take_the_stage_path_with_the_same_logits(rng, tmp_path):
+    layers = [Conv2D(1, 4, 3, padding="same", pad_value=1, rng=11), BatchNorm(4), Sign(), MaxPool2D(2, 1),
+              MaxPool2D(2, 1), Conv2D(4, 5, 3, rng=12), BatchNorm(5), Sign(),
+              Flatten(), Dense(5 * 4 * 4, 3, binary=True, bias=False, rng=13), BatchNorm(3)]
+    model = sequential(layers, (8, 8, 1))
+    _calibrate(model, _images(rng, model, 16), rng)
+    model.save(tmp_path / "pools.fbm")
+    x = _images(rng, model, 7)
+    for engine in ENGINES:
+        folded = runtime.load(tmp_path / "pools.fbm", engine=engine)
+        assert folded.fused is None  # the chain pools at most once after a sign
+        np.testing.assert_array_equal(folded.forward(x), model.forward(x))

@@ -299,7 +299,10 @@ class _PackedTail:
         self.shift = self.weights.packed.n_bits - dense_bits.n_bits
 
     def __call__(self, words):
-        dot = self.engine.binary_dot(words.reshape(words.shape[0], -1), self.weights, np.int64)
+        return self.logits_of(self.engine.binary_dot(words.reshape(words.shape[0], -1), self.weights, np.int64))
+
+    def logits_of(self, dot):
+        """The logits of the kernel's int64 ``dot`` (m, classes) (shifted by the padding bits)."""
         dot -= self.shift
         return self.affine(dot.astype(self.dtype))
 
@@ -317,6 +320,10 @@ class PackedConvModel(InferenceModel):
     def __init__(self, stages, input_shape, dtype, engine):
         self.input_shape = tuple(input_shape)
         super().__init__(stages, math.prod(self.input_shape), dtype, engine)
+        if getattr(engine, "name", None) == "numba":  # uint8 images in one compiled call
+            from ._conv_numba import conv_chain
+
+            self.fused = conv_chain(self)
 
     def _rows(self, x):
         if isinstance(x, np.ndarray) and x.ndim == 4:
