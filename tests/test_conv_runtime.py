@@ -307,3 +307,58 @@ def test_two_pools_after_a_sign_take_the_stage_path_with_the_same_logits(rng, tm
         folded = runtime.load(tmp_path / "pools.fbm", engine=engine)
         assert folded.fused is None  # the chain pools at most once after a sign
         np.testing.assert_array_equal(folded.forward(x), model.forward(x))
+
+
+AVX2_CHILD = r"""
+import json
+import numpy as np
+from fastbin import reference as R
+from fastbin.kernels.binary_product.threshold import threshold_pack
+from fastbin.runtime._conv_numba import first_conv_uint8
+
+rng = np.random.default_rng(3)
+for dtype in (np.int32, np.int64, np.float32, np.float64):
+    dot = rng.integers(-40, 41, (9, 77)).astype(dtype)
+    t = dot[2].astype(np.int64 if np.dtype(dtype).kind == "i" else dtype)
+    flip = rng.random(77) < 0.5
+    out = np.zeros((9, 2), np.uint64)
+    threshold_pack(dot, t, flip, out)
+    assert (out == R.pack_signs(np.where(np.where(flip, dot > t, dot < t), -1, 1)).bits).all(), dtype
+x = rng.integers(0, 256, (2, 9, 8, 2), dtype=np.uint8)
+w_bits = R.pack_signs(rng.standard_normal((40, 18)))
+dot = R.sign_matmul(R.im2col(x, 3, 1, "same", pad_value=np.uint8(255)), w_bits).astype(np.int64)
+t = dot[5]
+flip = rng.random(40) < 0.4
+first = first_conv_uint8(w_bits, t, flip, (3, 3, 1, 1, 1, 1, 9, 8, "same"), 255)
+assert (first(x) == R.pack_signs(np.where(np.where(flip, dot > t, dot < t), -1, 1)).bits).all()
+found = {}
+for d in (threshold_pack, __import__("fastbin.kernels.conv.first", fromlist=["x"]).conv_sign_uint8):
+    asm = "".join(d.inspect_asm(s) for s in d.signatures)
+    found[d.py_func.__name__] = {op: asm.count(op) for op in ("zmm", "ymm", "vpcmp", "vcmp", "movmsk", "\tkmov")}
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.skipif(NOJIT, reason="compiles for another CPU: needs the JIT")
+def test_threshold_and_first_conv_compiled_for_avx2():
+    """In a child compiled for Zen 3 (AVX2, every AVX-512 feature off: tests/test_sign_avx2.py's
+    ``avx2_features``): the vector threshold compares and the first conv kernel give the
+    specification's bits, on ymm registers (compares and ``vmovmsk``), no zmm."""
+    import json
+    import subprocess
+    import sys
+
+    from numba.core.registry import cpu_target
+    from test_sign_avx2 import avx2_features
+
+    triple, _cpu, features = cpu_target.target_context.codegen().magic_tuple()
+    if not triple.startswith("x86_64") or "+avx2" not in features.split(","):
+        pytest.skip("not an x86-64 CPU with AVX2")
+    env = {**os.environ, "NUMBA_CPU_NAME": "znver3", "NUMBA_CPU_FEATURES": avx2_features(features),
+           "FASTBIN_NO_CACHE": "1"}
+    done = subprocess.run([sys.executable, "-c", AVX2_CHILD], env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, counts in found.items():
+        assert counts["zmm"] == 0 and counts["\tkmov"] == 0 and counts["ymm"] > 0, (name, counts)
+        assert counts["movmsk"] > 0 and counts["vpcmp"] + counts["vcmp"] > 0, (name, counts)
