@@ -79,6 +79,50 @@ def test_pool_words_is_and_of_bits_or_or_where_masked(rng, h, w, pool, stride, c
             assert not unpacked[..., channels:].any()  # the padding bits stay 0
 
 
+@pytest.mark.parametrize("h, w, c, n, k, s, padding, pad", [
+    (6, 5, 1, 32, 3, 1, "same", 0), (6, 5, 1, 32, 3, 1, "same", 255), (7, 6, 3, 70, (3, 2), (2, 1), "same", 255),
+    (5, 5, 2, 64, 2, 2, "valid", 0), (4, 3, 1, 1, 3, (1, 3), "same", 0), (3, 4, 2, 130, 1, 1, "valid", 0),
+    (4, 4, 200, 17, 3, 1, "same", 255)])  # the last: 1800 taps of 255, sums to 459,000
+def test_first_conv_kernel_is_im2col_the_exact_product_and_the_thresholds(rng, h, w, c, n, k, s, padding, pad):
+    from fastbin.runtime._conv_numba import first_conv_uint8
+
+    x = rng.integers(0, 256, (3, h, w, c), dtype=np.uint8)
+    x[0] = 255  # the largest products
+    kh, kw = R.int_pair("k", k)
+    sh, sw = R.int_pair("s", s)
+    out_h, out_w, (top, _), (left, _) = R.conv_geometry(h, w, (kh, kw), (sh, sw), padding)
+    w_bits = R.pack_signs(rng.standard_normal((n, kh * kw * c)))
+    w_bits.bits[0] = 0  # a filter of +1 only: the largest sum, 255 * k on image 0
+    dot = R.sign_matmul(R.im2col(x, (kh, kw), (sh, sw), padding, pad_value=np.uint8(pad)), w_bits).astype(np.int64)
+    t = dot[rng.integers(0, dot.shape[0], n), np.arange(n)]  # thresholds on products: ties
+    t[: n // 3] += rng.integers(-300, 300, n // 3)
+    flip = rng.random(n) < 0.4
+    expected = R.pack_signs(np.where(np.where(flip, dot > t, dot < t), -1, 1)).bits
+    first = first_conv_uint8(w_bits, t, flip, (kh, kw, sh, sw, top, left, out_h, out_w, padding), pad)
+    np.testing.assert_array_equal(first(x), expected)
+    assert first_conv_uint8(R.pack_signs(np.ones((1, (2**24 - 1) // 255 + 1))), t[:1], flip[:1], None, 0) is None
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 8, 16, 33, 64])
+def test_threshold_words_equal_the_compares(rng, dtype, n):
+    """``below_word`` (jitted: the vector compares of ``intrinsics.threshold_word``, their tails
+    one at a time) against the plain compares, ties, flips, and NaN for floats (bit 0)."""
+    from fastbin.kernels.binary_product.threshold import signed_thresholds, threshold_pack
+
+    dot = rng.integers(-40, 41, (5, n)).astype(dtype)
+    t = dot[2].astype(np.int64 if np.dtype(dtype).kind == "i" else dtype)  # row 2 ties every threshold
+    if np.dtype(dtype).kind == "f":
+        dot[3, ::2] = np.nan
+        dot[4] += dtype(0.5)
+    flip = rng.random(n) < 0.5
+    expected = R.pack_signs(np.where(np.where(flip, dot > t, dot < t), -1, 1)).bits
+    out = np.full(expected.shape, 7, np.uint64)
+    threshold_pack(dot, t, flip, out)
+    np.testing.assert_array_equal(out, expected)
+    assert signed_thresholds(t, flip)[0].dtype == t.dtype
+
+
 def test_pixel_words_product_is_the_true_product_plus_the_shift(rng):
     # 50 channels: 3x3x50 = 450 bits, the padding inside every pixel's word is not at the row's end
     w = R.pack_signs(rng.standard_normal((7, 9 * 50)))
@@ -179,6 +223,8 @@ def test_packed_conv_model_equals_the_specification_and_the_unfolded_model(rng, 
             np.testing.assert_array_equal(folded.forward(xs), expected)
             np.testing.assert_array_equal(spec.forward(xs), expected)
             np.testing.assert_array_equal(folded.predict(xs), np.argmax(expected, axis=1))
+    if engine == "numba":  # uint8 images took the one-call pass (fastbin.kernels.conv.chain)
+        assert folded.fused is not None and folded.fused.calls >= 3
     # the signs were not trivial: some stage has flipped and finite thresholds
     kinds = [t for s in folded.stages[:-1] for t, _ in s.thresholds.values()]
     assert any(s.thresholds[k][1].any() for s in folded.stages[:-1] for k in s.thresholds)
@@ -247,3 +293,72 @@ def test_summary_counts_parameters_bits_and_operations_per_conv_layer(saved, eng
     assert "784 inputs (28x28x1 images)" in text and f"engine {engine}" in text
     totals = [int(v.replace(",", "")) for v in text.splitlines()[-1].split()[1:]]
     assert totals == [sum(r[k] for r in rows) for k in ("params", "bits", "bytes", "macs", "binary_ops")]
+
+
+def test_two_pools_after_a_sign_take_the_stage_path_with_the_same_logits(rng, tmp_path):
+    layers = [Conv2D(1, 4, 3, padding="same", pad_value=1, rng=11), BatchNorm(4), Sign(), MaxPool2D(2, 1),
+              MaxPool2D(2, 1), Conv2D(4, 5, 3, rng=12), BatchNorm(5), Sign(),
+              Flatten(), Dense(5 * 4 * 4, 3, binary=True, bias=False, rng=13), BatchNorm(3)]
+    model = sequential(layers, (8, 8, 1))
+    _calibrate(model, _images(rng, model, 16), rng)
+    model.save(tmp_path / "pools.fbm")
+    x = _images(rng, model, 7)
+    for engine in ENGINES:
+        folded = runtime.load(tmp_path / "pools.fbm", engine=engine)
+        assert folded.fused is None  # the chain pools at most once after a sign
+        np.testing.assert_array_equal(folded.forward(x), model.forward(x))
+
+
+AVX2_CHILD = r"""
+import json
+import numpy as np
+from fastbin import reference as R
+from fastbin.kernels.binary_product.threshold import threshold_pack
+from fastbin.runtime._conv_numba import first_conv_uint8
+
+rng = np.random.default_rng(3)
+for dtype in (np.int32, np.int64, np.float32, np.float64):
+    dot = rng.integers(-40, 41, (9, 77)).astype(dtype)
+    t = dot[2].astype(np.int64 if np.dtype(dtype).kind == "i" else dtype)
+    flip = rng.random(77) < 0.5
+    out = np.zeros((9, 2), np.uint64)
+    threshold_pack(dot, t, flip, out)
+    assert (out == R.pack_signs(np.where(np.where(flip, dot > t, dot < t), -1, 1)).bits).all(), dtype
+x = rng.integers(0, 256, (2, 9, 8, 2), dtype=np.uint8)
+w_bits = R.pack_signs(rng.standard_normal((40, 18)))
+dot = R.sign_matmul(R.im2col(x, 3, 1, "same", pad_value=np.uint8(255)), w_bits).astype(np.int64)
+t = dot[5]
+flip = rng.random(40) < 0.4
+first = first_conv_uint8(w_bits, t, flip, (3, 3, 1, 1, 1, 1, 9, 8, "same"), 255)
+assert (first(x) == R.pack_signs(np.where(np.where(flip, dot > t, dot < t), -1, 1)).bits).all()
+found = {}
+for d in (threshold_pack, __import__("fastbin.kernels.conv.first", fromlist=["x"]).conv_sign_uint8):
+    asm = "".join(d.inspect_asm(s) for s in d.signatures)
+    found[d.py_func.__name__] = {op: asm.count(op) for op in ("zmm", "ymm", "vpcmp", "vcmp", "movmsk", "\tkmov")}
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.skipif(NOJIT, reason="compiles for another CPU: needs the JIT")
+def test_threshold_and_first_conv_compiled_for_avx2():
+    """In a child compiled for Zen 3 (AVX2, every AVX-512 feature off: tests/test_sign_avx2.py's
+    ``avx2_features``): the vector threshold compares and the first conv kernel give the
+    specification's bits, on ymm registers (compares and ``vmovmsk``), no zmm."""
+    import json
+    import subprocess
+    import sys
+
+    from numba.core.registry import cpu_target
+    from test_sign_avx2 import avx2_features
+
+    triple, _cpu, features = cpu_target.target_context.codegen().magic_tuple()
+    if not triple.startswith("x86_64") or "+avx2" not in features.split(","):
+        pytest.skip("not an x86-64 CPU with AVX2")
+    env = {**os.environ, "NUMBA_CPU_NAME": "znver3", "NUMBA_CPU_FEATURES": avx2_features(features),
+           "FASTBIN_NO_CACHE": "1"}
+    done = subprocess.run([sys.executable, "-c", AVX2_CHILD], env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, counts in found.items():
+        assert counts["zmm"] == 0 and counts["\tkmov"] == 0 and counts["ymm"] > 0, (name, counts)
+        assert counts["movmsk"] > 0 and counts["vpcmp"] + counts["vcmp"] > 0, (name, counts)

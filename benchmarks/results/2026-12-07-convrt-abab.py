@@ -107,7 +107,7 @@ def pairs(fa, fb_, n, inner):
     return np.median(ta), np.median(tb), np.median(ratios), min(ta) / min(tb)
 
 
-for _ in range(2):
+for _ in range(int(os.environ.get("PASSES", "2"))):
     oa, nb, r, rmin = pairs(fo, fb, 40, 3)
     print(f"conv layer batch 128: ORT median {oa * 1e3:.2f} ms, numba {nb * 1e3:.2f} ms, "
           f"median pair ratio {r:.2f}x, min/min {rmin:.2f}x")

@@ -21,6 +21,17 @@ every kernel still runs (slowly) as ordinary Python.
   to an FMA nor reassociates them (the fused pass's bit-exact float tail).
 * :func:`to_float` ``(like, value)``: integer ``value`` as ``like``'s float type,
   correctly rounded.
+* :func:`threshold_word` ``(dots, r, j0, count, sign, signed) -> uint64``: bit ``q`` set where
+  ``sign[j0 + q] * dots[r, j0 + q] < signed[j0 + q]`` for ``q < count`` (<= 64), ``sign`` ±1:
+  the folded batch norm + sign of ``fastbin.kernels.binary_product.threshold``, a vector of
+  outputs per compare (``vpcmpq`` into a mask register on AVX-512, ``vpcmpgtq`` +
+  ``vmovmskpd`` on AVX2, compares and a horizontal add of lane bits on NEON: the generic
+  ``bitcast <L x i1> to iL`` lowers everywhere), the last ``count % L`` outputs one at a time.
+* :func:`column_block_dot` ``(patch, w, f0, dots)``: ``dots[0, f0 + l] = sum_t patch[t] * w[t, f0
+  + l]`` for the 16 lanes ``l`` (float32): three ``<16 x float>`` accumulators in registers over
+  the ``t`` loop (a broadcast, a load, a multiply and an add each), one store; the first conv
+  layer's few-tap product (``fastbin.kernels.conv.first``), where LLVM's own vectorisation of
+  the filter loop (16 lanes times an interleave of 4) needs 64 filters before its vector body runs.
 * :func:`intp_args`, :func:`is_words`: helpers for writing intrinsics.
 * :func:`tree_sum` ``(builder, vectors, add)``: the lane sums of up to ``lanes``
   vectors as one vector (a transposing tree of shuffles and adds), for the register
@@ -36,6 +47,7 @@ every kernel still runs (slowly) as ordinary Python.
 """
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -43,8 +55,8 @@ from numba.extending import intrinsic
 
 from .._config import jit_disabled
 
-__all__ = ["popcount", "xor_count", "opaque", "to_float", "intp_args", "is_words", "tree_sum", "avx2_pshufb",
-           "avx2_permps"]
+__all__ = ["popcount", "xor_count", "opaque", "to_float", "threshold_word", "threshold_word_types",
+           "column_block_dot", "COLUMN_BLOCK", "intp_args", "is_words", "tree_sum", "avx2_pshufb", "avx2_permps"]
 
 
 def intp_args(context, builder, signature, args):
@@ -255,3 +267,193 @@ def _to_float_python(like, value):
 opaque = _opaque_python if jit_disabled() else _opaque_llvm
 to_float = _to_float_python if jit_disabled() else _to_float_llvm
 xor_count = _xor_count_python if jit_disabled() else _xor_count_llvm
+
+
+# ---------------------------------------------------------------------------
+# Thresholds to packed words: a vector of compares, its mask as bits of a word
+# ---------------------------------------------------------------------------
+def threshold_word_types(dots, sign, signed):
+    """The Numba type the comparison ``sign * dots < signed`` is evaluated in (Numba's own
+    promotion: the widest signed integer if all three are signed integers; the widest float
+    if all are floats; float64 if they mix), or None where :func:`threshold_word` does not
+    apply: ``dots`` not a 2-D C-contiguous array, ``sign``/``signed`` not 1-D C-contiguous,
+    an unsigned integer among them."""
+    ok = (isinstance(dots, types.Array) and dots.ndim == 2 and dots.layout == "C"
+          and all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in (sign, signed)))
+    if not ok:
+        return None
+    dtypes = (dots.dtype, sign.dtype, signed.dtype)
+    if all(isinstance(d, types.Integer) and d.signed for d in dtypes):
+        return max(dtypes, key=lambda d: d.bitwidth)
+    if all(isinstance(d, types.Float) for d in dtypes):
+        return max(dtypes, key=lambda d: d.bitwidth)
+    if all(isinstance(d, types.Float) or (isinstance(d, types.Integer) and d.signed) for d in dtypes):
+        return types.float64
+    return None
+
+
+def _convert(builder, value, source, target):
+    """``value`` (scalar or vector of Numba type ``source``'s element) as ``target``'s element
+    type, exactly as Numba converts (``sext``, ``sitofp``, ``fpext``; the identity)."""
+    ty = ir.VectorType(_llvm_scalar(target), value.type.count) if isinstance(value.type, ir.VectorType) \
+        else _llvm_scalar(target)
+    if source == target:
+        return value
+    if isinstance(target, types.Integer):
+        return builder.sext(value, ty)
+    if isinstance(source, types.Integer):
+        return builder.sitofp(value, ty)
+    return builder.fpext(value, ty)
+
+
+def _llvm_scalar(numba_type):
+    if isinstance(numba_type, types.Integer):
+        return ir.IntType(numba_type.bitwidth)
+    return ir.DoubleType() if numba_type.bitwidth == 64 else ir.FloatType()
+
+
+@intrinsic
+def _threshold_word_llvm(typingctx, dots, r, j0, count, sign, signed):
+    """``threshold_word`` (module doc): the compares ``L`` outputs at a time (``L`` = 512 bits
+    / the compared type's width: 8 or 16), each vector's ``<L x i1>`` mask bitcast to an
+    ``L``-bit integer and shifted into the word; ``sign * d`` as ``(d ^ m) - m`` with ``m =
+    sign >> (width - 1)`` for integers (the same wrapping negation as a multiply by -1, no
+    64-bit vector multiply on AVX2), a multiply by ±1 for floats (exact); ``<`` is ordered
+    (NaN compares false: bit 0)."""
+    compare = threshold_word_types(dots, sign, signed)
+    if compare is None or not all(isinstance(a, types.Integer) for a in (r, j0, count)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        dots_v, r_v, j0_v, count_v, sign_v, signed_v = intp_args(context, builder, signature, args)
+        dots_t, _, _, _, sign_t, signed_t = signature.args
+        dots_a = context.make_array(dots_t)(context, builder, dots_v)
+        sign_a = context.make_array(sign_t)(context, builder, sign_v)
+        signed_a = context.make_array(signed_t)(context, builder, signed_v)
+        intp = context.get_value_type(types.intp)
+        i64 = ir.IntType(64)
+        elem = _llvm_scalar(compare)
+        lanes = min(64, 512 // compare.bitwidth)
+        is_int = isinstance(compare, types.Integer)
+
+        def load(array_t, array, j, n):
+            """``n`` (1 or ``lanes``) elements from index ``j`` (row ``r`` of ``dots``), converted."""
+            if array_t.ndim == 2:
+                ptr = cgutils.get_item_pointer(context, builder, array_t, array, [r_v, j])
+            else:
+                ptr = builder.gep(array.data, [j])
+            width = _llvm_scalar(array_t.dtype)
+            if n == 1:
+                value = builder.load(ptr)
+            else:
+                vec = ir.VectorType(width, n)
+                value = builder.load(builder.bitcast(ptr, vec.as_pointer()), align=array_t.dtype.bitwidth // 8)
+            return _convert(builder, value, array_t.dtype, compare)
+
+        def below(j, n):
+            """The ``<n x i1>`` (or ``i1``) compares of outputs ``j .. j + n - 1``."""
+            d = load(dots_t, dots_a, j, n)
+            s = load(sign_t, sign_a, j, n)
+            t = load(signed_t, signed_a, j, n)
+            if is_int:
+                width = ir.Constant(elem, elem.width - 1)
+                if n > 1:
+                    width = ir.Constant(ir.VectorType(elem, n), [elem.width - 1] * n)
+                m = builder.ashr(s, width)
+                product = builder.sub(builder.xor(d, m), m)
+                return builder.icmp_signed("<", product, t)
+            return builder.fcmp_ordered("<", builder.fmul(s, d), t)
+
+        word = cgutils.alloca_once_value(builder, ir.Constant(i64, 0))
+        full = builder.udiv(count_v, ir.Constant(intp, lanes))
+        with cgutils.for_range(builder, full) as loop:
+            offset = builder.mul(loop.index, ir.Constant(intp, lanes))
+            mask = below(builder.add(j0_v, offset), lanes)
+            bits = builder.zext(builder.bitcast(mask, ir.IntType(lanes)), i64)
+            shifted = builder.shl(bits, context.cast(builder, offset, types.intp, types.uint64))
+            builder.store(builder.or_(builder.load(word), shifted), word)
+        done = builder.mul(full, ir.Constant(intp, lanes))
+        with cgutils.for_range(builder, builder.sub(count_v, done)) as loop:
+            q = builder.add(done, loop.index)
+            bit = builder.zext(below(builder.add(j0_v, q), 1), i64)
+            shifted = builder.shl(bit, context.cast(builder, q, types.intp, types.uint64))
+            builder.store(builder.or_(builder.load(word), shifted), word)
+        return builder.load(word)
+
+    return types.uint64(dots, r, j0, count, sign, signed), codegen
+
+
+def _threshold_word_python(dots, r, j0, count, sign, signed):
+    word = np.uint64(0)
+    for q in range(count):
+        j = j0 + q
+        if sign[j] * dots[r, j] < signed[j]:
+            word |= np.uint64(1) << np.uint64(q)
+    return word
+
+
+threshold_word = _threshold_word_python if jit_disabled() else _threshold_word_llvm
+
+
+# ---------------------------------------------------------------------------
+# A few taps times a block of filters: one vector accumulator in a register
+# ---------------------------------------------------------------------------
+#: Lanes of :func:`column_block_dot` (float32: one 512-bit vector, two on AVX2, four on NEON).
+COLUMN_BLOCK = 16
+
+
+@intrinsic
+def _column_block_dot_llvm(typingctx, patch, w, f0, dots):
+    """``column_block_dot`` (module doc): ``patch`` float32 1-D C-contiguous (k,), ``w``
+    float32 2-D C-contiguous (k, n) with ``f0 + 16 <= n``, ``dots`` float32 2-D C-contiguous
+    (., n), row 0 written at columns ``f0 .. f0 + 15``. The multiply and add are exact here
+    (integers below 2**24), so their order and contraction do not matter."""
+    f32 = types.float32
+    ok = (isinstance(patch, types.Array) and patch.ndim == 1 and patch.layout == "C" and patch.dtype == f32
+          and all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" and a.dtype == f32 for a in (w, dots))
+          and isinstance(f0, types.Integer))
+    if not ok:
+        return None
+
+    def codegen(context, builder, signature, args):
+        patch_v, w_v, f0_v, dots_v = intp_args(context, builder, signature, args)
+        patch_t, w_t, _, dots_t = signature.args
+        patch_a = context.make_array(patch_t)(context, builder, patch_v)
+        w_a = context.make_array(w_t)(context, builder, w_v)
+        dots_a = context.make_array(dots_t)(context, builder, dots_v)
+        intp = context.get_value_type(types.intp)
+        i32 = ir.IntType(32)
+        vec = ir.VectorType(ir.FloatType(), COLUMN_BLOCK)
+        k = cgutils.unpack_tuple(builder, patch_a.shape, 1)[0]
+
+        def term(t):
+            value = builder.load(builder.gep(patch_a.data, [t]))
+            one = builder.insert_element(ir.Constant(vec, ir.Undefined), value, ir.Constant(i32, 0))
+            splat = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
+                                           ir.Constant(ir.VectorType(i32, COLUMN_BLOCK), [0] * COLUMN_BLOCK))
+            ptr = cgutils.get_item_pointer(context, builder, w_t, w_a, [t, f0_v])
+            return builder.fmul(splat, builder.load(builder.bitcast(ptr, vec.as_pointer()), align=4))
+
+        # three accumulators over the taps (t mod 3): a third of the add latency chain
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(vec, None)) for _ in range(3)]
+        triples = builder.udiv(k, ir.Constant(intp, 3))
+        with cgutils.for_range(builder, triples) as loop:
+            t0 = builder.mul(loop.index, ir.Constant(intp, 3))
+            for a, acc in enumerate(accs):
+                builder.store(builder.fadd(builder.load(acc), term(builder.add(t0, ir.Constant(intp, a)))), acc)
+        done = builder.mul(triples, ir.Constant(intp, 3))
+        with cgutils.for_range(builder, builder.sub(k, done)) as loop:
+            builder.store(builder.fadd(builder.load(accs[0]), term(builder.add(done, loop.index))), accs[0])
+        total = builder.fadd(builder.fadd(builder.load(accs[0]), builder.load(accs[1])), builder.load(accs[2]))
+        out = cgutils.get_item_pointer(context, builder, dots_t, dots_a, [ir.Constant(intp, 0), f0_v])
+        builder.store(total, builder.bitcast(out, vec.as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return types.none(patch, w, f0, dots), codegen
+
+
+def _column_block_dot_python(patch, w, f0, dots):
+    dots[0, f0 : f0 + COLUMN_BLOCK] = patch @ w[:, f0 : f0 + COLUMN_BLOCK]
+
+
+column_block_dot = _column_block_dot_python if jit_disabled() else _column_block_dot_llvm

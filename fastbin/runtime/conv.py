@@ -36,7 +36,10 @@ whose activations are images of packed signs, uint64 (m, h, w, cw), the c channe
 * the first stage takes the patch rows of the image (``engine.patches``, padded with the
   layer's pad value in the input's units) through a :class:`~fastbin.runtime.model.SignStage`,
   the dense layers' first stage: the exact uint8 product or, on float input, a product on the
-  same side of every float threshold as the exact one; its packed output rows are the pixels;
+  same side of every float threshold as the exact one; its packed output rows are the pixels.
+  On the numba engine raw uint8 pixels take one direct kernel instead
+  (``fastbin.runtime._conv_numba``: the taps times the ±1 weights summed per output pixel,
+  exact integers, then the uint8 thresholds; no patch rows), the same bits;
 * a later stage takes the patch rows of the previous words (``engine.patches`` with pad 0:
   one-padding is bit 0, free; a row is kh * kw pixels of cw words) and the engine's
   ``dense_sign`` (``fastbin.kernels.binary_product.plan_sign`` on the numba engine): the
@@ -234,8 +237,14 @@ class _PackedStage:
         self.pool_before, self.pools_after, self.in_shape, self.first = pool_before, pools_after, in_shape, first
         self.geometry = _geometry(in_shape, conv["kernel_size"], conv["stride"], conv["padding"])
         n = conv["filters"]
+        self.direct = None
         if first:  # the dense layers' first stage on the patch rows
             self.sign = SignStage(engine, SignWeights(engine, w_bits, dtype), thresholds, dtype)
+            if getattr(engine, "name", None) == "numba":  # raw pixels: the direct kernel, no patch rows
+                from ._conv_numba import first_conv_uint8
+
+                t, flip = thresholds["uint8"]
+                self.direct = first_conv_uint8(w_bits, t, flip, self.geometry, 255 * int(conv["pad_value"]))
         else:
             kh, kw = conv["kernel_size"]
             self.weights = SignWeights(engine, pixel_words(w_bits, kh * kw, in_shape[2]), dtype)
@@ -259,7 +268,9 @@ class _PackedStage:
     def __call__(self, x):
         engine, g = self.engine, self.geometry
         m = x.shape[0]
-        if self.first:
+        if self.first and self.direct is not None and x.dtype == _UINT8:
+            words = self.direct(x)
+        elif self.first:
             pad = self.conv["pad_value"]
             pad = x.dtype.type(255 * int(pad)) if x.dtype == _UINT8 else x.dtype.type(pad)
             words = self.sign(engine.patches(x, g, pad))
@@ -288,7 +299,10 @@ class _PackedTail:
         self.shift = self.weights.packed.n_bits - dense_bits.n_bits
 
     def __call__(self, words):
-        dot = self.engine.binary_dot(words.reshape(words.shape[0], -1), self.weights, np.int64)
+        return self.logits_of(self.engine.binary_dot(words.reshape(words.shape[0], -1), self.weights, np.int64))
+
+    def logits_of(self, dot):
+        """The logits of the kernel's int64 ``dot`` (m, classes) (shifted by the padding bits)."""
         dot -= self.shift
         return self.affine(dot.astype(self.dtype))
 
@@ -306,6 +320,10 @@ class PackedConvModel(InferenceModel):
     def __init__(self, stages, input_shape, dtype, engine):
         self.input_shape = tuple(input_shape)
         super().__init__(stages, math.prod(self.input_shape), dtype, engine)
+        if getattr(engine, "name", None) == "numba":  # uint8 images in one compiled call
+            from ._conv_numba import conv_chain
+
+            self.fused = conv_chain(self)
 
     def _rows(self, x):
         if isinstance(x, np.ndarray) and x.ndim == 4:

@@ -2,7 +2,8 @@
 
 One encoding of ``flip`` and one bit-word loop, shared by every kernel that
 turns dot products into the next layer's packed signs
-(``binary_dense_sign_*``, ``dense_sign_rows``, ``threshold_pack``):
+(``binary_dense_sign_*``, ``dense_sign_rows``, ``threshold_pack``, the first
+conv layer of ``fastbin.kernels.conv.first``):
 
 * :func:`signed_thresholds` ``(thresholds, flip) -> (sign, signed)``:
   ``sign[j] = -1`` where ``flip[j]`` else ``+1``, ``signed = sign * thresholds``
@@ -12,7 +13,11 @@ turns dot products into the next layer's packed signs
 * :func:`below_word` ``(dots, r, j0, j1, sign, signed) -> uint64``: bit
   ``j - j0`` set where ``sign[j] * dots[r, j] < signed[j]``, for ``j`` in
   ``[j0, j1)`` (at most 64; the bit convention of ``fastbin.bits``: bit 1 is
-  -1, higher bits 0 = zero padding).
+  -1, higher bits 0 = zero padding). Jitted, on C-contiguous arrays of signed
+  integers or floats, it is ``fastbin.kernels.intrinsics.threshold_word``: a
+  vector of compares at a time, the mask moved into the word (8 or 16 outputs
+  per compare instead of a compare and a shift-or each); otherwise (other
+  layouts) the loop of this module, which is also its plain-Python form.
 * ``threshold_pack(dot, thresholds, flip, out_bits)``: ``dot`` (m, n)
   float32/float64/int32, C-contiguous; ``thresholds`` (n,) of ``dot``'s float
   dtype or int64; ``flip`` bool (n,); ``out_bits`` uint64 (m, ceil(n/64))
@@ -21,8 +26,10 @@ turns dot products into the next layer's packed signs
 from __future__ import annotations
 
 import numpy as np
+from numba.extending import overload
 
-from ..._config import jit
+from ..._config import jit, jit_disabled
+from ..intrinsics import threshold_word, threshold_word_types
 
 __all__ = ["signed_thresholds", "below_word", "threshold_pack"]
 
@@ -38,13 +45,29 @@ def signed_thresholds(thresholds, flip):
     return sign, signed
 
 
-@jit(inline="always")
 def below_word(dots, r, j0, j1, sign, signed):
     word = np.uint64(0)
     for j in range(j0, j1):
         negative = sign[j] * dots[r, j] < signed[j]
         word |= np.uint64(negative) << np.uint64(j - j0)
     return word
+
+
+if not jit_disabled():
+    _below_word_loop = jit(inline="always")(below_word)
+
+    @overload(below_word, inline="always")
+    def _below_word_jit(dots, r, j0, j1, sign, signed):
+        if threshold_word_types(dots, sign, signed) is not None:
+            def vector(dots, r, j0, j1, sign, signed):
+                return threshold_word(dots, r, j0, j1 - j0, sign, signed)
+
+            return vector
+
+        def loop(dots, r, j0, j1, sign, signed):
+            return _below_word_loop(dots, r, j0, j1, sign, signed)
+
+        return loop
 
 
 @jit

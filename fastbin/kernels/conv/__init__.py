@@ -8,7 +8,10 @@ kernels of training and evaluation, beside the products they feed.
   each window);
 * ``packed``: the folded runtime's data movement on any dtype and on packed words
   (``patches``: im2col with one-padding as word 0; ``pool_words``: pooling as AND/OR of
-  words), imported by ``fastbin.runtime._numba`` directly.
+  words), imported by ``fastbin.runtime._numba`` directly;
+* ``first``: the folded first layer straight from raw uint8 pixels to packed words
+  (``conv_sign_uint8``), and ``chain``: a whole folded network on uint8 images in one call
+  (``uint8_chain``), both imported by ``fastbin.runtime._conv_numba`` directly.
 
 The formulas are ``fastbin.reference``'s (``im2col``, ``col2im``, ``pack_patches``,
 ``max_pool2d``, ``max_pool2d_backward``); ``fastbin.ops.conv`` validates, allocates and

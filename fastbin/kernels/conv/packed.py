@@ -16,7 +16,8 @@ their preallocated outputs.
   ``out``'s rows), strides ``sh``, ``sw``, ``top``/``left`` the padding before
   the image, the padding holding ``pad`` (a scalar of ``x``'s dtype). On packed words ``pad`` is 0: "one-
   padding", +1 is bit 0, free; the word layout makes a patch row ``kh * kw``
-  pixels of ``cw`` words each.
+  pixels of ``cw`` words each. The kernel is training's
+  ``fastbin.kernels.conv.patches.im2col_into``, ``out_h`` taken from ``out``'s rows.
 * ``pool_words(x, ph, pw, sh, sw, or_mask, out)``: max pooling of packed signs
   ``x`` (m, h, w, cw) into ``out`` (m, out_h, out_w, cw), "valid": per word the
   AND of the window's words (the max of ±1 values is -1 only where all are -1)
@@ -29,29 +30,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..._config import jit
+from .patches import im2col_into
 
 __all__ = ["patches", "pool_words"]
 
 
 @jit
 def patches(x, kh, kw, sh, sw, top, left, out_w, pad, out):
-    m, h, w, c = x.shape
-    out_h = out.shape[0] // max(m * out_w, 1)
-    for n in range(m):
-        for p in range(out_h):
-            for q in range(out_w):
-                row = (n * out_h + p) * out_w + q
-                for i in range(kh):
-                    r = p * sh + i - top
-                    for j in range(kw):
-                        s = q * sw + j - left
-                        base = (i * kw + j) * c
-                        if 0 <= r < h and 0 <= s < w:
-                            for ch in range(c):
-                                out[row, base + ch] = x[n, r, s, ch]
-                        else:
-                            for ch in range(c):
-                                out[row, base + ch] = pad
+    out_h = out.shape[0] // max(x.shape[0] * out_w, 1)
+    im2col_into(x, kh, kw, sh, sw, top, left, out_h, out_w, pad, out)
 
 
 @jit

@@ -53,7 +53,10 @@ def _im2col_image(x, n, kh, kw, sh, sw, top, left, out_h, out_w, pad, out):
                 for j in range(kw):
                     xx = q * sw + j - left
                     base = (i * kw + j) * c
-                    if y >= 0 and y < h and xx >= 0 and xx < w:
+                    inside = y >= 0 and y < h and xx >= 0 and xx < w
+                    if c == 1:  # one value (a grey pixel, a pixel's word): no inner loop to set up
+                        dst[base] = x[n, y, xx, 0] if inside else pad
+                    elif inside:
                         src = x[n, y, xx]
                         for ch in range(c):
                             dst[base + ch] = src[ch]
