@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..nn.model import bnn_conv, mlp, softmax_regression
-from ..nn.optim import SGD, Adam, DecayOnRise, StepDecay
+from ..nn.optim import SGD, Adam, CosineDecay, DecayOnRise, StepDecay
 
 __all__ = ["Recipe", "RECIPES", "DEMO_RECIPES", "load_data", "run_recipe", "main"]
 
@@ -119,8 +119,9 @@ RECIPES = {
         "fully binary CNN: 4 binary 3x3 convs (32, 32, 64, 64) with max pooling, batch norm, sign; "
         "binary dense", "1-bit", "1-bit",
         lambda be, seed, data=None: bnn_conv((28, 28, 1), 10, seed=seed, backend=be),
-        lambda: Adam(5e-3, schedule=StepDecay(469, 0.5)),
-        dict(epochs=3, batch_size=128, eval_every=469), dict(epochs=1)),
+        # 12 epochs of cosine decay: 90.29% on Fashion-MNIST, seed 0 (docs/conv.md); 3 epochs halving: 88.53%
+        lambda: Adam(5e-3, schedule=CosineDecay(12 * 469)),
+        dict(epochs=12, batch_size=128, eval_every=469), dict(epochs=1)),
     "binary-conv": Recipe(
         "BinaryConnect CNN: the same binary weights with alpha scales, hardtanh activations", "1-bit", "hardtanh",
         lambda be, seed, data=None: bnn_conv((28, 28, 1), 10, activation="hardtanh", scale=True, seed=seed,
