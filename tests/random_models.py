@@ -18,3 +18,16 @@ def randomise(model, rng):
             layer.buffers["running_var"][...] = rng.uniform(0.5, 4, layer.n)
             layer.buffers["running_mean"][...] = 2 * rng.integers(-3, 4, layer.n)
     return model
+
+
+def save_small_models(folder, rng):
+    """A fully binary MLP 37-70-9-3 (``"bnn"``) and a binary softmax regression 37 -> 5
+    (``"softmax"``), randomised with ``rng`` and saved in ``folder``: {name: path}."""
+    from fastbin.nn.model import mlp, softmax_regression
+
+    out = {}
+    for name, model in (("bnn", mlp([37, 70, 9, 3], binary_weights=True, binary_activations=True)),
+                        ("softmax", softmax_regression(37, 5, binary_weights=True, init="normal"))):
+        out[name] = folder / f"{name}.fbm"
+        randomise(model, rng).save(out[name])
+    return out

@@ -12,10 +12,9 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
-from random_models import randomise
+from random_models import save_small_models
 
 import fastbin.runtime as runtime
-from fastbin.nn.model import mlp, softmax_regression
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_jit = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="Numba's cache: needs the JIT")
@@ -54,14 +53,7 @@ print(json.dumps({"hits": hits, "misses": misses, "modules": sorted(sys.modules)
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    rng = np.random.default_rng(11)
-    folder = tmp_path_factory.mktemp("start")
-    out = {}
-    for name, model in (("bnn", mlp([37, 70, 9, 3], binary_weights=True, binary_activations=True)),
-                        ("softmax", softmax_regression(37, 5, binary_weights=True, init="normal"))):
-        out[name] = folder / f"{name}.fbm"
-        randomise(model, rng).save(out[name])
-    return out
+    return save_small_models(tmp_path_factory.mktemp("start"), np.random.default_rng(11))
 
 
 def _run(model, folder, names, cache_dir):

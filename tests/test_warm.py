@@ -9,11 +9,10 @@ import sys
 import numba
 import numpy as np
 import pytest
-from random_models import randomise
+from random_models import save_small_models
 
 import fastbin.runtime as runtime
 from fastbin import _config
-from fastbin.nn.model import mlp, softmax_regression
 from fastbin.runtime import _warm
 from fastbin.runtime._numba import NumbaEngine
 
@@ -22,14 +21,7 @@ needs_jit = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="nothing compile
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    rng = np.random.default_rng(5)
-    folder = tmp_path_factory.mktemp("warm")
-    out = {}
-    for name, model in (("bnn", mlp([37, 70, 9, 3], binary_weights=True, binary_activations=True)),
-                        ("softmax", softmax_regression(37, 5, binary_weights=True, init="normal"))):
-        out[name] = folder / f"{name}.fbm"
-        randomise(model, rng).save(out[name])
-    return out
+    return save_small_models(tmp_path_factory.mktemp("warm"), np.random.default_rng(5))
 
 
 @pytest.fixture
