@@ -69,9 +69,24 @@ def _blas():
             "name": blas.get("name"),
             "version": blas.get("version"),
             "config": blas.get("openblas configuration"),
+            "kernels": _blas_kernels(),
         }
     except Exception as exc:  # older NumPy: no mode="dicts"
         return {"name": None, "version": None, "config": f"unknown ({exc})"}
+
+
+def _blas_kernels():
+    """The core type whose kernels OpenBLAS chose at run time (``SkylakeX``, ``Haswell``, ...), from
+    threadpoolctl when it is installed: the configuration string above names only the build's base
+    target, and ``OPENBLAS_CORETYPE`` or an unknown CPU changes the choice (about 2x in sgemm on
+    AVX-512 CPUs)."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    chosen = {info.get("architecture") for info in threadpoolctl.threadpool_info()
+              if info.get("internal_api") == "openblas"}
+    return ", ".join(sorted(name for name in chosen if name)) or None
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

@@ -414,7 +414,8 @@ def render_machine(data) -> list[str]:
         + ("" if fb.get("blas_env_before_numpy", True) else "; WARNING: NumPy was loaded before these were set")
         + ")",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
-        f"- BLAS: {blas.get('name')} {blas.get('version')} ({blas.get('config')})",
+        f"- BLAS: {blas.get('name')} {blas.get('version')} ({blas.get('config')})"
+        + (f"; kernels chosen at run time: {blas['kernels']}" if blas.get("kernels") else ""),
     ]
     commit = data.get("commit_info", {})
     if commit.get("id"):

@@ -164,21 +164,28 @@ def _packed_bytes(model):
     return sum(8 * layer.n_out * -(-layer.n_in // 64) for layer in model.layers if layer.kind == "dense")
 
 
+def _cortex_m4_sizes(model, out_dir):
+    """Export ``model`` to ``out_dir`` and compile it for Cortex-M4 (newlib-nano, -Os): (text, data, bss, the sum of
+    every function's stack frame, arm-none-eabi-size's output)."""
+    _, c = export_c(model, out_dir)
+    obj = out_dir / "fastbin.o"
+    build = subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+                            "-mcpu=cortex-m4", "-mthumb", "-Os", "-specs=nano.specs", "-fstack-usage", "-c", c,
+                            "-o", str(obj)], capture_output=True, text=True, cwd=out_dir)
+    assert build.returncode == 0, build.stderr
+    size = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True, text=True, check=True).stdout
+    text, data, bss = (int(v) for v in size.splitlines()[1].split()[:3])
+    stack = sum(int(line.split("\t")[1]) for line in (out_dir / "fastbin.su").read_text().splitlines())
+    return text, data, bss, stack, size
+
+
 def test_cortex_m4_flash_and_ram_targets(tmp_path):
     """The demo's fully binary model (bnn recipe, 784-200-100-10) for Cortex-M4 with newlib-nano: flash (text +
     data) <= packed weights + 4 KiB, RAM (data + bss + the worst-case stack of every function) <= 2 x the largest
     packed activation + 1 KiB."""
     _need("arm-none-eabi-gcc", "arm-none-eabi-size")
     model = _models()["bnn"]()
-    h, c = export_c(model, tmp_path / "m4")
-    obj = tmp_path / "m4" / "fastbin.o"
-    build = subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
-                            "-mcpu=cortex-m4", "-mthumb", "-Os", "-specs=nano.specs", "-fstack-usage", "-c", c,
-                            "-o", str(obj)], capture_output=True, text=True, cwd=tmp_path / "m4")
-    assert build.returncode == 0, build.stderr
-    size = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True, text=True, check=True).stdout
-    text, data, bss = (int(v) for v in size.splitlines()[1].split()[:3])
-    stack = sum(int(line.split("\t")[1]) for line in (tmp_path / "m4" / "fastbin.su").read_text().splitlines())
+    text, data, bss, stack, size = _cortex_m4_sizes(model, tmp_path / "m4")
     largest_activation = max(4 * -(-n // 32) for n in [200, 100])  # packed uint32 words
     assert text + data <= _packed_bytes(model) + 4096, size
     assert data + bss + stack <= 2 * largest_activation + 1024, (size, stack)
@@ -416,15 +423,7 @@ def test_cortex_m4_conv_flash_and_ram_targets(tmp_path):
     packed activation map + 2 KiB."""
     _need("arm-none-eabi-gcc", "arm-none-eabi-size")
     model = _conv_models()["bnn-conv"]()
-    _, c = export_c(model, tmp_path / "m4")
-    obj = tmp_path / "m4" / "fastbin.o"
-    build = subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
-                            "-mcpu=cortex-m4", "-mthumb", "-Os", "-specs=nano.specs", "-fstack-usage", "-c", c,
-                            "-o", str(obj)], capture_output=True, text=True, cwd=tmp_path / "m4")
-    assert build.returncode == 0, build.stderr
-    size = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True, text=True, check=True).stdout
-    text, data, bss = (int(v) for v in size.splitlines()[1].split()[:3])
-    stack = sum(int(line.split("\t")[1]) for line in (tmp_path / "m4" / "fastbin.su").read_text().splitlines())
+    text, data, bss, stack, size = _cortex_m4_sizes(model, tmp_path / "m4")
     largest_map = max(4 * layer.output_positions * -(-layer.filters // 32) for layer in model.layers
                       if layer.kind == "conv2d")
     assert largest_map == 28 * 28 * 32 // 8
