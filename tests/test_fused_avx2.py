@@ -116,6 +116,7 @@ import test_fused_avx2 as T
 from random_models import randomise
 from fastbin import _config, runtime
 from fastbin.nn.model import mlp, softmax_regression
+from fastbin.runtime import _fused as F
 
 assert _config.CPU_KIND == "avx2" and not _config.VECTOR_POPCOUNT and _config.FUSED_BYTE_TABLES, _config.CPU_KIND
 rng = np.random.default_rng(7)
@@ -148,6 +149,8 @@ for i, make in enumerate((lambda: mlp([784, 512, 512, 10], binary_weights=True, 
             assert fast.fused.calls == before + 1
             assert np.array_equal(logits, ref.logits(x)), (i, m, x.dtype)
             assert np.array_equal(fast.predict(x), ref.predict(x)), (i, m, x.dtype)
+            if x.dtype == np.float32 and i < 2:  # the float32 sign stage's product: the word-form lookups
+                assert fast.fused.local.hows[m][1] == F._DWORDS, (i, m)
             runs += 1
 print(json.dumps({"asm": found, "runs": runs}))
 """

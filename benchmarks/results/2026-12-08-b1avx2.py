@@ -145,10 +145,34 @@ def pieces():
     stage_old(1, act, w1, n_bits, ints, thr, out_old, sums)
     stage_new(1, act, wflat, wp + n * nw, n, n_bits, ints, thr, out_new, extra)
     assert np.array_equal(out_old, out_new)
+    # float rows: the first layer's fast product, the int8 rows kernel (main's plan at m = 1) and
+    # the word-form lookups (this branch's), before the refinement near the thresholds
+    from fastbin.kernels.sign_product.avx2_dwords import sign_dot_dwords
+    from fastbin.kernels.sign_product.portable import sign_dot_rows
+
+    _, f1 = inputs(1)
+    dot_a, dot_b = np.empty((1, n0), np.float32), np.empty((1, n0), np.float32)
+    tab, acc = fused._scratch() and fused.local.tables
+
+    @numba.njit
+    def dot_rows(reps, x, rows, out):
+        for _ in range(reps):
+            sign_dot_rows(x, rows, out)
+
+    @numba.njit
+    def dot_dwords(reps, x, wt, out, tab, acc):
+        for _ in range(reps):
+            sign_dot_dwords(x, wt, out, tab, acc)
+
+    dot_rows(1, f1, fused.rows0, dot_a)
+    dot_dwords(1, f1, fused.dwords0, dot_b, tab, acc)
+    bound = np.abs(f1.astype(np.float64)).sum() * 784 * 2.0**-24
+    assert np.abs(dot_a - dot_b).max() <= bound
     reps = 50
     res = {"cpu": _config._MAGIC_TUPLE[1], "kind": _config.CPU_KIND}
     for _ in range(3):  # alternate: the machine's load moves between the rounds
-        for name, fn in (("first_old", lambda: first_old(reps, row, w0, planes, ints, floats, at, sums, a, out_row)),
+        for name, fn in (("dot_rows", lambda: dot_rows(reps, f1, fused.rows0, dot_a)),
+                         ("dot_dwords", lambda: dot_dwords(reps, f1, fused.dwords0, dot_b, tab, acc)),("first_old", lambda: first_old(reps, row, w0, planes, ints, floats, at, sums, a, out_row)),
                          ("first_new", lambda: first_new(reps, row, n0, n_words, wflat, ints, floats, at, extra, a,
                                                          out_row)),
                          ("stage_old", lambda: stage_old(reps, act, w1, n_bits, ints, thr, out_old, sums)),
