@@ -19,6 +19,10 @@ import time
 
 import numpy as np
 
+# the numba engine from the first call (on a cold cache runtime.load would answer by the numpy
+# engine while the numba one compiles in the background: fastbin/runtime/_warm.py)
+os.environ.setdefault("FASTBIN_BACKGROUND_COMPILE", "0")
+
 
 def avx2_env():
     from numba.core.registry import cpu_target
@@ -29,7 +33,7 @@ def avx2_env():
                    for f in features.split(","))
     one = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")}
     return {**os.environ, **one, "NUMBA_CPU_NAME": "znver3", "NUMBA_CPU_FEATURES": off,
-            "OPENBLAS_CORETYPE": "Haswell"}
+            "OPENBLAS_CORETYPE": "Haswell", "FASTBIN_BACKGROUND_COMPILE": "0"}
 
 
 def random_model(sizes, seed=0):
@@ -152,7 +156,7 @@ def pieces():
 
     _, f1 = inputs(1)
     dot_a, dot_b = np.empty((1, n0), np.float32), np.empty((1, n0), np.float32)
-    tab, acc = fused._scratch() and fused.local.tables
+    tab, acc = fused.local.tables  # made by fused._scratch() above
 
     @numba.njit
     def dot_rows(reps, x, rows, out):
@@ -172,7 +176,8 @@ def pieces():
     res = {"cpu": _config._MAGIC_TUPLE[1], "kind": _config.CPU_KIND}
     for _ in range(3):  # alternate: the machine's load moves between the rounds
         for name, fn in (("dot_rows", lambda: dot_rows(reps, f1, fused.rows0, dot_a)),
-                         ("dot_dwords", lambda: dot_dwords(reps, f1, fused.dwords0, dot_b, tab, acc)),("first_old", lambda: first_old(reps, row, w0, planes, ints, floats, at, sums, a, out_row)),
+                         ("dot_dwords", lambda: dot_dwords(reps, f1, fused.dwords0, dot_b, tab, acc)),
+                         ("first_old", lambda: first_old(reps, row, w0, planes, ints, floats, at, sums, a, out_row)),
                          ("first_new", lambda: first_new(reps, row, n0, n_words, wflat, ints, floats, at, extra, a,
                                                          out_row)),
                          ("stage_old", lambda: stage_old(reps, act, w1, n_bits, ints, thr, out_old, sums)),
