@@ -108,6 +108,30 @@ def test_byte_table_choice_follows_the_cpu():
     assert _fused._TABLES == _config.FUSED_BYTE_TABLES
 
 
+@pytest.mark.skipif(not numba.config.DISABLE_JIT, reason="forces the byte-table branch: plain Python only")
+def test_byte_table_branch_equals_numpy_engine(monkeypatch, tmp_path, rng):
+    """Under ``NUMBA_DISABLE_JIT=1`` the fused pass's byte-table branch (forced on any CPU: a
+    plain module global then) runs the kernels' Python twins: logits equal the numpy engine's,
+    uint8 and float rows, a sign chain (130 -> 70: a last word of 6 bits) and a tail first."""
+    from random_models import randomise
+
+    from fastbin import runtime
+    from fastbin.nn.model import mlp, softmax_regression
+    from fastbin.runtime import _fused
+
+    monkeypatch.setattr(_fused, "_TABLES", True)
+    for i, make in enumerate((lambda: mlp([100, 130, 70, 7], binary_weights=True, binary_activations=True),
+                              lambda: softmax_regression(70, 5, binary_weights=True, init="normal"))):
+        path = tmp_path / f"m{i}.fbm"
+        randomise(make(), rng).save(path)
+        fast, ref = runtime.load(path, engine="numba"), runtime.load(path, engine="numpy")
+        assert fast.fused.scratch_words > 8 * fast.fused.w0.shape[1] + 2 * fast.fused.ints[_fused._MAX_WORDS]
+        for m in (1, 3):
+            u8 = rng.integers(0, 256, (m, fast.n_in), dtype=np.uint8)
+            for x in (u8, (u8 / 255).astype(np.float32)):
+                assert np.array_equal(fast.logits(x), ref.logits(x)), (i, m, x.dtype)
+
+
 CHILD = r"""
 import json, sys
 import numpy as np
