@@ -84,6 +84,7 @@ __all__ = [
     "BYTE_POPCOUNT_LANES",
     "XOR_COUNT_ROWS4",
     "UINT8_MASK_ROWS",
+    "FUSED_BYTE_TABLES",
     "UINT8_UDOT",
     "DOT_PRODUCT",
     "DOT_PRODUCT_CPUS",
@@ -361,6 +362,12 @@ XOR_COUNT_ROWS4: bool = CPU_KIND == "neon"
 #: of bit planes of the row (``_lanes.plane_dot``: a scalar popcount per plane and word): on
 #: AArch64. A compile-time choice keyed by the CPU like ``XOR_COUNT_ROWS4``.
 UINT8_MASK_ROWS: bool = CPU_KIND == "neon"
+#: The fused batch-1 pass's first layer on uint8 rows and its packed stages by 16-entry byte
+#: tables (``vpshufb``: ``sign_product.nibble_block_avx2``, ``binary_product.count_block_avx2``)
+#: instead of the bit planes and per-output popcounts: on x86-64 with AVX2 but no vector popcount
+#: (16 ymm registers; ``plane_block``/``count_block``'s 8-output blocks spill there). A
+#: compile-time choice keyed by the CPU like ``XOR_COUNT_ROWS4``.
+FUSED_BYTE_TABLES: bool = BYTE_LUT16 and not VECTOR_POPCOUNT
 #: The uint8 products' byte-mask sums (``sign_product.uint8_rows``, ``sign_product.uint8_masks``)
 #: by ``udot`` of the pixels with the 0xFF masks (255 * the sum, divided once at the end) instead
 #: of ``and`` + ``uadalp``: on AArch64 with the dot-product extension (``DOT_PRODUCT``). A

@@ -212,7 +212,8 @@ def avx2_need():
     """The ``sign_matmul`` paths that need AVX2 (the multiply-adds, the 8-entry tables)."""
     from fastbin.kernels import sign_product
 
-    return {name: need for name, need in sign_product.NEEDS.items() if need in ("INT8_MADD", "FLOAT_LUT8")}
+    return {name: need for name, need in sign_product.NEEDS.items()
+            if need in ("INT8_MADD", "FLOAT_LUT8") and name in sign_product.PATHS}
 
 
 ASM_CHILD = r"""

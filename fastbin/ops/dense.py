@@ -27,6 +27,7 @@ import numpy as np
 
 from .._validate import FLOAT_DTYPES, check_array
 from ..kernels.sign_product import DENSE_PATHS, Path, plan_dense
+from ..kernels.sign_product.avx2_dwords import VECS1, dwords_of, dwords_scratch
 from ..kernels.sign_product.avx512 import lut_scratch, nibbles_of, nibbles_of_weights
 from ..kernels.sign_product.exact import grid_rows, grid_scratch
 from ..packed import PackedSigns
@@ -105,6 +106,10 @@ def dense_product(path: Path, x, w, signs=None, rows=None, nibbles=None) -> np.n
             path(x, nibbles, out, *lut_scratch(k))
         else:
             path(x, nibbles, out)  # + the pass size the plan read (path.args)
+        return out
+    if form == "dwords":  # AVX2's word form, kept by the fused pass; made here per call
+        out = np.empty((x.shape[0], n), x.dtype)
+        path(x, dwords_of((w if packed else pack_weights(w)).bits, VECS1), out, *dwords_scratch(k))
         return out
     if form == "bits":  # the exact product row by row
         out = np.empty((x.shape[0], n), x.dtype)

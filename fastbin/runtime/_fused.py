@@ -13,7 +13,10 @@ function, which runs every stage row by row:
   with a broadcast word, ``vpopcntq`` and an add per word and output, one transposing
   tree per 8 outputs; exact integers; on AArch64, ``_config.UINT8_MASK_ROWS``, the pixel
   sums under byte masks of ``sign_product.uint8_rows``, 4 rows of W at a time, the same
-  integers) and the stage's int64 ``"uint8"`` thresholds (or, tail first, the logits);
+  integers; on x86 with AVX2 and no vector popcount, ``_config.FUSED_BYTE_TABLES``, 16-entry
+  byte tables of the row's nibbles looked up at W's nibbles, 64 outputs per block:
+  ``sign_product.nibble_block_avx2``) and the stage's int64 ``"uint8"`` thresholds (or, tail
+  first, the logits);
 * on float rows: ``dot = x @ sign(W)`` as the stage path gets it: tail
   first, the exact product (``exact_sign_dot_rows``); before the float
   thresholds of a sign stage, the fast product the planner picks
@@ -26,7 +29,8 @@ function, which runs every stage row by row:
   product's;
 * packed stages: ``k - 2 * popcount(a ^ w)`` (8 rows of w per load of ``a``:
   ``binary_product.count_block.xor_counts``; on AArch64, ``_config.XOR_COUNT_ROWS4``,
-  4 rows in byte lanes) and the int64 ``"packed"`` thresholds (exact);
+  4 rows in byte lanes; with ``FUSED_BYTE_TABLES``, byte tables of ``a`` looked up at w's
+  nibbles, ``binary_product.count_block_avx2``) and the int64 ``"packed"`` thresholds (exact);
 * the tail: ``dot * scale + bias`` (``fastbin.reference.dense_affine``) then
   ``(z - mean) * k + beta`` (``bn_affine``), each operation one IEEE
   operation in the model dtype, in that order, each result passed through
@@ -56,19 +60,30 @@ from numba import types
 from numba.extending import overload
 
 from .. import _tables
-from .._config import BYTE_POPCOUNT_LANES, UINT8_MASK_ROWS, XOR_COUNT_ROWS4, jit
+from .._config import BYTE_POPCOUNT_LANES, FUSED_BYTE_TABLES, UINT8_MASK_ROWS, XOR_COUNT_ROWS4, jit
 from ..bits import n_words_for
+from ..kernels.binary_product.avx2 import tables_of as _tables_of
 from ..kernels.binary_product.count_block import COLS as _COUNT_COLS
 from ..kernels.binary_product.count_block import xor_bits as _xor_bits
 from ..kernels.binary_product.count_block import xor_counts as _xor_counts
+from ..kernels.binary_product.count_block_avx2 import ROWS as _COUNT_ROWS
+from ..kernels.binary_product.count_block_avx2 import panels_of as _count_panels
+from ..kernels.binary_product.count_block_avx2 import xor_dots as _xor_dots
 from ..kernels.binary_product.rows4 import xor_counts4 as _xor_counts4
 from ..kernels.intrinsics import opaque as _opaque
+from ..kernels.intrinsics import threshold_word as _threshold_word
 from ..kernels.intrinsics import to_float as _to_float
 from ..kernels.intrinsics import xor_count as _xor_count
-from ..kernels.sign_product import few_rows, plan_dense
+from ..kernels.sign_product import few_rows, plan_dense, wants_dwords
 from ..kernels.sign_product._lanes import plane_dot, plane_words
+from ..kernels.sign_product.avx2_dwords import VECS1 as _VECS1
+from ..kernels.sign_product.avx2_dwords import dwords_of, dwords_scratch, sign_dot_dwords
 from ..kernels.sign_product.avx512 import lut_scratch, sign_dot_lut
 from ..kernels.sign_product.exact import exact_sign_dot_rows, grid_scratch, refine_row
+from ..kernels.sign_product.nibble_block_avx2 import ROWS as _TABLE_ROWS
+from ..kernels.sign_product.nibble_block_avx2 import panels_of as _u8_panels
+from ..kernels.sign_product.nibble_block_avx2 import row_tables as _row_tables
+from ..kernels.sign_product.nibble_block_avx2 import table_dots as _table_dots
 from ..kernels.sign_product.plane_block import COLS as _PLANE_COLS
 from ..kernels.sign_product.plane_block import plane_bits as _plane_bits
 from ..kernels.sign_product.plane_block import plane_sums as _plane_sums
@@ -86,6 +101,8 @@ _UINT8 = np.dtype(np.uint8)
 
 # header of ``ints`` (positions)
 _TAIL_FIRST, _N_PACKED, _N0, _U8_THR, _F_THR, _MAX_WORDS, _ZERO = range(7)  # ints[_ZERO] == 0
+#: the first layer's byte-table panels in ``wflat`` (``_TABLES``; a packed stage's follow its w)
+_U8_PANELS = 7
 # tail record: ints[_TAIL + field]
 _TAIL = 8
 _T_W, _T_N, _T_NW, _T_BITS, _T_SCALE_F, _T_SCALE_U8, _T_BIAS, _T_BN = range(8)
@@ -100,6 +117,99 @@ _S_W, _S_N, _S_NW, _S_BITS, _S_THR = range(5)
 _BLOCKS = not BYTE_POPCOUNT_LANES
 #: length of the int64 scratch of ``plane_sums`` and ``xor_counts``
 _SUMS = max(_PLANE_COLS, _COUNT_COLS)
+#: The first layer on uint8 rows and the packed stages by 16-entry byte tables (``vpshufb``:
+#: ``sign_product.nibble_block_avx2``, ``binary_product.count_block_avx2``) on x86-64 with AVX2
+#: and no vector popcount (``_config.FUSED_BYTE_TABLES``, a compile-time choice like ``_BLOCKS``).
+#: Their panels of W are made at build and kept in ``wflat``; their tables and int32 dots use the
+#: scratch past the activation words (``extra``).
+_TABLES = FUSED_BYTE_TABLES
+
+
+# ---------------------------------------------------------------------------
+# AVX2: byte tables (compiled only where _TABLES: the pshufb intrinsics exist on x86 only)
+# ---------------------------------------------------------------------------
+@jit
+def _groups(n, rows):
+    """Panels of 32 outputs for ``n`` outputs, a multiple of ``rows``."""
+    return -(-n // (32 * rows)) * rows
+
+
+@jit
+def _first_tables_impl(row, n0, n_words, wflat, ints, floats, tail_first, at, extra, a, out_row):
+    steps = 8 * n_words
+    groups = _groups(n0, _TABLE_ROWS)
+    p0 = ints[_U8_PANELS]
+    panels = wflat[p0 : p0 + groups * steps * 8].view(np.uint8).reshape((groups, steps, 64))
+    tabs = extra[: 8 * steps].view(np.uint8).reshape((steps, 64))
+    dots = extra[8 * steps : 8 * steps + 16 * groups].view(np.int32).reshape((1, 32 * groups))
+    total = _row_tables(row, tabs)
+    for g in range(0, groups, _TABLE_ROWS):
+        _table_dots(panels, g, tabs, total, dots)
+    if tail_first:
+        scale_at = ints[_TAIL + _T_SCALE_U8]
+        for j in range(n0):
+            out_row[j] = _affine(_to_float(out_row[0], dots[0, j]), j, ints, floats, scale_at)
+    else:
+        sign, signed = ints[at : at + n0], ints[at + n0 : at + 2 * n0]
+        for word in range((n0 + 63) // 64):
+            j0 = word * 64
+            a[word] = _threshold_word(dots, 0, j0, min(64, n0 - j0), sign, signed)
+
+
+def _first_tables(row, n0, n_words, wflat, ints, floats, tail_first, at, extra, a, out_row):
+    """The first layer on uint8 ``row`` by byte tables (``nibble_block_avx2``): tail first, the
+    logits into ``out_row``; else the first sign stage's words into ``a``. In jitted code a no-op
+    where not ``_TABLES`` (never called there)."""
+    _first_tables_impl(row, n0, n_words, wflat, ints, floats, tail_first, at, extra, a, out_row)
+
+
+@overload(_first_tables)
+def _first_tables_jit(row, n0, n_words, wflat, ints, floats, tail_first, at, extra, a, out_row):
+    if _TABLES:
+        return lambda row, n0, n_words, wflat, ints, floats, tail_first, at, extra, a, out_row: _first_tables_impl(
+            row, n0, n_words, wflat, ints, floats, tail_first, at, extra, a, out_row)
+    return lambda row, n0, n_words, wflat, ints, floats, tail_first, at, extra, a, out_row: None
+
+
+@jit
+def _stage_tables_impl(a, wflat, p0, n, n_bits, ints, at, out, extra):
+    n_words = a.shape[0]
+    steps = 8 * n_words
+    groups = _groups(n, _COUNT_ROWS)
+    panels = wflat[p0 : p0 + groups * steps * 8].view(np.uint8).reshape((groups, steps, 64))
+    tabs = extra[: 4 * steps].view(np.uint8).reshape((1, steps, 32))
+    dots = extra[4 * steps : 4 * steps + 16 * groups].view(np.int32).reshape((1, 32 * groups))
+    _tables_of(a.reshape((1, n_words)), 0, 0, steps, tabs, 0)
+    for g in range(0, groups, _COUNT_ROWS):
+        _xor_dots(panels, g, tabs, n_bits, dots)
+    sign, signed = ints[at : at + n], ints[at + n : at + 2 * n]
+    for word in range(out.shape[0]):
+        j0 = word * 64
+        out[word] = _threshold_word(dots, 0, j0, min(64, n - j0), sign, signed)
+
+
+def _stage_tables(a, wflat, p0, n, n_bits, ints, at, out, extra):
+    """A packed stage by byte tables (``count_block_avx2``): ``out`` the words of
+    ``_packed_stage``, the panels of its w at ``wflat[p0:]``. In jitted code a no-op where not
+    ``_TABLES``."""
+    _stage_tables_impl(a, wflat, p0, n, n_bits, ints, at, out, extra)
+
+
+@overload(_stage_tables)
+def _stage_tables_jit(a, wflat, p0, n, n_bits, ints, at, out, extra):
+    if _TABLES:
+        return lambda a, wflat, p0, n, n_bits, ints, at, out, extra: _stage_tables_impl(
+            a, wflat, p0, n, n_bits, ints, at, out, extra)
+    return lambda a, wflat, p0, n, n_bits, ints, at, out, extra: None
+
+
+def _table_words(n0, n_words0, stages):
+    """Words of ``extra`` scratch the byte tables take: the first layer's tables (64 bytes a
+    step) and dots, or a packed stage's ((n, n_words) each in ``stages``: 32 bytes a step)."""
+    need = 8 * 8 * n_words0 + 16 * (-(-n0 // (32 * _TABLE_ROWS)) * _TABLE_ROWS)
+    for n, n_words in stages:
+        need = max(need, 4 * 8 * n_words + 16 * (-(-n // (32 * _COUNT_ROWS)) * _COUNT_ROWS))
+    return need
 
 
 # ---------------------------------------------------------------------------
@@ -174,17 +284,21 @@ def _packed_stage(a, w, n_bits, ints, at, out, counts):
 
 
 @jit
-def _chain_and_tail(a, b, wflat, ints, floats, out_row, counts):
+def _chain_and_tail(a, b, wflat, ints, floats, out_row, counts, extra):
     """The packed stages after the first one (words in ``a``, ``b`` the other
     buffer), then the tail's logits into ``out_row`` (``counts``: a (``_COUNT_COLS``,) int64
-    scratch)."""
+    scratch; ``extra``: the byte tables' scratch)."""
     for s in range(ints[_N_PACKED]):
         r = _STAGES + 5 * s
         n, n_words = ints[r + _S_N], ints[r + _S_NW]
         w0 = ints[r + _S_W]
         w = wflat[w0 : w0 + n * n_words].reshape((n, n_words))
         out = b[: (n + 63) // 64]
-        _packed_stage(a[:n_words], w, ints[r + _S_BITS], ints, ints[r + _S_THR], out, counts)
+        if _TABLES:
+            _stage_tables(a[:n_words], wflat, w0 + n * n_words, n, ints[r + _S_BITS], ints, ints[r + _S_THR], out,
+                          extra)
+        else:
+            _packed_stage(a[:n_words], w, ints[r + _S_BITS], ints, ints[r + _S_THR], out, counts)
         a, b = out, a
     n, n_words, n_bits = ints[_TAIL + _T_N], ints[_TAIL + _T_NW], ints[_TAIL + _T_BITS]
     w0 = ints[_TAIL + _T_W]
@@ -280,13 +394,17 @@ def fused_uint8(x, w0, wflat, ints, floats, scratch, logits, labels, predict):
     tail_first = ints[_TAIL_FIRST] == 1
     at = ints[_U8_THR]
     sums = np.empty(_SUMS, np.int64)  # plane_sums' and xor_counts' scratch
+    extra = scratch[n_words * 8 + 2 * width :]  # the byte tables' (_TABLES)
     for i in range(m):
         row = x[i]
         out_row = logits[0] if predict else logits[i]
         if not UINT8_MASK_ROWS:
-            _first_layer_planes(row, w0, planes, tail_first, ints, floats, at, sums, a, out_row)
+            if _TABLES:
+                _first_tables(row, n0, n_words, wflat, ints, floats, tail_first, at, extra, a, out_row)
+            else:
+                _first_layer_planes(row, w0, planes, tail_first, ints, floats, at, sums, a, out_row)
             if not tail_first:
-                _chain_and_tail(a, b, wflat, ints, floats, out_row, sums)
+                _chain_and_tail(a, b, wflat, ints, floats, out_row, sums, extra)
             if predict:
                 labels[i] = _argmax(out_row)
             continue
@@ -318,7 +436,7 @@ def fused_uint8(x, w0, wflat, ints, floats, scratch, logits, labels, predict):
                 for j in range(j4, j1):
                     bits |= _u8_bit(_first_dot1(row, w0, j, total), ints, at, n0, j, j0)
                 a[word] = bits
-            _chain_and_tail(a, b, wflat, ints, floats, out_row, sums)
+            _chain_and_tail(a, b, wflat, ints, floats, out_row, sums, extra)
         if predict:
             labels[i] = _argmax(out_row)
 
@@ -333,7 +451,7 @@ def _lut_dot(x, nib, dot, tab, acc):
 
 @overload(_lut_dot)
 def _lut_dot_jit(x, nib, dot, tab, acc):
-    if isinstance(nib, types.Array) and x.dtype == types.float32:
+    if isinstance(nib, types.Array) and nib.ndim == 2 and x.dtype == types.float32:
         return lambda x, nib, dot, tab, acc: sign_dot_lut(x, nib, dot, tab, acc)
     return lambda x, nib, dot, tab, acc: None
 
@@ -341,7 +459,21 @@ def _lut_dot_jit(x, nib, dot, tab, acc):
 #: how ``fused_float`` gets the first layer's product: handed in, or computed in the call by
 #: ``sign_dot_rows``, by ``sign_dot_lut`` (the table lookups on the cached nibbles) or exactly
 #: (``exact_sign_dot_rows``, a float tail first)
-_GIVEN, _ROWS, _LUT, _EXACT = range(4)
+_GIVEN, _ROWS, _LUT, _EXACT, _DWORDS = range(5)
+
+
+def _dwords_dot(x, wt, dot, tab, acc):
+    """``sign_dot_dwords(x, wt, dot, tab, acc)`` (AVX2's 8-entry lookups on the kept word form
+    ``wt``); in jitted code nothing unless ``wt`` is that form and the rows float32 (its
+    ``vpermps`` is not compiled elsewhere)."""
+    sign_dot_dwords(x, wt, dot, tab, acc)
+
+
+@overload(_dwords_dot)
+def _dwords_dot_jit(x, wt, dot, tab, acc):
+    if isinstance(wt, types.Array) and wt.ndim == 3 and wt.dtype == types.uint32 and x.dtype == types.float32:
+        return lambda x, wt, dot, tab, acc: sign_dot_dwords(x, wt, dot, tab, acc)
+    return lambda x, wt, dot, tab, acc: None
 
 
 @jit
@@ -350,7 +482,8 @@ def fused_float(x, rows, w0, nib, tab, acc, dot, how, f64, unit, near, wflat, in
     """Every stage on float rows ``x`` (m, n_in) of the model dtype. The first
     layer's ``dot`` (m, n0), by ``how`` (``_GIVEN``: as handed in; ``_ROWS``:
     ``sign_dot_rows(x, rows, dot)``; ``_LUT``: ``sign_dot_lut(x, nib, dot, tab, acc)``,
-    ``nib`` the cached nibbles or None;
+    ``nib`` the cached nibbles or None; ``_DWORDS``: ``sign_dot_dwords(x, nib, dot, tab, acc)``,
+    ``nib`` AVX2's kept word form;
     ``_EXACT``: ``exact_sign_dot_rows(x, w0, dot, q)``, the logits of a tail first).
     A sign stage first: the fast product refined to the exact one near its float
     thresholds (``refine_row`` with ``t64``/``slack``, the thresholds in float64 and
@@ -367,6 +500,8 @@ def fused_float(x, rows, w0, nib, tab, acc, dot, how, f64, unit, near, wflat, in
         exact_sign_dot_rows(x, w0, dot, q)
     elif how == _ROWS:
         sign_dot_rows(x, rows, dot)
+    elif how == _DWORDS:
+        _dwords_dot(x, nib, dot, tab, acc)
     elif how == _LUT:
         _lut_dot(x, nib, dot, tab, acc)
     if not tail_first:
@@ -376,6 +511,7 @@ def fused_float(x, rows, w0, nib, tab, acc, dot, how, f64, unit, near, wflat, in
     sums = np.empty(_SUMS, np.int64)  # xor_counts' scratch
     a = scratch[:width]
     b = scratch[width : 2 * width]
+    extra = scratch[2 * width :]  # the byte tables' (_TABLES)
     at = ints[_F_THR]
     for i in range(m):
         out_row = logits[0] if predict else logits[i]
@@ -391,7 +527,7 @@ def fused_float(x, rows, w0, nib, tab, acc, dot, how, f64, unit, near, wflat, in
                     if floats[at + j] * dot[i, j] < floats[at + n0 + j]:
                         bits |= np.uint64(1) << np.uint64(j - j0)
                 a[word] = bits
-            _chain_and_tail(a, b, wflat, ints, floats, out_row, sums)
+            _chain_and_tail(a, b, wflat, ints, floats, out_row, sums, extra)
         if predict:
             labels[i] = _argmax(out_row)
 
@@ -463,6 +599,10 @@ class Fused:
         #: the table-lookup form of the first layer when it is a sign stage (the engine's weight
         #: form: None unless the planner wants it, ``sign_product.wants_nibbles``), else None
         self.nibbles0 = first.weights.nibbles if signs else None
+        #: AVX2: the word form of the first sign stage's float32 product (``avx2_dwords``; the
+        #: planner's ``wants_dwords``), handed to ``fused_float`` where the nibbles go, else None
+        self.dwords0 = dwords_of(self.w0, _VECS1) if signs and wants_dwords(dtype) else None
+        self.form0 = self.nibbles0 if self.dwords0 is None else self.dwords0
         n0 = self.n0 = first.weights.packed.rows
         ints[_TAIL_FIRST] = 0 if signs else 1
         self.tail_first = not signs
@@ -483,6 +623,8 @@ class Fused:
             r = _STAGES + 5 * s
             w = stage.weights.packed
             ints[r + _S_W] = put("w", w.bits, wflat)
+            if _TABLES:  # its byte-table panels right after its bits (_chain_and_tail finds them there)
+                put("w", _count_panels(np.ascontiguousarray(w.bits), _COUNT_ROWS).reshape(-1).view(np.uint64), wflat)
             ints[r + _S_N], ints[r + _S_NW], ints[r + _S_BITS] = w.rows, w.bits.shape[1], w.n_bits
             ints[r + _S_THR] = put("ints", np.concatenate(_signed(*stage.thresholds["packed"], np.int64)), int_data)
         w = dense.weights.packed
@@ -490,6 +632,8 @@ class Fused:
         t = _TAIL
         ints[t + _T_N], ints[t + _T_NW], ints[t + _T_BITS] = n, w.bits.shape[1], w.n_bits
         ints[t + _T_W] = put("w", w.bits, wflat) if signs else -1
+        if _TABLES:
+            ints[_U8_PANELS] = put("w", _u8_panels(self.w0).reshape(-1).view(np.uint64), wflat)
         for field, value in ((_T_SCALE_F, dense.scale_float), (_T_SCALE_U8, dense.scale_uint8),
                              (_T_BIAS, dense.bias)):
             ints[t + field] = -1 if value is None else put("floats", value, floats)
@@ -498,6 +642,9 @@ class Fused:
         self.floats = np.concatenate(floats).astype(dtype) if floats else np.zeros(1, dtype)
         self.wflat = np.concatenate(wflat).astype(np.uint64) if wflat else np.zeros(1, np.uint64)
         self.scratch_words = 8 * self.w0.shape[1] + 2 * int(ints[_MAX_WORDS])
+        if _TABLES:
+            stages = [(s.weights.packed.rows, s.weights.packed.bits.shape[1]) for s in signs[1:]]
+            self.scratch_words += _table_words(n0, self.w0.shape[1], stages)
         self.local = threading.local()
         self.calls = 0
 
@@ -523,15 +670,15 @@ class Fused:
             local.dots = {}
             local.hows = {}
             local.f64 = np.concatenate([self.t64, self.slack, grid_scratch(self.n_in).ravel()])
-            local.tables = lut_scratch(self.n_in) if self.nibbles0 is not None else (
-                np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32))
+            local.tables = lut_scratch(self.n_in) if self.nibbles0 is not None else dwords_scratch(self.n_in) if (
+                self.dwords0 is not None) else (np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32))
             local.near = np.zeros(self.n0, np.bool_)
             return local.words, local.row, local.label
 
     def _how(self, m):
         """How ``fused_float`` gets the first layer's product of ``m`` float rows: tail first,
         exactly (``_EXACT``), else the fast product the stage path's engine would take
-        (``plan_dense``), refined inside the call: ``_LUT``/``_ROWS`` computed there, or
+        (``plan_dense``), refined inside the call: ``_LUT``/``_DWORDS``/``_ROWS`` computed there, or
         ``_GIVEN``. The plan is kept per thread and ``m`` until a threshold table is edited."""
         if self.tail_first:
             return _EXACT
@@ -539,8 +686,9 @@ class Fused:
         count = _tables.edits()[0]
         if held is not None and held[0] == count:
             return held[1]
-        name = plan_dense(m, self.n_in, self.n0, self.dtype, exact=False, nibbles=self.nibbles0 is not None).name
-        how = _LUT if name == "lut_rows" else _ROWS if name == "rows" else _GIVEN
+        name = plan_dense(m, self.n_in, self.n0, self.dtype, exact=False, nibbles=self.nibbles0 is not None,
+                          dwords=self.dwords0 is not None).name
+        how = {"lut_rows": _LUT, "dwords_rows": _DWORDS, "rows": _ROWS}.get(name, _GIVEN)
         self.local.hows[m] = (count, how)
         return how
 
@@ -564,7 +712,7 @@ class Fused:
             if how == _GIVEN:  # the very product of the stage path
                 dot = dense_sign_matmul(x, self.first_weights.packed, signs=self.first_weights.signs,
                                         rows=self.rows0, nibbles=self.nibbles0, exact=False)
-            fused_float(x, self.rows0, self.w0, self.nibbles0, *local.tables, dot, how, local.f64, self.unit,
+            fused_float(x, self.rows0, self.w0, self.form0, *local.tables, dot, how, local.f64, self.unit,
                         local.near, self.wflat, self.ints, self.floats, words, logits, labels, predict)
         self.calls += 1
         return labels if predict else logits

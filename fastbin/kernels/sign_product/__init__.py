@@ -55,7 +55,7 @@ from ..._limits import UINT8_F32_EXACT_MAX_K
 from ..._tables import AVX2, AVX512
 from .._plan import Path, memoized
 from .avx2 import sign_matmul_madd, sign_matmul_madd_parallel
-from .avx2_dwords import sign_matmul_dwords
+from .avx2_dwords import sign_dot_dwords, sign_matmul_dwords
 from .avx2_lut import sign_matmul_lut3, sign_matmul_lut3_parallel
 from .avx512 import (
     lut_product,
@@ -84,7 +84,8 @@ from .portable import (
 from .uint8_masks import sign_matmul_uint8_masks
 from .uint8_rows import sign_matmul_uint8_rows
 
-__all__ = ["Path", "PATHS", "DENSE_PATHS", "NEEDS", "plan", "path", "plan_dense", "wants_nibbles", "few_rows"]
+__all__ = ["Path", "PATHS", "DENSE_PATHS", "NEEDS", "plan", "path", "plan_dense", "wants_nibbles", "wants_dwords",
+           "few_rows"]
 
 _FLOAT32 = np.dtype(np.float32)
 
@@ -162,6 +163,7 @@ NEEDS: dict[str, str] = {
     "lut3": "FLOAT_LUT8", "lut3_parallel": "FLOAT_LUT8", "dwords": "FLOAT_LUT8",
     "uint8_dot": "INT8_DOT", "uint8_dot_parallel": "INT8_DOT", "lut_dwords": "FLOAT_LUT",
     "exact_lut": "FLOAT_LUT", "exact_lut_parallel": "FLOAT_LUT", "lut_rows": "FLOAT_LUT",
+    "dwords_rows": "FLOAT_LUT8",
 }
 
 
@@ -264,10 +266,12 @@ def plan(m: int, k: int, n: int, dtype, threads=None, *, force: str | None = Non
 #: The paths of :func:`plan_dense`, each with the form of ``sign(W)`` its kernel takes:
 #: ``"bits"`` the packed rows, ``"nibbles"`` the lookup form (``avx512.nibbles_of``),
 #: ``"rows"`` ±1 int8 (n, k), ``"signs"`` ±1 (k, n) of ``x``'s dtype (BLAS: ``x @ signs``),
+#: ``"dwords"`` W's 32-bit words 8 outputs side by side (``avx2_dwords.dwords_of(bits, VECS1)``),
 #: ``"packed"`` the packed signs for :func:`plan` (``sign_matmul``), ``"grid"`` ±1 float64 (k, n)
 #: times the grid integers of ``x`` (``exact.grid_rows``; BLAS: ``q @ signs64``). Kernels:
 #: ``exact_*`` ``(x, w_bits[, nibbles], out)`` (``exact_blas``: ``np.matmul``); ``lut*`` ``(x, nibbles, out, chunk)``;
-#: ``lut_rows`` ``(x, nibbles, out, *lut_scratch(k))``; ``rows`` ``(x, rows, out)``.
+#: ``lut_rows`` ``(x, nibbles, out, *lut_scratch(k))``; ``dwords_rows`` ``(x, dwords, out,
+#: *dwords_scratch(k))``; ``rows`` ``(x, rows, out)``.
 DENSE_PATHS: dict[str, tuple[Callable | None, str]] = {
     # exact (the same bits everywhere: fastbin.kernels.sign_product.exact)
     "exact_lut": (exact_lut_product, "nibbles"),
@@ -279,6 +283,7 @@ DENSE_PATHS: dict[str, tuple[Callable | None, str]] = {
     "lut": (lut_product, "nibbles"),
     "lut_parallel": (lut_product_parallel, "nibbles"),
     "lut_rows": (sign_dot_lut, "nibbles"),
+    "dwords_rows": (sign_dot_dwords, "dwords"),
     "rows": (sign_dot_rows, "rows"),
     "blas": (np.matmul, "signs"),
     "packed": (None, "packed"),
@@ -286,12 +291,14 @@ DENSE_PATHS: dict[str, tuple[Callable | None, str]] = {
 _DENSE = {name: Path(name, kernel) for name, (kernel, _) in DENSE_PATHS.items()}
 
 
-def plan_dense(m: int, k: int, n: int, dtype, *, exact: bool, nibbles: bool = False,
+def plan_dense(m: int, k: int, n: int, dtype, *, exact: bool, nibbles: bool = False, dwords: bool = False,
                force: str | None = None) -> Path:
     """The kernel of ``dense_sign_matmul`` on float ``x`` (m, k) of ``dtype`` times
     ``sign(W)`` (k, n): ``exact`` the exact product, else the fastest within float
     rounding; ``nibbles``: the caller holds the lookup form (a folded model's cache),
-    so few float32 rows take the lookups of ``avx512.sign_dot_lut``. Threads are
+    so few float32 rows take the lookups of ``avx512.sign_dot_lut``; ``dwords``: the caller
+    holds ``avx2_dwords``' word form (the fused pass, ``wants_dwords``), so few float32 rows
+    take its 8-entry lookups (``sign_dot_dwords``; AVX2 tables). Threads are
     automatic (``use_threads``). ``force``: a name of ``DENSE_PATHS``. The path's
     ``args`` hold its table arguments (the lookups' pass size)."""
     if force is not None:
@@ -310,6 +317,8 @@ def plan_dense(m: int, k: int, n: int, dtype, *, exact: bool, nibbles: bool = Fa
     f32 = dtype == _FLOAT32
     if nibbles and f32 and config.FLOAT_LUT and m < table["few_rows"]:
         return _DENSE["lut_rows"]
+    if dwords and f32 and config.FLOAT_LUT8 and "dwords_max_rows" in table and m < table["few_rows"]:
+        return _DENSE["dwords_rows"]
     if m == 1 or m * n <= table["dense_rows_max_product"]:
         return _DENSE["rows"]
     if (config.FLOAT_LUT and f32 and n >= table["dense_lut_min_cols"] and k >= table["dense_lut_min_k"]
@@ -334,6 +343,12 @@ def wants_nibbles(dtype) -> bool:
     """Whether a folded model of ``dtype`` keeps the lookup form of its first layer's
     signs (float32 where the lookup kernels run)."""
     return _config.FLOAT_LUT and np.dtype(dtype) == _FLOAT32
+
+
+def wants_dwords(dtype) -> bool:
+    """Whether the runtime's fused pass keeps ``avx2_dwords``' word form of a float32 model's
+    first layer (where its 8-entry lookups run and the AVX-512 ones do not)."""
+    return _config.FLOAT_LUT8 and "dwords_max_rows" in _config.TABLE and np.dtype(dtype) == _FLOAT32
 
 
 def few_rows() -> int:

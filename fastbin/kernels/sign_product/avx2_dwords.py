@@ -14,6 +14,8 @@ Per row of ``x`` the tables (``_tables``): ``tab[(11 d + g) 8 + e]`` = the signe
 as a set bit of the packed signs; the 2-input group's third input is 0). Per (dword, group)
 and 8 outputs: one shift, then per row one ``vpermps`` and one add, where sgemm needs 3 FMAs.
 
+* ``sign_dot_dwords(x, wt, out, tabs, acc)``: the same for a few C-contiguous rows from a word
+  form ``wt`` the caller keeps (the runtime's fused batch-1 pass), scratch from ``dwords_scratch``;
 * ``sign_matmul_dwords(x, w_bits, out) -> bool``: ``sign_matmul_float``'s contract for
   float32 ``x`` (m, k) of any strides (read an element at a time into the tables; False,
   writing nothing, for non-zero padding bits);
@@ -37,7 +39,8 @@ from ..binary_product._lanes import _transpose_vectors
 from ..intrinsics import avx2_permps, intp_args
 from ..pack import padding_is_zero
 
-__all__ = ["GROUPS", "ROWS", "VECS", "PASS_DWORDS", "dwords_of", "sign_matmul_dwords"]
+__all__ = ["GROUPS", "ROWS", "VECS", "VECS1", "PASS_DWORDS", "dwords_of", "sign_matmul_dwords", "dwords_scratch",
+           "sign_dot_dwords"]
 
 #: groups per dword: 10 of 3 bits, one of 2
 GROUPS = 11
@@ -313,3 +316,25 @@ def sign_matmul_dwords(x, w_bits, out):
         for i in range(full, m):
             _rows_pass(x, wt, out, i, 1, d0, d1, tabs, acc, xrow, VECS1, d0 == 0)
     return True
+
+
+def dwords_scratch(k):
+    """``(tabs, acc)`` scratch of :func:`sign_dot_dwords` for rows of ``k`` inputs: (2, 8 GROUPS
+    span) and (ROWS, 8 VECS1) float32 (row 1 of ``tabs`` holds the row's copy)."""
+    span = min(2 * (-(-k // 64)), PASS_DWORDS)
+    return np.empty((2, 8 * GROUPS * span), np.float32), np.empty((ROWS, 8 * max(VECS, VECS1)), np.float32)
+
+
+@jit
+def sign_dot_dwords(x, wt, out, tabs, acc):
+    """``out = x @ sign(W)`` for float32 rows ``x`` (m, k) C-contiguous, from W's word form ``wt``
+    (``dwords_of(w_bits, VECS1)``, made once by the caller), a row at a time by the one-row
+    block: ``sign_matmul_dwords``'s lone-row path without the per-call form; ``tabs``, ``acc``
+    from :func:`dwords_scratch`. Within float rounding (the bound of ``exact``)."""
+    m = x.shape[0]
+    n_dwords = wt.shape[1]
+    span = min(n_dwords, PASS_DWORDS)
+    xrow = tabs[1]
+    for i in range(m):
+        for d0 in range(0, n_dwords, span):
+            _rows_pass(x, wt, out, i, 1, d0, min(n_dwords, d0 + span), tabs, acc, xrow, VECS1, d0 == 0)
