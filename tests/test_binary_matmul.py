@@ -454,3 +454,17 @@ def test_binary_matmul_out_positional(rng):
         np.testing.assert_array_equal(out, ref.binary_matmul(a, w))
     with pytest.raises(TypeError, match="out must be a numpy.ndarray"):
         fastbin.binary_matmul(a, w, False)
+
+
+@pytest.mark.parametrize("which", ["a", "w"])
+def test_binary_matmul_refuses_an_out_inside_a_packers_result(rng, which):
+    """``out`` a view of the words of a packer's result (``owns_bits``): the fast path takes
+    only an ``out`` that owns its memory, so this one reaches the overlap test."""
+    a, w = _operands(rng, 2, 200, 4)  # 4 words a row: a's 8 words hold 16 int32
+    fastbin.binary_matmul(a, w)  # the last plan's record
+    words = (a if which == "a" else w).bits
+    out = words.reshape(-1).view(np.int32)[:8].reshape(2, 4)
+    kept = out.copy()
+    with pytest.raises(ValueError, match=f"out must not overlap {which}"):
+        fastbin.binary_matmul(a, w, out=out)
+    np.testing.assert_array_equal(out, kept)
