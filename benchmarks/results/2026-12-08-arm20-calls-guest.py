@@ -117,6 +117,11 @@ def main():
               ("piece|twin-entry-gil", piece(lambda: twin(ab, wb, k, out))),
               ("piece|out test", piece(lambda: type(out) is nd and out.dtype is i32 and out.shape == (m, n)
                                        and (f := out.flags).carray and f.owndata and a.owns_bits and w.owns_bits)),
+              ("piece|out test: type, dtype", piece(lambda: type(out) is nd and out.dtype is i32)),
+              ("piece|out test: shape == (m, n)", piece(lambda: out.shape == (m, n))),
+              ("piece|out test: ndim, len, size", piece(lambda: out.ndim == 2 and len(out) == m and out.size == m * n)),
+              ("piece|out test: flags", piece(lambda: (f := out.flags).carray and f.owndata)),
+              ("piece|out test: owns_bits", piece(lambda: a.owns_bits and w.owns_bits)),
               ("piece|may_share_memory x2",
                piece(lambda: np.may_share_memory(out, ab) or np.may_share_memory(out, wb))),
               ("piece|out.flags.carray", piece(lambda: out.flags.carray)),
