@@ -19,7 +19,7 @@ __all__ = ["ENGINE", "GENERIC", "TABLES", "Table", "cpu_kind", "edited", "edits"
 #: been set in this process, and the planners' memos of plans (``fastbin.kernels._plan.memoized``),
 #: emptied at every such edit.
 _EDITS = [0]
-_MEMOS: list[dict] = []
+_MEMOS: list = []
 
 
 def edits() -> list[int]:
@@ -27,9 +27,11 @@ def edits() -> list[int]:
     return _EDITS
 
 
-def memo() -> dict:
-    """A new planner's memo, emptied at every edit."""
-    held: dict = {}
+def memo(held=None):
+    """A new planner's memo (a dict), or ``held`` (anything with a ``clear()``: the public
+    products' records of their last plans, ``fastbin.ops.matmul``), emptied at every edit."""
+    if held is None:
+        held = {}
     _MEMOS.append(held)
     return held
 

@@ -6,6 +6,7 @@ Plain NumPy: both the fast API and ``fastbin.reference`` return this type.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -34,6 +35,10 @@ class PackedSigns:
 
     bits: np.ndarray
     n_bits: int
+    #: True on the results of fastbin's packers only (``fresh``): ``bits`` is memory of its
+    #: own, allocated for it, inside no other array (no NumPy-owned array can overlap it),
+    #: which lets ``binary_matmul(..., out=)`` skip its overlap test. Not a field.
+    owns_bits: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         bits = self.bits
@@ -84,6 +89,14 @@ class PackedSigns:
             return True
         mask = np.uint64((1 << WORD_BITS) - (1 << tail))
         return not np.any(self.bits[:, -1] & mask)
+
+    @classmethod
+    def fresh(cls, bits: np.ndarray, n_bits: int) -> PackedSigns:
+        """``PackedSigns(bits, n_bits)`` marked ``owns_bits``: for ``bits`` just allocated by
+        the caller (fastbin's packers and products), never a view of another array."""
+        packed = cls(bits, n_bits)
+        object.__setattr__(packed, "owns_bits", True)
+        return packed
 
     def __repr__(self) -> str:
         return f"PackedSigns(rows={self.rows}, n_bits={self.n_bits}, n_words={self.n_words})"

@@ -311,3 +311,160 @@ def test_dense_sign_extreme_thresholds_match_reference(rng, threads):
     expected = ref.binary_dense_sign(a, w, thresholds, flip)
     np.testing.assert_array_equal(fast.bits, expected.bits)
     np.testing.assert_array_equal(fastbin.unpack_signs(fast, np.int8), [[-1, 1, 1, -1]] * 5)
+
+
+# ------------------------------------------------------------- out= (issue 23)
+class _Sub(np.ndarray):
+    """An ndarray subclass: a valid ``out`` the kernels' compiled types do not cover."""
+
+
+def _unaligned(shape, dtype):
+    """A writeable C-contiguous array whose data starts one byte past an alignment."""
+    dtype = np.dtype(dtype)
+    raw = bytearray(int(np.prod(shape)) * dtype.itemsize + 1)
+    out = np.frombuffer(raw, dtype, offset=1).reshape(shape)
+    assert not out.flags.aligned and out.flags.writeable and out.flags.c_contiguous
+    return out
+
+
+@pytest.mark.parametrize("threads", [None, False, True])
+@pytest.mark.parametrize("m,k,n", [(1, 784, 512), (1, 70, 4), (3, 64, 10), (17, 784, 10), (130, 200, 33)])
+def test_binary_matmul_out_equals_the_call_without(rng, m, k, n, threads):
+    skip_big_without_jit(m * k * n)
+    a, w = _operands(rng, m, k, n)
+    expected = fastbin.binary_matmul(a, w, threads=threads)
+    np.testing.assert_array_equal(expected, ref.binary_matmul(a, w))
+    out = np.full((m, n), -7, np.int32)
+    for _ in range(2):  # the first call plans, the second takes the last plan's record
+        assert fastbin.binary_matmul(a, w, out=out, threads=threads) is out
+        np.testing.assert_array_equal(out, expected)
+        out[...] = -7
+    b, _ = _operands(rng, m, k, n)  # the same out, other rows of a
+    assert fastbin.binary_matmul(b, w, out=out, threads=threads) is out
+    np.testing.assert_array_equal(out, ref.binary_matmul(b, w))
+
+
+def test_binary_matmul_out_views_subclasses_and_unaligned(rng):
+    """Valid outs the fast test does not take (a view of a larger array, a subclass, an
+    unaligned array) receive the same result."""
+    a, w = _operands(rng, 2, 100, 5)
+    expected = ref.binary_matmul(a, w)
+    fastbin.binary_matmul(a, w)  # the record of this shape
+    big = np.zeros((4, 5), np.int32)
+    for out in (big[1:3], np.zeros((2, 5), np.int32).view(_Sub), _unaligned((2, 5), np.int32)):
+        assert fastbin.binary_matmul(a, w, out=out) is out
+        np.testing.assert_array_equal(out, expected)
+    assert (big[0] == 0).all() and (big[3] == 0).all()
+
+
+def _bad_outs(rng, m, k, n):
+    """(a, w, out, exception, message) for every kind of bad ``out`` of an (m, n) int32
+    result; the overlapping ones with operands made to share out's buffer."""
+    a, w = _operands(rng, m, k, n)
+    # a's words, then out from a's last word on: a buffer shared by a and out
+    buf = np.zeros(a.bits.size + (m * n + 1) // 2, np.uint64)
+    buf[: a.bits.size] = a.bits.ravel()
+    a_shared = PackedSigns(buf[: a.bits.size].reshape(a.bits.shape), k)
+    over_a = buf.view(np.int32)[2 * a.bits.size - 2 :][: m * n].reshape(m, n)
+    # w's words, and out over the first of them
+    w_buf = w.bits.copy()
+    w_shared = PackedSigns(w_buf, k)
+    over_w = w_buf.reshape(-1).view(np.int32)[: m * n].reshape(m, n)
+    wide = np.zeros((m, 2 * n), np.int32)
+    readonly = np.zeros((m, n), np.int32)
+    readonly.flags.writeable = False
+    return [
+        (a, w, np.zeros((m, n), np.int32).tolist(), TypeError, "out must be a numpy.ndarray"),
+        (a, w, np.zeros((m, n), np.int64), TypeError, "out must have dtype int32"),
+        (a, w, np.zeros((m, n), np.float32), TypeError, "out must have dtype int32"),
+        (a, w, np.zeros((m, n), np.dtype(">i4")), TypeError, "out must have dtype int32"),
+        (a, w, np.zeros((n, m), np.int32), ValueError, rf"out must have shape \({m}, {n}\)"),
+        (a, w, np.zeros(m * n, np.int32), ValueError, "out must have shape"),
+        (a, w, np.zeros((m, n, 1), np.int32), ValueError, "out must have shape"),
+        (a, w, wide[:, ::2], ValueError, "out must be C-contiguous"),
+        (a, w, np.zeros((m, n), np.int32, order="F"), ValueError, "out must be C-contiguous"),
+        (a, w, readonly, ValueError, "out must be writeable"),
+        (a_shared, w, over_a, ValueError, "out must not overlap a"),
+        (a, w_shared, over_w, ValueError, "out must not overlap w"),
+    ]
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_binary_matmul_rejects_every_bad_out(rng, recorded):
+    """Each bad ``out`` raises, naming ``out``, before the kernel writes anything; also when
+    the last plan's record matches the call (its fast test hands every doubt to the checks)."""
+    from fastbin.ops import matmul
+
+    m, k, n = 3, 200, 6
+    for a, w, out, error, message in _bad_outs(rng, m, k, n):
+        if recorded:
+            fastbin.binary_matmul(a, w)
+            assert matmul._LAST_BINARY[0][:3] == (m, n, k)
+        words = (a.bits.copy(), w.bits.copy())
+        kept = np.array(out, copy=True)
+        with pytest.raises(error, match=message):
+            fastbin.binary_matmul(a, w, out=out)
+        np.testing.assert_array_equal(a.bits, words[0])
+        np.testing.assert_array_equal(w.bits, words[1])
+        np.testing.assert_array_equal(np.asarray(out), kept)  # nothing written
+
+
+def test_binary_matmul_out_errors_come_after_the_operands(rng):
+    """Bad operands are reported as before when ``out`` is also bad."""
+    a, w = _operands(rng, 3, 70, 4)
+    _, w_other = _operands(rng, 3, 71, 4)
+    with pytest.raises(ValueError, match="k=70"):
+        fastbin.binary_matmul(a, w_other, out=[])
+    with pytest.raises(ValueError, match="padding"):
+        fastbin.binary_matmul(a, _garbage_padding(w), out=np.zeros((3, 4), np.int32))
+    with pytest.raises(TypeError, match="PackedSigns"):
+        fastbin.binary_matmul(a.bits, w, out=np.zeros((3, 4), np.int32))
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+@pytest.mark.parametrize("which", ["a", "w"])
+def test_binary_matmul_refuses_an_out_that_holds_the_operands(rng, which, recorded):
+    """An ``out`` that owns its memory with a's or w's words inside it (views of ``out``): the
+    ownership test of the fast path must not take them for separate arrays."""
+    m, k, n = 2, 64, 2
+    a, w = _operands(rng, m, k, n)
+    out = np.zeros((m, n), np.int32)  # 2 words, owned by out
+    words = out.reshape(-1).view(np.uint64).reshape(2, 1)
+    assert words.base is out and out.flags.owndata
+    if which == "a":
+        words[...] = a.bits
+        a = PackedSigns(words, k)
+    else:
+        words[...] = w.bits
+        w = PackedSigns(words, k)
+    if recorded:
+        fastbin.binary_matmul(a, w)  # a valid call of this shape: the last plan's record
+    kept = out.copy()
+    with pytest.raises(ValueError, match=f"out must not overlap {which}"):
+        fastbin.binary_matmul(a, w, out=out)
+    np.testing.assert_array_equal(out, kept)
+
+
+def test_binary_matmul_out_positional(rng):
+    """``out`` may be given by position, as ``numpy.matmul``'s (``threads`` stays keyword-only)."""
+    a, w = _operands(rng, 1, 784, 10)
+    out = np.empty((1, 10), np.int32)
+    for _ in range(2):
+        assert fastbin.binary_matmul(a, w, out) is out
+        np.testing.assert_array_equal(out, ref.binary_matmul(a, w))
+    with pytest.raises(TypeError, match="out must be a numpy.ndarray"):
+        fastbin.binary_matmul(a, w, False)
+
+
+@pytest.mark.parametrize("which", ["a", "w"])
+def test_binary_matmul_refuses_an_out_inside_a_packers_result(rng, which):
+    """``out`` a view of the words of a packer's result (``owns_bits``): the fast path takes
+    only an ``out`` that owns its memory, so this one reaches the overlap test."""
+    a, w = _operands(rng, 2, 200, 4)  # 4 words a row: a's 8 words hold 16 int32
+    fastbin.binary_matmul(a, w)  # the last plan's record
+    words = (a if which == "a" else w).bits
+    out = words.reshape(-1).view(np.int32)[:8].reshape(2, 4)
+    kept = out.copy()
+    with pytest.raises(ValueError, match=f"out must not overlap {which}"):
+        fastbin.binary_matmul(a, w, out=out)
+    np.testing.assert_array_equal(out, kept)

@@ -288,3 +288,40 @@ def test_shapes_in_turn_are_served_from_their_records(rng, monkeypatch):
         np.testing.assert_array_equal(fastbin.binary_matmul(a1, w, threads=False), reference.binary_matmul(a1, w))
         _assert_sign(fastbin.sign_matmul(x, w, threads=False), x, w)
     assert [spy.calls for spy in spies] == [1, 1]  # planned afresh after the edit
+
+
+# ----------------------------------------------------------------- out= and edits
+def test_an_edit_forgets_the_last_plans(rng, monkeypatch):
+    """The records are memos of ``fastbin._tables``: any edit empties them, so the record's
+    path compares no edit count."""
+    a, w = _operands(rng, 1, 300, 9)
+    x = _x(rng, np.float32, 1, 300)
+    fastbin.binary_matmul(a, w, threads=False)
+    fastbin.sign_matmul(x, w, threads=False)
+    assert matmul._LAST_BINARY[0][0] == 1 and matmul._LAST_SIGN[0][0] == 1
+    assert matmul._BINARY_PLANS and matmul._SIGN_PLANS
+    monkeypatch.setitem(_config.TABLE, "few_rows", _config.TABLE["few_rows"])  # an edit, nothing else
+    assert matmul._LAST_BINARY[0] is matmul._NO_BINARY and matmul._LAST_SIGN[0] is matmul._NO_SIGN
+    assert not matmul._BINARY_PLANS and not matmul._SIGN_PLANS
+    np.testing.assert_array_equal(fastbin.binary_matmul(a, w, threads=False), reference.binary_matmul(a, w))
+    _assert_sign(fastbin.sign_matmul(x, w, threads=False), x, w)
+    assert matmul._LAST_BINARY[0][0] == 1 and matmul._LAST_SIGN[0][0] == 1
+
+
+def test_out_is_written_by_the_records_kernel(rng):
+    """A call with ``out=`` on the record's path hands ``out`` itself to the record's kernel."""
+    a, w = _operands(rng, 1, 300, 9)
+    fastbin.binary_matmul(a, w, threads=False)
+    spy = _spy_record(matmul._LAST_BINARY, 6)
+    out = np.empty((1, 9), np.int32)
+    assert fastbin.binary_matmul(a, w, out=out, threads=False) is out
+    assert spy.calls == 1 and spy.args[3] is out
+    np.testing.assert_array_equal(out, reference.binary_matmul(a, w))
+    for dtype in (np.uint8, np.float32):
+        x = _x(rng, dtype, 1, 300)
+        fastbin.sign_matmul(x, w, threads=False)
+        spy = _spy_record(matmul._LAST_SIGN, 7)
+        out = np.empty((1, 9), np.int32 if dtype == np.uint8 else dtype)
+        assert fastbin.sign_matmul(x, w, out=out, threads=False) is out
+        assert spy.calls == 1 and spy.args[2] is out
+        _assert_sign(out, x, w)

@@ -448,3 +448,101 @@ def test_blas_path_of_machines_without_lookups(m, k, n, chunk_cols, rng, monkeyp
             fastbin.sign_matmul(x, bad)
         with pytest.raises(ValueError, match="padding"):
             fastbin.sign_matmul(u, bad)
+
+
+# ------------------------------------------------------------- out= (issue 23)
+class _Sub(np.ndarray):
+    """An ndarray subclass: a valid ``out`` the kernels' compiled types do not cover."""
+
+
+@pytest.mark.parametrize("threads", [None, False, True])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("m,k,n", [(1, 784, 512), (1, 70, 4), (3, 64, 10), (17, 784, 10), (130, 200, 33)])
+def test_sign_matmul_out_equals_the_call_without(rng, m, k, n, dtype, threads):
+    skip_big_without_jit(m * k * n)
+    x = _x(rng, m, k, dtype)
+    w = fastbin.pack_weights(rng.standard_normal((k, n)))
+    expected = fastbin.sign_matmul(x, w, threads=threads)
+    out_dtype = np.int32 if dtype == np.uint8 else dtype
+    spaced = np.zeros((m, 2 * k), dtype)
+    spaced[:, ::2] = x
+    for x_in in (x, spaced[:, ::2]):  # C-contiguous rows, strided rows (the checked path)
+        out = np.full((m, n), -7, out_dtype)
+        for _ in range(2):  # the first call plans, the second takes the last plan's record
+            assert fastbin.sign_matmul(x_in, w, out=out, threads=threads) is out
+            np.testing.assert_array_equal(out, expected)  # the same kernel: the same bits
+            out[...] = -7
+
+
+def test_sign_matmul_out_views_and_subclasses(rng):
+    x = _x(rng, 2, 100, np.float32)
+    w = fastbin.pack_weights(rng.standard_normal((100, 5)))
+    expected = fastbin.sign_matmul(x, w)
+    big = np.zeros((4, 5), np.float32)
+    for out in (big[1:3], np.zeros((2, 5), np.float32).view(_Sub)):
+        assert fastbin.sign_matmul(x, w, out=out) is out
+        np.testing.assert_array_equal(out, expected)
+    assert (big[0] == 0).all() and (big[3] == 0).all()
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_sign_matmul_rejects_every_bad_out(rng, dtype, recorded):
+    """Each bad ``out`` raises, naming ``out``, before the kernel writes anything; also when
+    the last plan's record matches the call."""
+    m, k, n = 3, 70, 70  # k == n: x itself has the result's shape
+    x = _x(rng, m, k, dtype)
+    w = fastbin.pack_weights(rng.standard_normal((k, n)))
+    result = np.int32 if dtype == np.uint8 else np.float32
+    other = np.float32 if dtype == np.uint8 else np.float64
+    wide = np.zeros((m, 2 * n), result)
+    readonly = np.zeros((m, n), result)
+    readonly.flags.writeable = False
+    w_buf = w.bits.copy()
+    w_shared = PackedSigns(w_buf, k)
+    over_w = w_buf.reshape(-1).view(result)[: m * n].reshape(m, n)
+    cases = [
+        (x, w, np.zeros((m, n), result).tolist(), TypeError, "out must be a numpy.ndarray"),
+        (x, w, np.zeros((m, n), other), TypeError, f"out must have dtype {np.dtype(result)}"),
+        (x, w, np.zeros((m, n), np.int64), TypeError, f"out must have dtype {np.dtype(result)}"),
+        (x, w, np.zeros((n, m + 1), result), ValueError, rf"out must have shape \({m}, {n}\)"),
+        (x, w, np.zeros(m * n, result), ValueError, "out must have shape"),
+        (x, w, wide[:, ::2], ValueError, "out must be C-contiguous"),
+        (x, w, np.zeros((m, n), result, order="F"), ValueError, "out must be C-contiguous"),
+        (x, w, readonly, ValueError, "out must be writeable"),
+        (x, w_shared, over_w, ValueError, "out must not overlap w"),
+    ]
+    if dtype == np.float32:
+        x_copy = x.copy()
+        owner = x.copy()  # out owns its memory and x is a view of it
+        cases += [(x_copy, w, x_copy, ValueError, "out must not overlap x"),  # out is x
+                  (x_copy[:2], w, x_copy[1:], ValueError, "out must not overlap x"),  # one row shared
+                  (owner[:], w, owner, ValueError, "out must not overlap x")]
+    for x_in, w_in, out, error, message in cases:
+        if recorded:
+            fastbin.sign_matmul(x_in, w_in)
+        inputs = (x_in.copy(), w_in.bits.copy())
+        kept = np.array(out, copy=True)
+        with pytest.raises(error, match=message):
+            fastbin.sign_matmul(x_in, w_in, out=out)
+        np.testing.assert_array_equal(x_in, inputs[0])
+        np.testing.assert_array_equal(w_in.bits, inputs[1])
+        np.testing.assert_array_equal(np.asarray(out), kept)  # nothing written
+
+
+def test_sign_matmul_out_errors_come_after_the_operands(rng):
+    w = fastbin.pack_weights(rng.standard_normal((70, 4)))
+    x = _x(rng, 3, 70, np.float32)
+    with pytest.raises(ValueError, match=r"\(m >= 1, 70\)"):
+        fastbin.sign_matmul(x[:, :69], w, out=[])
+    with pytest.raises(TypeError, match="x must have dtype"):
+        fastbin.sign_matmul(x.astype(np.int8), w, out=np.zeros((3, 4), np.int32))
+
+
+def test_sign_matmul_out_positional(rng):
+    x = _x(rng, 1, 784, np.uint8)
+    w = fastbin.pack_weights(rng.standard_normal((784, 10)))
+    out = np.empty((1, 10), np.int32)
+    for _ in range(2):
+        assert fastbin.sign_matmul(x, w, out) is out
+        np.testing.assert_array_equal(out, ref.sign_matmul(x, w))

@@ -64,7 +64,7 @@ def _pack(name, x, along_rows: bool) -> PackedSigns:
         nans = pack_columns(transposed, bits)
     if nans:
         raise ValueError(f"{name} contains NaN: the sign of NaN is undefined")
-    return PackedSigns(bits, n_bits)
+    return PackedSigns.fresh(bits, n_bits)  # aligned_words: a new allocation
 
 
 def pack_signs(x) -> PackedSigns:
