@@ -123,6 +123,44 @@ def test_threshold_words_equal_the_compares(rng, dtype, n):
     assert signed_thresholds(t, flip)[0].dtype == t.dtype
 
 
+@pytest.mark.parametrize("kind", ["bits", "float"])
+@pytest.mark.parametrize("blocks", [1, 2, 3, 4])
+@pytest.mark.parametrize("group", [0, 1])
+def test_filter_word_is_the_window_product_and_the_thresholds(rng, kind, blocks, group):
+    """``direct._pixel_word`` (``intrinsics.filter_word_blocks``): the taps read at ``base +
+    offsets`` times (float) or xor-popcount with (bits) each lane block's weights, the
+    compares ``sign * dot < signed`` as bits ``16 b + l``; ties, flips, the largest sums."""
+    from fastbin.kernels.conv.direct import _pixel_word
+
+    k, lanes = 11, 16
+    n_blocks = 4 * group + blocks
+    offsets = rng.integers(0, 90, k).astype(np.int64)
+    base = 7
+    if kind == "bits":
+        src = rng.integers(0, 2**32, 100, dtype=np.uint64).astype(np.uint32)
+        w = rng.integers(0, 2**32, (n_blocks * k, lanes), dtype=np.uint64).astype(np.uint32)
+        w[4 * group * k : (4 * group + 1) * k, 0] = ~src[base + offsets]  # every bit differs: dot = -32 k
+        counts = np.array([[np.unpackbits((src[base + offsets] ^ w[b * k : (b + 1) * k, lane]).view(np.uint8)).sum()
+                            for lane in range(lanes)] for b in range(n_blocks)])
+        dot = (32 * k - 2 * counts).ravel().astype(np.int64)
+        k_bits, cast = 32 * k, np.int32
+    else:
+        src = rng.integers(0, 256, 100).astype(np.float32)
+        src[base + offsets] = 255  # the largest sum on filters of +1
+        w = np.where(rng.random((n_blocks * k, lanes)) < 0.5, -1, 1).astype(np.float32)
+        w[4 * group * k : (4 * group + 1) * k, 0] = 1
+        dot = np.array([src[base + offsets] @ w[b * k : (b + 1) * k] for b in range(n_blocks)]).ravel()
+        k_bits, cast = 0, np.float32
+    flip = rng.random(dot.size) < 0.4
+    sign = np.where(flip, -1, 1)
+    t = dot.copy()  # ties
+    t[::3] += rng.integers(-30, 30, t[::3].size)
+    expected_bits = np.where(flip, dot > t, dot < t)[64 * group : 64 * group + 16 * blocks]
+    expected = sum(1 << int(i) for i in np.flatnonzero(expected_bits))
+    word = _pixel_word(src, base, offsets, w, group, blocks, k_bits, sign.astype(cast), (sign * t).astype(cast))
+    assert int(word) == expected
+
+
 def test_pixel_words_product_is_the_true_product_plus_the_shift(rng):
     # 50 channels: 3x3x50 = 450 bits, the padding inside every pixel's word is not at the row's end
     w = R.pack_signs(rng.standard_normal((7, 9 * 50)))
@@ -185,7 +223,19 @@ def _model_c(rng):
     return bnn_conv(channels=(4, 6, 8, 3), seed=3)
 
 
-MODELS = {"a": _model_a, "b": _model_b, "c": _model_c}
+def _model_d(rng):
+    """Pools the one-call pass takes in the registers: before the batch norm and after the sign
+    on one stage, two after the sign (overlapping windows) on another; 20, 33 and 130 channels
+    (partial lane blocks, 3 and 5 words of 32 a pixel), a valid stride-2 conv, a one-padded first
+    layer."""
+    layers = [Conv2D(1, 20, 3, padding="same", pad_value=1, rng=21), MaxPool2D(2), BatchNorm(20), Sign(),
+              MaxPool2D(2, 1), Conv2D(20, 33, 3, stride=2, rng=22), BatchNorm(33), Sign(), MaxPool2D(2, 1),
+              MaxPool2D(2, 1), Conv2D(33, 130, 2, padding="same", rng=23), BatchNorm(130), Sign(),
+              Flatten(), Dense(2 * 1 * 130, 3, binary=True, bias=False, rng=24), BatchNorm(3)]
+    return sequential(layers, (20, 18, 1))
+
+
+MODELS = {"a": _model_a, "b": _model_b, "c": _model_c, "d": _model_d}
 
 
 def _images(rng, model, m):
@@ -223,7 +273,7 @@ def test_packed_conv_model_equals_the_specification_and_the_unfolded_model(rng, 
             np.testing.assert_array_equal(folded.forward(xs), expected)
             np.testing.assert_array_equal(spec.forward(xs), expected)
             np.testing.assert_array_equal(folded.predict(xs), np.argmax(expected, axis=1))
-    if engine == "numba":  # uint8 images took the one-call pass (fastbin.kernels.conv.chain)
+    if engine == "numba":  # uint8 images took the one-call pass (fastbin.kernels.conv.direct)
         assert folded.fused is not None and folded.fused.calls >= 3
     # the signs were not trivial: some stage has flipped and finite thresholds
     kinds = [t for s in folded.stages[:-1] for t, _ in s.thresholds.values()]
@@ -295,17 +345,17 @@ def test_summary_counts_parameters_bits_and_operations_per_conv_layer(saved, eng
     assert totals == [sum(r[k] for r in rows) for k in ("params", "bits", "bytes", "macs", "binary_ops")]
 
 
-def test_two_pools_after_a_sign_take_the_stage_path_with_the_same_logits(rng, tmp_path):
+def test_three_pools_after_a_sign_take_the_stage_path_with_the_same_logits(rng, tmp_path):
     layers = [Conv2D(1, 4, 3, padding="same", pad_value=1, rng=11), BatchNorm(4), Sign(), MaxPool2D(2, 1),
-              MaxPool2D(2, 1), Conv2D(4, 5, 3, rng=12), BatchNorm(5), Sign(),
-              Flatten(), Dense(5 * 4 * 4, 3, binary=True, bias=False, rng=13), BatchNorm(3)]
+              MaxPool2D(2, 1), MaxPool2D(2, 1), Conv2D(4, 5, 3, rng=12), BatchNorm(5), Sign(),
+              Flatten(), Dense(5 * 3 * 3, 3, binary=True, bias=False, rng=13), BatchNorm(3)]
     model = sequential(layers, (8, 8, 1))
     _calibrate(model, _images(rng, model, 16), rng)
     model.save(tmp_path / "pools.fbm")
     x = _images(rng, model, 7)
     for engine in ENGINES:
         folded = runtime.load(tmp_path / "pools.fbm", engine=engine)
-        assert folded.fused is None  # the chain pools at most once after a sign
+        assert folded.fused is None  # the one-call pass pools at most twice per stage
         np.testing.assert_array_equal(folded.forward(x), model.forward(x))
 
 
