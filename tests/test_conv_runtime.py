@@ -127,10 +127,15 @@ def test_threshold_words_equal_the_compares(rng, dtype, n):
 @pytest.mark.parametrize("blocks", [1, 2, 3, 4])
 @pytest.mark.parametrize("group", [0, 1])
 def test_filter_word_is_the_window_product_and_the_thresholds(rng, kind, blocks, group):
-    """``direct._pixel_word`` (``intrinsics.filter_word_blocks``): the taps read at ``base +
-    offsets`` times (float) or xor-popcount with (bits) each lane block's weights, the
-    compares ``sign * dot < signed`` as bits ``16 b + l``; ties, flips, the largest sums."""
-    from fastbin.kernels.conv.direct import _pixel_word
+    """``intrinsics.filter_word``: the taps read at ``base + offsets`` times (float) or
+    xor-popcount with (bits) each lane block's weights, the compares ``sign * dot < signed`` as
+    bits ``16 b + l``; ties, flips, the largest sums."""
+    from fastbin._config import jit
+    from fastbin.kernels.intrinsics import filter_word
+
+    @jit
+    def word_of(src, base, offsets, w, blk0, blocks, k_bits, sign, signed):
+        return filter_word(src, base, offsets, w, blk0, blocks, k_bits, sign, signed)
 
     k, lanes = 11, 16
     n_blocks = 4 * group + blocks
@@ -157,7 +162,7 @@ def test_filter_word_is_the_window_product_and_the_thresholds(rng, kind, blocks,
     t[::3] += rng.integers(-30, 30, t[::3].size)
     expected_bits = np.where(flip, dot > t, dot < t)[64 * group : 64 * group + 16 * blocks]
     expected = sum(1 << int(i) for i in np.flatnonzero(expected_bits))
-    word = _pixel_word(src, base, offsets, w, group, blocks, k_bits, sign.astype(cast), (sign * t).astype(cast))
+    word = word_of(src, base, offsets, w, 4 * group, blocks, k_bits, sign.astype(cast), (sign * t).astype(cast))
     assert int(word) == expected
 
 

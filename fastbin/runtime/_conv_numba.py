@@ -144,6 +144,7 @@ class DirectChain:
             g[[direct.IN_HP, direct.IN_WP, direct.IN_C, direct.TOP, direct.LEFT, direct.SH, direct.SW]] = (
                 hp, wp, per_pixel, top, left, sh, sw)
             pools = ([stage.pool_before] if stage.pool_before is not None else []) + list(stage.pools_after)
+            g[direct.PH : direct.PSW + 1] = g[direct.AH : direct.ASW + 1] = 1  # 1 x 1: no pool
             for (field, pool) in zip((direct.PH, direct.AH), pools):
                 (ph, pw), (psh, psw) = pool
                 g[field : field + 4] = ph, pw, psh, psw

@@ -10,8 +10,8 @@ extent of the next conv (``(out_h - 1) * sh + kh`` by ``(out_w - 1) * sw + kw``)
 ``(top, left)``, zero words around it: one-padding, +1 is bit 0, free. With 32-bit words a pixel
 of 32 channels fills its word (64-bit words would carry 32 padding bits through every popcount).
 
-Per output pixel and group of 64 filters, ``fastbin.kernels.intrinsics.filter_word_blocks``
-gives the word: ``dot_f = k_bits - 2 * sum_t popcount(v_t ^ w_t)`` over the ``K = kh * kw * cw``
+Per output pixel and group of 64 filters, ``fastbin.kernels.intrinsics.filter_word`` gives the
+word: ``dot_f = k_bits - 2 * sum_t popcount(v_t ^ w_t)`` over the ``K = kh * kw * cw``
 words ``v_t = src[base + offsets[t]]`` of the window (``base = (p * sh * wp + q * sw) * cw``,
 ``offsets[t] = (i * wp + j) * cw + u`` for tap ``(i, j)``, word ``u``), ``k_bits = 32 * K``: the
 true dot plus the ``32 * K - k`` padding bits (zero on both sides), which the thresholds carry;
@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._config import jit
-from ..intrinsics import FILTER_LANES, filter_word_blocks, popcount
+from ..intrinsics import FILTER_BLOCKS, FILTER_LANES, filter_word, popcount
 from .first import _padded_image
 
 __all__ = ["direct_chain", "HEAD", "GEO", "H_STAGES", "H_SCRATCH", "H_TAIL_AT", "H_TAIL_WORDS", "H_TAIL_BITS",
@@ -56,8 +56,8 @@ __all__ = ["direct_chain", "HEAD", "GEO", "H_STAGES", "H_SCRATCH", "H_TAIL_AT", 
 H_STAGES, H_SCRATCH, H_TAIL_AT, H_TAIL_WORDS, H_TAIL_BITS = range(5)
 HEAD = 8
 #: the fields of a stage record: its input's padded extent and values (words) per pixel, the image's
-#: offset in it, the conv strides, the pools (``PH`` 0: none; the first, with the stage's mask: before
-#: the batch norm, or the first after the sign; ``AH`` 0: none; a second after the sign, the AND),
+#: offset in it, the conv strides, the pools (the first, with the stage's mask: before the batch norm,
+#: or the first after the sign; a second after the sign, the AND; each 1 x 1, stride 1 where none),
 #: the output size (pooled), filters and
 #: words per output pixel, where the output goes (the next extent and offset), the taps, ``k_bits``,
 #: where its offsets, weights, thresholds (``npad`` filters) and masks are, its input and output in the
@@ -67,72 +67,47 @@ HEAD = 8
 GEO = 33
 
 _WORD_LOW = np.uint64(0xFFFFFFFF)
-_fw1, _fw2, _fw3, _fw4 = filter_word_blocks[1:]
-
-
-@jit(inline="always")
-def _pixel_word(src, base, offsets, w, group, blocks, k_bits, sign, signed):
-    """The word of filters ``64 group ..`` (``blocks`` lane blocks of 16) at window ``base``."""
-    blk0 = 4 * group
-    if blocks >= 4:
-        return _fw4(src, base, offsets, w, blk0, k_bits, sign, signed)
-    if blocks == 3:
-        return _fw3(src, base, offsets, w, blk0, k_bits, sign, signed)
-    if blocks == 2:
-        return _fw2(src, base, offsets, w, blk0, k_bits, sign, signed)
-    return _fw1(src, base, offsets, w, blk0, k_bits, sign, signed)
-
-
-@jit
-def _pooled_word(src, g, offsets, w, sign, signed, masks, group, blocks, pp, qq):
-    """The word of filters ``64 group ..`` at ``(pp, qq)`` of the first pool's output (the conv
-    output itself without a pool)."""
-    wp, cin, sh, sw, k_bits = g[IN_WP], g[IN_C], g[SH], g[SW], g[K_BITS]
-    if g[PH] == 0:
-        return _pixel_word(src, (pp * sh * wp + qq * sw) * cin, offsets, w, group, blocks, k_bits, sign, signed)
-    all_ones = ~np.uint64(0)
-    any_one = np.uint64(0)
-    for i in range(g[PH]):
-        p = pp * g[PSH] + i
-        for j in range(g[PW]):
-            q = qq * g[PSW] + j
-            u = _pixel_word(src, (p * sh * wp + q * sw) * cin, offsets, w, group, blocks, k_bits, sign, signed)
-            all_ones &= u
-            any_one |= u
-    mask = masks[g[M_AT] + group]
-    return (all_ones & ~mask) | (any_one & mask)
 
 
 @jit
 def _conv_stage(src, g, offsets, w, sign, signed, masks, dst):
-    """One stage: conv (+ pools) + thresholds from ``src`` (flat padded extent) into ``dst``
-    (flat, the next extent), as ``g`` (a record) says."""
+    """One stage: conv + pools + thresholds from ``src`` (flat padded extent) into ``dst``
+    (flat, the next extent), as ``g`` (a record) says. The pixel loop calls only the intrinsic
+    (a jitted helper taking the arrays would add reference counting per pixel)."""
+    wp, cin, sh, sw, k_bits = g[IN_WP], g[IN_C], g[SH], g[SW], g[K_BITS]
+    ph, pw, psh, psw, ah, aw, ash, asw = g[PH], g[PW], g[PSH], g[PSW], g[AH], g[AW], g[ASH], g[ASW]
     n, cwo = g[N], g[CWO]
-    ah, aw, ash, asw = g[AH], g[AW], g[ASH], g[ASW]
     dhp, dwp, dtop, dleft = g[DST_HP], g[DST_WP], g[DST_TOP], g[DST_LEFT]
-    groups = (n + 63) // 64
-    for pp in range(g[OUT_H]):
-        y = pp + dtop
-        if y >= dhp:  # past the next conv's windows: never read
-            break
-        for qq in range(g[OUT_W]):
-            xq = qq + dleft
-            if xq >= dwp:
+    for group in range((n + 63) // 64):
+        blocks = min(FILTER_BLOCKS, (n - 64 * group + FILTER_LANES - 1) // FILTER_LANES)
+        blk0 = FILTER_BLOCKS * group
+        mask = masks[g[M_AT] + group]
+        for pp in range(g[OUT_H]):
+            y = pp + dtop
+            if y >= dhp:  # past the next conv's windows: never read
                 break
-            at = (y * dwp + xq) * cwo
-            for group in range(groups):
-                blocks = min(4, (n - 64 * group + FILTER_LANES - 1) // FILTER_LANES)
-                if ah == 0:
-                    v = _pooled_word(src, g, offsets, w, sign, signed, masks, group, blocks, pp, qq)
-                else:  # a second pool, after the sign: the AND
-                    v = ~np.uint64(0)
-                    for i in range(ah):
-                        for j in range(aw):
-                            v &= _pooled_word(src, g, offsets, w, sign, signed, masks, group, blocks,
-                                              pp * ash + i, qq * asw + j)
-                dst[at + 2 * group] = np.uint32(v & _WORD_LOW)
+            for qq in range(g[OUT_W]):
+                xq = qq + dleft
+                if xq >= dwp:
+                    break
+                v = ~np.uint64(0)
+                for i2 in range(ah):  # the second pool, after the sign: the AND (1 x 1 for none)
+                    for j2 in range(aw):
+                        all_ones = ~np.uint64(0)
+                        any_one = np.uint64(0)
+                        for i in range(ph):  # the first pool, its mask (1 x 1 for none)
+                            p = (pp * ash + i2) * psh + i
+                            for j in range(pw):
+                                q = (qq * asw + j2) * psw + j
+                                u = filter_word(src, (p * sh * wp + q * sw) * cin, offsets, w, blk0, blocks, k_bits,
+                                                sign, signed)
+                                all_ones &= u
+                                any_one |= u
+                        v &= (all_ones & ~mask) | (any_one & mask)
+                at = (y * dwp + xq) * cwo + 2 * group
+                dst[at] = np.uint32(v & _WORD_LOW)
                 if 2 * group + 1 < cwo:
-                    dst[at + 2 * group + 1] = np.uint32(v >> np.uint64(32))
+                    dst[at + 1] = np.uint32(v >> np.uint64(32))
 
 
 @jit
