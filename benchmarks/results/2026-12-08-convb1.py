@@ -83,11 +83,12 @@ print(f"CPU: {cpu()}, numba {numba.__version__}, onnxruntime {ort.__version__}, 
 for m, n, inner in ((1, 200, 20), (128, 20, 2)):
     x = np.random.default_rng(1).integers(0, 256, (m, 28, 28, 1), dtype=np.uint8)
     feed = {"x": x.reshape(m, 1, 28, 28)}
-    dot = np.empty((m, 10), np.int64)
     chain = new_model.fused
+    logits = np.empty((m, 10), chain.consts.dtype)
 
-    def kernel(x=x, dot=dot, chain=chain):
-        direct.direct_chain(x, chain.ints, chain.f32, chain.wbits, chain.thr, chain.masks, chain.tail_w, dot)
+    def kernel(x=x, logits=logits, chain=chain):
+        direct.direct_chain(x, chain.ints, chain.f32, chain.wbits, chain.thr, chain.masks, chain.tail_w,
+                            chain.consts, logits)
 
     names = ["onnxruntime", "main (chain)", "convb1 (direct)", "convb1 kernel alone"]
     fns = [lambda feed=feed: session.run([out], feed)[0], lambda x=x: old_model.predict(x),

@@ -7,8 +7,8 @@ on the numba engine only (this imports Numba):
 * :class:`DirectChain` (:func:`conv_chain`): the fused pass of a ``PackedConvModel`` on raw
   uint8 images, every stage and the tail's product in one compiled call
   (``fastbin.kernels.conv.direct.direct_chain``: each conv reads its taps in place, 16 filters
-  per vector, thresholds and pools on the words), then the tail's float formula as the stage
-  path has it: the same logits bit for bit. Float images take the stage path.
+  per vector, thresholds and pools on the words, then the tail's float formula as the stage
+  path has it): the same logits bit for bit. Float images take the stage path.
 """
 from __future__ import annotations
 
@@ -115,8 +115,8 @@ class DirectChain:
     first stage has the direct uint8 kernel, whose stages pool at most once before the batch norm
     and once after the sign or twice after it, and whose tail is the binary dense one) on uint8
     images (``fastbin.kernels.conv.direct.direct_chain``: taps read in place, 32-bit activation
-    words, thresholds and pools on the registers), then the tail's float formula as the stage
-    path has it: the same logits bit for bit. Float images take the stage path. The ``fused``
+    words, thresholds and pools on the registers, the tail's float formula one IEEE operation at a
+    time as the stage path has it): the same logits bit for bit. Float images take the stage path. The ``fused``
     protocol of ``InferenceModel``: ``takes(m)``, ``__call__(x, predict)`` on rows (m, n_in)
     checked by the model."""
 
@@ -186,8 +186,19 @@ class DirectChain:
         h, w, c = tail.in_shape
         self.tail_w = _words32(tail.dense_bits, h * w, c)
         header = np.zeros(direct.HEAD, np.int64)
-        header[[direct.H_STAGES, direct.H_SCRATCH, direct.H_TAIL_AT, direct.H_TAIL_WORDS, direct.H_TAIL_BITS]] = (
-            len(stages), scratch, records[-1][direct.DST_AT], self.tail_w.shape[1], tail.dense_bits.n_bits)
+        header[[direct.H_STAGES, direct.H_SCRATCH, direct.H_TAIL_AT, direct.H_TAIL_WORDS, direct.H_TAIL_BITS,
+                direct.H_CLASSES]] = (len(stages), scratch, records[-1][direct.DST_AT], self.tail_w.shape[1],
+                                      tail.dense_bits.n_bits, tail.affine.n)
+        affine, dtype = tail.affine, tail.dtype
+        consts = [np.zeros(1, dtype)]
+        at = 1
+        for field, value in ((direct.H_SCALE, affine.scale), (direct.H_BIAS, affine.bias),
+                             (direct.H_BN, None if affine.bn is None else np.concatenate(affine.bn))):
+            header[field] = -1 if value is None else at
+            if value is not None:
+                consts.append(value)
+                at += value.size
+        self.consts = np.concatenate(consts).astype(dtype)
         self.ints = np.concatenate([header, *records, *offsets]).astype(np.int64)
         self.f32 = np.concatenate([np.zeros(0, np.float32), *f32]).astype(np.float32)
         self.wbits = np.concatenate([np.zeros(0, np.uint32), *wbits]).astype(np.uint32)
@@ -206,10 +217,10 @@ class DirectChain:
             z = model._run(x)
         else:
             images = np.ascontiguousarray(x.reshape(x.shape[0], *model.input_shape))
-            dot = np.empty((x.shape[0], self.tail_w.shape[0]), np.int64)
-            direct.direct_chain(images, self.ints, self.f32, self.wbits, self.thr, self.masks, self.tail_w, dot)
+            z = np.empty((x.shape[0], self.tail_w.shape[0]), self.consts.dtype)
+            direct.direct_chain(images, self.ints, self.f32, self.wbits, self.thr, self.masks, self.tail_w,
+                                self.consts, z)
             self.calls += 1
-            z = self.tail.affine(dot.astype(self.tail.dtype))
         return z.argmax(axis=1) if predict else z
 
 
@@ -218,6 +229,10 @@ def conv_chain(model):
     *stages, tail = model.stages
     if getattr(stages[0], "direct", None) is None or getattr(tail, "kind", None) != "conv_tail":
         return None
+    affine = tail.affine
+    for value in (affine.scale, affine.bias, *(affine.bn or ())):  # the float formula in the model dtype
+        if value is not None and (value.dtype != tail.dtype or value.shape != (affine.n,)):
+            return None
     for s, stage in enumerate(stages):
         if len(stage.pools_after) > (1 if stage.pool_before is not None else 2):
             return None

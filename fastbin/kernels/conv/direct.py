@@ -35,26 +35,31 @@ extent.
   same way; ``thr`` int32: their ``sign``, ``signed`` (past ``n``: 1 and INT32_MIN); ``masks``
   uint64: per stage one word per group of 64 filters (the pool's OR mask); ``tail_w`` uint32
   (classes, words): the flattened last stage's words against the dense layer's weights in the same
-  layout; ``out`` int64 (m, classes) receives ``tail_bits - 2 * popcount`` per class: the dense
-  layer's exact integer product (``tail_bits`` its true input length, the padding bits zero on
-  both sides).
+  layout; ``consts`` (the model dtype, at least one value): the tail's scale, bias and batch norm
+  (``mean``, ``k``, ``beta``) where the header has them; ``logits`` (m, classes) of that dtype
+  receives, per class, the dense layer's exact integer product ``tail_bits - 2 * popcount``
+  (``tail_bits`` its true input length, the padding bits zero on both sides) through the float
+  formula of ``fastbin.reference.dense_affine`` and ``bn_affine``, one IEEE operation at a time
+  in their order: the stage path's logits bit for bit.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..._config import jit
-from ..intrinsics import FILTER_BLOCKS, FILTER_LANES, filter_word, popcount
+from ..intrinsics import FILTER_BLOCKS, FILTER_LANES, filter_word, opaque, popcount, to_float
 from .first import _padded_image
 
 __all__ = ["direct_chain", "HEAD", "GEO", "H_STAGES", "H_SCRATCH", "H_TAIL_AT", "H_TAIL_WORDS", "H_TAIL_BITS",
+           "H_CLASSES", "H_SCALE", "H_BIAS", "H_BN", "H_ZERO",
            "IN_HP", "IN_WP", "IN_C", "TOP", "LEFT", "SH", "SW", "PH", "PW", "PSH", "PSW", "AH", "AW", "ASH", "ASW",
            "OUT_H", "OUT_W", "N", "CWO", "DST_HP", "DST_WP", "DST_TOP", "DST_LEFT", "K", "K_BITS", "OFF_AT", "W_AT",
            "T_AT", "NPAD", "M_AT", "SRC_AT", "DST_AT", "PAD"]
 
-#: the header of ``ints``: stages, scratch words, the tail's input (offset in the scratch, words), its bits
-H_STAGES, H_SCRATCH, H_TAIL_AT, H_TAIL_WORDS, H_TAIL_BITS = range(5)
-HEAD = 8
+#: the header of ``ints``: stages, scratch words, the tail's input (offset in the scratch, words), its bits,
+#: its classes, where its scale, bias and batch norm (mean, k, beta) are in ``consts`` (-1: none), a zero
+H_STAGES, H_SCRATCH, H_TAIL_AT, H_TAIL_WORDS, H_TAIL_BITS, H_CLASSES, H_SCALE, H_BIAS, H_BN, H_ZERO = range(10)
+HEAD = 10
 #: the fields of a stage record: its input's padded extent and values (words) per pixel, the image's
 #: offset in it, the conv strides, the pools (the first, with the stage's mask: before the batch norm,
 #: or the first after the sign; a second after the sign, the AND; each 1 x 1, stride 1 where none),
@@ -116,7 +121,7 @@ def _record(ints, s):
 
 
 @jit
-def direct_chain(x, ints, f32, wbits, thr, masks, tail_w, out):
+def direct_chain(x, ints, f32, wbits, thr, masks, tail_w, consts, logits):
     scratch = np.zeros(ints[H_SCRATCH], np.uint32)
     g0 = _record(ints, 0)
     k0, npad0 = g0[K], g0[NPAD]
@@ -142,4 +147,24 @@ def direct_chain(x, ints, f32, wbits, thr, masks, tail_w, out):
             count = 0
             for t in range(tail_words):
                 count += popcount(features[t] ^ tail_w[c, t])
-            out[img, c] = tail_bits - 2 * count
+            logits[img, c] = _affine(tail_bits - 2 * count, c, ints, consts)
+
+
+@jit
+def _affine(dot, c, ints, consts):
+    """The tail's float formula on class ``c``'s integer ``dot``, one IEEE operation of the model
+    dtype at a time (``opaque``: no FMA contraction, no reassociation), NumPy's order:
+    ``fastbin.reference.dense_affine`` then ``bn_affine``."""
+    zero = ints[H_ZERO]
+    z = opaque(to_float(consts[0], dot), zero)
+    if ints[H_SCALE] >= 0:
+        z = opaque(z * consts[ints[H_SCALE] + c], zero)
+    if ints[H_BIAS] >= 0:
+        z = opaque(z + consts[ints[H_BIAS] + c], zero)
+    at = ints[H_BN]
+    if at >= 0:
+        n = ints[H_CLASSES]
+        z = opaque(z - consts[at + c], zero)
+        z = opaque(z * consts[at + n + c], zero)
+        z = opaque(z + consts[at + 2 * n + c], zero)
+    return z
