@@ -386,8 +386,30 @@ t = dot[5]
 flip = rng.random(40) < 0.4
 first = first_conv_uint8(w_bits, t, flip, (3, 3, 1, 1, 1, 1, 9, 8, "same"), 255)
 assert (first(x) == R.pack_signs(np.where(np.where(flip, dot > t, dot < t), -1, 1)).bits).all()
+from fastbin._config import jit
+from fastbin.kernels.intrinsics import filter_word
+
+
+@jit
+def word_of(src, base, off, w, blk0, blocks, k_bits, sign, signed):
+    return filter_word(src, base, off, w, blk0, blocks, k_bits, sign, signed)
+
+
+off = np.arange(9, dtype=np.int64) * 3
+for blocks in (1, 4):
+    src = rng.integers(0, 2**32, 40, dtype=np.uint64).astype(np.uint32)
+    w = rng.integers(0, 2**32, (blocks * 9, 16), dtype=np.uint64).astype(np.uint32)
+    taps = src[5 + off]
+    count = np.array([np.bitwise_count(taps[:, None] ^ w[b * 9 : (b + 1) * 9]).sum(axis=0) for b in range(blocks)])
+    dot = (288 - 2 * count).ravel().astype(np.int64)
+    flip = rng.random(dot.size) < 0.4
+    t = dot + rng.integers(-2, 3, dot.size)
+    sign = np.where(flip, -1, 1)
+    bits = np.flatnonzero(np.where(flip, dot > t, dot < t))
+    word = word_of(src, 5, off, w, 0, blocks, 288, sign.astype(np.int32), (sign * t).astype(np.int32))
+    assert int(word) == sum(1 << int(b) for b in bits), blocks
 found = {}
-for d in (threshold_pack, __import__("fastbin.kernels.conv.first", fromlist=["x"]).conv_sign_uint8):
+for d in (threshold_pack, __import__("fastbin.kernels.conv.first", fromlist=["x"]).conv_sign_uint8, word_of):
     asm = "".join(d.inspect_asm(s) for s in d.signatures)
     found[d.py_func.__name__] = {op: asm.count(op) for op in ("zmm", "ymm", "vpcmp", "vcmp", "movmsk", "\tkmov")}
 print(json.dumps(found))
@@ -397,8 +419,9 @@ print(json.dumps(found))
 @pytest.mark.skipif(NOJIT, reason="compiles for another CPU: needs the JIT")
 def test_threshold_and_first_conv_compiled_for_avx2():
     """In a child compiled for Zen 3 (AVX2, every AVX-512 feature off: tests/test_sign_avx2.py's
-    ``avx2_features``): the vector threshold compares and the first conv kernel give the
-    specification's bits, on ymm registers (compares and ``vmovmsk``), no zmm."""
+    ``avx2_features``): the vector threshold compares, the first conv kernel and the direct
+    pass's ``filter_word`` give the specification's bits, on ymm registers (compares and
+    ``vmovmsk``), no zmm."""
     import json
     import subprocess
     import sys
