@@ -26,7 +26,7 @@ taken over the words of their windows' conv pixels as they are computed (overlap
 compute a pixel more than once); the pooled word goes straight into the next stage's padded
 extent.
 
-* ``direct_chain(x, ints, f32, wbits, thr, masks, tail_w, out)``: ``x`` uint8 (m, h, w, c)
+* ``direct_chain(x, ints, f32, wbits, thr, masks, tail_w, consts, logits)``: ``x`` uint8 (m, h, w, c)
   C-contiguous; ``ints`` int64: the header (``H_*``), one record of ``GEO`` fields per stage at
   ``HEAD + s * GEO`` (fields below) and the tap offsets; ``f32`` float32: the first stage's
   weights, lane blocks (``npad // 16 * K``, 16) (row ``b * K + t`` holds tap ``t`` of filters
@@ -63,8 +63,8 @@ HEAD = 10
 #: the fields of a stage record: its input's padded extent and values (words) per pixel, the image's
 #: offset in it, the conv strides, the pools (the first, with the stage's mask: before the batch norm,
 #: or the first after the sign; a second after the sign, the AND; each 1 x 1, stride 1 where none),
-#: the output size (pooled), filters and
-#: words per output pixel, where the output goes (the next extent and offset), the taps, ``k_bits``,
+#: the output size (pooled), filters and words per output pixel, where the output goes (the next extent
+#: and offset), the taps, ``k_bits``,
 #: where its offsets, weights, thresholds (``npad`` filters) and masks are, its input and output in the
 #: scratch, and the first stage's pad value (a pixel value)
 (IN_HP, IN_WP, IN_C, TOP, LEFT, SH, SW, PH, PW, PSH, PSW, AH, AW, ASH, ASW, OUT_H, OUT_W, N, CWO, DST_HP,
