@@ -123,6 +123,49 @@ def test_threshold_words_equal_the_compares(rng, dtype, n):
     assert signed_thresholds(t, flip)[0].dtype == t.dtype
 
 
+@pytest.mark.parametrize("kind", ["bits", "float"])
+@pytest.mark.parametrize("blocks", [1, 2, 3, 4])
+@pytest.mark.parametrize("group", [0, 1])
+def test_filter_word_is_the_window_product_and_the_thresholds(rng, kind, blocks, group):
+    """``intrinsics.filter_word``: the taps read at ``base + offsets`` times (float) or
+    xor-popcount with (bits) each lane block's weights, the compares ``sign * dot < signed`` as
+    bits ``16 b + l``; ties, flips, the largest sums."""
+    from fastbin._config import jit
+    from fastbin.kernels.intrinsics import filter_word
+
+    @jit
+    def word_of(src, base, offsets, w, blk0, blocks, k_bits, sign, signed):
+        return filter_word(src, base, offsets, w, blk0, blocks, k_bits, sign, signed)
+
+    k, lanes = 11, 16
+    n_blocks = 4 * group + blocks
+    offsets = rng.integers(0, 90, k).astype(np.int64)
+    base = 7
+    if kind == "bits":
+        src = rng.integers(0, 2**32, 100, dtype=np.uint64).astype(np.uint32)
+        w = rng.integers(0, 2**32, (n_blocks * k, lanes), dtype=np.uint64).astype(np.uint32)
+        w[4 * group * k : (4 * group + 1) * k, 0] = ~src[base + offsets]  # every bit differs: dot = -32 k
+        counts = np.array([[np.unpackbits((src[base + offsets] ^ w[b * k : (b + 1) * k, lane]).view(np.uint8)).sum()
+                            for lane in range(lanes)] for b in range(n_blocks)])
+        dot = (32 * k - 2 * counts).ravel().astype(np.int64)
+        k_bits, cast = 32 * k, np.int32
+    else:
+        src = rng.integers(0, 256, 100).astype(np.float32)
+        src[base + offsets] = 255  # the largest sum on filters of +1
+        w = np.where(rng.random((n_blocks * k, lanes)) < 0.5, -1, 1).astype(np.float32)
+        w[4 * group * k : (4 * group + 1) * k, 0] = 1
+        dot = np.array([src[base + offsets] @ w[b * k : (b + 1) * k] for b in range(n_blocks)]).ravel()
+        k_bits, cast = 0, np.float32
+    flip = rng.random(dot.size) < 0.4
+    sign = np.where(flip, -1, 1)
+    t = dot.copy()  # ties
+    t[::3] += rng.integers(-30, 30, t[::3].size)
+    expected_bits = np.where(flip, dot > t, dot < t)[64 * group : 64 * group + 16 * blocks]
+    expected = sum(1 << int(i) for i in np.flatnonzero(expected_bits))
+    word = word_of(src, base, offsets, w, 4 * group, blocks, k_bits, sign.astype(cast), (sign * t).astype(cast))
+    assert int(word) == expected
+
+
 def test_pixel_words_product_is_the_true_product_plus_the_shift(rng):
     # 50 channels: 3x3x50 = 450 bits, the padding inside every pixel's word is not at the row's end
     w = R.pack_signs(rng.standard_normal((7, 9 * 50)))
@@ -185,7 +228,19 @@ def _model_c(rng):
     return bnn_conv(channels=(4, 6, 8, 3), seed=3)
 
 
-MODELS = {"a": _model_a, "b": _model_b, "c": _model_c}
+def _model_d(rng):
+    """Pools the one-call pass takes in the registers: before the batch norm and after the sign
+    on one stage, two after the sign (overlapping windows) on another; 20, 33 and 130 channels
+    (partial lane blocks, 3 and 5 words of 32 a pixel), a valid stride-2 conv, a one-padded first
+    layer."""
+    layers = [Conv2D(1, 20, 3, padding="same", pad_value=1, rng=21), MaxPool2D(2), BatchNorm(20), Sign(),
+              MaxPool2D(2, 1), Conv2D(20, 33, 3, stride=2, rng=22), BatchNorm(33), Sign(), MaxPool2D(2, 1),
+              MaxPool2D(2, 1), Conv2D(33, 130, 2, padding="same", rng=23), BatchNorm(130), Sign(),
+              Flatten(), Dense(2 * 1 * 130, 3, binary=True, bias=False, rng=24), BatchNorm(3)]
+    return sequential(layers, (20, 18, 1))
+
+
+MODELS = {"a": _model_a, "b": _model_b, "c": _model_c, "d": _model_d}
 
 
 def _images(rng, model, m):
@@ -223,7 +278,7 @@ def test_packed_conv_model_equals_the_specification_and_the_unfolded_model(rng, 
             np.testing.assert_array_equal(folded.forward(xs), expected)
             np.testing.assert_array_equal(spec.forward(xs), expected)
             np.testing.assert_array_equal(folded.predict(xs), np.argmax(expected, axis=1))
-    if engine == "numba":  # uint8 images took the one-call pass (fastbin.kernels.conv.chain)
+    if engine == "numba":  # uint8 images took the one-call pass (fastbin.kernels.conv.direct)
         assert folded.fused is not None and folded.fused.calls >= 3
     # the signs were not trivial: some stage has flipped and finite thresholds
     kinds = [t for s in folded.stages[:-1] for t, _ in s.thresholds.values()]
@@ -295,17 +350,17 @@ def test_summary_counts_parameters_bits_and_operations_per_conv_layer(saved, eng
     assert totals == [sum(r[k] for r in rows) for k in ("params", "bits", "bytes", "macs", "binary_ops")]
 
 
-def test_two_pools_after_a_sign_take_the_stage_path_with_the_same_logits(rng, tmp_path):
+def test_three_pools_after_a_sign_take_the_stage_path_with_the_same_logits(rng, tmp_path):
     layers = [Conv2D(1, 4, 3, padding="same", pad_value=1, rng=11), BatchNorm(4), Sign(), MaxPool2D(2, 1),
-              MaxPool2D(2, 1), Conv2D(4, 5, 3, rng=12), BatchNorm(5), Sign(),
-              Flatten(), Dense(5 * 4 * 4, 3, binary=True, bias=False, rng=13), BatchNorm(3)]
+              MaxPool2D(2, 1), MaxPool2D(2, 1), Conv2D(4, 5, 3, rng=12), BatchNorm(5), Sign(),
+              Flatten(), Dense(5 * 3 * 3, 3, binary=True, bias=False, rng=13), BatchNorm(3)]
     model = sequential(layers, (8, 8, 1))
     _calibrate(model, _images(rng, model, 16), rng)
     model.save(tmp_path / "pools.fbm")
     x = _images(rng, model, 7)
     for engine in ENGINES:
         folded = runtime.load(tmp_path / "pools.fbm", engine=engine)
-        assert folded.fused is None  # the chain pools at most once after a sign
+        assert folded.fused is None  # the one-call pass pools at most twice per stage
         np.testing.assert_array_equal(folded.forward(x), model.forward(x))
 
 
@@ -331,8 +386,30 @@ t = dot[5]
 flip = rng.random(40) < 0.4
 first = first_conv_uint8(w_bits, t, flip, (3, 3, 1, 1, 1, 1, 9, 8, "same"), 255)
 assert (first(x) == R.pack_signs(np.where(np.where(flip, dot > t, dot < t), -1, 1)).bits).all()
+from fastbin._config import jit
+from fastbin.kernels.intrinsics import filter_word
+
+
+@jit
+def word_of(src, base, off, w, blk0, blocks, k_bits, sign, signed):
+    return filter_word(src, base, off, w, blk0, blocks, k_bits, sign, signed)
+
+
+off = np.arange(9, dtype=np.int64) * 3
+for blocks in (1, 4):
+    src = rng.integers(0, 2**32, 40, dtype=np.uint64).astype(np.uint32)
+    w = rng.integers(0, 2**32, (blocks * 9, 16), dtype=np.uint64).astype(np.uint32)
+    taps = src[5 + off]
+    count = np.array([np.bitwise_count(taps[:, None] ^ w[b * 9 : (b + 1) * 9]).sum(axis=0) for b in range(blocks)])
+    dot = (288 - 2 * count).ravel().astype(np.int64)
+    flip = rng.random(dot.size) < 0.4
+    t = dot + rng.integers(-2, 3, dot.size)
+    sign = np.where(flip, -1, 1)
+    bits = np.flatnonzero(np.where(flip, dot > t, dot < t))
+    word = word_of(src, 5, off, w, 0, blocks, 288, sign.astype(np.int32), (sign * t).astype(np.int32))
+    assert int(word) == sum(1 << int(b) for b in bits), blocks
 found = {}
-for d in (threshold_pack, __import__("fastbin.kernels.conv.first", fromlist=["x"]).conv_sign_uint8):
+for d in (threshold_pack, __import__("fastbin.kernels.conv.first", fromlist=["x"]).conv_sign_uint8, word_of):
     asm = "".join(d.inspect_asm(s) for s in d.signatures)
     found[d.py_func.__name__] = {op: asm.count(op) for op in ("zmm", "ymm", "vpcmp", "vcmp", "movmsk", "\tkmov")}
 print(json.dumps(found))
@@ -342,8 +419,9 @@ print(json.dumps(found))
 @pytest.mark.skipif(NOJIT, reason="compiles for another CPU: needs the JIT")
 def test_threshold_and_first_conv_compiled_for_avx2():
     """In a child compiled for Zen 3 (AVX2, every AVX-512 feature off: tests/test_sign_avx2.py's
-    ``avx2_features``): the vector threshold compares and the first conv kernel give the
-    specification's bits, on ymm registers (compares and ``vmovmsk``), no zmm."""
+    ``avx2_features``): the vector threshold compares, the first conv kernel and the direct
+    pass's ``filter_word`` give the specification's bits, on ymm registers (compares and
+    ``vmovmsk``), no zmm."""
     import json
     import subprocess
     import sys

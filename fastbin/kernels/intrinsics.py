@@ -32,6 +32,18 @@ every kernel still runs (slowly) as ordinary Python.
   the ``t`` loop (a broadcast, a load, a multiply and an add each), one store; the first conv
   layer's few-tap product (``fastbin.kernels.conv.first``), where LLVM's own vectorisation of
   the filter loop (16 lanes times an interleave of 4) needs 64 filters before its vector body runs.
+* :func:`filter_word` ``(x, base, offsets, w, blk0, blocks, k_bits, sign, signed) -> uint64``:
+  one output pixel of a convolution for ``blocks`` (1..4; more count as 4) blocks of
+  ``FILTER_LANES`` (16) filters, the taps read in place (no patch row): for block ``b`` and lane
+  ``l``, filter ``f = (blk0 + b) * 16 + l``, with ``K = offsets.shape[0]`` taps ``v_t = x[base +
+  offsets[t]]`` and ``w_t = w[(blk0 + b) * K + t, l]``, ``dot_f = sum_t v_t * w_t`` (float32 ``x``,
+  ``w``, ``sign``, ``signed``: the first conv layer on pixels; exact while the sums are integers
+  below 2**24) or ``dot_f = k_bits - 2 * sum_t popcount(v_t ^ w_t)`` (uint32 ``x``, ``w``, int32
+  ``sign``, ``signed``: packed signs); bit ``16 b + l`` of the result set where ``sign[f] * dot_f
+  < signed[f]`` (the folded batch norm + sign, as :func:`threshold_word`). One ``<16 x i32>`` or
+  ``<16 x float>`` accumulator per block in a register over the taps (a broadcast of the tap, a
+  load of the block's weights, ``vpxord`` + ``vpopcntd`` + ``vpaddd`` or a multiply-add), then a
+  compare per block into the word (``fastbin.kernels.conv.direct``).
 * :func:`intp_args`, :func:`is_words`: helpers for writing intrinsics.
 * :func:`tree_sum` ``(builder, vectors, add)``: the lane sums of up to ``lanes``
   vectors as one vector (a transposing tree of shuffles and adds), for the register
@@ -56,7 +68,8 @@ from numba.extending import intrinsic
 from .._config import jit_disabled
 
 __all__ = ["popcount", "xor_count", "opaque", "to_float", "threshold_word", "threshold_word_types",
-           "column_block_dot", "COLUMN_BLOCK", "intp_args", "is_words", "tree_sum", "avx2_pshufb", "avx2_permps"]
+           "column_block_dot", "COLUMN_BLOCK", "filter_word", "FILTER_LANES", "FILTER_BLOCKS", "intp_args", "is_words",
+           "tree_sum", "avx2_pshufb", "avx2_permps"]
 
 
 def intp_args(context, builder, signature, args):
@@ -457,3 +470,136 @@ def _column_block_dot_python(patch, w, f0, dots):
 
 
 column_block_dot = _column_block_dot_python if jit_disabled() else _column_block_dot_llvm
+
+
+# ---------------------------------------------------------------------------
+# A conv output pixel's word: 16 filters per vector lane block, the taps read in place
+# ---------------------------------------------------------------------------
+#: Filters per lane block of :func:`filter_word` (one 512-bit vector of 32-bit lanes).
+FILTER_LANES = 16
+#: Lane blocks per :func:`filter_word` at most (64 filters: one 64-bit word).
+FILTER_BLOCKS = 4
+
+
+def _filter_word_kind(x, offsets, w, sign, signed, ints):
+    """The element kind of :func:`filter_word`'s operands (``"bits"``: uint32 words, int32
+    thresholds; ``"float"``: float32 values and thresholds), or None."""
+    def arr(a, ndim):
+        return isinstance(a, types.Array) and a.ndim == ndim and a.layout == "C"
+
+    if not (arr(x, 1) and arr(offsets, 1) and arr(w, 2) and arr(sign, 1) and arr(signed, 1)
+            and offsets.dtype == types.int64 and all(isinstance(v, types.Integer) for v in ints)):
+        return None
+    if x.dtype == w.dtype == types.uint32 and sign.dtype == signed.dtype == types.int32:
+        return "bits"
+    if x.dtype == w.dtype == sign.dtype == signed.dtype == types.float32:
+        return "float"
+    return None
+
+
+@intrinsic
+def _filter_word_llvm(typingctx, x, base, offsets, w, blk0, blocks, k_bits, sign, signed):
+    """``filter_word`` (module doc): a switch on ``blocks`` (1..4) to a loop over the taps with
+    that many ``<16 x i32>`` / ``<16 x float>`` accumulators in registers, then a compare per
+    block into the word. Arrays are read through their data pointers (no reference counting in
+    the caller's pixel loop)."""
+    kind = _filter_word_kind(x, offsets, w, sign, signed, (base, blk0, blocks, k_bits))
+    if kind is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        x_v, base_v, off_v, w_v, blk0_v, blocks_v, kbits_v, sign_v, signed_v = intp_args(
+            context, builder, signature, args)
+        x_t, _, off_t, w_t, _, _, _, sign_t, signed_t = signature.args
+        x_a = context.make_array(x_t)(context, builder, x_v)
+        off_a = context.make_array(off_t)(context, builder, off_v)
+        w_a = context.make_array(w_t)(context, builder, w_v)
+        sign_a = context.make_array(sign_t)(context, builder, sign_v)
+        signed_a = context.make_array(signed_t)(context, builder, signed_v)
+        intp = context.get_value_type(types.intp)
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        lanes = FILTER_LANES
+        elem = i32 if kind == "bits" else ir.FloatType()
+        vec = ir.VectorType(elem, lanes)
+        zero_idx = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec]), "llvm.ctpop.v16i32") \
+            if kind == "bits" else None
+        k = cgutils.unpack_tuple(builder, off_a.shape, 1)[0]
+        w_row = builder.mul(blk0_v, k)  # the first block's first row
+        w_stride = builder.mul(k, ir.Constant(intp, lanes))  # elements from one block to the next
+        w_data = builder.bitcast(w_a.data, elem.as_pointer())
+        w_data = builder.gep(w_data, [builder.mul(w_row, ir.Constant(intp, lanes))])
+
+        def splat(value):
+            one = builder.insert_element(ir.Constant(vec, ir.Undefined), value, ir.Constant(i32, 0))
+            return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), zero_idx)
+
+        def load_vec(ptr):
+            return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=4)
+
+        def word_of(count):
+            accs = [cgutils.alloca_once_value(builder, ir.Constant(vec, None)) for _ in range(count)]
+            with cgutils.for_range(builder, k) as loop:
+                t = loop.index
+                offset = context.cast(builder, builder.load(builder.gep(off_a.data, [t])), types.int64, types.intp)
+                xv = splat(builder.load(builder.gep(x_a.data, [builder.add(base_v, offset)])))
+                row = builder.gep(w_data, [builder.mul(t, ir.Constant(intp, lanes))])
+                for b, acc in enumerate(accs):
+                    wv = load_vec(builder.gep(row, [builder.mul(w_stride, ir.Constant(intp, b))]))
+                    if kind == "bits":
+                        term = builder.call(ctpop, [builder.xor(xv, wv)])
+                        builder.store(builder.add(builder.load(acc), term), acc)
+                    else:
+                        builder.store(builder.fadd(builder.load(acc), builder.fmul(xv, wv)), acc)
+            word = ir.Constant(i64, 0)
+            kb = splat(builder.trunc(kbits_v, i32)) if kind == "bits" else None
+            for b, acc in enumerate(accs):
+                j = builder.mul(builder.add(blk0_v, ir.Constant(intp, b)), ir.Constant(intp, lanes))
+                s = load_vec(builder.gep(sign_a.data, [j]))
+                thr = load_vec(builder.gep(signed_a.data, [j]))
+                total = builder.load(acc)
+                if kind == "bits":  # dot = k_bits - 2 * count; sign * dot as (dot ^ m) - m, m = sign >> 31
+                    dot = builder.sub(kb, builder.shl(total, ir.Constant(vec, [1] * lanes)))
+                    m = builder.ashr(s, ir.Constant(vec, [31] * lanes))
+                    below = builder.icmp_signed("<", builder.sub(builder.xor(dot, m), m), thr)
+                else:
+                    below = builder.fcmp_ordered("<", builder.fmul(s, total), thr)
+                bits = builder.zext(builder.bitcast(below, ir.IntType(lanes)), i64)
+                word = builder.or_(word, builder.shl(bits, ir.Constant(i64, lanes * b)))
+            return word
+
+        result = cgutils.alloca_once(builder, i64)
+        end = builder.append_basic_block("filter_word.end")
+        cases = [builder.append_basic_block(f"filter_word.blocks{b}") for b in range(1, FILTER_BLOCKS + 1)]
+        switch = builder.switch(blocks_v, cases[-1])  # 4 or more: 4
+        for b, block in enumerate(cases, 1):
+            if b < FILTER_BLOCKS:
+                switch.add_case(ir.Constant(intp, b), block)
+            builder.position_at_end(block)
+            builder.store(word_of(b), result)
+            builder.branch(end)
+        builder.position_at_end(end)
+        return builder.load(result)
+
+    return types.uint64(x, base, offsets, w, blk0, blocks, k_bits, sign, signed), codegen
+
+
+def _filter_word_python(x, base, offsets, w, blk0, blocks, k_bits, sign, signed):
+    k = offsets.shape[0]
+    xs = x[base + offsets]
+    word = 0
+    for b in range(min(int(blocks), FILTER_BLOCKS)):
+        rows = w[(blk0 + b) * k : (blk0 + b + 1) * k]
+        j = (blk0 + b) * FILTER_LANES
+        s, thr = sign[j : j + FILTER_LANES], signed[j : j + FILTER_LANES]
+        if x.dtype == np.uint32:
+            count = np.bitwise_count(xs[:, None] ^ rows).sum(axis=0, dtype=np.int64)
+            below = s.astype(np.int64) * (int(k_bits) - 2 * count) < thr
+        else:  # exact: integers below 2**24
+            below = s.astype(np.float64) * (xs.astype(np.float64) @ rows.astype(np.float64)) < thr
+        for lane in np.flatnonzero(below):
+            word |= 1 << (FILTER_LANES * b + int(lane))
+    return np.uint64(word)
+
+
+filter_word = _filter_word_python if jit_disabled() else _filter_word_llvm

@@ -10,8 +10,9 @@ kernels of training and evaluation, beside the products they feed.
   (``patches``: im2col with one-padding as word 0; ``pool_words``: pooling as AND/OR of
   words), imported by ``fastbin.runtime._numba`` directly;
 * ``first``: the folded first layer straight from raw uint8 pixels to packed words
-  (``conv_sign_uint8``), and ``chain``: a whole folded network on uint8 images in one call
-  (``uint8_chain``), both imported by ``fastbin.runtime._conv_numba`` directly.
+  (``conv_sign_uint8``), and ``direct``: a whole folded network on uint8 images in one call
+  (``direct_chain``: every conv reads its taps in place, 16 filters per vector, thresholds and
+  pools on the words), both imported by ``fastbin.runtime._conv_numba`` directly.
 
 The formulas are ``fastbin.reference``'s (``im2col``, ``col2im``, ``pack_patches``,
 ``max_pool2d``, ``max_pool2d_backward``); ``fastbin.ops.conv`` validates, allocates and

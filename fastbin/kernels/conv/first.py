@@ -41,16 +41,26 @@ def _padded_image(x, img, top, left, pad, image):
     loop cost a serial ``cvtsi2ss`` chain per tap."""
     h, wd, c = x.shape[1], x.shape[2], x.shape[3]
     hp, wp = image.shape[0], image.shape[1]
+    flat = image.reshape(-1)
+    src = x[img].reshape(-1)
+    # per padded row, three runs of the flat row: pad, the image's pixels (one contiguous run of
+    # values: a vector conversion), pad
+    s0 = min(max(left, 0), wp)  # the first column inside the image
+    s1 = max(min(left + wd, wp), s0)  # one past the last
     for r in range(hp):
         y = r - top
-        for s in range(wp):
-            xx = s - left
-            if 0 <= y < h and 0 <= xx < wd:
-                for ch in range(c):
-                    image[r, s, ch] = x[img, y, xx, ch]
-            else:
-                for ch in range(c):
-                    image[r, s, ch] = pad
+        at = r * wp * c
+        if 0 <= y < h:
+            for e in range(s0 * c):
+                flat[at + e] = pad
+            first = (y * wd + s0 - left) * c
+            for e in range((s1 - s0) * c):
+                flat[at + s0 * c + e] = src[first + e]
+            for e in range(s1 * c, wp * c):
+                flat[at + e] = pad
+        else:
+            for e in range(wp * c):
+                flat[at + e] = pad
 
 
 @jit
