@@ -1,6 +1,7 @@
 """bnn-conv on the numba engine at batch 1 and 128 (issue 25, branch ``convb1``): the direct one-call
 pass (``fastbin.kernels.conv.direct``) against main's one-call pass (``kernels/conv/chain.py`` and
-its ``ConvChain``, loaded from ``$MAIN``, default /work/main, into this process beside this tree's
+its ``ConvChain``, loaded from ``$MAIN``: a checkout of 621d6d7 or older, which still has
+chain.py (default /work/main, as when this was written), into this process beside this tree's
 kernels, which it shares) and ONNX Runtime (the suite's graph, one thread), in alternating blocks
 in one process: min and median per implementation and the median ratio of adjacent blocks.
 Classes (and the two passes' logits) are checked equal first. Run from the repository root:
