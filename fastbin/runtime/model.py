@@ -264,6 +264,11 @@ class InferenceModel:
         self.certify = _certifiable(self.stages, engine)
 
     def logits(self, x):
+        fused = self.fused
+        if fused is not None:  # the common batch straight to the fused pass (``Fused.quick``), else None
+            logits = fused.quick(x, False)
+            if logits is not None:
+                return logits
         return self._batch(check_model_input(x, self.n_in, self.dtype), False)
 
     forward = logits
@@ -295,6 +300,11 @@ class InferenceModel:
     def predict(self, x):
         """Classes (m,) int64: ``argmax(logits(x), axis=1)``, the first maximum; through a
         float tail on float rows mostly without its exact product (:func:`certified_classes`)."""
+        fused = self.fused
+        if fused is not None:  # the common batch straight to the fused pass (``Fused.quick``), else None
+            classes = fused.quick(x, True)
+            if classes is not None:
+                return classes
         return self._batch(check_model_input(x, self.n_in, self.dtype), True)
 
     def _batch(self, x, predict):
