@@ -1,6 +1,7 @@
 """The numba engine's fused forward pass (``fastbin.runtime._fused``): one jitted call per
 batch for a chain of sign stages + [BinaryDense (+ BatchNorm)], and for binary softmax
 regression; bit for bit the stage-by-stage path, from several threads at once too."""
+import re
 import threading
 
 import numba
@@ -10,9 +11,11 @@ from random_models import randomise
 
 from fastbin import pack_weights, runtime
 from fastbin._config import TABLE
+from fastbin._validate import check_model_input
 from fastbin.kernels.binary_product.count_block import COLS as COUNT_COLS
 from fastbin.kernels.binary_product.count_block import xor_counts
 from fastbin.kernels.sign_product._lanes import plane_words
+from fastbin.kernels.sign_product.exact import first_nonfinite_row
 from fastbin.kernels.sign_product.plane_block import COLS as PLANE_COLS
 from fastbin.kernels.sign_product.plane_block import plane_sums
 from fastbin.nn.model import mlp, softmax_regression
@@ -295,3 +298,108 @@ def test_float_plan_follows_table_edits(models, rng, monkeypatch):
     monkeypatch.setitem(_config.TABLE, "dense_rows_max_product", 10**6)
     np.testing.assert_array_equal(model.logits(x), _stage_path(model, x))
     assert model.fused.local.hows[2][1] == _fused._ROWS
+
+
+def _unaligned(x):
+    """A copy of ``x`` whose data starts one byte past an aligned address (``flags.aligned`` False)."""
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    y = raw[1:].view(x.dtype).reshape(x.shape)
+    y[...] = x
+    return y
+
+
+class _Sub(np.ndarray):
+    pass
+
+
+def test_quick_serves_the_common_batch_only(models, rng, monkeypatch):
+    """``Fused.quick`` (what ``predict``/``logits`` try first) serves an aligned C-contiguous ndarray
+    of uint8 or the model dtype, (m, n_in) with 1 <= m < FEW_ROWS, once this thread ran such a
+    batch (for float rows: of this m) through the checked call, with the checked call's bits; it
+    leaves every other batch to the checks (None), which give the same results."""
+    from fastbin import _config
+
+    model = models["bnn_scaled_centred"].to_inference()
+    fused = model.fused
+    for kind, x in _inputs(rng, 3, 100).items():
+        assert fused.quick(x, True) is None and fused.quick(x, False) is None  # no record yet
+        want = _stage_path(model, x)
+        np.testing.assert_array_equal(model.logits(x), want)  # checked: keeps the record
+        before = fused.calls
+        np.testing.assert_array_equal(fused.quick(x, False), want)
+        np.testing.assert_array_equal(fused.quick(x, True), want.argmax(axis=1))
+        assert fused.calls == before + 2
+        wide = _inputs(rng, FEW_ROWS, 100)[kind]
+        others = {"F order": np.asfortranarray(x), "subclass": x.view(_Sub), "FEW_ROWS rows": wide}
+        refused = {"3-D": x[None], "no rows": x[:0]}
+        if kind == "float":  # uint8 rows: one record for every m, and always aligned
+            others.update({"other m": x[:2].copy(), "float64": x.astype(np.float64), "big-endian": x.astype(">f4")})
+            refused["unaligned"] = _unaligned(x)
+        for name, other in {**others, **refused}.items():
+            assert fused.quick(other, True) is None, (kind, name)
+        assert fused.quick(x.tolist(), True) is None and fused.quick(x[:, :99].copy(), True) is None
+        for name, other in others.items():  # the checked path (unaligned rows would compile another kernel)
+            checked = np.array(other, x.dtype, order="C")
+            np.testing.assert_array_equal(model.predict(other), _stage_path(model, checked).argmax(axis=1),
+                                          err_msg=f"{kind} {name}")
+        assert model.predict(x[:0]).shape == (0,)
+        if kind == "uint8":  # one record serves every m of uint8 rows
+            np.testing.assert_array_equal(fused.quick(x[:2].copy(), True), want[:2].argmax(axis=1))
+        monkeypatch.setitem(_config.TABLE, "few_rows", FEW_ROWS)  # an edit: the records are stale
+        assert fused.quick(x, True) is None
+        np.testing.assert_array_equal(model.predict(x), want.argmax(axis=1))  # checked, a new record
+        np.testing.assert_array_equal(fused.quick(x, True), want.argmax(axis=1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", [1, 4])
+def test_quick_refuses_nan_and_inf_as_the_checks(models, dtype, m):
+    """Float rows holding a NaN or an infinity on the quick path: the fused kernel finds them
+    before computing anything and ``predict``/``logits`` raise ``check_model_input``'s
+    ValueError, naming the first bad row; finite extremes pass."""
+    model = models["bnn" if dtype == np.float32 else "bnn_f64"].to_inference()
+    good = np.full((m, 100), 0.5, dtype)
+    for predict in (True, False):
+        model.fused(good, predict)  # the records of this thread
+    quick = m in model.fused.local.fl[6]  # a plan other than _GIVEN (float64 at m = 4: BLAS)
+    assert quick or m > 1
+    info = np.finfo(dtype)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    nan_payload = np.array([0x7FC00001 if dtype == np.float32 else 0x7FF0000000000001], bits).view(dtype)[0]
+    for bad in (np.nan, -np.nan, np.inf, -np.inf, nan_payload):
+        x = good.copy()
+        x[m // 2, 99] = bad
+        x[m - 1, 0] = bad
+        with pytest.raises(ValueError, match="x must be finite") as checked:
+            check_model_input(x, 100, dtype)
+        before = model.fused.calls
+        calls = [model.predict, model.logits] + [lambda x: model.fused.quick(x, True)] * quick
+        for call in calls:
+            with pytest.raises(ValueError, match=re.escape(str(checked.value))):
+                call(x)
+        assert model.fused.calls == before
+    x = good.copy()
+    big = np.finfo(np.float32).max / 4  # no overflow in the products (info.max: test_first_nonfinite_row)
+    x[0, :3] = big, -big, info.smallest_subnormal
+    np.testing.assert_array_equal(model.logits(x), _stage_path(model, x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_first_nonfinite_row(dtype, rng):
+    """``exact.first_nonfinite_row``: the first row holding a NaN or an infinity (any sign or
+    payload), else -1; the largest finite values, subnormals and -0.0 are finite."""
+    info = np.finfo(dtype)
+    x = rng.standard_normal((6, 37)).astype(dtype)
+    x[0, 0], x[1, 36], x[2, 5], x[3, 1] = info.max, -info.max, info.smallest_subnormal, -0.0
+    assert first_nonfinite_row(x) == -1
+    assert first_nonfinite_row(x[:0]) == -1
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    top = np.array([0x7F800000 if dtype == np.float32 else 0x7FF0000000000000], bits)
+    payloads = (top | bits(1)).view(dtype)[0], (top | bits(1) | ~(~bits(0) >> bits(1))).view(dtype)[0]
+    for bad in (np.nan, -np.nan, np.inf, -np.inf, *payloads):
+        for i, t in ((5, 36), (4, 0), (0, 17)):
+            y = x.copy()
+            y[i, t] = bad
+            assert first_nonfinite_row(y) == i, (bad, i, t)
+            y[5, 2] = bad
+            assert first_nonfinite_row(y) == i

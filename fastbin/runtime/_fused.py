@@ -41,12 +41,26 @@ function, which runs every stage row by row:
   path bit for bit. ``predict`` takes each row's argmax in the same call
   (NumPy's: the first maximum, a NaN wins).
 
-The per-stage arrays travel as a few flat arrays plus offsets (``ints``:
-header, stage records and int64 thresholds; ``floats``: float thresholds and
-the tail's constants; ``wflat``: the packed weights after the first layer).
-Scratch (bit-plane and activation words, the few-row float dot, the exact
-product's grid row, a row of logits) is per thread (``threading.local``) and reused across calls, so
+The model's arrays travel in one 64-byte aligned uint64 buffer ``data`` made at load, read
+through three views with positions in its header (``ints``: the header, stage records
+and int64 thresholds; ``floats``: float thresholds and the tail's constants in the
+model dtype; ``wflat``: the packed weights, each layer's at a 64-byte boundary; also the
+float64 thresholds of the refinement), and the scratch in one uint64 buffer per thread:
+each array argument costs a call its unboxing (a Numba meminfo). Scratch (bit-plane and
+activation words, the few-row float dot, the exact product's grid row, the lookups' tables,
+a row of logits) is per thread (``threading.local``) and reused across calls, so
 concurrent calls are safe and a batch of one allocates only its output.
+
+The call: ``InferenceModel.predict``/``logits`` hand their input to :meth:`Fused.quick`,
+which serves the common batch (an aligned C-contiguous ndarray of uint8 or the model
+dtype, n_in wide, fewer than ``few_rows()`` rows) in a few attribute tests through the
+kernel's compiled entry point (``fastbin.kernels._plan.entry_point``: no argument typing),
+kept per thread after that thread's first checked call; anything else is checked
+(``check_model_input``) and goes through Numba's dispatcher. Float rows are tested for
+NaN and infinity by the kernel itself, first, in one vectorised pass (a NumPy
+``isfinite(x).all()`` costs about 1 us at 1 x 784, most of a batch of one): it returns the
+first bad row before computing or writing anything, and ``quick`` raises
+``check_model_input``'s ValueError.
 
 Batches of ``few_rows()`` rows (``fastbin.kernels.sign_product``) or more keep the stage path (its blocked and
 threaded kernels; :meth:`Fused.takes`).
@@ -59,9 +73,11 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from .. import _tables
 from .._config import BYTE_POPCOUNT_LANES, FUSED_BYTE_TABLES, UINT8_MASK_ROWS, XOR_COUNT_ROWS4, jit
+from .._tables import edits
+from .._validate import check_model_input
 from ..bits import n_words_for
+from ..kernels._plan import entry_point
 from ..kernels.binary_product.avx2 import tables_of as _tables_of
 from ..kernels.binary_product.count_block import COLS as _COUNT_COLS
 from ..kernels.binary_product.count_block import xor_bits as _xor_bits
@@ -70,16 +86,19 @@ from ..kernels.binary_product.count_block_avx2 import ROWS as _COUNT_ROWS
 from ..kernels.binary_product.count_block_avx2 import panels_of as _count_panels
 from ..kernels.binary_product.count_block_avx2 import xor_dots as _xor_dots
 from ..kernels.binary_product.rows4 import xor_counts4 as _xor_counts4
+from ..kernels.binary_product.threshold import below_word as _below_word
 from ..kernels.intrinsics import opaque as _opaque
 from ..kernels.intrinsics import threshold_word as _threshold_word
 from ..kernels.intrinsics import to_float as _to_float
 from ..kernels.intrinsics import xor_count as _xor_count
+from ..kernels.pack import aligned_words
 from ..kernels.sign_product import few_rows, plan_dense, wants_dwords
 from ..kernels.sign_product._lanes import plane_dot, plane_words
 from ..kernels.sign_product.avx2_dwords import VECS1 as _VECS1
 from ..kernels.sign_product.avx2_dwords import dwords_of, dwords_scratch, sign_dot_dwords
-from ..kernels.sign_product.avx512 import lut_scratch, sign_dot_lut
-from ..kernels.sign_product.exact import exact_sign_dot_rows, grid_scratch, refine_row
+from ..kernels.sign_product.avx512 import BLOCK as _LUT_BLOCK
+from ..kernels.sign_product.avx512 import sign_dot_lut
+from ..kernels.sign_product.exact import exact_sign_dot_rows, first_nonfinite_row, refine_row
 from ..kernels.sign_product.nibble_block_avx2 import ROWS as _TABLE_ROWS
 from ..kernels.sign_product.nibble_block_avx2 import panels_of as _u8_panels
 from ..kernels.sign_product.nibble_block_avx2 import row_tables as _row_tables
@@ -97,18 +116,29 @@ from .model import BatchNormOp, BinaryDense, FloatStage, SignStage
 
 __all__ = ["Fused", "build"]
 
-_UINT8 = np.dtype(np.uint8)
+_UINT8, _INT64 = np.dtype(np.uint8), np.dtype(np.int64)
+_NDARRAY = np.ndarray
+_empty = np.empty
+#: the count of table and probe edits (``fastbin._tables.edits``): a record of ``Fused.quick`` serves
+#: while it is the count the record was made at
+_EDITS = edits()
 
-# header of ``ints`` (positions)
-_TAIL_FIRST, _N_PACKED, _N0, _U8_THR, _F_THR, _MAX_WORDS, _ZERO = range(7)  # ints[_ZERO] == 0
-#: the first layer's byte-table panels in ``wflat`` (``_TABLES``; a packed stage's follow its w)
-_U8_PANELS = 7
+# header of ``ints`` (positions). Positions in ``data`` count in the units of the view they index
+# (``ints``/``wflat``/``f64``: words; ``floats``: the model dtype); in ``scratch``: ``_SC_Q``, ``_SC_A`` and
+# ``_SC_EXTRA`` words, ``_SC_TAB``/``_SC_ACC`` float32s, ``_SC_NEAR`` bytes, ``_SC_DOT`` the model dtype.
+# ``_U8_PANELS``: the first layer's byte-table panels in ``wflat`` (``_TABLES``); ``_TAB_R``/``_TAB_C``,
+# ``_ACC_R``/``_ACC_C``: the shapes of the float lookups' tables and accumulators (``sign_dot_lut``'s or
+# ``sign_dot_dwords``').
+(_TAIL_FIRST, _N_PACKED, _N0, _U8_THR, _F_THR, _MAX_WORDS, _ZERO, _W0, _NW0, _T64, _SLACK, _UNIT, _SC_A, _SC_Q,
+ _SC_TAB, _SC_ACC, _SC_NEAR, _SC_DOT, _U8_PANELS, _SC_EXTRA, _TAB_R, _TAB_C, _ACC_R, _ACC_C) = range(24)
+# ints[_ZERO] == 0
 # tail record: ints[_TAIL + field]
-_TAIL = 8
+_TAIL = 24
 _T_W, _T_N, _T_NW, _T_BITS, _T_SCALE_F, _T_SCALE_U8, _T_BIAS, _T_BN = range(8)
-# packed stage records: ints[_STAGES + 5 * s + field]
-_STAGES = 16
-_S_W, _S_N, _S_NW, _S_BITS, _S_THR = range(5)
+# packed stage records: ints[_STAGES + _FIELDS * s + field] (``_S_PAN``: its byte-table panels, ``_TABLES``)
+_STAGES = 32
+_S_W, _S_N, _S_NW, _S_BITS, _S_THR, _S_PAN = range(6)
+_FIELDS = 6
 #: 8 outputs per load of the planes or activation words (``plane_block``, ``count_block``) where
 #: the CPU has a vector popcount (``vpopcntq``; 32 zmm registers); without it (AVX2: 16 ymm, the
 #: popcounts built from byte lookups) the 8 accumulators spilled and one output at a time was
@@ -289,13 +319,13 @@ def _chain_and_tail(a, b, wflat, ints, floats, out_row, counts, extra):
     buffer), then the tail's logits into ``out_row`` (``counts``: a (``_COUNT_COLS``,) int64
     scratch; ``extra``: the byte tables' scratch)."""
     for s in range(ints[_N_PACKED]):
-        r = _STAGES + 5 * s
+        r = _STAGES + _FIELDS * s
         n, n_words = ints[r + _S_N], ints[r + _S_NW]
         w0 = ints[r + _S_W]
         w = wflat[w0 : w0 + n * n_words].reshape((n, n_words))
         out = b[: (n + 63) // 64]
         if _TABLES:
-            _stage_tables(a[:n_words], wflat, w0 + n * n_words, n, ints[r + _S_BITS], ints, ints[r + _S_THR], out,
+            _stage_tables(a[:n_words], wflat, ints[r + _S_PAN], n, ints[r + _S_BITS], ints, ints[r + _S_THR], out,
                           extra)
         else:
             _packed_stage(a[:n_words], w, ints[r + _S_BITS], ints, ints[r + _S_THR], out, counts)
@@ -381,20 +411,23 @@ def _first_layer_planes(row, w0, planes, tail_first, ints, floats, at, sums, a, 
 
 
 @jit
-def fused_uint8(x, w0, wflat, ints, floats, scratch, logits, labels, predict):
-    """Every stage on uint8 rows ``x`` (m, n_in); logits into ``logits`` (m,
-    n_classes), or with ``predict`` classes into ``labels`` (m,) (``logits``
-    then a (1, n_classes) scratch row)."""
+def fused_uint8(x, data, scratch, logits, labels, predict):
+    """Every stage on uint8 rows ``x`` (m, n_in) of the model in ``data`` (``Fused.data``);
+    logits into ``logits`` (m, n_classes), or with ``predict`` classes into ``labels`` (m,)
+    (``logits`` then a (1, n_classes) scratch row); ``scratch`` this thread's words."""
     m, k = x.shape
-    n0, n_words = w0.shape
+    ints, wflat = data.view(np.int64), data
+    floats = data.view(logits.dtype)
+    n0, n_words = ints[_N0], ints[_NW0]
+    w0 = data[ints[_W0] : ints[_W0] + n0 * n_words].reshape((n0, n_words))
     planes = scratch[: n_words * 8].reshape((n_words, 8))
     width = ints[_MAX_WORDS]
     a = scratch[n_words * 8 : n_words * 8 + width]
     b = scratch[n_words * 8 + width : n_words * 8 + 2 * width]
     tail_first = ints[_TAIL_FIRST] == 1
     at = ints[_U8_THR]
-    sums = np.empty(_SUMS, np.int64)  # plane_sums' and xor_counts' scratch
-    extra = scratch[n_words * 8 + 2 * width :]  # the byte tables' (_TABLES)
+    sums = scratch[n_words * 8 + 2 * width : n_words * 8 + 2 * width + _SUMS].view(np.int64)  # plane_sums', xor_counts'
+    extra = scratch[ints[_SC_EXTRA] : ints[_SC_Q]]  # the byte tables' (_TABLES)
     for i in range(m):
         row = x[i]
         out_row = logits[0] if predict else logits[i]
@@ -442,16 +475,17 @@ def fused_uint8(x, w0, wflat, ints, floats, scratch, logits, labels, predict):
 
 
 def _lut_dot(x, nib, dot, tab, acc):
-    """``sign_dot_lut(x, nib, dot, tab, acc)`` on float32 rows and the nibbles ``nib``; in
-    jitted code nothing where ``nib`` is None or the rows float64 (a model without the lookup
-    form: ``fused_float`` never asks then, and the lookups' AVX-512 permutes are not
-    compiled on a CPU without them)."""
+    """``sign_dot_lut(x, nib, dot, tab, acc)`` on float32 rows and the uint8 nibbles ``nib``; in
+    jitted code nothing where ``nib`` is another array (the int8 rows of a model without the
+    lookup form: ``fused_float`` never asks then, and the lookups' AVX-512 permutes are not
+    compiled on a CPU without them) or the rows float64."""
     sign_dot_lut(x, nib, dot, tab, acc)
 
 
 @overload(_lut_dot)
 def _lut_dot_jit(x, nib, dot, tab, acc):
-    if isinstance(nib, types.Array) and nib.ndim == 2 and x.dtype == types.float32:
+    if (isinstance(nib, types.Array) and nib.ndim == 2 and nib.dtype == types.uint8
+            and x.dtype == types.float32):
         return lambda x, nib, dot, tab, acc: sign_dot_lut(x, nib, dot, tab, acc)
     return lambda x, nib, dot, tab, acc: None
 
@@ -460,6 +494,19 @@ def _lut_dot_jit(x, nib, dot, tab, acc):
 #: ``sign_dot_rows``, by ``sign_dot_lut`` (the table lookups on the cached nibbles) or exactly
 #: (``exact_sign_dot_rows``, a float tail first)
 _GIVEN, _ROWS, _LUT, _EXACT, _DWORDS = range(5)
+
+
+def _rows_dot(x, rows, dot):
+    """``sign_dot_rows(x, rows, dot)`` on the ±1 int8 ``rows``; in jitted code nothing where
+    ``first`` is another form (the nibbles, AVX2's word form: never asked then)."""
+    sign_dot_rows(x, rows, dot)
+
+
+@overload(_rows_dot)
+def _rows_dot_jit(x, rows, dot):
+    if isinstance(rows, types.Array) and rows.ndim == 2 and rows.dtype == types.int8:
+        return lambda x, rows, dot: sign_dot_rows(x, rows, dot)
+    return lambda x, rows, dot: None
 
 
 def _dwords_dot(x, wt, dot, tab, acc):
@@ -477,29 +524,43 @@ def _dwords_dot_jit(x, wt, dot, tab, acc):
 
 
 @jit
-def fused_float(x, rows, w0, nib, tab, acc, dot, how, f64, unit, near, wflat, ints, floats, scratch, logits, labels,
-                predict):
-    """Every stage on float rows ``x`` (m, n_in) of the model dtype. The first
-    layer's ``dot`` (m, n0), by ``how`` (``_GIVEN``: as handed in; ``_ROWS``:
-    ``sign_dot_rows(x, rows, dot)``; ``_LUT``: ``sign_dot_lut(x, nib, dot, tab, acc)``,
-    ``nib`` the cached nibbles or None; ``_DWORDS``: ``sign_dot_dwords(x, nib, dot, tab, acc)``,
-    ``nib`` AVX2's kept word form;
+def fused_float(x, first, data, scratch, logits, labels, how, predict):
+    """Every stage on float rows ``x`` (m, n_in) of the model dtype, of the model in ``data``
+    (``Fused.data``), ``scratch`` this thread's words (``Fused._scratch``). First
+    the input's test: the first row holding a NaN or an infinity is returned, before anything
+    is computed or written (``predict`` then raises); else -1, after:
+    the first layer's ``dot`` (m, n0) (in ``scratch``), by ``how`` (``_GIVEN``: as written
+    there by the caller; ``_ROWS``: ``sign_dot_rows(x, rows, dot)``, ``first`` the ±1 int8
+    ``rows``; ``_LUT``: ``sign_dot_lut(x, nib, dot, tab, acc)``, ``first`` the nibbles ``nib``;
+    ``_DWORDS``: ``sign_dot_dwords(x, wt, dot, tab, acc)``, ``first`` AVX2's kept word form ``wt``;
     ``_EXACT``: ``exact_sign_dot_rows(x, w0, dot, q)``, the logits of a tail first).
     A sign stage first: the fast product refined to the exact one near its float
     thresholds (``refine_row`` with ``t64``/``slack``, the thresholds in float64 and
     their two ulps, and ``near`` (n0,) bool scratch), as the stage path's
-    ``refine_near_thresholds``. ``f64`` (2 n0 + k,) holds ``t64``, ``slack`` and ``q``, the
-    grid scratch row of ``fastbin.kernels.sign_product.exact`` (one argument, not three:
-    each costs the call's dispatch about 50 ns)."""
+    ``refine_near_thresholds``. The model's arrays travel in ``data`` and the scratch in
+    ``scratch``: every array argument costs the call (its unboxing)."""
     m, k = x.shape
-    n0 = dot.shape[1]
-    t64, slack = f64[:n0], f64[n0 : 2 * n0]
-    q = f64[2 * n0 : 2 * n0 + k].reshape((1, k))
+    bad = first_nonfinite_row(x)
+    if bad >= 0:
+        return bad
+    ints, wflat = data.view(np.int64), data
+    floats, f64 = data.view(logits.dtype), data.view(np.float64)
+    n0, nw0 = ints[_N0], ints[_NW0]
+    w0 = data[ints[_W0] : ints[_W0] + n0 * nw0].reshape((n0, nw0))
+    t64, slack = f64[ints[_T64] : ints[_T64] + n0], f64[ints[_SLACK] : ints[_SLACK] + n0]
+    unit = f64[ints[_UNIT]]
+    q = scratch[ints[_SC_Q] : ints[_SC_Q] + k].view(np.float64).reshape((1, k))
+    tab_r, tab_c, acc_r, acc_c = ints[_TAB_R], ints[_TAB_C], ints[_ACC_R], ints[_ACC_C]
+    tab = scratch.view(np.float32)[ints[_SC_TAB] : ints[_SC_TAB] + tab_r * tab_c].reshape((tab_r, tab_c))
+    acc = scratch.view(np.float32)[ints[_SC_ACC] : ints[_SC_ACC] + acc_r * acc_c].reshape((acc_r, acc_c))
+    near = scratch.view(np.bool_)[ints[_SC_NEAR] : ints[_SC_NEAR] + n0]
+    dot = scratch.view(logits.dtype)[ints[_SC_DOT] : ints[_SC_DOT] + m * n0].reshape((m, n0))
+    rows = nib = first
     tail_first = ints[_TAIL_FIRST] == 1
     if how == _EXACT:
         exact_sign_dot_rows(x, w0, dot, q)
     elif how == _ROWS:
-        sign_dot_rows(x, rows, dot)
+        _rows_dot(x, rows, dot)
     elif how == _DWORDS:
         _dwords_dot(x, nib, dot, tab, acc)
     elif how == _LUT:
@@ -508,11 +569,12 @@ def fused_float(x, rows, w0, nib, tab, acc, dot, how, f64, unit, near, wflat, in
         for i in range(m):
             refine_row(x[i], w0, dot[i], t64, slack, unit, q, near)
     width = ints[_MAX_WORDS]
-    sums = np.empty(_SUMS, np.int64)  # xor_counts' scratch
-    a = scratch[:width]
-    b = scratch[width : 2 * width]
-    extra = scratch[2 * width :]  # the byte tables' (_TABLES)
+    sums = scratch[ints[_SC_A] + 2 * width : ints[_SC_A] + 2 * width + _SUMS].view(np.int64)  # xor_counts'
+    a = scratch[ints[_SC_A] : ints[_SC_A] + width]
+    b = scratch[ints[_SC_A] + width : ints[_SC_A] + 2 * width]
+    extra = scratch[ints[_SC_EXTRA] : ints[_SC_Q]]  # the byte tables' (_TABLES)
     at = ints[_F_THR]
+    sign, signed = floats[at : at + n0], floats[at + n0 : at + 2 * n0]
     for i in range(m):
         out_row = logits[0] if predict else logits[i]
         if tail_first:
@@ -520,16 +582,13 @@ def fused_float(x, rows, w0, nib, tab, acc, dot, how, f64, unit, near, wflat, in
             for j in range(n0):
                 out_row[j] = _affine(dot[i, j], j, ints, floats, scale_at)
         else:
-            for word in range((n0 + 63) // 64):
+            for word in range((n0 + 63) // 64):  # bit j set where sign * dot < signed, a vector at a time
                 j0 = word * 64
-                bits = np.uint64(0)
-                for j in range(j0, min(n0, j0 + 64)):
-                    if floats[at + j] * dot[i, j] < floats[at + n0 + j]:
-                        bits |= np.uint64(1) << np.uint64(j - j0)
-                a[word] = bits
+                a[word] = _below_word(dot, i, j0, min(n0, j0 + 64), sign, signed)
             _chain_and_tail(a, b, wflat, ints, floats, out_row, sums, extra)
         if predict:
             labels[i] = _argmax(out_row)
+    return -1
 
 
 # ---------------------------------------------------------------------------
@@ -577,74 +636,97 @@ def build(model):
 
 class Fused:
     """The fused forward pass of one model (see the module doc). ``calls``
-    counts the batches it ran."""
+    counts the batches it ran. ``data``: the model's arrays in one 64-byte aligned uint64
+    buffer (the ``ints`` header with the positions of the rest; module doc)."""
 
     def __init__(self, model, signs, dense, bn):
         dtype = self.dtype = model.dtype
-        self.n_in = model.n_in
-        ints = np.zeros(_STAGES + 5 * max(len(signs) - 1, 0), np.int64)
-        floats, wflat, int_data = [], [], []
-        sizes = {"floats": 0, "w": 0, "ints": len(ints)}
+        self.n_in = k = model.n_in
+        per = 8 // dtype.itemsize  # values of the model dtype per word
+        ints = np.zeros(_STAGES + _FIELDS * max(len(signs) - 1, 0), np.int64)
+        parts, size = [ints.view(np.uint64)], [len(ints)]  # the header's bits (filled in below)
 
-        def put(kind, values, store):
-            at = sizes[kind]
-            store.append(np.ascontiguousarray(values).ravel())
-            sizes[kind] += store[-1].size
-            return at
+        def put(values, align=1):
+            """Append ``values`` (any dtype) at a word position, a multiple of ``align``; returns it."""
+            raw = np.ascontiguousarray(values).ravel()
+            pad = -size[0] % align
+            words = np.zeros(pad + -(-raw.nbytes // 8), np.uint64)
+            words[pad:].view(np.uint8)[: raw.nbytes] = raw.view(np.uint8)
+            parts.append(words)
+            size[0] += len(words)
+            return size[0] - len(words) + pad
 
         first = signs[0] if signs else dense
         self.first_weights = first.weights
-        self.w0 = np.ascontiguousarray(first.weights.packed.bits)
+        w0 = first.weights.packed.bits
         self.rows0 = first.weights.rows
         #: the table-lookup form of the first layer when it is a sign stage (the engine's weight
         #: form: None unless the planner wants it, ``sign_product.wants_nibbles``), else None
         self.nibbles0 = first.weights.nibbles if signs else None
         #: AVX2: the word form of the first sign stage's float32 product (``avx2_dwords``; the
         #: planner's ``wants_dwords``), handed to ``fused_float`` where the nibbles go, else None
-        self.dwords0 = dwords_of(self.w0, _VECS1) if signs and wants_dwords(dtype) else None
-        self.form0 = self.nibbles0 if self.dwords0 is None else self.dwords0
+        self.dwords0 = dwords_of(w0, _VECS1) if signs and wants_dwords(dtype) else None
         n0 = self.n0 = first.weights.packed.rows
         ints[_TAIL_FIRST] = 0 if signs else 1
         self.tail_first = not signs
+        ints[_W0], ints[_N0], ints[_NW0] = put(w0, 8), n0, w0.shape[1]
         #: the first sign stage's float thresholds in float64 and their two ulps (``slack``), as
         #: ``refine_near_thresholds`` makes them, for the refinement of the fast product; or dummies
         t0 = np.asarray(signs[0].thresholds["float"][0], dtype) if signs else np.zeros(n0, dtype)
-        self.unit, tiny = rounding_constants(dtype)
-        self.t64 = t0.astype(np.float64)
-        self.slack = 2.0 * (np.abs(self.t64) * 2.0 * self.unit + tiny)
+        unit, tiny = rounding_constants(dtype)
+        t64 = t0.astype(np.float64)
+        ints[_T64], ints[_SLACK] = put(t64), put(2.0 * (np.abs(t64) * 2.0 * unit + tiny))
+        ints[_UNIT] = put(np.array([unit], np.float64))
         ints[_N_PACKED] = max(len(signs) - 1, 0)
-        ints[_N0] = n0
         widths = [n_words_for(s.n_out) for s in signs] or [1]
-        ints[_MAX_WORDS] = max(widths)
+        width = ints[_MAX_WORDS] = max(widths)
         if signs:
-            ints[_U8_THR] = put("ints", np.concatenate(_signed(*signs[0].thresholds["uint8"], np.int64)), int_data)
-            ints[_F_THR] = put("floats", np.concatenate(_signed(*signs[0].thresholds["float"], dtype)), floats)
+            ints[_U8_THR] = put(np.concatenate(_signed(*signs[0].thresholds["uint8"], np.int64)))
+            ints[_F_THR] = per * put(np.concatenate(_signed(*signs[0].thresholds["float"], dtype)))
         for s, stage in enumerate(signs[1:]):
-            r = _STAGES + 5 * s
+            r = _STAGES + _FIELDS * s
             w = stage.weights.packed
-            ints[r + _S_W] = put("w", w.bits, wflat)
-            if _TABLES:  # its byte-table panels right after its bits (_chain_and_tail finds them there)
-                put("w", _count_panels(np.ascontiguousarray(w.bits), _COUNT_ROWS).reshape(-1).view(np.uint64), wflat)
+            ints[r + _S_W] = put(w.bits, 8)
+            if _TABLES:  # its byte-table panels (``_chain_and_tail``)
+                ints[r + _S_PAN] = put(_count_panels(np.ascontiguousarray(w.bits), _COUNT_ROWS), 8)
             ints[r + _S_N], ints[r + _S_NW], ints[r + _S_BITS] = w.rows, w.bits.shape[1], w.n_bits
-            ints[r + _S_THR] = put("ints", np.concatenate(_signed(*stage.thresholds["packed"], np.int64)), int_data)
+            ints[r + _S_THR] = put(np.concatenate(_signed(*stage.thresholds["packed"], np.int64)))
         w = dense.weights.packed
         n = self.n_classes = w.rows
         t = _TAIL
         ints[t + _T_N], ints[t + _T_NW], ints[t + _T_BITS] = n, w.bits.shape[1], w.n_bits
-        ints[t + _T_W] = put("w", w.bits, wflat) if signs else -1
-        if _TABLES:
-            ints[_U8_PANELS] = put("w", _u8_panels(self.w0).reshape(-1).view(np.uint64), wflat)
+        ints[t + _T_W] = put(w.bits, 8) if signs else ints[_W0]
+        if _TABLES:  # the first layer's byte-table panels (``_first_tables``)
+            ints[_U8_PANELS] = put(_u8_panels(w0), 8)
         for field, value in ((_T_SCALE_F, dense.scale_float), (_T_SCALE_U8, dense.scale_uint8),
                              (_T_BIAS, dense.bias)):
-            ints[t + field] = -1 if value is None else put("floats", value, floats)
-        ints[t + _T_BN] = -1 if bn is None else put("floats", np.concatenate([bn.mean, bn.k, bn.beta]), floats)
-        self.ints = np.concatenate([ints, *int_data]).astype(np.int64)
-        self.floats = np.concatenate(floats).astype(dtype) if floats else np.zeros(1, dtype)
-        self.wflat = np.concatenate(wflat).astype(np.uint64) if wflat else np.zeros(1, np.uint64)
-        self.scratch_words = 8 * self.w0.shape[1] + 2 * int(ints[_MAX_WORDS])
-        if _TABLES:
-            stages = [(s.weights.packed.rows, s.weights.packed.bits.shape[1]) for s in signs[1:]]
-            self.scratch_words += _table_words(n0, self.w0.shape[1], stages)
+            ints[t + field] = -1 if value is None else per * put(np.asarray(value, dtype))
+        ints[t + _T_BN] = -1 if bn is None else per * put(np.concatenate([bn.mean, bn.k, bn.beta]).astype(dtype))
+        # A thread's scratch words: the uint8 row's bit planes, the activation words a and b, the
+        # (_SUMS,) int64 of ``plane_sums``/``xor_counts``, the byte tables' scratch (``_TABLES``), then
+        # for float rows the exact product's grid row q (k float64), the lookups' tables and
+        # accumulators (``sign_dot_lut``'s or, AVX2's word form, ``sign_dot_dwords``'), the (n0,)
+        # bool ``near``, and the first layer's dot (m, n0) last; each region from a 64-byte boundary
+        # past the activation words.
+        ints[_SC_A] = 8 * ints[_NW0]
+        ints[_SC_EXTRA] = -(-(ints[_SC_A] + 2 * width + _SUMS) // 8) * 8
+        stages = [(s.weights.packed.rows, s.weights.packed.bits.shape[1]) for s in signs[1:]]
+        extra = -(-_table_words(n0, w0.shape[1], stages) // 8) * 8 if _TABLES else 0
+        ints[_SC_Q] = ints[_SC_EXTRA] + extra
+        if self.dwords0 is not None:
+            tab_shape, acc_shape = (part.shape for part in dwords_scratch(k))
+        else:
+            tab_shape, acc_shape = (1, (k + 3) // 4 * 16), (1, _LUT_BLOCK)
+        (ints[_TAB_R], ints[_TAB_C]), (ints[_ACC_R], ints[_ACC_C]) = tab_shape, acc_shape
+        tab = -(-(ints[_SC_Q] + k) // 8) * 8
+        acc = tab + -(-(tab_shape[0] * tab_shape[1]) // 16) * 8  # float32s, two a word
+        near = acc + -(-(acc_shape[0] * acc_shape[1]) // 16) * 8
+        ints[_SC_TAB], ints[_SC_ACC], ints[_SC_NEAR] = 2 * tab, 2 * acc, 8 * near
+        self.dot_word = -(-(near + -(-n0 // 8)) // 8) * 8
+        ints[_SC_DOT] = per * self.dot_word
+        self.per = per
+        self.data = aligned_words(1, size[0])[0]
+        self.data[:] = np.concatenate(parts)
         self.local = threading.local()
         self.calls = 0
 
@@ -656,24 +738,20 @@ class Fused:
         0.8-1.2x at 128 and 10000 rows; 784-10: 0.7-0.9x at 1000 rows)."""
         return m < few_rows()
 
-    def _scratch(self):
-        """This thread's ``(words, row, label)`` scratch (made on first use; also its dict of
-        product buffers ``dots``, the plans ``hows``, and ``f64``, ``tables``, ``near`` for float
-        rows)."""
+    def _scratch(self, m):
+        """This thread's ``(words, row, label)`` scratch, ``words`` long enough for ``m`` rows
+        (made on first use, longer when a larger batch comes; also its dict of plans ``hows``)."""
         local = self.local
-        try:
-            return local.words, local.row, local.label
-        except AttributeError:
-            local.words = np.zeros(self.scratch_words, np.uint64)
+        words = getattr(local, "words", None)
+        if words is None:
             local.row = np.zeros((1, self.n_classes), self.dtype)
             local.label = np.zeros(1, np.int64)
-            local.dots = {}
             local.hows = {}
-            local.f64 = np.concatenate([self.t64, self.slack, grid_scratch(self.n_in).ravel()])
-            local.tables = lut_scratch(self.n_in) if self.nibbles0 is not None else dwords_scratch(self.n_in) if (
-                self.dwords0 is not None) else (np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32))
-            local.near = np.zeros(self.n0, np.bool_)
-            return local.words, local.row, local.label
+            local.rows = 0
+        if words is None or m > local.rows:
+            local.rows = m
+            local.words = aligned_words(1, self.dot_word + -(-m * self.n0 // self.per))[0]
+        return local.words, local.row, local.label
 
     def _how(self, m):
         """How ``fused_float`` gets the first layer's product of ``m`` float rows: tail first,
@@ -683,7 +761,7 @@ class Fused:
         if self.tail_first:
             return _EXACT
         held = self.local.hows.get(m)
-        count = _tables.edits()[0]
+        count = _EDITS[0]
         if held is not None and held[0] == count:
             return held[1]
         name = plan_dense(m, self.n_in, self.n0, self.dtype, exact=False, nibbles=self.nibbles0 is not None,
@@ -694,25 +772,92 @@ class Fused:
 
     def __call__(self, x, predict=False):
         """Logits (m, n_classes), or with ``predict`` the classes (m,) int64,
-        of checked input ``x`` (``check_model_input``)."""
+        of checked input ``x`` (``check_model_input``), through Numba's dispatcher; then
+        the calling thread's record for :meth:`quick` of this kind of input is made."""
         m = x.shape[0]
-        words, row, label = self._scratch()
+        made_at = _EDITS[0]
+        words, row, label = self._scratch(m)
         if predict:
             labels, logits = np.empty(m, np.int64), row
         else:
             labels, logits = label, np.empty((m, self.n_classes), self.dtype)
+        local = self.local
         if x.dtype == _UINT8:
-            fused_uint8(x, self.w0, self.wflat, self.ints, self.floats, words, logits, labels, predict)
+            fused_uint8(x, self.data, words, logits, labels, predict)
+            held = getattr(local, "u8", None)
+            if held is None or held[1] != made_at or held[3] is not words:
+                run = entry_point(fused_uint8, x, self.data, words, logits, labels, predict)
+                local.u8 = (run, made_at, few_rows(), words, row, label)
         else:
-            local = self.local
-            dot = local.dots.get(m)
-            if dot is None:
-                dot = local.dots[m] = np.empty((m, self.n0), self.dtype)
             how = self._how(m)
-            if how == _GIVEN:  # the very product of the stage path
+            first = self.nibbles0 if how == _LUT else self.dwords0 if how == _DWORDS else self.rows0
+            if how == _GIVEN:  # the very product of the stage path, written where the kernel reads it
                 dot = dense_sign_matmul(x, self.first_weights.packed, signs=self.first_weights.signs,
                                         rows=self.rows0, nibbles=self.nibbles0, exact=False)
-            fused_float(x, self.rows0, self.w0, self.form0, *local.tables, dot, how, local.f64, self.unit,
-                        local.near, self.wflat, self.ints, self.floats, words, logits, labels, predict)
+                at = self.dot_word * self.per
+                words.view(self.dtype)[at : at + dot.size] = dot.ravel()
+            fused_float(x, first, self.data, words, logits, labels, how, predict)  # x is finite: checked
+            held = getattr(local, "fl", None)
+            if held is None or held[0] != made_at or held[3] is not words:
+                held = local.fl = (made_at, few_rows(), local.rows, words, row, label, {})
+            if how != _GIVEN and m not in held[6]:
+                held[6][m] = (entry_point(fused_float, x, first, self.data, words, logits, labels, how, predict),
+                              first, how)
         self.calls += 1
         return labels if predict else logits
+
+    def quick(self, x, predict):
+        """``self(x, predict)`` for unchecked ``x`` in a few Python steps, or None (then the
+        caller checks ``x`` and calls ``self``): the common batch, an ndarray (not a subclass)
+        C-contiguous and aligned, (m, n_in) of uint8 or the model dtype with 1 <= m <
+        ``few_rows()``, in a thread that ran such a batch through ``self`` since the last table
+        edit (its record: the kernel's compiled entry point, ``kernels._plan.entry_point``, and
+        its scratch; on float rows also the plan for this ``m``, unless ``_GIVEN``). Float
+        rows holding a NaN or an infinity are refused by the kernel before it computes
+        anything; this raises ``check_model_input``'s ValueError then."""
+        # Written for speed (each attribute test here is tens of ns of a ~3 us call): x.shape
+        # builds a tuple, so the width is tested as ``x.size == m * n_in`` with ``m = len(x)``.
+        if type(x) is not _NDARRAY or x.ndim != 2:
+            return None
+        m = len(x)
+        flags = x.flags
+        if x.size != m * self.n_in or not (flags.c_contiguous and flags.aligned):
+            return None
+        dtype = x.dtype
+        if dtype is _UINT8:
+            try:
+                run, made_at, few, words, row, label = self.local.u8
+            except AttributeError:  # no record in this thread yet
+                return None
+            if made_at != _EDITS[0] or not 0 < m < few:
+                return None
+            if predict:
+                labels = _empty(m, _INT64)
+                run(x, self.data, words, row, labels, True)
+                self.calls += 1
+                return labels
+            logits = _empty((m, self.n_classes), self.dtype)
+            run(x, self.data, words, logits, label, False)
+            self.calls += 1
+            return logits
+        if dtype is not self.dtype:
+            return None
+        try:
+            made_at, few, rows, words, row, label, plans = self.local.fl
+        except AttributeError:
+            return None
+        plan = plans.get(m)
+        if made_at != _EDITS[0] or not 0 < m < few or m > rows or plan is None:
+            return None
+        run, first, how = plan
+        if predict:
+            out = labels = _empty(m, _INT64)
+            bad = run(x, first, self.data, words, row, labels, how, True)
+        else:
+            out = logits = _empty((m, self.n_classes), self.dtype)
+            bad = run(x, first, self.data, words, logits, label, how, False)
+        if bad >= 0:  # a NaN or an infinity: nothing was computed
+            check_model_input(x, self.n_in, self.dtype)  # raises the checked path's ValueError
+            return None
+        self.calls += 1
+        return out

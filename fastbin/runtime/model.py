@@ -260,10 +260,18 @@ class InferenceModel:
         fuse = getattr(engine, "fuse", None)
         #: the engine's one-call forward pass of this model (``fastbin.runtime._fused``), or None
         self.fused = fuse(self) if fuse is not None else None
+        #: the fused pass's ``quick(x, predict)`` (``fastbin.runtime._fused.Fused.quick``: the common
+        #: batch, unchecked, in a few steps, else None), or None where it has none
+        self._quick = getattr(self.fused, "quick", None)
         #: ``predict`` on float rows through a float tail certifies classes from bounds
         self.certify = _certifiable(self.stages, engine)
 
     def logits(self, x):
+        quick = self._quick
+        if quick is not None:  # the common batch straight to the fused pass, else None
+            logits = quick(x, False)
+            if logits is not None:
+                return logits
         return self._batch(check_model_input(x, self.n_in, self.dtype), False)
 
     forward = logits
@@ -295,6 +303,11 @@ class InferenceModel:
     def predict(self, x):
         """Classes (m,) int64: ``argmax(logits(x), axis=1)``, the first maximum; through a
         float tail on float rows mostly without its exact product (:func:`certified_classes`)."""
+        quick = self._quick
+        if quick is not None:  # the common batch straight to the fused pass, else None
+            classes = quick(x, True)
+            if classes is not None:
+                return classes
         return self._batch(check_model_input(x, self.n_in, self.dtype), True)
 
     def _batch(self, x, predict):

@@ -78,7 +78,7 @@ from .avx512 import BLOCK, ROWS, _lut_block4_upto, _tables
 
 __all__ = ["exact_sign_dot_rows", "exact_sign_dot_rows_parallel", "exact_lut_product", "exact_lut_product_parallel",
            "exact_chunks", "refine_near_thresholds", "grid_row", "grid_scratch", "exact_row", "scaled", "grid_bits_of",
-           "row_bound", "sign_dot_interval"]
+           "row_bound", "sign_dot_interval", "first_nonfinite_row"]
 
 def grid_scratch(k):
     """A scratch row ``q`` for ``k`` inputs."""
@@ -224,6 +224,20 @@ def row_bound(x_row, unit):
     if not bound <= 1.7976931348623157e308:  # a NaN or an infinity in the row: all exact
         bound = math.inf
     return bound
+
+
+@jit
+def first_nonfinite_row(x):
+    """The first row of float ``x`` (m, k) holding a NaN or an infinity, or -1: per row the
+    largest bit pattern of ``|x|`` (``grid_row``'s integer reduction, which vectorises), at or
+    above infinity's. Branch-free within a row."""
+    for i in range(x.shape[0]):
+        top_bits = np.uint64(0)
+        for t in range(x.shape[1]):
+            top_bits = max(top_bits, _f64_bits(np.float64(x[i, t])) & _ABS_MASK)
+        if top_bits >= _INF_BITS:
+            return i
+    return -1
 
 
 @jit
