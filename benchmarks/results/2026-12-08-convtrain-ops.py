@@ -1,6 +1,7 @@
-"""The input gradient of the issue-25 network's binary conv layers, main's way against the
-convolution with the flipped kernel (``fastbin.nn.conv.Conv2D._dx_flipped``), and the BLAS weight
-gradient beside them for scale; one process, alternating.
+"""The gradients of the issue-25 network's binary conv layers, main's way against this branch's:
+the input gradient as the convolution with the flipped kernel (``fastbin.nn.conv.Conv2D._dx_flipped``)
+and the weight gradient of ±1 patches through the planned sign product
+(``Conv2D._weight_grad``); one process, alternating.
 
     OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/results/2026-12-08-convtrain-ops.py \\
         [--repeat 5] [--threads 1,2]
@@ -8,10 +9,12 @@ gradient beside them for scale; one process, alternating.
 * ``dx main``: ``col2im(dense_sign_matmul(dz, W.T, exact=False))``: (m*h*w, f) @ (f, 9c), then col2im;
 * ``dx flipped``: ``dense_sign_matmul(im2col(dz, "same", 0), W', exact=False)`` with ``W'`` the
   kernel flipped in both axes, channels swapped: (m*h*w, 9f) @ (9f, c), no col2im;
-* ``dW``: ``im2col(x).T @ dz`` (BLAS; unchanged).
+* ``dW (BLAS)``: ``im2col(x).T @ dz`` (main);
+* ``dW (signs)``: ``dense_sign_matmul(dz.T, im2col(x), exact=False).T`` on ±1 images ``x``: (f, m*h*w)
+  @ (m*h*w, 9c), the patches as the signs (this branch, after a ``Sign``).
 
-Batch 128, 3x3 "same", stride 1; min / median ms of ``--repeat``; the largest difference of the
-two ``dx`` relative to the largest ``|dx|``.
+Batch 128, 3x3 "same", stride 1; min / median ms of ``--repeat``; the largest differences of the
+two forms relative to the largest value.
 """
 from __future__ import annotations
 
@@ -45,6 +48,11 @@ def dw(x, dz):
     return ops.im2col(x, 3, 1, "same", 1).T @ dz.reshape(-1, dz.shape[3])
 
 
+def dw_signs(x, dz):
+    cols = ops.im2col(x, 3, 1, "same", 1)
+    return ops.dense_sign_matmul(np.ascontiguousarray(dz.reshape(-1, dz.shape[3]).T), cols, exact=False).T
+
+
 def clock(fn, *args):
     t0 = time.perf_counter()
     fn(*args)
@@ -65,16 +73,19 @@ def main():
         x = np.where(rng.random((128, h, wd, c)) < 0.5, -1, 1).astype(np.float32)
         a, b = dx_main(dz, w), dx_flipped(dz, w)  # compiles
         err = float(np.max(np.abs(a - b)) / np.max(np.abs(a)))
+        g, g_signs = dw(x, dz), dw_signs(x, dz)
+        err_w = float(np.max(np.abs(g - g_signs)) / np.max(np.abs(g)))
         for threads in (int(t) for t in args.threads.split(",")):
             numba.set_num_threads(threads)
-            times = {"dx main": [], "dx flipped": [], "dW (BLAS)": []}
+            times = {"dx main": [], "dx flipped": [], "dW (BLAS)": [], "dW (signs)": []}
             for _ in range(args.repeat):
                 times["dx main"].append(clock(dx_main, dz, w))
                 times["dx flipped"].append(clock(dx_flipped, dz, w))
                 times["dW (BLAS)"].append(clock(dw, x, dz))
+                times["dW (signs)"].append(clock(dw_signs, x, dz))
             cells = "  ".join(f"{k} {1e3 * min(v):6.1f}/{1e3 * np.median(v):6.1f}" for k, v in times.items())
             print(f"{h}x{wd}x{c}->{f}, {threads} thread(s), load {os.getloadavg()[0]:.1f}: {cells}  "
-                  f"(max |dx diff| / max |dx| {err:.1e})")
+                  f"(max |diff| / max |value|: dx {err:.1e}, dW {err_w:.1e})")
 
 
 if __name__ == "__main__":
