@@ -1,7 +1,8 @@
-"""The gradients of the issue-25 network's binary conv layers, main's way against this branch's:
-the input gradient as the convolution with the flipped kernel (``fastbin.nn.conv.Conv2D._dx_flipped``)
-and the weight gradient of ±1 patches through the planned sign product
-(``Conv2D._weight_grad``); one process, alternating.
+"""The gradients of the issue-25 network's binary conv layers, main's way against the
+alternatives: the input gradient as the convolution with the flipped kernel
+(``fastbin.nn.conv.Conv2D._dx_flipped``, kept) and the weight gradient of ±1 patches through the
+planned sign product (tried and withdrawn: benchmarks/results/2026-12-08-convtrain.md); one
+process, alternating.
 
     OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/results/2026-12-08-convtrain-ops.py \\
         [--repeat 5] [--threads 1,2]
@@ -11,7 +12,7 @@ and the weight gradient of ±1 patches through the planned sign product
   kernel flipped in both axes, channels swapped: (m*h*w, 9f) @ (9f, c), no col2im;
 * ``dW (BLAS)``: ``im2col(x).T @ dz`` (main);
 * ``dW (signs)``: ``dense_sign_matmul(dz.T, im2col(x), exact=False).T`` on ±1 images ``x``: (f, m*h*w)
-  @ (m*h*w, 9c), the patches as the signs (this branch, after a ``Sign``).
+  @ (m*h*w, 9c), the patches as the signs (withdrawn).
 
 Batch 128, 3x3 "same", stride 1; min / median ms of ``--repeat``; the largest differences of the
 two forms relative to the largest value.
