@@ -144,7 +144,8 @@ class Conv2D(Dense):
         return z.reshape(x.shape[0], out_h, out_w, self.filters)
 
     def backward(self, dz, need_dx=True):
-        if getattr(self, "_images", None) is not None:
+        self._sign_patches = getattr(self, "_images", None) is not None  # ±1 images of the packed forward
+        if self._sign_patches:
             self._x = self.patches(self._images)
         flipped = need_dx and self._dx_by_flipped_kernel()
         dcols = super().backward(np.ascontiguousarray(dz.reshape(-1, self.filters)), need_dx and not flipped)
@@ -154,6 +155,14 @@ class Conv2D(Dense):
         if not need_dx:
             return None
         return self.backend.col2im(dcols, self._input_shape, self.kernel_size, self.stride, self.padding)
+
+    def _weight_grad(self, x, dz):
+        """``grads["W"] <- x.T @ dz``; on ±1 patches (the packed forward's, fastbin backend) as
+        ``(dz.T @ x).T``, the planned product of float rows and signs (``x`` is its own sign), where
+        :class:`Dense` multiplies the floats by BLAS; within float rounding of it."""
+        if not getattr(self, "_sign_patches", False):
+            return super()._weight_grad(x, dz)
+        self.grads["W"][...] = self.backend.dense_sign_matmul(np.ascontiguousarray(dz.T), x, exact=False).T
 
     def _dx_by_flipped_kernel(self):
         """Whether :meth:`backward` takes ``dx`` as the convolution of ``dz`` with the flipped
