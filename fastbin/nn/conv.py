@@ -62,7 +62,8 @@ class Conv2D(Dense):
     pixels pad with ``255 * pad_value``). Training: the :class:`Dense` paths
     on the patch rows, ``dx = col2im(dpatches)`` (on the fastbin backend, stride 1 and
     "same" padding of an odd kernel: the convolution of ``dz`` with the flipped kernel,
-    :meth:`_dx_flipped`). Evaluation: Dense's exact
+    :meth:`_dx_flipped`; after a ``Sign`` the weight gradient of the ±1 patches by the
+    sign product, :meth:`_weight_grad`). Evaluation: Dense's exact
     product, or, when the input is ±1 (``sign_input``), the packed
     ``binary_matmul`` (the same integers), then ``dense_affine``."""
 
