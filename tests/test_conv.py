@@ -245,6 +245,28 @@ def test_conv2d_layer_training_pass_matches_the_reference(case):
         assert_close(db, dz.sum(axis=(0, 1, 2)), np.float32, err_msg=backend)
 
 
+@pytest.mark.parametrize("kernel", [1, 3, 5, (3, 5)])
+@pytest.mark.parametrize("signed, scale", [(True, False), (False, False), (False, True)])
+def test_conv2d_input_gradient_by_the_flipped_kernel(kernel, signed, scale):
+    """Stride 1, "same", odd kernels: the fastbin backend's ``dx`` is the convolution of ``dz``
+    with the flipped kernel (``Conv2D._dx_flipped``), the reference's ``col2im`` within rounding."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 6, 7, 5)).astype(np.float32)
+    if signed:
+        x = np.where(x < 0, -1, 1).astype(np.float32)
+    layer = Conv2D(5, 6, kernel, padding="same", scale=scale, rng=3)
+    layer.sign_input = signed
+    assert layer._dx_by_flipped_kernel()
+    z = layer.forward(x, training=True)
+    dz = rng.standard_normal(z.shape).astype(np.float32)
+    dx = layer.backward(dz)
+    alpha = 1.0 if not scale else layer.alpha()
+    expect_dx, _ = R.sign_conv2d_backward((dz * alpha).astype(np.float64), x.astype(np.float64), _kernel4(layer),
+                                          1, "same", 1)
+    assert dx.shape == x.shape and dx.dtype == np.float32
+    assert_close(dx, expect_dx, np.float32)
+
+
 @given(layer_cases)
 def test_conv2d_layer_evaluation_is_exact_and_backend_independent(case):
     m, h, w, c, f, k, s, padding, pad_value, _, scale, seed = case

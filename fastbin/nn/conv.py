@@ -60,7 +60,10 @@ class Conv2D(Dense):
     pair. ``padding``: ``"valid"`` or ``"same"`` (:func:`fastbin.reference.conv_geometry`),
     ``pad_value`` 1 (one-padding) or 0, in units of the [0, 1] input (raw uint8
     pixels pad with ``255 * pad_value``). Training: the :class:`Dense` paths
-    on the patch rows, ``dx = col2im(dpatches)``. Evaluation: Dense's exact
+    on the patch rows, ``dx = col2im(dpatches)`` (on the fastbin backend, stride 1 and
+    "same" padding of an odd kernel: the convolution of ``dz`` with the flipped kernel,
+    :meth:`_dx_flipped`; after a ``Sign`` the weight gradient of the ±1 patches by the
+    sign product, :meth:`_weight_grad`). Evaluation: Dense's exact
     product, or, when the input is ±1 (``sign_input``), the packed
     ``binary_matmul`` (the same integers), then ``dense_affine``."""
 
@@ -142,13 +145,50 @@ class Conv2D(Dense):
         return z.reshape(x.shape[0], out_h, out_w, self.filters)
 
     def backward(self, dz, need_dx=True):
-        if getattr(self, "_images", None) is not None:
+        self._sign_patches = getattr(self, "_images", None) is not None  # ±1 images of the packed forward
+        if self._sign_patches:
             self._x = self.patches(self._images)
-        dcols = super().backward(np.ascontiguousarray(dz.reshape(-1, self.filters)), need_dx)
+        flipped = need_dx and self._dx_by_flipped_kernel()
+        dcols = super().backward(np.ascontiguousarray(dz.reshape(-1, self.filters)), need_dx and not flipped)
         self._x = self._images = None  # the patch matrix is the largest array of a step: drop it now
+        if flipped:
+            return self._dx_flipped(dz)
         if not need_dx:
             return None
         return self.backend.col2im(dcols, self._input_shape, self.kernel_size, self.stride, self.padding)
+
+    def _weight_grad(self, x, dz):
+        """``grads["W"] <- x.T @ dz``; on ±1 patches (the packed forward's, fastbin backend) as
+        ``(dz.T @ x).T``, the planned product of float rows and signs (``x`` is its own sign), where
+        :class:`Dense` multiplies the floats by BLAS; within float rounding of it."""
+        if not getattr(self, "_sign_patches", False):
+            return super()._weight_grad(x, dz)
+        self.grads["W"][...] = self.backend.dense_sign_matmul(np.ascontiguousarray(dz.T), x, exact=False).T
+
+    def _dx_by_flipped_kernel(self):
+        """Whether :meth:`backward` takes ``dx`` as the convolution of ``dz`` with the flipped
+        kernel (:meth:`_dx_flipped`): a binary layer on the fastbin backend, stride 1, "same"
+        padding of an odd kernel (the zero padding ``dz`` needs is then "same" again)."""
+        kh, kw = self.kernel_size
+        return (self.binary and self.backend.sign_products and self.stride == (1, 1) and self.padding == "same"
+                and kh % 2 == 1 and kw % 2 == 1)
+
+    def _dx_flipped(self, dz):
+        """``dx = col2im((dz * alpha) @ sign(W).T)`` computed as a convolution: pixel ``(y, x)``
+        receives ``dz[y + top - i, x + left - j] @ sign(W[i, j]).T * alpha`` over the taps, i.e.
+        ``im2col(dz * alpha, "same", zero padding) @ sign(W')`` with ``W'`` the kernel flipped in
+        both axes and its channels swapped, (kh * kw * filters, in_channels). The product has
+        ``in_channels`` outputs and a long ``k`` (the planner's fast lookups), where ``dz @
+        sign(W).T`` had ``kh * kw * in_channels`` outputs from ``k = filters``, and no ``col2im``
+        pass follows; within float rounding of it (benchmarks/results/2026-12-08-convtrain.md)."""
+        be = self.backend
+        kh, kw = self.kernel_size
+        alpha = self.alpha()
+        d = np.ascontiguousarray(dz if alpha is None else dz * alpha)
+        cols = be.im2col(d, (kh, kw), 1, "same", 0)
+        w4 = self.params["W"].reshape(kh, kw, self.in_channels, self.filters)
+        flipped = np.ascontiguousarray(w4[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, self.in_channels)
+        return be.dense_sign_matmul(cols, flipped, exact=False).reshape(self._input_shape)
 
     def config(self):
         return {"kind": self.kind, "in_channels": self.in_channels, "filters": self.filters,

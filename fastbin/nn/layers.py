@@ -263,7 +263,7 @@ class Dense(Layer):
 
     def backward(self, dz, need_dx=True):
         x, w_eff = self._x, self._w_eff
-        np.matmul(x.T, dz, out=self.grads["W"])
+        self._weight_grad(x, dz)
         if self.use_bias:
             np.sum(dz, axis=0, out=self.grads["b"])
         self.alpha_override = None  # training resumes from the latent weights
@@ -279,6 +279,10 @@ class Dense(Layer):
         if w_eff is None:  # W has not changed since forward: the same sign(W)
             w_eff = self.effective_weights()
         return dz @ w_eff.T
+
+    def _weight_grad(self, x, dz):
+        """``grads["W"] <- x.T @ dz`` (BLAS), the gradient the optimizer applies to ``W``."""
+        np.matmul(x.T, dz, out=self.grads["W"])
 
     def config(self):
         config = {"kind": self.kind, "n_in": self.n_in, "n_out": self.n_out, "binary": self.binary,
