@@ -194,7 +194,7 @@ _lane_block1, _lane_block2, _lane_block3, _lane_block4, _lane_block5, _lane_bloc
 )
 
 
-@jit
+@jit(inline="always")  # into _dots_lanes: one function fewer to optimise on a cold first call
 def _lane_block(panels, p, w, j, cols, k, out, row, valid):
     """The lane block for ``cols`` (1..8) rows of ``w`` from ``j``."""
     if cols >= 8:
@@ -274,7 +274,7 @@ def _dots(a, w, k, i0, i1, out, o0):
 MAX_TASKS = 64
 
 
-@jit
+@jit(inline="always")  # a small helper: no library of its own to compile (cold4)
 def _n_tasks(m):
     """Row chunks for the threaded kernels: at most MAX_TASKS, one vector
     of LANES rows at least (so chunks keep the lane kernel)."""
@@ -284,9 +284,13 @@ def _n_tasks(m):
 
 @jit
 def binary_matmul_kernel(a_bits, w_bits, n_bits, out):
+    """The lane panels alone (``_dots_lanes``, exact for any shape: panels zero-padded,
+    stores masked): the planner's kernel from LANES rows of ``a`` and ``w``, where ``_dots``
+    takes them. Without ``_dots_rows`` in its call graph a cold first call compiles only
+    what it runs (Numba types and compiles both branches of ``_dots``)."""
     if not (padding_is_zero(a_bits, n_bits) and padding_is_zero(w_bits, n_bits)):
         return False
-    _dots(a_bits, w_bits, n_bits, 0, a_bits.shape[0], out, 0)
+    _dots_lanes(a_bits, w_bits, n_bits, 0, a_bits.shape[0], out, 0)
     return True
 
 
@@ -314,20 +318,27 @@ def binary_matmul_parallel(a_bits, w_bits, n_bits, out):
     for task in prange(tasks):
         i0 = min(m, task * rows)
         i1 = min(m, i0 + rows)
-        _dots(a_bits, w_bits, n_bits, i0, i1, out, 0)
+        _dots_lanes(a_bits, w_bits, n_bits, i0, i1, out, 0)  # the lanes alone, as binary_matmul_kernel
     return True
+
+
+@jit(inline="always")  # a small helper: no library of its own to compile (cold4)
+def _pack_below(dots, i0, i1, sign, signed_thr, out_bits):
+    """The packed threshold signs (``threshold``) of the rows ``i0:i1`` whose dots are
+    the scratch ``dots`` (CHUNK, n) rows ``0:i1 - i0``, into ``out_bits[i0:i1]``."""
+    n = dots.shape[1]
+    for i in range(i0, i1):
+        for t in range(out_bits.shape[1]):
+            j0 = t * 64
+            out_bits[i, t] = below_word(dots, i - i0, j0, min(n, j0 + 64), sign, signed_thr)
 
 
 @jit
 def _threshold_rows(a, w, k, sign, signed_thr, i0, i1, dots, out_bits):
     """Dots of rows ``i0:i1`` into the scratch ``dots`` (CHUNK, n), then
     their packed threshold signs into ``out_bits[i0:i1]`` (``threshold``)."""
-    n = w.shape[0]
     _dots(a, w, k, i0, i1, dots, i0)
-    for i in range(i0, i1):
-        for t in range(out_bits.shape[1]):
-            j0 = t * 64
-            out_bits[i, t] = below_word(dots, i - i0, j0, min(n, j0 + 64), sign, signed_thr)
+    _pack_below(dots, i0, i1, sign, signed_thr, out_bits)
 
 
 @jit
@@ -353,5 +364,8 @@ def binary_dense_sign_parallel(a_bits, w_bits, n_bits, thresholds, flip, out_bit
     for c in prange(n_chunks):
         dots = np.empty((CHUNK, w_bits.shape[0]), dtype=np.int64)
         i0 = c * CHUNK
-        _threshold_rows(a_bits, w_bits, n_bits, sign, signed_thr, i0, min(m, i0 + CHUNK), dots, out_bits)
+        i1 = min(m, i0 + CHUNK)
+        # the lanes alone (exact for any shape), as binary_matmul_parallel
+        _dots_lanes(a_bits, w_bits, n_bits, i0, i1, dots, i0)
+        _pack_below(dots, i0, i1, sign, signed_thr, out_bits)
     return True

@@ -34,7 +34,7 @@ from ..intrinsics import threshold_word, threshold_word_types
 __all__ = ["signed_thresholds", "below_word", "threshold_pack"]
 
 
-@jit
+@jit(inline="always")  # a small helper: no library of its own to compile (cold4)
 def signed_thresholds(thresholds, flip):
     n = thresholds.shape[0]
     sign = np.empty(n, dtype=thresholds.dtype)

@@ -1,0 +1,132 @@
+"""Before/after of the cold4 branch (issue 26, item 2): first calls on an empty Numba cache, and
+the warm kernel time of each changed op, trees alternating in one run.
+
+    python benchmarks/results/2026-12-08-cold4.py cold ROUNDS CASE ... --tree NAME=DIR ...
+    python benchmarks/results/2026-12-08-cold4.py profile 1 CASE ... --tree NAME=DIR ...
+    python benchmarks/results/2026-12-08-cold4.py speed REPEATS --tree NAME=DIR ...
+
+``--tree NAME=DIR``: a directory holding a ``fastbin`` tree (``git archive main fastbin | tar -x -C
+DIR``), first on ``PYTHONPATH`` for that tree's children.
+``cold``: per round, case (of ``benchmarks/cold_start.py``, ``njit_trivial`` the yardstick) and
+tree (order reversed every other round), the first call in a fresh process on an empty
+``NUMBA_CACHE_DIR`` (the call alone); one JSON line each, with the 1-minute load average.
+``profile``: the same, with the compile time Numba reports per jitted function
+(inclusive of the callees compiled meanwhile), the 12 largest.
+``speed``: per tree a fresh process (warm: each op called once first; ``FASTBIN_NO_CACHE=1``),
+then the public ops' calls timed with timeit, trees alternating REPEATS times per op; the minimum
+per tree and the ratio after/before.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import cold_start  # noqa: E402
+
+
+def _order(trees, r):
+    items = list(trees.items())
+    return items if r % 2 == 0 else items[::-1]
+
+
+def cold(rounds, cases, trees, tmp, profile=False):
+    for r in range(rounds):
+        for case in cases:
+            for tree, path in _order(trees, r):
+                cold_start.EXTRA_ENV.clear()
+                cold_start.EXTRA_ENV["PYTHONPATH"] = path
+                out = cold_start.run_case(case, tempfile.mkdtemp(dir=tmp), profile=profile)
+                print(json.dumps(dict(round=r, case=case, tree=tree, first=round(out["first"], 3),
+                                      second=round(out["second"], 4), load=os.getloadavg()[0])), flush=True)
+                for func, sig, seconds in sorted(out["compiled"], key=lambda row: -row[2])[:12]:
+                    print(f"    {seconds:7.3f} s  {func}  {sig}", flush=True)
+
+
+#: The ops whose first call this branch changes: (name, setup, call), the shapes of the cold cases,
+#: and the threaded ops' tall-skinny and serial neighbours.
+SPEED = [
+    ("binary_matmul 128x784x512 (threads)", "a = fb.pack_signs(f32(128, 784)); w = fb.pack_weights(f32(784, 512))",
+     "fb.binary_matmul(a, w)"),
+    ("binary_matmul 2048x2048x2048 (threads)",
+     "a = fb.pack_signs(f32(2048, 2048)); w = fb.pack_weights(f32(2048, 2048))", "fb.binary_matmul(a, w)"),
+    ("binary_matmul 64x784x512 (serial)", "a = fb.pack_signs(f32(64, 784)); w = fb.pack_weights(f32(784, 512))",
+     "fb.binary_matmul(a, w, threads=False)"),
+    ("binary_matmul 4096x784x5 (threads)", "a = fb.pack_signs(f32(4096, 784)); w = fb.pack_weights(f32(784, 5))",
+     "fb.binary_matmul(a, w)"),
+    ("binary_dense_sign 128x784x512 (threads)",
+     "a = fb.pack_signs(f32(128, 784)); w = fb.pack_weights(f32(784, 512)); t = np.zeros(512, np.int64); "
+     "fl = np.zeros(512, bool)", "fb.binary_dense_sign(a, w, t, fl)"),
+    ("sign_matmul f32 128x784x512 (threads)", "x = f32(128, 784); w = fb.pack_weights(f32(784, 512))",
+     "fb.sign_matmul(x, w)"),
+    ("dense_sign_matmul 128x784x512 (threads)", "x = f32(128, 784); w = f32(784, 512)",
+     "fb.dense_sign_matmul(x, w)"),
+    ("linear_softmax_cross_entropy 128x784x10", "x = f32(128, 784); w = f32(784, 10); b = f32(10); "
+     "y = rng.integers(0, 10, 128)", "fb.linear_softmax_cross_entropy(x, w, b, y)"),
+    ("linear_softmax_cross_entropy 8192x784x10 (threads)", "x = f32(8192, 784); w = f32(784, 10); b = f32(10); "
+     "y = rng.integers(0, 10, 8192)", "fb.linear_softmax_cross_entropy(x, w, b, y)"),
+]
+
+_SPEED_CHILD = """
+import sys, timeit
+import numpy as np
+import fastbin as fb
+{inputs}
+setup, call = sys.argv[1], sys.argv[2]
+exec(setup)
+f = eval("lambda: " + call)
+f()
+number = max(1, int(0.05 / max(1e-7, timeit.timeit(f, number=1))))
+for line in sys.stdin:
+    print(min(timeit.repeat(f, number=number, repeat=3)) / number, flush=True)
+"""
+
+
+def speed(repeats, trees):
+    env = cold_start.fresh_env(None)
+    env["FASTBIN_NO_CACHE"] = "1"
+    for name, setup, call in SPEED:
+        children = {}
+        for tree, path in trees.items():
+            children[tree] = subprocess.Popen(
+                [sys.executable, "-c", _SPEED_CHILD.format(inputs=cold_start._INPUTS), setup, call],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**env, "PYTHONPATH": path},
+                cwd=tempfile.gettempdir())
+        times = {tree: [] for tree in trees}
+        for r in range(repeats):
+            for tree, _ in _order(trees, r):
+                children[tree].stdin.write("go\n")
+                children[tree].stdin.flush()
+                times[tree].append(float(children[tree].stdout.readline()))
+        for child in children.values():
+            child.stdin.close()
+            child.wait()
+        best = {tree: min(values) for tree, values in times.items()}
+        first = next(iter(best.values()))
+        print(f"| {name} | " + " | ".join(f"{tree} {value * 1e6:.1f} us ({value / first:.3f}x)"
+                                          for tree, value in best.items())
+              + f" | load {os.getloadavg()[0]:.1f} |", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["cold", "profile", "speed"])
+    parser.add_argument("rounds", type=int)
+    parser.add_argument("cases", nargs="*")
+    parser.add_argument("--tree", action="append", default=[])
+    args = parser.parse_args()
+    trees = dict(t.split("=", 1) for t in args.tree)
+    with tempfile.TemporaryDirectory(prefix="cold4-") as tmp:
+        if args.mode == "speed":
+            speed(args.rounds, trees)
+        else:
+            cold(args.rounds, args.cases, trees, tmp, profile=args.mode == "profile")
+
+
+if __name__ == "__main__":
+    main()
