@@ -3,7 +3,7 @@ the warm kernel time of each changed op, trees alternating in one run.
 
     python benchmarks/results/2026-12-08-cold4.py cold ROUNDS CASE ... --tree NAME=DIR ...
     python benchmarks/results/2026-12-08-cold4.py profile 1 CASE ... --tree NAME=DIR ...
-    python benchmarks/results/2026-12-08-cold4.py speed REPEATS --tree NAME=DIR ...
+    python benchmarks/results/2026-12-08-cold4.py speed REPEATS [WORD ...] --tree NAME=DIR ...
 
 ``--tree NAME=DIR``: a directory holding a ``fastbin`` tree (``git archive main fastbin | tar -x -C
 DIR``), first on ``PYTHONPATH`` for that tree's children.
@@ -12,7 +12,7 @@ tree (order reversed every other round), the first call in a fresh process on an
 ``NUMBA_CACHE_DIR`` (the call alone); one JSON line each, with the 1-minute load average.
 ``profile``: the same, with the compile time Numba reports per jitted function
 (inclusive of the callees compiled meanwhile), the 12 largest.
-``speed``: per tree a fresh process (warm: each op called once first; ``FASTBIN_NO_CACHE=1``),
+``speed``: per tree a fresh process (warm: each op called once first; CASE words pick ops by name),
 then the public ops' calls timed with timeit, trees alternating REPEATS times per op; the minimum
 per tree and the ratio after/before.
 """
@@ -87,10 +87,11 @@ for line in sys.stdin:
 """
 
 
-def speed(repeats, trees):
-    env = cold_start.fresh_env(None)
-    env["FASTBIN_NO_CACHE"] = "1"
+def speed(repeats, trees, only=()):
+    env = cold_start.fresh_env(None)  # each tree's kernels cached in its own __pycache__
     for name, setup, call in SPEED:
+        if only and not any(word in name for word in only):
+            continue
         children = {}
         for tree, path in trees.items():
             children[tree] = subprocess.Popen(
@@ -123,7 +124,7 @@ def main():
     trees = dict(t.split("=", 1) for t in args.tree)
     with tempfile.TemporaryDirectory(prefix="cold4-") as tmp:
         if args.mode == "speed":
-            speed(args.rounds, trees)
+            speed(args.rounds, trees, args.cases)
         else:
             cold(args.rounds, args.cases, trees, tmp, profile=args.mode == "profile")
 
