@@ -64,6 +64,8 @@ SPEED = [
      "fl = np.zeros(512, bool)", "fb.binary_dense_sign(a, w, t, fl)"),
     ("sign_matmul f32 128x784x512 (threads)", "x = f32(128, 784); w = fb.pack_weights(f32(784, 512))",
      "fb.sign_matmul(x, w)"),
+    ("sign_matmul f32 128x784x512 (serial)", "x = f32(128, 784); w = fb.pack_weights(f32(784, 512))",
+     "fb.sign_matmul(x, w, threads=False)"),
     ("dense_sign_matmul 128x784x512 (threads)", "x = f32(128, 784); w = f32(784, 512)",
      "fb.dense_sign_matmul(x, w)"),
     ("linear_softmax_cross_entropy 128x784x10", "x = f32(128, 784); w = f32(784, 10); b = f32(10); "

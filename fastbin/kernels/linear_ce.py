@@ -37,7 +37,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from .._config import LOGITS_BLOCK, jit, jit_disabled, jit_parallel
+from .._config import LOGITS_BLOCK, jit, jit_parallel
 from .pack import unpack_rows
 from .sign_product._dot_blocks import dot_rows_4x3
 from .softmax_ce import ce_block_labels, ce_block_targets
@@ -81,12 +81,9 @@ def _aligned_zeros(rows, cols, like):
     return out
 
 
-# The register blocks, the logits and the serial driver are inlined at Numba's IR level
-# (``inline="always"``): as functions each was compiled and optimised on its own and again
-# in every caller up the chain (Numba links and re-optimises a callee's code in each
-# caller's module), so a cold first call optimised the 8 x 2 loops five times.
-# benchmarks/results/2026-12-08-cold4.md.
-@jit(inline="always")
+# The register blocks stay functions: inlined at Numba's IR level (fewer libraries on a cold
+# first call) the serial 128 x 784 x 10 step ran 3.5x slower (benchmarks/results/2026-12-08-cold4.md).
+@jit
 def _dots_8x2(xb, wa, wb, zero, z, j):
     """``z[r, j] = xb[r] . wa`` and ``z[r, j + 1] = xb[r] . wb`` for the 8 rows
     of ``xb``: 16 FMAs per 10 loads, so the FMA units, not the loads, set the
@@ -127,7 +124,7 @@ def _dots_8x2(xb, wa, wb, zero, z, j):
     z[4, j + 1], z[5, j + 1], z[6, j + 1], z[7, j + 1] = b4, b5, b6, b7
 
 
-@jit(inline="always")
+@jit
 def _dots_8x1(xb, wa, zero, z, j):
     x0, x1, x2, x3, x4, x5, x6, x7 = xb[0], xb[1], xb[2], xb[3], xb[4], xb[5], xb[6], xb[7]
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
@@ -145,7 +142,7 @@ def _dots_8x1(xb, wa, zero, z, j):
     z[4, j], z[5, j], z[6, j], z[7, j] = a4, a5, a6, a7
 
 
-@jit(inline="always")
+@jit
 def _logits_8x2(xb, w_t, zero, z):
     """``z[r, j] = xb[r] . w_t[j]`` for the ROWS rows of ``xb``, two classes at
     a time (16 vector accumulators: for 32 vector registers)."""
@@ -157,7 +154,7 @@ def _logits_8x2(xb, w_t, zero, z):
         _dots_8x1(xb, w_t[c_even], zero, z, c_even)
 
 
-@jit(inline="always")
+@jit
 def _logits_4x3(xb, w_t, zero, z):
     """The same in 4 x 3 blocks (12 accumulators) for 16 vector registers,
     where 8 x 2 spills: whole step 128 x 784 x 10 on Zen 2 (AVX2) 1.16-1.19x
@@ -170,7 +167,7 @@ def _logits_4x3(xb, w_t, zero, z):
 _block_logits = _logits_8x2 if LOGITS_BLOCK == "8x2" else _logits_4x3
 
 
-@jit(inline="always")
+@jit
 def _axpy_8x2(xb, dz, j, ga, gb):
     """``ga += sum_r dz[r, j] * xb[r]`` and ``gb`` likewise with column j + 1:
     each load of a row of ``xb`` serves both gradient rows, and each
@@ -210,7 +207,7 @@ def _axpy_8x2(xb, dz, j, ga, gb):
         gb[kk] = h
 
 
-@jit(inline="always")
+@jit
 def _axpy_8x1(xb, dz, j, ga):
     x0, x1, x2, x3, x4, x5, x6, x7 = xb[0], xb[1], xb[2], xb[3], xb[4], xb[5], xb[6], xb[7]
     d0, d1, d2, d3, d4, d5, d6, d7 = dz[0, j], dz[1, j], dz[2, j], dz[3, j], dz[4, j], dz[5, j], dz[6, j], dz[7, j]
@@ -304,13 +301,6 @@ def _rows_loss_grad(x, w_t, b, labels, targets, use_targets, lo, hi, inv_m, dw_t
     return total
 
 
-#: The same, inlined into the serial kernels (their one heavy function: each kernel compiles one
-#: library with the blocks rather than linking and re-optimising ``_rows_loss_grad``'s); the
-#: threaded driver calls ``_rows_loss_grad`` in its prange loop (not inlined there: the loop body
-#: is lowered as a function of its own, and its allocations stay calls).
-_rows_loss_grad_inline = jit(inline="always")(_rows_loss_grad.py_func) if not jit_disabled() else _rows_loss_grad
-
-
 @jit(inline="always")
 def _linear_ce_core(x, w_t, b, labels, targets, use_targets, dw, db):
     """Serial driver. ``w_t`` is W transposed (c, k), C-contiguous. Writes
@@ -320,7 +310,7 @@ def _linear_ce_core(x, w_t, b, labels, targets, use_targets, dw, db):
     inv_m = 1.0 / m
     dw_t = _aligned_zeros(c, k, x)
     db[:] = 0
-    total = _rows_loss_grad_inline(x, w_t, b, labels, targets, use_targets, 0, m, inv_m, dw_t, db)
+    total = _rows_loss_grad(x, w_t, b, labels, targets, use_targets, 0, m, inv_m, dw_t, db)
     for kk in range(k):
         for j in range(c):
             dw[kk, j] = dw_t[j, kk]
