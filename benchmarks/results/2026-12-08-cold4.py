@@ -4,6 +4,7 @@ the warm kernel time of each changed op, trees alternating in one run.
     python benchmarks/results/2026-12-08-cold4.py cold ROUNDS CASE ... --tree NAME=DIR ...
     python benchmarks/results/2026-12-08-cold4.py profile 1 CASE ... --tree NAME=DIR ...
     python benchmarks/results/2026-12-08-cold4.py speed REPEATS [WORD ...] --tree NAME=DIR ...
+    FASTBIN_NO_CACHE=1 python benchmarks/results/2026-12-08-cold4.py inproc REPEATS --tree before=DIR
 
 ``--tree NAME=DIR``: a directory holding a ``fastbin`` tree (``git archive main fastbin | tar -x -C
 DIR``), first on ``PYTHONPATH`` for that tree's children.
@@ -14,7 +15,10 @@ tree (order reversed every other round), the first call in a fresh process on an
 (inclusive of the callees compiled meanwhile), the 12 largest.
 ``speed``: per tree a fresh process (warm: each op called once first; CASE words pick ops by name),
 then the public ops' calls timed with timeit, trees alternating REPEATS times per op; the minimum
-per tree and the ratio after/before.
+per tree and the ratio after/before (noisy on a loaded machine: processes differ).
+``inproc``: main's ``blocked``, ``linear_ce``, ``avx512`` and ``exact`` modules loaded next to this
+tree's in one process (``_before_module``), the changed kernels timed alternating; the outputs
+compared (the same bits).
 """
 from __future__ import annotations
 
@@ -116,9 +120,87 @@ def speed(repeats, trees, only=()):
               + f" | load {os.getloadavg()[0]:.1f} |", flush=True)
 
 
+def _before_module(before, package, name):
+    """``before``'s ``fastbin/<package>/<name>.py`` loaded as ``fastbin.<package>.<name>_before`` (its
+    relative imports resolve to this tree's modules), to time its kernels next to this tree's."""
+    import importlib.util
+
+    path = Path(before) / "fastbin" / package.replace(".", "/") / f"{name}.py"
+    full = f"fastbin.{package}.{name}_before"
+    copy = Path(tempfile.mkdtemp()) / f"{name}_before.py"  # its own file: its own Numba cache entries
+    copy.write_text(path.read_text())
+    spec = importlib.util.spec_from_file_location(full, copy)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[full] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def inproc(repeats, before):
+    """The changed kernels, main's and this tree's, in this one process, alternating (timeit,
+    minimum of ``repeats`` rounds of 3)."""
+    import timeit
+
+    import numpy as np
+
+    import fastbin as fb
+    from fastbin.kernels import linear_ce
+    from fastbin.kernels.binary_product import blocked
+    from fastbin.kernels.sign_product import avx512, exact
+
+    old = {name: _before_module(before, package, name) for package, name in
+           (("kernels.binary_product", "blocked"), ("kernels", "linear_ce"), ("kernels.sign_product", "avx512"),
+            ("kernels.sign_product", "exact"))}
+    rng = np.random.default_rng(0)
+
+    def f32(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    cases = []
+    for m, k, n, kernel in ((128, 784, 512, "binary_matmul_parallel"), (2048, 2048, 2048, "binary_matmul_parallel"),
+                            (64, 784, 512, "binary_matmul_kernel"), (4096, 784, 5, "binary_matmul_parallel")):
+        a, w = fb.pack_signs(f32(m, k)), fb.pack_weights(f32(k, n))
+        cases.append((f"{kernel} {m}x{k}x{n}", "blocked", kernel, (a.bits, w.bits, k, np.zeros((m, n), np.int32))))
+    a, w = fb.pack_signs(f32(128, 784)), fb.pack_weights(f32(784, 512))
+    cases.append(("binary_dense_sign_parallel 128x784x512", "blocked", "binary_dense_sign_parallel",
+                  (a.bits, w.bits, 784, np.zeros(512, np.int64), np.zeros(512, bool), np.zeros((128, 8), np.uint64))))
+    x, wf, b, y = f32(128, 784), f32(784, 10), f32(10), rng.integers(0, 10, 128)
+    cases.append(("linear_softmax_ce_labels 128x784x10", "linear_ce", "linear_softmax_ce_labels",
+                  (x, wf, b, y, np.empty((784, 10), np.float32), np.empty(10, np.float32))))
+    x8k, y8k = f32(8192, 784), rng.integers(0, 10, 8192)
+    cases.append(("linear_softmax_ce_parallel 8192x784x10 (placeholders)", "linear_ce", "linear_softmax_ce_parallel",
+                  (x8k, wf, np.empty((0, 1), np.uint64), b, y8k, np.zeros((1, 1), np.float32), False,
+                   np.empty((784, 10), np.float32), np.empty(10, np.float32), 2)))
+    x, w = f32(128, 784), fb.pack_weights(f32(784, 512))
+    for kernel in ("sign_matmul_lut_parallel", "sign_matmul_lut"):
+        out = np.empty((128, 512), np.float32)
+        cases.append((f"{kernel} 128x784x512", "avx512", kernel, (x, w.bits, out, 1 << 20)))
+    nib = avx512.nibbles_of(w.bits, 784)
+    cases.append(("exact_lut_product_parallel 128x784x512", "exact", "exact_lut_product_parallel",
+                  (x, w.bits, nib, np.empty((128, 512), np.float32))))
+    modules = {"blocked": blocked, "linear_ce": linear_ce, "avx512": avx512, "exact": exact}
+    for name, module, kernel, args in cases:
+        pair = {"before": getattr(old[module], kernel), "after": getattr(modules[module], kernel)}
+        outs = {}
+        for tree, f in pair.items():
+            f(*args)
+            outs[tree] = [np.array(v, copy=True) for v in args if isinstance(v, np.ndarray) and v.flags.writeable]
+        same = all(np.array_equal(p, q) for p, q in zip(outs["before"], outs["after"]))
+        number = max(1, int(0.02 / max(1e-7, timeit.timeit(lambda f=pair["after"], a=args: f(*a), number=1))))
+        times = {tree: [] for tree in pair}
+        for r in range(repeats):
+            for tree in (("before", "after") if r % 2 == 0 else ("after", "before")):
+                run = pair[tree]
+                times[tree].append(min(timeit.repeat(lambda f=run, a=args: f(*a), number=number, repeat=3)) / number)
+        lo = {tree: min(v) for tree, v in times.items()}
+        ratio = lo["after"] / lo["before"]
+        print(f"| {name} | {lo['before'] * 1e6:.1f} us | {lo['after'] * 1e6:.1f} us | {ratio:.3f}x "
+              f"| {same} | {os.getloadavg()[0]:.1f} |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["cold", "profile", "speed"])
+    parser.add_argument("mode", choices=["cold", "profile", "speed", "inproc"])
     parser.add_argument("rounds", type=int)
     parser.add_argument("cases", nargs="*")
     parser.add_argument("--tree", action="append", default=[])
@@ -127,6 +209,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="cold4-") as tmp:
         if args.mode == "speed":
             speed(args.rounds, trees, args.cases)
+        elif args.mode == "inproc":
+            inproc(args.rounds, trees["before"])
         else:
             cold(args.rounds, args.cases, trees, tmp, profile=args.mode == "profile")
 
