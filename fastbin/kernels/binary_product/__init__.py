@@ -2,10 +2,9 @@
 
 * ``blocked``: the blocked kernels, with 8-row lane panels (serial and threaded),
   for ``binary_matmul`` and ``binary_dense_sign``, and the row blocks alone
-  (``blocked_rows``: below 8 rows of ``a``, or of ``w`` unthreaded). ``binary_matmul``'s
-  ``blocked``/``blocked_parallel`` and ``binary_dense_sign``'s ``blocked_parallel`` run
-  the lane panels alone (a cold first call compiles what it runs); ``binary_dense_sign``'s
-  serial ``blocked`` (also the conv chain's) picks lanes or row blocks by shape;
+  (``blocked_rows``: below 8 rows of ``a``, or of ``w`` unthreaded). The threaded kernels
+  (``blocked_parallel`` of both planners) run the lane panels alone (a cold first call
+  compiles what it runs); the serial ``blocked`` ones pick lanes or row blocks by shape;
 * ``_lanes``: the lane block with a native vector popcount; ``_lanes_bytes``: the
   same with byte popcounts (CPUs without VPOPCNTDQ; a compile-time choice keyed by
   the CPU like the cache: ``_config.BYTE_POPCOUNT_LANES``);

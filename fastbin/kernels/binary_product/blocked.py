@@ -284,13 +284,11 @@ def _n_tasks(m):
 
 @jit
 def binary_matmul_kernel(a_bits, w_bits, n_bits, out):
-    """The lane panels alone (``_dots_lanes``, exact for any shape: panels zero-padded,
-    stores masked): the planner's kernel from LANES rows of ``a`` and ``w``, where ``_dots``
-    takes them. Without ``_dots_rows`` in its call graph a cold first call compiles only
-    what it runs (Numba types and compiles both branches of ``_dots``)."""
+    # ``_dots`` (main's): the lanes alone here measured 0.98-1.79x main's time at 64x784x512 in
+    # four in-process A/B runs on a loaded machine (benchmarks/results/2026-12-08-cold4.md)
     if not (padding_is_zero(a_bits, n_bits) and padding_is_zero(w_bits, n_bits)):
         return False
-    _dots_lanes(a_bits, w_bits, n_bits, 0, a_bits.shape[0], out, 0)
+    _dots(a_bits, w_bits, n_bits, 0, a_bits.shape[0], out, 0)
     return True
 
 
@@ -318,7 +316,7 @@ def binary_matmul_parallel(a_bits, w_bits, n_bits, out):
     for task in prange(tasks):
         i0 = min(m, task * rows)
         i1 = min(m, i0 + rows)
-        _dots_lanes(a_bits, w_bits, n_bits, i0, i1, out, 0)  # the lanes alone, as binary_matmul_kernel
+        _dots_lanes(a_bits, w_bits, n_bits, i0, i1, out, 0)  # the lanes alone (exact for any shape)
     return True
 
 
