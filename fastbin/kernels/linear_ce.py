@@ -59,7 +59,7 @@ __all__ = [
 ROWS = 8
 
 
-@jit(inline="always")  # a small helper: no library of its own to compile (cold4)
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _aligned_empty(rows, cols, like):
     """Uninitialised C-contiguous (rows, cols) array of ``like``'s dtype whose
     data starts on a 64-byte boundary (Numba's own allocations are only
@@ -72,7 +72,7 @@ def _aligned_empty(rows, cols, like):
     return buf[offset : offset + rows * cols].reshape((rows, cols))
 
 
-@jit(inline="always")  # a small helper: no library of its own to compile (cold4)
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _aligned_zeros(rows, cols, like):
     out = _aligned_empty(rows, cols, like)
     for i in range(rows):  # loops, not out[:] = 0: inlined into the threaded driver that is no parfor
@@ -350,7 +350,7 @@ def _linear_ce_core_parallel(x, w_t, b, labels, targets, use_targets, dw, db, n_
     return losses.sum() * inv_m
 
 
-@jit(inline="always")  # a small helper: no library of its own to compile (cold4)
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _transpose(w):
     c = w.shape[1]
     k = w.shape[0]
@@ -361,7 +361,7 @@ def _transpose(w):
     return w_t
 
 
-@jit(inline="always")  # a small helper: no library of its own to compile (cold4)
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _unpacked(w_bits, k, dtype_like):
     w_t = _aligned_empty(w_bits.shape[0], k, dtype_like)
     unpack_rows(w_bits, k, w_t)

@@ -194,7 +194,7 @@ _lane_block1, _lane_block2, _lane_block3, _lane_block4, _lane_block5, _lane_bloc
 )
 
 
-@jit  # not inlined into _dots_lanes: inlined, 2048^3 threaded ran 4x slower (cold4)
+@jit  # not inlined into _dots_lanes: inlined, 2048^3 threaded ran 3.2x slower (results/2026-12-08-cold4.md)
 def _lane_block(panels, p, w, j, cols, k, out, row, valid):
     """The lane block for ``cols`` (1..8) rows of ``w`` from ``j``."""
     if cols >= 8:
@@ -274,7 +274,7 @@ def _dots(a, w, k, i0, i1, out, o0):
 MAX_TASKS = 64
 
 
-@jit(inline="always")  # a small helper: no library of its own to compile (cold4)
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _n_tasks(m):
     """Row chunks for the threaded kernels: at most MAX_TASKS, one vector
     of LANES rows at least (so chunks keep the lane kernel)."""
@@ -320,7 +320,7 @@ def binary_matmul_parallel(a_bits, w_bits, n_bits, out):
     return True
 
 
-@jit(inline="always")  # a small helper: no library of its own to compile (cold4)
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _pack_below(dots, i0, i1, sign, signed_thr, out_bits):
     """The packed threshold signs (``threshold``) of the rows ``i0:i1`` whose dots are
     the scratch ``dots`` (CHUNK, n) rows ``0:i1 - i0``, into ``out_bits[i0:i1]``."""

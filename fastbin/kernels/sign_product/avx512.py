@@ -284,7 +284,7 @@ def _row_block(x, nib, out, i0, g0, g1, tabs, acc):
                     dst[j + c] += src[c]
 
 
-@jit(inline="always")  # a small helper: no library of its own to compile (cold4)
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _group_chunk(nib, chunk_bytes):
     """Groups per pass over the rows: the nibble (index) rows of a pass fit ``chunk_bytes``."""
     return max(1, min(nib.shape[0], chunk_bytes // (nib.shape[1] * nib.itemsize)))
