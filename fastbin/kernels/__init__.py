@@ -70,7 +70,7 @@ __all__ = [
     # w (k,c), b (c,), labels intp (m,), dw out (k,c), db out (c,)) -> mean loss; *_targets with
     # targets (m,c); *_packed_* with w_bits uint64 (c, ceil(k/64)) instead of w;
     # linear_softmax_ce_parallel(x, w, w_bits, b, labels, targets, use_targets, dw, db, n_parts)
-    # threaded form of all four (w_bits with 0 rows selects w; unused args are placeholders)
+    # threaded form of all four (w_bits with 0 rows selects w; unused args are placeholders or None)
     "linear_softmax_ce_labels",
     "linear_softmax_ce_targets",
     "linear_softmax_ce_packed_labels",

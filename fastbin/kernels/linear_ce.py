@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from .._config import LOGITS_BLOCK, jit, jit_parallel
 from .pack import unpack_rows
@@ -57,7 +59,7 @@ __all__ = [
 ROWS = 8
 
 
-@jit
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _aligned_empty(rows, cols, like):
     """Uninitialised C-contiguous (rows, cols) array of ``like``'s dtype whose
     data starts on a 64-byte boundary (Numba's own allocations are only
@@ -70,13 +72,17 @@ def _aligned_empty(rows, cols, like):
     return buf[offset : offset + rows * cols].reshape((rows, cols))
 
 
-@jit
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _aligned_zeros(rows, cols, like):
     out = _aligned_empty(rows, cols, like)
-    out[:] = 0
+    for i in range(rows):  # loops, not out[:] = 0: inlined into the threaded driver that is no parfor
+        for j in range(cols):
+            out[i, j] = 0
     return out
 
 
+# The register blocks stay functions: inlined at Numba's IR level (fewer libraries on a cold
+# first call) the serial 128 x 784 x 10 step ran 3.5x slower (benchmarks/results/2026-12-08-cold4.md).
 @jit
 def _dots_8x2(xb, wa, wb, zero, z, j):
     """``z[r, j] = xb[r] . wa`` and ``z[r, j + 1] = xb[r] . wb`` for the 8 rows
@@ -217,12 +223,40 @@ def _axpy_8x1(xb, dz, j, ga):
         ga[kk] = g
 
 
+def _ce_rows(z, labels, targets, use_targets, i0, i1, inv_m):
+    """The softmax cross-entropy of the block ``z`` (rows ``i0:i1`` of the step), ``dz``
+    written over it: against ``targets`` where ``labels`` is None or ``use_targets``, else
+    against ``labels``; returns the sum of the rows' losses."""
+    if labels is None or (targets is not None and use_targets):
+        return ce_block_targets(z, targets[i0:i1], z, inv_m)
+    return ce_block_labels(z, labels[i0:i1], z, inv_m)
+
+
+@overload(_ce_rows, inline="always")
+def _ce_rows_jit(z, labels, targets, use_targets, i0, i1, inv_m):
+    # chosen by the argument types: a variant given None compiles one cross-entropy block
+    # (Numba's branch pruning resolves ``x is None`` only where x is None, not where it is an array)
+    if isinstance(labels, types.NoneType):
+        return lambda z, labels, targets, use_targets, i0, i1, inv_m: ce_block_targets(z, targets[i0:i1], z, inv_m)
+    if isinstance(targets, types.NoneType):
+        return lambda z, labels, targets, use_targets, i0, i1, inv_m: ce_block_labels(z, labels[i0:i1], z, inv_m)
+
+    def both(z, labels, targets, use_targets, i0, i1, inv_m):
+        if use_targets:
+            return ce_block_targets(z, targets[i0:i1], z, inv_m)
+        return ce_block_labels(z, labels[i0:i1], z, inv_m)
+
+    return both
+
+
 @jit
 def _rows_loss_grad(x, w_t, b, labels, targets, use_targets, lo, hi, inv_m, dw_t, db):
     """Rows ``lo:hi`` of the step: adds their ``dz.T @ x`` to ``dw_t`` (c, k)
     and their column sums of ``dz`` to ``db``; returns the sum (not mean) of
     their row losses. ``labels`` (m,) is used when ``use_targets`` is False,
-    ``targets`` (m, c) otherwise."""
+    ``targets`` (m, c) otherwise; either may be None instead (the other is used:
+    ``_ce_rows``, so a variant given None compiles one cross-entropy block and a
+    cold first call compiles what it runs)."""
     k = x.shape[1]
     c = w_t.shape[0]
     z = np.empty((ROWS, c), dtype=x.dtype)
@@ -238,10 +272,7 @@ def _rows_loss_grad(x, w_t, b, labels, targets, use_targets, lo, hi, inv_m, dw_t
             for j in range(c):
                 z[r, j] += b[j]
         # softmax cross-entropy of the block, dz written over z
-        if use_targets:
-            total += ce_block_targets(z, targets[i0 : i0 + ROWS], z, inv_m)
-        else:
-            total += ce_block_labels(z, labels[i0 : i0 + ROWS], z, inv_m)
+        total += _ce_rows(z, labels, targets, use_targets, i0, i0 + ROWS, inv_m)
         # backward: dw.T += dz.T @ x_block, db += column sums of dz
         for r in range(ROWS):
             for j in range(c):
@@ -260,10 +291,7 @@ def _rows_loss_grad(x, w_t, b, labels, targets, use_targets, lo, hi, inv_m, dw_t
             for kk in range(k):
                 a0 += xi[kk] * wj[kk]
             z1[0, j] = a0 + b[j]
-        if use_targets:
-            total += ce_block_targets(z1, targets[i : i + 1], z1, inv_m)
-        else:
-            total += ce_block_labels(z1, labels[i : i + 1], z1, inv_m)
+        total += _ce_rows(z1, labels, targets, use_targets, i, i + 1, inv_m)
         for j in range(c):
             d0 = z1[0, j]
             db[j] += d0
@@ -273,7 +301,7 @@ def _rows_loss_grad(x, w_t, b, labels, targets, use_targets, lo, hi, inv_m, dw_t
     return total
 
 
-@jit
+@jit(inline="always")
 def _linear_ce_core(x, w_t, b, labels, targets, use_targets, dw, db):
     """Serial driver. ``w_t`` is W transposed (c, k), C-contiguous. Writes
     ``dw`` (k, c) and ``db`` (c,); returns the mean loss (float64)."""
@@ -322,7 +350,7 @@ def _linear_ce_core_parallel(x, w_t, b, labels, targets, use_targets, dw, db, n_
     return losses.sum() * inv_m
 
 
-@jit
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _transpose(w):
     c = w.shape[1]
     k = w.shape[0]
@@ -333,11 +361,35 @@ def _transpose(w):
     return w_t
 
 
-@jit
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _unpacked(w_bits, k, dtype_like):
     w_t = _aligned_empty(w_bits.shape[0], k, dtype_like)
     unpack_rows(w_bits, k, w_t)
     return w_t
+
+
+def _w_transposed(w, w_bits, x):
+    """W transposed (c, k) in ``x``'s dtype: from ``w`` where ``w_bits`` is None or has no
+    rows (and ``w`` is not None), else unpacked from ``w_bits``."""
+    if w_bits is None or (w is not None and w_bits.shape[0] == 0):
+        return _transpose(w)
+    return _unpacked(w_bits, x.shape[1], x)
+
+
+@overload(_w_transposed, inline="always")
+def _w_transposed_jit(w, w_bits, x):
+    # by the argument types, as _ce_rows: a variant given None compiles one of the two
+    if isinstance(w_bits, types.NoneType):
+        return lambda w, w_bits, x: _transpose(w)
+    if isinstance(w, types.NoneType):
+        return lambda w, w_bits, x: _unpacked(w_bits, x.shape[1], x)
+
+    def both(w, w_bits, x):
+        if w_bits.shape[0] == 0:
+            return _transpose(w)
+        return _unpacked(w_bits, x.shape[1], x)
+
+    return both
 
 
 @jit
@@ -347,16 +399,14 @@ def linear_softmax_ce_labels(x, w, b, labels, dw, db):
     x : float32/float64 (m, k), C-contiguous; w : (k, c) and b : (c,) of x's
     dtype; labels : integer (m,) in [0, c); dw : (k, c), db : (c,) of x's
     dtype, written. Returns the mean loss (float64)."""
-    dummy_targets = np.empty((1, 1), dtype=x.dtype)
-    return _linear_ce_core(x, _transpose(w), b, labels, dummy_targets, False, dw, db)
+    return _linear_ce_core(x, _transpose(w), b, labels, None, False, dw, db)
 
 
 @jit
 def linear_softmax_ce_targets(x, w, b, targets, dw, db):
     """As :func:`linear_softmax_ce_labels` with targets (m, c) of x's dtype
     (finite, >= 0) instead of class indices."""
-    dummy_labels = np.zeros(1, dtype=np.intp)
-    return _linear_ce_core(x, _transpose(w), b, dummy_labels, targets, True, dw, db)
+    return _linear_ce_core(x, _transpose(w), b, None, targets, True, dw, db)
 
 
 @jit
@@ -364,17 +414,15 @@ def linear_softmax_ce_packed_labels(x, w_bits, b, labels, dw, db):
     """As :func:`linear_softmax_ce_labels` with ``W = sign`` matrix given packed:
     ``w_bits`` uint64 (c, ceil(k / 64)), the ``bits`` of ``pack_weights(W)``
     (zero padding). ``dw`` is the gradient w.r.t. ``sign(W)``."""
-    dummy_targets = np.empty((1, 1), dtype=x.dtype)
     w_t = _unpacked(w_bits, x.shape[1], x)
-    return _linear_ce_core(x, w_t, b, labels, dummy_targets, False, dw, db)
+    return _linear_ce_core(x, w_t, b, labels, None, False, dw, db)
 
 
 @jit
 def linear_softmax_ce_packed_targets(x, w_bits, b, targets, dw, db):
     """As :func:`linear_softmax_ce_packed_labels` with targets (m, c)."""
-    dummy_labels = np.zeros(1, dtype=np.intp)
     w_t = _unpacked(w_bits, x.shape[1], x)
-    return _linear_ce_core(x, w_t, b, dummy_labels, targets, True, dw, db)
+    return _linear_ce_core(x, w_t, b, None, targets, True, dw, db)
 
 
 @jit
@@ -384,9 +432,7 @@ def linear_softmax_ce_parallel(x, w, w_bits, b, labels, targets, use_targets, dw
     own (c, k) gradient buffer. ``w`` (k, c) is used when ``w_bits`` has no rows
     (pass ``np.empty((0, 1), np.uint64)``), else ``w_bits`` (c, ceil(k/64));
     ``labels`` when ``use_targets`` is False, else ``targets``. The other
-    argument of each pair is a placeholder of the right dtype."""
-    if w_bits.shape[0] == 0:
-        w_t = _transpose(w)
-    else:
-        w_t = _unpacked(w_bits, x.shape[1], x)
+    argument of each pair is a placeholder of the right dtype, or None: then
+    only the branch of the given one is compiled (``fastbin.ops`` passes None)."""
+    w_t = _w_transposed(w, w_bits, x)
     return _linear_ce_core_parallel(x, w_t, b, labels, targets, use_targets, dw, db, n_parts)

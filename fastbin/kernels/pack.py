@@ -171,7 +171,7 @@ def unpack_rows(bits, n_bits, out):
                 out[i, base + b] = 1 - 2 * bit
 
 
-@jit
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def padding_is_zero(bits, n_bits):
     """True when every padding bit (past ``n_bits`` in the last word of each
     row of ``bits`` (rows, n_words)) is 0, as ``fastbin.bits`` requires.
@@ -188,7 +188,7 @@ def padding_is_zero(bits, n_bits):
     return found == 0
 
 
-@jit
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def aligned_words(rows, n_words):
     """Uninitialised uint64 (rows, n_words), C-contiguous, data 64-byte
     aligned: ``fastbin.packed.aligned_empty`` without its Python-level cost

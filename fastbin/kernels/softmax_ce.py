@@ -153,7 +153,7 @@ if not jit_disabled():
         return None
 
 
-@jit
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _row_max(logits, i):
     """Max of row ``i``. The loop skips a NaN (comparisons are False) unless it
     is the first element; either way ``logits[i] - max`` then has a NaN, which
@@ -165,7 +165,7 @@ def _row_max(logits, i):
     return mx
 
 
-@jit
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _exp_flat(out):
     """``out = exp(out)`` elementwise, arguments <= 0: one long loop over the
     C-contiguous block, so it vectorises even when c is small."""

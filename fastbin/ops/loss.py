@@ -141,11 +141,11 @@ def linear_softmax_cross_entropy(x, w, b, labels, *, threads=None):
         use_targets = labels.ndim == 2
         loss = linear_softmax_ce_parallel(
             x,
-            _NO_W[x.dtype] if packed else w,
-            w.bits if packed else _NO_BITS,
+            None if packed else w,  # None: the kernel compiles the branch of the other one only
+            w.bits if packed else None,
             b,
-            _NO_LABELS if use_targets else labels,
-            labels if use_targets else _NO_TARGETS[x.dtype],
+            None if use_targets else labels,
+            labels if use_targets else None,
             use_targets,
             dw,
             db,
@@ -195,9 +195,3 @@ def _labels(name, labels, m, c, dtype):
 
 
 _INTP = np.dtype(np.intp)
-
-# placeholders for the unused arguments of linear_softmax_ce_parallel
-_NO_BITS = np.empty((0, 1), dtype=np.uint64)
-_NO_LABELS = np.zeros(1, dtype=np.intp)
-_NO_W = {dtype: np.zeros((1, 1), dtype=dtype) for dtype in FLOAT_DTYPES}
-_NO_TARGETS = _NO_W

@@ -2,7 +2,9 @@
 
 * ``blocked``: the blocked kernels, with 8-row lane panels (serial and threaded),
   for ``binary_matmul`` and ``binary_dense_sign``, and the row blocks alone
-  (``blocked_rows``: below 8 rows of ``a``, or of ``w`` unthreaded);
+  (``blocked_rows``: below 8 rows of ``a``, or of ``w`` unthreaded). The threaded kernels
+  (``blocked_parallel`` of both planners) run the lane panels alone (a cold first call
+  compiles what it runs); the serial ``blocked`` ones pick lanes or row blocks by shape;
 * ``_lanes``: the lane block with a native vector popcount; ``_lanes_bytes``: the
   same with byte popcounts (CPUs without VPOPCNTDQ; a compile-time choice keyed by
   the CPU like the cache: ``_config.BYTE_POPCOUNT_LANES``);
@@ -109,5 +111,9 @@ def plan_sign(m: int, n: int, n_words: int, threads=None, *, few: bool = False, 
     config = _config
     if few and m < config.TABLE["few_rows"]:
         return SIGN_PATHS["few_rows4" if m <= config.TABLE["rows4_max_rows"] else "few_rows"]
+    if m < LANES:  # one task of the threaded kernel, whose lanes alone would run half empty: the row blocks
+        if threads is not None:
+            config.use_threads("binary_matmul", 0, threads)  # the TypeError for threads=2 etc.
+        return SIGN_PATHS["blocked"]
     return SIGN_PATHS["blocked_parallel" if config.use_threads("binary_matmul", m * n * n_words, threads)
                       else "blocked"]

@@ -194,7 +194,7 @@ _lane_block1, _lane_block2, _lane_block3, _lane_block4, _lane_block5, _lane_bloc
 )
 
 
-@jit
+@jit  # not inlined into _dots_lanes: inlined, 2048^3 threaded ran 3.2x slower (results/2026-12-08-cold4.md)
 def _lane_block(panels, p, w, j, cols, k, out, row, valid):
     """The lane block for ``cols`` (1..8) rows of ``w`` from ``j``."""
     if cols >= 8:
@@ -274,7 +274,7 @@ def _dots(a, w, k, i0, i1, out, o0):
 MAX_TASKS = 64
 
 
-@jit
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def _n_tasks(m):
     """Row chunks for the threaded kernels: at most MAX_TASKS, one vector
     of LANES rows at least (so chunks keep the lane kernel)."""
@@ -284,6 +284,8 @@ def _n_tasks(m):
 
 @jit
 def binary_matmul_kernel(a_bits, w_bits, n_bits, out):
+    # ``_dots`` (main's): the lanes alone here measured 0.98-1.79x main's time at 64x784x512 in
+    # four in-process A/B runs on a loaded machine (benchmarks/results/2026-12-08-cold4.md)
     if not (padding_is_zero(a_bits, n_bits) and padding_is_zero(w_bits, n_bits)):
         return False
     _dots(a_bits, w_bits, n_bits, 0, a_bits.shape[0], out, 0)
@@ -314,20 +316,27 @@ def binary_matmul_parallel(a_bits, w_bits, n_bits, out):
     for task in prange(tasks):
         i0 = min(m, task * rows)
         i1 = min(m, i0 + rows)
-        _dots(a_bits, w_bits, n_bits, i0, i1, out, 0)
+        _dots_lanes(a_bits, w_bits, n_bits, i0, i1, out, 0)  # the lanes alone (exact for any shape)
     return True
+
+
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
+def _pack_below(dots, i0, i1, sign, signed_thr, out_bits):
+    """The packed threshold signs (``threshold``) of the rows ``i0:i1`` whose dots are
+    the scratch ``dots`` (CHUNK, n) rows ``0:i1 - i0``, into ``out_bits[i0:i1]``."""
+    n = dots.shape[1]
+    for i in range(i0, i1):
+        for t in range(out_bits.shape[1]):
+            j0 = t * 64
+            out_bits[i, t] = below_word(dots, i - i0, j0, min(n, j0 + 64), sign, signed_thr)
 
 
 @jit
 def _threshold_rows(a, w, k, sign, signed_thr, i0, i1, dots, out_bits):
     """Dots of rows ``i0:i1`` into the scratch ``dots`` (CHUNK, n), then
     their packed threshold signs into ``out_bits[i0:i1]`` (``threshold``)."""
-    n = w.shape[0]
     _dots(a, w, k, i0, i1, dots, i0)
-    for i in range(i0, i1):
-        for t in range(out_bits.shape[1]):
-            j0 = t * 64
-            out_bits[i, t] = below_word(dots, i - i0, j0, min(n, j0 + 64), sign, signed_thr)
+    _pack_below(dots, i0, i1, sign, signed_thr, out_bits)
 
 
 @jit
@@ -353,5 +362,8 @@ def binary_dense_sign_parallel(a_bits, w_bits, n_bits, thresholds, flip, out_bit
     for c in prange(n_chunks):
         dots = np.empty((CHUNK, w_bits.shape[0]), dtype=np.int64)
         i0 = c * CHUNK
-        _threshold_rows(a_bits, w_bits, n_bits, sign, signed_thr, i0, min(m, i0 + CHUNK), dots, out_bits)
+        i1 = min(m, i0 + CHUNK)
+        # the lanes alone (exact for any shape), as binary_matmul_parallel
+        _dots_lanes(a_bits, w_bits, n_bits, i0, i1, dots, i0)
+        _pack_below(dots, i0, i1, sign, signed_thr, out_bits)
     return True

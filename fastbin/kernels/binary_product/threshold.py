@@ -34,7 +34,7 @@ from ..intrinsics import threshold_word, threshold_word_types
 __all__ = ["signed_thresholds", "below_word", "threshold_pack"]
 
 
-@jit
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def signed_thresholds(thresholds, flip):
     n = thresholds.shape[0]
     sign = np.empty(n, dtype=thresholds.dtype)

@@ -153,7 +153,7 @@ def scaled(acc, s1, s2):
     return acc * s1 * s2
 
 
-@jit
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def grid_bits_of(k):
     """``fastbin.reference.grid_bits(k)``: ``52 - ceil(log2(k))``."""
     v, n = k - 1, 0
@@ -291,7 +291,7 @@ def sign_dot_interval(x, fast, unit, lo, hi):
 # ---------------------------------------------------------------------------
 # The exact product by table lookups
 # ---------------------------------------------------------------------------
-@jit
+@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
 def exact_chunks(k):
     """``(bits, count)``: the exact product splits each
     grid integer ``q`` (``|q| <= 2**G``, ``G = grid_bits(k)``) into ``count`` chunks of
