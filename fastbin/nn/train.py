@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validate import check_int, check_labels
+from .._validate import check_fraction, check_int, check_labels
 from ..io.datasets import BatchIterator
+from .augment import smooth_labels
 
 __all__ = ["History", "EarlyStopping", "TrainState", "fit", "split_validation"]
 
@@ -234,7 +235,7 @@ def _set_state(model, state) -> None:
 
 def fit(model, opt, data, y=None, *, epochs=None, steps=None, batch_size=128, eval_every="auto", seed=0,
         progress=True, early_stopping=None, validation_split=None, validation_data=None,
-        eval_data=None, resume=None) -> History:
+        eval_data=None, resume=None, augment=None, label_smoothing=0.0) -> History:
     """Train ``model`` with ``opt`` and return a :class:`History`.
 
     ``data, y``: arrays ``X`` (m, n_in) float or raw uint8 and ``y`` (m,)
@@ -269,6 +270,14 @@ def fit(model, opt, data, y=None, *, epochs=None, steps=None, batch_size=128, ev
     4x fewer bytes per batch; the evaluation data is converted once. On the
     fastbin backend a binary first layer's forward is the pixels' exact integer
     product (``Dense.uint8_training``): within float rounding of the float run.
+
+    ``augment``: a callable ``augment(x_batch, rng) -> x_batch`` (same shape and
+    dtype), e.g. :class:`fastbin.nn.ImageAugment`, applied to every training batch
+    with ``rng = numpy.random.default_rng([seed, 2, step])`` (``step`` the update,
+    1-based; ``seed=None``: fresh entropy), so runs and resumed runs are reproducible.
+    ``label_smoothing``: ``eps`` in [0, 1); the training batches' labels become
+    targets ``(1 - eps) * onehot + eps / n_classes`` (:func:`fastbin.nn.smooth_labels`).
+    Neither touches the evaluation data; a resumed run needs the same values.
     """
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs= or steps=")
@@ -277,6 +286,9 @@ def fit(model, opt, data, y=None, *, epochs=None, steps=None, batch_size=128, ev
             check_int(name, value)
     if seed is not None:
         check_int("seed", seed, minimum=0)
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be callable as augment(x_batch, rng), got {type(augment).__name__}")
+    label_smoothing = check_fraction("label_smoothing", label_smoothing)
     if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
         early_stopping = EarlyStopping(early_stopping)
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
@@ -328,6 +340,10 @@ def fit(model, opt, data, y=None, *, epochs=None, steps=None, batch_size=128, ev
         step = first - 1
         for step in range(first, total + 1):
             x, labels = batches.next_batch()
+            if augment is not None:
+                x = augment(x, np.random.default_rng(None if seed is None else [seed, 2, step]))
+            if label_smoothing:
+                labels = smooth_labels(labels, model.n_classes, label_smoothing, model.dtype)
             train_losses.append(model.train_step(x, labels, opt))
             if bar is not None:
                 bar.update(1)
