@@ -169,7 +169,7 @@ _lut_block4_32 = _lut_block_python if jit_disabled() else _lut_block_intrinsic(R
 _lut_block4_16 = _lut_block_python if jit_disabled() else _lut_block_intrinsic(ROWS, 1)
 
 
-@jit(inline="always")
+@jit
 def _lut_block4_upto(tabs, nib, j, width, acc):
     """The ``ROWS``-row block at output ``j``, as wide as the ``width`` outputs left need
     (16, 32, 48 or 64)."""
@@ -209,14 +209,6 @@ def nibbles_into(w_bits, n_bits, nib, times=1):
             dst[j] = ((src[j] >> shift) & np.uint64(15)) * scale
 
 
-# Inlining (``inline="always"``, at Numba's IR level, for the thin wrappers and the
-# block switches): Numba compiles each jitted function on its own and then links and
-# re-optimises its code in every caller's module, so the lookup blocks were optimised once
-# per level of a call chain seven levels deep; a cold first call of ``sign_matmul_lut_parallel``
-# (128 x 784 x 512) now compiles fewer, larger functions (benchmarks/results/2026-12-08-cold4.md).
-# The threaded passes (``_lookup_passes_parallel``) and ``_row_block`` stay functions: a prange
-# loop is lowered in its own function, and its body calls ``_row_block``.
-
 # ---------------------------------------------------------------------------
 # The passes over rows and groups, shared by the float32 tables (float32
 # accumulators) and the int16 tables of ``avx512_int16`` (int32 accumulators):
@@ -249,7 +241,7 @@ def _lookup_block(tabs, nib, j, width, acc):
         _lut_block4_upto(tabs, nib, j, width, acc)
 
 
-@overload(_lookup_block, inline="always")
+@overload(_lookup_block)
 def _lookup_block_jit(tabs, nib, j, width, acc):
     if tabs.dtype == types.int16:
         return lambda tabs, nib, j, width, acc: _lut16_block(tabs, nib, j, acc)
@@ -284,13 +276,13 @@ def _row_block(x, nib, out, i0, g0, g1, tabs, acc):
                     dst[j + c] += src[c]
 
 
-@jit(inline="always")  # small: inlined, no code library of its own (results/2026-12-08-cold4.md)
+@jit
 def _group_chunk(nib, chunk_bytes):
     """Groups per pass over the rows: the nibble (index) rows of a pass fit ``chunk_bytes``."""
     return max(1, min(nib.shape[0], chunk_bytes // (nib.shape[1] * nib.itemsize)))
 
 
-@jit(inline="always")
+@jit
 def _lookup_passes(x, nib, out, chunk_bytes, acc_like):
     """``out = x @ sign(W)`` from the nibble (index) form ``nib``: rows 4 at a time, in
     passes over the groups whose nibbles fit ``chunk_bytes``; the tables of
@@ -317,7 +309,7 @@ def _lookup_passes_parallel(x, nib, out, chunk_bytes, acc_like):
             _row_block(x, nib, out, b * ROWS, g0, g1, tabs, acc)
 
 
-@jit(inline="always")
+@jit
 def _nibble_form(w_bits, k, like, times):
     """A new (ceil(k/4), n_pad) array of ``like``'s dtype holding the nibbles of
     ``w_bits`` times ``times`` (:func:`nibbles_into`)."""
@@ -326,20 +318,20 @@ def _nibble_form(w_bits, k, like, times):
     return nib
 
 
-@jit(inline="always")
+@jit
 def nibbles_of(w_bits, k):
     """The nibble form (module doc) of packed signs ``w_bits`` of ``k`` bits a row."""
     return _nibble_form(w_bits, k, np.empty(0, np.uint8), 1)
 
 
-@jit(inline="always")
+@jit
 def index_words(w_bits, k):
     """The uint16 index form (ceil(k/4), n_pad) of the int16 tables (``avx512_int16``):
     twice the nibbles (the lane of table entry ``e`` is ``2e``)."""
     return _nibble_form(w_bits, k, np.empty(0, np.uint16), 2)
 
 
-@jit(inline="always")
+@jit
 def lut_product(x, nib, out, chunk_bytes):
     """``out`` (m, n) = ``x @ sign(W)`` for float32 (or uint8: exact while
     ``255 * k <= 2**24``) ``x`` (m, k) and the nibble form ``nib`` (ceil(k/4), n_pad)
@@ -347,20 +339,20 @@ def lut_product(x, nib, out, chunk_bytes):
     _lookup_passes(x, nib, out, chunk_bytes, np.empty(0, np.float32))
 
 
-@jit(inline="always")  # the threads are _lookup_passes_parallel's (not inlined: a prange)
+@jit  # the threads are _lookup_passes_parallel's
 def lut_product_parallel(x, nib, out, chunk_bytes):
     """:func:`lut_product` with the blocks of 4 rows over threads."""
     _lookup_passes_parallel(x, nib, out, chunk_bytes, np.empty(0, np.float32))
 
 
-@jit(inline="always")
+@jit
 def lut16_product(x, idx, out, chunk_bytes):
     """``out`` (m, n) int32 = the exact ``x @ sign(W)`` for uint8 ``x`` (m, k) and the
     index form ``idx`` (:func:`index_words`) of ``W``, by int16 tables (``avx512_int16``)."""
     _lookup_passes(x, idx, out, chunk_bytes, np.empty(0, np.int32))
 
 
-@jit(inline="always")  # the threads are _lookup_passes_parallel's (not inlined: a prange)
+@jit  # the threads are _lookup_passes_parallel's
 def lut16_product_parallel(x, idx, out, chunk_bytes):
     """:func:`lut16_product` with the blocks of 4 rows over threads."""
     _lookup_passes_parallel(x, idx, out, chunk_bytes, np.empty(0, np.int32))
@@ -491,7 +483,7 @@ def _table_group(row, t, tab, base):
         _tables_group(row, t, tab, base)
 
 
-@overload(_table_group, inline="always")
+@overload(_table_group)
 def _table_group_jit(row, t, tab, base):
     if tab.dtype == types.int16:
         return lambda row, t, tab, base: _tables16_group(row, t, tab, base)
@@ -509,7 +501,7 @@ def _group_width_jit(tab):
     return lambda tab: width
 
 
-@jit(inline="always")
+@jit
 def _tables(row, tab, g0=0, g1=-1):
     """``tab[w (g - g0) + e] = sum_q (-1 if bit q of e else 1) * row[4 g + q]`` for the groups
     ``g0 <= g < g1`` (default: all that ``tab`` holds; zeros past the row), ``w`` lanes a group
