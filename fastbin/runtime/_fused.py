@@ -96,8 +96,7 @@ from ..kernels.sign_product import few_rows, plan_dense, wants_dwords
 from ..kernels.sign_product._lanes import plane_dot, plane_words
 from ..kernels.sign_product.avx2_dwords import VECS1 as _VECS1
 from ..kernels.sign_product.avx2_dwords import dwords_of, dwords_scratch, sign_dot_dwords
-from ..kernels.sign_product.avx512 import BLOCK as _LUT_BLOCK
-from ..kernels.sign_product.avx512 import sign_dot_lut
+from ..kernels.sign_product.avx512 import lut_scratch, sign_dot_lut
 from ..kernels.sign_product.exact import exact_sign_dot_rows, first_nonfinite_row, refine_row
 from ..kernels.sign_product.nibble_block_avx2 import ROWS as _TABLE_ROWS
 from ..kernels.sign_product.nibble_block_avx2 import panels_of as _u8_panels
@@ -713,10 +712,8 @@ class Fused:
         stages = [(s.weights.packed.rows, s.weights.packed.bits.shape[1]) for s in signs[1:]]
         extra = -(-_table_words(n0, w0.shape[1], stages) // 8) * 8 if _TABLES else 0
         ints[_SC_Q] = ints[_SC_EXTRA] + extra
-        if self.dwords0 is not None:
-            tab_shape, acc_shape = (part.shape for part in dwords_scratch(k))
-        else:
-            tab_shape, acc_shape = (1, (k + 3) // 4 * 16), (1, _LUT_BLOCK)
+        scratch_of = dwords_scratch if self.dwords0 is not None else lut_scratch  # the shapes the kernel takes
+        tab_shape, acc_shape = (part.shape for part in scratch_of(k))
         (ints[_TAB_R], ints[_TAB_C]), (ints[_ACC_R], ints[_ACC_C]) = tab_shape, acc_shape
         tab = -(-(ints[_SC_Q] + k) // 8) * 8
         acc = tab + -(-(tab_shape[0] * tab_shape[1]) // 16) * 8  # float32s, two a word
